@@ -1,0 +1,20 @@
+//! Anti-entropy tree: a Merkle tree over the whole keyspace in the style of
+//! Riak's tictac AAE. Keys are placed in 2^20 segments (leaves) by the top
+//! bits of a 64-bit key hash; a leaf holds the XOR of the 128-bit entry
+//! hashes H(key, canonical state bytes) of its keys and their count, and
+//! every inner node (fan-out 32, four levels) the XOR and sum of its
+//! children. XOR makes maintenance O(1) per key: fold the old entry hash out
+//! and the new one in, along the path to the root.
+//!
+//! Writes never read state to maintain the tree: the write path marks keys
+//! dirty (in memory), and [`Tree::settle`] folds each dirty key once before
+//! the tree is read. The per-key entry hashes live in the `aae_keys` column
+//! family (ordered by key hash, so a segment's keys are one range scan); the
+//! leaves are persisted at clean close. An unclean shutdown is detected at
+//! open and the tree is rebuilt from the data. See ARCHITECTURE.md.
+
+mod hash;
+mod tree;
+
+pub use hash::{entry_hash, key_hash, segment_of};
+pub use tree::{Node, Tree, VerifyReport, FANOUT, FANOUT_BITS, LEVELS, SEGMENT_BITS};

@@ -1,0 +1,362 @@
+//! The in-memory levels of the tree, their maintenance (mark dirty, settle),
+//! persistence (leaves at clean close), rebuild and verification.
+
+use super::hash::{entry_hash, key_hash, segment_of};
+use crate::error::{Error, Result};
+use crate::store::{cf, CF_AAE_KEYS, CF_AAE_LEAVES, CF_META, CF_STATE};
+use parking_lot::Mutex;
+use rocksdb::DB;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Bits of key hash that pick the segment: 2^20 leaves.
+pub const SEGMENT_BITS: u32 = 20;
+/// Bits per level step: fan-out 32.
+pub const FANOUT_BITS: u32 = 5;
+/// Children per inner node.
+pub const FANOUT: usize = 1 << FANOUT_BITS;
+/// Levels including leaves (level 0) and root (level 4).
+pub const LEVELS: usize = (SEGMENT_BITS / FANOUT_BITS) as usize + 1;
+
+const META_AAE_CLEAN: &[u8] = b"aae_clean";
+const DIRTY_SHARDS: usize = 16;
+/// Dirty keys held in memory before a writer settles them itself.
+const MAX_DIRTY: usize = 1 << 20;
+
+/// One node: XOR of the entry hashes below it, and how many keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Node {
+    /// XOR of entry hashes.
+    pub hash: u128,
+    /// Number of keys.
+    pub count: u64,
+}
+
+struct Levels {
+    hashes: Vec<Vec<u128>>,
+    counts: Vec<Vec<u64>>,
+    /// Leaves changed since the last persist (bitmap).
+    changed: Vec<u64>,
+}
+
+impl Levels {
+    fn empty() -> Levels {
+        let sizes: Vec<usize> = (0..LEVELS)
+            .map(|l| 1usize << (SEGMENT_BITS - l as u32 * FANOUT_BITS))
+            .collect();
+        Levels {
+            hashes: sizes.iter().map(|n| vec![0u128; *n]).collect(),
+            counts: sizes.iter().map(|n| vec![0u64; *n]).collect(),
+            changed: vec![0u64; (1usize << SEGMENT_BITS) / 64],
+        }
+    }
+
+    /// XOR `delta` into a leaf and its ancestors, add `dc` to counts.
+    fn apply(&mut self, seg: u32, delta: u128, dc: i64) {
+        let mut i = seg as usize;
+        self.changed[i / 64] |= 1 << (i % 64);
+        for l in 0..LEVELS {
+            self.hashes[l][i] ^= delta;
+            self.counts[l][i] = self.counts[l][i].wrapping_add_signed(dc);
+            i >>= FANOUT_BITS;
+        }
+    }
+
+    fn node(&self, level: usize, i: usize) -> Node {
+        Node {
+            hash: self.hashes[level][i],
+            count: self.counts[level][i],
+        }
+    }
+}
+
+/// The anti-entropy tree of one engine. Thread-safe.
+pub struct Tree {
+    levels: Mutex<Levels>,
+    dirty: Vec<Mutex<HashSet<Vec<u8>>>>,
+    dirty_len: AtomicUsize,
+}
+
+/// Result of [`Tree::verify`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Keys hashed from the data.
+    pub keys: u64,
+    /// Segments whose maintained leaf differs from the data (first 100).
+    pub bad_segments: Vec<u32>,
+    /// Keys whose stored entry hash differs from the data (first 100).
+    pub bad_keys: Vec<Vec<u8>>,
+    /// Whether the maintained tree equals the recomputed one everywhere.
+    pub consistent: bool,
+}
+
+impl Tree {
+    /// Load the tree at open: the persisted leaves after a clean close, or a
+    /// rebuild from the data otherwise. The clean mark is removed, so a
+    /// crash before the next clean close forces a rebuild.
+    pub(crate) fn load(db: &DB) -> Result<Tree> {
+        let meta = cf(db, CF_META)?;
+        let mut levels = Levels::empty();
+        if db.get_cf(meta, META_AAE_CLEAN)?.is_some() {
+            let mut it = db.raw_iterator_cf(cf(db, CF_AAE_LEAVES)?);
+            it.seek_to_first();
+            while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                let (seg, node) = decode_leaf(k, v)?;
+                levels.apply(seg, node.hash, node.count as i64);
+                it.next();
+            }
+            it.status()?;
+            levels.changed.fill(0);
+            let mut w = rocksdb::WriteOptions::default();
+            w.set_sync(true);
+            db.delete_cf_opt(meta, META_AAE_CLEAN, &w)?;
+        } else {
+            levels = rebuild(db)?;
+        }
+        Ok(Tree {
+            levels: Mutex::new(levels),
+            dirty: (0..DIRTY_SHARDS).map(|_| Mutex::new(HashSet::new())).collect(),
+            dirty_len: AtomicUsize::new(0),
+        })
+    }
+
+    /// Record that these keys were written (after the write is durable).
+    pub(crate) fn mark_dirty<'a>(&self, keys: impl Iterator<Item = &'a [u8]>) {
+        for k in keys {
+            let shard = (key_hash(k) as usize) % DIRTY_SHARDS;
+            if self.dirty[shard].lock().insert(k.to_vec()) {
+                self.dirty_len.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Whether so many keys are dirty that a writer should settle them.
+    pub(crate) fn over_budget(&self) -> bool {
+        self.dirty_len.load(Ordering::Relaxed) >= MAX_DIRTY
+    }
+
+    /// Number of keys written since the last settle.
+    pub fn dirty_keys(&self) -> usize {
+        self.dirty_len.load(Ordering::Relaxed)
+    }
+
+    /// Fold every dirty key into the tree once: read its merged state, hash
+    /// it, replace its old entry hash. Returns how many keys were folded.
+    pub(crate) fn settle(&self, db: &DB) -> Result<usize> {
+        let mut levels = self.levels.lock();
+        let mut keys = Vec::with_capacity(self.dirty_keys());
+        for shard in &self.dirty {
+            keys.extend(std::mem::take(&mut *shard.lock()));
+        }
+        self.dirty_len.fetch_sub(keys.len(), Ordering::Relaxed);
+        let n = keys.len();
+        for (i, chunk) in keys.chunks(4096).enumerate() {
+            if let Err(e) = fold_chunk(db, &mut levels, chunk) {
+                // Nothing folded from here on: keep those keys dirty.
+                self.mark_dirty(keys[i * 4096..].iter().map(|k| k.as_slice()));
+                return Err(e);
+            }
+        }
+        Ok(n)
+    }
+
+    /// A node (after settling). `level` 0 is the leaves, `LEVELS - 1` the root.
+    pub(crate) fn node(&self, level: usize, i: usize) -> Node {
+        self.levels.lock().node(level, i)
+    }
+
+    /// The children of node `i` at `level` (> 0).
+    pub(crate) fn children(&self, level: usize, i: usize) -> Vec<Node> {
+        let l = self.levels.lock();
+        let start = i << FANOUT_BITS;
+        (start..start + FANOUT).map(|c| l.node(level - 1, c)).collect()
+    }
+
+    /// Persist changed leaves and mark the tree clean (at close).
+    pub(crate) fn persist_clean(&self, db: &DB) -> Result<()> {
+        self.settle(db)?;
+        let mut levels = self.levels.lock();
+        let leaves = cf(db, CF_AAE_LEAVES)?;
+        let mut wb = rocksdb::WriteBatch::default();
+        for (w, bits) in levels.changed.iter().enumerate() {
+            let mut b = *bits;
+            while b != 0 {
+                let seg = (w * 64 + b.trailing_zeros() as usize) as u32;
+                b &= b - 1;
+                let node = levels.node(0, seg as usize);
+                if node.count == 0 && node.hash == 0 {
+                    wb.delete_cf(leaves, seg.to_be_bytes());
+                } else {
+                    wb.put_cf(leaves, seg.to_be_bytes(), encode_leaf(node));
+                }
+            }
+        }
+        wb.put_cf(cf(db, CF_META)?, META_AAE_CLEAN, [1u8]);
+        let mut w = rocksdb::WriteOptions::default();
+        w.set_sync(true);
+        db.write_opt(wb, &w)?;
+        levels.changed.fill(0);
+        Ok(())
+    }
+
+    /// Recompute the tree from the data and compare it with the maintained
+    /// one (after settling).
+    pub(crate) fn verify(&self, db: &DB) -> Result<VerifyReport> {
+        self.settle(db)?;
+        let levels = self.levels.lock();
+        let fresh = Levels::empty();
+        let mut fresh = fresh;
+        let mut keys = 0u64;
+        let mut bad_keys = Vec::new();
+        let aae_keys = cf(db, CF_AAE_KEYS)?;
+        let mut it = db.raw_iterator_cf(cf(db, CF_STATE)?);
+        it.seek_to_first();
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let kh = key_hash(k);
+            let eh = entry_hash(k, v);
+            fresh.apply(segment_of(kh), eh, 1);
+            keys += 1;
+            let stored = db.get_pinned_cf(aae_keys, aae_key(kh, k))?;
+            if stored.as_deref() != Some(&eh.to_be_bytes()[..]) && bad_keys.len() < 100 {
+                bad_keys.push(k.to_vec());
+            }
+            it.next();
+        }
+        it.status()?;
+        let mut bad_segments = Vec::new();
+        let mut consistent = bad_keys.is_empty();
+        for l in 0..LEVELS {
+            for i in 0..levels.hashes[l].len() {
+                if levels.node(l, i) != fresh.node(l, i) {
+                    consistent = false;
+                    if l == 0 && bad_segments.len() < 100 {
+                        bad_segments.push(i as u32);
+                    }
+                }
+            }
+        }
+        Ok(VerifyReport {
+            keys,
+            bad_segments,
+            bad_keys,
+            consistent,
+        })
+    }
+
+    /// Keys in a segment with their key and entry hashes, from `aae_keys`
+    /// (after settling), in key-hash order.
+    pub(crate) fn segment_entries(&self, db: &DB, seg: u32) -> Result<Vec<(u64, Vec<u8>, u128)>> {
+        let lo = (seg as u64) << (64 - SEGMENT_BITS);
+        let mut it = db.raw_iterator_cf(cf(db, CF_AAE_KEYS)?);
+        it.seek(lo.to_be_bytes());
+        let mut out = Vec::new();
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let (kh, key) = split_aae_key(k)?;
+            if segment_of(kh) != seg {
+                break;
+            }
+            out.push((kh, key.to_vec(), decode_eh(v)?));
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+}
+
+fn fold_chunk(db: &DB, levels: &mut Levels, chunk: &[Vec<u8>]) -> Result<()> {
+    let state = cf(db, CF_STATE)?;
+    let aae_keys = cf(db, CF_AAE_KEYS)?;
+    let hashed: Vec<(u64, Vec<u8>)> = chunk.iter().map(|k| (key_hash(k), aae_key(key_hash(k), k))).collect();
+    let states = db.batched_multi_get_cf(state, chunk, false);
+    let olds = db.batched_multi_get_cf(aae_keys, hashed.iter().map(|(_, k)| k), false);
+    let mut wb = rocksdb::WriteBatch::default();
+    let mut changes = Vec::with_capacity(chunk.len());
+    for (((key, (kh, ak)), st), old) in chunk.iter().zip(&hashed).zip(states).zip(olds) {
+        let new = st?.map(|b| entry_hash(key, &b)).unwrap_or(0);
+        let old = match old? {
+            Some(b) => decode_eh(&b)?,
+            None => 0,
+        };
+        if new != old {
+            if new == 0 {
+                wb.delete_cf(aae_keys, ak);
+            } else {
+                wb.put_cf(aae_keys, ak, new.to_be_bytes());
+            }
+            let dc = (new != 0) as i64 - (old != 0) as i64;
+            changes.push((segment_of(*kh), old ^ new, dc));
+        }
+    }
+    db.write(wb)?;
+    for (seg, delta, dc) in changes {
+        levels.apply(seg, delta, dc);
+    }
+    Ok(())
+}
+
+/// Rebuild the tree and `aae_keys` from the state column family.
+fn rebuild(db: &DB) -> Result<Levels> {
+    let aae_keys = cf(db, CF_AAE_KEYS)?;
+    let mut levels = Levels::empty();
+    // Past every possible entry: 8 bytes of key hash plus the longest key.
+    let end = vec![0xffu8; 8 + crate::MAX_KEY_LEN + 1];
+    db.delete_range_cf(aae_keys, &[][..], &end[..])?;
+    db.delete_range_cf(cf(db, CF_AAE_LEAVES)?, &[][..], &[0xffu8; 5][..])?;
+    let mut it = db.raw_iterator_cf(cf(db, CF_STATE)?);
+    it.seek_to_first();
+    let mut wb = rocksdb::WriteBatch::default();
+    while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        let kh = key_hash(k);
+        let eh = entry_hash(k, v);
+        wb.put_cf(aae_keys, aae_key(kh, k), eh.to_be_bytes());
+        levels.apply(segment_of(kh), eh, 1);
+        if wb.len() >= 10_000 {
+            db.write(std::mem::take(&mut wb))?;
+        }
+        it.next();
+    }
+    it.status()?;
+    db.write(wb)?;
+    // Every non-empty leaf must be persisted at the next clean close.
+    Ok(levels)
+}
+
+/// `aae_keys` key: key hash (8 bytes, big-endian) then the user key.
+fn aae_key(kh: u64, key: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(8 + key.len());
+    v.extend_from_slice(&kh.to_be_bytes());
+    v.extend_from_slice(key);
+    v
+}
+
+fn split_aae_key(k: &[u8]) -> Result<(u64, &[u8])> {
+    match k.split_first_chunk::<8>() {
+        Some((h, rest)) => Ok((u64::from_be_bytes(*h), rest)),
+        None => Err(Error::Corruption("anti-entropy key index entry is damaged".into())),
+    }
+}
+
+fn decode_eh(v: &[u8]) -> Result<u128> {
+    let b: [u8; 16] = v
+        .try_into()
+        .map_err(|_| Error::Corruption("stored entry hash is damaged".into()))?;
+    Ok(u128::from_be_bytes(b))
+}
+
+fn encode_leaf(n: Node) -> [u8; 24] {
+    let mut b = [0u8; 24];
+    b[..16].copy_from_slice(&n.hash.to_be_bytes());
+    b[16..].copy_from_slice(&n.count.to_be_bytes());
+    b
+}
+
+fn decode_leaf(k: &[u8], v: &[u8]) -> Result<(u32, Node)> {
+    let bad = || Error::Corruption("persisted anti-entropy leaf is damaged".into());
+    let seg = u32::from_be_bytes(k.try_into().map_err(|_| bad())?);
+    if seg >= 1 << SEGMENT_BITS || v.len() != 24 {
+        return Err(bad());
+    }
+    let hash = u128::from_be_bytes(v[..16].try_into().map_err(|_| bad())?);
+    let count = u64::from_be_bytes(v[16..].try_into().map_err(|_| bad())?);
+    Ok((seg, Node { hash, count }))
+}

@@ -1,0 +1,153 @@
+//! Version vectors and their four-way comparison.
+
+use super::ReplicaId;
+use bincode::{Decode, Encode};
+use std::collections::BTreeMap;
+
+/// How two version vectors (or the histories they summarise) relate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Causality {
+    /// Both have seen exactly the same events.
+    Equal,
+    /// The left side has seen everything the right side has, and more.
+    Dominates,
+    /// The right side has seen everything the left side has, and more.
+    DominatedBy,
+    /// Each side has seen an event the other has not.
+    Concurrent,
+}
+
+/// A map from replica to the number of that replica's events seen. Entries
+/// equal to zero are never stored, so equal vectors have equal encodings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Encode, Decode)]
+pub struct VersionVector {
+    entries: BTreeMap<ReplicaId, u64>,
+}
+
+impl VersionVector {
+    /// The empty vector (nothing seen).
+    pub fn new() -> VersionVector {
+        VersionVector::default()
+    }
+
+    /// Events of `replica` seen.
+    pub fn get(&self, replica: ReplicaId) -> u64 {
+        self.entries.get(&replica).copied().unwrap_or(0)
+    }
+
+    /// Raise the entry of `replica` to at least `counter`.
+    pub fn observe(&mut self, replica: ReplicaId, counter: u64) {
+        if counter == 0 {
+            return;
+        }
+        let e = self.entries.entry(replica).or_insert(0);
+        if *e < counter {
+            *e = counter;
+        }
+    }
+
+    /// Pointwise maximum with `other` (the join).
+    pub fn merge(&mut self, other: &VersionVector) {
+        for (r, c) in &other.entries {
+            self.observe(*r, *c);
+        }
+    }
+
+    /// Whether `counter` of `replica` is covered.
+    pub fn contains(&self, replica: ReplicaId, counter: u64) -> bool {
+        self.get(replica) >= counter
+    }
+
+    /// Compare exactly: equal, dominates, dominated by, or concurrent.
+    pub fn compare(&self, other: &VersionVector) -> Causality {
+        let mut greater = false;
+        let mut less = false;
+        for (r, c) in &self.entries {
+            let o = other.get(*r);
+            greater |= *c > o;
+            less |= *c < o;
+        }
+        for (r, c) in &other.entries {
+            less |= *c > self.get(*r);
+        }
+        match (greater, less) {
+            (false, false) => Causality::Equal,
+            (true, false) => Causality::Dominates,
+            (false, true) => Causality::DominatedBy,
+            (true, true) => Causality::Concurrent,
+        }
+    }
+
+    /// Whether this vector has seen everything `other` has.
+    pub fn descends(&self, other: &VersionVector) -> bool {
+        matches!(
+            self.compare(other),
+            Causality::Equal | Causality::Dominates
+        )
+    }
+
+    /// The (replica, counter) entries in replica order.
+    pub fn iter(&self) -> impl Iterator<Item = (ReplicaId, u64)> + '_ {
+        self.entries.iter().map(|(r, c)| (*r, *c))
+    }
+
+    /// Number of replicas with a non-zero entry.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing has been seen.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Reject encodings that hold a zero entry (not canonical).
+    pub(crate) fn is_canonical(&self) -> bool {
+        self.entries.values().all(|c| *c > 0)
+    }
+}
+
+impl FromIterator<(ReplicaId, u64)> for VersionVector {
+    fn from_iter<I: IntoIterator<Item = (ReplicaId, u64)>>(iter: I) -> Self {
+        let mut v = VersionVector::new();
+        for (r, c) in iter {
+            v.observe(r, c);
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vv(e: &[(u128, u64)]) -> VersionVector {
+        e.iter().map(|(r, c)| (ReplicaId(*r), *c)).collect()
+    }
+
+    #[test]
+    fn four_outcomes() {
+        assert_eq!(vv(&[(1, 2)]).compare(&vv(&[(1, 2)])), Causality::Equal);
+        assert_eq!(vv(&[]).compare(&vv(&[])), Causality::Equal);
+        assert_eq!(
+            vv(&[(1, 3), (2, 1)]).compare(&vv(&[(1, 2)])),
+            Causality::Dominates
+        );
+        assert_eq!(vv(&[(1, 2)]).compare(&vv(&[(1, 2), (2, 1)])), Causality::DominatedBy);
+        assert_eq!(vv(&[(1, 3)]).compare(&vv(&[(2, 1)])), Causality::Concurrent);
+        assert_eq!(
+            vv(&[(1, 3), (2, 1)]).compare(&vv(&[(1, 2), (2, 2)])),
+            Causality::Concurrent
+        );
+    }
+
+    #[test]
+    fn merge_is_pointwise_max_and_zero_is_not_stored() {
+        let mut a = vv(&[(1, 3), (2, 1)]);
+        a.merge(&vv(&[(2, 5), (3, 0)]));
+        assert_eq!(a, vv(&[(1, 3), (2, 5)]));
+        assert_eq!(a.len(), 2);
+        assert!(a.descends(&vv(&[(2, 5)])));
+        assert!(!a.descends(&vv(&[(3, 1)])));
+    }
+}

@@ -1,0 +1,253 @@
+//! Canonical, versioned encodings. Every persisted value and wire message
+//! starts with [`FORMAT_VERSION`], then a kind byte, then a bincode 2 body
+//! (standard configuration: little-endian, variable-length integers;
+//! collections are sorted maps and sets, so equal states give equal bytes).
+//! Decoding checks sizes against hard limits before allocating, rejects
+//! trailing bytes and non-canonical states. FORMAT.md documents the bytes.
+
+use crate::causal::{CausalContext, ReplicaId, VersionVector};
+use crate::crdt::State;
+use crate::error::CodecError;
+use bincode::{Decode, Encode};
+
+/// The format version this build writes and reads.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// Largest encoded state or delta accepted (64 MiB).
+pub const MAX_ENCODED_LEN: usize = 64 << 20;
+
+/// Kind byte of a full state (also the persisted value and merge operand).
+pub const KIND_STATE: u8 = 0;
+/// Kind byte of a delta envelope (origin replica, sequence, state).
+pub const KIND_DELTA: u8 = 1;
+/// Kind byte of a causal context (read context).
+pub const KIND_CONTEXT: u8 = 2;
+/// Kind byte of a version vector.
+pub const KIND_VV: u8 = 3;
+
+type Config = bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<MAX_ENCODED_LEN>,
+>;
+
+pub(crate) fn config() -> Config {
+    bincode::config::standard().with_limit::<MAX_ENCODED_LEN>()
+}
+
+/// Encode `body` behind the version and kind bytes.
+pub(crate) fn encode_with<T: Encode>(kind: u8, body: &T) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.push(FORMAT_VERSION);
+    out.push(kind);
+    // Writing into a Vec cannot fail, and every type here encodes.
+    if let Err(e) = bincode::encode_into_std_write(body, &mut out, config()) {
+        unreachable!("encoding into a Vec failed: {e}");
+    }
+    out
+}
+
+/// Check the header and return the body after it.
+pub(crate) fn split_header<'a>(bytes: &'a [u8], kinds: &[u8]) -> Result<(u8, &'a [u8]), CodecError> {
+    if bytes.len() > MAX_ENCODED_LEN + 2 {
+        return Err(CodecError::TooLarge {
+            len: bytes.len() as u64,
+            max: MAX_ENCODED_LEN as u64,
+        });
+    }
+    match bytes {
+        [] | [_] => Err(CodecError::Truncated("missing header".into())),
+        [v, ..] if *v != FORMAT_VERSION => Err(CodecError::UnknownVersion {
+            found: *v,
+            supported: FORMAT_VERSION,
+        }),
+        [_, k, body @ ..] if kinds.contains(k) => Ok((*k, body)),
+        [_, k, ..] => Err(CodecError::UnknownKind(*k)),
+    }
+}
+
+/// Decode a whole body: every byte must be used.
+pub(crate) fn decode_body<T: Decode<()>>(body: &[u8]) -> Result<T, CodecError> {
+    match bincode::decode_from_slice::<T, _>(body, config()) {
+        Ok((v, used)) if used == body.len() => Ok(v),
+        Ok((_, used)) => Err(CodecError::TrailingBytes(body.len() - used)),
+        Err(e) => Err(map_decode_error(e)),
+    }
+}
+
+fn map_decode_error(e: bincode::error::DecodeError) -> CodecError {
+    use bincode::error::DecodeError as D;
+    match e {
+        D::UnexpectedEnd { additional } => {
+            CodecError::Truncated(format!("{additional} more bytes needed"))
+        }
+        D::LimitExceeded => CodecError::TooLarge {
+            len: u64::MAX,
+            max: MAX_ENCODED_LEN as u64,
+        },
+        other => CodecError::Malformed(other.to_string()),
+    }
+}
+
+/// A decoded state or delta.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Item {
+    /// A full state (or a state-shaped delta without envelope).
+    State(State),
+    /// A delta from a local operation, with its origin.
+    Delta(Delta),
+}
+
+impl Item {
+    /// The state inside.
+    pub fn state(&self) -> &State {
+        match self {
+            Item::State(s) => s,
+            Item::Delta(d) => &d.state,
+        }
+    }
+
+    /// The state inside, by value.
+    pub fn into_state(self) -> State {
+        match self {
+            Item::State(s) => s,
+            Item::Delta(d) => d.state,
+        }
+    }
+}
+
+/// A delta produced by a local operation: ship it to peers, who pass it to
+/// `Engine::merge`. Applying it twice, or out of order, is harmless.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Delta {
+    /// The replica whose operation produced it.
+    pub origin: ReplicaId,
+    /// That replica's operation sequence number (1, 2, …).
+    pub seq: u64,
+    /// The delta state: join it into the key's state.
+    pub state: State,
+}
+
+impl Delta {
+    /// The canonical wire bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        encode_with(KIND_DELTA, self)
+    }
+}
+
+/// Encode a full state.
+pub fn encode_state(state: &State) -> Vec<u8> {
+    encode_with(KIND_STATE, state)
+}
+
+/// Decode a full state or a delta, and check that its state is canonical.
+pub fn decode_item(bytes: &[u8]) -> Result<Item, CodecError> {
+    let (kind, body) = split_header(bytes, &[KIND_STATE, KIND_DELTA])?;
+    let item = if kind == KIND_STATE {
+        Item::State(decode_body(body)?)
+    } else {
+        Item::Delta(decode_body(body)?)
+    };
+    if !item.state().is_canonical() {
+        return Err(CodecError::NotCanonical);
+    }
+    Ok(item)
+}
+
+/// Decode a full state (persisted value or merge operand).
+pub fn decode_state(bytes: &[u8]) -> Result<State, CodecError> {
+    let (_, body) = split_header(bytes, &[KIND_STATE])?;
+    let s: State = decode_body(body)?;
+    if !s.is_canonical() {
+        return Err(CodecError::NotCanonical);
+    }
+    Ok(s)
+}
+
+/// Encode a causal context (as returned by reads, passed to writes).
+pub fn encode_context(ctx: &CausalContext) -> Vec<u8> {
+    encode_with(KIND_CONTEXT, ctx)
+}
+
+/// Decode a causal context. The empty byte string is the empty context.
+pub fn decode_context(bytes: &[u8]) -> Result<CausalContext, CodecError> {
+    if bytes.is_empty() {
+        return Ok(CausalContext::new());
+    }
+    let (_, body) = split_header(bytes, &[KIND_CONTEXT])?;
+    let c: CausalContext = decode_body(body)?;
+    if !c.is_canonical() {
+        return Err(CodecError::NotCanonical);
+    }
+    Ok(c)
+}
+
+/// Encode a version vector.
+pub fn encode_vv(vv: &VersionVector) -> Vec<u8> {
+    encode_with(KIND_VV, vv)
+}
+
+/// Decode a version vector.
+pub fn decode_vv(bytes: &[u8]) -> Result<VersionVector, CodecError> {
+    let (_, body) = split_header(bytes, &[KIND_VV])?;
+    let v: VersionVector = decode_body(body)?;
+    if !v.is_canonical() {
+        return Err(CodecError::NotCanonical);
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crdt::{CrdtType, GCounter};
+
+    #[test]
+    fn round_trip_and_rejections() {
+        let mut g = GCounter::default();
+        g.increment(ReplicaId(9), 3).unwrap();
+        let bytes = encode_state(&State::GCounter(g.clone()));
+        assert_eq!(decode_state(&bytes).unwrap(), State::GCounter(g));
+        assert!(matches!(decode_item(&[]), Err(CodecError::Truncated(_))));
+        assert!(matches!(
+            decode_item(&[9, 0, 0]),
+            Err(CodecError::UnknownVersion { found: 9, .. })
+        ));
+        assert!(matches!(decode_item(&[1, 7]), Err(CodecError::UnknownKind(7))));
+        assert!(matches!(
+            decode_item(&bytes[..bytes.len() - 1]),
+            Err(CodecError::Truncated(_))
+        ));
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(matches!(decode_item(&long), Err(CodecError::TrailingBytes(1))));
+        let empty = encode_state(&State::empty(CrdtType::ORSet));
+        assert!(decode_item(&empty).is_ok());
+    }
+
+    #[test]
+    fn huge_claimed_length_is_rejected_without_allocating() {
+        // A G-Set claiming 2^60 elements.
+        let mut bytes = vec![FORMAT_VERSION, KIND_STATE, 2u8];
+        bytes.push(253); // varint u64 marker
+        bytes.extend_from_slice(&(1u64 << 60).to_le_bytes());
+        let err = decode_item(&bytes).unwrap_err();
+        assert!(
+            matches!(err, CodecError::TooLarge { .. } | CodecError::Truncated(_)),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn non_canonical_counter_is_rejected() {
+        // GCounter with one zero entry: variant 0, map len 1, replica, 0.
+        let mut body = Vec::new();
+        bincode::encode_into_std_write(0u32, &mut body, config()).unwrap();
+        bincode::encode_into_std_write(1u64, &mut body, config()).unwrap();
+        bincode::encode_into_std_write(5u128, &mut body, config()).unwrap();
+        bincode::encode_into_std_write(0u64, &mut body, config()).unwrap();
+        let mut bytes = vec![FORMAT_VERSION, KIND_STATE];
+        bytes.extend(body);
+        assert_eq!(decode_item(&bytes), Err(CodecError::NotCanonical));
+    }
+}

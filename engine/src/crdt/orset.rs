@@ -1,0 +1,182 @@
+//! OR-Set without tombstones (ORSWOT, as a delta-state dot map): each element
+//! maps to the dots of the adds that are still live, and a causal context
+//! records every add ever seen. A remove drops the dots it observed; an add
+//! concurrent with it has a dot the remove never saw, so it survives (add
+//! wins), and re-adding after a remove simply makes a new dot. Removed
+//! elements leave nothing behind but context, which stays compact.
+
+use super::Lattice;
+use crate::causal::{CausalContext, Dot, ReplicaId};
+use bincode::{Decode, Encode};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// An add-wins observed-remove set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub struct ORSet {
+    entries: BTreeMap<Vec<u8>, BTreeSet<Dot>>,
+    ctx: CausalContext,
+}
+
+impl ORSet {
+    /// Add `elem` on behalf of `replica`; returns the delta. The delta also
+    /// retires the element's older dots, keeping one dot per live add.
+    pub fn add(&mut self, replica: ReplicaId, elem: &[u8]) -> ORSet {
+        let dot = self.ctx.next_dot(replica);
+        let mut delta = ORSet::default();
+        if let Some(old) = self.entries.get(elem) {
+            for d in old {
+                delta.ctx.insert(*d);
+            }
+        }
+        delta.ctx.insert(dot);
+        delta.entries.insert(elem.to_vec(), BTreeSet::from([dot]));
+        self.join(&delta);
+        delta
+    }
+
+    /// Remove `elem`: drop the adds of it that were observed — all the ones
+    /// in this state, or only those within `observed` when the remove is
+    /// based on an earlier read. Returns the delta (empty if nothing to
+    /// remove).
+    pub fn remove(&mut self, elem: &[u8], observed: Option<&CausalContext>) -> ORSet {
+        let mut delta = ORSet::default();
+        if let Some(dots) = self.entries.get(elem) {
+            for d in dots {
+                if observed.is_none_or(|o| o.contains(d)) {
+                    delta.ctx.insert(*d);
+                }
+            }
+        }
+        self.join(&delta);
+        delta
+    }
+
+    /// Whether `elem` is a member.
+    pub fn contains(&self, elem: &[u8]) -> bool {
+        self.entries.contains_key(elem)
+    }
+
+    /// The members in byte order.
+    pub fn members(&self) -> impl Iterator<Item = &[u8]> {
+        self.entries.keys().map(|e| e.as_slice())
+    }
+
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the set has no members.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Every add this state has seen: pass it to a later remove.
+    pub fn context(&self) -> &CausalContext {
+        &self.ctx
+    }
+
+    pub(crate) fn is_canonical(&self) -> bool {
+        self.ctx.is_canonical()
+            && self
+                .entries
+                .values()
+                .all(|dots| !dots.is_empty() && dots.iter().all(|d| self.ctx.contains(d)))
+    }
+}
+
+/// Join of two dot sets under their contexts: keep a dot both have, or one
+/// that one side has and the other has never seen.
+pub(crate) fn join_dots(
+    a: &BTreeSet<Dot>,
+    a_ctx: &CausalContext,
+    b: &BTreeSet<Dot>,
+    b_ctx: &CausalContext,
+) -> BTreeSet<Dot> {
+    let mut out = BTreeSet::new();
+    for d in a {
+        if b.contains(d) || !b_ctx.contains(d) {
+            out.insert(*d);
+        }
+    }
+    for d in b {
+        if !a_ctx.contains(d) {
+            out.insert(*d);
+        }
+    }
+    out
+}
+
+impl Lattice for ORSet {
+    fn join(&mut self, other: &Self) {
+        let empty = BTreeSet::new();
+        let keys: BTreeSet<Vec<u8>> = self
+            .entries
+            .keys()
+            .chain(other.entries.keys())
+            .cloned()
+            .collect();
+        // Elements only in `self` need a look only if `other` saw some of
+        // their dots; the loop handles both uniformly.
+        for k in keys {
+            let a = self.entries.get(&k).unwrap_or(&empty);
+            let b = other.entries.get(&k).unwrap_or(&empty);
+            let joined = join_dots(a, &self.ctx, b, &other.ctx);
+            if joined.is_empty() {
+                self.entries.remove(&k);
+            } else {
+                self.entries.insert(k, joined);
+            }
+        }
+        self.ctx.merge(&other.ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: ReplicaId = ReplicaId(1);
+    const B: ReplicaId = ReplicaId(2);
+
+    #[test]
+    fn concurrent_add_wins_over_remove() {
+        let mut a = ORSet::default();
+        let d = a.add(A, b"tv");
+        let mut b = a.clone();
+        let rm = b.remove(b"tv", None);
+        let re = a.add(A, b"tv");
+        a.join(&rm);
+        b.join(&re);
+        assert!(a.contains(b"tv") && b.contains(b"tv"));
+        assert_eq!(a, b);
+        b.join(&d);
+        assert_eq!(a, b, "an old duplicate changes nothing");
+    }
+
+    #[test]
+    fn remove_then_re_add() {
+        let mut a = ORSet::default();
+        a.add(A, b"x");
+        a.remove(b"x", None);
+        assert!(!a.contains(b"x"));
+        a.add(A, b"x");
+        assert!(a.contains(b"x"));
+        assert_eq!(a.entries[&b"x"[..]].len(), 1);
+        assert!(a.ctx.cloud().is_empty(), "context stays compact: no tombstones");
+    }
+
+    #[test]
+    fn remove_only_removes_observed_adds() {
+        let mut a = ORSet::default();
+        a.add(A, b"x");
+        let seen = a.context().clone();
+        let mut b = ORSet::default();
+        let d = b.add(B, b"x");
+        a.join(&d);
+        a.remove(b"x", Some(&seen));
+        assert!(a.contains(b"x"), "B's add was not observed by the remove");
+        a.remove(b"x", None);
+        assert!(!a.contains(b"x"));
+    }
+}

@@ -1,0 +1,122 @@
+//! Error types, one per concern: [`CodecError`] for bytes that do not decode,
+//! [`Error`] for engine operations. Anti-entropy has its own
+//! [`crate::sync::SyncError`].
+
+use crate::causal::ReplicaId;
+use crate::crdt::CrdtType;
+
+/// Bytes that cannot be decoded. Nothing is changed when one is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// The input ended before the encoding did (includes empty input).
+    #[error("truncated input: {0}")]
+    Truncated(String),
+    /// The leading format-version byte is not one this build reads.
+    #[error("unknown format version {found} (this build reads version {supported})")]
+    UnknownVersion {
+        /// The version byte found.
+        found: u8,
+        /// The version this build reads.
+        supported: u8,
+    },
+    /// The kind byte after the version is not known.
+    #[error("unknown encoding kind {0}")]
+    UnknownKind(u8),
+    /// The bytes are not a valid encoding.
+    #[error("malformed input: {0}")]
+    Malformed(String),
+    /// The input, or a length inside it, exceeds a hard limit.
+    #[error("input too large: {len} bytes, limit {max}")]
+    TooLarge {
+        /// Size claimed or found.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A valid encoding of a state that no join produces (for example an
+    /// empty entry or an uncompacted context): accepting it would break the
+    /// byte equality of converged replicas.
+    #[error("state is not in canonical form")]
+    NotCanonical,
+    /// Bytes remain after a complete encoding.
+    #[error("{0} trailing bytes after the encoding")]
+    TrailingBytes(usize),
+}
+
+/// An engine operation failed. A failed operation changes nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// RocksDB reported an error.
+    #[error("storage error: {0}")]
+    Storage(String),
+    /// A write failed after it may have reached the WAL; the engine accepts
+    /// no more writes until it is reopened (state on disk is then recovered).
+    #[error("engine is poisoned by an earlier failed write; reopen it")]
+    Poisoned,
+    /// The key already holds another CRDT type.
+    #[error("wrong type for key: it holds a {stored}, the operation is for a {requested}")]
+    WrongType {
+        /// The type the key holds.
+        stored: CrdtType,
+        /// The type the operation needs.
+        requested: CrdtType,
+    },
+    /// The key is longer than [`crate::MAX_KEY_LEN`].
+    #[error("key of {len} bytes exceeds the limit of {max}")]
+    KeyTooLarge {
+        /// Key length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A value or element is longer than [`crate::MAX_VALUE_LEN`].
+    #[error("value of {len} bytes exceeds the limit of {max}")]
+    ValueTooLarge {
+        /// Value length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Bytes given to the engine do not decode.
+    #[error("invalid encoding: {0}")]
+    Codec(#[from] CodecError),
+    /// The replica id given at open differs from the one stored.
+    #[error("replica id mismatch: the store belongs to {stored}, open asked for {given}")]
+    ReplicaMismatch {
+        /// Id persisted in the store.
+        stored: ReplicaId,
+        /// Id given in the options.
+        given: ReplicaId,
+    },
+    /// The store was written by a format this build does not read.
+    #[error("unsupported store format version {found} (this build reads {supported})")]
+    UnsupportedFormat {
+        /// Version found on disk.
+        found: u8,
+        /// The version this build reads.
+        supported: u8,
+    },
+    /// A counter entry would exceed 2^64 - 1.
+    #[error("counter overflow")]
+    Overflow,
+    /// Persisted data is damaged.
+    #[error("corruption: {0}")]
+    Corruption(String),
+    /// The embedder's merge function failed; nothing was written.
+    #[error("merge function failed: {0}")]
+    MergeFunction(String),
+    /// An argument is out of its documented range.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+impl From<rocksdb::Error> for Error {
+    fn from(e: rocksdb::Error) -> Self {
+        Error::Storage(e.into_string())
+    }
+}
+
+/// Result with the engine's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,253 @@
+//! The RocksDB-backed store: column families, open/recovery, the write path
+//! (`write.rs`), typed reads and iteration (`read.rs`).
+//!
+//! Column families:
+//! - `state`: user key → encoded CRDT state; merge operator = CRDT join.
+//! - `types`: user key → one type tag byte, written once by the key's first
+//!   write; checked by every later write without reading the state.
+//! - `meta`: replica id, format version, version vector, clock.
+//! - `aae_keys`, `aae_leaves`, `aae_dirty`: the anti-entropy tree (see
+//!   [`crate::aae`]).
+
+mod batch;
+mod locks;
+mod merge;
+mod options;
+mod read;
+mod write;
+
+pub use batch::{Batch, KeyedDelta, Op};
+pub use options::{Durability, Options};
+pub use read::{KeyIter, MvRead, SetRead, Value};
+
+use crate::aae::{Node, Tree, VerifyReport, LEVELS};
+use crate::causal::{HybridClock, ReplicaId, VersionVector};
+use crate::codec::{decode_vv, FORMAT_VERSION};
+use crate::error::{Error, Result};
+use locks::StripedLocks;
+use parking_lot::Mutex;
+use rocksdb::{ColumnFamilyDescriptor, DB};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Largest key accepted, in bytes.
+pub const MAX_KEY_LEN: usize = 64 << 10;
+/// Largest register value or set element accepted, in bytes.
+pub const MAX_VALUE_LEN: usize = 16 << 20;
+
+pub(crate) const CF_STATE: &str = "state";
+pub(crate) const CF_TYPES: &str = "types";
+pub(crate) const CF_META: &str = "meta";
+pub(crate) const CF_AAE_KEYS: &str = "aae_keys";
+pub(crate) const CF_AAE_LEAVES: &str = "aae_leaves";
+pub(crate) const CF_AAE_DIRTY: &str = "aae_dirty";
+
+pub(crate) const META_REPLICA: &[u8] = b"replica_id";
+pub(crate) const META_FORMAT: &[u8] = b"format_version";
+pub(crate) const META_VV: &[u8] = b"vv";
+pub(crate) const META_HLC: &[u8] = b"hlc";
+
+/// A replica's store. Share it between threads (`&Engine` or `Arc<Engine>`):
+/// every method takes `&self`.
+pub struct Engine {
+    pub(crate) db: DB,
+    pub(crate) replica: ReplicaId,
+    pub(crate) clock: HybridClock,
+    pub(crate) seq: AtomicU64,
+    pub(crate) vv: Mutex<VersionVector>,
+    pub(crate) locks: StripedLocks,
+    pub(crate) write_opts: rocksdb::WriteOptions,
+    pub(crate) poisoned: AtomicBool,
+    pub(crate) tree: Tree,
+    closed: AtomicBool,
+    path: PathBuf,
+    options: Options,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("path", &self.path)
+            .field("replica", &self.replica)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Open (or create) the store in directory `path`.
+    pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Engine> {
+        let path = path.as_ref().to_path_buf();
+        let db_opts = options.rocksdb_options();
+        let mut state_opts = db_opts.clone();
+        state_opts.set_merge_operator(
+            "converge.crdt_join.v1",
+            merge::state_full_merge,
+            merge::state_partial_merge,
+        );
+        let mut meta_opts = db_opts.clone();
+        meta_opts.set_merge_operator_associative("converge.meta.v1", merge::meta_merge);
+        let cfs = vec![
+            ColumnFamilyDescriptor::new(CF_STATE, state_opts),
+            ColumnFamilyDescriptor::new(CF_TYPES, db_opts.clone()),
+            ColumnFamilyDescriptor::new(CF_META, meta_opts),
+            ColumnFamilyDescriptor::new(CF_AAE_KEYS, db_opts.clone()),
+            ColumnFamilyDescriptor::new(CF_AAE_LEAVES, db_opts.clone()),
+            ColumnFamilyDescriptor::new(CF_AAE_DIRTY, db_opts.clone()),
+        ];
+        let db = DB::open_cf_descriptors(&db_opts, &path, cfs)?;
+        let meta = cf(&db, CF_META)?;
+
+        let replica = match db.get_cf(meta, META_REPLICA)? {
+            Some(b) => {
+                let stored = ReplicaId::from_bytes(b.as_slice().try_into().map_err(|_| {
+                    Error::Corruption(format!("stored replica id has {} bytes", b.len()))
+                })?);
+                let format = db.get_cf(meta, META_FORMAT)?.unwrap_or_default();
+                if format.as_slice() != [FORMAT_VERSION] {
+                    return Err(Error::UnsupportedFormat {
+                        found: format.first().copied().unwrap_or(0),
+                        supported: FORMAT_VERSION,
+                    });
+                }
+                if let Some(given) = options.replica_id {
+                    if given != stored {
+                        return Err(Error::ReplicaMismatch { stored, given });
+                    }
+                }
+                stored
+            }
+            None => {
+                let id = options.replica_id.unwrap_or_else(ReplicaId::random);
+                let mut wb = rocksdb::WriteBatch::default();
+                wb.put_cf(meta, META_REPLICA, id.to_bytes());
+                wb.put_cf(meta, META_FORMAT, [FORMAT_VERSION]);
+                let mut w = rocksdb::WriteOptions::default();
+                w.set_sync(true);
+                db.write_opt(wb, &w)?;
+                id
+            }
+        };
+        let vv = match db.get_cf(meta, META_VV)? {
+            Some(b) => decode_vv(&b).map_err(|e| Error::Corruption(format!("version vector: {e}")))?,
+            None => VersionVector::new(),
+        };
+        let floor = match db.get_cf(meta, META_HLC)? {
+            Some(b) => merge::decode_ts(&b)
+                .ok_or_else(|| Error::Corruption("stored clock is damaged".into()))?,
+            None => Default::default(),
+        };
+        let tree = Tree::load(&db)?;
+        let engine = Engine {
+            seq: AtomicU64::new(vv.get(replica)),
+            clock: HybridClock::new(floor),
+            vv: Mutex::new(vv),
+            locks: StripedLocks::new(options.lock_stripes),
+            write_opts: options.write_options(),
+            poisoned: AtomicBool::new(false),
+            tree,
+            closed: AtomicBool::new(false),
+            db,
+            replica,
+            path,
+            options,
+        };
+        Ok(engine)
+    }
+
+    /// This replica's id.
+    pub fn replica_id(&self) -> ReplicaId {
+        self.replica
+    }
+
+    /// The directory the store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The options the engine was opened with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// What this replica has seen: for each origin replica, the highest
+    /// operation sequence number whose delta it has applied (its own
+    /// operations included). A high-water mark: with out-of-order delivery
+    /// lower numbers may still be missing until anti-entropy runs.
+    pub fn version_vector(&self) -> VersionVector {
+        self.vv.lock().clone()
+    }
+
+    /// Flush memtables to SST files (a checkpoint; not needed for
+    /// durability, which the WAL gives).
+    pub fn flush(&self) -> Result<()> {
+        for name in [CF_STATE, CF_TYPES, CF_META, CF_AAE_KEYS, CF_AAE_LEAVES, CF_AAE_DIRTY] {
+            self.db.flush_cf(cf(&self.db, name)?)?;
+        }
+        Ok(())
+    }
+
+    /// Fsync the WAL (makes earlier `Buffered` writes power-loss safe).
+    pub fn sync_wal(&self) -> Result<()> {
+        self.db.flush_wal(true)?;
+        Ok(())
+    }
+
+    pub(crate) fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily> {
+        cf(&self.db, name)
+    }
+
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::Acquire) {
+            Err(Error::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Engine {
+    /// Fold every key written since the last settle into the anti-entropy
+    /// tree. Reading the root or running a sync session does this first;
+    /// call it to choose when the cost is paid. Returns how many keys were
+    /// folded.
+    pub fn settle(&self) -> Result<usize> {
+        self.tree.settle(&self.db)
+    }
+
+    /// The root of the anti-entropy tree: XOR of every key's entry hash, and
+    /// the number of keys. Equal roots mean equal data (with overwhelming
+    /// probability: see FORMAT.md).
+    pub fn root(&self) -> Result<Node> {
+        self.tree.settle(&self.db)?;
+        Ok(self.tree.node(LEVELS - 1, 0))
+    }
+
+    /// Recompute the tree from the data and compare it with the maintained
+    /// one.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        self.tree.verify(&self.db)
+    }
+
+    /// Close cleanly: settle and persist the tree so the next open need not
+    /// rebuild it. Dropping the engine does the same, ignoring errors.
+    pub fn close(self) -> Result<()> {
+        self.closed.store(true, Ordering::Release);
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned);
+        }
+        self.tree.persist_clean(&self.db)
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if !self.closed.load(Ordering::Acquire) && !self.poisoned.load(Ordering::Acquire) {
+            let _ = self.tree.persist_clean(&self.db);
+        }
+    }
+}
+
+pub(crate) fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a rocksdb::ColumnFamily> {
+    db.cf_handle(name)
+        .ok_or_else(|| Error::Corruption(format!("column family {name} is missing")))
+}

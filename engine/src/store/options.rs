@@ -1,0 +1,110 @@
+//! Engine options: identity, durability and the RocksDB knobs a user tunes.
+
+use crate::causal::ReplicaId;
+
+/// When an acknowledged write is safe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// The WAL is fsynced before a write returns: an acknowledged write
+    /// survives power loss and OS crashes.
+    Sync,
+    /// The WAL is written (to the OS page cache) but not fsynced: an
+    /// acknowledged write survives a crash of the process, not of the
+    /// machine.
+    #[default]
+    Buffered,
+    /// No WAL: writes live in the memtable until flushed. A crash loses
+    /// what was not flushed. For bulk loads that can be redone.
+    None,
+}
+
+/// Options for [`crate::Engine::open`].
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// This replica's id. `None`: use the stored one, or generate one at
+    /// first open. `Some`: must equal the stored one if there is one.
+    pub replica_id: Option<ReplicaId>,
+    /// Durability of every write.
+    pub durability: Durability,
+    /// Create the store if the directory holds none (default true).
+    pub create_if_missing: bool,
+    /// Shared block cache size in bytes (default 64 MiB).
+    pub block_cache_bytes: usize,
+    /// Memtable size per column family in bytes (default 64 MiB).
+    pub write_buffer_bytes: usize,
+    /// Background flush and compaction threads (default 2).
+    pub background_jobs: i32,
+    /// LZ4-compress SST blocks (default true).
+    pub compression: bool,
+    /// Bloom filter bits per key for point reads (default 10).
+    pub bloom_bits_per_key: f64,
+    /// Number of striped locks that serialize read-modify-write operations
+    /// on the same key (rounded up to a power of two; default 1024).
+    pub lock_stripes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            replica_id: None,
+            durability: Durability::Buffered,
+            create_if_missing: true,
+            block_cache_bytes: 64 << 20,
+            write_buffer_bytes: 64 << 20,
+            background_jobs: 2,
+            compression: true,
+            bloom_bits_per_key: 10.0,
+            lock_stripes: 1024,
+        }
+    }
+}
+
+impl Options {
+    /// Default options with this replica id.
+    pub fn with_replica(id: ReplicaId) -> Options {
+        Options {
+            replica_id: Some(id),
+            ..Options::default()
+        }
+    }
+
+    /// These options with another durability.
+    pub fn durability(mut self, d: Durability) -> Options {
+        self.durability = d;
+        self
+    }
+
+    /// The RocksDB options these knobs stand for (shared by every column
+    /// family). Benchmarks open their raw-RocksDB peers with the same.
+    pub fn rocksdb_options(&self) -> rocksdb::Options {
+        let mut o = rocksdb::Options::default();
+        o.create_if_missing(self.create_if_missing);
+        o.create_missing_column_families(true);
+        o.set_max_background_jobs(self.background_jobs.max(1));
+        o.set_write_buffer_size(self.write_buffer_bytes.max(1 << 20));
+        o.set_level_compaction_dynamic_level_bytes(true);
+        o.set_compression_type(if self.compression {
+            rocksdb::DBCompressionType::Lz4
+        } else {
+            rocksdb::DBCompressionType::None
+        });
+        let mut t = rocksdb::BlockBasedOptions::default();
+        let cache = rocksdb::Cache::new_lru_cache(self.block_cache_bytes.max(1 << 20));
+        t.set_block_cache(&cache);
+        t.set_bloom_filter(self.bloom_bits_per_key.max(0.0), false);
+        t.set_cache_index_and_filter_blocks(true);
+        o.set_block_based_table_factory(&t);
+        o
+    }
+
+    /// The RocksDB write options for the durability mode.
+    pub fn write_options(&self) -> rocksdb::WriteOptions {
+        let mut w = rocksdb::WriteOptions::default();
+        match self.durability {
+            Durability::Sync => w.set_sync(true),
+            Durability::Buffered => w.set_sync(false),
+            Durability::None => w.disable_wal(true),
+        }
+        w
+    }
+}

@@ -1,0 +1,198 @@
+//! Typed reads and key iteration. Reads return the value plus, where a later
+//! write or remove needs it, the causal context of what was read.
+
+use super::{Engine, CF_STATE, CF_TYPES};
+use crate::causal::CausalContext;
+use crate::codec::decode_state;
+use crate::crdt::{CrdtType, Sibling, Stamped, State};
+use crate::error::{Error, Result};
+
+/// A key's value, by type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    /// A G-Counter's or PN-Counter's value.
+    Counter(i128),
+    /// A set's members (G-Set, 2P-Set, OR-Set).
+    Set(SetRead),
+    /// An LWW or FWW register's winning write, if any.
+    Register(Option<Stamped>),
+    /// An MV register's siblings.
+    Mv(MvRead),
+}
+
+/// Members of a set, in byte order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SetRead {
+    /// The members.
+    pub members: Vec<Vec<u8>>,
+    /// For an OR-Set, the adds observed: pass to a remove based on this
+    /// read. Empty for other sets.
+    pub context: CausalContext,
+}
+
+/// Siblings of an MV register.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MvRead {
+    /// Concurrent values, ordered by dot (none if never written).
+    pub siblings: Vec<Sibling>,
+    /// Pass to the next write to replace these siblings.
+    pub context: CausalContext,
+}
+
+impl Value {
+    /// The value of a state.
+    pub fn of(state: &State) -> Value {
+        let members = |it: &mut dyn Iterator<Item = &[u8]>| it.map(|e| e.to_vec()).collect();
+        match state {
+            State::GCounter(c) => Value::Counter(c.value() as i128),
+            State::PNCounter(c) => Value::Counter(c.value()),
+            State::GSet(s) => Value::Set(SetRead {
+                members: members(&mut s.members()),
+                context: CausalContext::new(),
+            }),
+            State::TwoPSet(s) => Value::Set(SetRead {
+                members: members(&mut s.members()),
+                context: CausalContext::new(),
+            }),
+            State::ORSet(s) => Value::Set(SetRead {
+                members: members(&mut s.members()),
+                context: s.context().clone(),
+            }),
+            State::LwwRegister(r) => Value::Register(r.get().cloned()),
+            State::FwwRegister(r) => Value::Register(r.get().cloned()),
+            State::MvRegister(r) => Value::Mv(MvRead {
+                siblings: r.siblings(),
+                context: r.context().clone(),
+            }),
+        }
+    }
+}
+
+impl Engine {
+    /// The full state of `key`, or `None` if it was never written.
+    pub fn state(&self, key: &[u8]) -> Result<Option<State>> {
+        match self.db.get_pinned_cf(self.cf(CF_STATE)?, key)? {
+            Some(b) => Ok(Some(decode_state(&b).map_err(|e| {
+                Error::Corruption(format!("stored state: {e}"))
+            })?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The encoded full state of `key` (what a peer passes to `merge`).
+    pub fn state_bytes(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(self.cf(CF_STATE)?, key)?)
+    }
+
+    /// The CRDT type of `key`, or `None` if it was never written.
+    pub fn key_type(&self, key: &[u8]) -> Result<Option<CrdtType>> {
+        match self.db.get_pinned_cf(self.cf(CF_TYPES)?, key)? {
+            Some(b) => match b.as_ref() {
+                [t] => Ok(Some(CrdtType::from_tag(*t).ok_or_else(|| {
+                    Error::Corruption(format!("unknown stored type tag {t}"))
+                })?)),
+                _ => Err(Error::Corruption("stored type tag is damaged".into())),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// The value of `key`, whatever its type; `None` if never written.
+    pub fn read(&self, key: &[u8]) -> Result<Option<Value>> {
+        Ok(self.state(key)?.map(|s| Value::of(&s)))
+    }
+
+    /// The state of `key` if it has one of `allowed` types; the bottom of
+    /// `allowed[0]` if never written; `WrongType` otherwise.
+    fn typed_state(&self, key: &[u8], allowed: &[CrdtType]) -> Result<State> {
+        match self.state(key)? {
+            None => Ok(State::empty(allowed[0])),
+            Some(s) if allowed.contains(&s.crdt_type()) => Ok(s),
+            Some(s) => Err(Error::WrongType {
+                stored: s.crdt_type(),
+                requested: allowed[0],
+            }),
+        }
+    }
+
+    /// Value of a G-Counter or PN-Counter (0 if never written).
+    pub fn counter_value(&self, key: &[u8]) -> Result<i128> {
+        match Value::of(&self.typed_state(key, &[CrdtType::PNCounter, CrdtType::GCounter])?) {
+            Value::Counter(v) => Ok(v),
+            _ => Err(Error::Corruption("counter state expected".into())),
+        }
+    }
+
+    /// Members of a G-Set, 2P-Set or OR-Set (empty if never written).
+    pub fn set_members(&self, key: &[u8]) -> Result<SetRead> {
+        let allowed = [CrdtType::ORSet, CrdtType::GSet, CrdtType::TwoPSet];
+        match Value::of(&self.typed_state(key, &allowed)?) {
+            Value::Set(s) => Ok(s),
+            _ => Err(Error::Corruption("set state expected".into())),
+        }
+    }
+
+    /// Winning write of an LWW or FWW register (`None` if never written).
+    pub fn register(&self, key: &[u8]) -> Result<Option<Stamped>> {
+        let allowed = [CrdtType::LwwRegister, CrdtType::FwwRegister];
+        match Value::of(&self.typed_state(key, &allowed)?) {
+            Value::Register(r) => Ok(r),
+            _ => Err(Error::Corruption("register state expected".into())),
+        }
+    }
+
+    /// Siblings and context of an MV register (none if never written).
+    pub fn mv_read(&self, key: &[u8]) -> Result<MvRead> {
+        match Value::of(&self.typed_state(key, &[CrdtType::MvRegister])?) {
+            Value::Mv(m) => Ok(m),
+            _ => Err(Error::Corruption("mv register state expected".into())),
+        }
+    }
+
+    /// Keys starting with `prefix` (all keys for an empty prefix), in byte
+    /// order, with their types. Sees a consistent snapshot.
+    pub fn keys(&self, prefix: &[u8]) -> Result<KeyIter<'_>> {
+        let mut it = self.db.raw_iterator_cf(self.cf(CF_TYPES)?);
+        it.seek(prefix);
+        Ok(KeyIter {
+            it,
+            prefix: prefix.to_vec(),
+            done: false,
+        })
+    }
+}
+
+/// Iterator over keys and their types; see [`Engine::keys`].
+pub struct KeyIter<'a> {
+    it: rocksdb::DBRawIteratorWithThreadMode<'a, rocksdb::DB>,
+    prefix: Vec<u8>,
+    done: bool,
+}
+
+impl Iterator for KeyIter<'_> {
+    type Item = Result<(Vec<u8>, CrdtType)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if !self.it.valid() {
+            self.done = true;
+            return self.it.status().err().map(|e| Err(e.into()));
+        }
+        let key = self.it.key()?;
+        if !key.starts_with(&self.prefix) {
+            self.done = true;
+            return None;
+        }
+        let out = match self.it.value() {
+            Some([t]) => match CrdtType::from_tag(*t) {
+                Some(ty) => Ok((key.to_vec(), ty)),
+                None => Err(Error::Corruption(format!("unknown stored type tag {t}"))),
+            },
+            _ => Err(Error::Corruption("stored type tag is damaged".into())),
+        };
+        self.it.next();
+        Some(out)
+    }
+}

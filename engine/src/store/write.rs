@@ -1,0 +1,382 @@
+//! The write path. For a batch:
+//! 1. validate every key, value and merge payload (decode + canonical check);
+//! 2. look up each key's type in `types` (one multi-get, no state read);
+//! 3. lock the stripes of keys that need their state or have no type yet;
+//! 4. read the states that are needed, apply the operations in order to an
+//!    in-batch overlay, producing one delta per local operation;
+//! 5. put the type of new keys, merge one joined operand per key into
+//!    `state`, merge the version vector and clock into `meta`, in one
+//!    RocksDB write batch with the configured durability;
+//! 6. mark the keys dirty for the anti-entropy tree, release the locks.
+//!
+//! A failure before step 5 writes nothing; a failure of step 5 poisons the
+//! engine (state on disk is then known only after reopen).
+
+use super::batch::{Batch, KeyedDelta, Op};
+use super::merge::encode_ts;
+use super::{Engine, CF_META, CF_STATE, CF_TYPES, MAX_KEY_LEN, MAX_VALUE_LEN, META_HLC, META_VV};
+use crate::causal::{CausalContext, Timestamp, VersionVector};
+use crate::codec::{decode_item, decode_state, encode_state, encode_vv, Delta, Item};
+use crate::crdt::{CrdtType, State};
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+/// Per-key working state while a batch is applied.
+struct Slot {
+    ty: Option<CrdtType>,
+    is_new: bool,
+    /// Current state, present for keys that needed a read.
+    state: Option<State>,
+    /// Join of everything this batch writes to the key.
+    operand: Option<State>,
+}
+
+/// A merge payload decoded during validation.
+enum Prepared {
+    Local,
+    Merge(Item),
+}
+
+impl Engine {
+    /// Apply a batch atomically. Returns the delta of every local operation
+    /// (merges produce none), in batch order.
+    pub fn write(&self, batch: &Batch) -> Result<Vec<KeyedDelta>> {
+        self.check_writable()?;
+        if batch.ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prepared = validate(batch)?;
+
+        // Distinct keys, in first-seen order.
+        let mut index: HashMap<&[u8], usize> = HashMap::with_capacity(batch.ops.len());
+        let mut keys: Vec<&[u8]> = Vec::new();
+        let mut needs_state: Vec<bool> = Vec::new();
+        for (key, op) in &batch.ops {
+            let i = *index.entry(key.as_slice()).or_insert_with(|| {
+                keys.push(key.as_slice());
+                needs_state.push(false);
+                keys.len() - 1
+            });
+            needs_state[i] |= op.needs_state();
+        }
+
+        let types_cf = self.cf(CF_TYPES)?;
+        let mut slots: Vec<Slot> = Vec::with_capacity(keys.len());
+        for r in self.db.batched_multi_get_cf(types_cf, &keys, false) {
+            let ty = match r? {
+                Some(b) => Some(parse_type(&b)?),
+                None => None,
+            };
+            slots.push(Slot {
+                ty,
+                is_new: false,
+                state: None,
+                operand: None,
+            });
+        }
+
+        let stripes: Vec<usize> = keys
+            .iter()
+            .zip(&slots)
+            .zip(&needs_state)
+            .filter(|((_, s), need)| **need || s.ty.is_none())
+            .map(|((k, _), _)| self.locks.stripe(k))
+            .collect();
+        let _guards = self.locks.lock_all(stripes);
+
+        // Under the locks: re-check unknown types, read needed states.
+        let state_cf = self.cf(CF_STATE)?;
+        for (i, key) in keys.iter().enumerate() {
+            if slots[i].ty.is_none() {
+                if let Some(b) = self.db.get_pinned_cf(types_cf, key)? {
+                    slots[i].ty = Some(parse_type(&b)?);
+                }
+            }
+            if needs_state[i] {
+                slots[i].state = Some(match self.db.get_pinned_cf(state_cf, key)? {
+                    Some(b) => decode_state(&b)
+                        .map_err(|e| Error::Corruption(format!("stored state: {e}")))?,
+                    None => State::empty(op_type_for(batch, key).unwrap_or(CrdtType::GCounter)),
+                });
+            }
+        }
+
+        // Apply in order.
+        let mut deltas = Vec::new();
+        let mut max_ts: Option<Timestamp> = None;
+        let mut seen = VersionVector::new();
+        for ((key, op), prep) in batch.ops.iter().zip(prepared) {
+            let slot = &mut slots[index[key.as_slice()]];
+            let (ty, incoming) = match prep {
+                Prepared::Merge(item) => {
+                    if let Item::Delta(d) = &item {
+                        seen.observe(d.origin, d.seq);
+                    }
+                    let s = item.into_state();
+                    max_ts = max_ts.max(s.max_timestamp());
+                    (s.crdt_type(), Some(s))
+                }
+                Prepared::Local => (op.crdt_type().unwrap_or(CrdtType::GCounter), None),
+            };
+            match slot.ty {
+                Some(stored) if stored != ty => {
+                    return Err(Error::WrongType {
+                        stored,
+                        requested: ty,
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    slot.ty = Some(ty);
+                    slot.is_new = true;
+                }
+            }
+            if let Some(st) = slot.state.as_mut() {
+                if st.crdt_type() != ty {
+                    *st = State::empty(ty);
+                }
+            }
+            let delta = match incoming {
+                Some(s) => {
+                    // Later local operations on this key must see merged input.
+                    if let Some(st) = slot.state.as_mut() {
+                        st.try_join(&s).map_err(|m| Error::WrongType {
+                            stored: m.expected,
+                            requested: m.found,
+                        })?;
+                    }
+                    s
+                }
+                None => {
+                    let d = self.apply_local(op, slot.state.as_mut(), ty)?;
+                    if let State::LwwRegister(_) | State::FwwRegister(_) = d {
+                        max_ts = max_ts.max(d.max_timestamp());
+                    }
+                    let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+                    seen.observe(self.replica, seq);
+                    deltas.push(KeyedDelta {
+                        key: key.clone(),
+                        delta: Delta {
+                            origin: self.replica,
+                            seq,
+                            state: d.clone(),
+                        },
+                    });
+                    d
+                }
+            };
+            match slot.operand.as_mut() {
+                None => slot.operand = Some(delta),
+                Some(acc) => acc.try_join(&delta).map_err(|m| Error::WrongType {
+                    stored: m.expected,
+                    requested: m.found,
+                })?,
+            }
+        }
+
+        let mut wb = rocksdb::WriteBatch::default();
+        for (key, slot) in keys.iter().zip(&slots) {
+            if slot.is_new {
+                if let Some(ty) = slot.ty {
+                    wb.put_cf(types_cf, key, [ty.tag()]);
+                }
+            }
+            if let Some(operand) = &slot.operand {
+                wb.merge_cf(state_cf, key, encode_state(operand));
+            }
+        }
+        let meta_cf = self.cf(CF_META)?;
+        if !seen.is_empty() {
+            wb.merge_cf(meta_cf, META_VV, encode_vv(&seen));
+        }
+        if let Some(ts) = max_ts {
+            self.clock.observe(ts);
+            wb.merge_cf(meta_cf, META_HLC, encode_ts(ts));
+        }
+        if let Err(e) = self.db.write_opt(wb, &self.write_opts) {
+            self.poisoned.store(true, Ordering::Release);
+            return Err(e.into());
+        }
+        self.vv.lock().merge(&seen);
+        self.tree.mark_dirty(keys.iter().copied());
+        if self.tree.over_budget() {
+            // Bound the memory of the dirty set. The write itself succeeded;
+            // keys that fail to fold stay dirty for the next settle.
+            let _ = self.tree.settle(&self.db);
+        }
+        Ok(deltas)
+    }
+
+    /// Apply one local operation to `state` (or, for blind operations, to
+    /// the empty state) and return its delta.
+    fn apply_local(&self, op: &Op, state: Option<&mut State>, ty: CrdtType) -> Result<State> {
+        let mut scratch;
+        let st = match state {
+            Some(s) => s,
+            None => {
+                scratch = State::empty(ty);
+                &mut scratch
+            }
+        };
+        let me = self.replica;
+        Ok(match (op, st) {
+            (Op::Increment(n), State::GCounter(c)) => {
+                State::GCounter(c.increment(me, *n).map_err(|_| Error::Overflow)?)
+            }
+            (Op::PnAdd(n), State::PNCounter(c)) => {
+                State::PNCounter(c.add(me, *n).map_err(|_| Error::Overflow)?)
+            }
+            (Op::GSetAdd(e), State::GSet(s)) => State::GSet(s.add(e)),
+            (Op::TwoPAdd(e), State::TwoPSet(s)) => State::TwoPSet(s.add(e)),
+            (Op::TwoPRemove(e), State::TwoPSet(s)) => State::TwoPSet(s.remove(e)),
+            (Op::OrAdd(e), State::ORSet(s)) => State::ORSet(s.add(me, e)),
+            (Op::OrRemove(e, ctx), State::ORSet(s)) => State::ORSet(s.remove(e, ctx.as_ref())),
+            (Op::LwwSet(v), State::LwwRegister(r)) => {
+                State::LwwRegister(r.set(self.clock.tick(), me, v))
+            }
+            (Op::FwwSet(v), State::FwwRegister(r)) => {
+                State::FwwRegister(r.set(self.clock.tick(), me, v))
+            }
+            (Op::MvWrite(v, ctx), State::MvRegister(r)) => State::MvRegister(r.write(me, v, ctx)),
+            (op, st) => {
+                return Err(Error::WrongType {
+                    stored: st.crdt_type(),
+                    requested: op.crdt_type().unwrap_or(st.crdt_type()),
+                })
+            }
+        })
+    }
+
+    /// Join a peer's encoded delta or full state into `key`.
+    pub fn merge(&self, key: &[u8], bytes: &[u8]) -> Result<()> {
+        let mut b = Batch::with_capacity(1);
+        b.merge(key, bytes);
+        self.write(&b).map(|_| ())
+    }
+
+    fn single(&self, key: &[u8], op: Op) -> Result<KeyedDelta> {
+        let mut b = Batch::with_capacity(1);
+        b.push(key, op);
+        self.write(&b)?
+            .pop()
+            .ok_or_else(|| Error::InvalidArgument("operation produced no delta".into()))
+    }
+
+    /// G-Counter: add `n`. Returns the delta.
+    pub fn increment(&self, key: &[u8], n: u64) -> Result<KeyedDelta> {
+        self.single(key, Op::Increment(n))
+    }
+
+    /// PN-Counter: add `n` (negative subtracts). Returns the delta.
+    pub fn pn_add(&self, key: &[u8], n: i64) -> Result<KeyedDelta> {
+        self.single(key, Op::PnAdd(n))
+    }
+
+    /// G-Set: add `elem`. Returns the delta.
+    pub fn gset_add(&self, key: &[u8], elem: &[u8]) -> Result<KeyedDelta> {
+        self.single(key, Op::GSetAdd(elem.to_vec()))
+    }
+
+    /// 2P-Set: add `elem`. Returns the delta.
+    pub fn twop_add(&self, key: &[u8], elem: &[u8]) -> Result<KeyedDelta> {
+        self.single(key, Op::TwoPAdd(elem.to_vec()))
+    }
+
+    /// 2P-Set: remove `elem` forever. Returns the delta.
+    pub fn twop_remove(&self, key: &[u8], elem: &[u8]) -> Result<KeyedDelta> {
+        self.single(key, Op::TwoPRemove(elem.to_vec()))
+    }
+
+    /// OR-Set: add `elem`. Returns the delta.
+    pub fn orset_add(&self, key: &[u8], elem: &[u8]) -> Result<KeyedDelta> {
+        self.single(key, Op::OrAdd(elem.to_vec()))
+    }
+
+    /// OR-Set: remove `elem` (the adds of it observed now, or within
+    /// `observed`). Returns the delta.
+    pub fn orset_remove(
+        &self,
+        key: &[u8],
+        elem: &[u8],
+        observed: Option<CausalContext>,
+    ) -> Result<KeyedDelta> {
+        self.single(key, Op::OrRemove(elem.to_vec(), observed))
+    }
+
+    /// LWW register: write `value`. Returns the delta.
+    pub fn lww_set(&self, key: &[u8], value: &[u8]) -> Result<KeyedDelta> {
+        self.single(key, Op::LwwSet(value.to_vec()))
+    }
+
+    /// FWW register: write `value`. Returns the delta.
+    pub fn fww_set(&self, key: &[u8], value: &[u8]) -> Result<KeyedDelta> {
+        self.single(key, Op::FwwSet(value.to_vec()))
+    }
+
+    /// MV register: write `value` based on the read `context`. Returns the
+    /// delta.
+    pub fn mv_write(&self, key: &[u8], value: &[u8], context: &CausalContext) -> Result<KeyedDelta> {
+        self.single(key, Op::MvWrite(value.to_vec(), context.clone()))
+    }
+
+    /// MV register: if the key has several siblings, ask `resolve` for one
+    /// value (for example a union of shopping carts) and write it with the
+    /// context of the read, replacing them. Returns the delta, or `None` if
+    /// there was nothing to resolve. A sibling written concurrently with the
+    /// resolution survives as a sibling of the result. If `resolve` fails,
+    /// nothing is written.
+    pub fn mv_resolve<F>(&self, key: &[u8], resolve: F) -> Result<Option<KeyedDelta>>
+    where
+        F: FnOnce(&[crate::crdt::Sibling]) -> std::result::Result<Vec<u8>, String>,
+    {
+        let read = self.mv_read(key)?;
+        if read.siblings.len() < 2 {
+            return Ok(None);
+        }
+        let value = resolve(&read.siblings).map_err(Error::MergeFunction)?;
+        self.mv_write(key, &value, &read.context).map(Some)
+    }
+}
+
+/// The type the first operation on `key` in the batch names (for an empty
+/// state before the type is known).
+fn op_type_for(batch: &Batch, key: &[u8]) -> Option<CrdtType> {
+    batch
+        .ops
+        .iter()
+        .find(|(k, _)| k.as_slice() == key)
+        .and_then(|(_, op)| op.crdt_type())
+}
+
+fn parse_type(b: &[u8]) -> Result<CrdtType> {
+    match b {
+        [t] => CrdtType::from_tag(*t)
+            .ok_or_else(|| Error::Corruption(format!("unknown stored type tag {t}"))),
+        _ => Err(Error::Corruption("stored type tag is damaged".into())),
+    }
+}
+
+/// Check sizes and decode merge payloads before anything is touched.
+fn validate(batch: &Batch) -> Result<Vec<Prepared>> {
+    let mut out = Vec::with_capacity(batch.ops.len());
+    for (key, op) in &batch.ops {
+        if key.len() > MAX_KEY_LEN {
+            return Err(Error::KeyTooLarge {
+                len: key.len(),
+                max: MAX_KEY_LEN,
+            });
+        }
+        if op.payload_len() > MAX_VALUE_LEN {
+            return Err(Error::ValueTooLarge {
+                len: op.payload_len(),
+                max: MAX_VALUE_LEN,
+            });
+        }
+        out.push(match op {
+            Op::Merge(bytes) => Prepared::Merge(decode_item(bytes)?),
+            _ => Prepared::Local,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,1 @@
+//! Sans-IO anti-entropy sessions (see issue: built on the tree in [`crate::aae`]).
