@@ -1,1 +1,78 @@
-//! C ABI.
+//! The C ABI of Converge (`include/converge.h`, generated from this crate by
+//! cbindgen). It only translates: C types in, engine calls, C types out.
+//! Every decision lives in the `converge` engine crate.
+//!
+//! Modules, one concern each:
+//! - [`status`]: `cvg_status_t`, the per-thread error message, the panic
+//!   boundary (`ffi_boundary!`) every exported body runs inside;
+//! - [`bytes`]: byte strings in and out, pointer checks, `cvg_list_t`;
+//! - [`options`]: `cvg_options_t`, the open options builder;
+//! - [`engine`]: open/close, identity, key metadata, merge, anti-entropy;
+//! - [`ops`]: one CRDT operation per call, each returning its delta;
+//! - [`read`]: typed reads (counters, sets, registers, MV siblings);
+//! - [`batch`]: atomic batches and their packed deltas;
+//! - [`iter`]: key iteration;
+//! - [`callback`]: the pluggable MV merge function.
+//!
+//! See docs/C_API.md for ownership, threading and versioning rules.
+
+#![allow(non_camel_case_types)]
+#![allow(clippy::missing_safety_doc)]
+#![allow(clippy::too_many_arguments)]
+#![deny(missing_docs)]
+
+// Declaration order is the order of the header (cbindgen follows it).
+pub mod status;
+pub mod bytes;
+pub mod options;
+pub mod engine;
+pub mod ops;
+pub mod read;
+pub mod batch;
+pub mod iter;
+pub mod callback;
+
+pub use status::cvg_status_t;
+
+use std::ffi::c_char;
+
+/// Major version of the library this header belongs to (the crate version
+/// in Cargo.toml). While it is 0, a minor version bump may break the ABI.
+pub const CONVERGE_VERSION_MAJOR: u32 = 0;
+/// Minor version of the library this header belongs to.
+pub const CONVERGE_VERSION_MINOR: u32 = 1;
+/// Patch version of the library this header belongs to.
+pub const CONVERGE_VERSION_PATCH: u32 = 0;
+/// The version as one comparable number: `MAJOR * 10000 + MINOR * 100 +
+/// PATCH` (minor and patch stay below 100).
+pub const CONVERGE_VERSION_NUMBER: u32 = 100;
+
+/// The version of the loaded library as a static NUL-terminated string
+/// (`"MAJOR.MINOR.PATCH"`). Compare it with the `CONVERGE_VERSION_*` macros
+/// to detect a header / library mismatch. Never NULL; do not free.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn cvg_version() -> *const c_char {
+    const V: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+    status::ffi_boundary!(V.as_ptr().cast() => { V.as_ptr().cast() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_constants_match_the_crate_version() {
+        let parse = |s: &str| s.parse::<u32>().unwrap();
+        assert_eq!(CONVERGE_VERSION_MAJOR, parse(env!("CARGO_PKG_VERSION_MAJOR")));
+        assert_eq!(CONVERGE_VERSION_MINOR, parse(env!("CARGO_PKG_VERSION_MINOR")));
+        assert_eq!(CONVERGE_VERSION_PATCH, parse(env!("CARGO_PKG_VERSION_PATCH")));
+        assert!(CONVERGE_VERSION_MINOR < 100 && CONVERGE_VERSION_PATCH < 100);
+        assert_eq!(
+            CONVERGE_VERSION_NUMBER,
+            CONVERGE_VERSION_MAJOR * 10000 + CONVERGE_VERSION_MINOR * 100 + CONVERGE_VERSION_PATCH
+        );
+        let v = unsafe { std::ffi::CStr::from_ptr(cvg_version()) };
+        assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+    }
+}

@@ -1,0 +1,421 @@
+//! `cvg_engine_t`: open and close, identity, key metadata, merges of peer
+//! bytes and the anti-entropy / maintenance calls.
+
+use crate::bytes::{cvg_bytes_t, input, reference, required, write_out};
+use crate::options::cvg_options_t;
+use crate::status::{ffi_boundary, Failure};
+use crate::cvg_status_t;
+use converge::{codec, CrdtType, Engine, Options};
+use std::ffi::{c_char, CStr};
+use std::sync::Arc;
+
+/// An open replica store. Created by `cvg_engine_open`, released by
+/// `cvg_engine_close`.
+///
+/// Thread safety: every function taking a `const cvg_engine_t *` may be
+/// called from any number of threads at once on the same engine.
+/// `cvg_engine_close` needs exclusive access: no call on the engine may be
+/// running or start once it is called.
+pub struct cvg_engine_t {
+    /// Shared with the key iterators, which keep the store alive.
+    pub(crate) inner: Arc<Engine>,
+}
+
+/// The CRDT type of a key: one of the `CVG_CRDT_*` values. The numbers are
+/// the engine's persisted type tags: never reused.
+pub type cvg_crdt_type_t = u8;
+
+/// The key was never written.
+pub const CVG_CRDT_NONE: cvg_crdt_type_t = 0;
+/// Grow-only counter.
+pub const CVG_CRDT_GCOUNTER: cvg_crdt_type_t = 1;
+/// Counter with increments and decrements.
+pub const CVG_CRDT_PNCOUNTER: cvg_crdt_type_t = 2;
+/// Grow-only set.
+pub const CVG_CRDT_GSET: cvg_crdt_type_t = 3;
+/// Two-phase set: an element removed never comes back.
+pub const CVG_CRDT_TWOP_SET: cvg_crdt_type_t = 4;
+/// Observed-remove set, add wins.
+pub const CVG_CRDT_ORSET: cvg_crdt_type_t = 5;
+/// Last-writer-wins register.
+pub const CVG_CRDT_LWW_REGISTER: cvg_crdt_type_t = 6;
+/// First-writer-wins register.
+pub const CVG_CRDT_FWW_REGISTER: cvg_crdt_type_t = 7;
+/// Multi-value register.
+pub const CVG_CRDT_MV_REGISTER: cvg_crdt_type_t = 8;
+
+/// The root of the anti-entropy tree: equal roots mean equal data.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct cvg_root_t {
+    /// XOR of every key's 128-bit entry hash, big-endian.
+    pub hash: [u8; 16],
+    /// Number of keys.
+    pub count: u64,
+}
+
+/// Borrow the engine behind a handle.
+///
+/// # Safety
+/// `engine` is NULL or a live handle.
+pub(crate) unsafe fn engine<'a>(engine: *const cvg_engine_t) -> Result<&'a Engine, Failure> {
+    // SAFETY: forwarded caller guarantee.
+    Ok(&unsafe { reference(engine, "engine") }?.inner)
+}
+
+/// Borrow a key argument.
+///
+/// # Safety
+/// `key` points to `key_len` readable bytes (or `key_len` is 0).
+pub(crate) unsafe fn key<'a>(key: *const u8, key_len: usize) -> Result<&'a [u8], Failure> {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { input(key, key_len, "key") }
+}
+
+/// Open (or create) the store in directory `path` (a NUL-terminated path in
+/// the platform's encoding). `options` may be NULL for the defaults. On
+/// success `*engine_out` is a new handle to release with
+/// `cvg_engine_close`. A directory is opened by one engine at a time:
+/// another open of it fails with `CVG_STATUS_STORAGE` until it is closed.
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string; `options` is NULL or live
+/// options; `engine_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_engine_open(
+    path: *const c_char,
+    options: *const cvg_options_t,
+    engine_out: *mut *mut cvg_engine_t,
+) -> cvg_status_t {
+    ffi_boundary!({
+        if path.is_null() {
+            return Err(Failure::null("path"));
+        }
+        required(engine_out, "engine_out")?;
+        // SAFETY: checked non-NULL; NUL-terminated per the contract.
+        let path = unsafe { CStr::from_ptr(path) };
+        if path.is_empty() {
+            return Err(Failure::invalid("path is empty"));
+        }
+        // SAFETY: NULL or live options.
+        let opts = match unsafe { options.as_ref() } {
+            Some(o) => o.inner.clone(),
+            None => Options::default(),
+        };
+        let e = Engine::open(os_path(path)?, opts)?;
+        let handle = Box::into_raw(Box::new(cvg_engine_t { inner: Arc::new(e) }));
+        // SAFETY: checked non-NULL.
+        unsafe { write_out(engine_out, handle) };
+        Ok(())
+    })
+}
+
+#[cfg(unix)]
+fn os_path(p: &CStr) -> Result<std::path::PathBuf, Failure> {
+    use std::os::unix::ffi::OsStrExt;
+    Ok(std::ffi::OsStr::from_bytes(p.to_bytes()).into())
+}
+
+#[cfg(not(unix))]
+fn os_path(p: &CStr) -> Result<std::path::PathBuf, Failure> {
+    p.to_str()
+        .map(Into::into)
+        .map_err(|_| Failure::invalid("path is not UTF-8"))
+}
+
+/// Close the engine cleanly (persist the anti-entropy tree so the next open
+/// need not rebuild it) and release the handle. The handle is released
+/// whatever the status; NULL is a no-op returning `CVG_STATUS_OK`.
+/// `CVG_STATUS_POISONED` if an earlier write failed (data is recovered at
+/// the next open). If key iterators of this engine are still open, the
+/// store stays open until the last is freed, and the status is
+/// `CVG_STATUS_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `engine` is NULL or a live handle with no call running on it; it is not
+/// used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_engine_close(engine: *mut cvg_engine_t) -> cvg_status_t {
+    ffi_boundary!({
+        if engine.is_null() {
+            return Ok(());
+        }
+        // SAFETY: created by Box::into_raw in cvg_engine_open.
+        let handle = unsafe { Box::from_raw(engine) };
+        match Arc::try_unwrap(handle.inner) {
+            Ok(e) => Ok(e.close()?),
+            Err(_still_shared) => Err(Failure::invalid(
+                "key iterators are still open: the store closes when the last is freed",
+            )),
+        }
+    })
+}
+
+/// Copy this replica's 16-byte id (big-endian) to `id_out`, which must
+/// have room for 16 bytes.
+///
+/// # Safety
+/// `engine` is NULL or a live handle; `id_out` is NULL or 16 writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_engine_replica_id(
+    engine: *const cvg_engine_t,
+    id_out: *mut u8,
+) -> cvg_status_t {
+    ffi_boundary!({
+        // SAFETY: forwarded caller guarantees.
+        let e = unsafe { self::engine(engine) }?;
+        required(id_out, "id_out")?;
+        // SAFETY: checked non-NULL.
+        unsafe { write_out(id_out.cast::<[u8; 16]>(), e.replica_id().to_bytes()) };
+        Ok(())
+    })
+}
+
+/// The engine's version vector (what it has seen of every replica),
+/// encoded with the engine's codec (`converge::codec::encode_vv`), into
+/// `*vv_out` (free with `cvg_bytes_free`).
+///
+/// # Safety
+/// `engine` is NULL or a live handle; `vv_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_engine_version_vector(
+    engine: *const cvg_engine_t,
+    vv_out: *mut cvg_bytes_t,
+) -> cvg_status_t {
+    ffi_boundary!({
+        // SAFETY: forwarded caller guarantees.
+        let e = unsafe { self::engine(engine) }?;
+        required(vv_out, "vv_out")?;
+        let bytes = codec::encode_vv(&e.version_vector());
+        // SAFETY: checked non-NULL.
+        unsafe { write_out(vv_out, cvg_bytes_t::from_vec(bytes)) };
+        Ok(())
+    })
+}
+
+/// The CRDT type of `key` into `*type_out`: a `CVG_CRDT_*` value,
+/// `CVG_CRDT_NONE` if the key was never written.
+///
+/// # Safety
+/// `engine` is NULL or a live handle; `key` points to `key_len` bytes;
+/// `type_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_engine_key_type(
+    engine: *const cvg_engine_t,
+    key: *const u8,
+    key_len: usize,
+    type_out: *mut cvg_crdt_type_t,
+) -> cvg_status_t {
+    ffi_boundary!({
+        // SAFETY: forwarded caller guarantees.
+        let (e, k) = unsafe { (self::engine(engine)?, self::key(key, key_len)?) };
+        required(type_out, "type_out")?;
+        let t = e.key_type(k)?.map_or(CVG_CRDT_NONE, CrdtType::tag);
+        // SAFETY: checked non-NULL.
+        unsafe { write_out(type_out, t) };
+        Ok(())
+    })
+}
+
+/// The lower-case name of a CRDT type (`"gcounter"`, `"orset"`, ...) as a
+/// static NUL-terminated string; `"none"` for `CVG_CRDT_NONE`, NULL for a
+/// number that is no type. Do not free. Thread-safe.
+#[no_mangle]
+pub extern "C" fn cvg_crdt_type_name(crdt_type: cvg_crdt_type_t) -> *const c_char {
+    ffi_boundary!(std::ptr::null() => {
+        if crdt_type == CVG_CRDT_NONE {
+            return c"none".as_ptr();
+        }
+        let name: &'static CStr = match CrdtType::from_tag(crdt_type) {
+            None => return std::ptr::null(),
+            Some(CrdtType::GCounter) => c"gcounter",
+            Some(CrdtType::PNCounter) => c"pncounter",
+            Some(CrdtType::GSet) => c"gset",
+            Some(CrdtType::TwoPSet) => c"2pset",
+            Some(CrdtType::ORSet) => c"orset",
+            Some(CrdtType::LwwRegister) => c"lww",
+            Some(CrdtType::FwwRegister) => c"fww",
+            Some(CrdtType::MvRegister) => c"mvreg",
+        };
+        name.as_ptr()
+    })
+}
+
+/// The encoded full state of `key` (what a peer passes to
+/// `cvg_engine_merge`): `*found_out` is true and `*state_out` holds the
+/// bytes (free with `cvg_bytes_free`), or `*found_out` is false and
+/// `*state_out` is `{NULL, 0}` if the key was never written.
+///
+/// # Safety
+/// `engine` is NULL or a live handle; `key` points to `key_len` bytes;
+/// `found_out` and `state_out` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_engine_state_bytes(
+    engine: *const cvg_engine_t,
+    key: *const u8,
+    key_len: usize,
+    found_out: *mut bool,
+    state_out: *mut cvg_bytes_t,
+) -> cvg_status_t {
+    ffi_boundary!({
+        // SAFETY: forwarded caller guarantees.
+        let (e, k) = unsafe { (self::engine(engine)?, self::key(key, key_len)?) };
+        required(found_out, "found_out")?;
+        required(state_out, "state_out")?;
+        let state = e.state_bytes(k)?;
+        // SAFETY: checked non-NULL.
+        unsafe {
+            write_out(found_out, state.is_some());
+            write_out(state_out, cvg_bytes_t::from_vec(state.unwrap_or_default()));
+        }
+        Ok(())
+    })
+}
+
+/// Join a peer's encoded delta or full state (`bytes`, as returned by an
+/// operation's `delta_out` or by `cvg_engine_state_bytes`) into `key`.
+/// Applying the same bytes twice, or out of order, is harmless. Bytes that
+/// do not decode give `CVG_STATUS_CORRUPT_INPUT`, bytes of another type
+/// than the key holds `CVG_STATUS_WRONG_TYPE`; nothing is written then.
+///
+/// # Safety
+/// `engine` is NULL or a live handle; `key` and `bytes` point to their
+/// lengths in bytes.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_engine_merge(
+    engine: *const cvg_engine_t,
+    key: *const u8,
+    key_len: usize,
+    bytes: *const u8,
+    bytes_len: usize,
+) -> cvg_status_t {
+    ffi_boundary!({
+        // SAFETY: forwarded caller guarantees.
+        let (e, k, b) = unsafe {
+            (
+                self::engine(engine)?,
+                self::key(key, key_len)?,
+                input(bytes, bytes_len, "bytes")?,
+            )
+        };
+        Ok(e.merge(k, b)?)
+    })
+}
+
+/// Fold every key written since the last settle into the anti-entropy tree;
+/// `*folded_out` (optional: may be NULL) receives how many keys were folded.
+///
+/// # Safety
+/// `engine` is NULL or a live handle; `folded_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_engine_settle(
+    engine: *const cvg_engine_t,
+    folded_out: *mut usize,
+) -> cvg_status_t {
+    ffi_boundary!({
+        // SAFETY: forwarded caller guarantees.
+        let n = unsafe { self::engine(engine) }?.settle()?;
+        // SAFETY: NULL or writable.
+        unsafe { write_out(folded_out, n) };
+        Ok(())
+    })
+}
+
+/// The root of the anti-entropy tree (settles first) into `*root_out`.
+/// Two replicas with equal roots hold equal data.
+///
+/// # Safety
+/// `engine` is NULL or a live handle; `root_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_engine_root(
+    engine: *const cvg_engine_t,
+    root_out: *mut cvg_root_t,
+) -> cvg_status_t {
+    ffi_boundary!({
+        // SAFETY: forwarded caller guarantees.
+        let e = unsafe { self::engine(engine) }?;
+        required(root_out, "root_out")?;
+        let node = e.root()?;
+        let root = cvg_root_t {
+            hash: node.hash.to_be_bytes(),
+            count: node.count,
+        };
+        // SAFETY: checked non-NULL.
+        unsafe { write_out(root_out, root) };
+        Ok(())
+    })
+}
+
+/// Recompute the anti-entropy tree from the data and compare it with the
+/// maintained one: `*consistent_out` tells whether they are equal,
+/// `*keys_out` (optional: may be NULL) how many keys were hashed.
+///
+/// # Safety
+/// `engine` is NULL or a live handle; the outputs are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_engine_verify(
+    engine: *const cvg_engine_t,
+    consistent_out: *mut bool,
+    keys_out: *mut u64,
+) -> cvg_status_t {
+    ffi_boundary!({
+        // SAFETY: forwarded caller guarantees.
+        let e = unsafe { self::engine(engine) }?;
+        required(consistent_out, "consistent_out")?;
+        let report = e.verify()?;
+        // SAFETY: checked non-NULL / NULL or writable.
+        unsafe {
+            write_out(consistent_out, report.consistent);
+            write_out(keys_out, report.keys);
+        }
+        Ok(())
+    })
+}
+
+/// Flush memtables to table files (a checkpoint; durability comes from the
+/// log and does not need it).
+///
+/// # Safety
+/// `engine` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_engine_flush(engine: *const cvg_engine_t) -> cvg_status_t {
+    // SAFETY: forwarded caller guarantees.
+    ffi_boundary!({ Ok(unsafe { self::engine(engine) }?.flush()?) })
+}
+
+/// Fsync the log: makes earlier writes done with `CVG_DURABILITY_BUFFERED`
+/// safe against power loss.
+///
+/// # Safety
+/// `engine` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_engine_sync_wal(engine: *const cvg_engine_t) -> cvg_status_t {
+    // SAFETY: forwarded caller guarantees.
+    ffi_boundary!({ Ok(unsafe { self::engine(engine) }?.sync_wal()?) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_constants_are_the_engine_tags() {
+        let ours = [
+            CVG_CRDT_GCOUNTER,
+            CVG_CRDT_PNCOUNTER,
+            CVG_CRDT_GSET,
+            CVG_CRDT_TWOP_SET,
+            CVG_CRDT_ORSET,
+            CVG_CRDT_LWW_REGISTER,
+            CVG_CRDT_FWW_REGISTER,
+            CVG_CRDT_MV_REGISTER,
+        ];
+        let tags: Vec<u8> = CrdtType::ALL.iter().map(|t| t.tag()).collect();
+        assert_eq!(ours.to_vec(), tags);
+        for t in CrdtType::ALL {
+            let name = unsafe { CStr::from_ptr(cvg_crdt_type_name(t.tag())) };
+            assert_eq!(name.to_str().unwrap(), t.name());
+        }
+        assert!(cvg_crdt_type_name(9).is_null());
+    }
+}

@@ -1,0 +1,126 @@
+//! `cvg_iter_t`: iteration over keys (with a prefix) and their types.
+
+use crate::bytes::{cvg_slice_t, input, reference_mut, required, write_out};
+use crate::engine::{cvg_crdt_type_t, cvg_engine_t, CVG_CRDT_NONE};
+use crate::status::{ffi_boundary, Failure};
+use crate::cvg_status_t;
+use converge::{Engine, KeyIter};
+use std::sync::Arc;
+
+/// An iterator over the keys of an engine that start with a prefix, in
+/// byte order, with their types, over a consistent snapshot taken when it
+/// was created. Created by `cvg_engine_keys`, released by `cvg_iter_free`.
+/// It keeps the store open: free every iterator before `cvg_engine_close`
+/// (see there).
+///
+/// Thread safety: not synchronized; use it from one thread at a time (it
+/// may move between threads).
+pub struct cvg_iter_t {
+    /// Declared first so it is dropped before the engine it borrows.
+    iter: KeyIter<'static>,
+    /// The key last returned (borrowed by the caller until the next call).
+    current: Vec<u8>,
+    /// Set after a failure: the iterator then stays at its end.
+    failed: bool,
+    /// Keeps the engine `iter` borrows alive.
+    _engine: Arc<Engine>,
+}
+
+/// A new iterator over the keys of `engine` starting with `prefix`
+/// (`(NULL, 0)`: every key) into `*iter_out` (free with `cvg_iter_free`).
+///
+/// # Safety
+/// `engine` is NULL or a live handle; `prefix` points to `prefix_len`
+/// bytes; `iter_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_engine_keys(
+    engine: *const cvg_engine_t,
+    prefix: *const u8,
+    prefix_len: usize,
+    iter_out: *mut *mut cvg_iter_t,
+) -> cvg_status_t {
+    ffi_boundary!({
+        // SAFETY: forwarded caller guarantees.
+        let (handle, prefix) = unsafe {
+            (
+                crate::bytes::reference(engine, "engine")?,
+                input(prefix, prefix_len, "prefix")?,
+            )
+        };
+        required(iter_out, "iter_out")?;
+        let owner = Arc::clone(&handle.inner);
+        let it = owner.keys(prefix)?;
+        // SAFETY: `it` borrows the engine inside `owner`'s allocation, which
+        // the iterator keeps alive in `_engine` and which never moves; the
+        // field order drops `iter` first. The 'static lifetime never
+        // escapes this struct.
+        let iter = unsafe { std::mem::transmute::<KeyIter<'_>, KeyIter<'static>>(it) };
+        let boxed = Box::new(cvg_iter_t {
+            iter,
+            current: Vec::new(),
+            failed: false,
+            _engine: owner,
+        });
+        // SAFETY: checked non-NULL.
+        unsafe { write_out(iter_out, Box::into_raw(boxed)) };
+        Ok(())
+    })
+}
+
+/// Advance the iterator. `*has_key_out` is true and `*key_out` /
+/// `*type_out` hold the next key and its `CVG_CRDT_*` type; or
+/// `*has_key_out` is false at the end (then `*key_out` is `{NULL, 0}` and
+/// `*type_out` is `CVG_CRDT_NONE`). The key is valid until the next call on
+/// the iterator or `cvg_iter_free`. `key_out` and `type_out` are optional
+/// (may be NULL). After a failure (`CVG_STATUS_STORAGE`,
+/// `CVG_STATUS_CORRUPTION`) the iterator is at its end.
+///
+/// # Safety
+/// `iter` is NULL or live with no other user; the outputs are NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_iter_next(
+    iter: *mut cvg_iter_t,
+    has_key_out: *mut bool,
+    key_out: *mut cvg_slice_t,
+    type_out: *mut cvg_crdt_type_t,
+) -> cvg_status_t {
+    ffi_boundary!({
+        // SAFETY: forwarded caller guarantees.
+        let it = unsafe { reference_mut(iter, "iter") }?;
+        required(has_key_out, "has_key_out")?;
+        let next = if it.failed { None } else { it.iter.next() };
+        let (has, key, ty) = match next {
+            None => (false, cvg_slice_t::empty(), CVG_CRDT_NONE),
+            Some(Err(e)) => {
+                it.failed = true;
+                return Err(Failure::from(e));
+            }
+            Some(Ok((k, t))) => {
+                it.current = k;
+                (true, cvg_slice_t::of(&it.current), t.tag())
+            }
+        };
+        // SAFETY: checked non-NULL / NULL or writable.
+        unsafe {
+            write_out(has_key_out, has);
+            write_out(key_out, key);
+            write_out(type_out, ty);
+        }
+        Ok(())
+    })
+}
+
+/// Free an iterator. NULL is a no-op.
+///
+/// # Safety
+/// `iter` is NULL or live, not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_iter_free(iter: *mut cvg_iter_t) {
+    ffi_boundary!(() => {
+        if !iter.is_null() {
+            // SAFETY: created by Box::into_raw in cvg_engine_keys.
+            drop(unsafe { Box::from_raw(iter) });
+        }
+    })
+}

@@ -1,0 +1,268 @@
+//! `cvg_options_t`: the options of `cvg_engine_open`, an opaque builder so
+//! fields can be added without breaking the ABI.
+
+use crate::bytes::{input, reference_mut};
+use crate::status::{ffi_boundary, Failure};
+use crate::cvg_status_t;
+use converge::{Durability, Options, ReplicaId};
+
+/// Durability of every write, for `cvg_options_set_durability`: one of the
+/// `CVG_DURABILITY_*` values.
+pub type cvg_durability_t = u32;
+
+/// The log is fsynced before a write returns: an acknowledged write survives
+/// power loss.
+pub const CVG_DURABILITY_SYNC: cvg_durability_t = 0;
+/// The log is written to the OS but not fsynced: an acknowledged write
+/// survives a crash of the process, not of the machine (the default).
+pub const CVG_DURABILITY_BUFFERED: cvg_durability_t = 1;
+/// No log: writes live in memory until flushed; a crash loses them. For
+/// bulk loads that can be redone.
+pub const CVG_DURABILITY_NONE: cvg_durability_t = 2;
+
+/// Options for `cvg_engine_open`. Created by `cvg_options_new` with the
+/// engine's defaults, changed by the `cvg_options_set_*` functions, released
+/// by `cvg_options_free`. `cvg_engine_open` copies what it needs, so the
+/// options may be freed or reused right after.
+///
+/// Thread safety: not synchronized. Setters need exclusive access; a
+/// `const cvg_options_t *` may be passed to several concurrent
+/// `cvg_engine_open` calls.
+pub struct cvg_options_t {
+    pub(crate) inner: Options,
+}
+
+/// New options with the engine's defaults: a replica id generated at first
+/// open (or the stored one), `CVG_DURABILITY_BUFFERED`, create if missing,
+/// 64 MiB block cache, 64 MiB write buffer per column family, 2 background
+/// jobs, LZ4 compression, 10 bloom bits per key, 1024 lock stripes. Never
+/// returns NULL.
+#[no_mangle]
+pub extern "C" fn cvg_options_new() -> *mut cvg_options_t {
+    ffi_boundary!(std::ptr::null_mut() => {
+        Box::into_raw(Box::new(cvg_options_t { inner: Options::default() }))
+    })
+}
+
+/// Free options. NULL is a no-op.
+///
+/// # Safety
+/// `options` is NULL or live options, not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_options_free(options: *mut cvg_options_t) {
+    ffi_boundary!(() => {
+        if !options.is_null() {
+            // SAFETY: created by Box::into_raw in cvg_options_new.
+            drop(unsafe { Box::from_raw(options) });
+        }
+    })
+}
+
+/// Apply `f` to the options behind a checked pointer.
+///
+/// # Safety
+/// `options` is NULL or live options with no other user.
+unsafe fn with_options(
+    options: *mut cvg_options_t,
+    f: impl FnOnce(&mut Options) -> Result<(), Failure>,
+) -> cvg_status_t {
+    ffi_boundary!({
+        // SAFETY: the caller passes NULL or live options.
+        let o = unsafe { reference_mut(options, "options") }?;
+        f(&mut o.inner)
+    })
+}
+
+/// Set this replica's id: 16 bytes (`id_len` must be 16), or `id == NULL`
+/// with `id_len == 0` to use the stored id (or generate one at first open).
+/// Opening a store with another id than the stored one fails with
+/// `CVG_STATUS_REPLICA_MISMATCH`.
+///
+/// # Safety
+/// `options` is NULL or live options; `id` points to `id_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_options_set_replica_id(
+    options: *mut cvg_options_t,
+    id: *const u8,
+    id_len: usize,
+) -> cvg_status_t {
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        with_options(options, |o| {
+            if id.is_null() && id_len == 0 {
+                o.replica_id = None;
+                return Ok(());
+            }
+            let b: [u8; 16] = input(id, id_len, "id")?
+                .try_into()
+                .map_err(|_| Failure::invalid(format!("replica id has {id_len} bytes, not 16")))?;
+            o.replica_id = Some(ReplicaId::from_bytes(b));
+            Ok(())
+        })
+    }
+}
+
+/// Set the durability of every write (a `CVG_DURABILITY_*` value; anything
+/// else is `CVG_STATUS_INVALID_ARGUMENT`).
+///
+/// # Safety
+/// `options` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_options_set_durability(
+    options: *mut cvg_options_t,
+    durability: cvg_durability_t,
+) -> cvg_status_t {
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        with_options(options, |o| {
+            o.durability = match durability {
+                CVG_DURABILITY_SYNC => Durability::Sync,
+                CVG_DURABILITY_BUFFERED => Durability::Buffered,
+                CVG_DURABILITY_NONE => Durability::None,
+                other => return Err(Failure::invalid(format!("unknown durability {other}"))),
+            };
+            Ok(())
+        })
+    }
+}
+
+/// Create the store if the directory holds none (default true). When false,
+/// opening a missing store fails with `CVG_STATUS_STORAGE`.
+///
+/// # Safety
+/// `options` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_options_set_create_if_missing(
+    options: *mut cvg_options_t,
+    create_if_missing: bool,
+) -> cvg_status_t {
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        with_options(options, |o| {
+            o.create_if_missing = create_if_missing;
+            Ok(())
+        })
+    }
+}
+
+/// Size in bytes of the block cache (default 64 MiB; values below 1 MiB
+/// are raised to 1 MiB).
+///
+/// # Safety
+/// `options` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_options_set_block_cache_bytes(
+    options: *mut cvg_options_t,
+    bytes: usize,
+) -> cvg_status_t {
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        with_options(options, |o| {
+            o.block_cache_bytes = bytes;
+            Ok(())
+        })
+    }
+}
+
+/// Memtable size per column family in bytes (default 64 MiB; values below
+/// 1 MiB are raised to 1 MiB).
+///
+/// # Safety
+/// `options` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_options_set_write_buffer_bytes(
+    options: *mut cvg_options_t,
+    bytes: usize,
+) -> cvg_status_t {
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        with_options(options, |o| {
+            o.write_buffer_bytes = bytes;
+            Ok(())
+        })
+    }
+}
+
+/// Background flush and compaction threads (default 2; must be 1 to 256).
+///
+/// # Safety
+/// `options` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_options_set_background_jobs(
+    options: *mut cvg_options_t,
+    jobs: u32,
+) -> cvg_status_t {
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        with_options(options, |o| {
+            if !(1..=256).contains(&jobs) {
+                return Err(Failure::invalid(format!("background jobs {jobs} not in 1..=256")));
+            }
+            o.background_jobs = jobs as i32;
+            Ok(())
+        })
+    }
+}
+
+/// LZ4-compress table blocks (default true).
+///
+/// # Safety
+/// `options` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_options_set_compression(
+    options: *mut cvg_options_t,
+    compression: bool,
+) -> cvg_status_t {
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        with_options(options, |o| {
+            o.compression = compression;
+            Ok(())
+        })
+    }
+}
+
+/// Bloom filter bits per key for point reads (default 10; 0 disables the
+/// filter; must be finite and in 0..=64).
+///
+/// # Safety
+/// `options` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_options_set_bloom_bits_per_key(
+    options: *mut cvg_options_t,
+    bits: f64,
+) -> cvg_status_t {
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        with_options(options, |o| {
+            if !(0.0..=64.0).contains(&bits) {
+                return Err(Failure::invalid(format!("bloom bits per key {bits} not in 0..=64")));
+            }
+            o.bloom_bits_per_key = bits;
+            Ok(())
+        })
+    }
+}
+
+/// Number of striped locks serializing read-modify-write operations on the
+/// same key (default 1024; rounded up to a power of two; must be 1 to
+/// 2^20).
+///
+/// # Safety
+/// `options` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_options_set_lock_stripes(
+    options: *mut cvg_options_t,
+    stripes: usize,
+) -> cvg_status_t {
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        with_options(options, |o| {
+            if !(1..=1 << 20).contains(&stripes) {
+                return Err(Failure::invalid(format!("lock stripes {stripes} not in 1..=2^20")));
+            }
+            o.lock_stripes = stripes;
+            Ok(())
+        })
+    }
+}

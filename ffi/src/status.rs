@@ -1,0 +1,321 @@
+//! Status codes, the per-thread last error message, and the panic boundary
+//! every exported function runs inside.
+
+use converge::{CodecError, Error};
+use std::cell::RefCell;
+use std::ffi::c_char;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// The result of every fallible `cvg_` function. Numbers are part of the
+/// ABI: a retired number is never reused, new numbers are only appended.
+/// `cvg_last_error_message` gives the details of the last failure on the
+/// calling thread.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum cvg_status_t {
+    /// Success: every output was written.
+    CVG_STATUS_OK = 0,
+    /// An argument is out of its documented range (an unknown enum value,
+    /// an index past the end, a length above `PTRDIFF_MAX`, a path that is
+    /// not valid, ...).
+    CVG_STATUS_INVALID_ARGUMENT = 1,
+    /// A required pointer is NULL (or a byte pointer is NULL with a
+    /// non-zero length).
+    CVG_STATUS_NULL_POINTER = 2,
+    /// The key already holds another CRDT type than the operation is for.
+    CVG_STATUS_WRONG_TYPE = 3,
+    /// The key is longer than the engine's limit (64 KiB).
+    CVG_STATUS_KEY_TOO_LARGE = 4,
+    /// A value or set element is longer than the engine's limit (16 MiB).
+    CVG_STATUS_VALUE_TOO_LARGE = 5,
+    /// Bytes given to the engine (a delta, a state, a context) do not
+    /// decode: truncated, damaged, not canonical, or too large.
+    CVG_STATUS_CORRUPT_INPUT = 6,
+    /// Data persisted in the store is damaged.
+    CVG_STATUS_CORRUPTION = 7,
+    /// RocksDB reported an error (I/O, lock held by another process, ...).
+    CVG_STATUS_STORAGE = 8,
+    /// An earlier write failed after it may have reached the log: the
+    /// engine accepts no more writes until it is closed and reopened.
+    CVG_STATUS_POISONED = 9,
+    /// The replica id given at open differs from the one stored.
+    CVG_STATUS_REPLICA_MISMATCH = 10,
+    /// The store, or encoded bytes, were written by a format version this
+    /// build does not read.
+    CVG_STATUS_UNSUPPORTED_FORMAT = 11,
+    /// A counter would overflow, or its value does not fit the output type.
+    CVG_STATUS_OVERFLOW = 12,
+    /// The embedder's merge function reported a failure; nothing was
+    /// written.
+    CVG_STATUS_MERGE_FUNCTION = 13,
+    /// A bug: Rust code panicked. The panic was caught at the boundary;
+    /// nothing was written to the outputs.
+    CVG_STATUS_PANIC = 14,
+    /// An engine error newer than this version of the C ABI; the message
+    /// says what it is.
+    CVG_STATUS_OTHER = 15,
+}
+
+use cvg_status_t::*;
+
+/// A failure on its way out to C: the status and the message the calling
+/// thread can read with `cvg_last_error_message`.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) status: cvg_status_t,
+    pub(crate) message: String,
+}
+
+impl Failure {
+    pub(crate) fn new(status: cvg_status_t, message: impl Into<String>) -> Failure {
+        Failure {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// A required pointer argument is NULL.
+    pub(crate) fn null(what: &str) -> Failure {
+        Failure::new(CVG_STATUS_NULL_POINTER, format!("{what} is NULL"))
+    }
+
+    /// An argument is out of range.
+    pub(crate) fn invalid(message: impl Into<String>) -> Failure {
+        Failure::new(CVG_STATUS_INVALID_ARGUMENT, message)
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        let status = match &e {
+            Error::Storage(_) => CVG_STATUS_STORAGE,
+            Error::Poisoned => CVG_STATUS_POISONED,
+            Error::WrongType { .. } => CVG_STATUS_WRONG_TYPE,
+            Error::KeyTooLarge { .. } => CVG_STATUS_KEY_TOO_LARGE,
+            Error::ValueTooLarge { .. } => CVG_STATUS_VALUE_TOO_LARGE,
+            Error::Codec(c) => return Failure::from(c.clone()),
+            Error::ReplicaMismatch { .. } => CVG_STATUS_REPLICA_MISMATCH,
+            Error::UnsupportedFormat { .. } => CVG_STATUS_UNSUPPORTED_FORMAT,
+            Error::Overflow => CVG_STATUS_OVERFLOW,
+            Error::Corruption(_) => CVG_STATUS_CORRUPTION,
+            Error::MergeFunction(_) => CVG_STATUS_MERGE_FUNCTION,
+            Error::InvalidArgument(_) => CVG_STATUS_INVALID_ARGUMENT,
+            _ => CVG_STATUS_OTHER,
+        };
+        Failure::new(status, e.to_string())
+    }
+}
+
+impl From<CodecError> for Failure {
+    fn from(e: CodecError) -> Failure {
+        let status = match &e {
+            CodecError::UnknownVersion { .. } => CVG_STATUS_UNSUPPORTED_FORMAT,
+            _ => CVG_STATUS_CORRUPT_INPUT,
+        };
+        Failure::new(status, format!("invalid encoding: {e}"))
+    }
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+fn set_last_error(message: String) {
+    LAST_ERROR.with(|m| *m.borrow_mut() = message);
+}
+
+fn clear_last_error() {
+    LAST_ERROR.with(|m| m.borrow_mut().clear());
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        format!("panic in converge: {s}")
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        format!("panic in converge: {s}")
+    } else {
+        "panic in converge".to_string()
+    }
+}
+
+/// Run the body of a status-returning exported function: clear the thread's
+/// last error, catch panics, turn failures into a status plus message.
+pub(crate) fn boundary<F>(body: F) -> cvg_status_t
+where
+    F: FnOnce() -> Result<(), Failure>,
+{
+    clear_last_error();
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => CVG_STATUS_OK,
+        Ok(Err(f)) => {
+            set_last_error(f.message);
+            f.status
+        }
+        Err(payload) => {
+            set_last_error(panic_message(payload.as_ref()));
+            CVG_STATUS_PANIC
+        }
+    }
+}
+
+/// Run the body of an exported function that returns a plain value:
+/// `fallback` is returned if it panics (the message is then set).
+pub(crate) fn boundary_value<T, F>(fallback: T, body: F) -> T
+where
+    F: FnOnce() -> T,
+{
+    clear_last_error();
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(v) => v,
+        Err(payload) => {
+            set_last_error(panic_message(payload.as_ref()));
+            fallback
+        }
+    }
+}
+
+/// The panic boundary around every exported body.
+///
+/// `ffi_boundary!({ ... })`: the block evaluates to `Result<(), Failure>`
+/// and the function returns `cvg_status_t`.
+/// `ffi_boundary!(fallback => { ... })`: the block evaluates to a plain
+/// value, `fallback` is returned on panic.
+macro_rules! ffi_boundary {
+    ($fallback:expr => $body:block) => {
+        $crate::status::boundary_value($fallback, move || $body)
+    };
+    ($body:block) => {
+        $crate::status::boundary(move || -> Result<(), $crate::status::Failure> { $body })
+    };
+}
+pub(crate) use ffi_boundary;
+
+/// Copy the calling thread's last error message into `buf` as a
+/// NUL-terminated string, truncated to `len - 1` bytes if needed, and return
+/// the full length of the message in bytes (without the NUL): if the result
+/// is `>= len`, the copy was truncated. Returns 0 (and writes an empty
+/// string if `len > 0`) when the last `cvg_` call on this thread succeeded.
+/// `buf` may be NULL when `len` is 0, to ask for the size.
+///
+/// Every other `cvg_` function clears the message when it starts, so the
+/// message always belongs to the most recent call on this thread; this
+/// function does not clear it. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_last_error_message(buf: *mut c_char, len: usize) -> usize {
+    // Not wrapped in ffi_boundary!: it must not clear the message it reads.
+    catch_unwind(AssertUnwindSafe(|| {
+        LAST_ERROR.with(|m| {
+            let m = m.borrow();
+            let bytes = m.as_bytes();
+            if !buf.is_null() && len > 0 {
+                let n = bytes.len().min(len - 1);
+                // SAFETY: the caller gives `len` writable bytes at `buf`.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf.cast::<u8>(), n);
+                    *buf.add(n) = 0;
+                }
+            }
+            bytes.len()
+        })
+    }))
+    .unwrap_or(0)
+}
+
+/// The name of a status as a static NUL-terminated string (for example
+/// `"CVG_STATUS_WRONG_TYPE"`), or `"CVG_STATUS_UNKNOWN"` for a number this
+/// build does not know. Never NULL; do not free. Thread-safe.
+#[no_mangle]
+pub extern "C" fn cvg_status_name(status: u32) -> *const c_char {
+    ffi_boundary!(c"CVG_STATUS_PANIC".as_ptr() => {
+        let name: &'static std::ffi::CStr = match status {
+            0 => c"CVG_STATUS_OK",
+            1 => c"CVG_STATUS_INVALID_ARGUMENT",
+            2 => c"CVG_STATUS_NULL_POINTER",
+            3 => c"CVG_STATUS_WRONG_TYPE",
+            4 => c"CVG_STATUS_KEY_TOO_LARGE",
+            5 => c"CVG_STATUS_VALUE_TOO_LARGE",
+            6 => c"CVG_STATUS_CORRUPT_INPUT",
+            7 => c"CVG_STATUS_CORRUPTION",
+            8 => c"CVG_STATUS_STORAGE",
+            9 => c"CVG_STATUS_POISONED",
+            10 => c"CVG_STATUS_REPLICA_MISMATCH",
+            11 => c"CVG_STATUS_UNSUPPORTED_FORMAT",
+            12 => c"CVG_STATUS_OVERFLOW",
+            13 => c"CVG_STATUS_MERGE_FUNCTION",
+            14 => c"CVG_STATUS_PANIC",
+            15 => c"CVG_STATUS_OTHER",
+            _ => c"CVG_STATUS_UNKNOWN",
+        };
+        name.as_ptr()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last_error() -> String {
+        let n = unsafe { cvg_last_error_message(std::ptr::null_mut(), 0) };
+        let mut buf = vec![0 as c_char; n + 1];
+        let m = unsafe { cvg_last_error_message(buf.as_mut_ptr(), buf.len()) };
+        assert_eq!(m, n);
+        let bytes: Vec<u8> = buf[..n].iter().map(|c| *c as u8).collect();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn a_panic_becomes_a_status_and_a_message() {
+        let status = ffi_boundary!({
+            if std::hint::black_box(true) {
+                panic!("boom");
+            }
+            Ok(())
+        });
+        assert_eq!(status, CVG_STATUS_PANIC);
+        assert_eq!(last_error(), "panic in converge: boom");
+        let v: i32 = ffi_boundary!(-1 => { panic!("{}", String::from("formatted")) });
+        assert_eq!(v, -1);
+        assert_eq!(last_error(), "panic in converge: formatted");
+    }
+
+    #[test]
+    fn each_call_clears_the_message() {
+        let status = ffi_boundary!({ Err(Failure::null("engine")) });
+        assert_eq!(status, CVG_STATUS_NULL_POINTER);
+        assert_eq!(last_error(), "engine is NULL");
+        assert_eq!(ffi_boundary!({ Ok(()) }), CVG_STATUS_OK);
+        assert_eq!(last_error(), "");
+    }
+
+    #[test]
+    fn truncation_reports_the_full_length() {
+        let _ = ffi_boundary!({ Err(Failure::invalid("0123456789")) });
+        let mut buf = [1 as c_char; 4];
+        let n = unsafe { cvg_last_error_message(buf.as_mut_ptr(), buf.len()) };
+        assert_eq!(n, 10);
+        assert_eq!(buf.map(|c| c as u8), *b"012\0");
+    }
+
+    #[test]
+    fn status_names_match_numbers() {
+        for s in [CVG_STATUS_OK, CVG_STATUS_WRONG_TYPE, CVG_STATUS_OTHER] {
+            let name = unsafe { std::ffi::CStr::from_ptr(cvg_status_name(s as u32)) };
+            assert_eq!(name.to_str().unwrap(), format!("{s:?}"));
+        }
+        let name = unsafe { std::ffi::CStr::from_ptr(cvg_status_name(999)) };
+        assert_eq!(name.to_str().unwrap(), "CVG_STATUS_UNKNOWN");
+    }
+
+    #[test]
+    fn engine_errors_map_to_their_status() {
+        assert_eq!(Failure::from(Error::Poisoned).status, CVG_STATUS_POISONED);
+        assert_eq!(Failure::from(Error::Overflow).status, CVG_STATUS_OVERFLOW);
+        let codec = Error::Codec(CodecError::Checksum);
+        assert_eq!(Failure::from(codec).status, CVG_STATUS_CORRUPT_INPUT);
+        let version = CodecError::UnknownVersion {
+            found: 9,
+            supported: 1,
+        };
+        assert_eq!(Failure::from(version).status, CVG_STATUS_UNSUPPORTED_FORMAT);
+    }
+}
