@@ -1,0 +1,78 @@
+//! Anti-entropy tree maintenance. The tree cannot be switched off: every
+//! write marks its keys dirty and `Engine::settle` folds them in (reading
+//! each key's state, hashing it, updating its entry hash). Measured: ingest
+//! N keys then settle, against ingest only (never settling), and the
+//! latency of `Engine::root` once settled. The sync protocol's diff
+//! benchmark waits for the protocol.
+
+use crate::fixtures::open_engine;
+use crate::local::{engine_rate, short, Kind};
+use crate::measure::{median, rate, Load};
+use crate::record::{Record, MICROS, OPS_PER_S};
+use crate::suite::Sizes;
+use crate::BenchResult;
+use converge::Durability;
+use std::time::Instant;
+
+/// `Engine::root` calls timed per run.
+const ROOT_CALLS: usize = 1_000;
+
+/// Ingest-and-settle throughput, settle throughput (keys/s) and root
+/// latency (µs) of one run.
+fn settled_run(load: &Load) -> BenchResult<(f64, f64, f64)> {
+    let (engine, _dir) = open_engine(Durability::Buffered)?;
+    let start = Instant::now();
+    engine_rate(&engine, Kind::Counter, load)?;
+    let settle_start = Instant::now();
+    let folded = engine.settle()?;
+    let settle = settle_start.elapsed();
+    let total = start.elapsed();
+    let mut roots = Vec::with_capacity(ROOT_CALLS);
+    for _ in 0..ROOT_CALLS {
+        let t = Instant::now();
+        std::hint::black_box(engine.root()?);
+        roots.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    Ok((
+        rate(load.ops, total),
+        rate(folded as u64, settle),
+        median(&roots),
+    ))
+}
+
+/// Ingest-only throughput of one run (the engine never settles; dropping
+/// it afterwards does, outside the timed region).
+fn unsettled_run(load: &Load) -> BenchResult<f64> {
+    let (engine, _dir) = open_engine(Durability::Buffered)?;
+    engine_rate(&engine, Kind::Counter, load)
+}
+
+/// The anti-entropy records of a suite; `progress` sees each one.
+pub fn records(sizes: &Sizes, progress: &mut dyn FnMut(&Record)) -> BenchResult<Vec<Record>> {
+    let keys = sizes.aae_keys;
+    let load = Load::new(keys, keys, 100);
+    let (mut with, mut without, mut settle, mut root) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..sizes.runs.max(1) {
+        let (w, s, r) = settled_run(&load)?;
+        with.push(w);
+        settle.push(s);
+        root.push(r);
+        without.push(unsettled_run(&load)?);
+    }
+    let k = short(keys);
+    let out = vec![
+        Record::versus(
+            format!("aae/ingest+settle/k{k}"),
+            median(&with),
+            OPS_PER_S,
+            "ingest only (never settles)",
+            median(&without),
+        ),
+        Record::alone(format!("aae/settle/k{k}"), median(&settle), OPS_PER_S),
+        Record::alone(format!("aae/root-after-settle/k{k}"), median(&root), MICROS),
+    ];
+    for r in &out {
+        progress(r);
+    }
+    Ok(out)
+}
