@@ -39,9 +39,9 @@ pub enum CodecError {
     /// byte equality of converged replicas.
     #[error("state is not in canonical form")]
     NotCanonical,
-    /// Bytes remain after a complete encoding.
-    #[error("{0} trailing bytes after the encoding")]
-    TrailingBytes(usize),
+    /// The checksum trailer does not match the bytes: they were damaged.
+    #[error("checksum mismatch: the bytes are damaged")]
+    Checksum,
 }
 
 /// An engine operation failed. A failed operation changes nothing.

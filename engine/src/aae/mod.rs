@@ -12,8 +12,13 @@
 //! family (ordered by key hash, so a segment's keys are one range scan); the
 //! leaves are persisted at clean close. An unclean shutdown is detected at
 //! open and the tree is rebuilt from the data. See ARCHITECTURE.md.
+//!
+//! Beside the tree, the same maintenance keeps an invertible Bloom lookup
+//! table ([`iblt`]) of (key hash, entry hash) pairs, which lets a sync
+//! session find a small number of differing keys in one message.
 
 mod hash;
+pub mod iblt;
 mod tree;
 
 pub use hash::{entry_hash, key_hash, segment_of};

@@ -2,6 +2,7 @@
 //! persistence (leaves at clean close), rebuild and verification.
 
 use super::hash::{entry_hash, key_hash, segment_of};
+use super::iblt::{Entry, Iblt, MAX_CELLS};
 use crate::error::{Error, Result};
 use crate::store::{cf, CF_AAE_KEYS, CF_AAE_LEAVES, CF_META, CF_STATE};
 use parking_lot::Mutex;
@@ -19,6 +20,7 @@ pub const FANOUT: usize = 1 << FANOUT_BITS;
 pub const LEVELS: usize = (SEGMENT_BITS / FANOUT_BITS) as usize + 1;
 
 const META_AAE_CLEAN: &[u8] = b"aae_clean";
+const META_AAE_IBLT: &[u8] = b"aae_iblt";
 const DIRTY_SHARDS: usize = 16;
 /// Dirty keys held in memory before a writer settles them itself.
 const MAX_DIRTY: usize = 1 << 20;
@@ -37,6 +39,8 @@ struct Levels {
     counts: Vec<Vec<u64>>,
     /// Leaves changed since the last persist (bitmap).
     changed: Vec<u64>,
+    /// The keyspace's (key hash, entry hash) pairs.
+    iblt: Iblt,
 }
 
 impl Levels {
@@ -48,7 +52,23 @@ impl Levels {
             hashes: sizes.iter().map(|n| vec![0u128; *n]).collect(),
             counts: sizes.iter().map(|n| vec![0u64; *n]).collect(),
             changed: vec![0u64; (1usize << SEGMENT_BITS) / 64],
+            iblt: Iblt::new(MAX_CELLS),
         }
+    }
+
+    /// Replace a key's entry hash `old` by `new` (0 = absent).
+    fn replace(&mut self, kh: u64, old: u128, new: u128) {
+        if old == new {
+            return;
+        }
+        if old != 0 {
+            self.iblt.update(Entry { kh, eh: old as u32 }, -1);
+        }
+        if new != 0 {
+            self.iblt.update(Entry { kh, eh: new as u32 }, 1);
+        }
+        let dc = (new != 0) as i64 - (old != 0) as i64;
+        self.apply(segment_of(kh), old ^ new, dc);
     }
 
     /// XOR `delta` into a leaf and its ancestors, add `dc` to counts.
@@ -97,7 +117,14 @@ impl Tree {
     pub(crate) fn load(db: &DB) -> Result<Tree> {
         let meta = cf(db, CF_META)?;
         let mut levels = Levels::empty();
-        if db.get_cf(meta, META_AAE_CLEAN)?.is_some() {
+        let persisted_iblt = match db.get_cf(meta, META_AAE_IBLT)? {
+            Some(b) => crate::codec::decode_iblt(&b)
+                .ok()
+                .filter(|t| t.size() == MAX_CELLS),
+            None => None,
+        };
+        if let (Some(_), Some(iblt)) = (db.get_cf(meta, META_AAE_CLEAN)?, persisted_iblt) {
+            levels.iblt = iblt;
             let mut it = db.raw_iterator_cf(cf(db, CF_AAE_LEAVES)?);
             it.seek_to_first();
             while let (Some(k), Some(v)) = (it.key(), it.value()) {
@@ -165,11 +192,14 @@ impl Tree {
         self.levels.lock().node(level, i)
     }
 
-    /// The children of node `i` at `level` (> 0).
-    pub(crate) fn children(&self, level: usize, i: usize) -> Vec<Node> {
-        let l = self.levels.lock();
-        let start = i << FANOUT_BITS;
-        (start..start + FANOUT).map(|c| l.node(level - 1, c)).collect()
+    /// Every node hash of a level.
+    pub(crate) fn level_hashes(&self, level: usize) -> Vec<u128> {
+        self.levels.lock().hashes[level].clone()
+    }
+
+    /// The maintained IBLT folded to `size` cells per sub-table.
+    pub(crate) fn iblt(&self, size: usize) -> Iblt {
+        self.levels.lock().iblt.fold(size)
     }
 
     /// Persist changed leaves and mark the tree clean (at close).
@@ -191,7 +221,9 @@ impl Tree {
                 }
             }
         }
-        wb.put_cf(cf(db, CF_META)?, META_AAE_CLEAN, [1u8]);
+        let meta = cf(db, CF_META)?;
+        wb.put_cf(meta, META_AAE_IBLT, crate::codec::encode_iblt(&levels.iblt));
+        wb.put_cf(meta, META_AAE_CLEAN, [1u8]);
         let mut w = rocksdb::WriteOptions::default();
         w.set_sync(true);
         db.write_opt(wb, &w)?;
@@ -204,8 +236,7 @@ impl Tree {
     pub(crate) fn verify(&self, db: &DB) -> Result<VerifyReport> {
         self.settle(db)?;
         let levels = self.levels.lock();
-        let fresh = Levels::empty();
-        let mut fresh = fresh;
+        let mut fresh = Levels::empty();
         let mut keys = 0u64;
         let mut bad_keys = Vec::new();
         let aae_keys = cf(db, CF_AAE_KEYS)?;
@@ -214,7 +245,7 @@ impl Tree {
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             let kh = key_hash(k);
             let eh = entry_hash(k, v);
-            fresh.apply(segment_of(kh), eh, 1);
+            fresh.replace(kh, 0, eh);
             keys += 1;
             let stored = db.get_pinned_cf(aae_keys, aae_key(kh, k))?;
             if stored.as_deref() != Some(&eh.to_be_bytes()[..]) && bad_keys.len() < 100 {
@@ -224,7 +255,7 @@ impl Tree {
         }
         it.status()?;
         let mut bad_segments = Vec::new();
-        let mut consistent = bad_keys.is_empty();
+        let mut consistent = bad_keys.is_empty() && levels.iblt == fresh.iblt;
         for l in 0..LEVELS {
             for i in 0..levels.hashes[l].len() {
                 if levels.node(l, i) != fresh.node(l, i) {
@@ -243,16 +274,15 @@ impl Tree {
         })
     }
 
-    /// Keys in a segment with their key and entry hashes, from `aae_keys`
-    /// (after settling), in key-hash order.
-    pub(crate) fn segment_entries(&self, db: &DB, seg: u32) -> Result<Vec<(u64, Vec<u8>, u128)>> {
-        let lo = (seg as u64) << (64 - SEGMENT_BITS);
+    /// Keys whose key hash is in `lo..=hi`, with key and entry hashes,
+    /// from `aae_keys`, in key-hash order. Call after settling.
+    pub(crate) fn entries_in(&self, db: &DB, lo: u64, hi: u64) -> Result<Vec<(u64, Vec<u8>, u128)>> {
         let mut it = db.raw_iterator_cf(cf(db, CF_AAE_KEYS)?);
         it.seek(lo.to_be_bytes());
         let mut out = Vec::new();
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             let (kh, key) = split_aae_key(k)?;
-            if segment_of(kh) != seg {
+            if kh > hi {
                 break;
             }
             out.push((kh, key.to_vec(), decode_eh(v)?));
@@ -283,13 +313,12 @@ fn fold_chunk(db: &DB, levels: &mut Levels, chunk: &[Vec<u8>]) -> Result<()> {
             } else {
                 wb.put_cf(aae_keys, ak, new.to_be_bytes());
             }
-            let dc = (new != 0) as i64 - (old != 0) as i64;
-            changes.push((segment_of(*kh), old ^ new, dc));
+            changes.push((*kh, old, new));
         }
     }
     db.write(wb)?;
-    for (seg, delta, dc) in changes {
-        levels.apply(seg, delta, dc);
+    for (kh, old, new) in changes {
+        levels.replace(kh, old, new);
     }
     Ok(())
 }
@@ -309,7 +338,7 @@ fn rebuild(db: &DB) -> Result<Levels> {
         let kh = key_hash(k);
         let eh = entry_hash(k, v);
         wb.put_cf(aae_keys, aae_key(kh, k), eh.to_be_bytes());
-        levels.apply(segment_of(kh), eh, 1);
+        levels.replace(kh, 0, eh);
         if wb.len() >= 10_000 {
             db.write(std::mem::take(&mut wb))?;
         }

@@ -1,9 +1,11 @@
 //! Canonical, versioned encodings. Every persisted value and wire message
 //! starts with [`FORMAT_VERSION`], then a kind byte, then a bincode 2 body
 //! (standard configuration: little-endian, variable-length integers;
-//! collections are sorted maps and sets, so equal states give equal bytes).
-//! Decoding checks sizes against hard limits before allocating, rejects
-//! trailing bytes and non-canonical states. FORMAT.md documents the bytes.
+//! collections are sorted maps and sets, so equal states give equal bytes),
+//! then a 4-byte checksum (low 32 bits of xxh3-64 of everything before it,
+//! little-endian). Decoding checks the checksum, checks sizes against hard
+//! limits before allocating, and rejects trailing bytes and non-canonical
+//! states. FORMAT.md documents the bytes.
 
 use crate::causal::{CausalContext, ReplicaId, VersionVector};
 use crate::crdt::State;
@@ -24,6 +26,10 @@ pub const KIND_DELTA: u8 = 1;
 pub const KIND_CONTEXT: u8 = 2;
 /// Kind byte of a version vector.
 pub const KIND_VV: u8 = 3;
+/// Kind byte of a persisted anti-entropy IBLT.
+pub const KIND_IBLT: u8 = 4;
+/// Kind byte of a sync protocol message.
+pub const KIND_SYNC: u8 = 5;
 
 type Config = bincode::config::Configuration<
     bincode::config::LittleEndian,
@@ -35,7 +41,14 @@ pub(crate) fn config() -> Config {
     bincode::config::standard().with_limit::<MAX_ENCODED_LEN>()
 }
 
-/// Encode `body` behind the version and kind bytes.
+/// Bytes of the checksum trailer.
+pub const CHECKSUM_LEN: usize = 4;
+
+fn checksum(bytes: &[u8]) -> [u8; CHECKSUM_LEN] {
+    (xxhash_rust::xxh3::xxh3_64(bytes) as u32).to_le_bytes()
+}
+
+/// Encode `body` behind the version and kind bytes, with the checksum.
 pub(crate) fn encode_with<T: Encode>(kind: u8, body: &T) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     out.push(FORMAT_VERSION);
@@ -44,33 +57,51 @@ pub(crate) fn encode_with<T: Encode>(kind: u8, body: &T) -> Vec<u8> {
     if let Err(e) = bincode::encode_into_std_write(body, &mut out, config()) {
         unreachable!("encoding into a Vec failed: {e}");
     }
+    let sum = checksum(&out);
+    out.extend_from_slice(&sum);
     out
 }
 
-/// Check the header and return the body after it.
-pub(crate) fn split_header<'a>(bytes: &'a [u8], kinds: &[u8]) -> Result<(u8, &'a [u8]), CodecError> {
-    if bytes.len() > MAX_ENCODED_LEN + 2 {
+/// Check the header and checksum; return the kind and the body.
+pub(crate) fn split_header<'a>(
+    bytes: &'a [u8],
+    kinds: &[u8],
+) -> Result<(u8, &'a [u8]), CodecError> {
+    if bytes.len() > MAX_ENCODED_LEN + 2 + CHECKSUM_LEN {
         return Err(CodecError::TooLarge {
             len: bytes.len() as u64,
             max: MAX_ENCODED_LEN as u64,
         });
     }
-    match bytes {
-        [] | [_] => Err(CodecError::Truncated("missing header".into())),
-        [v, ..] if *v != FORMAT_VERSION => Err(CodecError::UnknownVersion {
-            found: *v,
-            supported: FORMAT_VERSION,
-        }),
-        [_, k, body @ ..] if kinds.contains(k) => Ok((*k, body)),
-        [_, k, ..] => Err(CodecError::UnknownKind(*k)),
+    let (kind, body) = match bytes {
+        [] | [_] => return Err(CodecError::Truncated("missing header".into())),
+        [v, ..] if *v != FORMAT_VERSION => {
+            return Err(CodecError::UnknownVersion {
+                found: *v,
+                supported: FORMAT_VERSION,
+            })
+        }
+        [_, k, body @ ..] if kinds.contains(k) => (*k, body),
+        [_, k, ..] => return Err(CodecError::UnknownKind(*k)),
+    };
+    if body.len() < CHECKSUM_LEN {
+        return Err(CodecError::Truncated("missing checksum".into()));
     }
+    let (content, sum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
+    if checksum(content) != sum {
+        return Err(CodecError::Checksum);
+    }
+    Ok((kind, &body[..body.len() - CHECKSUM_LEN]))
 }
 
 /// Decode a whole body: every byte must be used.
 pub(crate) fn decode_body<T: Decode<()>>(body: &[u8]) -> Result<T, CodecError> {
     match bincode::decode_from_slice::<T, _>(body, config()) {
         Ok((v, used)) if used == body.len() => Ok(v),
-        Ok((_, used)) => Err(CodecError::TrailingBytes(body.len() - used)),
+        Ok((_, used)) => Err(CodecError::Malformed(format!(
+            "{} trailing bytes after the encoding",
+            body.len() - used
+        ))),
         Err(e) => Err(map_decode_error(e)),
     }
 }
@@ -197,6 +228,21 @@ pub fn decode_vv(bytes: &[u8]) -> Result<VersionVector, CodecError> {
     Ok(v)
 }
 
+/// Encode an IBLT (persisted at clean close).
+pub fn encode_iblt(t: &crate::aae::iblt::Iblt) -> Vec<u8> {
+    encode_with(KIND_IBLT, t)
+}
+
+/// Decode an IBLT, checking its shape.
+pub fn decode_iblt(bytes: &[u8]) -> Result<crate::aae::iblt::Iblt, CodecError> {
+    let (_, body) = split_header(bytes, &[KIND_IBLT])?;
+    let t: crate::aae::iblt::Iblt = decode_body(body)?;
+    if !t.is_well_formed() {
+        return Err(CodecError::Malformed("IBLT shape".into()));
+    }
+    Ok(t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,15 +260,26 @@ mod tests {
             Err(CodecError::UnknownVersion { found: 9, .. })
         ));
         assert!(matches!(decode_item(&[1, 7]), Err(CodecError::UnknownKind(7))));
-        assert!(matches!(
-            decode_item(&bytes[..bytes.len() - 1]),
-            Err(CodecError::Truncated(_))
-        ));
+        assert!(matches!(decode_item(&[1, 0, 0]), Err(CodecError::Truncated(_))));
+        for cut in 2..bytes.len() {
+            assert!(decode_item(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
         let mut long = bytes.clone();
         long.push(0);
-        assert!(matches!(decode_item(&long), Err(CodecError::TrailingBytes(1))));
+        assert!(decode_item(&long).is_err());
+        for i in 2..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x40;
+            assert!(decode_item(&bad).is_err(), "flip at {i}");
+        }
         let empty = encode_state(&State::empty(CrdtType::ORSet));
         assert!(decode_item(&empty).is_ok());
+    }
+
+    fn seal(mut bytes: Vec<u8>) -> Vec<u8> {
+        let sum = checksum(&bytes);
+        bytes.extend_from_slice(&sum);
+        bytes
     }
 
     #[test]
@@ -231,7 +288,7 @@ mod tests {
         let mut bytes = vec![FORMAT_VERSION, KIND_STATE, 2u8];
         bytes.push(253); // varint u64 marker
         bytes.extend_from_slice(&(1u64 << 60).to_le_bytes());
-        let err = decode_item(&bytes).unwrap_err();
+        let err = decode_item(&seal(bytes)).unwrap_err();
         assert!(
             matches!(err, CodecError::TooLarge { .. } | CodecError::Truncated(_)),
             "{err:?}"
@@ -248,6 +305,6 @@ mod tests {
         bincode::encode_into_std_write(0u64, &mut body, config()).unwrap();
         let mut bytes = vec![FORMAT_VERSION, KIND_STATE];
         bytes.extend(body);
-        assert_eq!(decode_item(&bytes), Err(CodecError::NotCanonical));
+        assert_eq!(decode_item(&seal(bytes)), Err(CodecError::NotCanonical));
     }
 }

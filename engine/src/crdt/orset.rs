@@ -109,23 +109,32 @@ pub(crate) fn join_dots(
 
 impl Lattice for ORSet {
     fn join(&mut self, other: &Self) {
-        let empty = BTreeSet::new();
-        let keys: BTreeSet<Vec<u8>> = self
-            .entries
-            .keys()
-            .chain(other.entries.keys())
-            .cloned()
-            .collect();
-        // Elements only in `self` need a look only if `other` saw some of
-        // their dots; the loop handles both uniformly.
-        for k in keys {
-            let a = self.entries.get(&k).unwrap_or(&empty);
-            let b = other.entries.get(&k).unwrap_or(&empty);
-            let joined = join_dots(a, &self.ctx, b, &other.ctx);
-            if joined.is_empty() {
-                self.entries.remove(&k);
-            } else {
-                self.entries.insert(k, joined);
+        // Entries only here lose the dots `other` has seen (it removed them).
+        if !other.ctx.is_empty() {
+            self.entries.retain(|k, dots| {
+                if !other.entries.contains_key(k) {
+                    dots.retain(|d| !other.ctx.contains(d));
+                }
+                !dots.is_empty()
+            });
+        }
+        for (k, b) in &other.entries {
+            match self.entries.get_mut(k) {
+                Some(a) => {
+                    let joined = join_dots(a, &self.ctx, b, &other.ctx);
+                    if joined.is_empty() {
+                        self.entries.remove(k);
+                    } else {
+                        *a = joined;
+                    }
+                }
+                None => {
+                    let fresh: BTreeSet<Dot> =
+                        b.iter().filter(|d| !self.ctx.contains(d)).copied().collect();
+                    if !fresh.is_empty() {
+                        self.entries.insert(k.clone(), fresh);
+                    }
+                }
             }
         }
         self.ctx.merge(&other.ctx);

@@ -84,6 +84,7 @@ impl Engine {
             merge::state_full_merge,
             merge::state_partial_merge,
         );
+        state_opts.set_max_successive_merges(options.max_successive_merges);
         let mut meta_opts = db_opts.clone();
         meta_opts.set_merge_operator_associative("converge.meta.v1", merge::meta_merge);
         let cfs = vec![
@@ -226,6 +227,32 @@ impl Engine {
     /// one.
     pub fn verify(&self) -> Result<VerifyReport> {
         self.tree.verify(&self.db)
+    }
+
+    /// Every node hash of anti-entropy tree level `level` (0 = the 2^20
+    /// leaves, [`LEVELS`]` - 1` = the root), after settling.
+    pub fn aae_level_hashes(&self, level: usize) -> Result<Vec<u128>> {
+        if level >= LEVELS {
+            return Err(Error::InvalidArgument(format!("tree level {level} >= {LEVELS}")));
+        }
+        self.tree.settle(&self.db)?;
+        Ok(self.tree.level_hashes(level))
+    }
+
+    /// The anti-entropy IBLT folded to `size` cells per sub-table, after
+    /// settling.
+    pub fn aae_iblt(&self, size: usize) -> Result<crate::aae::iblt::Iblt> {
+        if !crate::aae::iblt::valid_size(size) {
+            return Err(Error::InvalidArgument(format!("IBLT size {size}")));
+        }
+        self.tree.settle(&self.db)?;
+        Ok(self.tree.iblt(size))
+    }
+
+    /// (key hash, key, entry hash) of every key whose key hash is in
+    /// `lo..=hi`, as of the last settle.
+    pub fn aae_entries_in(&self, lo: u64, hi: u64) -> Result<Vec<(u64, Vec<u8>, u128)>> {
+        self.tree.entries_in(&self.db, lo, hi)
     }
 
     /// Close cleanly: settle and persist the tree so the next open need not

@@ -41,6 +41,10 @@ pub struct Options {
     /// Number of striped locks that serialize read-modify-write operations
     /// on the same key (rounded up to a power of two; default 1024).
     pub lock_stripes: usize,
+    /// Merge operands of one key allowed to pile up in the memtable before
+    /// a write joins them into a full value (default 32). Bounds the work
+    /// of reading a hot key; 0 disables.
+    pub max_successive_merges: usize,
 }
 
 impl Default for Options {
@@ -55,6 +59,7 @@ impl Default for Options {
             compression: true,
             bloom_bits_per_key: 10.0,
             lock_stripes: 1024,
+            max_successive_merges: 32,
         }
     }
 }

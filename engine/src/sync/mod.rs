@@ -1,1 +1,124 @@
-//! Sans-IO anti-entropy sessions (see issue: built on the tree in [`crate::aae`]).
+//! Sans-IO anti-entropy: a sync session is a state machine on each side
+//! that takes message bytes in and gives message bytes out, so it runs over
+//! any transport the embedder owns.
+//!
+//! The exchange (initiator I, responder R; see ARCHITECTURE.md):
+//! 1. I → R `Summary` (root, count). Equal roots: R → I `Equal`; done.
+//! 2. R → I `Estimate`: its 1,024 estimate-level node hashes (truncated).
+//!    I counts differing nodes and estimates the number of differing keys.
+//! 3. I → R `Iblt`: its IBLT folded to fit that estimate (or, if the
+//!    difference is too large, `KeyList`: its entries in the differing
+//!    subtrees).
+//! 4. R subtracts its own IBLT and peels it into exactly the differing
+//!    (key hash, entry hash) pairs (if it does not peel, R sends its own
+//!    `KeyList` instead and the roles of steps 4–5 swap), then R → I
+//!    `Exchange`: the states of its differing keys and the key hashes it
+//!    wants.
+//! 5. I merges, then I → R `States`: the wanted states and its root.
+//! 6. R merges; equal roots mean the session converged both sides.
+//!
+//! Only states of differing keys travel. Every merge is a CRDT join, so a
+//! lost, duplicated or reordered message can only end the session (with a
+//! typed error); a new session then converges.
+
+mod message;
+mod session;
+
+pub use message::{decode, encode, Body, Envelope, KeyState, ShortHash};
+pub use session::{sync_engines, Outcome, Role, Session, Stats};
+
+use crate::aae::iblt::Iblt;
+use crate::aae::Node;
+use crate::error::{CodecError, Error};
+
+/// A sync session failed. The message that caused it changed nothing;
+/// states merged from earlier messages stay (they are joins).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The message bytes do not decode.
+    #[error("malformed sync message: {0}")]
+    Codec(#[from] CodecError),
+    /// The message decodes but its contents are not well formed.
+    #[error("malformed sync message: {0}")]
+    Malformed(String),
+    /// The message is larger than the configured limit.
+    #[error("sync message of {len} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// Its size.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A message of another session, out of sequence, or not expected now.
+    #[error("unexpected sync message: {0}")]
+    Unexpected(String),
+    /// The session already ended (done or failed).
+    #[error("the sync session has ended")]
+    Ended,
+    /// The local engine failed (for example a received state is invalid).
+    #[error("engine error during sync: {0}")]
+    Engine(#[from] Error),
+}
+
+/// Limits of a session.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Messages are split so that each stays under about this many bytes
+    /// (default 4 MiB). One state larger than this travels alone.
+    pub message_budget: usize,
+    /// Larger incoming messages are rejected before decoding (default
+    /// 80 MiB: the largest state plus overhead).
+    pub max_message: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            message_budget: 4 << 20,
+            max_message: 80 << 20,
+        }
+    }
+}
+
+/// What a session needs from a replica. [`crate::Engine`] implements it;
+/// a test or simulation can implement it over anything.
+pub trait SyncStore {
+    /// Root of the anti-entropy tree (settled).
+    fn root(&self) -> Result<Node, Error>;
+    /// Every node hash of tree level `level` (settled).
+    fn level_hashes(&self, level: usize) -> Result<Vec<u128>, Error>;
+    /// The IBLT folded to `size` cells per sub-table (settled).
+    fn iblt(&self, size: usize) -> Result<Iblt, Error>;
+    /// (key hash, key, entry hash) of keys with key hash in `lo..=hi`.
+    fn entries_in(&self, lo: u64, hi: u64) -> Result<Vec<(u64, Vec<u8>, u128)>, Error>;
+    /// The encoded full state of a key.
+    fn state_bytes(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error>;
+    /// Join received full states, atomically.
+    fn merge_states(&self, states: &[KeyState]) -> Result<(), Error>;
+}
+
+impl SyncStore for crate::Engine {
+    fn root(&self) -> Result<Node, Error> {
+        crate::Engine::root(self)
+    }
+    fn level_hashes(&self, level: usize) -> Result<Vec<u128>, Error> {
+        self.aae_level_hashes(level)
+    }
+    fn iblt(&self, size: usize) -> Result<Iblt, Error> {
+        self.aae_iblt(size)
+    }
+    fn entries_in(&self, lo: u64, hi: u64) -> Result<Vec<(u64, Vec<u8>, u128)>, Error> {
+        self.aae_entries_in(lo, hi)
+    }
+    fn state_bytes(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        crate::Engine::state_bytes(self, key)
+    }
+    fn merge_states(&self, states: &[KeyState]) -> Result<(), Error> {
+        let mut b = crate::Batch::with_capacity(states.len());
+        for (k, v) in states {
+            b.merge(k.clone(), v.clone());
+        }
+        self.write(&b).map(|_| ())
+    }
+}

@@ -1,0 +1,138 @@
+//! Sync protocol messages: an envelope (session id, per-direction sequence
+//! number) around one body, encoded like every other Converge value (format
+//! version, kind [`KIND_SYNC`], bincode body, checksum). Sizes are checked
+//! before decoding, and every count inside is bounded by the decoder's
+//! limit; shapes are checked after decoding.
+
+use super::SyncError;
+use crate::aae::iblt::Iblt;
+use crate::codec::{decode_body, encode_with, split_header, KIND_SYNC};
+use bincode::{Decode, Encode};
+
+/// Node hashes of the estimate level travel truncated to 32 bits.
+pub type ShortHash = u32;
+
+/// A key and its encoded full state.
+pub type KeyState = (Vec<u8>, Vec<u8>);
+
+/// One protocol message.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Envelope {
+    /// Chosen by the initiator; the responder adopts it.
+    pub session: u64,
+    /// 0, 1, 2, … in each direction: a duplicate, lost or reordered
+    /// message is detected by its number.
+    pub seq: u32,
+    /// What the message says.
+    pub body: Body,
+}
+
+/// The body of a message. See ARCHITECTURE.md for the exchange.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum Body {
+    /// Initiator's first message: its root and key count.
+    Summary {
+        /// Root hash.
+        root: u128,
+        /// Number of keys.
+        count: u64,
+    },
+    /// Responder: the roots are equal; nothing to do.
+    Equal,
+    /// Responder: its estimate-level node hashes (truncated), from which
+    /// the initiator estimates how many keys differ.
+    Estimate {
+        /// One short hash per node of the estimate level.
+        hashes: Vec<ShortHash>,
+    },
+    /// Initiator: its IBLT folded to fit the estimated difference, and which
+    /// estimate-level subtrees differ (a bitmap).
+    Iblt {
+        /// Bitmap of differing estimate-level nodes.
+        differing: Vec<u64>,
+        /// The table, in its wire form.
+        table: Vec<u8>,
+    },
+    /// Either side, when the difference is too large for an IBLT: every
+    /// (key hash, entry hash) in the differing subtrees. Split into parts.
+    KeyList {
+        /// Bitmap of the subtrees listed.
+        differing: Vec<u64>,
+        /// (key hash, entry hash) pairs in key-hash order.
+        entries: Vec<(u64, u128)>,
+        /// Whether this is the last part.
+        last: bool,
+    },
+    /// The states of the sender's differing keys, and the key hashes whose
+    /// states it wants. Split into parts.
+    Exchange {
+        /// Keys with their full states.
+        states: Vec<KeyState>,
+        /// Key hashes the sender wants the states of.
+        want: Vec<u64>,
+        /// Whether this is the last part.
+        last: bool,
+    },
+    /// The states asked for; the last part carries the sender's root after
+    /// it merged everything it received.
+    States {
+        /// Keys with their full states.
+        states: Vec<KeyState>,
+        /// The sender's root hash (meaningful on the last part).
+        root: u128,
+        /// Whether this is the last part.
+        last: bool,
+    },
+}
+
+impl Body {
+    /// A short name, for errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Body::Summary { .. } => "Summary",
+            Body::Equal => "Equal",
+            Body::Estimate { .. } => "Estimate",
+            Body::Iblt { .. } => "Iblt",
+            Body::KeyList { .. } => "KeyList",
+            Body::Exchange { .. } => "Exchange",
+            Body::States { .. } => "States",
+        }
+    }
+}
+
+/// Encode a message.
+pub fn encode(env: &Envelope) -> Vec<u8> {
+    encode_with(KIND_SYNC, env)
+}
+
+/// Decode a message no larger than `max_len` bytes, and check shapes.
+pub fn decode(bytes: &[u8], max_len: usize, estimate_nodes: usize) -> Result<Envelope, SyncError> {
+    if bytes.len() > max_len {
+        return Err(SyncError::TooLarge {
+            len: bytes.len(),
+            max: max_len,
+        });
+    }
+    let (_, body) = split_header(bytes, &[KIND_SYNC])?;
+    let env: Envelope = decode_body(body)?;
+    let words = estimate_nodes.div_ceil(64);
+    let ok = match &env.body {
+        Body::Estimate { hashes } => hashes.len() == estimate_nodes,
+        Body::Iblt { differing, table } => {
+            differing.len() == words && Iblt::from_wire(table).is_some()
+        }
+        Body::KeyList { differing, .. } => differing.len() == words,
+        Body::Exchange { states, .. } | Body::States { states, .. } => states
+            .iter()
+            .all(|(k, _)| k.len() <= crate::MAX_KEY_LEN),
+        Body::Summary { .. } | Body::Equal => true,
+    };
+    if ok {
+        Ok(env)
+    } else {
+        Err(SyncError::Malformed(format!(
+            "{} message has the wrong shape",
+            env.body.name()
+        )))
+    }
+}

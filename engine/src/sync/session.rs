@@ -1,0 +1,528 @@
+//! The session state machine (one per side) and a driver that syncs two
+//! engines in one process.
+
+use super::message::{decode, encode, Body, Envelope, KeyState, ShortHash};
+use super::{Config, SyncError, SyncStore};
+use crate::aae::iblt::{cells_for, Iblt};
+use crate::aae::{FANOUT_BITS, SEGMENT_BITS};
+use std::collections::HashSet;
+
+/// Tree level whose nodes estimate the difference: 1,024 nodes.
+const EST_LEVEL: usize = 2;
+const EST_BITS: u32 = SEGMENT_BITS - EST_LEVEL as u32 * FANOUT_BITS;
+const EST_NODES: usize = 1 << EST_BITS;
+
+/// Which side of the session this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Sends the first message.
+    Initiator,
+    /// Answers it.
+    Responder,
+}
+
+/// How a finished session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The roots were equal: nothing differed.
+    Equal,
+    /// This side merged everything it was sent and sent everything it was
+    /// asked for; the peer checks the result.
+    Repaired,
+    /// This side received the last message and its root now equals the
+    /// peer's: both hold the join of both states for every key.
+    Converged,
+    /// The exchange completed but the roots still differ (a write landed
+    /// during the session, or a hash collision): run another session.
+    Diverged,
+}
+
+/// Traffic of one side of a session.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages sent.
+    pub messages_sent: u64,
+    /// Messages received.
+    pub messages_received: u64,
+    /// Bytes sent.
+    pub bytes_sent: u64,
+    /// Bytes received.
+    pub bytes_received: u64,
+    /// Key states sent.
+    pub states_sent: u64,
+    /// Key states received.
+    pub states_received: u64,
+    /// Bytes of keys and states sent (the payload, not metadata).
+    pub state_bytes_sent: u64,
+    /// Bytes of keys and states received.
+    pub state_bytes_received: u64,
+    /// Turns in which this side sent (consecutive parts count once).
+    pub flights: u64,
+}
+
+impl Stats {
+    /// Reconciliation metadata sent: everything except keys and states.
+    pub fn metadata_sent(&self) -> u64 {
+        self.bytes_sent - self.state_bytes_sent
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    AwaitSummary,
+    AwaitSummaryReply,
+    AwaitDiff,
+    CollectKeyList,
+    CollectExchange,
+    AwaitStates,
+    Done(Outcome),
+    Failed,
+}
+
+/// One side of a sync session over a [`SyncStore`].
+pub struct Session<'a, S: SyncStore + ?Sized> {
+    store: &'a S,
+    role: Role,
+    config: Config,
+    id: Option<u64>,
+    seq_out: u32,
+    seq_in: u32,
+    phase: Phase,
+    theirs: Vec<(u64, u128)>,
+    differing: Vec<u64>,
+    wants: Vec<u64>,
+    stats: Stats,
+}
+
+fn random_id() -> u64 {
+    crate::causal::ReplicaId::random().0 as u64
+}
+
+fn key_range(node: usize) -> (u64, u64) {
+    let shift = 64 - EST_BITS;
+    let lo = (node as u64) << shift;
+    (lo, lo | ((1u64 << shift) - 1))
+}
+
+fn state_len(states: &[KeyState]) -> u64 {
+    states.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum()
+}
+
+impl<'a, S: SyncStore + ?Sized> Session<'a, S> {
+    fn new(store: &'a S, role: Role, config: Config, id: Option<u64>, phase: Phase) -> Self {
+        Session {
+            store,
+            role,
+            config,
+            id,
+            seq_out: 0,
+            seq_in: 0,
+            phase,
+            theirs: Vec::new(),
+            differing: Vec::new(),
+            wants: Vec::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Start a session: returns it and the first message to send.
+    pub fn initiate(store: &'a S, config: Config) -> Result<(Self, Vec<u8>), SyncError> {
+        let mut s = Session::new(store, Role::Initiator, config, Some(random_id()), Phase::AwaitSummaryReply);
+        let root = store.root()?;
+        let msg = s.envelope(Body::Summary {
+            root: root.hash,
+            count: root.count,
+        });
+        s.stats.flights += 1;
+        Ok((s, msg))
+    }
+
+    /// Wait for an initiator's first message.
+    pub fn respond(store: &'a S, config: Config) -> Self {
+        Session::new(store, Role::Responder, config, None, Phase::AwaitSummary)
+    }
+
+    /// This side's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The outcome, once the session is done.
+    pub fn outcome(&self) -> Option<Outcome> {
+        match self.phase {
+            Phase::Done(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// Whether the session has ended (done or failed): nothing more to
+    /// send or receive.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, Phase::Done(_) | Phase::Failed)
+    }
+
+    /// Traffic so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    fn envelope(&mut self, body: Body) -> Vec<u8> {
+        let (states, sbytes) = match &body {
+            Body::Exchange { states, .. } | Body::States { states, .. } => {
+                (states.len() as u64, state_len(states))
+            }
+            _ => (0, 0),
+        };
+        let msg = encode(&Envelope {
+            session: self.id.unwrap_or(0),
+            seq: self.seq_out,
+            body,
+        });
+        self.seq_out += 1;
+        self.stats.messages_sent += 1;
+        self.stats.bytes_sent += msg.len() as u64;
+        self.stats.states_sent += states;
+        self.stats.state_bytes_sent += sbytes;
+        msg
+    }
+
+    /// Handle one message from the peer; returns the messages to send back
+    /// (possibly none). An error ends the session.
+    pub fn handle(&mut self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, SyncError> {
+        if self.is_finished() {
+            return Err(SyncError::Ended);
+        }
+        match self.handle_inner(bytes) {
+            Ok(out) => {
+                if !out.is_empty() {
+                    self.stats.flights += 1;
+                }
+                Ok(out)
+            }
+            Err(e) => {
+                self.phase = Phase::Failed;
+                Err(e)
+            }
+        }
+    }
+
+    fn handle_inner(&mut self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, SyncError> {
+        let env = decode(bytes, self.config.max_message, EST_NODES)?;
+        match self.id {
+            None => self.id = Some(env.session),
+            Some(id) if id != env.session => {
+                return Err(SyncError::Unexpected(format!(
+                    "message of session {:x}, this is {id:x}",
+                    env.session
+                )))
+            }
+            Some(_) => {}
+        }
+        if env.seq != self.seq_in {
+            return Err(SyncError::Unexpected(format!(
+                "message number {} where {} was due",
+                env.seq, self.seq_in
+            )));
+        }
+        self.seq_in += 1;
+        self.stats.messages_received += 1;
+        self.stats.bytes_received += bytes.len() as u64;
+        if let Body::Exchange { states, .. } | Body::States { states, .. } = &env.body {
+            self.stats.states_received += states.len() as u64;
+            self.stats.state_bytes_received += state_len(states);
+        }
+        match (self.phase, env.body) {
+            (Phase::AwaitSummary, Body::Summary { root, count }) => self.on_summary(root, count),
+            (Phase::AwaitSummaryReply, Body::Equal) => {
+                self.phase = Phase::Done(Outcome::Equal);
+                Ok(Vec::new())
+            }
+            (Phase::AwaitSummaryReply, Body::Estimate { hashes }) => self.on_estimate(&hashes),
+            (Phase::AwaitDiff, Body::Iblt { differing, table }) => self.on_iblt(differing, &table),
+            (Phase::AwaitDiff | Phase::CollectKeyList, Body::KeyList { differing, entries, last }) => {
+                self.phase = Phase::CollectKeyList;
+                self.differing = differing;
+                self.theirs.extend(entries);
+                if last {
+                    self.on_key_list()
+                } else {
+                    Ok(Vec::new())
+                }
+            }
+            (Phase::AwaitDiff | Phase::CollectExchange, Body::Exchange { states, want, last }) => {
+                self.phase = Phase::CollectExchange;
+                self.store.merge_states(&states)?;
+                self.wants.extend(want);
+                if last {
+                    self.on_exchange_done()
+                } else {
+                    Ok(Vec::new())
+                }
+            }
+            (Phase::AwaitStates, Body::States { states, root, last }) => {
+                self.store.merge_states(&states)?;
+                if last {
+                    let mine = self.store.root()?;
+                    self.phase = Phase::Done(if mine.hash == root {
+                        Outcome::Converged
+                    } else {
+                        Outcome::Diverged
+                    });
+                }
+                Ok(Vec::new())
+            }
+            (phase, body) => Err(SyncError::Unexpected(format!(
+                "{} while in {phase:?}",
+                body.name()
+            ))),
+        }
+    }
+
+    fn on_summary(&mut self, root: u128, count: u64) -> Result<Vec<Vec<u8>>, SyncError> {
+        let mine = self.store.root()?;
+        if mine.hash == root && mine.count == count {
+            self.phase = Phase::Done(Outcome::Equal);
+            return Ok(vec![self.envelope(Body::Equal)]);
+        }
+        let hashes: Vec<ShortHash> = self
+            .store
+            .level_hashes(EST_LEVEL)?
+            .iter()
+            .map(|h| *h as ShortHash)
+            .collect();
+        self.phase = Phase::AwaitDiff;
+        Ok(vec![self.envelope(Body::Estimate { hashes })])
+    }
+
+    fn on_estimate(&mut self, theirs: &[ShortHash]) -> Result<Vec<Vec<u8>>, SyncError> {
+        let mine = self.store.level_hashes(EST_LEVEL)?;
+        let mut differing = vec![0u64; EST_NODES.div_ceil(64)];
+        let mut k = 0usize;
+        for (i, (a, b)) in mine.iter().zip(theirs).enumerate() {
+            if *a as ShortHash != *b {
+                differing[i / 64] |= 1 << (i % 64);
+                k += 1;
+            }
+        }
+        if k == 0 {
+            // The roots differ but no node does (a write landed meanwhile,
+            // or truncated hashes collide): look everywhere.
+            differing.fill(u64::MAX);
+            k = 1;
+        }
+        let m = EST_NODES as f64;
+        let estimate = if k < EST_NODES {
+            -m * (1.0 - k as f64 / m).ln()
+        } else {
+            4.0 * m
+        };
+        self.phase = Phase::AwaitDiff;
+        match cells_for(estimate * 1.1) {
+            Some(size) => {
+                let table = self.store.iblt(size)?.to_wire();
+                Ok(vec![self.envelope(Body::Iblt { differing, table })])
+            }
+            None => self.key_list(differing),
+        }
+    }
+
+    fn on_iblt(&mut self, differing: Vec<u64>, table: &[u8]) -> Result<Vec<Vec<u8>>, SyncError> {
+        let mut diff = Iblt::from_wire(table)
+            .ok_or_else(|| SyncError::Malformed("IBLT table".into()))?;
+        let mine = self.store.iblt(diff.size())?;
+        diff.subtract(&mine);
+        match diff.peel() {
+            Some((only_theirs, only_mine)) => {
+                let mut states = Vec::new();
+                let mut seen = HashSet::new();
+                for e in &only_mine {
+                    if !seen.insert((e.kh, e.eh)) {
+                        continue;
+                    }
+                    for (_, key, eh) in self.store.entries_in(e.kh, e.kh)? {
+                        if eh as u32 == e.eh {
+                            if let Some(v) = self.store.state_bytes(&key)? {
+                                states.push((key, v));
+                            }
+                        }
+                    }
+                }
+                let mut want: Vec<u64> = only_theirs.iter().map(|e| e.kh).collect();
+                want.dedup();
+                self.phase = Phase::AwaitStates;
+                Ok(self.exchange(states, want))
+            }
+            None => {
+                // Too many differences for this table: list our entries in
+                // the differing subtrees; the peer diffs and sends Exchange.
+                let out = self.key_list(differing)?;
+                self.phase = Phase::CollectExchange;
+                Ok(out)
+            }
+        }
+    }
+
+    /// Our (key hash, entry hash) pairs in the differing subtrees, in parts.
+    fn key_list(&mut self, differing: Vec<u64>) -> Result<Vec<Vec<u8>>, SyncError> {
+        let per_part = (self.config.message_budget / 25).max(1);
+        let mut parts = Vec::new();
+        let mut cur: Vec<(u64, u128)> = Vec::new();
+        for node in (0..EST_NODES).filter(|i| differing[i / 64] & (1 << (i % 64)) != 0) {
+            let (lo, hi) = key_range(node);
+            for (kh, _, eh) in self.store.entries_in(lo, hi)? {
+                cur.push((kh, eh));
+                if cur.len() == per_part {
+                    parts.push(std::mem::take(&mut cur));
+                }
+            }
+        }
+        parts.push(cur);
+        let n = parts.len();
+        Ok(parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, entries)| {
+                self.envelope(Body::KeyList {
+                    differing: differing.clone(),
+                    entries,
+                    last: i + 1 == n,
+                })
+            })
+            .collect())
+    }
+
+    /// The peer's key list is complete: diff it against ours.
+    fn on_key_list(&mut self) -> Result<Vec<Vec<u8>>, SyncError> {
+        let theirs: HashSet<(u64, u128)> = std::mem::take(&mut self.theirs).into_iter().collect();
+        let mut mine_set = HashSet::new();
+        let mut states = Vec::new();
+        for node in (0..EST_NODES).filter(|i| self.differing[i / 64] & (1 << (i % 64)) != 0) {
+            let (lo, hi) = key_range(node);
+            for (kh, key, eh) in self.store.entries_in(lo, hi)? {
+                mine_set.insert((kh, eh));
+                if !theirs.contains(&(kh, eh)) {
+                    if let Some(v) = self.store.state_bytes(&key)? {
+                        states.push((key, v));
+                    }
+                }
+            }
+        }
+        let mut want: Vec<u64> = theirs
+            .iter()
+            .filter(|e| !mine_set.contains(e))
+            .map(|(kh, _)| *kh)
+            .collect();
+        want.sort_unstable();
+        want.dedup();
+        self.phase = Phase::AwaitStates;
+        Ok(self.exchange(states, want))
+    }
+
+    /// Exchange messages: our differing states and our wants, in parts.
+    fn exchange(&mut self, states: Vec<KeyState>, want: Vec<u64>) -> Vec<Vec<u8>> {
+        let budget = self.config.message_budget;
+        let mut parts: Vec<(Vec<KeyState>, Vec<u64>)> = vec![(Vec::new(), Vec::new())];
+        let mut size = 0usize;
+        for s in states {
+            let len = s.0.len() + s.1.len() + 16;
+            if size + len > budget && size > 0 {
+                parts.push((Vec::new(), Vec::new()));
+                size = 0;
+            }
+            size += len;
+            if let Some(p) = parts.last_mut() {
+                p.0.push(s);
+            }
+        }
+        for w in want {
+            if size + 9 > budget {
+                parts.push((Vec::new(), Vec::new()));
+                size = 0;
+            }
+            size += 9;
+            if let Some(p) = parts.last_mut() {
+                p.1.push(w);
+            }
+        }
+        let n = parts.len();
+        parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, (states, want))| {
+                self.envelope(Body::Exchange {
+                    states,
+                    want,
+                    last: i + 1 == n,
+                })
+            })
+            .collect()
+    }
+
+    /// The peer's exchange is complete: send what it wants, with our root.
+    fn on_exchange_done(&mut self) -> Result<Vec<Vec<u8>>, SyncError> {
+        let mut wants = std::mem::take(&mut self.wants);
+        wants.sort_unstable();
+        wants.dedup();
+        let mut parts: Vec<Vec<KeyState>> = vec![Vec::new()];
+        let mut size = 0usize;
+        for kh in wants {
+            for (_, key, _) in self.store.entries_in(kh, kh)? {
+                if let Some(v) = self.store.state_bytes(&key)? {
+                    let len = key.len() + v.len() + 16;
+                    if size + len > self.config.message_budget && size > 0 {
+                        parts.push(Vec::new());
+                        size = 0;
+                    }
+                    size += len;
+                    if let Some(p) = parts.last_mut() {
+                        p.push((key, v));
+                    }
+                }
+            }
+        }
+        let root = self.store.root()?.hash;
+        self.phase = Phase::Done(Outcome::Repaired);
+        let n = parts.len();
+        Ok(parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, states)| {
+                self.envelope(Body::States {
+                    states,
+                    root,
+                    last: i + 1 == n,
+                })
+            })
+            .collect())
+    }
+}
+
+/// Sync two stores in one process (used by the demo and tests): `a`
+/// initiates, messages are delivered in order. Returns both sides' outcome
+/// and stats.
+pub fn sync_engines<A, B>(
+    a: &A,
+    b: &B,
+    config: Config,
+) -> Result<((Outcome, Stats), (Outcome, Stats)), SyncError>
+where
+    A: SyncStore + ?Sized,
+    B: SyncStore + ?Sized,
+{
+    let (mut sa, first) = Session::initiate(a, config.clone())?;
+    let mut sb = Session::respond(b, config);
+    let mut to_b = vec![first];
+    let mut to_a: Vec<Vec<u8>> = Vec::new();
+    while !to_b.is_empty() || !to_a.is_empty() {
+        for m in std::mem::take(&mut to_b) {
+            to_a.extend(sb.handle(&m)?);
+        }
+        for m in std::mem::take(&mut to_a) {
+            to_b.extend(sa.handle(&m)?);
+        }
+    }
+    match (sa.outcome(), sb.outcome()) {
+        (Some(oa), Some(ob)) => Ok(((oa, *sa.stats()), (ob, *sb.stats()))),
+        _ => Err(SyncError::Unexpected("the exchange stopped before both sides finished".into())),
+    }
+}

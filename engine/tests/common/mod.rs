@@ -1,0 +1,57 @@
+//! Helpers shared by the scenario tests.
+#![allow(dead_code)]
+
+use converge::{Engine, Options, ReplicaId};
+use tempfile::TempDir;
+
+/// An engine in a temporary directory that lives as long as the value.
+pub struct TempEngine {
+    pub engine: Engine,
+    pub dir: TempDir,
+}
+
+impl std::ops::Deref for TempEngine {
+    type Target = Engine;
+    fn deref(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+/// Open a fresh engine with replica id `id`.
+pub fn engine(id: u128) -> TempEngine {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = Engine::open(dir.path(), small_options(id)).expect("open");
+    TempEngine { engine, dir }
+}
+
+/// Options with small caches so many engines fit in one test.
+pub fn small_options(id: u128) -> Options {
+    Options {
+        replica_id: Some(ReplicaId(id)),
+        block_cache_bytes: 4 << 20,
+        write_buffer_bytes: 4 << 20,
+        background_jobs: 1,
+        ..Options::default()
+    }
+}
+
+/// Copy every key's full state from `from` into `to`.
+pub fn push_all(from: &Engine, to: &Engine) {
+    for item in from.keys(b"").expect("keys") {
+        let (k, _) = item.expect("key");
+        let bytes = from.state_bytes(&k).expect("state").expect("present");
+        to.merge(&k, &bytes).expect("merge");
+    }
+}
+
+/// Every key with its encoded state.
+pub fn dump(e: &Engine) -> Vec<(Vec<u8>, Vec<u8>)> {
+    e.keys(b"")
+        .expect("keys")
+        .map(|r| {
+            let (k, _) = r.expect("key");
+            let v = e.state_bytes(&k).expect("state").expect("present");
+            (k, v)
+        })
+        .collect()
+}

@@ -1,0 +1,73 @@
+//! Close and reopen preserves every type, the replica id, the version
+//! vector, the clock and the anti-entropy tree.
+
+mod common;
+use common::{dump, small_options};
+use converge::{CausalContext, Engine, Error, ReplicaId};
+
+#[test]
+fn reopen_restores_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let (before, root, vv, last_ts);
+    {
+        let e = Engine::open(dir.path(), small_options(7)).unwrap();
+        e.increment(b"g", 2).unwrap();
+        e.pn_add(b"pn", -4).unwrap();
+        e.gset_add(b"gs", b"a").unwrap();
+        e.twop_add(b"tp", b"a").unwrap();
+        e.twop_remove(b"tp", b"a").unwrap();
+        e.orset_add(b"or", b"a").unwrap();
+        e.lww_set(b"lww", b"v").unwrap();
+        e.fww_set(b"fww", b"v").unwrap();
+        e.mv_write(b"mv", b"v", &CausalContext::new()).unwrap();
+        before = dump(&e);
+        root = e.root().unwrap();
+        vv = e.version_vector();
+        last_ts = e.register(b"lww").unwrap().unwrap().ts;
+        e.close().unwrap();
+    }
+    let mut opts = small_options(7);
+    opts.replica_id = None;
+    let e = Engine::open(dir.path(), opts).unwrap();
+    assert_eq!(e.replica_id(), ReplicaId(7));
+    assert_eq!(dump(&e), before);
+    assert_eq!(e.root().unwrap(), root);
+    assert_eq!(e.version_vector(), vv);
+    assert!(e.verify().unwrap().consistent);
+    // Sequence numbers and the clock continue after reopen.
+    let d = e.increment(b"g", 1).unwrap();
+    assert_eq!(d.delta.seq, vv.get(ReplicaId(7)) + 1);
+    e.lww_set(b"lww", b"w").unwrap();
+    assert!(e.register(b"lww").unwrap().unwrap().ts > last_ts);
+}
+
+#[test]
+fn generated_replica_id_is_persisted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = small_options(0);
+    opts.replica_id = None;
+    let id = Engine::open(dir.path(), opts.clone()).unwrap().replica_id();
+    assert_eq!(Engine::open(dir.path(), opts).unwrap().replica_id(), id);
+}
+
+#[test]
+fn reopening_with_another_replica_id_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    Engine::open(dir.path(), small_options(1)).unwrap();
+    let err = Engine::open(dir.path(), small_options(2)).unwrap_err();
+    assert!(
+        matches!(err, Error::ReplicaMismatch { stored: ReplicaId(1), given: ReplicaId(2) }),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_store_without_create_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = small_options(1);
+    opts.create_if_missing = false;
+    assert!(matches!(
+        Engine::open(dir.path().join("nope"), opts),
+        Err(Error::Storage(_))
+    ));
+}
