@@ -256,6 +256,13 @@ pub fn records(sizes: &Sizes, progress: &mut dyn FnMut(&Record)) -> BenchResult<
             );
         }
         if i == 0 {
+            // Hot keys: ten times the operations per key. Operations that
+            // read the state pay for every merge operand not yet compacted.
+            let hot = Load::new(ops, (keys / 10).max(1), 100);
+            push(
+                versus_put(sizes.runs, Kind::Counter, buffered, hot)?,
+                &mut out,
+            );
             for (kind, batch) in [(Kind::Counter, 1), (Kind::Counter, 100), (Kind::Lww, 1)] {
                 let load = Load::new(sizes.sync_writes * batch as u64, keys, batch);
                 push(

@@ -14,6 +14,20 @@ const BAR_H: f64 = 11.0;
 const OURS: &str = "#2b6cb0";
 const PEER: &str = "#dd8452";
 
+/// Label of the gridline at 10^d: 0.1, 1, 10, 1k, 10M, …
+fn decade_label(d: i32) -> String {
+    const SUFFIX: [&str; 4] = ["", "k", "M", "G"];
+    if d < 0 {
+        return format!("{}", 10f64.powi(d));
+    }
+    let group = (d / 3).min(3);
+    format!(
+        "{}{}",
+        10u64.pow((d - group * 3) as u32),
+        SUFFIX[group as usize]
+    )
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -62,7 +76,7 @@ fn panel(out: &mut String, y0: f64, p: &Panel) -> f64 {
             r##"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{bottom:.1}" stroke="#ddd"/><text x="{x:.1}" y="{:.1}" class="axis" text-anchor="middle">{}</text>"##,
             top - 4.0,
             top - 8.0,
-            human(10f64.powi(d))
+            decade_label(d)
         );
     }
     for (i, r) in p.records.iter().enumerate() {
@@ -169,5 +183,8 @@ mod tests {
         assert_eq!(svg.matches("<rect x=\"340.0\"").count(), 3);
         assert!(svg.contains("local/a&lt;b"));
         assert!(svg.contains("goal 0.8x: met"));
+        assert_eq!(decade_label(4), "10k");
+        assert_eq!(decade_label(-1), "0.1");
+        assert_eq!(decade_label(0), "1");
     }
 }
