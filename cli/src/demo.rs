@@ -1,6 +1,6 @@
 //! The demo: two replicas, a partition, and convergence.
 
-use converge::{CausalContext, Engine, KeyedDelta, Options, ReplicaId, Result, Value};
+use converge::{sync, CausalContext, Engine, KeyedDelta, Options, ReplicaId, Result, Value};
 use std::path::PathBuf;
 
 /// A human-readable rendering of a value.
@@ -15,7 +15,11 @@ pub fn show(v: &Value) -> String {
         Value::Register(None) => "(unset)".into(),
         Value::Register(Some(w)) => format!("{:?} (written by {})", s(&w.value), w.replica),
         Value::Mv(mv) => {
-            let m: Vec<String> = mv.siblings.iter().map(|x| format!("{:?}", s(&x.value))).collect();
+            let m: Vec<String> = mv
+                .siblings
+                .iter()
+                .map(|x| format!("{:?}", s(&x.value)))
+                .collect();
             if m.len() == 1 {
                 m[0].clone()
             } else {
@@ -91,7 +95,10 @@ pub fn run() -> Result<()> {
 fn run_in(base: &std::path::Path) -> Result<()> {
     let mut a = Replica::open("A", base.join("a"), 0xA)?;
     let mut b = Replica::open("B", base.join("b"), 0xB)?;
-    println!("Two replicas, A and B, each its own RocksDB store under {}", base.display());
+    println!(
+        "Two replicas, A and B, each its own RocksDB store under {}",
+        base.display()
+    );
 
     println!("\n1. Counters: concurrent increments both count");
     a.did("likes += 3", a.engine.increment(b"likes", 3)?);
@@ -106,33 +113,93 @@ fn run_in(base: &std::path::Path) -> Result<()> {
     println!("  -- network partition --");
     a.did("cart += tv", a.engine.orset_add(b"cart", b"tv")?);
     b.did("cart += phone", b.engine.orset_add(b"cart", b"phone")?);
-    a.did("cart -= milk", a.engine.orset_remove(b"cart", b"milk", None)?);
-    b.did("cart += milk (again, concurrently)", b.engine.orset_add(b"cart", b"milk")?);
+    a.did(
+        "cart -= milk",
+        a.engine.orset_remove(b"cart", b"milk", None)?,
+    );
+    b.did(
+        "cart += milk (again, concurrently)",
+        b.engine.orset_add(b"cart", b"milk")?,
+    );
     both(&a, &b, b"cart")?;
     heal(&mut a, &mut b)?;
     both(&a, &b, b"cart")?;
     println!("  both new items survive; the concurrent re-add of milk wins over the remove");
 
     println!("\n3. Document title (MV register): a conflict becomes siblings");
-    a.did("title := \"Plan\"", a.engine.mv_write(b"title", b"Plan", &CausalContext::new())?);
-    b.did("title := \"Roadmap\"", b.engine.mv_write(b"title", b"Roadmap", &CausalContext::new())?);
+    a.did(
+        "title := \"Plan\"",
+        a.engine
+            .mv_write(b"title", b"Plan", &CausalContext::new())?,
+    );
+    b.did(
+        "title := \"Roadmap\"",
+        b.engine
+            .mv_write(b"title", b"Roadmap", &CausalContext::new())?,
+    );
     heal(&mut a, &mut b)?;
     both(&a, &b, b"title")?;
     let read = a.engine.mv_read(b"title")?;
     a.did(
         "title := \"Plan & Roadmap\" (a write based on the read of both siblings)",
-        a.engine.mv_write(b"title", b"Plan & Roadmap", &read.context)?,
+        a.engine
+            .mv_write(b"title", b"Plan & Roadmap", &read.context)?,
     );
     a.ship(&b)?;
     both(&a, &b, b"title")?;
 
+    println!("\n4. Anti-entropy: B misses deltas, a sync session repairs it");
+    for i in 0..500u32 {
+        let key = format!("page:{i}:views");
+        b.engine.merge(
+            key.as_bytes(),
+            &a.engine.increment(key.as_bytes(), 1)?.delta.encode(),
+        )?;
+    }
+    for i in 0..5u32 {
+        a.did(
+            &format!("page:{i}:views += 10 (delta lost in transit)"),
+            a.engine
+                .increment(format!("page:{i}:views").as_bytes(), 10)?,
+        );
+    }
+    a.outbox.clear();
+    b.did(
+        "tags += urgent (delta lost in transit)",
+        b.engine.orset_add(b"tags", b"urgent")?,
+    );
+    b.outbox.clear();
+    both(&a, &b, b"page:0:views")?;
+    let ((_, sa), (outcome, sb)) =
+        sync::sync_engines(&a.engine, &b.engine, sync::Config::default())
+            .map_err(|e| converge::Error::InvalidArgument(e.to_string()))?;
+    println!(
+        "  -- sync session ({} keys each after): {:?}, {} messages, A sent {} states, B sent {} states,",
+        a.engine.root()?.count,
+        outcome,
+        sa.messages_sent + sb.messages_sent,
+        sa.states_sent,
+        sb.states_sent
+    );
+    println!(
+        "     {} bytes of reconciliation metadata in all --",
+        sa.metadata_sent() + sb.metadata_sent()
+    );
+    both(&a, &b, b"page:0:views")?;
+    both(&a, &b, b"tags")?;
+
     let (ra, rb) = (a.engine.root()?, b.engine.root()?);
-    println!("\nAnti-entropy roots: A {:032x} ({} keys)", ra.hash, ra.count);
+    println!(
+        "\nAnti-entropy roots: A {:032x} ({} keys)",
+        ra.hash, ra.count
+    );
     println!("                    B {:032x} ({} keys)", rb.hash, rb.count);
     if ra == rb {
         println!("Converged: equal roots, so every key holds byte-equal state on both replicas.");
         Ok(())
     } else {
-        Err(converge::Error::Corruption("replicas did not converge".into()))
+        Err(converge::Error::Corruption(
+            "replicas did not converge".into(),
+        ))
     }
 }

@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "converge", version, about = "Converge replication storage engine")]
+#[command(
+    name = "converge",
+    version,
+    about = "Converge replication storage engine"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

@@ -21,7 +21,9 @@ fn wrong_type_is_an_error_and_the_batch_writes_nothing() {
         "{err}"
     );
     let mut b = Batch::new();
-    b.increment(b"c", 5).gset_add(b"new", b"x").lww_set(b"c", b"oops");
+    b.increment(b"c", 5)
+        .gset_add(b"new", b"x")
+        .lww_set(b"c", b"oops");
     assert!(matches!(a.write(&b), Err(Error::WrongType { .. })));
     assert_eq!(dump(&a), before, "nothing of the failed batch was written");
     assert_eq!(a.key_type(b"new").unwrap(), None);
@@ -47,9 +49,15 @@ fn merging_another_type_is_an_error() {
 fn oversized_key_and_value() {
     let a = engine(1);
     let key = vec![b'k'; MAX_KEY_LEN + 1];
-    assert!(matches!(a.increment(&key, 1), Err(Error::KeyTooLarge { .. })));
+    assert!(matches!(
+        a.increment(&key, 1),
+        Err(Error::KeyTooLarge { .. })
+    ));
     let val = vec![0u8; MAX_VALUE_LEN + 1];
-    assert!(matches!(a.lww_set(b"k", &val), Err(Error::ValueTooLarge { .. })));
+    assert!(matches!(
+        a.lww_set(b"k", &val),
+        Err(Error::ValueTooLarge { .. })
+    ));
     assert!(dump(&a).is_empty());
     a.increment(&vec![b'k'; MAX_KEY_LEN], 1).unwrap();
 }
@@ -79,7 +87,9 @@ fn truncated_corrupted_and_unknown_version_bytes() {
     ));
     // A bad merge inside a batch aborts the whole batch.
     let mut batch = Batch::new();
-    batch.increment(b"other", 1).merge(b"s", &good[..good.len() - 1]);
+    batch
+        .increment(b"other", 1)
+        .merge(b"s", &good[..good.len() - 1]);
     assert!(a.write(&batch).is_err());
     assert_eq!(dump(&a), before);
     a.merge(b"s", &good).unwrap();

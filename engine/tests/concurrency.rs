@@ -26,7 +26,9 @@ fn eight_threads_on_the_same_keys_lose_nothing() {
                     }
                     if i % 10 == 0 {
                         let mut b = Batch::new();
-                        b.increment(b"c0", 1).increment(b"c1", 1).gset_add(b"g", elem.clone());
+                        b.increment(b"c0", 1)
+                            .increment(b"c1", 1)
+                            .gset_add(b"g", elem.clone());
                         e.write(&b).unwrap();
                     }
                 }

@@ -9,9 +9,21 @@ use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
 enum Step {
-    Op { replica: usize, ty: usize, kind: u8, elem: u8 },
-    Deliver { replica: usize, pick: usize, keep: bool },
-    FullState { from: usize, to: usize },
+    Op {
+        replica: usize,
+        ty: usize,
+        kind: u8,
+        elem: u8,
+    },
+    Deliver {
+        replica: usize,
+        pick: usize,
+        keep: bool,
+    },
+    FullState {
+        from: usize,
+        to: usize,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {

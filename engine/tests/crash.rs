@@ -54,7 +54,13 @@ fn sigkill_loses_no_acknowledged_write() {
     let rounds = 12;
     for round in 0..rounds {
         let mut child = Command::new(&exe)
-            .args(["crash_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "crash_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(DIR_ENV, dir.path())
             .env(START_ENV, acked.to_string())
             .stdout(Stdio::piped())
@@ -86,19 +92,38 @@ fn sigkill_loses_no_acknowledged_write() {
         opts.durability = Durability::Sync;
         let e = Engine::open(dir.path(), opts).unwrap();
         let count = e.counter_value(b"count").unwrap();
-        assert!(count >= acked as i128, "round {round}: count {count} < acked {acked}");
+        assert!(
+            count >= acked as i128,
+            "round {round}: count {count} < acked {acked}"
+        );
         let or = e.set_members(b"or").unwrap().members;
         for i in 0..acked {
             let elem = i.to_be_bytes().to_vec();
-            assert!(or.binary_search(&elem).is_ok(), "round {round}: write {i} lost");
-            let g = e.set_members(format!("g{}", i % 16).as_bytes()).unwrap().members;
-            assert!(g.binary_search(&elem).is_ok(), "round {round}: g-set write {i} lost");
+            assert!(
+                or.binary_search(&elem).is_ok(),
+                "round {round}: write {i} lost"
+            );
+            let g = e
+                .set_members(format!("g{}", i % 16).as_bytes())
+                .unwrap()
+                .members;
+            assert!(
+                g.binary_search(&elem).is_ok(),
+                "round {round}: g-set write {i} lost"
+            );
         }
         // Writes past the last acknowledgement may or may not be there, but
         // the counter and the set agree on how many landed.
         acked = acked.max(or.len() as u64);
-        assert_eq!(count, or.len() as i128, "round {round}: batch was not atomic");
-        assert!(e.verify().unwrap().consistent, "round {round}: tree inconsistent");
+        assert_eq!(
+            count,
+            or.len() as i128,
+            "round {round}: batch was not atomic"
+        );
+        assert!(
+            e.verify().unwrap().consistent,
+            "round {round}: tree inconsistent"
+        );
     }
     assert!(acked > 0, "the child never acknowledged a write");
 }

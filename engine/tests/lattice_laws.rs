@@ -12,15 +12,32 @@ use proptest::prelude::*;
 /// random pending delta to a replica.
 #[derive(Clone, Debug)]
 enum Step {
-    Op { replica: usize, kind: u8, elem: u8 },
-    Deliver { replica: usize, pick: usize, keep: bool },
+    Op {
+        replica: usize,
+        kind: u8,
+        elem: u8,
+    },
+    Deliver {
+        replica: usize,
+        pick: usize,
+        keep: bool,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        (0..3usize, 0..3u8, 0..4u8).prop_map(|(replica, kind, elem)| Step::Op { replica, kind, elem }),
-        (0..3usize, any::<usize>(), any::<bool>())
-            .prop_map(|(replica, pick, keep)| Step::Deliver { replica, pick, keep }),
+        (0..3usize, 0..3u8, 0..4u8).prop_map(|(replica, kind, elem)| Step::Op {
+            replica,
+            kind,
+            elem
+        }),
+        (0..3usize, any::<usize>(), any::<bool>()).prop_map(|(replica, pick, keep)| {
+            Step::Deliver {
+                replica,
+                pick,
+                keep,
+            }
+        }),
     ]
 }
 
@@ -28,12 +45,23 @@ fn step() -> impl Strategy<Value = Step> {
 fn local_op(s: &mut State, r: ReplicaId, kind: u8, elem: u8, tick: &mut u64) -> State {
     let e = [b'e', elem];
     *tick += 1;
-    let ts = Timestamp { wall_ms: *tick / 3, logical: (*tick % 3) as u32 };
+    let ts = Timestamp {
+        wall_ms: *tick / 3,
+        logical: (*tick % 3) as u32,
+    };
     match s {
         State::GCounter(c) => State::GCounter(c.increment(r, elem as u64 + 1).unwrap()),
-        State::PNCounter(c) => {
-            State::PNCounter(c.add(r, if kind == 0 { -(elem as i64) } else { elem as i64 + 1 }).unwrap())
-        }
+        State::PNCounter(c) => State::PNCounter(
+            c.add(
+                r,
+                if kind == 0 {
+                    -(elem as i64)
+                } else {
+                    elem as i64 + 1
+                },
+            )
+            .unwrap(),
+        ),
         State::GSet(x) => State::GSet(x.add(&e)),
         State::TwoPSet(x) if kind == 0 => State::TwoPSet(x.remove(&e)),
         State::TwoPSet(x) => State::TwoPSet(x.add(&e)),
@@ -42,7 +70,11 @@ fn local_op(s: &mut State, r: ReplicaId, kind: u8, elem: u8, tick: &mut u64) -> 
         State::LwwRegister(x) => State::LwwRegister(x.set(ts, r, &e)),
         State::FwwRegister(x) => State::FwwRegister(x.set(ts, r, &e)),
         State::MvRegister(x) => {
-            let ctx = if kind == 0 { CausalContext::new() } else { x.context().clone() };
+            let ctx = if kind == 0 {
+                CausalContext::new()
+            } else {
+                x.context().clone()
+            };
             State::MvRegister(x.write(r, &e, &ctx))
         }
     }
@@ -65,17 +97,29 @@ fn simulate(ty: CrdtType, steps: &[Step]) -> (Vec<State>, Vec<State>) {
     let mut tick = 0;
     for s in steps {
         match *s {
-            Step::Op { replica, kind, elem } => {
+            Step::Op {
+                replica,
+                kind,
+                elem,
+            } => {
                 let d = local_op(&mut reps[replica], ids[replica], kind, elem, &mut tick);
                 pool.push(d.clone());
                 all.push(d);
             }
-            Step::Deliver { replica, pick, keep } => {
+            Step::Deliver {
+                replica,
+                pick,
+                keep,
+            } => {
                 if pool.is_empty() {
                     continue;
                 }
                 let i = pick % pool.len();
-                let d = if keep { pool[i].clone() } else { pool.swap_remove(i) };
+                let d = if keep {
+                    pool[i].clone()
+                } else {
+                    pool.swap_remove(i)
+                };
                 reps[replica].try_join(&d).unwrap();
             }
         }

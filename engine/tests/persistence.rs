@@ -56,7 +56,13 @@ fn reopening_with_another_replica_id_is_an_error() {
     Engine::open(dir.path(), small_options(1)).unwrap();
     let err = Engine::open(dir.path(), small_options(2)).unwrap_err();
     assert!(
-        matches!(err, Error::ReplicaMismatch { stored: ReplicaId(1), given: ReplicaId(2) }),
+        matches!(
+            err,
+            Error::ReplicaMismatch {
+                stored: ReplicaId(1),
+                given: ReplicaId(2)
+            }
+        ),
         "{err}"
     );
 }

@@ -43,14 +43,20 @@ fn orset_concurrent_add_survives_remove_and_re_add_works() {
     assert!(b.set_members(b"cart").unwrap().members.is_empty());
     a.merge(b"cart", &rm.delta.encode()).unwrap();
     b.merge(b"cart", &re.delta.encode()).unwrap();
-    assert_eq!(a.set_members(b"cart").unwrap().members, vec![b"tv".to_vec()]);
+    assert_eq!(
+        a.set_members(b"cart").unwrap().members,
+        vec![b"tv".to_vec()]
+    );
     assert_eq!(dump(&a), dump(&b));
     // Removed, then re-added.
     let rm2 = a.orset_remove(b"cart", b"tv", None).unwrap();
     b.merge(b"cart", &rm2.delta.encode()).unwrap();
     assert!(b.set_members(b"cart").unwrap().members.is_empty());
     b.orset_add(b"cart", b"tv").unwrap();
-    assert_eq!(b.set_members(b"cart").unwrap().members, vec![b"tv".to_vec()]);
+    assert_eq!(
+        b.set_members(b"cart").unwrap().members,
+        vec![b"tv".to_vec()]
+    );
 }
 
 #[test]
@@ -158,7 +164,9 @@ fn failing_merge_function_writes_nothing() {
     let d = b.mv_write(b"doc", b"y", &CausalContext::new()).unwrap();
     a.merge(b"doc", &d.delta.encode()).unwrap();
     let before = a.state_bytes(b"doc").unwrap();
-    let err = a.mv_resolve(b"doc", |_| Err("cannot merge".into())).unwrap_err();
+    let err = a
+        .mv_resolve(b"doc", |_| Err("cannot merge".into()))
+        .unwrap_err();
     assert!(matches!(err, converge::Error::MergeFunction(_)), "{err}");
     assert_eq!(a.state_bytes(b"doc").unwrap(), before);
 }
@@ -205,6 +213,9 @@ fn key_iteration_by_prefix_with_types() {
     );
     assert_eq!(a.keys(b"").unwrap().count(), 4);
     assert_eq!(a.key_type(b"zzz").unwrap(), Some(CrdtType::GSet));
-    assert!(matches!(a.read(b"user:2:name").unwrap(), Some(Value::Register(Some(_)))));
+    assert!(matches!(
+        a.read(b"user:2:name").unwrap(),
+        Some(Value::Register(Some(_)))
+    ));
     assert_eq!(a.read(b"missing").unwrap(), None);
 }

@@ -60,7 +60,7 @@ fn element_hash(e: Entry, seed: u64) -> u64 {
 
 /// Whether `size` is a table size this build folds to.
 pub fn valid_size(size: usize) -> bool {
-    size >= MIN_CELLS && size <= MAX_CELLS && MAX_CELLS % size == 0
+    (MIN_CELLS..=MAX_CELLS).contains(&size) && MAX_CELLS % size == 0
 }
 
 fn check(e: Entry) -> u32 {
@@ -149,7 +149,8 @@ impl Iblt {
     pub fn peel(mut self) -> Option<(Vec<Entry>, Vec<Entry>)> {
         let mut plus = Vec::new();
         let mut minus = Vec::new();
-        let mut queue: VecDeque<usize> = (0..self.cells.len()).filter(|i| self.is_pure(*i)).collect();
+        let mut queue: VecDeque<usize> =
+            (0..self.cells.len()).filter(|i| self.is_pure(*i)).collect();
         while let Some(i) = queue.pop_front() {
             if !self.is_pure(i) {
                 continue;

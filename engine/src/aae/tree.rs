@@ -142,7 +142,9 @@ impl Tree {
         }
         Ok(Tree {
             levels: Mutex::new(levels),
-            dirty: (0..DIRTY_SHARDS).map(|_| Mutex::new(HashSet::new())).collect(),
+            dirty: (0..DIRTY_SHARDS)
+                .map(|_| Mutex::new(HashSet::new()))
+                .collect(),
             dirty_len: AtomicUsize::new(0),
         })
     }
@@ -276,7 +278,12 @@ impl Tree {
 
     /// Keys whose key hash is in `lo..=hi`, with key and entry hashes,
     /// from `aae_keys`, in key-hash order. Call after settling.
-    pub(crate) fn entries_in(&self, db: &DB, lo: u64, hi: u64) -> Result<Vec<(u64, Vec<u8>, u128)>> {
+    pub(crate) fn entries_in(
+        &self,
+        db: &DB,
+        lo: u64,
+        hi: u64,
+    ) -> Result<Vec<(u64, Vec<u8>, u128)>> {
         let mut it = db.raw_iterator_cf(cf(db, CF_AAE_KEYS)?);
         it.seek(lo.to_be_bytes());
         let mut out = Vec::new();
@@ -296,7 +303,10 @@ impl Tree {
 fn fold_chunk(db: &DB, levels: &mut Levels, chunk: &[Vec<u8>]) -> Result<()> {
     let state = cf(db, CF_STATE)?;
     let aae_keys = cf(db, CF_AAE_KEYS)?;
-    let hashed: Vec<(u64, Vec<u8>)> = chunk.iter().map(|k| (key_hash(k), aae_key(key_hash(k), k))).collect();
+    let hashed: Vec<(u64, Vec<u8>)> = chunk
+        .iter()
+        .map(|k| (key_hash(k), aae_key(key_hash(k), k)))
+        .collect();
     let states = db.batched_multi_get_cf(state, chunk, false);
     let olds = db.batched_multi_get_cf(aae_keys, hashed.iter().map(|(_, k)| k), false);
     let mut wb = rocksdb::WriteBatch::default();
@@ -361,7 +371,9 @@ fn aae_key(kh: u64, key: &[u8]) -> Vec<u8> {
 fn split_aae_key(k: &[u8]) -> Result<(u64, &[u8])> {
     match k.split_first_chunk::<8>() {
         Some((h, rest)) => Ok((u64::from_be_bytes(*h), rest)),
-        None => Err(Error::Corruption("anti-entropy key index entry is damaged".into())),
+        None => Err(Error::Corruption(
+            "anti-entropy key index entry is damaged".into(),
+        )),
     }
 }
 

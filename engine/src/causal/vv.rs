@@ -80,10 +80,7 @@ impl VersionVector {
 
     /// Whether this vector has seen everything `other` has.
     pub fn descends(&self, other: &VersionVector) -> bool {
-        matches!(
-            self.compare(other),
-            Causality::Equal | Causality::Dominates
-        )
+        matches!(self.compare(other), Causality::Equal | Causality::Dominates)
     }
 
     /// The (replica, counter) entries in replica order.
@@ -133,7 +130,10 @@ mod tests {
             vv(&[(1, 3), (2, 1)]).compare(&vv(&[(1, 2)])),
             Causality::Dominates
         );
-        assert_eq!(vv(&[(1, 2)]).compare(&vv(&[(1, 2), (2, 1)])), Causality::DominatedBy);
+        assert_eq!(
+            vv(&[(1, 2)]).compare(&vv(&[(1, 2), (2, 1)])),
+            Causality::DominatedBy
+        );
         assert_eq!(vv(&[(1, 3)]).compare(&vv(&[(2, 1)])), Causality::Concurrent);
         assert_eq!(
             vv(&[(1, 3), (2, 1)]).compare(&vv(&[(1, 2), (2, 2)])),

@@ -259,8 +259,14 @@ mod tests {
             decode_item(&[9, 0, 0]),
             Err(CodecError::UnknownVersion { found: 9, .. })
         ));
-        assert!(matches!(decode_item(&[1, 7]), Err(CodecError::UnknownKind(7))));
-        assert!(matches!(decode_item(&[1, 0, 0]), Err(CodecError::Truncated(_))));
+        assert!(matches!(
+            decode_item(&[1, 7]),
+            Err(CodecError::UnknownKind(7))
+        ));
+        assert!(matches!(
+            decode_item(&[1, 0, 0]),
+            Err(CodecError::Truncated(_))
+        ));
         for cut in 2..bytes.len() {
             assert!(decode_item(&bytes[..cut]).is_err(), "cut at {cut}");
         }

@@ -129,8 +129,11 @@ impl Lattice for ORSet {
                     }
                 }
                 None => {
-                    let fresh: BTreeSet<Dot> =
-                        b.iter().filter(|d| !self.ctx.contains(d)).copied().collect();
+                    let fresh: BTreeSet<Dot> = b
+                        .iter()
+                        .filter(|d| !self.ctx.contains(d))
+                        .copied()
+                        .collect();
                     if !fresh.is_empty() {
                         self.entries.insert(k.clone(), fresh);
                     }
@@ -172,7 +175,10 @@ mod tests {
         a.add(A, b"x");
         assert!(a.contains(b"x"));
         assert_eq!(a.entries[&b"x"[..]].len(), 1);
-        assert!(a.ctx.cloud().is_empty(), "context stays compact: no tombstones");
+        assert!(
+            a.ctx.cloud().is_empty(),
+            "context stays compact: no tombstones"
+        );
     }
 
     #[test]

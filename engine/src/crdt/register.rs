@@ -227,7 +227,11 @@ mod tests {
         assert_eq!(b.siblings().len(), 1);
         assert_eq!(b.siblings()[0].value, b"z");
         b.join(&da);
-        assert_eq!(b.siblings().len(), 1, "an old delta cannot resurrect a sibling");
+        assert_eq!(
+            b.siblings().len(),
+            1,
+            "an old delta cannot resurrect a sibling"
+        );
     }
 
     #[test]

@@ -128,7 +128,10 @@ mod tests {
         a.add(b"x");
         assert!(!a.contains(b"x"), "re-add after remove has no effect");
         b.join(&add);
-        assert!(!b.contains(b"x"), "a late duplicate of the add has no effect");
+        assert!(
+            !b.contains(b"x"),
+            "a late duplicate of the add has no effect"
+        );
         assert_eq!(a, b);
         assert!(a.is_canonical());
     }

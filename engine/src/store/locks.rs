@@ -30,6 +30,9 @@ impl StripedLocks {
     pub(crate) fn lock_all(&self, mut stripes: Vec<usize>) -> Vec<MutexGuard<'_, ()>> {
         stripes.sort_unstable();
         stripes.dedup();
-        stripes.into_iter().map(|s| self.stripes[s].lock()).collect()
+        stripes
+            .into_iter()
+            .map(|s| self.stripes[s].lock())
+            .collect()
     }
 }

@@ -129,7 +129,9 @@ impl Engine {
             }
         };
         let vv = match db.get_cf(meta, META_VV)? {
-            Some(b) => decode_vv(&b).map_err(|e| Error::Corruption(format!("version vector: {e}")))?,
+            Some(b) => {
+                decode_vv(&b).map_err(|e| Error::Corruption(format!("version vector: {e}")))?
+            }
             None => VersionVector::new(),
         };
         let floor = match db.get_cf(meta, META_HLC)? {
@@ -181,7 +183,14 @@ impl Engine {
     /// Flush memtables to SST files (a checkpoint; not needed for
     /// durability, which the WAL gives).
     pub fn flush(&self) -> Result<()> {
-        for name in [CF_STATE, CF_TYPES, CF_META, CF_AAE_KEYS, CF_AAE_LEAVES, CF_AAE_DIRTY] {
+        for name in [
+            CF_STATE,
+            CF_TYPES,
+            CF_META,
+            CF_AAE_KEYS,
+            CF_AAE_LEAVES,
+            CF_AAE_DIRTY,
+        ] {
             self.db.flush_cf(cf(&self.db, name)?)?;
         }
         Ok(())
@@ -233,7 +242,9 @@ impl Engine {
     /// leaves, [`LEVELS`]` - 1` = the root), after settling.
     pub fn aae_level_hashes(&self, level: usize) -> Result<Vec<u128>> {
         if level >= LEVELS {
-            return Err(Error::InvalidArgument(format!("tree level {level} >= {LEVELS}")));
+            return Err(Error::InvalidArgument(format!(
+                "tree level {level} >= {LEVELS}"
+            )));
         }
         self.tree.settle(&self.db)?;
         Ok(self.tree.level_hashes(level))

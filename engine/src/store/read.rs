@@ -72,9 +72,11 @@ impl Engine {
     /// The full state of `key`, or `None` if it was never written.
     pub fn state(&self, key: &[u8]) -> Result<Option<State>> {
         match self.db.get_pinned_cf(self.cf(CF_STATE)?, key)? {
-            Some(b) => Ok(Some(decode_state(&b).map_err(|e| {
-                Error::Corruption(format!("stored state: {e}"))
-            })?)),
+            Some(b) => {
+                Ok(Some(decode_state(&b).map_err(|e| {
+                    Error::Corruption(format!("stored state: {e}"))
+                })?))
+            }
             None => Ok(None),
         }
     }

@@ -316,7 +316,12 @@ impl Engine {
 
     /// MV register: write `value` based on the read `context`. Returns the
     /// delta.
-    pub fn mv_write(&self, key: &[u8], value: &[u8], context: &CausalContext) -> Result<KeyedDelta> {
+    pub fn mv_write(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        context: &CausalContext,
+    ) -> Result<KeyedDelta> {
         self.single(key, Op::MvWrite(value.to_vec(), context.clone()))
     }
 

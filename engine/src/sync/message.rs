@@ -122,9 +122,9 @@ pub fn decode(bytes: &[u8], max_len: usize, estimate_nodes: usize) -> Result<Env
             differing.len() == words && Iblt::from_wire(table).is_some()
         }
         Body::KeyList { differing, .. } => differing.len() == words,
-        Body::Exchange { states, .. } | Body::States { states, .. } => states
-            .iter()
-            .all(|(k, _)| k.len() <= crate::MAX_KEY_LEN),
+        Body::Exchange { states, .. } | Body::States { states, .. } => {
+            states.iter().all(|(k, _)| k.len() <= crate::MAX_KEY_LEN)
+        }
         Body::Summary { .. } | Body::Equal => true,
     };
     if ok {

@@ -25,7 +25,7 @@ mod message;
 mod session;
 
 pub use message::{decode, encode, Body, Envelope, KeyState, ShortHash};
-pub use session::{sync_engines, Outcome, Role, Session, Stats};
+pub use session::{sync_engines, Outcome, Role, Session, SideResult, Stats};
 
 use crate::aae::iblt::Iblt;
 use crate::aae::Node;
@@ -70,6 +70,10 @@ pub struct Config {
     /// Larger incoming messages are rejected before decoding (default
     /// 80 MiB: the largest state plus overhead).
     pub max_message: usize,
+    /// Use the IBLT to find differing keys when the estimate says it fits
+    /// (default true). False always exchanges key lists of the differing
+    /// subtrees: more bytes, no chance of a failed peel.
+    pub iblt: bool,
 }
 
 impl Default for Config {
@@ -77,6 +81,7 @@ impl Default for Config {
         Config {
             message_budget: 4 << 20,
             max_message: 80 << 20,
+            iblt: true,
         }
     }
 }

@@ -127,7 +127,13 @@ impl<'a, S: SyncStore + ?Sized> Session<'a, S> {
 
     /// Start a session: returns it and the first message to send.
     pub fn initiate(store: &'a S, config: Config) -> Result<(Self, Vec<u8>), SyncError> {
-        let mut s = Session::new(store, Role::Initiator, config, Some(random_id()), Phase::AwaitSummaryReply);
+        let mut s = Session::new(
+            store,
+            Role::Initiator,
+            config,
+            Some(random_id()),
+            Phase::AwaitSummaryReply,
+        );
         let root = store.root()?;
         let msg = s.envelope(Body::Summary {
             root: root.hash,
@@ -239,7 +245,14 @@ impl<'a, S: SyncStore + ?Sized> Session<'a, S> {
             }
             (Phase::AwaitSummaryReply, Body::Estimate { hashes }) => self.on_estimate(&hashes),
             (Phase::AwaitDiff, Body::Iblt { differing, table }) => self.on_iblt(differing, &table),
-            (Phase::AwaitDiff | Phase::CollectKeyList, Body::KeyList { differing, entries, last }) => {
+            (
+                Phase::AwaitDiff | Phase::CollectKeyList,
+                Body::KeyList {
+                    differing,
+                    entries,
+                    last,
+                },
+            ) => {
                 self.phase = Phase::CollectKeyList;
                 self.differing = differing;
                 self.theirs.extend(entries);
@@ -317,7 +330,7 @@ impl<'a, S: SyncStore + ?Sized> Session<'a, S> {
             4.0 * m
         };
         self.phase = Phase::AwaitDiff;
-        match cells_for(estimate * 1.1) {
+        match cells_for(estimate * 1.1).filter(|_| self.config.iblt) {
             Some(size) => {
                 let table = self.store.iblt(size)?.to_wire();
                 Ok(vec![self.envelope(Body::Iblt { differing, table })])
@@ -327,8 +340,8 @@ impl<'a, S: SyncStore + ?Sized> Session<'a, S> {
     }
 
     fn on_iblt(&mut self, differing: Vec<u64>, table: &[u8]) -> Result<Vec<Vec<u8>>, SyncError> {
-        let mut diff = Iblt::from_wire(table)
-            .ok_or_else(|| SyncError::Malformed("IBLT table".into()))?;
+        let mut diff =
+            Iblt::from_wire(table).ok_or_else(|| SyncError::Malformed("IBLT table".into()))?;
         let mine = self.store.iblt(diff.size())?;
         diff.subtract(&mine);
         match diff.peel() {
@@ -497,6 +510,9 @@ impl<'a, S: SyncStore + ?Sized> Session<'a, S> {
     }
 }
 
+/// One side's result of [`sync_engines`].
+pub type SideResult = (Outcome, Stats);
+
 /// Sync two stores in one process (used by the demo and tests): `a`
 /// initiates, messages are delivered in order. Returns both sides' outcome
 /// and stats.
@@ -504,7 +520,7 @@ pub fn sync_engines<A, B>(
     a: &A,
     b: &B,
     config: Config,
-) -> Result<((Outcome, Stats), (Outcome, Stats)), SyncError>
+) -> Result<(SideResult, SideResult), SyncError>
 where
     A: SyncStore + ?Sized,
     B: SyncStore + ?Sized,
@@ -523,6 +539,8 @@ where
     }
     match (sa.outcome(), sb.outcome()) {
         (Some(oa), Some(ob)) => Ok(((oa, *sa.stats()), (ob, *sb.stats()))),
-        _ => Err(SyncError::Unexpected("the exchange stopped before both sides finished".into())),
+        _ => Err(SyncError::Unexpected(
+            "the exchange stopped before both sides finished".into(),
+        )),
     }
 }

@@ -1,0 +1,371 @@
+//! Anti-entropy sessions: diverged replicas converge exchanging only
+//! differing keys, over a lossy transport too; hostile messages are
+//! rejected and change nothing; a corrupted tree is detected.
+
+mod common;
+use common::{dump, engine, small_options, TempEngine};
+use converge::sync::{self, Body, Config, Envelope, Outcome, Session, SyncError};
+use converge::{Batch, CausalContext, Engine};
+use proptest::prelude::*;
+
+/// Apply a pseudo-random operation of any type.
+fn random_op(e: &Engine, x: u64) {
+    let key = format!("k{}", x % 40);
+    let el = vec![b'e', (x >> 8) as u8 % 5];
+    let mut b = Batch::new();
+    match (x % 40) % 8 {
+        0 => b.increment(key, x % 7 + 1),
+        1 => b.pn_add(key, (x % 9) as i64 - 4),
+        2 => b.gset_add(key, el),
+        3 if x % 3 == 0 => b.twop_remove(key, el),
+        3 => b.twop_add(key, el),
+        4 if x % 3 == 0 => b.orset_remove(key, el),
+        4 => b.orset_add(key, el),
+        5 => b.lww_set(key, el),
+        6 => b.fww_set(key, el),
+        _ => {
+            let ctx = if x % 2 == 0 {
+                e.mv_read(key.as_bytes()).unwrap().context
+            } else {
+                CausalContext::new()
+            };
+            b.mv_write(key, el, ctx)
+        }
+    };
+    e.write(&b).unwrap();
+}
+
+fn assert_converged(a: &Engine, b: &Engine) {
+    assert_eq!(dump(a), dump(b));
+    assert_eq!(a.root().unwrap(), b.root().unwrap());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    #[test]
+    fn replicas_converge_by_sync_in_random_pairs(
+        ops in prop::collection::vec((0..3usize, any::<u64>()), 1..80),
+        pairs in prop::collection::vec((0..3usize, 0..3usize), 1..6),
+        key_lists in any::<bool>(),
+    ) {
+        let reps = [engine(1), engine(2), engine(3)];
+        for (r, x) in &ops {
+            random_op(&reps[*r], *x);
+        }
+        let config = Config { iblt: !key_lists, ..Config::default() };
+        for (a, b) in pairs.iter().copied().chain([(0, 1), (1, 2), (0, 1)]) {
+            if a == b { continue; }
+            let ((oa, _), (ob, _)) = sync::sync_engines(&*reps[a], &*reps[b], config.clone()).unwrap();
+            prop_assert!(oa == Outcome::Equal || oa == Outcome::Repaired || oa == Outcome::Converged);
+            prop_assert!(ob == Outcome::Equal || ob == Outcome::Converged, "{:?}", ob);
+            prop_assert_eq!(dump(&reps[a]), dump(&reps[b]));
+        }
+        assert_converged(&reps[0], &reps[2]);
+        for r in &reps {
+            prop_assert!(r.verify().unwrap().consistent);
+        }
+    }
+}
+
+#[test]
+fn equal_replicas_are_detected_in_one_small_message() {
+    let a = engine(1);
+    let b = engine(2);
+    for i in 0..50u64 {
+        let d = a.increment(format!("c{i}").as_bytes(), i + 1).unwrap();
+        b.merge(&d.key, &d.delta.encode()).unwrap();
+    }
+    let (mut sa, first) = Session::initiate(&*a, Config::default()).unwrap();
+    assert!(first.len() <= 64, "summary is {} bytes", first.len());
+    let mut sb = Session::respond(&*b, Config::default());
+    let reply = sb.handle(&first).unwrap();
+    assert_eq!(sb.outcome(), Some(Outcome::Equal));
+    for m in reply {
+        assert!(sa.handle(&m).unwrap().is_empty());
+    }
+    assert_eq!(sa.outcome(), Some(Outcome::Equal));
+}
+
+#[test]
+fn only_differing_keys_travel() {
+    let a = engine(1);
+    let b = engine(2);
+    for i in 0..2000u64 {
+        let d = a.increment(format!("c{i}").as_bytes(), 1).unwrap();
+        b.merge(&d.key, &d.delta.encode()).unwrap();
+    }
+    for i in 0..30u64 {
+        a.increment(format!("c{}", i * 7).as_bytes(), 1).unwrap();
+        b.orset_add(format!("only-b-{i}").as_bytes(), b"x").unwrap();
+    }
+    let ((_, sa), (ob, sb)) = sync::sync_engines(&*a, &*b, Config::default()).unwrap();
+    assert_eq!(ob, Outcome::Converged);
+    // Keys present on both sides with different states travel both ways
+    // (each side's state is needed for the join); equal keys never travel.
+    assert_eq!(
+        sb.states_sent, 60,
+        "b sends its 30 new and 30 differing keys"
+    );
+    assert_eq!(sa.states_sent, 30, "a sends its 30 differing keys");
+    assert!(
+        sa.flights + sb.flights <= 5,
+        "{} flights",
+        sa.flights + sb.flights
+    );
+    assert_converged(&a, &b);
+}
+
+/// Hand `msgs` to `session`, dropping, duplicating and swapping some when
+/// `lossy`; returns the replies and whether the session failed.
+fn deliver(
+    mut msgs: Vec<Vec<u8>>,
+    session: &mut Session<'_, Engine>,
+    rnd: &mut impl FnMut() -> u64,
+    lossy: bool,
+) -> (Vec<Vec<u8>>, bool) {
+    let mut out = Vec::new();
+    let mut failed = false;
+    if lossy && msgs.len() > 1 && rnd() % 4 == 0 {
+        msgs.swap(0, 1);
+    }
+    for m in msgs {
+        let deliveries = match if lossy { rnd() % 10 } else { 9 } {
+            0 => 0,
+            1 => 2,
+            _ => 1,
+        };
+        for _ in 0..deliveries {
+            match session.handle(&m) {
+                Ok(replies) => out.extend(replies),
+                Err(_) => failed = true,
+            }
+        }
+    }
+    (out, failed)
+}
+
+/// Deliver messages with drops, duplicates and reordering; abort sessions
+/// that fail and start new ones until the replicas converge.
+#[test]
+fn lossy_transport_still_converges() {
+    let a = engine(1);
+    let b = engine(2);
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for i in 0..300 {
+        random_op(&a, rnd() ^ i);
+        random_op(&b, rnd() ^ i);
+    }
+    let expected = {
+        // The join of both, computed by a lossless sync between copies.
+        let ca = engine(1);
+        let cb = engine(2);
+        common::push_all(&a, &ca);
+        common::push_all(&b, &ca);
+        common::push_all(&ca, &cb);
+        dump(&ca)
+    };
+    let mut failures = 0;
+    for attempt in 0..200 {
+        let lossy = attempt < 150;
+        let config = Config {
+            message_budget: 512,
+            ..Config::default()
+        };
+        let (mut sa, first) = Session::initiate(&*a, config.clone()).unwrap();
+        let mut sb = Session::respond(&*b, config);
+        let mut to_b = vec![first];
+        let mut to_a: Vec<Vec<u8>> = Vec::new();
+        let mut failed = false;
+        while !failed && (!to_a.is_empty() || !to_b.is_empty()) {
+            let (out, f1) = deliver(std::mem::take(&mut to_b), &mut sb, &mut rnd, lossy);
+            to_a.extend(out);
+            let (out, f2) = deliver(std::mem::take(&mut to_a), &mut sa, &mut rnd, lossy);
+            to_b.extend(out);
+            failed = f1 || f2;
+        }
+        if failed {
+            failures += 1;
+        }
+        if dump(&a) == expected && dump(&b) == expected {
+            assert!(failures > 0, "the lossy transport never broke a session");
+            assert_converged(&a, &b);
+            return;
+        }
+    }
+    panic!("did not converge after 200 sessions ({failures} failed)");
+}
+
+fn first_messages(a: &TempEngine, b: &TempEngine) -> (Vec<u8>, Vec<u8>) {
+    let (_, first) = Session::initiate(&**a, Config::default()).unwrap();
+    let mut sb = Session::respond(&**b, Config::default());
+    let reply = sb.handle(&first).unwrap();
+    (first, reply.into_iter().next().unwrap())
+}
+
+#[test]
+fn hostile_messages_are_rejected_and_change_nothing() {
+    let a = engine(1);
+    let b = engine(2);
+    a.increment(b"x", 1).unwrap();
+    b.increment(b"y", 1).unwrap();
+    let before = dump(&b);
+    let (first, _) = first_messages(&a, &b);
+
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        ("bad version", {
+            let mut m = first.clone();
+            m[0] = 9;
+            m
+        }),
+        ("truncated", first[..first.len() - 3].to_vec()),
+        ("flipped byte", {
+            let mut m = first.clone();
+            m[5] ^= 1;
+            m
+        }),
+        (
+            "huge claimed length",
+            sync::encode(&Envelope {
+                session: 1,
+                seq: 0,
+                body: Body::Exchange {
+                    states: vec![(vec![0; 10], vec![1, 2, 3])],
+                    want: vec![],
+                    last: true,
+                },
+            })[..20]
+                .to_vec(),
+        ),
+        ("oversized", vec![0u8; (80 << 20) + 1]),
+        (
+            "wrong shape",
+            sync::encode(&Envelope {
+                session: 1,
+                seq: 0,
+                body: Body::Estimate {
+                    hashes: vec![1, 2, 3],
+                },
+            }),
+        ),
+        (
+            "out of order",
+            sync::encode(&Envelope {
+                session: 1,
+                seq: 5,
+                body: Body::Summary { root: 1, count: 1 },
+            }),
+        ),
+        (
+            "wrong phase",
+            sync::encode(&Envelope {
+                session: 1,
+                seq: 0,
+                body: Body::States {
+                    states: vec![],
+                    root: 0,
+                    last: true,
+                },
+            }),
+        ),
+        (
+            "bad state inside",
+            sync::encode(&Envelope {
+                session: 1,
+                seq: 0,
+                body: Body::Exchange {
+                    states: vec![(b"y".to_vec(), vec![1, 0, 0, 0, 0, 0])],
+                    want: vec![],
+                    last: true,
+                },
+            }),
+        ),
+    ];
+    for (name, msg) in cases {
+        let mut sb = Session::respond(&*b, Config::default());
+        let err = sb.handle(&msg).expect_err(name);
+        assert!(sb.is_finished(), "{name}: the session ends");
+        assert!(matches!(sb.handle(&first), Err(SyncError::Ended)), "{name}");
+        assert!(
+            matches!(
+                err,
+                SyncError::Codec(_)
+                    | SyncError::Malformed(_)
+                    | SyncError::TooLarge { .. }
+                    | SyncError::Unexpected(_)
+                    | SyncError::Engine(_)
+            ),
+            "{name}: {err}"
+        );
+        assert_eq!(dump(&b), before, "{name} changed state");
+    }
+    // A state of the wrong type for the key is an engine error, nothing merged.
+    a.orset_add(b"z", b"q").unwrap();
+    let mut sb = Session::respond(&*b, Config::default());
+    sb.handle(&first).unwrap();
+    let bad = sync::encode(&Envelope {
+        session: 0,
+        seq: 1,
+        body: Body::Exchange {
+            states: vec![(b"y".to_vec(), a.state_bytes(b"z").unwrap().unwrap())],
+            want: vec![],
+            last: true,
+        },
+    });
+    assert!(matches!(
+        sb.handle(&bad),
+        Err(SyncError::Engine(converge::Error::WrongType { .. }))
+    ));
+    assert_eq!(dump(&b), before);
+}
+
+#[test]
+fn verify_detects_a_corrupted_tree_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let e = Engine::open(dir.path(), small_options(1)).unwrap();
+        for i in 0..100u64 {
+            e.increment(format!("k{i}").as_bytes(), i + 1).unwrap();
+        }
+        assert!(e.verify().unwrap().consistent);
+        e.close().unwrap();
+    }
+    {
+        // Damage one persisted leaf behind the engine's back. Replaying the
+        // WAL needs merge operators on the merge column families; these are
+        // never asked to merge here.
+        let keep_last = |_: &[u8], _: Option<&[u8]>, ops: &rocksdb::MergeOperands| {
+            ops.iter().last().map(|v| v.to_vec())
+        };
+        let opts = rocksdb::Options::default();
+        let cfs = rocksdb::DB::list_cf(&opts, dir.path()).unwrap();
+        let descriptors = cfs.iter().map(|name| {
+            let mut o = rocksdb::Options::default();
+            if name == "state" || name == "meta" {
+                o.set_merge_operator_associative("test.keep_last", keep_last);
+            }
+            rocksdb::ColumnFamilyDescriptor::new(name, o)
+        });
+        let db = rocksdb::DB::open_cf_descriptors(&opts, dir.path(), descriptors).unwrap();
+        let leaves = db.cf_handle("aae_leaves").unwrap();
+        let (k, mut v) = db
+            .iterator_cf(leaves, rocksdb::IteratorMode::Start)
+            .next()
+            .unwrap()
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .unwrap();
+        v[3] ^= 0xff;
+        db.put_cf(leaves, k, v).unwrap();
+    }
+    let e = Engine::open(dir.path(), small_options(1)).unwrap();
+    let report = e.verify().unwrap();
+    assert!(!report.consistent);
+    assert_eq!(report.bad_segments.len(), 1);
+}
