@@ -52,7 +52,6 @@ fn op_for(e: &Engine, key: &[u8], ty: CrdtType, kind: u8, elem: u8) -> Op {
         (CrdtType::FwwRegister, _) => Op::FwwSet(el),
         (CrdtType::MvRegister, 0) => Op::MvWrite(el, Default::default()),
         (CrdtType::MvRegister, _) => Op::MvWrite(el, e.mv_read(key).unwrap().context),
-        (t, _) => unreachable!("{t}"),
     }
 }
 

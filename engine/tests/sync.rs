@@ -310,8 +310,9 @@ fn hostile_messages_are_rejected_and_change_nothing() {
     a.orset_add(b"z", b"q").unwrap();
     let mut sb = Session::respond(&*b, Config::default());
     sb.handle(&first).unwrap();
+    let session = sync::decode(&first, usize::MAX, 1024).unwrap().session;
     let bad = sync::encode(&Envelope {
-        session: 0,
+        session,
         seq: 1,
         body: Body::Exchange {
             states: vec![(b"y".to_vec(), a.state_bytes(b"z").unwrap().unwrap())],
