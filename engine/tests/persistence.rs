@@ -77,3 +77,25 @@ fn missing_store_without_create_is_an_error() {
         Err(Error::Storage(_))
     ));
 }
+
+#[test]
+fn disabling_anti_entropy_then_enabling_rebuilds_the_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = {
+        let e = Engine::open(dir.path(), small_options(3)).unwrap();
+        e.increment(b"a", 1).unwrap();
+        e.root().unwrap()
+    };
+    {
+        let mut opts = small_options(3);
+        opts.anti_entropy = false;
+        let e = Engine::open(dir.path(), opts).unwrap();
+        e.increment(b"b", 1).unwrap();
+        assert!(matches!(e.root(), Err(Error::InvalidArgument(_))));
+    }
+    let e = Engine::open(dir.path(), small_options(3)).unwrap();
+    let after = e.root().unwrap();
+    assert_ne!(after, root);
+    assert_eq!(after.count, 2);
+    assert!(e.verify().unwrap().consistent);
+}

@@ -114,9 +114,17 @@ impl Tree {
     /// Load the tree at open: the persisted leaves after a clean close, or a
     /// rebuild from the data otherwise. The clean mark is removed, so a
     /// crash before the next clean close forces a rebuild.
-    pub(crate) fn load(db: &DB) -> Result<Tree> {
+    /// With `enabled` false nothing is loaded and the clean mark is removed,
+    /// so the next open with the tree enabled rebuilds it.
+    pub(crate) fn load(db: &DB, enabled: bool) -> Result<Tree> {
         let meta = cf(db, CF_META)?;
         let mut levels = Levels::empty();
+        if !enabled {
+            let mut w = rocksdb::WriteOptions::default();
+            w.set_sync(true);
+            db.delete_cf_opt(meta, META_AAE_CLEAN, &w)?;
+            return Ok(Tree::with(levels));
+        }
         let persisted_iblt = match db.get_cf(meta, META_AAE_IBLT)? {
             Some(b) => crate::codec::decode_iblt(&b)
                 .ok()
@@ -140,13 +148,17 @@ impl Tree {
         } else {
             levels = rebuild(db)?;
         }
-        Ok(Tree {
+        Ok(Tree::with(levels))
+    }
+
+    fn with(levels: Levels) -> Tree {
+        Tree {
             levels: Mutex::new(levels),
             dirty: (0..DIRTY_SHARDS)
                 .map(|_| Mutex::new(HashSet::new()))
                 .collect(),
             dirty_len: AtomicUsize::new(0),
-        })
+        }
     }
 
     /// Record that these keys were written (after the write is durable).

@@ -139,7 +139,7 @@ impl Engine {
                 .ok_or_else(|| Error::Corruption("stored clock is damaged".into()))?,
             None => Default::default(),
         };
-        let tree = Tree::load(&db)?;
+        let tree = Tree::load(&db, options.anti_entropy)?;
         let engine = Engine {
             seq: AtomicU64::new(vv.get(replica)),
             clock: HybridClock::new(floor),
@@ -221,13 +221,25 @@ impl Engine {
     /// call it to choose when the cost is paid. Returns how many keys were
     /// folded.
     pub fn settle(&self) -> Result<usize> {
+        self.check_aae()?;
         self.tree.settle(&self.db)
+    }
+
+    fn check_aae(&self) -> Result<()> {
+        if self.options.anti_entropy {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(
+                "anti-entropy is disabled in this engine's options".into(),
+            ))
+        }
     }
 
     /// The root of the anti-entropy tree: XOR of every key's entry hash, and
     /// the number of keys. Equal roots mean equal data (with overwhelming
     /// probability: see FORMAT.md).
     pub fn root(&self) -> Result<Node> {
+        self.check_aae()?;
         self.tree.settle(&self.db)?;
         Ok(self.tree.node(LEVELS - 1, 0))
     }
@@ -235,12 +247,14 @@ impl Engine {
     /// Recompute the tree from the data and compare it with the maintained
     /// one.
     pub fn verify(&self) -> Result<VerifyReport> {
+        self.check_aae()?;
         self.tree.verify(&self.db)
     }
 
     /// Every node hash of anti-entropy tree level `level` (0 = the 2^20
     /// leaves, [`LEVELS`]` - 1` = the root), after settling.
     pub fn aae_level_hashes(&self, level: usize) -> Result<Vec<u128>> {
+        self.check_aae()?;
         if level >= LEVELS {
             return Err(Error::InvalidArgument(format!(
                 "tree level {level} >= {LEVELS}"
@@ -253,6 +267,7 @@ impl Engine {
     /// The anti-entropy IBLT folded to `size` cells per sub-table, after
     /// settling.
     pub fn aae_iblt(&self, size: usize) -> Result<crate::aae::iblt::Iblt> {
+        self.check_aae()?;
         if !crate::aae::iblt::valid_size(size) {
             return Err(Error::InvalidArgument(format!("IBLT size {size}")));
         }
@@ -263,6 +278,7 @@ impl Engine {
     /// (key hash, key, entry hash) of every key whose key hash is in
     /// `lo..=hi`, as of the last settle.
     pub fn aae_entries_in(&self, lo: u64, hi: u64) -> Result<Vec<(u64, Vec<u8>, u128)>> {
+        self.check_aae()?;
         self.tree.entries_in(&self.db, lo, hi)
     }
 
@@ -273,13 +289,19 @@ impl Engine {
         if self.poisoned.load(Ordering::Acquire) {
             return Err(Error::Poisoned);
         }
+        if !self.options.anti_entropy {
+            return Ok(());
+        }
         self.tree.persist_clean(&self.db)
     }
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        if !self.closed.load(Ordering::Acquire) && !self.poisoned.load(Ordering::Acquire) {
+        if self.options.anti_entropy
+            && !self.closed.load(Ordering::Acquire)
+            && !self.poisoned.load(Ordering::Acquire)
+        {
             let _ = self.tree.persist_clean(&self.db);
         }
     }

@@ -41,6 +41,10 @@ pub struct Options {
     /// Number of striped locks that serialize read-modify-write operations
     /// on the same key (rounded up to a power of two; default 1024).
     pub lock_stripes: usize,
+    /// Maintain the anti-entropy tree (default true). Off: writes skip the
+    /// tree, and root, verify and sync sessions fail; turning it on again
+    /// later rebuilds the tree at open.
+    pub anti_entropy: bool,
     /// Merge operands of one key allowed to pile up in the memtable before
     /// a write joins them into a full value (default 32). Bounds the work
     /// of reading a hot key; 0 disables.
@@ -60,6 +64,7 @@ impl Default for Options {
             bloom_bits_per_key: 10.0,
             lock_stripes: 1024,
             max_successive_merges: 32,
+            anti_entropy: true,
         }
     }
 }

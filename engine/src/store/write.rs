@@ -199,7 +199,9 @@ impl Engine {
             return Err(e.into());
         }
         self.vv.lock().merge(&seen);
-        self.tree.mark_dirty(keys.iter().copied());
+        if self.options().anti_entropy {
+            self.tree.mark_dirty(keys.iter().copied());
+        }
         if self.tree.over_budget() {
             // Bound the memory of the dirty set. The write itself succeeded;
             // keys that fail to fold stay dirty for the next settle.
