@@ -29,7 +29,8 @@ pub enum cvg_status_t {
     /// A value or set element is longer than the engine's limit (16 MiB).
     CVG_STATUS_VALUE_TOO_LARGE = 5,
     /// Bytes given to the engine (a delta, a state, a context) do not
-    /// decode: truncated, damaged, not canonical, or too large.
+    /// decode: truncated, damaged, not canonical, too large, or of an
+    /// unknown format version (the message says which).
     CVG_STATUS_CORRUPT_INPUT = 6,
     /// Data persisted in the store is damaged.
     CVG_STATUS_CORRUPTION = 7,
@@ -40,8 +41,7 @@ pub enum cvg_status_t {
     CVG_STATUS_POISONED = 9,
     /// The replica id given at open differs from the one stored.
     CVG_STATUS_REPLICA_MISMATCH = 10,
-    /// The store, or encoded bytes, were written by a format version this
-    /// build does not read.
+    /// The store was written by a format version this build does not read.
     CVG_STATUS_UNSUPPORTED_FORMAT = 11,
     /// A counter would overflow, or its value does not fit the output type.
     CVG_STATUS_OVERFLOW = 12,
@@ -107,12 +107,11 @@ impl From<Error> for Failure {
 }
 
 impl From<CodecError> for Failure {
+    /// Every codec error, an unknown format version included, is
+    /// `CVG_STATUS_CORRUPT_INPUT`: garbage often starts with a byte that is
+    /// no known version, and the message tells the cases apart.
     fn from(e: CodecError) -> Failure {
-        let status = match &e {
-            CodecError::UnknownVersion { .. } => CVG_STATUS_UNSUPPORTED_FORMAT,
-            _ => CVG_STATUS_CORRUPT_INPUT,
-        };
-        Failure::new(status, format!("invalid encoding: {e}"))
+        Failure::new(CVG_STATUS_CORRUPT_INPUT, format!("invalid encoding: {e}"))
     }
 }
 
@@ -158,13 +157,15 @@ where
     }
 }
 
-/// Run the body of an exported function that returns a plain value:
-/// `fallback` is returned if it panics (the message is then set).
+/// Run the body of an exported function that cannot fail and so returns a
+/// plain value (a name, a length, nothing for the `_free` functions):
+/// `fallback` is returned if it panics, and the message is then set. These
+/// leave the last error message alone, so an error can be reported (its
+/// status named, its objects freed) before the message is read.
 pub(crate) fn boundary_value<T, F>(fallback: T, body: F) -> T
 where
     F: FnOnce() -> T,
 {
-    clear_last_error();
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(v) => v,
         Err(payload) => {
@@ -197,9 +198,13 @@ pub(crate) use ffi_boundary;
 /// string if `len > 0`) when the last `cvg_` call on this thread succeeded.
 /// `buf` may be NULL when `len` is 0, to ask for the size.
 ///
-/// Every other `cvg_` function clears the message when it starts, so the
-/// message always belongs to the most recent call on this thread; this
-/// function does not clear it. Thread-safe.
+/// Every function that returns a `cvg_status_t` clears the message when it
+/// starts, so the message always belongs to the most recent such call on
+/// this thread. The functions that cannot fail (`cvg_version`,
+/// `cvg_status_name`, `cvg_crdt_type_name`, the `_len` getters, the
+/// `_free` functions, `cvg_*_new`) and this one leave it alone, so a caller
+/// may name the status and free its objects before reading the message.
+/// Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn cvg_last_error_message(buf: *mut c_char, len: usize) -> usize {
     // Not wrapped in ffi_boundary!: it must not clear the message it reads.
@@ -283,6 +288,8 @@ mod tests {
         let status = ffi_boundary!({ Err(Failure::null("engine")) });
         assert_eq!(status, CVG_STATUS_NULL_POINTER);
         assert_eq!(last_error(), "engine is NULL");
+        let _: usize = ffi_boundary!(0 => { 1 });
+        assert_eq!(last_error(), "engine is NULL", "infallible calls keep it");
         assert_eq!(ffi_boundary!({ Ok(()) }), CVG_STATUS_OK);
         assert_eq!(last_error(), "");
     }
@@ -316,6 +323,11 @@ mod tests {
             found: 9,
             supported: 1,
         };
-        assert_eq!(Failure::from(version).status, CVG_STATUS_UNSUPPORTED_FORMAT);
+        assert_eq!(Failure::from(version).status, CVG_STATUS_CORRUPT_INPUT);
+        let store = Error::UnsupportedFormat {
+            found: 9,
+            supported: 1,
+        };
+        assert_eq!(Failure::from(store).status, CVG_STATUS_UNSUPPORTED_FORMAT);
     }
 }
