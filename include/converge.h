@@ -224,23 +224,6 @@ typedef struct cvg_options_t cvg_options_t;
 typedef struct cvg_siblings_t cvg_siblings_t;
 
 /**
- * An owned byte string returned by the library. Free it with
- * `cvg_bytes_free`; never with `free()`. The empty string is
- * `{NULL, 0}`. A `cvg_bytes_t` is plain data: it may be moved between
- * threads, and freed from any thread.
- */
-typedef struct cvg_bytes_t {
-  /**
-   * The bytes (NULL when `len` is 0).
-   */
-  uint8_t *ptr;
-  /**
-   * Number of bytes.
-   */
-  size_t len;
-} cvg_bytes_t;
-
-/**
  * A borrowed view of bytes owned by someone else (a list, an iterator, a
  * set of deltas); valid as long as its owner, as that owner's function
  * documents. Never free it. The empty view is `{NULL, 0}`.
@@ -257,64 +240,21 @@ typedef struct cvg_slice_t {
 } cvg_slice_t;
 
 /**
- * Durability of every write, for `cvg_options_set_durability`: one of the
- * `CVG_DURABILITY_*` values.
+ * An owned byte string returned by the library. Free it with
+ * `cvg_bytes_free`; never with `free()`. The empty string is
+ * `{NULL, 0}`. A `cvg_bytes_t` is plain data: it may be moved between
+ * threads, and freed from any thread.
  */
-typedef uint32_t cvg_durability_t;
-
-/**
- * The CRDT type of a key: one of the `CVG_CRDT_*` values. The numbers are
- * the engine's persisted type tags: never reused.
- */
-typedef uint8_t cvg_crdt_type_t;
-
-/**
- * The root of the anti-entropy tree: equal roots mean equal data.
- */
-typedef struct cvg_root_t {
+typedef struct cvg_bytes_t {
   /**
-   * XOR of every key's 128-bit entry hash, big-endian.
+   * The bytes (NULL when `len` is 0).
    */
-  uint8_t hash[16];
+  uint8_t *ptr;
   /**
-   * Number of keys.
+   * Number of bytes.
    */
-  uint64_t count;
-} cvg_root_t;
-
-/**
- * A 128-bit signed integer as two 64-bit halves: the value is
- * `hi * 2^64 + lo` (two's complement, so `hi` is -1 for small negative
- * numbers).
- */
-typedef struct cvg_i128_t {
-  /**
-   * Low 64 bits.
-   */
-  uint64_t lo;
-  /**
-   * High 64 bits, signed.
-   */
-  int64_t hi;
-} cvg_i128_t;
-
-/**
- * When and by whom a register value was written.
- */
-typedef struct cvg_stamp_t {
-  /**
-   * Hybrid clock: milliseconds since the Unix epoch.
-   */
-  uint64_t wall_ms;
-  /**
-   * Hybrid clock: logical counter within the millisecond.
-   */
-  uint32_t logical;
-  /**
-   * The writing replica's 16-byte id.
-   */
-  uint8_t replica[16];
-} cvg_stamp_t;
+  size_t len;
+} cvg_bytes_t;
 
 /**
  * One value of an MV register, with the dot (replica, counter) of the
@@ -355,22 +295,64 @@ typedef int (*cvg_merge_fn)(void *user_data,
                             struct cvg_buffer_t *out);
 
 /**
- * The log is fsynced before a write returns: an acknowledged write survives
- * power loss.
+ * The CRDT type of a key: one of the `CVG_CRDT_*` values. The numbers are
+ * the engine's persisted type tags: never reused.
  */
-#define CVG_DURABILITY_SYNC 0
+typedef uint8_t cvg_crdt_type_t;
 
 /**
- * The log is written to the OS but not fsynced: an acknowledged write
- * survives a crash of the process, not of the machine (the default).
+ * The root of the anti-entropy tree: equal roots mean equal data.
  */
-#define CVG_DURABILITY_BUFFERED 1
+typedef struct cvg_root_t {
+  /**
+   * XOR of every key's 128-bit entry hash, big-endian.
+   */
+  uint8_t hash[16];
+  /**
+   * Number of keys.
+   */
+  uint64_t count;
+} cvg_root_t;
 
 /**
- * No log: writes live in memory until flushed; a crash loses them. For
- * bulk loads that can be redone.
+ * Durability of every write, for `cvg_options_set_durability`: one of the
+ * `CVG_DURABILITY_*` values.
  */
-#define CVG_DURABILITY_NONE 2
+typedef uint32_t cvg_durability_t;
+
+/**
+ * A 128-bit signed integer as two 64-bit halves: the value is
+ * `hi * 2^64 + lo` (two's complement, so `hi` is -1 for small negative
+ * numbers).
+ */
+typedef struct cvg_i128_t {
+  /**
+   * Low 64 bits.
+   */
+  uint64_t lo;
+  /**
+   * High 64 bits, signed.
+   */
+  int64_t hi;
+} cvg_i128_t;
+
+/**
+ * When and by whom a register value was written.
+ */
+typedef struct cvg_stamp_t {
+  /**
+   * Hybrid clock: milliseconds since the Unix epoch.
+   */
+  uint64_t wall_ms;
+  /**
+   * Hybrid clock: logical counter within the millisecond.
+   */
+  uint32_t logical;
+  /**
+   * The writing replica's 16-byte id.
+   */
+  uint8_t replica[16];
+} cvg_stamp_t;
 
 /**
  * The key was never written.
@@ -417,6 +399,24 @@ typedef int (*cvg_merge_fn)(void *user_data,
  */
 #define CVG_CRDT_MV_REGISTER 8
 
+/**
+ * The log is fsynced before a write returns: an acknowledged write survives
+ * power loss.
+ */
+#define CVG_DURABILITY_SYNC 0
+
+/**
+ * The log is written to the OS but not fsynced: an acknowledged write
+ * survives a crash of the process, not of the machine (the default).
+ */
+#define CVG_DURABILITY_BUFFERED 1
+
+/**
+ * No log: writes live in memory until flushed; a crash loses them. For
+ * bulk loads that can be redone.
+ */
+#define CVG_DURABILITY_NONE 2
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -428,597 +428,6 @@ extern "C" {
  * Thread-safe.
  */
 const char *cvg_version(void);
-
-/**
- * Copy the calling thread's last error message into `buf` as a
- * NUL-terminated string, truncated to `len - 1` bytes if needed, and return
- * the full length of the message in bytes (without the NUL): if the result
- * is `>= len`, the copy was truncated. Returns 0 (and writes an empty
- * string if `len > 0`) when the last `cvg_` call on this thread succeeded.
- * `buf` may be NULL when `len` is 0, to ask for the size.
- *
- * Every function that returns a `cvg_status_t` clears the message when it
- * starts, so the message always belongs to the most recent such call on
- * this thread. The functions that cannot fail (`cvg_version`,
- * `cvg_status_name`, `cvg_crdt_type_name`, the `_len` getters, the
- * `_free` functions, `cvg_*_new`) and this one leave it alone, so a caller
- * may name the status and free its objects before reading the message.
- * Thread-safe.
- */
-size_t cvg_last_error_message(char *buf, size_t len);
-
-/**
- * The name of a status as a static NUL-terminated string (for example
- * `"CVG_STATUS_WRONG_TYPE"`), or `"CVG_STATUS_UNKNOWN"` for a number this
- * build does not know. Never NULL; do not free. Thread-safe.
- */
-const char *cvg_status_name(uint32_t status);
-
-/**
- * Free bytes the library returned and reset `*bytes` to `{NULL, 0}`, so a
- * second free is harmless. `bytes == NULL` and `{NULL, 0}` are no-ops.
- *
- * # Safety
- * `*bytes` is `{NULL, 0}` or was returned by this library and not freed.
- */
-void cvg_bytes_free(struct cvg_bytes_t *bytes);
-
-/**
- * Number of byte strings in `list` (0 for NULL).
- *
- * # Safety
- * `list` is NULL or a live list.
- */
-size_t cvg_list_len(const struct cvg_list_t *list);
-
-/**
- * Borrow item `index` of `list` into `*item_out`; the view is valid until
- * `cvg_list_free(list)`. `CVG_STATUS_INVALID_ARGUMENT` if `index` is not
- * below `cvg_list_len(list)`.
- *
- * # Safety
- * `list` is NULL or a live list; `item_out` is NULL or writable.
- */
-cvg_status_t cvg_list_get(const struct cvg_list_t *list,
-                          size_t index,
-                          struct cvg_slice_t *item_out);
-
-/**
- * Free a list. NULL is a no-op.
- *
- * # Safety
- * `list` is NULL or a live list, not used afterwards.
- */
-void cvg_list_free(struct cvg_list_t *list);
-
-/**
- * New options with the engine's defaults: a replica id generated at first
- * open (or the stored one), `CVG_DURABILITY_BUFFERED`, create if missing,
- * 64 MiB block cache, 64 MiB write buffer per column family, 2 background
- * jobs, LZ4 compression, 10 bloom bits per key, 1024 lock stripes. Never
- * returns NULL.
- */
-struct cvg_options_t *cvg_options_new(void);
-
-/**
- * Free options. NULL is a no-op.
- *
- * # Safety
- * `options` is NULL or live options, not used afterwards.
- */
-void cvg_options_free(struct cvg_options_t *options);
-
-/**
- * Set this replica's id: 16 bytes (`id_len` must be 16), or `id == NULL`
- * with `id_len == 0` to use the stored id (or generate one at first open).
- * Opening a store with another id than the stored one fails with
- * `CVG_STATUS_REPLICA_MISMATCH`.
- *
- * # Safety
- * `options` is NULL or live options; `id` points to `id_len` bytes.
- */
-cvg_status_t cvg_options_set_replica_id(struct cvg_options_t *options,
-                                        const uint8_t *id,
-                                        size_t id_len);
-
-/**
- * Set the durability of every write (a `CVG_DURABILITY_*` value; anything
- * else is `CVG_STATUS_INVALID_ARGUMENT`).
- *
- * # Safety
- * `options` is NULL or live options.
- */
-cvg_status_t cvg_options_set_durability(struct cvg_options_t *options, cvg_durability_t durability);
-
-/**
- * Create the store if the directory holds none (default true). When false,
- * opening a missing store fails with `CVG_STATUS_STORAGE`.
- *
- * # Safety
- * `options` is NULL or live options.
- */
-cvg_status_t cvg_options_set_create_if_missing(struct cvg_options_t *options,
-                                               bool create_if_missing);
-
-/**
- * Size in bytes of the block cache (default 64 MiB; values below 1 MiB
- * are raised to 1 MiB).
- *
- * # Safety
- * `options` is NULL or live options.
- */
-cvg_status_t cvg_options_set_block_cache_bytes(struct cvg_options_t *options, size_t bytes);
-
-/**
- * Memtable size per column family in bytes (default 64 MiB; values below
- * 1 MiB are raised to 1 MiB).
- *
- * # Safety
- * `options` is NULL or live options.
- */
-cvg_status_t cvg_options_set_write_buffer_bytes(struct cvg_options_t *options, size_t bytes);
-
-/**
- * Background flush and compaction threads (default 2; must be 1 to 256).
- *
- * # Safety
- * `options` is NULL or live options.
- */
-cvg_status_t cvg_options_set_background_jobs(struct cvg_options_t *options, uint32_t jobs);
-
-/**
- * LZ4-compress table blocks (default true).
- *
- * # Safety
- * `options` is NULL or live options.
- */
-cvg_status_t cvg_options_set_compression(struct cvg_options_t *options, bool compression);
-
-/**
- * Bloom filter bits per key for point reads (default 10; 0 disables the
- * filter; must be finite and in 0..=64).
- *
- * # Safety
- * `options` is NULL or live options.
- */
-cvg_status_t cvg_options_set_bloom_bits_per_key(struct cvg_options_t *options, double bits);
-
-/**
- * Number of striped locks serializing read-modify-write operations on the
- * same key (default 1024; rounded up to a power of two; must be 1 to
- * 2^20).
- *
- * # Safety
- * `options` is NULL or live options.
- */
-cvg_status_t cvg_options_set_lock_stripes(struct cvg_options_t *options, size_t stripes);
-
-/**
- * Open (or create) the store in directory `path` (a NUL-terminated path in
- * the platform's encoding). `options` may be NULL for the defaults. On
- * success `*engine_out` is a new handle to release with
- * `cvg_engine_close`. A directory is opened by one engine at a time:
- * another open of it fails with `CVG_STATUS_STORAGE` until it is closed.
- *
- * # Safety
- * `path` is NULL or a NUL-terminated string; `options` is NULL or live
- * options; `engine_out` is NULL or writable.
- */
-cvg_status_t cvg_engine_open(const char *path,
-                             const struct cvg_options_t *options,
-                             struct cvg_engine_t **engine_out);
-
-/**
- * Close the engine cleanly (persist the anti-entropy tree so the next open
- * need not rebuild it) and release the handle. The handle is released
- * whatever the status; NULL is a no-op returning `CVG_STATUS_OK`.
- * `CVG_STATUS_POISONED` if an earlier write failed (data is recovered at
- * the next open). If key iterators of this engine are still open, the
- * store stays open until the last is freed, and the status is
- * `CVG_STATUS_INVALID_ARGUMENT`.
- *
- * # Safety
- * `engine` is NULL or a live handle with no call running on it; it is not
- * used afterwards.
- */
-cvg_status_t cvg_engine_close(struct cvg_engine_t *engine);
-
-/**
- * Copy this replica's 16-byte id (big-endian) to `id_out`, which must
- * have room for 16 bytes.
- *
- * # Safety
- * `engine` is NULL or a live handle; `id_out` is NULL or 16 writable bytes.
- */
-cvg_status_t cvg_engine_replica_id(const struct cvg_engine_t *engine, uint8_t *id_out);
-
-/**
- * The engine's version vector (what it has seen of every replica),
- * encoded with the engine's codec (`converge::codec::encode_vv`), into
- * `*vv_out` (free with `cvg_bytes_free`).
- *
- * # Safety
- * `engine` is NULL or a live handle; `vv_out` is NULL or writable.
- */
-cvg_status_t cvg_engine_version_vector(const struct cvg_engine_t *engine,
-                                       struct cvg_bytes_t *vv_out);
-
-/**
- * The CRDT type of `key` into `*type_out`: a `CVG_CRDT_*` value,
- * `CVG_CRDT_NONE` if the key was never written.
- *
- * # Safety
- * `engine` is NULL or a live handle; `key` points to `key_len` bytes;
- * `type_out` is NULL or writable.
- */
-cvg_status_t cvg_engine_key_type(const struct cvg_engine_t *engine,
-                                 const uint8_t *key,
-                                 size_t key_len,
-                                 cvg_crdt_type_t *type_out);
-
-/**
- * The lower-case name of a CRDT type (`"gcounter"`, `"orset"`, ...) as a
- * static NUL-terminated string; `"none"` for `CVG_CRDT_NONE`, NULL for a
- * number that is no type. Do not free. Thread-safe.
- */
-const char *cvg_crdt_type_name(cvg_crdt_type_t crdt_type);
-
-/**
- * The encoded full state of `key` (what a peer passes to
- * `cvg_engine_merge`): `*found_out` is true and `*state_out` holds the
- * bytes (free with `cvg_bytes_free`), or `*found_out` is false and
- * `*state_out` is `{NULL, 0}` if the key was never written.
- *
- * # Safety
- * `engine` is NULL or a live handle; `key` points to `key_len` bytes;
- * `found_out` and `state_out` are NULL or writable.
- */
-cvg_status_t cvg_engine_state_bytes(const struct cvg_engine_t *engine,
-                                    const uint8_t *key,
-                                    size_t key_len,
-                                    bool *found_out,
-                                    struct cvg_bytes_t *state_out);
-
-/**
- * Join a peer's encoded delta or full state (`bytes`, as returned by an
- * operation's `delta_out` or by `cvg_engine_state_bytes`) into `key`.
- * Applying the same bytes twice, or out of order, is harmless. Bytes that
- * do not decode give `CVG_STATUS_CORRUPT_INPUT`, bytes of another type
- * than the key holds `CVG_STATUS_WRONG_TYPE`; nothing is written then.
- *
- * # Safety
- * `engine` is NULL or a live handle; `key` and `bytes` point to their
- * lengths in bytes.
- */
-cvg_status_t cvg_engine_merge(const struct cvg_engine_t *engine,
-                              const uint8_t *key,
-                              size_t key_len,
-                              const uint8_t *bytes,
-                              size_t bytes_len);
-
-/**
- * Fold every key written since the last settle into the anti-entropy tree;
- * `*folded_out` (optional: may be NULL) receives how many keys were folded.
- *
- * # Safety
- * `engine` is NULL or a live handle; `folded_out` is NULL or writable.
- */
-cvg_status_t cvg_engine_settle(const struct cvg_engine_t *engine, size_t *folded_out);
-
-/**
- * The root of the anti-entropy tree (settles first) into `*root_out`.
- * Two replicas with equal roots hold equal data.
- *
- * # Safety
- * `engine` is NULL or a live handle; `root_out` is NULL or writable.
- */
-cvg_status_t cvg_engine_root(const struct cvg_engine_t *engine, struct cvg_root_t *root_out);
-
-/**
- * Recompute the anti-entropy tree from the data and compare it with the
- * maintained one: `*consistent_out` tells whether they are equal,
- * `*keys_out` (optional: may be NULL) how many keys were hashed.
- *
- * # Safety
- * `engine` is NULL or a live handle; the outputs are NULL or writable.
- */
-cvg_status_t cvg_engine_verify(const struct cvg_engine_t *engine,
-                               bool *consistent_out,
-                               uint64_t *keys_out);
-
-/**
- * Flush memtables to table files (a checkpoint; durability comes from the
- * log and does not need it).
- *
- * # Safety
- * `engine` is NULL or a live handle.
- */
-cvg_status_t cvg_engine_flush(const struct cvg_engine_t *engine);
-
-/**
- * Fsync the log: makes earlier writes done with `CVG_DURABILITY_BUFFERED`
- * safe against power loss.
- *
- * # Safety
- * `engine` is NULL or a live handle.
- */
-cvg_status_t cvg_engine_sync_wal(const struct cvg_engine_t *engine);
-
-/**
- * G-Counter: add `n` to `key`. `CVG_STATUS_OVERFLOW` if this replica's
- * share would exceed 2^64 - 1.
- *
- * # Safety
- * `engine` is NULL or a live handle; `key` points to `key_len` bytes;
- * `delta_out` is NULL or writable.
- */
-cvg_status_t cvg_engine_increment(const struct cvg_engine_t *engine,
-                                  const uint8_t *key,
-                                  size_t key_len,
-                                  uint64_t n,
-                                  struct cvg_bytes_t *delta_out);
-
-/**
- * PN-Counter: add `n` to `key` (a negative `n` subtracts).
- *
- * # Safety
- * As `cvg_engine_increment`.
- */
-cvg_status_t cvg_engine_pn_add(const struct cvg_engine_t *engine,
-                               const uint8_t *key,
-                               size_t key_len,
-                               int64_t n,
-                               struct cvg_bytes_t *delta_out);
-
-/**
- * G-Set: add `elem` to `key`.
- *
- * # Safety
- * `engine` is NULL or a live handle; `key` and `elem` point to their
- * lengths in bytes; `delta_out` is NULL or writable.
- */
-cvg_status_t cvg_engine_gset_add(const struct cvg_engine_t *engine,
-                                 const uint8_t *key,
-                                 size_t key_len,
-                                 const uint8_t *elem,
-                                 size_t elem_len,
-                                 struct cvg_bytes_t *delta_out);
-
-/**
- * 2P-Set: add `elem` to `key` (no effect if it was ever removed).
- *
- * # Safety
- * `engine` is NULL or a live handle; `key` and `elem` point to their
- * lengths in bytes; `delta_out` is NULL or writable.
- */
-cvg_status_t cvg_engine_twop_add(const struct cvg_engine_t *engine,
-                                 const uint8_t *key,
-                                 size_t key_len,
-                                 const uint8_t *elem,
-                                 size_t elem_len,
-                                 struct cvg_bytes_t *delta_out);
-
-/**
- * 2P-Set: remove `elem` from `key` forever.
- *
- * # Safety
- * `engine` is NULL or a live handle; `key` and `elem` point to their
- * lengths in bytes; `delta_out` is NULL or writable.
- */
-cvg_status_t cvg_engine_twop_remove(const struct cvg_engine_t *engine,
-                                    const uint8_t *key,
-                                    size_t key_len,
-                                    const uint8_t *elem,
-                                    size_t elem_len,
-                                    struct cvg_bytes_t *delta_out);
-
-/**
- * OR-Set: add `elem` to `key` (an add concurrent with a remove wins).
- *
- * # Safety
- * `engine` is NULL or a live handle; `key` and `elem` point to their
- * lengths in bytes; `delta_out` is NULL or writable.
- */
-cvg_status_t cvg_engine_orset_add(const struct cvg_engine_t *engine,
-                                  const uint8_t *key,
-                                  size_t key_len,
-                                  const uint8_t *elem,
-                                  size_t elem_len,
-                                  struct cvg_bytes_t *delta_out);
-
-/**
- * LWW register: write `value` to `key` at the next tick of this
- * replica's hybrid clock; the latest write wins.
- *
- * # Safety
- * `engine` is NULL or a live handle; `key` and `value` point to their
- * lengths in bytes; `delta_out` is NULL or writable.
- */
-cvg_status_t cvg_engine_lww_set(const struct cvg_engine_t *engine,
-                                const uint8_t *key,
-                                size_t key_len,
-                                const uint8_t *value,
-                                size_t value_len,
-                                struct cvg_bytes_t *delta_out);
-
-/**
- * FWW register: write `value` to `key`; it wins only if no earlier
- * write exists (once replicas have met, the first write is final).
- *
- * # Safety
- * `engine` is NULL or a live handle; `key` and `value` point to their
- * lengths in bytes; `delta_out` is NULL or writable.
- */
-cvg_status_t cvg_engine_fww_set(const struct cvg_engine_t *engine,
-                                const uint8_t *key,
-                                size_t key_len,
-                                const uint8_t *value,
-                                size_t value_len,
-                                struct cvg_bytes_t *delta_out);
-
-/**
- * OR-Set: remove `elem` from `key`: every add of it this replica has
- * observed now.
- *
- * # Safety
- * `engine` is NULL or a live handle; `key` and `elem` point to their
- * lengths in bytes; `delta_out` is NULL or writable.
- */
-cvg_status_t cvg_engine_orset_remove(const struct cvg_engine_t *engine,
-                                     const uint8_t *key,
-                                     size_t key_len,
-                                     const uint8_t *elem,
-                                     size_t elem_len,
-                                     struct cvg_bytes_t *delta_out);
-
-/**
- * OR-Set: remove the adds of `elem` within `context`: the encoded context
- * of an earlier `cvg_engine_set_members` read, so adds made after that
- * read (here or on other replicas) survive. `(NULL, 0)` is the empty
- * context (removes nothing). A context that does not decode gives
- * `CVG_STATUS_CORRUPT_INPUT`.
- *
- * # Safety
- * `engine` is NULL or a live handle; `key`, `elem` and `context` point to
- * their lengths in bytes; `delta_out` is NULL or writable.
- */
-cvg_status_t cvg_engine_orset_remove_observed(const struct cvg_engine_t *engine,
-                                              const uint8_t *key,
-                                              size_t key_len,
-                                              const uint8_t *elem,
-                                              size_t elem_len,
-                                              const uint8_t *context,
-                                              size_t context_len,
-                                              struct cvg_bytes_t *delta_out);
-
-/**
- * MV register: write `value` to `key`, replacing the siblings `context`
- * covers: the encoded context of the `cvg_engine_mv_read` this write is
- * based on. `(NULL, 0)` is the empty context (a blind write: every
- * current value stays as a sibling). A context that does not decode gives
- * `CVG_STATUS_CORRUPT_INPUT`.
- *
- * # Safety
- * `engine` is NULL or a live handle; `key`, `value` and `context` point to
- * their lengths in bytes; `delta_out` is NULL or writable.
- */
-cvg_status_t cvg_engine_mv_write(const struct cvg_engine_t *engine,
-                                 const uint8_t *key,
-                                 size_t key_len,
-                                 const uint8_t *value,
-                                 size_t value_len,
-                                 const uint8_t *context,
-                                 size_t context_len,
-                                 struct cvg_bytes_t *delta_out);
-
-/**
- * Value of the G-Counter or PN-Counter `key` into `*value_out` (0 if never
- * written). `CVG_STATUS_OVERFLOW` if it does not fit an `int64_t` (use
- * `cvg_engine_counter_value_wide`); `CVG_STATUS_WRONG_TYPE` if the key
- * holds another type.
- *
- * # Safety
- * `engine` is NULL or a live handle; `key` points to `key_len` bytes;
- * `value_out` is NULL or writable.
- */
-cvg_status_t cvg_engine_counter_value(const struct cvg_engine_t *engine,
-                                      const uint8_t *key,
-                                      size_t key_len,
-                                      int64_t *value_out);
-
-/**
- * Value of the G-Counter or PN-Counter `key` as a 128-bit integer (never
- * overflows). `CVG_STATUS_WRONG_TYPE` if the key holds another type.
- *
- * # Safety
- * `engine` is NULL or a live handle; `key` points to `key_len` bytes;
- * `value_out` is NULL or writable.
- */
-cvg_status_t cvg_engine_counter_value_wide(const struct cvg_engine_t *engine,
-                                           const uint8_t *key,
-                                           size_t key_len,
-                                           struct cvg_i128_t *value_out);
-
-/**
- * Members of the G-Set, 2P-Set or OR-Set `key`, in byte order, into a new
- * list `*members_out` (free with `cvg_list_free`; empty if never written).
- * `context_out` (optional: may be NULL) receives the encoded causal
- * context of the read, to pass to `cvg_engine_orset_remove_observed`
- * (free with `cvg_bytes_free`; for G-Sets and 2P-Sets it is the empty
- * context). `CVG_STATUS_WRONG_TYPE` if the key holds another type.
- *
- * # Safety
- * `engine` is NULL or a live handle; `key` points to `key_len` bytes; the
- * outputs are NULL or writable.
- */
-cvg_status_t cvg_engine_set_members(const struct cvg_engine_t *engine,
-                                    const uint8_t *key,
-                                    size_t key_len,
-                                    struct cvg_list_t **members_out,
-                                    struct cvg_bytes_t *context_out);
-
-/**
- * The winning write of the LWW or FWW register `key`: `*found_out` is
- * false if it was never written (then `*value_out` is `{NULL, 0}` and
- * `*stamp_out` all zero). `value_out` (free with `cvg_bytes_free`) and
- * `stamp_out` are optional: may be NULL. `CVG_STATUS_WRONG_TYPE` if the
- * key holds another type.
- *
- * # Safety
- * `engine` is NULL or a live handle; `key` points to `key_len` bytes; the
- * outputs are NULL or writable.
- */
-cvg_status_t cvg_engine_register(const struct cvg_engine_t *engine,
-                                 const uint8_t *key,
-                                 size_t key_len,
-                                 bool *found_out,
-                                 struct cvg_bytes_t *value_out,
-                                 struct cvg_stamp_t *stamp_out);
-
-/**
- * The siblings of the MV register `key` (ordered by dot; none if never
- * written) into a new `*siblings_out` (free with `cvg_siblings_free`).
- * `context_out` (optional: may be NULL) receives the encoded causal
- * context to pass to the next `cvg_engine_mv_write` (free with
- * `cvg_bytes_free`). `CVG_STATUS_WRONG_TYPE` if the key holds another type.
- *
- * # Safety
- * `engine` is NULL or a live handle; `key` points to `key_len` bytes; the
- * outputs are NULL or writable.
- */
-cvg_status_t cvg_engine_mv_read(const struct cvg_engine_t *engine,
-                                const uint8_t *key,
-                                size_t key_len,
-                                struct cvg_siblings_t **siblings_out,
-                                struct cvg_bytes_t *context_out);
-
-/**
- * Number of siblings (0 for NULL).
- *
- * # Safety
- * `siblings` is NULL or live.
- */
-size_t cvg_siblings_len(const struct cvg_siblings_t *siblings);
-
-/**
- * Sibling `index` into `*sibling_out`; its value is valid until
- * `cvg_siblings_free(siblings)`. `CVG_STATUS_INVALID_ARGUMENT` if `index`
- * is not below `cvg_siblings_len(siblings)`.
- *
- * # Safety
- * `siblings` is NULL or live; `sibling_out` is NULL or writable.
- */
-cvg_status_t cvg_siblings_get(const struct cvg_siblings_t *siblings,
-                              size_t index,
-                              struct cvg_sibling_t *sibling_out);
-
-/**
- * Free siblings. NULL is a no-op.
- *
- * # Safety
- * `siblings` is NULL or live, not used afterwards.
- */
-void cvg_siblings_free(struct cvg_siblings_t *siblings);
 
 /**
  * A new, empty batch. Never returns NULL.
@@ -1261,6 +670,228 @@ cvg_status_t cvg_deltas_get(const struct cvg_deltas_t *deltas,
 void cvg_deltas_free(struct cvg_deltas_t *deltas);
 
 /**
+ * Free bytes the library returned and reset `*bytes` to `{NULL, 0}`, so a
+ * second free is harmless. `bytes == NULL` and `{NULL, 0}` are no-ops.
+ *
+ * # Safety
+ * `*bytes` is `{NULL, 0}` or was returned by this library and not freed.
+ */
+void cvg_bytes_free(struct cvg_bytes_t *bytes);
+
+/**
+ * Number of byte strings in `list` (0 for NULL).
+ *
+ * # Safety
+ * `list` is NULL or a live list.
+ */
+size_t cvg_list_len(const struct cvg_list_t *list);
+
+/**
+ * Borrow item `index` of `list` into `*item_out`; the view is valid until
+ * `cvg_list_free(list)`. `CVG_STATUS_INVALID_ARGUMENT` if `index` is not
+ * below `cvg_list_len(list)`.
+ *
+ * # Safety
+ * `list` is NULL or a live list; `item_out` is NULL or writable.
+ */
+cvg_status_t cvg_list_get(const struct cvg_list_t *list,
+                          size_t index,
+                          struct cvg_slice_t *item_out);
+
+/**
+ * Free a list. NULL is a no-op.
+ *
+ * # Safety
+ * `list` is NULL or a live list, not used afterwards.
+ */
+void cvg_list_free(struct cvg_list_t *list);
+
+/**
+ * Append `len` bytes at `data` to a merge function's output buffer.
+ * `CVG_STATUS_VALUE_TOO_LARGE` (and nothing appended) if the buffer would
+ * exceed the engine's value limit (16 MiB).
+ *
+ * # Safety
+ * `buffer` is NULL or the buffer passed to the running callback; `data`
+ * points to `len` bytes.
+ */
+cvg_status_t cvg_buffer_append(struct cvg_buffer_t *buffer, const uint8_t *data, size_t len);
+
+/**
+ * If the MV register `key` has two or more siblings, ask `merge_fn` for
+ * one value and write it with the context of the read, replacing them:
+ * `*resolved_out` (optional: may be NULL) is then true and `*delta_out`
+ * (optional) receives the write's encoded delta (free with
+ * `cvg_bytes_free`). With fewer than two siblings the callback is not
+ * called, `*resolved_out` is false and `*delta_out` is `{NULL, 0}`.
+ * A callback returning non-zero gives `CVG_STATUS_MERGE_FUNCTION` and
+ * writes nothing. `CVG_STATUS_WRONG_TYPE` if the key is no MV register.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `key` points to `key_len` bytes;
+ * `merge_fn` follows the `cvg_merge_fn` contract; the outputs are NULL or
+ * writable.
+ */
+cvg_status_t cvg_engine_mv_resolve(const struct cvg_engine_t *engine,
+                                   const uint8_t *key,
+                                   size_t key_len,
+                                   cvg_merge_fn merge_fn,
+                                   void *user_data,
+                                   bool *resolved_out,
+                                   struct cvg_bytes_t *delta_out);
+
+/**
+ * Open (or create) the store in directory `path` (a NUL-terminated path in
+ * the platform's encoding). `options` may be NULL for the defaults. On
+ * success `*engine_out` is a new handle to release with
+ * `cvg_engine_close`. A directory is opened by one engine at a time:
+ * another open of it fails with `CVG_STATUS_STORAGE` until it is closed.
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string; `options` is NULL or live
+ * options; `engine_out` is NULL or writable.
+ */
+cvg_status_t cvg_engine_open(const char *path,
+                             const struct cvg_options_t *options,
+                             struct cvg_engine_t **engine_out);
+
+/**
+ * Close the engine cleanly (persist the anti-entropy tree so the next open
+ * need not rebuild it) and release the handle. The handle is released
+ * whatever the status; NULL is a no-op returning `CVG_STATUS_OK`.
+ * `CVG_STATUS_POISONED` if an earlier write failed (data is recovered at
+ * the next open). If key iterators of this engine are still open, the
+ * store stays open until the last is freed, and the status is
+ * `CVG_STATUS_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle with no call running on it; it is not
+ * used afterwards.
+ */
+cvg_status_t cvg_engine_close(struct cvg_engine_t *engine);
+
+/**
+ * Copy this replica's 16-byte id (big-endian) to `id_out`, which must
+ * have room for 16 bytes.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `id_out` is NULL or 16 writable bytes.
+ */
+cvg_status_t cvg_engine_replica_id(const struct cvg_engine_t *engine, uint8_t *id_out);
+
+/**
+ * The engine's version vector (what it has seen of every replica),
+ * encoded with the engine's codec (`converge::codec::encode_vv`), into
+ * `*vv_out` (free with `cvg_bytes_free`).
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `vv_out` is NULL or writable.
+ */
+cvg_status_t cvg_engine_version_vector(const struct cvg_engine_t *engine,
+                                       struct cvg_bytes_t *vv_out);
+
+/**
+ * The CRDT type of `key` into `*type_out`: a `CVG_CRDT_*` value,
+ * `CVG_CRDT_NONE` if the key was never written.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `key` points to `key_len` bytes;
+ * `type_out` is NULL or writable.
+ */
+cvg_status_t cvg_engine_key_type(const struct cvg_engine_t *engine,
+                                 const uint8_t *key,
+                                 size_t key_len,
+                                 cvg_crdt_type_t *type_out);
+
+/**
+ * The lower-case name of a CRDT type (`"gcounter"`, `"orset"`, ...) as a
+ * static NUL-terminated string; `"none"` for `CVG_CRDT_NONE`, NULL for a
+ * number that is no type. Do not free. Thread-safe.
+ */
+const char *cvg_crdt_type_name(cvg_crdt_type_t crdt_type);
+
+/**
+ * The encoded full state of `key` (what a peer passes to
+ * `cvg_engine_merge`): `*found_out` is true and `*state_out` holds the
+ * bytes (free with `cvg_bytes_free`), or `*found_out` is false and
+ * `*state_out` is `{NULL, 0}` if the key was never written.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `key` points to `key_len` bytes;
+ * `found_out` and `state_out` are NULL or writable.
+ */
+cvg_status_t cvg_engine_state_bytes(const struct cvg_engine_t *engine,
+                                    const uint8_t *key,
+                                    size_t key_len,
+                                    bool *found_out,
+                                    struct cvg_bytes_t *state_out);
+
+/**
+ * Join a peer's encoded delta or full state (`bytes`, as returned by an
+ * operation's `delta_out` or by `cvg_engine_state_bytes`) into `key`.
+ * Applying the same bytes twice, or out of order, is harmless. Bytes that
+ * do not decode give `CVG_STATUS_CORRUPT_INPUT`, bytes of another type
+ * than the key holds `CVG_STATUS_WRONG_TYPE`; nothing is written then.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `key` and `bytes` point to their
+ * lengths in bytes.
+ */
+cvg_status_t cvg_engine_merge(const struct cvg_engine_t *engine,
+                              const uint8_t *key,
+                              size_t key_len,
+                              const uint8_t *bytes,
+                              size_t bytes_len);
+
+/**
+ * Fold every key written since the last settle into the anti-entropy tree;
+ * `*folded_out` (optional: may be NULL) receives how many keys were folded.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `folded_out` is NULL or writable.
+ */
+cvg_status_t cvg_engine_settle(const struct cvg_engine_t *engine, size_t *folded_out);
+
+/**
+ * The root of the anti-entropy tree (settles first) into `*root_out`.
+ * Two replicas with equal roots hold equal data.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `root_out` is NULL or writable.
+ */
+cvg_status_t cvg_engine_root(const struct cvg_engine_t *engine, struct cvg_root_t *root_out);
+
+/**
+ * Recompute the anti-entropy tree from the data and compare it with the
+ * maintained one: `*consistent_out` tells whether they are equal,
+ * `*keys_out` (optional: may be NULL) how many keys were hashed.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; the outputs are NULL or writable.
+ */
+cvg_status_t cvg_engine_verify(const struct cvg_engine_t *engine,
+                               bool *consistent_out,
+                               uint64_t *keys_out);
+
+/**
+ * Flush memtables to table files (a checkpoint; durability comes from the
+ * log and does not need it).
+ *
+ * # Safety
+ * `engine` is NULL or a live handle.
+ */
+cvg_status_t cvg_engine_flush(const struct cvg_engine_t *engine);
+
+/**
+ * Fsync the log: makes earlier writes done with `CVG_DURABILITY_BUFFERED`
+ * safe against power loss.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle.
+ */
+cvg_status_t cvg_engine_sync_wal(const struct cvg_engine_t *engine);
+
+/**
  * A new iterator over the keys of `engine` starting with `prefix`
  * (`(NULL, 0)`: every key) into `*iter_out` (free with `cvg_iter_free`).
  *
@@ -1300,38 +931,407 @@ cvg_status_t cvg_iter_next(struct cvg_iter_t *iter,
 void cvg_iter_free(struct cvg_iter_t *iter);
 
 /**
- * Append `len` bytes at `data` to a merge function's output buffer.
- * `CVG_STATUS_VALUE_TOO_LARGE` (and nothing appended) if the buffer would
- * exceed the engine's value limit (16 MiB).
- *
- * # Safety
- * `buffer` is NULL or the buffer passed to the running callback; `data`
- * points to `len` bytes.
- */
-cvg_status_t cvg_buffer_append(struct cvg_buffer_t *buffer, const uint8_t *data, size_t len);
-
-/**
- * If the MV register `key` has two or more siblings, ask `merge_fn` for
- * one value and write it with the context of the read, replacing them:
- * `*resolved_out` (optional: may be NULL) is then true and `*delta_out`
- * (optional) receives the write's encoded delta (free with
- * `cvg_bytes_free`). With fewer than two siblings the callback is not
- * called, `*resolved_out` is false and `*delta_out` is `{NULL, 0}`.
- * A callback returning non-zero gives `CVG_STATUS_MERGE_FUNCTION` and
- * writes nothing. `CVG_STATUS_WRONG_TYPE` if the key is no MV register.
+ * G-Counter: add `n` to `key`. `CVG_STATUS_OVERFLOW` if this replica's
+ * share would exceed 2^64 - 1.
  *
  * # Safety
  * `engine` is NULL or a live handle; `key` points to `key_len` bytes;
- * `merge_fn` follows the `cvg_merge_fn` contract; the outputs are NULL or
- * writable.
+ * `delta_out` is NULL or writable.
  */
-cvg_status_t cvg_engine_mv_resolve(const struct cvg_engine_t *engine,
-                                   const uint8_t *key,
-                                   size_t key_len,
-                                   cvg_merge_fn merge_fn,
-                                   void *user_data,
-                                   bool *resolved_out,
-                                   struct cvg_bytes_t *delta_out);
+cvg_status_t cvg_engine_increment(const struct cvg_engine_t *engine,
+                                  const uint8_t *key,
+                                  size_t key_len,
+                                  uint64_t n,
+                                  struct cvg_bytes_t *delta_out);
+
+/**
+ * PN-Counter: add `n` to `key` (a negative `n` subtracts).
+ *
+ * # Safety
+ * As `cvg_engine_increment`.
+ */
+cvg_status_t cvg_engine_pn_add(const struct cvg_engine_t *engine,
+                               const uint8_t *key,
+                               size_t key_len,
+                               int64_t n,
+                               struct cvg_bytes_t *delta_out);
+
+/**
+ * G-Set: add `elem` to `key`.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `key` and `elem` point to their
+ * lengths in bytes; `delta_out` is NULL or writable.
+ */
+cvg_status_t cvg_engine_gset_add(const struct cvg_engine_t *engine,
+                                 const uint8_t *key,
+                                 size_t key_len,
+                                 const uint8_t *elem,
+                                 size_t elem_len,
+                                 struct cvg_bytes_t *delta_out);
+
+/**
+ * 2P-Set: add `elem` to `key` (no effect if it was ever removed).
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `key` and `elem` point to their
+ * lengths in bytes; `delta_out` is NULL or writable.
+ */
+cvg_status_t cvg_engine_twop_add(const struct cvg_engine_t *engine,
+                                 const uint8_t *key,
+                                 size_t key_len,
+                                 const uint8_t *elem,
+                                 size_t elem_len,
+                                 struct cvg_bytes_t *delta_out);
+
+/**
+ * 2P-Set: remove `elem` from `key` forever.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `key` and `elem` point to their
+ * lengths in bytes; `delta_out` is NULL or writable.
+ */
+cvg_status_t cvg_engine_twop_remove(const struct cvg_engine_t *engine,
+                                    const uint8_t *key,
+                                    size_t key_len,
+                                    const uint8_t *elem,
+                                    size_t elem_len,
+                                    struct cvg_bytes_t *delta_out);
+
+/**
+ * OR-Set: add `elem` to `key` (an add concurrent with a remove wins).
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `key` and `elem` point to their
+ * lengths in bytes; `delta_out` is NULL or writable.
+ */
+cvg_status_t cvg_engine_orset_add(const struct cvg_engine_t *engine,
+                                  const uint8_t *key,
+                                  size_t key_len,
+                                  const uint8_t *elem,
+                                  size_t elem_len,
+                                  struct cvg_bytes_t *delta_out);
+
+/**
+ * LWW register: write `value` to `key` at the next tick of this
+ * replica's hybrid clock; the latest write wins.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `key` and `value` point to their
+ * lengths in bytes; `delta_out` is NULL or writable.
+ */
+cvg_status_t cvg_engine_lww_set(const struct cvg_engine_t *engine,
+                                const uint8_t *key,
+                                size_t key_len,
+                                const uint8_t *value,
+                                size_t value_len,
+                                struct cvg_bytes_t *delta_out);
+
+/**
+ * FWW register: write `value` to `key`; it wins only if no earlier
+ * write exists (once replicas have met, the first write is final).
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `key` and `value` point to their
+ * lengths in bytes; `delta_out` is NULL or writable.
+ */
+cvg_status_t cvg_engine_fww_set(const struct cvg_engine_t *engine,
+                                const uint8_t *key,
+                                size_t key_len,
+                                const uint8_t *value,
+                                size_t value_len,
+                                struct cvg_bytes_t *delta_out);
+
+/**
+ * OR-Set: remove `elem` from `key`: every add of it this replica has
+ * observed now.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `key` and `elem` point to their
+ * lengths in bytes; `delta_out` is NULL or writable.
+ */
+cvg_status_t cvg_engine_orset_remove(const struct cvg_engine_t *engine,
+                                     const uint8_t *key,
+                                     size_t key_len,
+                                     const uint8_t *elem,
+                                     size_t elem_len,
+                                     struct cvg_bytes_t *delta_out);
+
+/**
+ * OR-Set: remove the adds of `elem` within `context`: the encoded context
+ * of an earlier `cvg_engine_set_members` read, so adds made after that
+ * read (here or on other replicas) survive. `(NULL, 0)` is the empty
+ * context (removes nothing). A context that does not decode gives
+ * `CVG_STATUS_CORRUPT_INPUT`.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `key`, `elem` and `context` point to
+ * their lengths in bytes; `delta_out` is NULL or writable.
+ */
+cvg_status_t cvg_engine_orset_remove_observed(const struct cvg_engine_t *engine,
+                                              const uint8_t *key,
+                                              size_t key_len,
+                                              const uint8_t *elem,
+                                              size_t elem_len,
+                                              const uint8_t *context,
+                                              size_t context_len,
+                                              struct cvg_bytes_t *delta_out);
+
+/**
+ * MV register: write `value` to `key`, replacing the siblings `context`
+ * covers: the encoded context of the `cvg_engine_mv_read` this write is
+ * based on. `(NULL, 0)` is the empty context (a blind write: every
+ * current value stays as a sibling). A context that does not decode gives
+ * `CVG_STATUS_CORRUPT_INPUT`.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `key`, `value` and `context` point to
+ * their lengths in bytes; `delta_out` is NULL or writable.
+ */
+cvg_status_t cvg_engine_mv_write(const struct cvg_engine_t *engine,
+                                 const uint8_t *key,
+                                 size_t key_len,
+                                 const uint8_t *value,
+                                 size_t value_len,
+                                 const uint8_t *context,
+                                 size_t context_len,
+                                 struct cvg_bytes_t *delta_out);
+
+/**
+ * New options with the engine's defaults: a replica id generated at first
+ * open (or the stored one), `CVG_DURABILITY_BUFFERED`, create if missing,
+ * 64 MiB block cache, 64 MiB write buffer per column family, 2 background
+ * jobs, LZ4 compression, 10 bloom bits per key, 1024 lock stripes. Never
+ * returns NULL.
+ */
+struct cvg_options_t *cvg_options_new(void);
+
+/**
+ * Free options. NULL is a no-op.
+ *
+ * # Safety
+ * `options` is NULL or live options, not used afterwards.
+ */
+void cvg_options_free(struct cvg_options_t *options);
+
+/**
+ * Set this replica's id: 16 bytes (`id_len` must be 16), or `id == NULL`
+ * with `id_len == 0` to use the stored id (or generate one at first open).
+ * Opening a store with another id than the stored one fails with
+ * `CVG_STATUS_REPLICA_MISMATCH`.
+ *
+ * # Safety
+ * `options` is NULL or live options; `id` points to `id_len` bytes.
+ */
+cvg_status_t cvg_options_set_replica_id(struct cvg_options_t *options,
+                                        const uint8_t *id,
+                                        size_t id_len);
+
+/**
+ * Set the durability of every write (a `CVG_DURABILITY_*` value; anything
+ * else is `CVG_STATUS_INVALID_ARGUMENT`).
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+cvg_status_t cvg_options_set_durability(struct cvg_options_t *options, cvg_durability_t durability);
+
+/**
+ * Create the store if the directory holds none (default true). When false,
+ * opening a missing store fails with `CVG_STATUS_STORAGE`.
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+cvg_status_t cvg_options_set_create_if_missing(struct cvg_options_t *options,
+                                               bool create_if_missing);
+
+/**
+ * Size in bytes of the block cache (default 64 MiB; values below 1 MiB
+ * are raised to 1 MiB).
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+cvg_status_t cvg_options_set_block_cache_bytes(struct cvg_options_t *options, size_t bytes);
+
+/**
+ * Memtable size per column family in bytes (default 64 MiB; values below
+ * 1 MiB are raised to 1 MiB).
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+cvg_status_t cvg_options_set_write_buffer_bytes(struct cvg_options_t *options, size_t bytes);
+
+/**
+ * Background flush and compaction threads (default 2; must be 1 to 256).
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+cvg_status_t cvg_options_set_background_jobs(struct cvg_options_t *options, uint32_t jobs);
+
+/**
+ * LZ4-compress table blocks (default true).
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+cvg_status_t cvg_options_set_compression(struct cvg_options_t *options, bool compression);
+
+/**
+ * Bloom filter bits per key for point reads (default 10; 0 disables the
+ * filter; must be finite and in 0..=64).
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+cvg_status_t cvg_options_set_bloom_bits_per_key(struct cvg_options_t *options, double bits);
+
+/**
+ * Number of striped locks serializing read-modify-write operations on the
+ * same key (default 1024; rounded up to a power of two; must be 1 to
+ * 2^20).
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+cvg_status_t cvg_options_set_lock_stripes(struct cvg_options_t *options, size_t stripes);
+
+/**
+ * Value of the G-Counter or PN-Counter `key` into `*value_out` (0 if never
+ * written). `CVG_STATUS_OVERFLOW` if it does not fit an `int64_t` (use
+ * `cvg_engine_counter_value_wide`); `CVG_STATUS_WRONG_TYPE` if the key
+ * holds another type.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `key` points to `key_len` bytes;
+ * `value_out` is NULL or writable.
+ */
+cvg_status_t cvg_engine_counter_value(const struct cvg_engine_t *engine,
+                                      const uint8_t *key,
+                                      size_t key_len,
+                                      int64_t *value_out);
+
+/**
+ * Value of the G-Counter or PN-Counter `key` as a 128-bit integer (never
+ * overflows). `CVG_STATUS_WRONG_TYPE` if the key holds another type.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `key` points to `key_len` bytes;
+ * `value_out` is NULL or writable.
+ */
+cvg_status_t cvg_engine_counter_value_wide(const struct cvg_engine_t *engine,
+                                           const uint8_t *key,
+                                           size_t key_len,
+                                           struct cvg_i128_t *value_out);
+
+/**
+ * Members of the G-Set, 2P-Set or OR-Set `key`, in byte order, into a new
+ * list `*members_out` (free with `cvg_list_free`; empty if never written).
+ * `context_out` (optional: may be NULL) receives the encoded causal
+ * context of the read, to pass to `cvg_engine_orset_remove_observed`
+ * (free with `cvg_bytes_free`; for G-Sets and 2P-Sets it is the empty
+ * context). `CVG_STATUS_WRONG_TYPE` if the key holds another type.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `key` points to `key_len` bytes; the
+ * outputs are NULL or writable.
+ */
+cvg_status_t cvg_engine_set_members(const struct cvg_engine_t *engine,
+                                    const uint8_t *key,
+                                    size_t key_len,
+                                    struct cvg_list_t **members_out,
+                                    struct cvg_bytes_t *context_out);
+
+/**
+ * The winning write of the LWW or FWW register `key`: `*found_out` is
+ * false if it was never written (then `*value_out` is `{NULL, 0}` and
+ * `*stamp_out` all zero). `value_out` (free with `cvg_bytes_free`) and
+ * `stamp_out` are optional: may be NULL. `CVG_STATUS_WRONG_TYPE` if the
+ * key holds another type.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `key` points to `key_len` bytes; the
+ * outputs are NULL or writable.
+ */
+cvg_status_t cvg_engine_register(const struct cvg_engine_t *engine,
+                                 const uint8_t *key,
+                                 size_t key_len,
+                                 bool *found_out,
+                                 struct cvg_bytes_t *value_out,
+                                 struct cvg_stamp_t *stamp_out);
+
+/**
+ * The siblings of the MV register `key` (ordered by dot; none if never
+ * written) into a new `*siblings_out` (free with `cvg_siblings_free`).
+ * `context_out` (optional: may be NULL) receives the encoded causal
+ * context to pass to the next `cvg_engine_mv_write` (free with
+ * `cvg_bytes_free`). `CVG_STATUS_WRONG_TYPE` if the key holds another type.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `key` points to `key_len` bytes; the
+ * outputs are NULL or writable.
+ */
+cvg_status_t cvg_engine_mv_read(const struct cvg_engine_t *engine,
+                                const uint8_t *key,
+                                size_t key_len,
+                                struct cvg_siblings_t **siblings_out,
+                                struct cvg_bytes_t *context_out);
+
+/**
+ * Number of siblings (0 for NULL).
+ *
+ * # Safety
+ * `siblings` is NULL or live.
+ */
+size_t cvg_siblings_len(const struct cvg_siblings_t *siblings);
+
+/**
+ * Sibling `index` into `*sibling_out`; its value is valid until
+ * `cvg_siblings_free(siblings)`. `CVG_STATUS_INVALID_ARGUMENT` if `index`
+ * is not below `cvg_siblings_len(siblings)`.
+ *
+ * # Safety
+ * `siblings` is NULL or live; `sibling_out` is NULL or writable.
+ */
+cvg_status_t cvg_siblings_get(const struct cvg_siblings_t *siblings,
+                              size_t index,
+                              struct cvg_sibling_t *sibling_out);
+
+/**
+ * Free siblings. NULL is a no-op.
+ *
+ * # Safety
+ * `siblings` is NULL or live, not used afterwards.
+ */
+void cvg_siblings_free(struct cvg_siblings_t *siblings);
+
+/**
+ * Copy the calling thread's last error message into `buf` as a
+ * NUL-terminated string, truncated to `len - 1` bytes if needed, and return
+ * the full length of the message in bytes (without the NUL): if the result
+ * is `>= len`, the copy was truncated. Returns 0 (and writes an empty
+ * string if `len > 0`) when the last `cvg_` call on this thread succeeded.
+ * `buf` may be NULL when `len` is 0, to ask for the size.
+ *
+ * Every function that returns a `cvg_status_t` clears the message when it
+ * starts, so the message always belongs to the most recent such call on
+ * this thread. The functions that cannot fail (`cvg_version`,
+ * `cvg_status_name`, `cvg_crdt_type_name`, the `_len` getters, the
+ * `_free` functions, `cvg_*_new`) and this one leave it alone, so a caller
+ * may name the status and free its objects before reading the message.
+ * Thread-safe.
+ */
+size_t cvg_last_error_message(char *buf, size_t len);
+
+/**
+ * The name of a status as a static NUL-terminated string (for example
+ * `"CVG_STATUS_WRONG_TYPE"`), or `"CVG_STATUS_UNKNOWN"` for a number this
+ * build does not know. Never NULL; do not free. Thread-safe.
+ */
+const char *cvg_status_name(uint32_t status);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -3,9 +3,9 @@
 //! `cvg_deltas_t` (three allocations however many operations).
 
 use crate::bytes::{cvg_slice_t, input, reference, reference_mut, write_out, Packed};
+use crate::cvg_status_t;
 use crate::engine::{cvg_engine_t, engine};
 use crate::status::{ffi_boundary, Failure};
-use crate::cvg_status_t;
 use converge::{codec, Batch};
 
 /// An ordered list of operations to apply atomically with
@@ -88,7 +88,12 @@ unsafe fn add(
 ) -> cvg_status_t {
     ffi_boundary!({
         // SAFETY: forwarded caller guarantees.
-        let (b, k) = unsafe { (reference_mut(batch, "batch")?, crate::engine::key(key, key_len)?) };
+        let (b, k) = unsafe {
+            (
+                reference_mut(batch, "batch")?,
+                crate::engine::key(key, key_len)?,
+            )
+        };
         f(&mut b.inner, k.to_vec())
     })
 }

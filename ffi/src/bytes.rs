@@ -94,7 +94,11 @@ pub unsafe extern "C" fn cvg_bytes_free(bytes: *mut cvg_bytes_t) {
 ///
 /// # Safety
 /// When `len > 0`, `ptr` points to `len` readable bytes that outlive `'a`.
-pub(crate) unsafe fn input<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a [u8], Failure> {
+pub(crate) unsafe fn input<'a>(
+    ptr: *const u8,
+    len: usize,
+    what: &str,
+) -> Result<&'a [u8], Failure> {
     if len == 0 {
         return Ok(&[]);
     }
@@ -102,7 +106,9 @@ pub(crate) unsafe fn input<'a>(ptr: *const u8, len: usize, what: &str) -> Result
         return Err(Failure::null(what));
     }
     if len > isize::MAX as usize {
-        return Err(Failure::invalid(format!("{what}: length {len} exceeds PTRDIFF_MAX")));
+        return Err(Failure::invalid(format!(
+            "{what}: length {len} exceeds PTRDIFF_MAX"
+        )));
     }
     // SAFETY: checked non-NULL; the caller guarantees `len` readable bytes.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
@@ -176,7 +182,9 @@ impl Packed {
     }
 
     pub(crate) fn get(&self, i: usize) -> Option<&[u8]> {
-        self.spans.get(i).map(|(at, len)| &self.data[*at..*at + *len])
+        self.spans
+            .get(i)
+            .map(|(at, len)| &self.data[*at..*at + *len])
     }
 }
 
@@ -215,7 +223,10 @@ pub unsafe extern "C" fn cvg_list_get(
         let list = unsafe { reference(list, "list") }?;
         required(item_out, "item_out")?;
         let item = list.items.get(index).ok_or_else(|| {
-            Failure::invalid(format!("index {index} out of range (list has {})", list.items.len()))
+            Failure::invalid(format!(
+                "index {index} out of range (list has {})",
+                list.items.len()
+            ))
         })?;
         // SAFETY: checked non-NULL above.
         unsafe { write_out(item_out, cvg_slice_t::of(item)) };
@@ -244,7 +255,10 @@ mod tests {
     #[test]
     fn owned_bytes_round_trip_and_double_free_is_harmless() {
         let mut b = cvg_bytes_t::from_vec(vec![1, 2, 3]);
-        assert_eq!(unsafe { std::slice::from_raw_parts(b.ptr, b.len) }, [1, 2, 3]);
+        assert_eq!(
+            unsafe { std::slice::from_raw_parts(b.ptr, b.len) },
+            [1, 2, 3]
+        );
         unsafe { cvg_bytes_free(&mut b) };
         assert!(b.ptr.is_null() && b.len == 0);
         unsafe { cvg_bytes_free(&mut b) };

@@ -3,10 +3,10 @@
 //! a library-owned `cvg_buffer_t` (so no allocator crosses the boundary).
 
 use crate::bytes::{cvg_bytes_t, input, reference_mut, write_out};
+use crate::cvg_status_t;
 use crate::engine::{cvg_engine_t, engine, key};
 use crate::read::cvg_sibling_t;
 use crate::status::{ffi_boundary, Failure};
-use crate::cvg_status_t;
 use converge::MAX_VALUE_LEN;
 use std::ffi::{c_int, c_void};
 

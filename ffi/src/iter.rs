@@ -1,9 +1,9 @@
 //! `cvg_iter_t`: iteration over keys (with a prefix) and their types.
 
 use crate::bytes::{cvg_slice_t, input, reference_mut, required, write_out};
+use crate::cvg_status_t;
 use crate::engine::{cvg_crdt_type_t, cvg_engine_t, CVG_CRDT_NONE};
 use crate::status::{ffi_boundary, Failure};
-use crate::cvg_status_t;
 use converge::{Engine, KeyIter};
 use std::sync::Arc;
 

@@ -22,15 +22,15 @@
 #![deny(missing_docs)]
 
 // Declaration order is the order of the header (cbindgen follows it).
-pub mod status;
-pub mod bytes;
-pub mod options;
-pub mod engine;
-pub mod ops;
-pub mod read;
 pub mod batch;
-pub mod iter;
+pub mod bytes;
 pub mod callback;
+pub mod engine;
+pub mod iter;
+pub mod ops;
+pub mod options;
+pub mod read;
+pub mod status;
 
 pub use status::cvg_status_t;
 
@@ -64,10 +64,19 @@ mod tests {
     #[test]
     fn version_constants_match_the_crate_version() {
         let parse = |s: &str| s.parse::<u32>().unwrap();
-        assert_eq!(CONVERGE_VERSION_MAJOR, parse(env!("CARGO_PKG_VERSION_MAJOR")));
-        assert_eq!(CONVERGE_VERSION_MINOR, parse(env!("CARGO_PKG_VERSION_MINOR")));
-        assert_eq!(CONVERGE_VERSION_PATCH, parse(env!("CARGO_PKG_VERSION_PATCH")));
-        assert!(CONVERGE_VERSION_MINOR < 100 && CONVERGE_VERSION_PATCH < 100);
+        assert_eq!(
+            CONVERGE_VERSION_MAJOR,
+            parse(env!("CARGO_PKG_VERSION_MAJOR"))
+        );
+        assert_eq!(
+            CONVERGE_VERSION_MINOR,
+            parse(env!("CARGO_PKG_VERSION_MINOR"))
+        );
+        assert_eq!(
+            CONVERGE_VERSION_PATCH,
+            parse(env!("CARGO_PKG_VERSION_PATCH"))
+        );
+        const { assert!(CONVERGE_VERSION_MINOR < 100 && CONVERGE_VERSION_PATCH < 100) };
         assert_eq!(
             CONVERGE_VERSION_NUMBER,
             CONVERGE_VERSION_MAJOR * 10000 + CONVERGE_VERSION_MINOR * 100 + CONVERGE_VERSION_PATCH

@@ -3,9 +3,9 @@
 //! them to `cvg_engine_merge`.
 
 use crate::bytes::{cvg_bytes_t, input, write_out};
+use crate::cvg_status_t;
 use crate::engine::{cvg_engine_t, engine, key};
 use crate::status::{ffi_boundary, Failure};
-use crate::cvg_status_t;
 use converge::{codec, Engine, KeyedDelta};
 
 /// Run one operation and hand its encoded delta to `delta_out` (if not
@@ -48,7 +48,11 @@ pub unsafe extern "C" fn cvg_engine_increment(
     delta_out: *mut cvg_bytes_t,
 ) -> cvg_status_t {
     // SAFETY: forwarded caller guarantees.
-    unsafe { op(engine, key, key_len, delta_out, |e, k| Ok(e.increment(k, n)?)) }
+    unsafe {
+        op(engine, key, key_len, delta_out, |e, k| {
+            Ok(e.increment(k, n)?)
+        })
+    }
 }
 
 /// PN-Counter: add `n` to `key` (a negative `n` subtracts).

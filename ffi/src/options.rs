@@ -2,8 +2,8 @@
 //! fields can be added without breaking the ABI.
 
 use crate::bytes::{input, reference_mut};
-use crate::status::{ffi_boundary, Failure};
 use crate::cvg_status_t;
+use crate::status::{ffi_boundary, Failure};
 use converge::{Durability, Options, ReplicaId};
 
 /// Durability of every write, for `cvg_options_set_durability`: one of the
@@ -196,7 +196,9 @@ pub unsafe extern "C" fn cvg_options_set_background_jobs(
     unsafe {
         with_options(options, |o| {
             if !(1..=256).contains(&jobs) {
-                return Err(Failure::invalid(format!("background jobs {jobs} not in 1..=256")));
+                return Err(Failure::invalid(format!(
+                    "background jobs {jobs} not in 1..=256"
+                )));
             }
             o.background_jobs = jobs as i32;
             Ok(())
@@ -236,7 +238,9 @@ pub unsafe extern "C" fn cvg_options_set_bloom_bits_per_key(
     unsafe {
         with_options(options, |o| {
             if !(0.0..=64.0).contains(&bits) {
-                return Err(Failure::invalid(format!("bloom bits per key {bits} not in 0..=64")));
+                return Err(Failure::invalid(format!(
+                    "bloom bits per key {bits} not in 0..=64"
+                )));
             }
             o.bloom_bits_per_key = bits;
             Ok(())
@@ -259,7 +263,9 @@ pub unsafe extern "C" fn cvg_options_set_lock_stripes(
     unsafe {
         with_options(options, |o| {
             if !(1..=1 << 20).contains(&stripes) {
-                return Err(Failure::invalid(format!("lock stripes {stripes} not in 1..=2^20")));
+                return Err(Failure::invalid(format!(
+                    "lock stripes {stripes} not in 1..=2^20"
+                )));
             }
             o.lock_stripes = stripes;
             Ok(())

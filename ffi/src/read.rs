@@ -3,9 +3,9 @@
 //! needs.
 
 use crate::bytes::{cvg_bytes_t, cvg_list_t, cvg_slice_t, reference, required, write_out, Packed};
+use crate::cvg_status_t;
 use crate::engine::{cvg_engine_t, engine, key};
 use crate::status::{ffi_boundary, Failure};
-use crate::cvg_status_t;
 use converge::{codec, Dot, Sibling};
 
 /// A 128-bit signed integer as two 64-bit halves: the value is

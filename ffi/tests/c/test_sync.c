@@ -205,7 +205,7 @@ struct worker {
 
 /* Kept small: read-modify-write operations on one hot key re-join every
  * merge operand RocksDB holds for it, which a debug build feels. */
-#define THREAD_INCREMENTS 200
+#define THREAD_INCREMENTS 100
 #define THREAD_ADDS 25
 
 static void *work(void *arg) {
