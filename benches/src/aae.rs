@@ -1,17 +1,18 @@
-//! Anti-entropy tree maintenance. The tree cannot be switched off: every
+//! Anti-entropy tree maintenance. With the tree on (the default), every
 //! write marks its keys dirty and `Engine::settle` folds them in (reading
 //! each key's state, hashing it, updating its entry hash). Measured: ingest
-//! N keys then settle, against ingest only (never settling), and the
-//! latency of `Engine::root` once settled. The sync protocol's diff
-//! benchmark waits for the protocol.
+//! N keys then settle, against ingest only (never settling); ingest only
+//! against an engine opened with `anti_entropy: false` (the cost of marking
+//! keys dirty); settle throughput; and the latency of `Engine::root` once
+//! settled.
 
-use crate::fixtures::open_engine;
+use crate::fixtures::{local_replica, open_engine};
 use crate::local::{engine_rate, short, Kind};
 use crate::measure::{median, rate, Load};
 use crate::record::{Record, MICROS, OPS_PER_S};
 use crate::suite::Sizes;
 use crate::BenchResult;
-use converge::Durability;
+use converge::{Durability, Engine, Options};
 use std::time::Instant;
 
 /// `Engine::root` calls timed per run.
@@ -47,17 +48,32 @@ fn unsettled_run(load: &Load) -> BenchResult<f64> {
     engine_rate(&engine, Kind::Counter, load)
 }
 
+/// Ingest-only throughput of an engine without the anti-entropy tree.
+fn tree_off_run(load: &Load) -> BenchResult<f64> {
+    let dir = tempfile::Builder::new()
+        .prefix("converge-bench-engine-")
+        .tempdir()?;
+    let options = Options {
+        anti_entropy: false,
+        ..Options::with_replica(local_replica())
+    };
+    let engine = Engine::open(dir.path(), options)?;
+    engine_rate(&engine, Kind::Counter, load)
+}
+
 /// The anti-entropy records of a suite; `progress` sees each one.
 pub fn records(sizes: &Sizes, progress: &mut dyn FnMut(&Record)) -> BenchResult<Vec<Record>> {
     let keys = sizes.aae_keys;
     let load = Load::new(keys, keys, 100);
-    let (mut with, mut without, mut settle, mut root) = (vec![], vec![], vec![], vec![]);
+    let (mut with, mut without, mut off) = (vec![], vec![], vec![]);
+    let (mut settle, mut root) = (vec![], vec![]);
     for _ in 0..sizes.runs.max(1) {
         let (w, s, r) = settled_run(&load)?;
         with.push(w);
         settle.push(s);
         root.push(r);
         without.push(unsettled_run(&load)?);
+        off.push(tree_off_run(&load)?);
     }
     let k = short(keys);
     let out = vec![
@@ -67,6 +83,13 @@ pub fn records(sizes: &Sizes, progress: &mut dyn FnMut(&Record)) -> BenchResult<
             OPS_PER_S,
             "ingest only (never settles)",
             median(&without),
+        ),
+        Record::versus(
+            format!("aae/ingest-unsettled/k{k}"),
+            median(&without),
+            OPS_PER_S,
+            "anti_entropy off",
+            median(&off),
         ),
         Record::alone(format!("aae/settle/k{k}"), median(&settle), OPS_PER_S),
         Record::alone(format!("aae/root-after-settle/k{k}"), median(&root), MICROS),
