@@ -4,10 +4,10 @@
 //! symmetric difference, which peels into exactly the differing entries,
 //! in space proportional to the difference, not to the keyspace.
 //!
-//! Three sub-tables of [`MAX_CELLS`] = 3·2^13 cells each; an element goes to
-//! one cell per sub-table, chosen by a hash modulo `MAX_CELLS`, so a table
-//! folds to any size dividing `MAX_CELLS` (2^a or 3·2^a, steps of at most
-//! 1.5×) by adding cell `j + t·size` into cell `j`. Counts travel modulo 256
+//! Three sub-tables of [`MAX_CELLS`] = 15·2^11 cells each; an element goes
+//! to one cell per sub-table, chosen by a hash modulo `MAX_CELLS`, so a
+//! table folds to any size dividing `MAX_CELLS` (2^a, 3·2^a, 5·2^a, 15·2^a:
+//! steps of at most 1.34×) by adding cell `j + t·size` into cell `j`. Counts travel modulo 256
 //! (a difference table's counts are small), so a cell is 17 bytes on the
 //! wire. Pure arithmetic, no I/O.
 
@@ -15,7 +15,7 @@ use bincode::{Decode, Encode};
 use std::collections::VecDeque;
 
 /// Cells per sub-table of the maintained table.
-pub const MAX_CELLS: usize = 3 << 13;
+pub const MAX_CELLS: usize = 15 << 11;
 /// Smallest cells per sub-table a fold produces.
 pub const MIN_CELLS: usize = 16;
 /// Sub-tables (hash functions).
@@ -284,6 +284,8 @@ mod tests {
         let t = Iblt::new(48).to_wire();
         assert!(Iblt::from_wire(&t[..t.len() - 1]).is_none());
         assert_eq!(cells_for(1000.0), Some(1024));
+        assert_eq!(cells_for(1100.0), Some(1280));
+        assert_eq!(cells_for(1e6), None);
         assert_eq!(cells_for(1.0), Some(16));
     }
 

@@ -312,6 +312,28 @@ impl Tree {
     }
 }
 
+impl Tree {
+    /// Keys with each of the given key hashes (sorted ascending), with key
+    /// and entry hashes: one iterator, one seek per hash.
+    pub(crate) fn entries_for(&self, db: &DB, khs: &[u64]) -> Result<Vec<(u64, Vec<u8>, u128)>> {
+        let mut it = db.raw_iterator_cf(cf(db, CF_AAE_KEYS)?);
+        let mut out = Vec::with_capacity(khs.len());
+        for kh in khs {
+            it.seek(kh.to_be_bytes());
+            while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                let (h, key) = split_aae_key(k)?;
+                if h != *kh {
+                    break;
+                }
+                out.push((h, key.to_vec(), decode_eh(v)?));
+                it.next();
+            }
+        }
+        it.status()?;
+        Ok(out)
+    }
+}
+
 fn fold_chunk(db: &DB, levels: &mut Levels, chunk: &[Vec<u8>]) -> Result<()> {
     let state = cf(db, CF_STATE)?;
     let aae_keys = cf(db, CF_AAE_KEYS)?;

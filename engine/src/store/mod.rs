@@ -282,6 +282,24 @@ impl Engine {
         self.tree.entries_in(&self.db, lo, hi)
     }
 
+    /// (key hash, key, entry hash) of every key with one of the given key
+    /// hashes (in ascending order), as of the last settle.
+    pub fn aae_entries_for(&self, khs: &[u64]) -> Result<Vec<(u64, Vec<u8>, u128)>> {
+        self.check_aae()?;
+        self.tree.entries_for(&self.db, khs)
+    }
+
+    /// The encoded full states of several keys (`None` for absent keys),
+    /// read in one batch.
+    pub fn states_bytes(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        let cf = self.cf(CF_STATE)?;
+        self.db
+            .batched_multi_get_cf(cf, keys, false)
+            .into_iter()
+            .map(|r| Ok(r?.map(|v| v.to_vec())))
+            .collect()
+    }
+
     /// Close cleanly: settle and persist the tree so the next open need not
     /// rebuild it. Dropping the engine does the same, ignoring errors.
     pub fn close(self) -> Result<()> {

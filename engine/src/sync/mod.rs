@@ -97,8 +97,11 @@ pub trait SyncStore {
     fn iblt(&self, size: usize) -> Result<Iblt, Error>;
     /// (key hash, key, entry hash) of keys with key hash in `lo..=hi`.
     fn entries_in(&self, lo: u64, hi: u64) -> Result<Vec<(u64, Vec<u8>, u128)>, Error>;
-    /// The encoded full state of a key.
-    fn state_bytes(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error>;
+    /// (key hash, key, entry hash) of keys with one of the given key
+    /// hashes (ascending).
+    fn entries_for(&self, khs: &[u64]) -> Result<Vec<(u64, Vec<u8>, u128)>, Error>;
+    /// The encoded full states of keys (`None` if absent).
+    fn states_of(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, Error>;
     /// Join received full states, atomically.
     fn merge_states(&self, states: &[KeyState]) -> Result<(), Error>;
 }
@@ -116,8 +119,11 @@ impl SyncStore for crate::Engine {
     fn entries_in(&self, lo: u64, hi: u64) -> Result<Vec<(u64, Vec<u8>, u128)>, Error> {
         self.aae_entries_in(lo, hi)
     }
-    fn state_bytes(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        crate::Engine::state_bytes(self, key)
+    fn entries_for(&self, khs: &[u64]) -> Result<Vec<(u64, Vec<u8>, u128)>, Error> {
+        self.aae_entries_for(khs)
+    }
+    fn states_of(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        self.states_bytes(keys)
     }
     fn merge_states(&self, states: &[KeyState]) -> Result<(), Error> {
         let mut b = crate::Batch::with_capacity(states.len());

@@ -58,6 +58,10 @@ pub struct Stats {
     pub state_bytes_received: u64,
     /// Turns in which this side sent (consecutive parts count once).
     pub flights: u64,
+    /// Time spent finding the differing keys (estimate, IBLT fold and
+    /// peel, key-list diff), in microseconds; excludes reading, shipping
+    /// and merging states.
+    pub diff_micros: u64,
 }
 
 impl Stats {
@@ -102,6 +106,19 @@ fn key_range(node: usize) -> (u64, u64) {
     let shift = 64 - EST_BITS;
     let lo = (node as u64) << shift;
     (lo, lo | ((1u64 << shift) - 1))
+}
+
+/// Full states of `keys`, skipping keys that vanished.
+fn load_states<S: SyncStore + ?Sized>(
+    store: &S,
+    keys: Vec<Vec<u8>>,
+) -> Result<Vec<KeyState>, SyncError> {
+    let values = store.states_of(&keys)?;
+    Ok(keys
+        .into_iter()
+        .zip(values)
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect())
 }
 
 fn state_len(states: &[KeyState]) -> u64 {
@@ -308,6 +325,7 @@ impl<'a, S: SyncStore + ?Sized> Session<'a, S> {
     }
 
     fn on_estimate(&mut self, theirs: &[ShortHash]) -> Result<Vec<Vec<u8>>, SyncError> {
+        let t = std::time::Instant::now();
         let mine = self.store.level_hashes(EST_LEVEL)?;
         let mut differing = vec![0u64; EST_NODES.div_ceil(64)];
         let mut k = 0usize;
@@ -323,16 +341,29 @@ impl<'a, S: SyncStore + ?Sized> Session<'a, S> {
             differing.fill(u64::MAX);
             k = 1;
         }
+        // Balls in bins: k of m nodes differ ⇒ about -m·ln(1 - k/m) keys.
+        // The estimate loosens as k nears m, so the margin grows with it;
+        // when nearly every node differs, take the largest table.
         let m = EST_NODES as f64;
-        let estimate = if k < EST_NODES {
-            -m * (1.0 - k as f64 / m).ln()
+        let fill = k as f64 / m;
+        let estimate = -m * (1.0 - fill.min(0.999)).ln();
+        let margin = if fill < 0.5 {
+            1.1
+        } else if fill < 0.8 {
+            1.2
         } else {
-            4.0 * m
+            1.5
+        };
+        let size = if fill > 0.95 {
+            Some(crate::aae::iblt::MAX_CELLS)
+        } else {
+            cells_for(estimate * margin)
         };
         self.phase = Phase::AwaitDiff;
-        match cells_for(estimate * 1.1).filter(|_| self.config.iblt) {
+        match size.filter(|_| self.config.iblt) {
             Some(size) => {
                 let table = self.store.iblt(size)?.to_wire();
+                self.stats.diff_micros += t.elapsed().as_micros() as u64;
                 Ok(vec![self.envelope(Body::Iblt { differing, table })])
             }
             None => self.key_list(differing),
@@ -340,32 +371,34 @@ impl<'a, S: SyncStore + ?Sized> Session<'a, S> {
     }
 
     fn on_iblt(&mut self, differing: Vec<u64>, table: &[u8]) -> Result<Vec<Vec<u8>>, SyncError> {
+        let t = std::time::Instant::now();
         let mut diff =
             Iblt::from_wire(table).ok_or_else(|| SyncError::Malformed("IBLT table".into()))?;
         let mine = self.store.iblt(diff.size())?;
         diff.subtract(&mine);
         match diff.peel() {
             Some((only_theirs, only_mine)) => {
-                let mut states = Vec::new();
-                let mut seen = HashSet::new();
-                for e in &only_mine {
-                    if !seen.insert((e.kh, e.eh)) {
-                        continue;
-                    }
-                    for (_, key, eh) in self.store.entries_in(e.kh, e.kh)? {
-                        if eh as u32 == e.eh {
-                            if let Some(v) = self.store.state_bytes(&key)? {
-                                states.push((key, v));
-                            }
-                        }
-                    }
-                }
+                let wanted: HashSet<(u64, u32)> = only_mine.iter().map(|e| (e.kh, e.eh)).collect();
+                let mut khs: Vec<u64> = only_mine.iter().map(|e| e.kh).collect();
+                khs.sort_unstable();
+                khs.dedup();
+                let keys: Vec<Vec<u8>> = self
+                    .store
+                    .entries_for(&khs)?
+                    .into_iter()
+                    .filter(|(kh, _, eh)| wanted.contains(&(*kh, *eh as u32)))
+                    .map(|(_, key, _)| key)
+                    .collect();
+                self.stats.diff_micros += t.elapsed().as_micros() as u64;
+                let states = load_states(self.store, keys)?;
                 let mut want: Vec<u64> = only_theirs.iter().map(|e| e.kh).collect();
+                want.sort_unstable();
                 want.dedup();
                 self.phase = Phase::AwaitStates;
                 Ok(self.exchange(states, want))
             }
             None => {
+                self.stats.diff_micros += t.elapsed().as_micros() as u64;
                 // Too many differences for this table: list our entries in
                 // the differing subtrees; the peer diffs and sends Exchange.
                 let out = self.key_list(differing)?;
@@ -406,17 +439,16 @@ impl<'a, S: SyncStore + ?Sized> Session<'a, S> {
 
     /// The peer's key list is complete: diff it against ours.
     fn on_key_list(&mut self) -> Result<Vec<Vec<u8>>, SyncError> {
+        let t = std::time::Instant::now();
         let theirs: HashSet<(u64, u128)> = std::mem::take(&mut self.theirs).into_iter().collect();
         let mut mine_set = HashSet::new();
-        let mut states = Vec::new();
+        let mut keys = Vec::new();
         for node in (0..EST_NODES).filter(|i| self.differing[i / 64] & (1 << (i % 64)) != 0) {
             let (lo, hi) = key_range(node);
             for (kh, key, eh) in self.store.entries_in(lo, hi)? {
                 mine_set.insert((kh, eh));
                 if !theirs.contains(&(kh, eh)) {
-                    if let Some(v) = self.store.state_bytes(&key)? {
-                        states.push((key, v));
-                    }
+                    keys.push(key);
                 }
             }
         }
@@ -427,6 +459,8 @@ impl<'a, S: SyncStore + ?Sized> Session<'a, S> {
             .collect();
         want.sort_unstable();
         want.dedup();
+        self.stats.diff_micros += t.elapsed().as_micros() as u64;
+        let states = load_states(self.store, keys)?;
         self.phase = Phase::AwaitStates;
         Ok(self.exchange(states, want))
     }
@@ -476,21 +510,23 @@ impl<'a, S: SyncStore + ?Sized> Session<'a, S> {
         let mut wants = std::mem::take(&mut self.wants);
         wants.sort_unstable();
         wants.dedup();
+        let keys: Vec<Vec<u8>> = self
+            .store
+            .entries_for(&wants)?
+            .into_iter()
+            .map(|(_, key, _)| key)
+            .collect();
         let mut parts: Vec<Vec<KeyState>> = vec![Vec::new()];
         let mut size = 0usize;
-        for kh in wants {
-            for (_, key, _) in self.store.entries_in(kh, kh)? {
-                if let Some(v) = self.store.state_bytes(&key)? {
-                    let len = key.len() + v.len() + 16;
-                    if size + len > self.config.message_budget && size > 0 {
-                        parts.push(Vec::new());
-                        size = 0;
-                    }
-                    size += len;
-                    if let Some(p) = parts.last_mut() {
-                        p.push((key, v));
-                    }
-                }
+        for (key, v) in load_states(self.store, keys)? {
+            let len = key.len() + v.len() + 16;
+            if size + len > self.config.message_budget && size > 0 {
+                parts.push(Vec::new());
+                size = 0;
+            }
+            size += len;
+            if let Some(p) = parts.last_mut() {
+                p.push((key, v));
             }
         }
         let root = self.store.root()?.hash;
