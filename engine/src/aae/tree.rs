@@ -220,6 +220,9 @@ impl Tree {
     pub(crate) fn persist_clean(&self, db: &DB) -> Result<()> {
         self.settle(db)?;
         let mut levels = self.levels.lock();
+        // `aae_keys` is written without the WAL (a crash rebuilds it): make
+        // it durable before the tree is declared clean.
+        db.flush_cf(cf(db, CF_AAE_KEYS)?)?;
         let leaves = cf(db, CF_AAE_LEAVES)?;
         let mut wb = rocksdb::WriteBatch::default();
         for (w, bits) in levels.changed.iter().enumerate() {
@@ -360,11 +363,19 @@ fn fold_chunk(db: &DB, levels: &mut Levels, chunk: &[Vec<u8>]) -> Result<()> {
             changes.push((*kh, old, new));
         }
     }
-    db.write(wb)?;
+    db.write_opt(wb, &no_wal())?;
     for (kh, old, new) in changes {
         levels.replace(kh, old, new);
     }
     Ok(())
+}
+
+/// Writes to `aae_keys` skip the WAL: after a crash the whole index is
+/// rebuilt anyway, and a clean close flushes it before marking it clean.
+fn no_wal() -> rocksdb::WriteOptions {
+    let mut w = rocksdb::WriteOptions::default();
+    w.disable_wal(true);
+    w
 }
 
 /// Rebuild the tree and `aae_keys` from the state column family.
@@ -384,12 +395,12 @@ fn rebuild(db: &DB) -> Result<Levels> {
         wb.put_cf(aae_keys, aae_key(kh, k), eh.to_be_bytes());
         levels.replace(kh, 0, eh);
         if wb.len() >= 10_000 {
-            db.write(std::mem::take(&mut wb))?;
+            db.write_opt(std::mem::take(&mut wb), &no_wal())?;
         }
         it.next();
     }
     it.status()?;
-    db.write(wb)?;
+    db.write_opt(wb, &no_wal())?;
     // Every non-empty leaf must be persisted at the next clean close.
     Ok(levels)
 }
