@@ -314,3 +314,19 @@ mod tests {
         assert_eq!(decode_item(&seal(bytes)), Err(CodecError::NotCanonical));
     }
 }
+
+#[cfg(test)]
+mod format_doc {
+    //! The example bytes of FORMAT.md.
+    use super::*;
+    use crate::crdt::GCounter;
+
+    #[test]
+    fn documented_gcounter_example() {
+        let mut g = GCounter::default();
+        g.increment(ReplicaId(9), 3).unwrap();
+        let b = encode_state(&State::GCounter(g));
+        assert_eq!(&b[..6], &[1, 0, 0, 1, 9, 3]);
+        assert_eq!(b.len(), 10);
+    }
+}

@@ -6,7 +6,7 @@
 //! - `types`: user key → one type tag byte, written once by the key's first
 //!   write; checked by every later write without reading the state.
 //! - `meta`: replica id, format version, version vector, clock.
-//! - `aae_keys`, `aae_leaves`, `aae_dirty`: the anti-entropy tree (see
+//! - `aae_keys`, `aae_leaves`: the anti-entropy tree's key index and leaves (see
 //!   [`crate::aae`]).
 
 mod batch;
@@ -40,7 +40,6 @@ pub(crate) const CF_TYPES: &str = "types";
 pub(crate) const CF_META: &str = "meta";
 pub(crate) const CF_AAE_KEYS: &str = "aae_keys";
 pub(crate) const CF_AAE_LEAVES: &str = "aae_leaves";
-pub(crate) const CF_AAE_DIRTY: &str = "aae_dirty";
 
 pub(crate) const META_REPLICA: &[u8] = b"replica_id";
 pub(crate) const META_FORMAT: &[u8] = b"format_version";
@@ -93,7 +92,6 @@ impl Engine {
             ColumnFamilyDescriptor::new(CF_META, meta_opts),
             ColumnFamilyDescriptor::new(CF_AAE_KEYS, db_opts.clone()),
             ColumnFamilyDescriptor::new(CF_AAE_LEAVES, db_opts.clone()),
-            ColumnFamilyDescriptor::new(CF_AAE_DIRTY, db_opts.clone()),
         ];
         let db = DB::open_cf_descriptors(&db_opts, &path, cfs)?;
         let meta = cf(&db, CF_META)?;
@@ -183,14 +181,7 @@ impl Engine {
     /// Flush memtables to SST files (a checkpoint; not needed for
     /// durability, which the WAL gives).
     pub fn flush(&self) -> Result<()> {
-        for name in [
-            CF_STATE,
-            CF_TYPES,
-            CF_META,
-            CF_AAE_KEYS,
-            CF_AAE_LEAVES,
-            CF_AAE_DIRTY,
-        ] {
+        for name in [CF_STATE, CF_TYPES, CF_META, CF_AAE_KEYS, CF_AAE_LEAVES] {
             self.db.flush_cf(cf(&self.db, name)?)?;
         }
         Ok(())
