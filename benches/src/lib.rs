@@ -16,6 +16,8 @@
 //!
 //! See BENCHMARKS.md at the repository root.
 
+#![deny(missing_docs)]
+
 pub mod aae;
 pub mod fixtures;
 pub mod joins;
