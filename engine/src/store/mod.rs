@@ -14,6 +14,7 @@ mod locks;
 mod merge;
 mod options;
 mod read;
+mod types;
 mod write;
 
 pub use batch::{Batch, KeyedDelta, Op};
@@ -55,6 +56,7 @@ pub struct Engine {
     pub(crate) seq: AtomicU64,
     pub(crate) vv: Mutex<VersionVector>,
     pub(crate) locks: StripedLocks,
+    pub(crate) types: types::TypeCache,
     pub(crate) write_opts: rocksdb::WriteOptions,
     pub(crate) poisoned: AtomicBool,
     pub(crate) tree: Tree,
@@ -143,6 +145,7 @@ impl Engine {
             clock: HybridClock::new(floor),
             vv: Mutex::new(vv),
             locks: StripedLocks::new(options.lock_stripes),
+            types: types::TypeCache::new(options.type_cache_entries),
             write_opts: options.write_options(),
             poisoned: AtomicBool::new(false),
             tree,

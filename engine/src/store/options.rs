@@ -46,9 +46,15 @@ pub struct Options {
     /// later rebuilds the tree at open.
     pub anti_entropy: bool,
     /// Merge operands of one key allowed to pile up in the memtable before
-    /// a write joins them into a full value (default 32). Bounds the work
-    /// of reading a hot key; 0 disables.
+    /// a write joins them into a full value. 0 (the default) disables the
+    /// check, which otherwise costs a memtable seek on every blind write;
+    /// set it (e.g. 32) when single keys receive many blind writes between
+    /// reads. Read-modify-write operations put full states and never pile
+    /// up operands.
     pub max_successive_merges: usize,
+    /// Keys whose CRDT type is cached in memory, saving the `types` lookup
+    /// of blind writes (default 65,536; 0 disables).
+    pub type_cache_entries: usize,
 }
 
 impl Default for Options {
@@ -63,7 +69,8 @@ impl Default for Options {
             compression: true,
             bloom_bits_per_key: 10.0,
             lock_stripes: 1024,
-            max_successive_merges: 32,
+            max_successive_merges: 0,
+            type_cache_entries: 1 << 16,
             anti_entropy: true,
         }
     }

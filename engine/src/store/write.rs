@@ -1,12 +1,15 @@
 //! The write path. For a batch:
 //! 1. validate every key, value and merge payload (decode + canonical check);
-//! 2. look up each key's type in `types` (one multi-get, no state read);
-//! 3. lock the stripes of keys that need their state or have no type yet;
-//! 4. read the states that are needed, apply the operations in order to an
-//!    in-batch overlay, producing one delta per local operation;
-//! 5. put the type of new keys, merge one joined operand per key into
-//!    `state`, merge the version vector and clock into `meta`, in one
-//!    RocksDB write batch with the configured durability;
+//! 2. look up each key's type (a bounded in-memory cache, then one
+//!    multi-get on `types`; no state read);
+//! 3. lock the stripes of the batch's keys (ascending, so no deadlock);
+//! 4. read the states of keys whose operations need them (counters, OR-Set,
+//!    MV register), apply the operations in order to an in-batch overlay,
+//!    producing one delta per local operation;
+//! 5. put the type of new keys; put the new full state of keys that were
+//!    read, merge one joined operand into `state` for the others (blind
+//!    writes); merge the version vector and clock into `meta` — one RocksDB
+//!    write batch with the configured durability;
 //! 6. mark the keys dirty for the anti-entropy tree, release the locks.
 //!
 //! A failure before step 5 writes nothing; a failure of step 5 poisons the
@@ -23,19 +26,32 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 /// Per-key working state while a batch is applied.
-struct Slot {
+struct Slot<'a> {
+    key: &'a [u8],
+    needs_state: bool,
+    ops: usize,
     ty: Option<CrdtType>,
     is_new: bool,
-    /// Current state, present for keys that needed a read.
+    /// Current state, for keys whose state is read (then replaced by a put).
     state: Option<State>,
-    /// Join of everything this batch writes to the key.
+    /// Join of everything this batch writes to a key that is not read.
     operand: Option<State>,
+    /// The validated bytes of a key's only operation, a full-state merge:
+    /// written through as the operand, not re-encoded.
+    raw: Option<&'a [u8]>,
 }
 
 /// A merge payload decoded during validation.
 enum Prepared {
     Local,
     Merge(Item),
+}
+
+fn mismatch(m: crate::crdt::TypeMismatch) -> Error {
+    Error::WrongType {
+        stored: m.expected,
+        requested: m.found,
+    }
 }
 
 impl Engine {
@@ -50,55 +66,71 @@ impl Engine {
 
         // Distinct keys, in first-seen order.
         let mut index: HashMap<&[u8], usize> = HashMap::with_capacity(batch.ops.len());
-        let mut keys: Vec<&[u8]> = Vec::new();
-        let mut needs_state: Vec<bool> = Vec::new();
-        for (key, op) in &batch.ops {
+        let mut slots: Vec<Slot> = Vec::new();
+        for ((key, op), prep) in batch.ops.iter().zip(&prepared) {
             let i = *index.entry(key.as_slice()).or_insert_with(|| {
-                keys.push(key.as_slice());
-                needs_state.push(false);
-                keys.len() - 1
+                slots.push(Slot {
+                    key: key.as_slice(),
+                    needs_state: false,
+                    ops: 0,
+                    ty: None,
+                    is_new: false,
+                    state: None,
+                    operand: None,
+                    raw: None,
+                });
+                slots.len() - 1
             });
-            needs_state[i] |= op.needs_state();
-        }
-
-        let types_cf = self.cf(CF_TYPES)?;
-        let mut slots: Vec<Slot> = Vec::with_capacity(keys.len());
-        for r in self.db.batched_multi_get_cf(types_cf, &keys, false) {
-            let ty = match r? {
-                Some(b) => Some(parse_type(&b)?),
-                None => None,
+            let slot = &mut slots[i];
+            slot.needs_state |= op.needs_state();
+            slot.ops += 1;
+            slot.raw = match (slot.ops, op, prep) {
+                (1, Op::Merge(bytes), Prepared::Merge(Item::State(_))) => Some(bytes.as_slice()),
+                _ => None,
             };
-            slots.push(Slot {
-                ty,
-                is_new: false,
-                state: None,
-                operand: None,
-            });
         }
 
-        let stripes: Vec<usize> = keys
-            .iter()
-            .zip(&slots)
-            .zip(&needs_state)
-            .filter(|((_, s), need)| **need || s.ty.is_none())
-            .map(|((k, _), _)| self.locks.stripe(k))
-            .collect();
-        let _guards = self.locks.lock_all(stripes);
-
-        // Under the locks: re-check unknown types, read needed states.
-        let state_cf = self.cf(CF_STATE)?;
-        for (i, key) in keys.iter().enumerate() {
-            if slots[i].ty.is_none() {
-                if let Some(b) = self.db.get_pinned_cf(types_cf, key)? {
-                    slots[i].ty = Some(parse_type(&b)?);
+        // Types: from the cache, else one multi-get (keys whose state is
+        // read learn their type from the state).
+        let types_cf = self.cf(CF_TYPES)?;
+        let mut lookup = Vec::new();
+        for (i, s) in slots.iter_mut().enumerate() {
+            s.ty = self.types.get(s.key);
+            if s.ty.is_none() && !s.needs_state {
+                lookup.push(i);
+            }
+        }
+        if !lookup.is_empty() {
+            let ks: Vec<&[u8]> = lookup.iter().map(|i| slots[*i].key).collect();
+            for (i, r) in lookup
+                .iter()
+                .zip(self.db.batched_multi_get_cf(types_cf, &ks, false))
+            {
+                if let Some(b) = r? {
+                    slots[*i].ty = Some(parse_type(&b)?);
                 }
             }
-            if needs_state[i] {
-                slots[i].state = Some(match self.db.get_pinned_cf(state_cf, key)? {
-                    Some(b) => decode_state(&b)
-                        .map_err(|e| Error::Corruption(format!("stored state: {e}")))?,
-                    None => State::empty(op_type_for(batch, key).unwrap_or(CrdtType::GCounter)),
-                });
+        }
+
+        // Every writer of a key holds the key's stripe, so a
+        // read-modify-write can replace the state with a put. Blind writes
+        // still read nothing.
+        let _guards = self
+            .locks
+            .lock_all(slots.iter().map(|s| self.locks.stripe(s.key)).collect());
+        let state_cf = self.cf(CF_STATE)?;
+        for s in slots.iter_mut() {
+            if s.needs_state {
+                if let Some(b) = self.db.get_pinned_cf(state_cf, s.key)? {
+                    let st = decode_state(&b)
+                        .map_err(|e| Error::Corruption(format!("stored state: {e}")))?;
+                    s.ty = Some(st.crdt_type());
+                    s.state = Some(st);
+                }
+            } else if s.ty.is_none() {
+                if let Some(b) = self.db.get_pinned_cf(types_cf, s.key)? {
+                    s.ty = Some(parse_type(&b)?);
+                }
             }
         }
 
@@ -132,19 +164,14 @@ impl Engine {
                     slot.is_new = true;
                 }
             }
-            if let Some(st) = slot.state.as_mut() {
-                if st.crdt_type() != ty {
-                    *st = State::empty(ty);
-                }
+            if slot.needs_state && slot.state.is_none() {
+                slot.state = Some(State::empty(ty));
             }
             let delta = match incoming {
                 Some(s) => {
                     // Later local operations on this key must see merged input.
                     if let Some(st) = slot.state.as_mut() {
-                        st.try_join(&s).map_err(|m| Error::WrongType {
-                            stored: m.expected,
-                            requested: m.found,
-                        })?;
+                        st.try_join(&s).map_err(mismatch)?;
                     }
                     s
                 }
@@ -166,24 +193,27 @@ impl Engine {
                     d
                 }
             };
-            match slot.operand.as_mut() {
-                None => slot.operand = Some(delta),
-                Some(acc) => acc.try_join(&delta).map_err(|m| Error::WrongType {
-                    stored: m.expected,
-                    requested: m.found,
-                })?,
+            if slot.state.is_none() {
+                match slot.operand.as_mut() {
+                    None => slot.operand = Some(delta),
+                    Some(acc) => acc.try_join(&delta).map_err(mismatch)?,
+                }
             }
         }
 
         let mut wb = rocksdb::WriteBatch::default();
-        for (key, slot) in keys.iter().zip(&slots) {
+        for slot in &slots {
             if slot.is_new {
                 if let Some(ty) = slot.ty {
-                    wb.put_cf(types_cf, key, [ty.tag()]);
+                    wb.put_cf(types_cf, slot.key, [ty.tag()]);
                 }
             }
-            if let Some(operand) = &slot.operand {
-                wb.merge_cf(state_cf, key, encode_state(operand));
+            if let Some(st) = &slot.state {
+                wb.put_cf(state_cf, slot.key, encode_state(st));
+            } else if let Some(raw) = slot.raw {
+                wb.merge_cf(state_cf, slot.key, raw);
+            } else if let Some(operand) = &slot.operand {
+                wb.merge_cf(state_cf, slot.key, encode_state(operand));
             }
         }
         let meta_cf = self.cf(CF_META)?;
@@ -199,8 +229,13 @@ impl Engine {
             return Err(e.into());
         }
         self.vv.lock().merge(&seen);
+        for slot in &slots {
+            if let Some(ty) = slot.ty {
+                self.types.insert(slot.key, ty);
+            }
+        }
         if self.options().anti_entropy {
-            self.tree.mark_dirty(keys.iter().copied());
+            self.tree.mark_dirty(slots.iter().map(|s| s.key));
         }
         if self.tree.over_budget() {
             // Bound the memory of the dirty set. The write itself succeeded;
@@ -344,16 +379,6 @@ impl Engine {
         let value = resolve(&read.siblings).map_err(Error::MergeFunction)?;
         self.mv_write(key, &value, &read.context).map(Some)
     }
-}
-
-/// The type the first operation on `key` in the batch names (for an empty
-/// state before the type is known).
-fn op_type_for(batch: &Batch, key: &[u8]) -> Option<CrdtType> {
-    batch
-        .ops
-        .iter()
-        .find(|(k, _)| k.as_slice() == key)
-        .and_then(|(_, op)| op.crdt_type())
 }
 
 fn parse_type(b: &[u8]) -> Result<CrdtType> {
