@@ -85,28 +85,6 @@ impl ORSet {
     }
 }
 
-/// Join of two dot sets under their contexts: keep a dot both have, or one
-/// that one side has and the other has never seen.
-pub(crate) fn join_dots(
-    a: &BTreeSet<Dot>,
-    a_ctx: &CausalContext,
-    b: &BTreeSet<Dot>,
-    b_ctx: &CausalContext,
-) -> BTreeSet<Dot> {
-    let mut out = BTreeSet::new();
-    for d in a {
-        if b.contains(d) || !b_ctx.contains(d) {
-            out.insert(*d);
-        }
-    }
-    for d in b {
-        if !a_ctx.contains(d) {
-            out.insert(*d);
-        }
-    }
-    out
-}
-
 impl Lattice for ORSet {
     fn join(&mut self, other: &Self) {
         // Entries only here lose the dots `other` has seen (it removed them).
@@ -121,11 +99,15 @@ impl Lattice for ORSet {
         for (k, b) in &other.entries {
             match self.entries.get_mut(k) {
                 Some(a) => {
-                    let joined = join_dots(a, &self.ctx, b, &other.ctx);
-                    if joined.is_empty() {
+                    // Keep dots both have, or that one side never saw.
+                    a.retain(|d| b.contains(d) || !other.ctx.contains(d));
+                    for d in b {
+                        if !self.ctx.contains(d) {
+                            a.insert(*d);
+                        }
+                    }
+                    if a.is_empty() {
                         self.entries.remove(k);
-                    } else {
-                        *a = joined;
                     }
                 }
                 None => {

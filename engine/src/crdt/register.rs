@@ -2,11 +2,10 @@
 //! timestamps, and the multi-value register whose concurrent writes become
 //! siblings tracked by dots (dotted version vectors).
 
-use super::orset::join_dots;
 use super::Lattice;
 use crate::causal::{CausalContext, Dot, ReplicaId, Timestamp};
 use bincode::{Decode, Encode};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// One timestamped write. Writes are totally ordered by
 /// (timestamp, replica, value), so ties are broken by replica id.
@@ -158,12 +157,11 @@ impl MvRegister {
 
 impl Lattice for MvRegister {
     fn join(&mut self, other: &Self) {
-        let a: BTreeSet<Dot> = self.values.keys().copied().collect();
-        let b: BTreeSet<Dot> = other.values.keys().copied().collect();
-        let keep = join_dots(&a, &self.ctx, &b, &other.ctx);
-        self.values.retain(|d, _| keep.contains(d));
+        // Keep a value both have, or one that the other side has never seen.
+        self.values
+            .retain(|d, _| other.values.contains_key(d) || !other.ctx.contains(d));
         for (d, v) in &other.values {
-            if keep.contains(d) && !self.values.contains_key(d) {
+            if !self.ctx.contains(d) && !self.values.contains_key(d) {
                 self.values.insert(*d, v.clone());
             }
         }
