@@ -1,0 +1,102 @@
+"""Converge: a replication storage engine (CRDTs over RocksDB), from Python.
+
+``converge.Engine`` opens a replica store; typed handles (``db.counter(k)``,
+``db.orset(k)``, ``db.mvreg(k)``, ...) run operations and reads; every local
+operation returns its delta, the bytes to ``merge`` into the other replicas.
+Keys and values may be ``bytes``, ``bytearray``, ``memoryview`` or ``str``
+(encoded as UTF-8); everything read back is ``bytes``. Errors are
+``ConvergeError`` subclasses (see ``converge.errors``).
+"""
+
+from ._ffi import lib as _lib
+from .batch import Batch
+from .crdts import (
+    Counter,
+    CrdtHandle,
+    FWWRegister,
+    GSet,
+    LWWRegister,
+    MVRegister,
+    ORSet,
+    PNCounter,
+    TwoPSet,
+)
+from .engine import Engine, KeyIterator
+from .errors import (
+    STATUS_ERRORS,
+    ClosedError,
+    ConvergeError,
+    CorruptInputError,
+    CorruptionError,
+    CounterOverflowError,
+    InvalidArgumentError,
+    KeyTooLargeError,
+    MergeFunctionError,
+    NullPointerError,
+    OtherError,
+    PanicError,
+    PoisonedError,
+    ReplicaMismatchError,
+    StorageError,
+    UnsupportedFormatError,
+    ValueTooLargeError,
+    WrongTypeError,
+)
+from .types import Delta, MVRead, RegisterValue, Root, SetRead, Sibling, Stamp, VerifyReport
+
+#: The version of this package.
+__version__ = "0.1.0"
+
+
+def library_version() -> str:
+    """The version ``cvg_version()`` of the loaded libconverge reports."""
+    return _lib.version
+
+
+def library_path() -> str:
+    """The path of the loaded libconverge (the copy bundled in the package)."""
+    return _lib.path
+
+
+__all__ = [
+    "Batch",
+    "ClosedError",
+    "ConvergeError",
+    "CorruptInputError",
+    "CorruptionError",
+    "Counter",
+    "CounterOverflowError",
+    "CrdtHandle",
+    "Delta",
+    "Engine",
+    "FWWRegister",
+    "GSet",
+    "InvalidArgumentError",
+    "KeyIterator",
+    "KeyTooLargeError",
+    "LWWRegister",
+    "MVRead",
+    "MVRegister",
+    "MergeFunctionError",
+    "NullPointerError",
+    "ORSet",
+    "OtherError",
+    "PNCounter",
+    "PanicError",
+    "PoisonedError",
+    "RegisterValue",
+    "ReplicaMismatchError",
+    "Root",
+    "STATUS_ERRORS",
+    "SetRead",
+    "Sibling",
+    "Stamp",
+    "StorageError",
+    "TwoPSet",
+    "UnsupportedFormatError",
+    "ValueTooLargeError",
+    "VerifyReport",
+    "WrongTypeError",
+    "library_path",
+    "library_version",
+]

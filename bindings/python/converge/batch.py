@@ -1,0 +1,219 @@
+"""``Batch``: operations collected in a C batch and applied atomically.
+
+The C ABI only adds one operation per call (``cvg_batch_*``), so a batch of
+N operations costs N foreign calls. The ``*_many`` methods convert every
+item first (so bad input raises before anything is added) and then add them
+all under one lock acquisition, which is the cheapest path ctypes allows.
+"""
+
+from __future__ import annotations
+
+import threading
+from ctypes import byref, c_void_p, string_at
+from typing import Any, Iterable, Optional
+
+from ._ffi import Slice, lib
+from ._handle import BytesLike, ManagedHandle, as_bytes, as_i64, as_u64
+from .engine import Engine
+from .errors import error
+from .types import Delta
+
+_batch_increment = lib.cvg_batch_increment
+_batch_pn_add = lib.cvg_batch_pn_add
+_batch_merge = lib.cvg_batch_merge
+_deltas_get = lib.cvg_deltas_get
+
+
+class Batch(ManagedHandle):
+    """An ordered list of operations, written all or nothing by ``commit()``;
+    later operations on a key see earlier ones. Keeps its engine alive.
+
+    ``with db.batch() as b: b.increment(k, 1); ...`` commits on a normal exit
+    (the deltas are then in ``b.deltas``) and discards the batch if the block
+    raises. Adding is serialized by a lock; one thread at a time should
+    build a given batch.
+    """
+
+    def __init__(self, db: Engine, *, deltas: bool = True) -> None:
+        self._db = db
+        self._want_deltas = deltas
+        self._lock = threading.Lock()
+        #: The deltas of the last ``commit()`` (empty with ``deltas=False``).
+        self.deltas: list[Delta] = []
+        super().__init__(lib.cvg_batch_new(), lib.cvg_batch_free)
+
+    def close(self) -> None:
+        """Free the batch without writing it. A second call does nothing."""
+        with self._lock:
+            super().close()
+
+    def __enter__(self) -> "Batch":
+        self._handle()
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: object) -> None:
+        try:
+            if exc_type is None:
+                self.commit()
+        finally:
+            self.close()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return lib.cvg_batch_len(self._handle())
+
+    def _add(self, fn: Any, key: BytesLike, *args: Any) -> None:
+        k = as_bytes(key, "key")
+        with self._lock:
+            rc = fn(self._handle(), k, len(k), *args)
+        if rc:
+            raise error(rc)
+
+    # -- operations -----------------------------------------------------------
+
+    def increment(self, key: BytesLike, n: int = 1) -> None:
+        """G-Counter: add ``n`` (0..2**64-1) to ``key``."""
+        self._add(_batch_increment, key, as_u64(n))
+
+    def pn_add(self, key: BytesLike, n: int) -> None:
+        """PN-Counter: add ``n`` (negative subtracts) to ``key``."""
+        self._add(_batch_pn_add, key, as_i64(n))
+
+    def gset_add(self, key: BytesLike, elem: BytesLike) -> None:
+        """G-Set: add ``elem`` to ``key``."""
+        e = as_bytes(elem, "elem")
+        self._add(lib.cvg_batch_gset_add, key, e, len(e))
+
+    def twop_add(self, key: BytesLike, elem: BytesLike) -> None:
+        """2P-Set: add ``elem`` to ``key``."""
+        e = as_bytes(elem, "elem")
+        self._add(lib.cvg_batch_twop_add, key, e, len(e))
+
+    def twop_remove(self, key: BytesLike, elem: BytesLike) -> None:
+        """2P-Set: remove ``elem`` from ``key`` forever."""
+        e = as_bytes(elem, "elem")
+        self._add(lib.cvg_batch_twop_remove, key, e, len(e))
+
+    def orset_add(self, key: BytesLike, elem: BytesLike) -> None:
+        """OR-Set: add ``elem`` to ``key``."""
+        e = as_bytes(elem, "elem")
+        self._add(lib.cvg_batch_orset_add, key, e, len(e))
+
+    def orset_remove(
+        self, key: BytesLike, elem: BytesLike, context: Optional[BytesLike] = None
+    ) -> None:
+        """OR-Set: remove ``elem``: every add observed when the batch is
+        applied, or only those within ``context`` (from a set read)."""
+        e = as_bytes(elem, "elem")
+        if context is None:
+            self._add(lib.cvg_batch_orset_remove, key, e, len(e))
+        else:
+            c = as_bytes(context, "context")
+            self._add(lib.cvg_batch_orset_remove_observed, key, e, len(e), c, len(c))
+
+    def lww_set(self, key: BytesLike, value: BytesLike) -> None:
+        """LWW register: write ``value`` to ``key``."""
+        v = as_bytes(value)
+        self._add(lib.cvg_batch_lww_set, key, v, len(v))
+
+    def fww_set(self, key: BytesLike, value: BytesLike) -> None:
+        """FWW register: write ``value`` to ``key``."""
+        v = as_bytes(value)
+        self._add(lib.cvg_batch_fww_set, key, v, len(v))
+
+    def mv_write(
+        self, key: BytesLike, value: BytesLike, context: Optional[BytesLike] = None
+    ) -> None:
+        """MV register: write ``value`` to ``key`` based on ``context`` (from
+        an MV read; none: a blind write)."""
+        v = as_bytes(value)
+        c = b"" if context is None else as_bytes(context, "context")
+        self._add(lib.cvg_batch_mv_write, key, v, len(v), c, len(c))
+
+    def merge(self, key: BytesLike, data: BytesLike) -> None:
+        """Join a peer's delta or state ``data`` into ``key``; bytes that do
+        not decode make ``commit()`` raise ``CorruptInputError``."""
+        d = as_bytes(data, "data")
+        self._add(_batch_merge, key, d, len(d))
+
+    # -- bulk forms -----------------------------------------------------------
+
+    def increment_many(self, items: Iterable[tuple[BytesLike, int]]) -> None:
+        """Add a G-Counter increment for every ``(key, n)`` pair."""
+        ops = [(as_bytes(k, "key"), as_u64(n)) for k, n in items]
+        self._add_all(_batch_increment, ops)
+
+    def pn_add_many(self, items: Iterable[tuple[BytesLike, int]]) -> None:
+        """Add a PN-Counter addition for every ``(key, n)`` pair."""
+        ops = [(as_bytes(k, "key"), as_i64(n)) for k, n in items]
+        self._add_all(_batch_pn_add, ops)
+
+    def merge_many(self, items: Iterable[tuple[BytesLike, BytesLike]]) -> None:
+        """Add a merge for every ``(key, data)`` pair (for example the
+        ``Delta`` list another replica's ``commit()`` returned)."""
+        ops = [(as_bytes(k, "key"), as_bytes(d, "data")) for k, d in items]
+        with self._lock:
+            ptr = self._handle()
+            for k, d in ops:
+                rc = _batch_merge(ptr, k, len(k), d, len(d))
+                if rc:
+                    raise error(rc)
+
+    def _add_all(self, fn: Any, ops: list[tuple[bytes, int]]) -> None:
+        with self._lock:
+            ptr = self._handle()
+            for k, n in ops:
+                rc = fn(ptr, k, len(k), n)
+                if rc:
+                    raise error(rc)
+
+    # -- writing --------------------------------------------------------------
+
+    def clear(self) -> None:
+        """Remove every operation."""
+        with self._lock:
+            rc = lib.cvg_batch_clear(self._handle())
+        if rc:
+            raise error(rc)
+
+    def commit(self) -> list[Delta]:
+        """Apply every operation atomically (all or none), then empty the
+        batch for reuse. Returns the deltas of the local operations in batch
+        order (merges produce none); also kept in ``self.deltas``."""
+        db = self._db
+        out = c_void_p()
+        with self._lock:
+            bptr = self._handle()
+            ptr = db._enter()
+            try:
+                rc = lib.cvg_engine_write(ptr, bptr, byref(out) if self._want_deltas else None)
+            finally:
+                db._inflight.pop()
+            if rc:
+                raise error(rc)
+            deltas = _read_deltas(out.value) if self._want_deltas else []
+            lib.cvg_batch_clear(bptr)
+        self.deltas = deltas
+        return deltas
+
+
+def _read_deltas(handle: Optional[int]) -> list[Delta]:
+    """Copy a ``cvg_deltas_t`` into ``Delta`` tuples and free it."""
+    try:
+        k, d = Slice(), Slice()
+        kref, dref = byref(k), byref(d)
+        out = []
+        append = out.append
+        for i in range(lib.cvg_deltas_len(handle)):
+            rc = _deltas_get(handle, i, kref, dref)
+            if rc:
+                raise error(rc)
+            append(
+                Delta(
+                    string_at(k.ptr, k.len) if k.len else b"",
+                    string_at(d.ptr, d.len) if d.len else b"",
+                )
+            )
+        return out
+    finally:
+        lib.cvg_deltas_free(handle)

@@ -1,0 +1,392 @@
+"""``Engine``: an open replica store, and ``KeyIterator`` over its keys.
+
+The C engine handle may be used by any number of threads at once, but
+``cvg_engine_close`` needs exclusive access. Every call therefore registers
+itself in ``Engine._inflight`` (a list: ``append``/``pop`` are atomic under
+the GIL, and cheaper than a lock) before it reads the pointer, and
+``close()`` clears the pointer first, then waits for the calls in flight to
+return, so no call can run on a freed handle.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import time
+import uuid
+import weakref
+from ctypes import byref, c_bool, c_size_t, c_uint8, c_uint64, c_void_p, string_at
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
+
+from . import _ffi
+from ._ffi import Bytes, RootStruct, Slice, lib
+from ._handle import BytesLike, ManagedHandle, as_bytes
+from .errors import ClosedError, InvalidArgumentError, error
+from .types import Root, VerifyReport
+
+if TYPE_CHECKING:
+    from .batch import Batch
+    from .crdts import (
+        Counter,
+        FWWRegister,
+        GSet,
+        LWWRegister,
+        MVRegister,
+        ORSet,
+        PNCounter,
+        TwoPSet,
+    )
+
+_bytes_free = lib.cvg_bytes_free
+_engine_close = lib.cvg_engine_close
+_iter_next = lib.cvg_iter_next
+_iter_free = lib.cvg_iter_free
+
+#: ``CVG_CRDT_*`` number -> the library's name for it (``None`` for NONE).
+TYPE_NAMES: dict[int, Optional[str]] = {
+    n: (None if n == 0 else lib.cvg_crdt_type_name(n).decode("ascii"))
+    for n in _ffi.CRDT_TYPES.values()
+}
+
+
+def take_bytes(out: Bytes) -> bytes:
+    """Copy a library-owned ``cvg_bytes_t`` into ``bytes`` and free it."""
+    n = out.len
+    if not n:
+        return b""
+    data = string_at(out.ptr, n)
+    _bytes_free(byref(out))
+    return data
+
+
+def _close_quietly(ptr: int) -> None:
+    """Finalizer: close an engine nobody closed (its status is lost)."""
+    _engine_close(ptr)
+
+
+def _open_options(replica_id: Any, durability: str, settings: dict[str, Any]) -> int:
+    """A new ``cvg_options_t`` with the given settings (caller frees it)."""
+    if durability not in _ffi.DURABILITY:
+        raise InvalidArgumentError(
+            f"durability must be one of {sorted(_ffi.DURABILITY)}, got {durability!r}"
+        )
+    opts = lib.cvg_options_new()
+    try:
+        calls: list[tuple[Any, tuple[Any, ...]]] = [
+            (lib.cvg_options_set_durability, (_ffi.DURABILITY[durability],))
+        ]
+        if replica_id is not None:
+            if isinstance(replica_id, uuid.UUID):
+                rid = replica_id.bytes
+            elif isinstance(replica_id, (bytes, bytearray, memoryview)):
+                rid = bytes(replica_id)
+            else:
+                raise TypeError("replica_id must be 16 bytes or a uuid.UUID")
+            calls.append((lib.cvg_options_set_replica_id, (rid, len(rid))))
+        for name, value in settings.items():
+            if value is not None:
+                calls.append((getattr(lib, f"cvg_options_set_{name}"), (value,)))
+        for fn, args in calls:
+            try:
+                rc = fn(opts, *args)
+            except ctypes.ArgumentError as e:
+                raise TypeError(f"{fn.__name__}: {e}") from None
+            if rc:
+                raise error(rc)
+    except BaseException:
+        lib.cvg_options_free(opts)
+        raise
+    return opts
+
+
+class Engine(ManagedHandle):
+    """An open replica store (a RocksDB directory).
+
+    ``with converge.Engine(path, replica_id=..., durability="buffered") as db:``
+    opens or creates the store and closes it on exit. One engine may be
+    shared by any number of threads. Keys and values may be ``bytes``,
+    ``bytearray``, ``memoryview`` or ``str`` (encoded as UTF-8); everything
+    read back is ``bytes``. Local operations return their delta: the bytes
+    to pass to ``merge(key, delta)`` on the other replicas.
+
+    Options (``None`` keeps the engine's default): ``replica_id`` (16 bytes
+    or a ``uuid.UUID``; default: the stored one, generated at first open),
+    ``durability`` (``"sync"``, ``"buffered"`` or ``"none"``),
+    ``create_if_missing``, ``block_cache_bytes``, ``write_buffer_bytes``,
+    ``background_jobs``, ``compression``, ``bloom_bits_per_key``,
+    ``lock_stripes``.
+    """
+
+    def __init__(
+        self,
+        path: Union[str, bytes, "os.PathLike[Any]"],
+        *,
+        replica_id: Union[bytes, bytearray, memoryview, uuid.UUID, None] = None,
+        durability: str = "buffered",
+        create_if_missing: Optional[bool] = None,
+        block_cache_bytes: Optional[int] = None,
+        write_buffer_bytes: Optional[int] = None,
+        background_jobs: Optional[int] = None,
+        compression: Optional[bool] = None,
+        bloom_bits_per_key: Optional[float] = None,
+        lock_stripes: Optional[int] = None,
+    ) -> None:
+        self._inflight: list[None] = []
+        self._resolving: list[int] = []
+        self._iters: "weakref.WeakSet[KeyIterator]" = weakref.WeakSet()
+        self._close_lock = threading.Lock()
+        self._ptr = None
+        raw_path = os.fsencode(os.fspath(path))
+        if b"\0" in raw_path:
+            raise InvalidArgumentError("path contains a NUL byte")
+        settings = {
+            "create_if_missing": create_if_missing,
+            "block_cache_bytes": block_cache_bytes,
+            "write_buffer_bytes": write_buffer_bytes,
+            "background_jobs": background_jobs,
+            "compression": compression,
+            "bloom_bits_per_key": bloom_bits_per_key,
+            "lock_stripes": lock_stripes,
+        }
+        opts = _open_options(replica_id, durability, settings)
+        out = c_void_p()
+        try:
+            rc = lib.cvg_engine_open(raw_path, opts, byref(out))
+            if rc:
+                raise error(rc)
+        finally:
+            lib.cvg_options_free(opts)
+        super().__init__(out.value, _close_quietly)  # type: ignore[arg-type]
+        self.path = os.fsdecode(raw_path)
+        rid = (c_uint8 * 16)()
+        self._call(lib.cvg_engine_replica_id, rid)
+        self._replica_id = bytes(rid)
+
+    # -- the in-flight guard -------------------------------------------------
+
+    def _enter(self) -> int:
+        """Register a call in flight and return the live pointer."""
+        self._inflight.append(None)
+        ptr = self._ptr
+        if ptr is None:
+            self._inflight.pop()
+            raise ClosedError("Engine is closed")
+        return ptr
+
+    def _call(self, fn: Any, *args: Any) -> None:
+        """Call ``fn(engine, *args)`` inside the guard; raise on failure."""
+        ptr = self._enter()
+        try:
+            rc = fn(ptr, *args)
+        finally:
+            self._inflight.pop()
+        if rc:
+            raise error(rc)
+
+    def close(self) -> None:
+        """Close the store: wait for calls in flight on other threads, close
+        the key iterators still open, persist the anti-entropy tree. A
+        second call does nothing. Raises ``PoisonedError`` if an earlier
+        write failed (the data is recovered at the next open)."""
+        if threading.get_ident() in self._resolving:
+            raise InvalidArgumentError("an engine cannot be closed from inside a merge function")
+        with self._close_lock:
+            ptr = self._ptr
+            if ptr is None:
+                return
+            self._ptr = None
+            while self._inflight:
+                time.sleep(0.0005)
+            for it in list(self._iters):
+                it.close()
+            self._finalizer.detach()
+            rc = _engine_close(ptr)
+            if rc:
+                raise error(rc)
+
+    def __enter__(self) -> "Engine":
+        self._handle()
+        return self
+
+    def __repr__(self) -> str:
+        state = "closed" if self._ptr is None else "open"
+        return f"<converge.Engine {self.path!r} {state}>"
+
+    # -- identity and metadata ----------------------------------------------
+
+    @property
+    def replica_id(self) -> bytes:
+        """This replica's 16-byte id."""
+        return self._replica_id
+
+    def version_vector(self) -> bytes:
+        """The encoded version vector: what this replica has seen of every
+        replica."""
+        out = Bytes()
+        self._call(lib.cvg_engine_version_vector, byref(out))
+        return take_bytes(out)
+
+    def key_type(self, key: BytesLike) -> Optional[str]:
+        """The CRDT type name of ``key`` (``"gcounter"``, ``"orset"``, ...),
+        ``None`` if it was never written."""
+        k = as_bytes(key, "key")
+        out = c_uint8()
+        self._call(lib.cvg_engine_key_type, k, len(k), byref(out))
+        return TYPE_NAMES.get(out.value, f"unknown-{out.value}")
+
+    def state_bytes(self, key: BytesLike) -> Optional[bytes]:
+        """The encoded full state of ``key`` (for ``merge`` on a peer),
+        ``None`` if it was never written."""
+        k = as_bytes(key, "key")
+        found, out = c_bool(), Bytes()
+        self._call(lib.cvg_engine_state_bytes, k, len(k), byref(found), byref(out))
+        data = take_bytes(out)
+        return data if found.value else None
+
+    def merge(self, key: BytesLike, data: BytesLike) -> None:
+        """Join a peer's delta or full state ``data`` into ``key``.
+        Idempotent and order-insensitive. ``CorruptInputError`` if the bytes
+        do not decode, ``WrongTypeError`` if they are of another type than
+        the key holds; nothing is written then."""
+        k, d = as_bytes(key, "key"), as_bytes(data, "data")
+        self._call(lib.cvg_engine_merge, k, len(k), d, len(d))
+
+    # -- anti-entropy and maintenance ---------------------------------------
+
+    def settle(self) -> int:
+        """Fold the keys written since the last settle into the
+        anti-entropy tree; returns how many were folded."""
+        out = c_size_t()
+        self._call(lib.cvg_engine_settle, byref(out))
+        return out.value
+
+    def root(self) -> Root:
+        """The anti-entropy tree's root (settles first): equal roots mean
+        equal data."""
+        out = RootStruct()
+        self._call(lib.cvg_engine_root, byref(out))
+        return Root(bytes(out.hash), out.count)
+
+    def verify(self) -> VerifyReport:
+        """Recompute the anti-entropy tree and compare it with the
+        maintained one."""
+        ok, keys = c_bool(), c_uint64()
+        self._call(lib.cvg_engine_verify, byref(ok), byref(keys))
+        return VerifyReport(ok.value, keys.value)
+
+    def flush(self) -> None:
+        """Flush memtables to table files (a checkpoint)."""
+        self._call(lib.cvg_engine_flush)
+
+    def sync_wal(self) -> None:
+        """Fsync the log: earlier buffered writes survive power loss."""
+        self._call(lib.cvg_engine_sync_wal)
+
+    # -- children -------------------------------------------------------------
+
+    def keys(self, prefix: BytesLike = b"") -> "KeyIterator":
+        """An iterator of ``(key, type name)`` over the keys starting with
+        ``prefix``, in byte order, over a snapshot taken now."""
+        return KeyIterator(self, as_bytes(prefix, "prefix"))
+
+    def batch(self, *, deltas: bool = True) -> "Batch":
+        """A new atomic batch. ``with db.batch() as b:`` commits it on a
+        normal exit (``b.deltas`` then holds the deltas) and discards it on
+        an exception. ``deltas=False`` skips encoding the deltas."""
+        from .batch import Batch
+
+        return Batch(self, deltas=deltas)
+
+    def counter(self, key: BytesLike) -> "Counter":
+        """The G-Counter at ``key``."""
+        from .crdts import Counter
+
+        return Counter(self, key)
+
+    def pncounter(self, key: BytesLike) -> "PNCounter":
+        """The PN-Counter at ``key``."""
+        from .crdts import PNCounter
+
+        return PNCounter(self, key)
+
+    def gset(self, key: BytesLike) -> "GSet":
+        """The G-Set at ``key``."""
+        from .crdts import GSet
+
+        return GSet(self, key)
+
+    def twopset(self, key: BytesLike) -> "TwoPSet":
+        """The 2P-Set at ``key``."""
+        from .crdts import TwoPSet
+
+        return TwoPSet(self, key)
+
+    def orset(self, key: BytesLike) -> "ORSet":
+        """The OR-Set (add wins) at ``key``."""
+        from .crdts import ORSet
+
+        return ORSet(self, key)
+
+    def lww(self, key: BytesLike) -> "LWWRegister":
+        """The last-writer-wins register at ``key``."""
+        from .crdts import LWWRegister
+
+        return LWWRegister(self, key)
+
+    def fww(self, key: BytesLike) -> "FWWRegister":
+        """The first-writer-wins register at ``key``."""
+        from .crdts import FWWRegister
+
+        return FWWRegister(self, key)
+
+    def mvreg(self, key: BytesLike) -> "MVRegister":
+        """The multi-value register at ``key``."""
+        from .crdts import MVRegister
+
+        return MVRegister(self, key)
+
+
+class KeyIterator(ManagedHandle):
+    """Iterates ``(key, type name)`` pairs over a snapshot of an engine's
+    keys. Closed by ``close()``, by ``with``, when exhausted, or by the
+    engine's ``close()``; keeps its engine alive. One thread at a time
+    advances it (a lock enforces that)."""
+
+    def __init__(self, db: Engine, prefix: bytes) -> None:
+        self._db = db
+        self._lock = threading.Lock()
+        self._exhausted = False
+        out = c_void_p()
+        db._call(lib.cvg_engine_keys, prefix, len(prefix), byref(out))
+        super().__init__(out.value, _iter_free)  # type: ignore[arg-type]
+        db._iters.add(self)
+
+    def close(self) -> None:
+        """Free the C iterator (waits for a ``next`` running on another
+        thread). A second call does nothing."""
+        with self._lock:
+            super().close()
+
+    def __iter__(self) -> Iterator[tuple[bytes, str]]:
+        return self
+
+    def __enter__(self) -> "KeyIterator":
+        self._handle()
+        return self
+
+    def __next__(self) -> tuple[bytes, str]:
+        with self._lock:
+            if self._exhausted:
+                raise StopIteration
+            ptr = self._handle()
+            has, key, ty = c_bool(), Slice(), c_uint8()
+            rc = _iter_next(ptr, byref(has), byref(key), byref(ty))
+            if rc:
+                raise error(rc)
+            if not has.value:
+                self._exhausted = True
+                self._release()
+                raise StopIteration
+            k = string_at(key.ptr, key.len) if key.len else b""
+            return k, TYPE_NAMES.get(ty.value) or f"unknown-{ty.value}"

@@ -1,0 +1,168 @@
+"""The exception hierarchy, built from one table of C status codes.
+
+Every failing ``cvg_`` call raises the class ``STATUS_ERRORS`` maps its
+``cvg_status_t`` to, with the message ``cvg_last_error_message`` gives for
+the calling thread, read right after the failing call. Wrong Python types
+(an ``int`` where bytes are expected) raise the builtin ``TypeError``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+from ._ffi import lib
+
+
+class ConvergeError(Exception):
+    """Base class of every error the package raises for the engine.
+
+    ``status`` is the C status number (``None`` for errors that come from the
+    bindings themselves, such as ``ClosedError``) and ``message`` the
+    library's text.
+    """
+
+    #: The ``cvg_status_t`` name this class stands for (``None``: no status).
+    c_name: str | None = None
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class ClosedError(ConvergeError):
+    """The engine, batch or iterator was closed before this use."""
+
+
+class InvalidArgumentError(ConvergeError, ValueError):
+    """An argument is out of its documented range."""
+
+    c_name = "CVG_STATUS_INVALID_ARGUMENT"
+
+
+class NullPointerError(ConvergeError):
+    """A required pointer was NULL: a bug in the bindings, never user input."""
+
+    c_name = "CVG_STATUS_NULL_POINTER"
+
+
+class WrongTypeError(ConvergeError):
+    """The key already holds another CRDT type than the operation is for."""
+
+    c_name = "CVG_STATUS_WRONG_TYPE"
+
+
+class KeyTooLargeError(ConvergeError, ValueError):
+    """The key is longer than the engine's limit (64 KiB)."""
+
+    c_name = "CVG_STATUS_KEY_TOO_LARGE"
+
+
+class ValueTooLargeError(ConvergeError, ValueError):
+    """A value or set element is longer than the engine's limit (16 MiB)."""
+
+    c_name = "CVG_STATUS_VALUE_TOO_LARGE"
+
+
+class CorruptInputError(ConvergeError, ValueError):
+    """Bytes given to the engine (a delta, a state, a context) do not decode."""
+
+    c_name = "CVG_STATUS_CORRUPT_INPUT"
+
+
+class CorruptionError(ConvergeError):
+    """Data persisted in the store is damaged."""
+
+    c_name = "CVG_STATUS_CORRUPTION"
+
+
+class StorageError(ConvergeError):
+    """RocksDB reported an error (I/O, a store opened by another engine, ...)."""
+
+    c_name = "CVG_STATUS_STORAGE"
+
+
+class PoisonedError(ConvergeError):
+    """An earlier write failed: no more writes until the engine is reopened."""
+
+    c_name = "CVG_STATUS_POISONED"
+
+
+class ReplicaMismatchError(ConvergeError):
+    """The replica id given at open differs from the one stored."""
+
+    c_name = "CVG_STATUS_REPLICA_MISMATCH"
+
+
+class UnsupportedFormatError(ConvergeError):
+    """The store was written by a format version this build does not read."""
+
+    c_name = "CVG_STATUS_UNSUPPORTED_FORMAT"
+
+
+class CounterOverflowError(ConvergeError, ArithmeticError):
+    """A counter would overflow (not the builtin ``OverflowError``)."""
+
+    c_name = "CVG_STATUS_OVERFLOW"
+
+
+class MergeFunctionError(ConvergeError):
+    """The merge function given to ``MVRegister.resolve`` failed; nothing was
+    written. An exception it raised is chained as ``__cause__``."""
+
+    c_name = "CVG_STATUS_MERGE_FUNCTION"
+
+
+class PanicError(ConvergeError):
+    """A bug in the library: Rust code panicked (caught at the boundary)."""
+
+    c_name = "CVG_STATUS_PANIC"
+
+
+class OtherError(ConvergeError):
+    """An engine error newer than this version of the C ABI."""
+
+    c_name = "CVG_STATUS_OTHER"
+
+
+#: The one table: C status number -> exception class.
+STATUS_ERRORS: dict[int, type[ConvergeError]] = {
+    1: InvalidArgumentError,
+    2: NullPointerError,
+    3: WrongTypeError,
+    4: KeyTooLargeError,
+    5: ValueTooLargeError,
+    6: CorruptInputError,
+    7: CorruptionError,
+    8: StorageError,
+    9: PoisonedError,
+    10: ReplicaMismatchError,
+    11: UnsupportedFormatError,
+    12: CounterOverflowError,
+    13: MergeFunctionError,
+    14: PanicError,
+    15: OtherError,
+}
+
+_last_error_message = lib.cvg_last_error_message
+_status_name = lib.cvg_status_name
+
+
+def last_error_message() -> str:
+    """The calling thread's message for its last failed ``cvg_`` call."""
+    n = _last_error_message(None, 0)
+    if n == 0:
+        return ""
+    buf = ctypes.create_string_buffer(n + 1)
+    _last_error_message(buf, n + 1)
+    return buf.value.decode("utf-8", errors="replace")
+
+
+def error(status: int) -> ConvergeError:
+    """The exception for a failed call's ``status``. Call it right after the
+    failing call, on the same thread, before any other ``cvg_`` call."""
+    message = last_error_message()
+    cls = STATUS_ERRORS.get(status, ConvergeError)
+    if not message:
+        message = _status_name(status).decode("ascii")
+    return cls(message, status)
