@@ -1323,6 +1323,9 @@ void cvg_siblings_free(struct cvg_siblings_t *siblings);
  * `_free` functions, `cvg_*_new`) and this one leave it alone, so a caller
  * may name the status and free its objects before reading the message.
  * Thread-safe.
+ *
+ * # Safety
+ * `buf` is NULL or points to `len` writable bytes.
  */
 size_t cvg_last_error_message(char *buf, size_t len);
 

@@ -205,6 +205,9 @@ pub(crate) use ffi_boundary;
 /// `_free` functions, `cvg_*_new`) and this one leave it alone, so a caller
 /// may name the status and free its objects before reading the message.
 /// Thread-safe.
+///
+/// # Safety
+/// `buf` is NULL or points to `len` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn cvg_last_error_message(buf: *mut c_char, len: usize) -> usize {
     // Not wrapped in ffi_boundary!: it must not clear the message it reads.
