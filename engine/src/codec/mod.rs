@@ -312,6 +312,14 @@ mod tests {
         let mut bytes = vec![FORMAT_VERSION, KIND_STATE];
         bytes.extend(body);
         assert_eq!(decode_item(&seal(bytes)), Err(CodecError::NotCanonical));
+        // Entries out of replica order.
+        let mut body = Vec::new();
+        for v in [0u128, 2, 7, 1, 5, 1] {
+            bincode::encode_into_std_write(v, &mut body, config()).unwrap();
+        }
+        let mut bytes = vec![FORMAT_VERSION, KIND_STATE];
+        bytes.extend(body);
+        assert_eq!(decode_item(&seal(bytes)), Err(CodecError::NotCanonical));
     }
 }
 
