@@ -1,0 +1,158 @@
+"""Failures map to the right exception class, carry the library's message,
+and change nothing."""
+
+from __future__ import annotations
+
+import ctypes
+
+import pytest
+
+import converge
+from converge import Engine, errors
+
+KEY_LIMIT = 64 * 1024
+VALUE_LIMIT = 16 * 1024 * 1024
+
+
+def test_the_table_covers_every_status_with_distinct_classes() -> None:
+    classes = list(converge.STATUS_ERRORS.values())
+    assert sorted(converge.STATUS_ERRORS) == list(range(1, 16))
+    assert len(set(classes)) == len(classes)
+    for code, cls in converge.STATUS_ERRORS.items():
+        assert issubclass(cls, converge.ConvergeError)
+        err = errors.error(code)
+        assert type(err) is cls and err.status == code
+    assert issubclass(converge.ClosedError, converge.ConvergeError)
+    assert not issubclass(converge.CounterOverflowError, OverflowError)
+    unknown = errors.error(999)
+    assert type(unknown) is converge.ConvergeError and unknown.status == 999
+
+
+def test_wrong_type_raises_with_the_library_message_and_changes_nothing(db: Engine) -> None:
+    db.gset("g").add("x")
+    before = db.state_bytes("g")
+    for op in (
+        lambda: db.counter("g").increment(),
+        lambda: db.counter("g").value(),
+        lambda: db.orset("g").add("y"),
+        lambda: db.lww("g").set("v"),
+        lambda: db.mvreg("g").read(),
+        lambda: db.pncounter("g").add(1),
+    ):
+        with pytest.raises(converge.WrongTypeError) as e:
+            op()
+        assert e.value.status == 3
+        assert "gset" in str(e.value) and e.value.message == str(e.value)
+    assert db.state_bytes("g") == before
+    with pytest.raises(converge.WrongTypeError):
+        db.merge("g", db.counter("c").increment())
+
+
+def test_size_limits(db: Engine) -> None:
+    with pytest.raises(converge.KeyTooLargeError) as e:
+        db.counter(b"k" * (KEY_LIMIT + 1)).increment()
+    assert isinstance(e.value, ValueError)
+    db.counter(b"k" * KEY_LIMIT).increment()
+    with pytest.raises(converge.ValueTooLargeError):
+        db.lww("v").set(bytes(VALUE_LIMIT + 1))
+    assert db.key_type("v") is None
+    batch = db.batch()
+    batch.gset_add(b"k" * (KEY_LIMIT + 1), "x")
+    with pytest.raises(converge.KeyTooLargeError):
+        batch.commit()
+    batch.close()
+
+
+def test_corrupt_input(db: Engine) -> None:
+    good = db.orset("s").add("x")
+    for bad in (b"", b"\x00", good[:-1], good[:-1] + bytes([good[-1] ^ 1]), b"\xff" * 40):
+        with pytest.raises(converge.CorruptInputError):
+            db.merge("s", bad)
+    with pytest.raises(converge.CorruptInputError):
+        db.orset("s").remove("x", context=b"junk")
+    with pytest.raises(converge.CorruptInputError):
+        db.mvreg("m").write("v", context=b"junk")
+    batch = db.batch()
+    with pytest.raises(converge.CorruptInputError):
+        batch.mv_write("m", "v", context=b"junk")
+    with pytest.raises(converge.CorruptInputError):
+        batch.orset_remove("s", "x", context=b"junk")
+    assert len(batch) == 0
+    batch.close()
+    assert db.orset("s").members() == [b"x"] and db.key_type("m") is None
+
+
+def test_invalid_arguments(tmp_path, db: Engine) -> None:
+    with pytest.raises(converge.InvalidArgumentError):
+        Engine(tmp_path / "a", replica_id=b"short")
+    with pytest.raises(converge.InvalidArgumentError):
+        Engine(tmp_path / "b", durability="eventually")
+    with pytest.raises(converge.InvalidArgumentError):
+        Engine(tmp_path / "c", background_jobs=0)
+    with pytest.raises(converge.InvalidArgumentError):
+        Engine(tmp_path / "d", bloom_bits_per_key=float("nan"))
+    with pytest.raises(converge.InvalidArgumentError):
+        Engine(str(tmp_path / "e") + "\0x")
+    with pytest.raises(converge.InvalidArgumentError):
+        db.counter("c").increment(-1)
+    with pytest.raises(converge.InvalidArgumentError):
+        db.counter("c").increment(2**64)
+    with pytest.raises(converge.InvalidArgumentError):
+        db.pncounter("p").add(2**63)
+    assert db.key_type("c") is None and db.key_type("p") is None
+
+
+def test_wrong_python_types_raise_type_error(db: Engine, tmp_path) -> None:
+    with pytest.raises(TypeError):
+        db.counter(5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        db.counter("c").increment(1.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        db.orset("s").add(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        Engine(tmp_path / "x", replica_id="not-bytes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        Engine(tmp_path / "y", background_jobs="two")  # type: ignore[arg-type]
+    with pytest.raises(UnicodeEncodeError):
+        db.counter("\udc80").increment()
+    assert list(db.keys()) == []
+
+
+def test_a_store_opened_twice_is_a_storage_error(tmp_path) -> None:
+    with Engine(tmp_path / "s"):
+        with pytest.raises(converge.StorageError) as e:
+            Engine(tmp_path / "s")
+        assert e.value.message
+
+
+def test_merge_function_failures(db: Engine) -> None:
+    m = db.mvreg("m")
+    m.write("a")
+    m.write("b")
+    before = db.state_bytes("m")
+
+    def boom(siblings):
+        raise KeyError("boom")
+
+    with pytest.raises(converge.MergeFunctionError) as e:
+        m.resolve(boom)
+    assert isinstance(e.value.__cause__, KeyError) and e.value.status == 13
+    with pytest.raises(converge.MergeFunctionError) as e:
+        m.resolve(lambda s: 42)  # type: ignore[arg-type,return-value]
+    assert isinstance(e.value.__cause__, TypeError)
+    with pytest.raises(converge.ValueTooLargeError):
+        m.resolve(lambda s: bytes(VALUE_LIMIT + 1))
+    assert db.state_bytes("m") == before
+
+
+def test_the_message_belongs_to_the_failing_call(db: Engine) -> None:
+    with pytest.raises(converge.CorruptInputError) as e:
+        db.merge("x", b"\x07")
+    message = e.value.message
+    assert "encoding" in message
+    db.counter("ok").increment()  # a success clears the thread's message
+    assert errors.last_error_message() == ""
+    buf = ctypes.create_string_buffer(4)
+    with pytest.raises(converge.CorruptInputError):
+        db.merge("x", b"\x07")
+    assert converge._ffi.lib.cvg_last_error_message(buf, 4) == len(message.encode())
