@@ -190,6 +190,9 @@ impl Tree {
             keys.extend(std::mem::take(&mut *shard.lock()));
         }
         self.dirty_len.fetch_sub(keys.len(), Ordering::Relaxed);
+        // Key order makes the state lookups walk the memtable and SSTs in
+        // order (much better locality than hash order).
+        keys.sort_unstable();
         let n = keys.len();
         for (i, chunk) in keys.chunks(4096).enumerate() {
             if let Err(e) = fold_chunk(db, &mut levels, chunk) {
@@ -340,16 +343,29 @@ impl Tree {
 fn fold_chunk(db: &DB, levels: &mut Levels, chunk: &[Vec<u8>]) -> Result<()> {
     let state = cf(db, CF_STATE)?;
     let aae_keys = cf(db, CF_AAE_KEYS)?;
-    let hashed: Vec<(u64, Vec<u8>)> = chunk
+    // `chunk` is in key order (for the state lookups); the index is read
+    // and written in key-hash order.
+    let news: Vec<u128> = db
+        .batched_multi_get_cf(state, chunk, true)
+        .into_iter()
+        .zip(chunk)
+        .map(|(st, key)| Ok(st?.map(|b| entry_hash(key, &b)).unwrap_or(0)))
+        .collect::<Result<_>>()?;
+    let mut order: Vec<(u64, usize)> = chunk
         .iter()
-        .map(|k| (key_hash(k), aae_key(key_hash(k), k)))
+        .enumerate()
+        .map(|(i, k)| (key_hash(k), i))
         .collect();
-    let states = db.batched_multi_get_cf(state, chunk, false);
-    let olds = db.batched_multi_get_cf(aae_keys, hashed.iter().map(|(_, k)| k), false);
+    order.sort_unstable();
+    let index_keys: Vec<Vec<u8>> = order
+        .iter()
+        .map(|(kh, i)| aae_key(*kh, &chunk[*i]))
+        .collect();
+    let olds = db.batched_multi_get_cf(aae_keys, &index_keys, true);
     let mut wb = rocksdb::WriteBatch::default();
     let mut changes = Vec::with_capacity(chunk.len());
-    for (((key, (kh, ak)), st), old) in chunk.iter().zip(&hashed).zip(states).zip(olds) {
-        let new = st?.map(|b| entry_hash(key, &b)).unwrap_or(0);
+    for (((kh, i), ak), old) in order.iter().zip(&index_keys).zip(olds) {
+        let new = news[*i];
         let old = match old? {
             Some(b) => decode_eh(&b)?,
             None => 0,

@@ -56,8 +56,7 @@ impl GCounter {
     }
 
     pub(crate) fn is_canonical(&self) -> bool {
-        self.counts.iter().all(|(_, c)| *c > 0)
-            && self.counts.windows(2).all(|w| w[0].0 < w[1].0)
+        self.counts.iter().all(|(_, c)| *c > 0) && self.counts.windows(2).all(|w| w[0].0 < w[1].0)
     }
 }
 
