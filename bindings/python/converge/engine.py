@@ -115,7 +115,10 @@ class Engine(ManagedHandle):
     ``durability`` (``"sync"``, ``"buffered"`` or ``"none"``),
     ``create_if_missing``, ``block_cache_bytes``, ``write_buffer_bytes``,
     ``background_jobs``, ``compression``, ``bloom_bits_per_key``,
-    ``lock_stripes``.
+    ``lock_stripes``, ``anti_entropy`` (maintain the anti-entropy tree;
+    without it ``root``, ``verify`` and ``settle`` raise
+    ``InvalidArgumentError``), ``max_successive_merges``,
+    ``type_cache_entries``.
     """
 
     def __init__(
@@ -131,6 +134,9 @@ class Engine(ManagedHandle):
         compression: Optional[bool] = None,
         bloom_bits_per_key: Optional[float] = None,
         lock_stripes: Optional[int] = None,
+        anti_entropy: Optional[bool] = None,
+        max_successive_merges: Optional[int] = None,
+        type_cache_entries: Optional[int] = None,
     ) -> None:
         self._inflight: list[None] = []
         self._resolving: list[int] = []
@@ -148,6 +154,9 @@ class Engine(ManagedHandle):
             "compression": compression,
             "bloom_bits_per_key": bloom_bits_per_key,
             "lock_stripes": lock_stripes,
+            "anti_entropy": anti_entropy,
+            "max_successive_merges": max_successive_merges,
+            "type_cache_entries": type_cache_entries,
         }
         opts = _open_options(replica_id, durability, settings)
         out = c_void_p()

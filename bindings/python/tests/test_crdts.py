@@ -237,8 +237,21 @@ def test_open_options_are_passed_through(tmp_path) -> None:
         compression=False,
         bloom_bits_per_key=0.0,
         lock_stripes=16,
+        max_successive_merges=4,
+        type_cache_entries=0,
     ) as db:
         db.counter("c").increment()
         assert db.counter("c").value() == 1
     with pytest.raises(converge.StorageError):
         Engine(tmp_path / "missing", create_if_missing=False)
+
+
+def test_without_anti_entropy_the_tree_calls_are_refused(tmp_path) -> None:
+    with Engine(tmp_path / "n", anti_entropy=False) as db:
+        db.counter("c").increment()
+        for call in (db.root, db.verify, db.settle):
+            with pytest.raises(converge.InvalidArgumentError):
+                call()
+        assert db.counter("c").value() == 1
+    with Engine(tmp_path / "n", anti_entropy=True) as db:
+        assert db.root().count == 1 and db.verify().consistent
