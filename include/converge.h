@@ -1101,8 +1101,8 @@ cvg_status_t cvg_engine_mv_write(const struct cvg_engine_t *engine,
  * New options with the engine's defaults: a replica id generated at first
  * open (or the stored one), `CVG_DURABILITY_BUFFERED`, create if missing,
  * 64 MiB block cache, 64 MiB write buffer per column family, 2 background
- * jobs, LZ4 compression, 10 bloom bits per key, 1024 lock stripes. Never
- * returns NULL.
+ * jobs, LZ4 compression, 10 bloom bits per key, 1024 lock stripes,
+ * anti-entropy on. Never returns NULL.
  */
 struct cvg_options_t *cvg_options_new(void);
 
@@ -1198,6 +1198,36 @@ cvg_status_t cvg_options_set_bloom_bits_per_key(struct cvg_options_t *options, d
  * `options` is NULL or live options.
  */
 cvg_status_t cvg_options_set_lock_stripes(struct cvg_options_t *options, size_t stripes);
+
+/**
+ * Maintain the anti-entropy tree (default true). When false, writes skip
+ * the tree and `cvg_engine_root`, `cvg_engine_verify` and
+ * `cvg_engine_settle` fail with `CVG_STATUS_INVALID_ARGUMENT`; opening
+ * again with true rebuilds it.
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+cvg_status_t cvg_options_set_anti_entropy(struct cvg_options_t *options, bool anti_entropy);
+
+/**
+ * Merge operands of one key allowed to pile up in the memtable before a
+ * write joins them into a full value (default 0: no limit, which saves a
+ * memtable seek on every blind write).
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+cvg_status_t cvg_options_set_max_successive_merges(struct cvg_options_t *options, size_t merges);
+
+/**
+ * Number of key types the engine caches in memory to check writes without
+ * a read (default 65536; 0 disables the cache).
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+cvg_status_t cvg_options_set_type_cache_entries(struct cvg_options_t *options, size_t entries);
 
 /**
  * Value of the G-Counter or PN-Counter `key` into `*value_out` (0 if never

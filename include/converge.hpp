@@ -142,6 +142,30 @@ public:
     detail::check(cvg_options_set_background_jobs(h_, n));
     return *this;
   }
+  options &compression(bool v) {
+    detail::check(cvg_options_set_compression(h_, v));
+    return *this;
+  }
+  options &bloom_bits_per_key(double bits) {
+    detail::check(cvg_options_set_bloom_bits_per_key(h_, bits));
+    return *this;
+  }
+  options &lock_stripes(size_t n) {
+    detail::check(cvg_options_set_lock_stripes(h_, n));
+    return *this;
+  }
+  options &anti_entropy(bool v) {
+    detail::check(cvg_options_set_anti_entropy(h_, v));
+    return *this;
+  }
+  options &max_successive_merges(size_t n) {
+    detail::check(cvg_options_set_max_successive_merges(h_, n));
+    return *this;
+  }
+  options &type_cache_entries(size_t n) {
+    detail::check(cvg_options_set_type_cache_entries(h_, n));
+    return *this;
+  }
   /// The C handle (owned by this object).
   const cvg_options_t *get() const noexcept { return h_; }
 

@@ -35,8 +35,8 @@ pub struct cvg_options_t {
 /// New options with the engine's defaults: a replica id generated at first
 /// open (or the stored one), `CVG_DURABILITY_BUFFERED`, create if missing,
 /// 64 MiB block cache, 64 MiB write buffer per column family, 2 background
-/// jobs, LZ4 compression, 10 bloom bits per key, 1024 lock stripes. Never
-/// returns NULL.
+/// jobs, LZ4 compression, 10 bloom bits per key, 1024 lock stripes,
+/// anti-entropy on. Never returns NULL.
 #[no_mangle]
 pub extern "C" fn cvg_options_new() -> *mut cvg_options_t {
     ffi_boundary!(std::ptr::null_mut() => {
@@ -268,6 +268,66 @@ pub unsafe extern "C" fn cvg_options_set_lock_stripes(
                 )));
             }
             o.lock_stripes = stripes;
+            Ok(())
+        })
+    }
+}
+
+/// Maintain the anti-entropy tree (default true). When false, writes skip
+/// the tree and `cvg_engine_root`, `cvg_engine_verify` and
+/// `cvg_engine_settle` fail with `CVG_STATUS_INVALID_ARGUMENT`; opening
+/// again with true rebuilds it.
+///
+/// # Safety
+/// `options` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_options_set_anti_entropy(
+    options: *mut cvg_options_t,
+    anti_entropy: bool,
+) -> cvg_status_t {
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        with_options(options, |o| {
+            o.anti_entropy = anti_entropy;
+            Ok(())
+        })
+    }
+}
+
+/// Merge operands of one key allowed to pile up in the memtable before a
+/// write joins them into a full value (default 0: no limit, which saves a
+/// memtable seek on every blind write).
+///
+/// # Safety
+/// `options` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_options_set_max_successive_merges(
+    options: *mut cvg_options_t,
+    merges: usize,
+) -> cvg_status_t {
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        with_options(options, |o| {
+            o.max_successive_merges = merges;
+            Ok(())
+        })
+    }
+}
+
+/// Number of key types the engine caches in memory to check writes without
+/// a read (default 65536; 0 disables the cache).
+///
+/// # Safety
+/// `options` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_options_set_type_cache_entries(
+    options: *mut cvg_options_t,
+    entries: usize,
+) -> cvg_status_t {
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        with_options(options, |o| {
+            o.type_cache_entries = entries;
             Ok(())
         })
     }
