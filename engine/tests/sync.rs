@@ -129,7 +129,7 @@ fn only_differing_keys_travel() {
 /// `lossy`; returns the replies and whether the session failed.
 fn deliver(
     mut msgs: Vec<Vec<u8>>,
-    session: &mut Session<'_, Engine>,
+    session: &mut Session<&Engine>,
     rnd: &mut impl FnMut() -> u64,
     lossy: bool,
 ) -> (Vec<Vec<u8>>, bool) {

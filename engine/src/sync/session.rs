@@ -83,9 +83,10 @@ enum Phase {
     Failed,
 }
 
-/// One side of a sync session over a [`SyncStore`].
-pub struct Session<'a, S: SyncStore + ?Sized> {
-    store: &'a S,
+/// One side of a sync session over a [`SyncStore`] (`&Engine`,
+/// `Arc<Engine>`, or anything implementing it).
+pub struct Session<S: SyncStore> {
+    store: S,
     role: Role,
     config: Config,
     id: Option<u64>,
@@ -125,8 +126,8 @@ fn state_len(states: &[KeyState]) -> u64 {
     states.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum()
 }
 
-impl<'a, S: SyncStore + ?Sized> Session<'a, S> {
-    fn new(store: &'a S, role: Role, config: Config, id: Option<u64>, phase: Phase) -> Self {
+impl<S: SyncStore> Session<S> {
+    fn new(store: S, role: Role, config: Config, id: Option<u64>, phase: Phase) -> Self {
         Session {
             store,
             role,
@@ -143,7 +144,8 @@ impl<'a, S: SyncStore + ?Sized> Session<'a, S> {
     }
 
     /// Start a session: returns it and the first message to send.
-    pub fn initiate(store: &'a S, config: Config) -> Result<(Self, Vec<u8>), SyncError> {
+    pub fn initiate(store: S, config: Config) -> Result<(Self, Vec<u8>), SyncError> {
+        let root = store.root()?;
         let mut s = Session::new(
             store,
             Role::Initiator,
@@ -151,7 +153,6 @@ impl<'a, S: SyncStore + ?Sized> Session<'a, S> {
             Some(random_id()),
             Phase::AwaitSummaryReply,
         );
-        let root = store.root()?;
         let msg = s.envelope(Body::Summary {
             root: root.hash,
             count: root.count,
@@ -161,7 +162,7 @@ impl<'a, S: SyncStore + ?Sized> Session<'a, S> {
     }
 
     /// Wait for an initiator's first message.
-    pub fn respond(store: &'a S, config: Config) -> Self {
+    pub fn respond(store: S, config: Config) -> Self {
         Session::new(store, Role::Responder, config, None, Phase::AwaitSummary)
     }
 
@@ -390,7 +391,7 @@ impl<'a, S: SyncStore + ?Sized> Session<'a, S> {
                     .map(|(_, key, _)| key)
                     .collect();
                 self.stats.diff_micros += t.elapsed().as_micros() as u64;
-                let states = load_states(self.store, keys)?;
+                let states = load_states(&self.store, keys)?;
                 let mut want: Vec<u64> = only_theirs.iter().map(|e| e.kh).collect();
                 want.sort_unstable();
                 want.dedup();
@@ -460,7 +461,7 @@ impl<'a, S: SyncStore + ?Sized> Session<'a, S> {
         want.sort_unstable();
         want.dedup();
         self.stats.diff_micros += t.elapsed().as_micros() as u64;
-        let states = load_states(self.store, keys)?;
+        let states = load_states(&self.store, keys)?;
         self.phase = Phase::AwaitStates;
         Ok(self.exchange(states, want))
     }
@@ -518,7 +519,7 @@ impl<'a, S: SyncStore + ?Sized> Session<'a, S> {
             .collect();
         let mut parts: Vec<Vec<KeyState>> = vec![Vec::new()];
         let mut size = 0usize;
-        for (key, v) in load_states(self.store, keys)? {
+        for (key, v) in load_states(&self.store, keys)? {
             let len = key.len() + v.len() + 16;
             if size + len > self.config.message_budget && size > 0 {
                 parts.push(Vec::new());
@@ -561,6 +562,7 @@ where
     A: SyncStore + ?Sized,
     B: SyncStore + ?Sized,
 {
+    let (a, b): (&A, &B) = (a, b);
     let (mut sa, first) = Session::initiate(a, config.clone())?;
     let mut sb = Session::respond(b, config);
     let mut to_b = vec![first];
