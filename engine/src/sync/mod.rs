@@ -106,53 +106,37 @@ pub trait SyncStore {
     fn merge_states(&self, states: &[KeyState]) -> Result<(), Error>;
 }
 
-impl<T: SyncStore + ?Sized> SyncStore for &T {
-    fn root(&self) -> Result<Node, Error> {
-        (**self).root()
-    }
-    fn level_hashes(&self, level: usize) -> Result<Vec<u128>, Error> {
-        (**self).level_hashes(level)
-    }
-    fn iblt(&self, size: usize) -> Result<Iblt, Error> {
-        (**self).iblt(size)
-    }
-    fn entries_in(&self, lo: u64, hi: u64) -> Result<Vec<(u64, Vec<u8>, u128)>, Error> {
-        (**self).entries_in(lo, hi)
-    }
-    fn entries_for(&self, khs: &[u64]) -> Result<Vec<(u64, Vec<u8>, u128)>, Error> {
-        (**self).entries_for(khs)
-    }
-    fn states_of(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, Error> {
-        (**self).states_of(keys)
-    }
-    fn merge_states(&self, states: &[KeyState]) -> Result<(), Error> {
-        (**self).merge_states(states)
-    }
+/// Forward every [`SyncStore`] method through a pointer type, so a session
+/// can hold `&Engine`, `Arc<Engine>`, … alike.
+macro_rules! forward_sync_store {
+    ($($ptr:ty),*) => {$(
+        impl<T: SyncStore + ?Sized> SyncStore for $ptr {
+            fn root(&self) -> Result<Node, Error> {
+                (**self).root()
+            }
+            fn level_hashes(&self, level: usize) -> Result<Vec<u128>, Error> {
+                (**self).level_hashes(level)
+            }
+            fn iblt(&self, size: usize) -> Result<Iblt, Error> {
+                (**self).iblt(size)
+            }
+            fn entries_in(&self, lo: u64, hi: u64) -> Result<Vec<(u64, Vec<u8>, u128)>, Error> {
+                (**self).entries_in(lo, hi)
+            }
+            fn entries_for(&self, khs: &[u64]) -> Result<Vec<(u64, Vec<u8>, u128)>, Error> {
+                (**self).entries_for(khs)
+            }
+            fn states_of(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+                (**self).states_of(keys)
+            }
+            fn merge_states(&self, states: &[KeyState]) -> Result<(), Error> {
+                (**self).merge_states(states)
+            }
+        }
+    )*};
 }
 
-impl<T: SyncStore + ?Sized> SyncStore for std::sync::Arc<T> {
-    fn root(&self) -> Result<Node, Error> {
-        (**self).root()
-    }
-    fn level_hashes(&self, level: usize) -> Result<Vec<u128>, Error> {
-        (**self).level_hashes(level)
-    }
-    fn iblt(&self, size: usize) -> Result<Iblt, Error> {
-        (**self).iblt(size)
-    }
-    fn entries_in(&self, lo: u64, hi: u64) -> Result<Vec<(u64, Vec<u8>, u128)>, Error> {
-        (**self).entries_in(lo, hi)
-    }
-    fn entries_for(&self, khs: &[u64]) -> Result<Vec<(u64, Vec<u8>, u128)>, Error> {
-        (**self).entries_for(khs)
-    }
-    fn states_of(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, Error> {
-        (**self).states_of(keys)
-    }
-    fn merge_states(&self, states: &[KeyState]) -> Result<(), Error> {
-        (**self).merge_states(states)
-    }
-}
+forward_sync_store!(&T, std::sync::Arc<T>);
 
 impl SyncStore for crate::Engine {
     fn root(&self) -> Result<Node, Error> {
