@@ -6,7 +6,7 @@ use crate::bytes::{cvg_slice_t, input, reference, reference_mut, write_out, Pack
 use crate::cvg_status_t;
 use crate::engine::{cvg_engine_t, engine};
 use crate::status::{ffi_boundary, Failure};
-use converge::{codec, Batch};
+use engine::{codec, Batch};
 
 /// An ordered list of operations to apply atomically with
 /// `cvg_engine_write`: all or nothing, and later operations on a key see

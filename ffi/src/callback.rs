@@ -7,7 +7,7 @@ use crate::cvg_status_t;
 use crate::engine::{cvg_engine_t, engine, key};
 use crate::read::cvg_sibling_t;
 use crate::status::{ffi_boundary, Failure};
-use converge::MAX_VALUE_LEN;
+use engine::MAX_VALUE_LEN;
 use std::ffi::{c_int, c_void};
 
 /// The output of a merge function: a growable byte buffer owned by the

@@ -5,7 +5,7 @@ use crate::bytes::{cvg_bytes_t, input, reference, required, write_out};
 use crate::cvg_status_t;
 use crate::options::cvg_options_t;
 use crate::status::{ffi_boundary, Failure};
-use converge::{codec, CrdtType, Engine, Options};
+use engine::{codec, CrdtType, Engine, Options};
 use std::ffi::{c_char, CStr};
 use std::sync::Arc;
 

@@ -4,7 +4,7 @@ use crate::bytes::{cvg_slice_t, input, reference_mut, required, write_out};
 use crate::cvg_status_t;
 use crate::engine::{cvg_crdt_type_t, cvg_engine_t, CVG_CRDT_NONE};
 use crate::status::{ffi_boundary, Failure};
-use converge::{Engine, KeyIter};
+use engine::{Engine, KeyIter};
 use std::sync::Arc;
 
 /// An iterator over the keys of an engine that start with a prefix, in

@@ -6,7 +6,7 @@ use crate::bytes::{cvg_bytes_t, input, write_out};
 use crate::cvg_status_t;
 use crate::engine::{cvg_engine_t, engine, key};
 use crate::status::{ffi_boundary, Failure};
-use converge::{codec, Engine, KeyedDelta};
+use engine::{codec, Engine, KeyedDelta};
 
 /// Run one operation and hand its encoded delta to `delta_out` (if not
 /// NULL).

@@ -4,7 +4,7 @@
 use crate::bytes::{input, reference_mut};
 use crate::cvg_status_t;
 use crate::status::{ffi_boundary, Failure};
-use converge::{Durability, Options, ReplicaId};
+use engine::{Durability, Options, ReplicaId};
 
 /// Durability of every write, for `cvg_options_set_durability`: one of the
 /// `CVG_DURABILITY_*` values.

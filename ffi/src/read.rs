@@ -6,7 +6,7 @@ use crate::bytes::{cvg_bytes_t, cvg_list_t, cvg_slice_t, reference, required, wr
 use crate::cvg_status_t;
 use crate::engine::{cvg_engine_t, engine, key};
 use crate::status::{ffi_boundary, Failure};
-use converge::{codec, Dot, Sibling};
+use engine::{codec, Dot, Sibling};
 
 /// A 128-bit signed integer as two 64-bit halves: the value is
 /// `hi * 2^64 + lo` (two's complement, so `hi` is -1 for small negative

@@ -1,7 +1,7 @@
 //! Status codes, the per-thread last error message, and the panic boundary
 //! every exported function runs inside.
 
-use converge::{CodecError, Error};
+use engine::{CodecError, Error};
 use std::cell::RefCell;
 use std::ffi::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
