@@ -10,7 +10,10 @@ mod set;
 
 pub use counter::{GCounter, PNCounter};
 pub use orset::ORSet;
-pub use register::{FwwRegister, LwwRegister, MvRegister, Sibling, Stamped};
+pub use register::{
+    FirstWins, FwwRegister, LastWins, LwwRegister, MvRegister, Sibling, Stamped,
+    TimestampedRegister, WinPolicy,
+};
 pub use set::{GSet, TwoPSet};
 
 use bincode::{Decode, Encode};

@@ -6,6 +6,7 @@ use super::Lattice;
 use crate::causal::{CausalContext, Dot, ReplicaId, Timestamp};
 use bincode::{Decode, Encode};
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 
 /// One timestamped write. Writes are totally ordered by
 /// (timestamp, replica, value), so ties are broken by replica id.
@@ -19,61 +20,57 @@ pub struct Stamped {
     pub value: Vec<u8>,
 }
 
-/// Last-writer-wins register: the write with the greatest timestamp wins.
+/// Which of two timestamped writes a register keeps.
+pub trait WinPolicy {
+    /// Whether `candidate` replaces `current`.
+    fn wins(candidate: &Stamped, current: &Stamped) -> bool;
+}
+
+/// Keep the write with the greatest (timestamp, replica, value).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub struct LastWins;
+
+/// Keep the write with the smallest (timestamp, replica, value).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub struct FirstWins;
+
+impl WinPolicy for LastWins {
+    fn wins(candidate: &Stamped, current: &Stamped) -> bool {
+        candidate > current
+    }
+}
+
+impl WinPolicy for FirstWins {
+    fn wins(candidate: &Stamped, current: &Stamped) -> bool {
+        candidate < current
+    }
+}
+
+/// A register of one timestamped write, chosen by the policy `P`. Encodes
+/// as `Option<Stamped>` (the policy takes no bytes).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
-pub struct LwwRegister {
+pub struct TimestampedRegister<P> {
     current: Option<Stamped>,
+    policy: PhantomData<P>,
 }
 
-impl LwwRegister {
-    /// Write `value` at `ts`; returns the delta.
-    pub fn set(&mut self, ts: Timestamp, replica: ReplicaId, value: &[u8]) -> LwwRegister {
-        let delta = LwwRegister {
-            current: Some(Stamped {
-                ts,
-                replica,
-                value: value.to_vec(),
-            }),
-        };
-        self.join(&delta);
-        delta
-    }
-
-    /// The winning write, if any.
-    pub fn get(&self) -> Option<&Stamped> {
-        self.current.as_ref()
-    }
-
-    pub(crate) fn timestamp(&self) -> Option<Timestamp> {
-        self.current.as_ref().map(|s| s.ts)
-    }
-}
-
-impl Lattice for LwwRegister {
-    fn join(&mut self, other: &Self) {
-        if other.current > self.current {
-            self.current.clone_from(&other.current);
-        }
-    }
-}
+/// Last-writer-wins register: the write with the greatest timestamp wins.
+pub type LwwRegister = TimestampedRegister<LastWins>;
 
 /// First-writer-wins register: the write with the smallest timestamp wins,
 /// so once replicas have exchanged states the first value is final.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
-pub struct FwwRegister {
-    current: Option<Stamped>,
-}
+pub type FwwRegister = TimestampedRegister<FirstWins>;
 
-impl FwwRegister {
-    /// Write `value` at `ts` (wins only if nothing earlier was written);
-    /// returns the delta.
-    pub fn set(&mut self, ts: Timestamp, replica: ReplicaId, value: &[u8]) -> FwwRegister {
-        let delta = FwwRegister {
+impl<P: WinPolicy> TimestampedRegister<P> {
+    /// Write `value` at `ts` (kept only if it wins); returns the delta.
+    pub fn set(&mut self, ts: Timestamp, replica: ReplicaId, value: &[u8]) -> Self {
+        let delta = TimestampedRegister {
             current: Some(Stamped {
                 ts,
                 replica,
                 value: value.to_vec(),
             }),
+            policy: PhantomData,
         };
         self.join(&delta);
         delta
@@ -89,13 +86,15 @@ impl FwwRegister {
     }
 }
 
-impl Lattice for FwwRegister {
+impl<P: WinPolicy> Lattice for TimestampedRegister<P> {
     fn join(&mut self, other: &Self) {
-        match (&self.current, &other.current) {
-            (_, None) => {}
-            (None, Some(_)) => self.current.clone_from(&other.current),
-            (Some(a), Some(b)) if b < a => self.current = Some(b.clone()),
-            _ => {}
+        let replace = match (&self.current, &other.current) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(a), Some(b)) => P::wins(b, a),
+        };
+        if replace {
+            self.current.clone_from(&other.current);
         }
     }
 }
