@@ -1,10 +1,17 @@
-"""Python vs C over the same libconverge: per-call overhead of one counter
-increment, and a batch of 100,000 increments over 10,000 keys into a
-persisted engine (durability "buffered"). Run with `make bench-python`.
+"""Python vs C over the same libconverge. Run with `make bench-python`.
 
-Every case runs REPS times in a fresh store; the medians are reported.
-The Rust-API figure for the batch is not measured here (it would need a
-build outside this package); see README.md.
+1. Per-call overhead of one ``counter.increment`` (delta returned): C
+   program vs Python, in alternating runs on fresh stores; plus, inside one
+   process on one engine, the binding's own cost over a bare ctypes call
+   (interleaved chunks, so machine noise hits both sides alike), and the
+   cost of the same ctypes call over a C call, taken on a call that fails
+   at once (a NULL engine), so no RocksDB noise is in it.
+2. A batch of 100,000 increments over 10,000 keys written to a persisted
+   engine (durability "buffered"), from C and from Python (per-item adds,
+   ``increment_many``, with and without deltas), alternating runs.
+
+Medians are reported. The Rust-API figure is not measured here (it needs a
+Rust build outside this package); see README.md.
 """
 
 from __future__ import annotations
@@ -16,64 +23,123 @@ import subprocess
 import sys
 import tempfile
 import time
+from array import array
 from ctypes import byref
 
 import converge
 from converge import _ffi
 from converge._ffi import Bytes
 
+med = statistics.median
 
-def per_call(dirname: str, calls: int, reps: int) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {"handle": [], "handle_each_call": [], "raw_ctypes": []}
-    for r in range(reps):
-        with converge.Engine(f"{dirname}/py-call-{r}", durability="buffered") as db:
-            c = db.counter(b"likes")
+
+def run_c(exe: str, d: str, mode: str, a: argparse.Namespace) -> dict[str, float]:
+    out = subprocess.run(
+        [exe, d, mode, str(a.calls), str(a.ops), str(a.keys), "1"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    return {row["case"]: row["seconds"][0] for row in map(json.loads, out.splitlines())}
+
+
+def py_calls(path: str, calls: int) -> float:
+    with converge.Engine(path, durability="buffered") as db:
+        c = db.counter(b"likes")
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            c.increment(1)
+        return (time.perf_counter() - t0) / calls
+
+
+def py_overheads(path: str, chunks: int, size: int) -> dict[str, float]:
+    """In one process: binding vs bare ctypes on one engine (interleaved),
+    and bare ctypes vs C on the in-memory batch add."""
+    lib = _ffi.lib
+    inc, free, key = lib.cvg_engine_increment, lib.cvg_bytes_free, b"likes"
+    wrapper, ctypes_only = [], []
+    with converge.Engine(path, durability="buffered") as db:
+        c, ptr = db.counter(key), db._ptr
+        def bound() -> float:
             t0 = time.perf_counter()
-            for _ in range(calls):
+            for _ in range(size):
                 c.increment(1)
-            out["handle"].append((time.perf_counter() - t0) / calls)
+            return (time.perf_counter() - t0) / size
+
+        def bare() -> float:
             t0 = time.perf_counter()
-            for _ in range(calls):
-                db.counter(b"likes").increment(1)
-            out["handle_each_call"].append((time.perf_counter() - t0) / calls)
-            inc, free, ptr, key = _ffi.lib.cvg_engine_increment, _ffi.lib.cvg_bytes_free, db._ptr, b"likes"
-            t0 = time.perf_counter()
-            for _ in range(calls):
+            for _ in range(size):
                 d = Bytes()
                 inc(ptr, key, 5, 1, byref(d))
                 free(byref(d))
-            out["raw_ctypes"].append((time.perf_counter() - t0) / calls)
-    return out
+            return (time.perf_counter() - t0) / size
+
+        for i in range(chunks):  # alternate which side goes first
+            if i % 2:
+                ctypes_only.append(bare())
+                wrapper.append(bound())
+            else:
+                wrapper.append(bound())
+                ctypes_only.append(bare())
+        nulls = []
+        for _ in range(chunks):
+            t0 = time.perf_counter()
+            for _ in range(size):
+                d = Bytes()
+                inc(None, key, 5, 1, byref(d))
+                free(byref(d))
+            nulls.append((time.perf_counter() - t0) / size)
+        b = db.batch()
+        add_raw, add, bptr = lib.cvg_batch_increment, b.increment, b._ptr
+        raw_add, bound_add = [], []
+        for _ in range(chunks):
+            t0 = time.perf_counter()
+            for _ in range(size):
+                add_raw(bptr, key, 5, 1)
+            t1 = time.perf_counter()
+            for _ in range(size):
+                add(key, 1)
+            t2 = time.perf_counter()
+            b.clear()
+            raw_add.append((t1 - t0) / size)
+            bound_add.append((t2 - t1) / size)
+        b.close()
+    return {
+        "increment_binding": med(wrapper),
+        "increment_bare_ctypes": med(ctypes_only),
+        "null_engine_ctypes": med(nulls),
+        "batch_add_bare_ctypes": med(raw_add),
+        "batch_add_binding": med(bound_add),
+    }
 
 
-def batch(dirname: str, ops: int, nkeys: int, reps: int) -> dict[str, list[float]]:
-    keys = [f"key:{k:05}".encode() for k in range(nkeys)]
-    items = [(keys[i % nkeys], 1) for i in range(ops)]
-    out: dict[str, list[float]] = {}
+def py_batch(path: str, mode: str, items: list[tuple[bytes, int]], nkeys: int) -> tuple[float, float]:
+    with converge.Engine(path, durability="buffered") as db:
+        t0 = time.perf_counter()
+        b = db.batch(deltas=mode != "many_nodeltas")
+        if mode == "loop":
+            add = b.increment
+            for k, n in items:
+                add(k, n)
+        else:
+            b.increment_many(items)
+        t1 = time.perf_counter()
+        deltas = b.commit()
+        b.close()
+        t2 = time.perf_counter()
+        assert len(deltas) == (0 if mode == "many_nodeltas" else len(items))
+        assert db.counter(items[0][0]).value() == len(items) // nkeys
+    return t2 - t0, t1 - t0
 
-    def record(case: str, value: float) -> None:
-        out.setdefault(case, []).append(value)
 
-    for r in range(reps):
-        for mode in ("loop", "many", "many_nodeltas"):
-            with converge.Engine(f"{dirname}/py-batch-{mode}-{r}", durability="buffered") as db:
-                t0 = time.perf_counter()
-                b = db.batch(deltas=mode != "many_nodeltas")
-                if mode == "loop":
-                    add = b.increment
-                    for k, n in items:
-                        add(k, n)
-                else:
-                    b.increment_many(items)
-                t1 = time.perf_counter()
-                deltas = b.commit()
-                b.close()
-                t2 = time.perf_counter()
-                assert len(deltas) == (0 if mode == "many_nodeltas" else ops)
-                assert db.counter(keys[0]).value() == ops // nkeys
-                record(f"batch_build_{mode}", t1 - t0)
-                record(f"batch_total_{mode}", t2 - t0)
-    return out
+def packed_input_cost(items: list[tuple[bytes, int]]) -> float:
+    """What Python would spend preparing one bulk call if the C ABI took
+    packed arrays (keys blob + lengths + counts): the estimate in README."""
+    t0 = time.perf_counter()
+    keys = [k for k, _ in items]
+    blob = b"".join(keys)
+    lens = array("Q", map(len, keys))
+    ns = array("Q", [n for _, n in items])
+    assert len(blob) >= len(lens) == len(ns)
+    return time.perf_counter() - t0
 
 
 def main() -> int:
@@ -85,43 +151,60 @@ def main() -> int:
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--json", help="also write the raw results here")
     a = p.parse_args()
-    med = statistics.median
-    with tempfile.TemporaryDirectory() as d:
-        c_out = subprocess.run(
-            [a.c_bench, d, str(a.calls), str(a.ops), str(a.keys), str(a.reps)],
-            check=True, capture_output=True, text=True,
-        ).stdout
-        c = {row["case"]: row["seconds"] for row in map(json.loads, c_out.splitlines())}
-        py = per_call(d, a.calls, a.reps)
-        py.update(batch(d, a.ops, a.keys, a.reps))
+    keys = [f"key:{k:05}".encode() for k in range(a.keys)]
+    items = [(keys[i % a.keys], 1) for i in range(a.ops)]
+    res: dict[str, list[float]] = {}
 
-    c_call = med(c["call_increment_delta"])
-    print(f"libconverge {converge.library_version()} at {converge.library_path()}")
-    print(f"Python {sys.version.split()[0]}; medians of {a.reps} runs, fresh store each\n")
-    print(f"per-call counter.increment ({a.calls} calls, delta returned)")
-    print(f"  C ABI from C                     {c_call * 1e6:8.2f} us")
-    for case in ("handle", "handle_each_call", "raw_ctypes"):
-        t = med(py[case])
-        print(f"  Python {case:<25} {t * 1e6:8.2f} us   (+{(t - c_call) * 1e6:.2f} us)")
-    print(f"\nbatch of {a.ops} increments over {a.keys} keys, durability buffered")
+    def rec(case: str, v: float) -> None:
+        res.setdefault(case, []).append(v)
+
+    with tempfile.TemporaryDirectory() as d:
+        for r in range(a.reps):
+            for case, v in run_c(a.c_bench, d, "call", a).items():
+                rec(f"c_{case}", v)
+            rec("py_call_increment_delta", py_calls(f"{d}/py-call-{r}", a.calls))
+            for case, v in run_c(a.c_bench, d, "batch", a).items():
+                rec(f"c_{case}", v)
+            for mode in ("loop", "many", "many_nodeltas"):
+                total, build = py_batch(f"{d}/py-batch-{mode}-{r}", mode, items, a.keys)
+                rec(f"py_batch_total_{mode}", total)
+                rec(f"py_batch_build_{mode}", build)
+            rec("py_packed_input", packed_input_cost(items))
+        over = py_overheads(f"{d}/overheads", chunks=40, size=500)
+    m = {k: med(v) for k, v in res.items()}
+    m.update(over)
+
+    us = 1e6
+    print(f"libconverge {converge.library_version()} (dev profile) at {converge.library_path()}")
+    print(f"Python {sys.version.split()[0]}; medians of {a.reps} alternating runs, fresh store each\n")
+    print(f"1. one counter.increment, delta returned ({a.calls} calls)")
+    c_call, py_call = m["c_call_increment_delta"], m["py_call_increment_delta"]
+    print(f"   C ABI from C {c_call * us:7.2f} us   Python {py_call * us:7.2f} us   "
+          f"difference {(py_call - c_call) * us:+.2f} us (noisy: the call itself is a RocksDB write)")
+    binding = over["increment_binding"] - over["increment_bare_ctypes"]
+    ctypes_cost = over["null_engine_ctypes"] - m["c_call_null_engine"]
+    print(f"   binding over bare ctypes, same engine, interleaved: {binding * us:+.2f} us")
+    print(f"   bare ctypes over C, same call failing at once (NULL engine): {ctypes_cost * us:+.2f} us "
+          f"({over['null_engine_ctypes'] * us:.2f} vs {m['c_call_null_engine'] * us:.2f} us)")
+    print(f"   => Python extra per call ~ {(binding + ctypes_cost) * us:.2f} us (goal <= 2 us)")
+    print(f"   batch add: C {m['c_batch_build_nodeltas'] / a.ops * us:.2f} us, bare ctypes "
+          f"{over['batch_add_bare_ctypes'] * us:.2f} us, Batch.increment {over['batch_add_binding'] * us:.2f} us per op\n")
+    print(f"2. batch of {a.ops} increments over {a.keys} keys, durability buffered")
     rows = [
-        ("C, deltas read", c["batch_total_deltas"], c["batch_build_deltas"]),
-        ("C, no deltas", c["batch_total_nodeltas"], c["batch_build_nodeltas"]),
-        ("Python b.increment loop, deltas", py["batch_total_loop"], py["batch_build_loop"]),
-        ("Python increment_many, deltas", py["batch_total_many"], py["batch_build_many"]),
-        ("Python increment_many, no deltas", py["batch_total_many_nodeltas"], py["batch_build_many_nodeltas"]),
+        ("C, deltas read", "c_batch_total_deltas", "c_batch_build_deltas", "c_batch_total_deltas"),
+        ("C, no deltas", "c_batch_total_nodeltas", "c_batch_build_nodeltas", "c_batch_total_nodeltas"),
+        ("Python Batch.increment loop, deltas", "py_batch_total_loop", "py_batch_build_loop", "c_batch_total_deltas"),
+        ("Python increment_many, deltas", "py_batch_total_many", "py_batch_build_many", "c_batch_total_deltas"),
+        ("Python increment_many, no deltas", "py_batch_total_many_nodeltas", "py_batch_build_many_nodeltas", "c_batch_total_nodeltas"),
     ]
-    base = {"deltas": med(c["batch_total_deltas"]), "no deltas": med(c["batch_total_nodeltas"])}
-    for name, total, build in rows:
-        t = med(total)
-        ref = base["no deltas"] if "no deltas" in name else base["deltas"]
-        print(
-            f"  {name:<34} {t * 1e3:8.1f} ms  build {med(build) * 1e3:7.1f} ms  "
-            f"{a.ops / t / 1e3:7.0f} kops/s  {ref / t:5.2f}x C"
-        )
+    for name, total, build, ref in rows:
+        t = m[total]
+        print(f"   {name:<37} {t * 1e3:7.1f} ms (build {m[build] * 1e3:6.1f} ms) "
+              f"{a.ops / t / 1e3:6.0f} kops/s  {m[ref] / t:4.2f}x C")
+    print(f"   packing the same input for a hypothetical bulk C call: {m['py_packed_input'] * 1e3:.1f} ms")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"c": c, "python": py}, f, indent=1)
+            json.dump({"runs": res, "medians": m}, f, indent=1)
     return 0
 
 

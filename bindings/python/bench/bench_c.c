@@ -2,12 +2,13 @@
  * The C side of `make bench-python`: the same workloads as bench.py, made
  * through the C ABI from C, against the same libconverge.
  *
- *   bench_c DIR CALLS BATCH_OPS BATCH_KEYS REPS
+ *   bench_c DIR call|batch CALLS BATCH_OPS BATCH_KEYS REPS
  *
  * Prints one JSON object per line: {"case": ..., "seconds": [...]}.
- * Per-call cases time CALLS increments of one key; batch cases time
- * building a batch of BATCH_OPS increments over BATCH_KEYS keys and
- * writing it (with and without deltas), each in a fresh store.
+ * `call` times CALLS increments of one key (seconds per call); `batch`
+ * times building a batch of BATCH_OPS increments over BATCH_KEYS keys and
+ * writing it (with and without deltas). Every repetition uses a fresh
+ * store. bench.py alternates runs of this program with the Python runs.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <converge.h>
@@ -49,18 +50,23 @@ static void print_case(const char *name, const double *secs, int reps) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 6) {
-    fprintf(stderr, "usage: %s DIR CALLS BATCH_OPS BATCH_KEYS REPS\n", argv[0]);
+  if (argc != 7) {
+    fprintf(stderr, "usage: %s DIR call|batch CALLS BATCH_OPS BATCH_KEYS REPS\n", argv[0]);
     return 2;
   }
   const char *dir = argv[1];
-  long calls = atol(argv[2]), ops = atol(argv[3]), nkeys = atol(argv[4]);
-  int reps = atoi(argv[5]);
+  int do_calls = strcmp(argv[2], "call") == 0, do_batch = strcmp(argv[2], "batch") == 0;
+  long calls = atol(argv[3]), ops = atol(argv[4]), nkeys = atol(argv[5]);
+  int reps = atoi(argv[6]);
+  if (reps < 1 || (!do_calls && !do_batch)) {
+    fprintf(stderr, "bad arguments\n");
+    return 2;
+  }
   double *secs = calloc((size_t)reps, sizeof(double));
   char name[64];
   const uint8_t *key = (const uint8_t *)"likes";
 
-  for (int with_delta = 1; with_delta >= 0; with_delta--) {
+  for (int with_delta = 1; do_calls && with_delta >= 0; with_delta--) {
     for (int r = 0; r < reps; r++) {
       snprintf(name, sizeof name, "c-call-%d-%d", with_delta, r);
       cvg_engine_t *e = open_engine(dir, name);
@@ -76,10 +82,26 @@ int main(int argc, char **argv) {
     print_case(with_delta ? "call_increment_delta" : "call_increment_nodelta", secs, reps);
   }
 
+  /* The cost of the call itself: a NULL engine fails at once (and sets the
+   * message), the same work bench.py times through ctypes. */
+  for (int r = 0; do_calls && r < reps; r++) {
+    double t0 = now();
+    for (long i = 0; i < calls; i++) {
+      cvg_bytes_t d = {NULL, 0};
+      if (cvg_engine_increment(NULL, key, 5, 1, &d) != 2) {
+        fprintf(stderr, "expected CVG_STATUS_NULL_POINTER\n");
+        return 1;
+      }
+      cvg_bytes_free(&d);
+    }
+    secs[r] = (now() - t0) / (double)calls;
+  }
+  if (do_calls) print_case("call_null_engine", secs, reps);
+
   char (*keys)[32] = malloc((size_t)nkeys * 32);
   for (long k = 0; k < nkeys; k++) snprintf(keys[k], 32, "key:%05ld", k);
   double *build = calloc((size_t)reps, sizeof(double));
-  for (int with_deltas = 1; with_deltas >= 0; with_deltas--) {
+  for (int with_deltas = 1; do_batch && with_deltas >= 0; with_deltas--) {
     for (int r = 0; r < reps; r++) {
       snprintf(name, sizeof name, "c-batch-%d-%d", with_deltas, r);
       cvg_engine_t *e = open_engine(dir, name);

@@ -13,9 +13,9 @@ from ctypes import byref, c_void_p, string_at
 from typing import Any, Iterable, Optional
 
 from ._ffi import Slice, lib
-from ._handle import BytesLike, ManagedHandle, as_bytes, as_i64, as_u64
+from ._handle import U64_MAX, BytesLike, ManagedHandle, as_bytes, as_i64, as_u64
 from .engine import Engine
-from .errors import error
+from .errors import ClosedError, error
 from .types import Delta
 
 _batch_increment = lib.cvg_batch_increment
@@ -63,9 +63,12 @@ class Batch(ManagedHandle):
             return lib.cvg_batch_len(self._handle())
 
     def _add(self, fn: Any, key: BytesLike, *args: Any) -> None:
-        k = as_bytes(key, "key")
+        k = key if type(key) is bytes else as_bytes(key, "key")
         with self._lock:
-            rc = fn(self._handle(), k, len(k), *args)
+            ptr = self._ptr
+            if ptr is None:
+                raise ClosedError("Batch is closed")
+            rc = fn(ptr, k, len(k), *args)
         if rc:
             raise error(rc)
 
@@ -73,7 +76,17 @@ class Batch(ManagedHandle):
 
     def increment(self, key: BytesLike, n: int = 1) -> None:
         """G-Counter: add ``n`` (0..2**64-1) to ``key``."""
-        self._add(_batch_increment, key, as_u64(n))
+        # The hottest add: _add inlined, the common arguments checked inline.
+        if type(n) is not int or not 0 <= n <= U64_MAX:
+            n = as_u64(n)
+        k = key if type(key) is bytes else as_bytes(key, "key")
+        with self._lock:
+            ptr = self._ptr
+            if ptr is None:
+                raise ClosedError("Batch is closed")
+            rc = _batch_increment(ptr, k, len(k), n)
+        if rc:
+            raise error(rc)
 
     def pn_add(self, key: BytesLike, n: int) -> None:
         """PN-Counter: add ``n`` (negative subtracts) to ``key``."""
@@ -140,7 +153,13 @@ class Batch(ManagedHandle):
 
     def increment_many(self, items: Iterable[tuple[BytesLike, int]]) -> None:
         """Add a G-Counter increment for every ``(key, n)`` pair."""
-        ops = [(as_bytes(k, "key"), as_u64(n)) for k, n in items]
+        ops = [
+            (
+                k if type(k) is bytes else as_bytes(k, "key"),
+                n if type(n) is int and 0 <= n <= U64_MAX else as_u64(n),
+            )
+            for k, n in items
+        ]
         self._add_all(_batch_increment, ops)
 
     def pn_add_many(self, items: Iterable[tuple[BytesLike, int]]) -> None:

@@ -12,12 +12,13 @@ from ctypes import byref, c_bool, c_int64, c_void_p, string_at
 from typing import Any, Callable, ClassVar, Optional
 
 from ._ffi import MERGE_FN, I128, Bytes, SiblingStruct, Slice, StampStruct, lib
-from ._handle import BytesLike, as_bytes, as_i64, as_u64
+from ._handle import U64_MAX, BytesLike, as_bytes, as_i64, as_u64
 from .engine import Engine, take_bytes
 from .errors import ClosedError, ConvergeError, MergeFunctionError, error
 from .types import MVRead, RegisterValue, SetRead, Sibling, Stamp
 
 _increment = lib.cvg_engine_increment
+_bytes_free = lib.cvg_bytes_free
 _pn_add = lib.cvg_engine_pn_add
 _counter_value = lib.cvg_engine_counter_value
 _OVERFLOW = 12  # CVG_STATUS_OVERFLOW
@@ -138,7 +139,30 @@ class Counter(CrdtHandle):
     def increment(self, n: int = 1) -> bytes:
         """Add ``n`` (0..2**64-1) and return the delta. ``CounterOverflowError``
         if this replica's share would pass 2**64-1."""
-        return self._op(_increment, as_u64(n))
+        # The hottest call: _op inlined, the common argument checked inline.
+        if type(n) is not int or not 0 <= n <= U64_MAX:
+            n = as_u64(n)
+        db = self._db
+        inflight = db._inflight
+        inflight.append(None)
+        ptr = db._ptr
+        if ptr is None:
+            inflight.pop()
+            raise ClosedError("Engine is closed")
+        key = self._key
+        out = Bytes()
+        try:
+            rc = _increment(ptr, key, len(key), n, byref(out))
+        finally:
+            inflight.pop()
+        if rc:
+            raise error(rc)
+        size = out.len
+        if not size:
+            return b""
+        data = string_at(out.ptr, size)
+        _bytes_free(byref(out))
+        return data
 
     def value(self) -> int:
         """The counter's value (0 if never written)."""
