@@ -437,6 +437,12 @@ public:
     detail::check(cvg_engine_counter_value(h_, k.data(), k.size(), &v));
     return v;
   }
+  /// The counter as 128 bits (never overflows).
+  cvg_i128_t counter_wide(byte_view k) const {
+    cvg_i128_t v{0, 0};
+    detail::check(cvg_engine_counter_value_wide(h_, k.data(), k.size(), &v));
+    return v;
+  }
   set_read members(byte_view k) const {
     cvg_list_t *l = nullptr;
     cvg_bytes_t ctx{nullptr, 0};
@@ -551,6 +557,7 @@ public:
     return n;
   }
   void flush() const { detail::check(cvg_engine_flush(h_)); }
+  void sync_wal() const { detail::check(cvg_engine_sync_wal(h_)); }
   /// The C handle (owned by this object).
   const cvg_engine_t *get() const noexcept { return h_; }
 

@@ -2,6 +2,7 @@
 // Usage: test_wrapper <empty scratch directory>
 #include "converge.hpp"
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -140,6 +141,10 @@ int main(int argc, char **argv) {
   CHECK(a.version_vector() == b.version_vector());
   a.settle();
   a.flush();
+  a.sync_wal();
+  a.increment("big", UINT64_MAX);
+  CHECK(status_of([&] { a.counter("big"); }) == CVG_STATUS_OVERFLOW);
+  CHECK(a.counter_wide("big").lo == UINT64_MAX && a.counter_wide("big").hi == 0);
 
   // Errors carry their status; nothing changes.
   CHECK(status_of_wrong_type(a) == CVG_STATUS_WRONG_TYPE);
