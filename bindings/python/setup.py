@@ -14,7 +14,7 @@ import os
 import shutil
 import sys
 
-from setuptools import setup
+from setuptools import Distribution, setup
 from setuptools.command.build_py import build_py
 
 try:
@@ -29,10 +29,13 @@ LIB_NAME = {"darwin": "libconverge.dylib", "win32": "converge.dll"}.get(sys.plat
 
 def find_library():
     """The path of the built libconverge, or SystemExit with directions."""
-    candidates = []
     env = os.environ.get("CONVERGE_LIB")
     if env:
-        candidates.append(os.path.join(env, LIB_NAME) if os.path.isdir(env) else env)
+        path = os.path.join(env, LIB_NAME) if os.path.isdir(env) else env
+        if not os.path.isfile(path):
+            raise SystemExit(f"converge: CONVERGE_LIB={env} names no built {LIB_NAME}")
+        return os.path.abspath(path)
+    candidates = []
     target = os.environ.get("CARGO_TARGET_DIR")
     if target:
         candidates.append(os.path.join(target, "debug", LIB_NAME))
@@ -60,6 +63,13 @@ class BuildPyWithLibrary(build_py):
         super().run()
 
 
+class BinaryDistribution(Distribution):
+    """Carries a native library: install to platlib, build a platform wheel."""
+
+    def has_ext_modules(self):
+        return True
+
+
 class PlatformWheel(bdist_wheel):
     """A wheel tagged for this platform (it carries a native library)."""
 
@@ -72,4 +82,7 @@ class PlatformWheel(bdist_wheel):
         return "py3", "none", plat
 
 
-setup(cmdclass={"build_py": BuildPyWithLibrary, "bdist_wheel": PlatformWheel})
+setup(
+    distclass=BinaryDistribution,
+    cmdclass={"build_py": BuildPyWithLibrary, "bdist_wheel": PlatformWheel},
+)
