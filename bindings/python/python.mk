@@ -2,9 +2,10 @@
 # Included by the top-level Makefile, which defines CARGO, ROOT and
 # TARGET_DIR (= $CARGO_TARGET_DIR).
 #
-#   make venv          create $(ROOT)/.venv with pytest, hypothesis, setuptools, wheel
+#   make venv          create $(ROOT)/.venv with pytest, hypothesis, mypy, setuptools, wheel
 #   make wheel         build bindings/python/dist/converge-*.whl carrying libconverge
-#   make test-python   build libconverge, pip-install the package into the venv, run pytest
+#   make test-python   build libconverge, pip-install the package into the venv,
+#                      type-check it (mypy --strict), run pytest
 #   make bench-python  per-call and batch timings, Python vs C over the same library
 #
 # The package bundles the library cargo already built (the dev profile build
@@ -43,6 +44,7 @@ wheel: venv python-lib
 test-python: venv python-lib
 	rm -rf $(PY_DIR)/build
 	$(PY_INSTALL) --force-reinstall $(PY_DIR)
+	cd $(PY_DIR) && $(VENV)/bin/mypy --strict --no-incremental converge
 	cd $(PY_DIR)/tests && CONVERGE_HEADER=$(ROOT)/include/converge.h \
 	  $(VENV)/bin/pytest -q -p no:cacheprovider .
 

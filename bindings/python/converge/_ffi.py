@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from typing import Any
 from ctypes import (
     CFUNCTYPE,
     POINTER,
@@ -224,14 +225,19 @@ class _Lib:
             fn.restype = restype
             fn.argtypes = argtypes
             setattr(self, name, fn)
-        version = self.cdll.cvg_version().decode("ascii")
+        version: str = self.cdll.cvg_version().decode("ascii")
         major, minor = (int(p) for p in version.split(".")[:2])
         if (major, minor) != ABI_VERSION:
             raise ImportError(
                 f"converge: {path} is version {version}, these bindings need "
                 f"{ABI_VERSION[0]}.{ABI_VERSION[1]}.x"
             )
-        self.version = version
+        self.version: str = version
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names not in FUNCTIONS; typed as Any so that the
+        # declared functions need no per-name stubs.
+        raise AttributeError(f"converge: {name} is not declared in converge._ffi.FUNCTIONS")
 
 
 lib = _Lib(LIBRARY_PATH)

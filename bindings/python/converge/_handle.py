@@ -34,18 +34,18 @@ def as_bytes(value: BytesLike, what: str = "value") -> bytes:
 
 def as_u64(n: Any, what: str = "n") -> int:
     """``n`` as an int in 0..2**64-1, else ``InvalidArgumentError``."""
-    n = operator.index(n)
-    if not 0 <= n <= U64_MAX:
-        raise InvalidArgumentError(f"{what} must be in 0..2**64-1, got {n}")
-    return n
+    value: int = operator.index(n)
+    if not 0 <= value <= U64_MAX:
+        raise InvalidArgumentError(f"{what} must be in 0..2**64-1, got {value}")
+    return value
 
 
 def as_i64(n: Any, what: str = "n") -> int:
     """``n`` as an int in -2**63..2**63-1, else ``InvalidArgumentError``."""
-    n = operator.index(n)
-    if not I64_MIN <= n <= I64_MAX:
-        raise InvalidArgumentError(f"{what} must be in -2**63..2**63-1, got {n}")
-    return n
+    value: int = operator.index(n)
+    if not I64_MIN <= value <= I64_MAX:
+        raise InvalidArgumentError(f"{what} must be in -2**63..2**63-1, got {value}")
+    return value
 
 
 class ManagedHandle:

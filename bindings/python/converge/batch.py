@@ -51,16 +51,16 @@ class Batch(ManagedHandle):
         self._handle()
         return self
 
-    def __exit__(self, exc_type: Any, *exc: object) -> None:
+    def __exit__(self, *exc: object) -> None:
         try:
-            if exc_type is None:
+            if exc[0] is None:
                 self.commit()
         finally:
             self.close()
 
     def __len__(self) -> int:
         with self._lock:
-            return lib.cvg_batch_len(self._handle())
+            return int(lib.cvg_batch_len(self._handle()))
 
     def _add(self, fn: Any, key: BytesLike, *args: Any) -> None:
         k = key if type(key) is bytes else as_bytes(key, "key")
@@ -221,7 +221,7 @@ def _read_deltas(handle: Optional[int]) -> list[Delta]:
     try:
         k, d = Slice(), Slice()
         kref, dref = byref(k), byref(d)
-        out = []
+        out: list[Delta] = []
         append = out.append
         for i in range(lib.cvg_deltas_len(handle)):
             rc = _deltas_get(handle, i, kref, dref)

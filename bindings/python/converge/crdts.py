@@ -92,7 +92,7 @@ class CrdtHandle:
                 wide = I128()
                 rc = lib.cvg_engine_counter_value_wide(ptr, key, len(key), byref(wide))
                 if not rc:
-                    return (wide.hi << 64) + wide.lo
+                    return int((wide.hi << 64) + wide.lo)
             if rc:
                 raise error(rc)
         finally:

@@ -71,7 +71,7 @@ def _open_options(replica_id: Any, durability: str, settings: dict[str, Any]) ->
         raise InvalidArgumentError(
             f"durability must be one of {sorted(_ffi.DURABILITY)}, got {durability!r}"
         )
-    opts = lib.cvg_options_new()
+    opts: int = lib.cvg_options_new()
     try:
         calls: list[tuple[Any, tuple[Any, ...]]] = [
             (lib.cvg_options_set_durability, (_ffi.DURABILITY[durability],))
@@ -305,6 +305,7 @@ class Engine(ManagedHandle):
         an exception. ``deltas=False`` skips encoding the deltas."""
         from .batch import Batch
 
+        self._handle()
         return Batch(self, deltas=deltas)
 
     def counter(self, key: BytesLike) -> "Counter":

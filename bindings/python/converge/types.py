@@ -62,10 +62,11 @@ class MVRead(NamedTuple):
 
 
 class Root(NamedTuple):
-    """The anti-entropy tree's root: equal roots mean equal data."""
+    """The anti-entropy tree's root: the XOR of every key's 128-bit entry
+    hash and the number of keys. Equal roots mean equal data."""
 
     hash: bytes
-    count: int
+    keys: int
 
 
 class VerifyReport(NamedTuple):

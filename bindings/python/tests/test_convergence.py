@@ -126,5 +126,5 @@ def test_seeded_workload_converges_to_equal_roots(open_engine) -> None:
         with dbs[target].batch() as b:
             b.merge_many((k, d) for o, k, d in rnd.sample(produced, len(produced)) if o != target)
     roots = [db.root() for db in dbs]
-    assert roots[0] == roots[1] == roots[2] and roots[0].count > 0
+    assert roots[0] == roots[1] == roots[2] and roots[0].keys > 0
     assert all(db.verify().consistent for db in dbs)

@@ -199,7 +199,7 @@ def test_keys_with_types_and_prefix(db: Engine) -> None:
 
 def test_anti_entropy_root_verify_settle_and_version_vector(open_engine) -> None:
     a, b = open_engine(), open_engine()
-    assert a.root() == b.root() and a.root().count == 0
+    assert a.root() == b.root() and a.root().keys == 0
     assert a.verify().consistent
     vv0 = a.version_vector()
     for key, delta in [("c", a.counter("c").increment(2)), ("s", a.orset("s").add("x"))]:
@@ -207,7 +207,7 @@ def test_anti_entropy_root_verify_settle_and_version_vector(open_engine) -> None
     assert a.version_vector() != vv0
     assert a.settle() >= 0
     ra, rb = a.root(), b.root()
-    assert ra == rb and ra.count == 2 and len(ra.hash) == 16
+    assert ra == rb and ra.keys == 2 and len(ra.hash) == 16
     report = a.verify()
     assert report.consistent and report.keys == 2
     a.flush()
@@ -254,4 +254,4 @@ def test_without_anti_entropy_the_tree_calls_are_refused(tmp_path) -> None:
                 call()
         assert db.counter("c").value() == 1
     with Engine(tmp_path / "n", anti_entropy=True) as db:
-        assert db.root().count == 1 and db.verify().consistent
+        assert db.root().keys == 1 and db.verify().consistent

@@ -30,7 +30,7 @@ def test_close_is_idempotent_and_use_after_close_raises(tmp_path) -> None:
         lambda: db.keys(),
         lambda: db.root(),
         lambda: db.version_vector(),
-        lambda: db.batch().commit(),
+        lambda: db.batch(),
         lambda: db.__enter__(),
     ):
         with pytest.raises(converge.ClosedError):
