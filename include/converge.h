@@ -135,6 +135,12 @@ enum cvg_status_t
    * says what it is.
    */
   CVG_STATUS_OTHER = 15,
+  /**
+   * A sync message out of sequence, of another session, not expected in
+   * the session's phase, or sent to a session that has ended. The
+   * session has ended; start a new one.
+   */
+  CVG_STATUS_SYNC_PROTOCOL = 16,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -222,6 +228,17 @@ typedef struct cvg_options_t cvg_options_t;
  * from several threads at once and freed from any thread.
  */
 typedef struct cvg_siblings_t cvg_siblings_t;
+
+/**
+ * One side of a sync session. Created by `cvg_sync_initiate` or
+ * `cvg_sync_respond`, released by `cvg_sync_free`. It keeps its engine
+ * open until freed.
+ *
+ * Thread safety: `cvg_sync_handle` needs exclusive access (one message at
+ * a time, in order); the `const` getters may run concurrently with each
+ * other. Different sessions, on the same engine or not, are independent.
+ */
+typedef struct cvg_sync_t cvg_sync_t;
 
 /**
  * A borrowed view of bytes owned by someone else (a list, an iterator, a
@@ -355,6 +372,79 @@ typedef struct cvg_stamp_t {
 } cvg_stamp_t;
 
 /**
+ * Limits of a sync session. Get the defaults with
+ * `cvg_sync_config_default()`, then change fields.
+ */
+typedef struct cvg_sync_config_t {
+  /**
+   * Messages are split to stay under about this many bytes (default
+   * 4 MiB).
+   */
+  size_t message_budget;
+  /**
+   * Larger incoming messages are rejected before decoding (default
+   * 80 MiB).
+   */
+  size_t max_message;
+  /**
+   * Use the IBLT fast path (default true); false always exchanges key
+   * lists (more bytes, never a failed peel).
+   */
+  bool use_iblt;
+} cvg_sync_config_t;
+
+/**
+ * How a session ended: one of the `CVG_SYNC_*` values.
+ */
+typedef uint8_t cvg_sync_outcome_t;
+
+/**
+ * Traffic of one side of a session.
+ */
+typedef struct cvg_sync_stats_t {
+  /**
+   * Messages sent.
+   */
+  uint64_t messages_sent;
+  /**
+   * Messages received.
+   */
+  uint64_t messages_received;
+  /**
+   * Bytes sent.
+   */
+  uint64_t bytes_sent;
+  /**
+   * Bytes received.
+   */
+  uint64_t bytes_received;
+  /**
+   * Key states sent.
+   */
+  uint64_t states_sent;
+  /**
+   * Key states received.
+   */
+  uint64_t states_received;
+  /**
+   * Bytes of keys and states sent (payload, not metadata).
+   */
+  uint64_t state_bytes_sent;
+  /**
+   * Bytes of keys and states received.
+   */
+  uint64_t state_bytes_received;
+  /**
+   * Turns in which this side sent.
+   */
+  uint64_t flights;
+  /**
+   * Microseconds spent finding the differing keys.
+   */
+  uint64_t diff_micros;
+} cvg_sync_stats_t;
+
+/**
  * The key was never written.
  */
 #define CVG_CRDT_NONE 0
@@ -416,6 +506,39 @@ typedef struct cvg_stamp_t {
  * bulk loads that can be redone.
  */
 #define CVG_DURABILITY_NONE 2
+
+/**
+ * The session is still running.
+ */
+#define CVG_SYNC_RUNNING 0
+
+/**
+ * The roots were equal: nothing differed.
+ */
+#define CVG_SYNC_EQUAL 1
+
+/**
+ * This side merged everything it was sent and sent everything asked for;
+ * the peer checks the result.
+ */
+#define CVG_SYNC_REPAIRED 2
+
+/**
+ * This side received the last message and its root equals the peer's.
+ */
+#define CVG_SYNC_CONVERGED 3
+
+/**
+ * The exchange completed but the roots differ (a write landed meanwhile,
+ * or a hash collision): run another session, with `use_iblt` false.
+ */
+#define CVG_SYNC_DIVERGED 4
+
+/**
+ * The session failed (a bad, lost or out-of-order message); start a new
+ * one. States merged before the failure stay (they are joins).
+ */
+#define CVG_SYNC_FAILED 5
 
 #ifdef __cplusplus
 extern "C" {
@@ -1365,6 +1488,93 @@ size_t cvg_last_error_message(char *buf, size_t len);
  * build does not know. Never NULL; do not free. Thread-safe.
  */
 const char *cvg_status_name(uint32_t status);
+
+/**
+ * The default session limits.
+ */
+struct cvg_sync_config_t cvg_sync_config_default(void);
+
+/**
+ * Start a session as the initiator: `*session_out` is the new session and
+ * `*first_out` the first message to send to the peer (free it with
+ * `cvg_bytes_free`). `config` may be NULL for the defaults.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `config` is NULL or valid; the
+ * outputs are NULL or writable.
+ */
+cvg_status_t cvg_sync_initiate(const struct cvg_engine_t *engine,
+                               const struct cvg_sync_config_t *config,
+                               struct cvg_sync_t **session_out,
+                               struct cvg_bytes_t *first_out);
+
+/**
+ * Create the responder side of a session: it waits for the initiator's
+ * first message, to pass to `cvg_sync_handle`. `config` may be NULL.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `config` is NULL or valid;
+ * `session_out` is NULL or writable.
+ */
+cvg_status_t cvg_sync_respond(const struct cvg_engine_t *engine,
+                              const struct cvg_sync_config_t *config,
+                              struct cvg_sync_t **session_out);
+
+/**
+ * Handle one message from the peer. On success `*replies_out` is a list
+ * (possibly empty) of the messages to send back, in order; free it with
+ * `cvg_list_free`. An error ends the session (`CVG_SYNC_FAILED`): bad
+ * bytes give `CVG_STATUS_CORRUPT_INPUT`, a message out of sequence or of
+ * another session `CVG_STATUS_SYNC_PROTOCOL`, an invalid state inside the
+ * engine's status; the failing message changed nothing.
+ *
+ * # Safety
+ * `session` is NULL or a live session used by no other thread; `msg`
+ * points to `msg_len` bytes; `replies_out` is NULL or writable.
+ */
+cvg_status_t cvg_sync_handle(struct cvg_sync_t *session,
+                             const uint8_t *msg,
+                             size_t msg_len,
+                             struct cvg_list_t **replies_out);
+
+/**
+ * The session's outcome so far: `CVG_SYNC_RUNNING` until it ends.
+ *
+ * # Safety
+ * `session` is NULL or a live session; `outcome_out` is NULL or writable.
+ */
+cvg_status_t cvg_sync_outcome(const struct cvg_sync_t *session, cvg_sync_outcome_t *outcome_out);
+
+/**
+ * The session's traffic so far.
+ *
+ * # Safety
+ * `session` is NULL or a live session; `stats_out` is NULL or writable.
+ */
+cvg_status_t cvg_sync_stats(const struct cvg_sync_t *session, struct cvg_sync_stats_t *stats_out);
+
+/**
+ * Free a session. NULL is a no-op.
+ *
+ * # Safety
+ * `session` is NULL or a live session, not used afterwards.
+ */
+void cvg_sync_free(struct cvg_sync_t *session);
+
+/**
+ * Sync two engines of this process in one call (`a` initiates), for
+ * tests, tools and co-located replicas. The outcomes of both sides go to
+ * `*outcome_a` and `*outcome_b` (optional: may be NULL).
+ *
+ * # Safety
+ * `a` and `b` are NULL or live handles; `config` is NULL or valid; the
+ * outputs are NULL or writable.
+ */
+cvg_status_t cvg_sync_engines(const struct cvg_engine_t *a,
+                              const struct cvg_engine_t *b,
+                              const struct cvg_sync_config_t *config,
+                              cvg_sync_outcome_t *outcome_a,
+                              cvg_sync_outcome_t *outcome_b);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -12,7 +12,8 @@
 //! - [`read`]: typed reads (counters, sets, registers, MV siblings);
 //! - [`batch`]: atomic batches and their packed deltas;
 //! - [`iter`]: key iteration;
-//! - [`callback`]: the pluggable MV merge function.
+//! - [`callback`]: the pluggable MV merge function;
+//! - [`sync`]: anti-entropy sync sessions driven by byte messages.
 //!
 //! See docs/C_API.md for ownership, threading and versioning rules.
 
@@ -30,6 +31,7 @@ pub mod ops;
 pub mod options;
 pub mod read;
 pub mod status;
+pub mod sync;
 
 pub use status::cvg_status_t;
 

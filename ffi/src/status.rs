@@ -54,6 +54,10 @@ pub enum cvg_status_t {
     /// An engine error newer than this version of the C ABI; the message
     /// says what it is.
     CVG_STATUS_OTHER = 15,
+    /// A sync message out of sequence, of another session, not expected in
+    /// the session's phase, or sent to a session that has ended. The
+    /// session has ended; start a new one.
+    CVG_STATUS_SYNC_PROTOCOL = 16,
 }
 
 use cvg_status_t::*;
@@ -252,6 +256,7 @@ pub extern "C" fn cvg_status_name(status: u32) -> *const c_char {
             13 => c"CVG_STATUS_MERGE_FUNCTION",
             14 => c"CVG_STATUS_PANIC",
             15 => c"CVG_STATUS_OTHER",
+            16 => c"CVG_STATUS_SYNC_PROTOCOL",
             _ => c"CVG_STATUS_UNKNOWN",
         };
         name.as_ptr()
@@ -308,7 +313,12 @@ mod tests {
 
     #[test]
     fn status_names_match_numbers() {
-        for s in [CVG_STATUS_OK, CVG_STATUS_WRONG_TYPE, CVG_STATUS_OTHER] {
+        for s in [
+            CVG_STATUS_OK,
+            CVG_STATUS_WRONG_TYPE,
+            CVG_STATUS_OTHER,
+            CVG_STATUS_SYNC_PROTOCOL,
+        ] {
             let name = unsafe { std::ffi::CStr::from_ptr(cvg_status_name(s as u32)) };
             assert_eq!(name.to_str().unwrap(), format!("{s:?}"));
         }

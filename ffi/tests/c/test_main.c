@@ -196,6 +196,7 @@ int main(int argc, char **argv) {
   test_convergence(base);
   test_bad_input(base);
   test_threads(base);
-  printf("converge C API tests: 11 passed, 0 failed\n");
+  test_sync_sessions(base);
+  printf("converge C API tests: 12 passed, 0 failed\n");
   return 0;
 }

@@ -1,0 +1,336 @@
+//! `cvg_sync_t`: anti-entropy sync sessions driven by byte messages
+//! (sans-IO). The embedder carries the messages over its own transport:
+//! `cvg_sync_initiate` gives the first message, every message received goes
+//! to `cvg_sync_handle`, which returns the messages to send back.
+
+use crate::bytes::{
+    cvg_bytes_t, cvg_list_t, input, reference, reference_mut, required, write_out, Packed,
+};
+use crate::cvg_status_t;
+use crate::engine::cvg_engine_t;
+use crate::status::{ffi_boundary, Failure};
+use engine::sync::{self as esync, Config, Outcome, Session, SyncError};
+use engine::Engine;
+use std::sync::Arc;
+
+/// Limits of a sync session. Get the defaults with
+/// `cvg_sync_config_default()`, then change fields.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct cvg_sync_config_t {
+    /// Messages are split to stay under about this many bytes (default
+    /// 4 MiB).
+    pub message_budget: usize,
+    /// Larger incoming messages are rejected before decoding (default
+    /// 80 MiB).
+    pub max_message: usize,
+    /// Use the IBLT fast path (default true); false always exchanges key
+    /// lists (more bytes, never a failed peel).
+    pub use_iblt: bool,
+}
+
+/// How a session ended: one of the `CVG_SYNC_*` values.
+pub type cvg_sync_outcome_t = u8;
+/// The session is still running.
+pub const CVG_SYNC_RUNNING: cvg_sync_outcome_t = 0;
+/// The roots were equal: nothing differed.
+pub const CVG_SYNC_EQUAL: cvg_sync_outcome_t = 1;
+/// This side merged everything it was sent and sent everything asked for;
+/// the peer checks the result.
+pub const CVG_SYNC_REPAIRED: cvg_sync_outcome_t = 2;
+/// This side received the last message and its root equals the peer's.
+pub const CVG_SYNC_CONVERGED: cvg_sync_outcome_t = 3;
+/// The exchange completed but the roots differ (a write landed meanwhile,
+/// or a hash collision): run another session, with `use_iblt` false.
+pub const CVG_SYNC_DIVERGED: cvg_sync_outcome_t = 4;
+/// The session failed (a bad, lost or out-of-order message); start a new
+/// one. States merged before the failure stay (they are joins).
+pub const CVG_SYNC_FAILED: cvg_sync_outcome_t = 5;
+
+/// Traffic of one side of a session.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct cvg_sync_stats_t {
+    /// Messages sent.
+    pub messages_sent: u64,
+    /// Messages received.
+    pub messages_received: u64,
+    /// Bytes sent.
+    pub bytes_sent: u64,
+    /// Bytes received.
+    pub bytes_received: u64,
+    /// Key states sent.
+    pub states_sent: u64,
+    /// Key states received.
+    pub states_received: u64,
+    /// Bytes of keys and states sent (payload, not metadata).
+    pub state_bytes_sent: u64,
+    /// Bytes of keys and states received.
+    pub state_bytes_received: u64,
+    /// Turns in which this side sent.
+    pub flights: u64,
+    /// Microseconds spent finding the differing keys.
+    pub diff_micros: u64,
+}
+
+/// One side of a sync session. Created by `cvg_sync_initiate` or
+/// `cvg_sync_respond`, released by `cvg_sync_free`. It keeps its engine
+/// open until freed.
+///
+/// Thread safety: `cvg_sync_handle` needs exclusive access (one message at
+/// a time, in order); the `const` getters may run concurrently with each
+/// other. Different sessions, on the same engine or not, are independent.
+pub struct cvg_sync_t {
+    inner: Session<Arc<Engine>>,
+}
+
+/// The default session limits.
+#[no_mangle]
+pub extern "C" fn cvg_sync_config_default() -> cvg_sync_config_t {
+    let d = Config::default();
+    let fallback = cvg_sync_config_t {
+        message_budget: d.message_budget,
+        max_message: d.max_message,
+        use_iblt: d.iblt,
+    };
+    ffi_boundary!(fallback => { fallback })
+}
+
+fn config(c: Option<&cvg_sync_config_t>) -> Result<Config, Failure> {
+    let Some(c) = c else {
+        return Ok(Config::default());
+    };
+    if c.message_budget == 0 || c.max_message == 0 {
+        return Err(Failure::invalid("sync message limits must be positive"));
+    }
+    Ok(Config {
+        message_budget: c.message_budget,
+        max_message: c.max_message,
+        iblt: c.use_iblt,
+    })
+}
+
+/// A sync failure on its way to C: engine errors keep their status; bad
+/// bytes are `CVG_STATUS_CORRUPT_INPUT`; a message out of sequence, of
+/// another session or for an ended session is `CVG_STATUS_SYNC_PROTOCOL`.
+fn failure(e: SyncError) -> Failure {
+    match e {
+        SyncError::Engine(e) => Failure::from(e),
+        SyncError::Codec(c) => Failure::from(c),
+        e @ (SyncError::Malformed(_) | SyncError::TooLarge { .. }) => {
+            Failure::new(cvg_status_t::CVG_STATUS_CORRUPT_INPUT, e.to_string())
+        }
+        e => Failure::new(cvg_status_t::CVG_STATUS_SYNC_PROTOCOL, e.to_string()),
+    }
+}
+
+fn shared(engine: *const cvg_engine_t) -> Result<Arc<Engine>, Failure> {
+    // SAFETY: the callers pass NULL or a live handle.
+    Ok(Arc::clone(&unsafe { reference(engine, "engine") }?.inner))
+}
+
+/// Start a session as the initiator: `*session_out` is the new session and
+/// `*first_out` the first message to send to the peer (free it with
+/// `cvg_bytes_free`). `config` may be NULL for the defaults.
+///
+/// # Safety
+/// `engine` is NULL or a live handle; `config` is NULL or valid; the
+/// outputs are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_sync_initiate(
+    engine: *const cvg_engine_t,
+    config: *const cvg_sync_config_t,
+    session_out: *mut *mut cvg_sync_t,
+    first_out: *mut cvg_bytes_t,
+) -> cvg_status_t {
+    ffi_boundary!({
+        let e = shared(engine)?;
+        required(session_out, "session_out")?;
+        required(first_out, "first_out")?;
+        // SAFETY: NULL or valid.
+        let cfg = self::config(unsafe { config.as_ref() })?;
+        let (session, first) = Session::initiate(e, cfg).map_err(failure)?;
+        let handle = Box::into_raw(Box::new(cvg_sync_t { inner: session }));
+        // SAFETY: checked non-NULL.
+        unsafe {
+            write_out(session_out, handle);
+            write_out(first_out, cvg_bytes_t::from_vec(first));
+        }
+        Ok(())
+    })
+}
+
+/// Create the responder side of a session: it waits for the initiator's
+/// first message, to pass to `cvg_sync_handle`. `config` may be NULL.
+///
+/// # Safety
+/// `engine` is NULL or a live handle; `config` is NULL or valid;
+/// `session_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_sync_respond(
+    engine: *const cvg_engine_t,
+    config: *const cvg_sync_config_t,
+    session_out: *mut *mut cvg_sync_t,
+) -> cvg_status_t {
+    ffi_boundary!({
+        let e = shared(engine)?;
+        required(session_out, "session_out")?;
+        // SAFETY: NULL or valid.
+        let cfg = self::config(unsafe { config.as_ref() })?;
+        let handle = Box::into_raw(Box::new(cvg_sync_t {
+            inner: Session::respond(e, cfg),
+        }));
+        // SAFETY: checked non-NULL.
+        unsafe { write_out(session_out, handle) };
+        Ok(())
+    })
+}
+
+/// Handle one message from the peer. On success `*replies_out` is a list
+/// (possibly empty) of the messages to send back, in order; free it with
+/// `cvg_list_free`. An error ends the session (`CVG_SYNC_FAILED`): bad
+/// bytes give `CVG_STATUS_CORRUPT_INPUT`, a message out of sequence or of
+/// another session `CVG_STATUS_SYNC_PROTOCOL`, an invalid state inside the
+/// engine's status; the failing message changed nothing.
+///
+/// # Safety
+/// `session` is NULL or a live session used by no other thread; `msg`
+/// points to `msg_len` bytes; `replies_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_sync_handle(
+    session: *mut cvg_sync_t,
+    msg: *const u8,
+    msg_len: usize,
+    replies_out: *mut *mut cvg_list_t,
+) -> cvg_status_t {
+    ffi_boundary!({
+        // SAFETY: forwarded caller guarantees.
+        let (s, m) = unsafe {
+            (
+                reference_mut(session, "session")?,
+                input(msg, msg_len, "msg")?,
+            )
+        };
+        required(replies_out, "replies_out")?;
+        let replies = s.inner.handle(m).map_err(failure)?;
+        let total = replies.iter().map(Vec::len).sum();
+        let mut items = Packed::with_capacity(replies.len(), total);
+        for r in &replies {
+            items.push(r);
+        }
+        let list = Box::into_raw(Box::new(cvg_list_t { items }));
+        // SAFETY: checked non-NULL.
+        unsafe { write_out(replies_out, list) };
+        Ok(())
+    })
+}
+
+/// The session's outcome so far: `CVG_SYNC_RUNNING` until it ends.
+///
+/// # Safety
+/// `session` is NULL or a live session; `outcome_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_sync_outcome(
+    session: *const cvg_sync_t,
+    outcome_out: *mut cvg_sync_outcome_t,
+) -> cvg_status_t {
+    ffi_boundary!({
+        // SAFETY: forwarded caller guarantees.
+        let s = unsafe { reference(session, "session") }?;
+        required(outcome_out, "outcome_out")?;
+        let o = match (s.inner.outcome(), s.inner.is_finished()) {
+            (Some(o), _) => outcome(o),
+            (None, true) => CVG_SYNC_FAILED,
+            (None, false) => CVG_SYNC_RUNNING,
+        };
+        // SAFETY: checked non-NULL.
+        unsafe { write_out(outcome_out, o) };
+        Ok(())
+    })
+}
+
+fn outcome(o: Outcome) -> cvg_sync_outcome_t {
+    match o {
+        Outcome::Equal => CVG_SYNC_EQUAL,
+        Outcome::Repaired => CVG_SYNC_REPAIRED,
+        Outcome::Converged => CVG_SYNC_CONVERGED,
+        Outcome::Diverged => CVG_SYNC_DIVERGED,
+    }
+}
+
+fn stats(s: &esync::Stats) -> cvg_sync_stats_t {
+    cvg_sync_stats_t {
+        messages_sent: s.messages_sent,
+        messages_received: s.messages_received,
+        bytes_sent: s.bytes_sent,
+        bytes_received: s.bytes_received,
+        states_sent: s.states_sent,
+        states_received: s.states_received,
+        state_bytes_sent: s.state_bytes_sent,
+        state_bytes_received: s.state_bytes_received,
+        flights: s.flights,
+        diff_micros: s.diff_micros,
+    }
+}
+
+/// The session's traffic so far.
+///
+/// # Safety
+/// `session` is NULL or a live session; `stats_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_sync_stats(
+    session: *const cvg_sync_t,
+    stats_out: *mut cvg_sync_stats_t,
+) -> cvg_status_t {
+    ffi_boundary!({
+        // SAFETY: forwarded caller guarantees.
+        let s = unsafe { reference(session, "session") }?;
+        required(stats_out, "stats_out")?;
+        // SAFETY: checked non-NULL.
+        unsafe { write_out(stats_out, stats(s.inner.stats())) };
+        Ok(())
+    })
+}
+
+/// Free a session. NULL is a no-op.
+///
+/// # Safety
+/// `session` is NULL or a live session, not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_sync_free(session: *mut cvg_sync_t) {
+    ffi_boundary!(() => {
+        if !session.is_null() {
+            // SAFETY: a live session from Box::into_raw, freed once.
+            drop(unsafe { Box::from_raw(session) });
+        }
+    })
+}
+
+/// Sync two engines of this process in one call (`a` initiates), for
+/// tests, tools and co-located replicas. The outcomes of both sides go to
+/// `*outcome_a` and `*outcome_b` (optional: may be NULL).
+///
+/// # Safety
+/// `a` and `b` are NULL or live handles; `config` is NULL or valid; the
+/// outputs are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_sync_engines(
+    a: *const cvg_engine_t,
+    b: *const cvg_engine_t,
+    config: *const cvg_sync_config_t,
+    outcome_a: *mut cvg_sync_outcome_t,
+    outcome_b: *mut cvg_sync_outcome_t,
+) -> cvg_status_t {
+    ffi_boundary!({
+        let (ea, eb) = (shared(a)?, shared(b)?);
+        // SAFETY: NULL or valid.
+        let cfg = self::config(unsafe { config.as_ref() })?;
+        let ((oa, _), (ob, _)) = esync::sync_engines(&*ea, &*eb, cfg).map_err(failure)?;
+        // SAFETY: NULL or writable.
+        unsafe {
+            write_out(outcome_a, outcome(oa));
+            write_out(outcome_b, outcome(ob));
+        }
+        Ok(())
+    })
+}
