@@ -38,10 +38,12 @@ from .errors import (
     PoisonedError,
     ReplicaMismatchError,
     StorageError,
+    SyncProtocolError,
     UnsupportedFormatError,
     ValueTooLargeError,
     WrongTypeError,
 )
+from .sync import SyncSession, SyncStats
 from .types import Delta, MVRead, RegisterValue, Root, SetRead, Sibling, Stamp, VerifyReport
 
 #: The version of this package.
@@ -92,6 +94,9 @@ __all__ = [
     "Sibling",
     "Stamp",
     "StorageError",
+    "SyncProtocolError",
+    "SyncSession",
+    "SyncStats",
     "TwoPSet",
     "UnsupportedFormatError",
     "ValueTooLargeError",

@@ -86,6 +86,32 @@ class StampStruct(Structure):
     _fields_ = [("wall_ms", c_uint64), ("logical", c_uint32), ("replica", c_uint8 * 16)]
 
 
+class SyncConfigStruct(Structure):
+    """``cvg_sync_config_t``: the limits of a sync session."""
+
+    _fields_ = [("message_budget", c_size_t), ("max_message", c_size_t), ("use_iblt", c_bool)]
+
+
+class SyncStatsStruct(Structure):
+    """``cvg_sync_stats_t``: the traffic of one side of a sync session."""
+
+    _fields_ = [
+        (name, c_uint64)
+        for name in (
+            "messages_sent",
+            "messages_received",
+            "bytes_sent",
+            "bytes_received",
+            "states_sent",
+            "states_received",
+            "state_bytes_sent",
+            "state_bytes_received",
+            "flights",
+            "diff_micros",
+        )
+    ]
+
+
 #: ``cvg_merge_fn``: ``int (*)(void *user_data, const cvg_sibling_t *, size_t, cvg_buffer_t *)``.
 MERGE_FN = CFUNCTYPE(c_int, c_void_p, POINTER(SiblingStruct), c_size_t, c_void_p)
 
@@ -97,6 +123,8 @@ STRUCTS = {
     "cvg_root_t": RootStruct,
     "cvg_i128_t": I128,
     "cvg_stamp_t": StampStruct,
+    "cvg_sync_config_t": SyncConfigStruct,
+    "cvg_sync_stats_t": SyncStatsStruct,
 }
 
 # Short names for the declaration table. Opaque handles are c_void_p; byte
@@ -189,6 +217,17 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "cvg_siblings_free": (None, [_H]),
     "cvg_last_error_message": (c_size_t, [c_void_p, c_size_t]),
     "cvg_status_name": (c_char_p, [c_uint32]),
+    "cvg_sync_config_default": (SyncConfigStruct, []),
+    "cvg_sync_initiate": (_S, [_H, POINTER(SyncConfigStruct), _HP, _BYTES]),
+    "cvg_sync_respond": (_S, [_H, POINTER(SyncConfigStruct), _HP]),
+    "cvg_sync_handle": (_S, [_H, _B, _N, _HP]),
+    "cvg_sync_outcome": (_S, [_H, POINTER(c_uint8)]),
+    "cvg_sync_stats": (_S, [_H, POINTER(SyncStatsStruct)]),
+    "cvg_sync_free": (None, [_H]),
+    "cvg_sync_engines": (
+        _S,
+        [_H, _H, POINTER(SyncConfigStruct), POINTER(c_uint8), POINTER(c_uint8)],
+    ),
 }
 
 #: ``CVG_CRDT_*`` numbers and the names ``cvg_crdt_type_name`` gives them.
@@ -202,6 +241,16 @@ CRDT_TYPES = {
     "CVG_CRDT_LWW_REGISTER": 6,
     "CVG_CRDT_FWW_REGISTER": 7,
     "CVG_CRDT_MV_REGISTER": 8,
+}
+
+#: ``CVG_SYNC_*`` outcome numbers by the names ``SyncSession.outcome`` gives.
+SYNC_OUTCOMES = {
+    "running": 0,
+    "equal": 1,
+    "repaired": 2,
+    "converged": 3,
+    "diverged": 4,
+    "failed": 5,
 }
 
 #: ``CVG_DURABILITY_*`` numbers by the names ``Engine(durability=...)`` takes.

@@ -27,6 +27,7 @@ from .types import Root, VerifyReport
 
 if TYPE_CHECKING:
     from .batch import Batch
+    from .sync import SyncSession
     from .crdts import (
         Counter,
         FWWRegister,
@@ -140,7 +141,9 @@ class Engine(ManagedHandle):
     ) -> None:
         self._inflight: list[None] = []
         self._resolving: list[int] = []
-        self._iters: "weakref.WeakSet[KeyIterator]" = weakref.WeakSet()
+        # Key iterators and sync sessions: they keep the C store open, so
+        # close() closes them first.
+        self._children: "weakref.WeakSet[ManagedHandle]" = weakref.WeakSet()
         self._close_lock = threading.Lock()
         self._ptr = None
         raw_path = os.fsencode(os.fspath(path))
@@ -195,7 +198,8 @@ class Engine(ManagedHandle):
 
     def close(self) -> None:
         """Close the store: wait for calls in flight on other threads, close
-        the key iterators still open, persist the anti-entropy tree. A
+        the key iterators and sync sessions still open, persist the
+        anti-entropy tree. A
         second call does nothing. Raises ``PoisonedError`` if an earlier
         write failed (the data is recovered at the next open)."""
         if threading.get_ident() in self._resolving:
@@ -207,8 +211,8 @@ class Engine(ManagedHandle):
             self._ptr = None
             while self._inflight:
                 time.sleep(0.0005)
-            for it in list(self._iters):
-                it.close()
+            for child in list(self._children):
+                child.close()
             self._finalizer.detach()
             rc = _engine_close(ptr)
             if rc:
@@ -308,6 +312,56 @@ class Engine(ManagedHandle):
         self._handle()
         return Batch(self, deltas=deltas)
 
+    def sync_initiate(
+        self,
+        *,
+        message_budget: Optional[int] = None,
+        max_message: Optional[int] = None,
+        use_iblt: Optional[bool] = None,
+    ) -> "SyncSession":
+        """Start a sync session as the initiator; send its
+        ``first_message`` to the peer. The limits default to the library's
+        (see ``cvg_sync_config_t``)."""
+        from .sync import SyncSession, sync_config
+
+        return SyncSession(self, True, sync_config(message_budget, max_message, use_iblt))
+
+    def sync_respond(
+        self,
+        *,
+        message_budget: Optional[int] = None,
+        max_message: Optional[int] = None,
+        use_iblt: Optional[bool] = None,
+    ) -> "SyncSession":
+        """Create the responder side of a sync session: pass it the
+        initiator's first message with ``handle()``."""
+        from .sync import SyncSession, sync_config
+
+        return SyncSession(self, False, sync_config(message_budget, max_message, use_iblt))
+
+    def sync_with(
+        self,
+        other: "Engine",
+        *,
+        message_budget: Optional[int] = None,
+        max_message: Optional[int] = None,
+        use_iblt: Optional[bool] = None,
+    ) -> tuple[str, str]:
+        """Run a whole sync session with another engine of this process
+        (this one initiates); returns both sides' outcomes."""
+        from .sync import outcome_name, sync_config
+
+        if other is self:
+            raise InvalidArgumentError("an engine cannot sync with itself")
+        config = sync_config(message_budget, max_message, use_iblt)
+        oa, ob = c_uint8(), c_uint8()
+        optr = other._enter()
+        try:
+            self._call(lib.cvg_sync_engines, optr, byref(config), byref(oa), byref(ob))
+        finally:
+            other._inflight.pop()
+        return outcome_name(oa.value), outcome_name(ob.value)
+
     def counter(self, key: BytesLike) -> "Counter":
         """The G-Counter at ``key``."""
         from .crdts import Counter
@@ -370,7 +424,7 @@ class KeyIterator(ManagedHandle):
         out = c_void_p()
         db._call(lib.cvg_engine_keys, prefix, len(prefix), byref(out))
         super().__init__(out.value, _iter_free)  # type: ignore[arg-type]
-        db._iters.add(self)
+        db._children.add(self)
 
     def close(self) -> None:
         """Free the C iterator (waits for a ``next`` running on another

@@ -125,6 +125,13 @@ class OtherError(ConvergeError):
     c_name = "CVG_STATUS_OTHER"
 
 
+class SyncProtocolError(ConvergeError):
+    """A sync message out of sequence, of another session, or sent after the
+    session ended; the session has ended (start a new one)."""
+
+    c_name = "CVG_STATUS_SYNC_PROTOCOL"
+
+
 #: The one table: C status number -> exception class.
 STATUS_ERRORS: dict[int, type[ConvergeError]] = {
     1: InvalidArgumentError,
@@ -142,6 +149,7 @@ STATUS_ERRORS: dict[int, type[ConvergeError]] = {
     13: MergeFunctionError,
     14: PanicError,
     15: OtherError,
+    16: SyncProtocolError,
 }
 
 _last_error_message = lib.cvg_last_error_message

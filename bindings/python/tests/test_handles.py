@@ -116,7 +116,7 @@ def test_an_unclosed_batch_and_iterator_are_freed_by_finalizers(db: Engine) -> N
     del batch, it
     gc.collect()
     assert [r() for r in refs] == [None, None]
-    assert not list(db._iters)
+    assert not list(db._children)
 
 
 def test_closing_inside_a_merge_function_is_refused(db: Engine) -> None:

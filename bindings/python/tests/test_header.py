@@ -39,6 +39,7 @@ _SCALARS = {
     "cvg_crdt_type_t": c_uint8,
     "cvg_durability_t": c_uint32,
     "cvg_status_t": c_uint32,
+    "cvg_sync_outcome_t": c_uint8,
     "uint8_t": c_uint8,
 }
 
@@ -61,6 +62,9 @@ def ctype_of(c_type: str) -> object:
         return _ffi.MERGE_FN
     if t in _SCALARS:
         return _SCALARS[t]
+    m = re.fullmatch(r"struct (cvg_\w+)", t)
+    if m and m.group(1) in _ffi.STRUCTS:
+        return _ffi.STRUCTS[m.group(1)]
     m = re.fullmatch(r"(?:const )?struct (cvg_\w+) \*", t)
     if m:
         struct = _ffi.STRUCTS.get(m.group(1))
@@ -158,6 +162,10 @@ def test_constants_match_the_header(header_text: str) -> None:
         if k.startswith("CVG_DURABILITY_")
     }
     assert durability == _ffi.DURABILITY
+    outcomes = {
+        k.removeprefix("CVG_SYNC_").lower(): v for k, v in defines.items() if k.startswith("CVG_SYNC_")
+    }
+    assert outcomes == _ffi.SYNC_OUTCOMES
 
 
 def test_versions_agree(header_text: str) -> None:

@@ -1,0 +1,144 @@
+"""Anti-entropy sync sessions (``cvg_sync_*``): two replicas find the keys
+whose states differ and exchange them.
+
+The transport is the caller's: the initiator sends ``first_message``, and
+each side passes every message it receives to ``handle()``, which returns
+the replies to send back, in order, until both sides are ``done``.
+``Engine.sync_with(other)`` runs a whole session between two engines of
+this process in one call.
+"""
+
+from __future__ import annotations
+
+import threading
+from ctypes import byref, c_uint8, c_void_p, string_at
+from typing import TYPE_CHECKING, NamedTuple, Optional
+
+from ._ffi import SYNC_OUTCOMES, Bytes, Slice, SyncConfigStruct, SyncStatsStruct, lib
+from ._handle import BytesLike, ManagedHandle, as_bytes
+from .errors import error
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+#: ``CVG_SYNC_*`` number -> outcome name.
+OUTCOME_NAMES = {n: name for name, n in SYNC_OUTCOMES.items()}
+
+
+class SyncStats(NamedTuple):
+    """The traffic of one side of a session so far."""
+
+    messages_sent: int
+    messages_received: int
+    bytes_sent: int
+    bytes_received: int
+    states_sent: int
+    states_received: int
+    state_bytes_sent: int
+    state_bytes_received: int
+    flights: int
+    diff_micros: int
+
+
+def sync_config(
+    message_budget: Optional[int] = None,
+    max_message: Optional[int] = None,
+    use_iblt: Optional[bool] = None,
+) -> SyncConfigStruct:
+    """The library's default session limits with the given ones changed."""
+    config: SyncConfigStruct = lib.cvg_sync_config_default()
+    if message_budget is not None:
+        config.message_budget = message_budget
+    if max_message is not None:
+        config.max_message = max_message
+    if use_iblt is not None:
+        config.use_iblt = bool(use_iblt)
+    return config
+
+
+def outcome_name(n: int) -> str:
+    """The name of a ``CVG_SYNC_*`` outcome number."""
+    return OUTCOME_NAMES.get(n, f"unknown-{n}")
+
+
+class SyncSession(ManagedHandle):
+    """One side of a sync session, created by ``Engine.sync_initiate()`` or
+    ``Engine.sync_respond()``. Keeps its engine alive; the engine's
+    ``close()`` closes it. One message at a time (a lock enforces that).
+
+    ``first_message`` is the initiator's first message (``None`` for a
+    responder). ``outcome`` is ``"running"`` until the session ends, then
+    ``"equal"``, ``"repaired"``, ``"converged"``, ``"diverged"`` (run another
+    session with ``use_iblt=False``) or ``"failed"``.
+    """
+
+    def __init__(self, db: "Engine", initiate: bool, config: SyncConfigStruct) -> None:
+        self._db = db
+        self._lock = threading.Lock()
+        out, first = c_void_p(), Bytes()
+        if initiate:
+            db._call(lib.cvg_sync_initiate, byref(config), byref(out), byref(first))
+        else:
+            db._call(lib.cvg_sync_respond, byref(config), byref(out))
+        super().__init__(out.value, lib.cvg_sync_free)  # type: ignore[arg-type]
+        db._children.add(self)
+        data = string_at(first.ptr, first.len) if first.len else b""
+        lib.cvg_bytes_free(byref(first))
+        #: The first message to send to the peer (initiator only).
+        self.first_message: Optional[bytes] = data if initiate else None
+
+    def close(self) -> None:
+        """Free the session (waits for a ``handle`` running on another
+        thread). A second call does nothing."""
+        with self._lock:
+            super().close()
+
+    def __enter__(self) -> "SyncSession":
+        self._handle()
+        return self
+
+    def handle(self, message: BytesLike) -> list[bytes]:
+        """Handle one message from the peer; returns the messages to send
+        back, in order (possibly none). A bad message raises
+        ``CorruptInputError`` or ``SyncProtocolError`` and ends the session
+        (``outcome == "failed"``); it changed nothing."""
+        msg = as_bytes(message, "message")
+        replies = c_void_p()
+        with self._lock:
+            rc = lib.cvg_sync_handle(self._handle(), msg, len(msg), byref(replies))
+            if rc:
+                raise error(rc)
+        try:
+            item, out = Slice(), []
+            for i in range(lib.cvg_list_len(replies)):
+                rc = lib.cvg_list_get(replies, i, byref(item))
+                if rc:
+                    raise error(rc)
+                out.append(string_at(item.ptr, item.len) if item.len else b"")
+            return out
+        finally:
+            lib.cvg_list_free(replies)
+
+    @property
+    def outcome(self) -> str:
+        """How the session ended so far (``"running"`` until it ends)."""
+        n = c_uint8()
+        with self._lock:
+            rc = lib.cvg_sync_outcome(self._handle(), byref(n))
+            if rc:
+                raise error(rc)
+        return outcome_name(n.value)
+
+    @property
+    def done(self) -> bool:
+        """Whether the session has ended."""
+        return self.outcome != "running"
+
+    def stats(self) -> SyncStats:
+        """This side's traffic so far."""
+        s = SyncStatsStruct()
+        with self._lock:
+            rc = lib.cvg_sync_stats(self._handle(), byref(s))
+            if rc:
+                raise error(rc)
+        return SyncStats(*(getattr(s, f) for f in SyncStats._fields))
