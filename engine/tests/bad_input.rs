@@ -79,8 +79,11 @@ fn truncated_corrupted_and_unknown_version_bytes() {
         let err = a.merge(b"s", &bad).unwrap_err();
         assert!(matches!(err, Error::Codec(_)), "flip {i}: {err}");
     }
-    let mut v2 = good.clone();
+    // An intact frame of another format version.
+    let mut v2 = good[..good.len() - 4].to_vec();
     v2[0] = 2;
+    let sum = (xxhash_rust::xxh3::xxh3_64(&v2) as u32).to_le_bytes();
+    v2.extend_from_slice(&sum);
     assert!(matches!(
         a.merge(b"s", &v2),
         Err(Error::Codec(CodecError::UnknownVersion { found: 2, .. }))

@@ -99,3 +99,32 @@ fn disabling_anti_entropy_then_enabling_rebuilds_the_tree() {
     assert_eq!(after.count, 2);
     assert!(e.verify().unwrap().consistent);
 }
+
+#[test]
+fn out_of_range_options_are_rejected_before_touching_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in [
+        converge::Options {
+            background_jobs: 0,
+            ..small_options(1)
+        },
+        converge::Options {
+            bloom_bits_per_key: f64::NAN,
+            ..small_options(1)
+        },
+        converge::Options {
+            lock_stripes: 0,
+            ..small_options(1)
+        },
+        converge::Options {
+            block_cache_bytes: 10,
+            ..small_options(1)
+        },
+    ] {
+        assert!(matches!(
+            Engine::open(dir.path().join("x"), bad),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+    assert!(!dir.path().join("x").exists());
+}

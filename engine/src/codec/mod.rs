@@ -51,15 +51,21 @@ fn checksum(bytes: &[u8]) -> [u8; CHECKSUM_LEN] {
 /// Encode `body` behind the version and kind bytes, with the checksum.
 pub(crate) fn encode_with<T: Encode>(kind: u8, body: &T) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
+    encode_with_into(kind, body, &mut out);
+    out
+}
+
+/// Append the encoding of `body` to `out`.
+pub(crate) fn encode_with_into<T: Encode>(kind: u8, body: &T, out: &mut Vec<u8>) {
+    let start = out.len();
     out.push(FORMAT_VERSION);
     out.push(kind);
     // Writing into a Vec cannot fail, and every type here encodes.
-    if let Err(e) = bincode::encode_into_std_write(body, &mut out, config()) {
+    if let Err(e) = bincode::encode_into_std_write(body, out, config()) {
         unreachable!("encoding into a Vec failed: {e}");
     }
-    let sum = checksum(&out);
+    let sum = checksum(&out[start..]);
     out.extend_from_slice(&sum);
-    out
 }
 
 /// Check the header and checksum; return the kind and the body.
@@ -73,25 +79,23 @@ pub(crate) fn split_header<'a>(
             max: MAX_ENCODED_LEN as u64,
         });
     }
-    let (kind, body) = match bytes {
-        [] | [_] => return Err(CodecError::Truncated("missing header".into())),
-        [v, ..] if *v != FORMAT_VERSION => {
-            return Err(CodecError::UnknownVersion {
-                found: *v,
-                supported: FORMAT_VERSION,
-            })
-        }
-        [_, k, body @ ..] if kinds.contains(k) => (*k, body),
-        [_, k, ..] => return Err(CodecError::UnknownKind(*k)),
-    };
-    if body.len() < CHECKSUM_LEN {
-        return Err(CodecError::Truncated("missing checksum".into()));
+    if bytes.len() < 2 + CHECKSUM_LEN {
+        return Err(CodecError::Truncated(format!("{} bytes", bytes.len())));
     }
     let (content, sum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
-    if checksum(content) != sum {
-        return Err(CodecError::Checksum);
+    let intact = checksum(content) == sum;
+    // Damaged bytes are reported as damaged, even when the damage hit the
+    // version or kind byte; intact bytes of another version as such.
+    match bytes {
+        [v, ..] if *v != FORMAT_VERSION && intact => Err(CodecError::UnknownVersion {
+            found: *v,
+            supported: FORMAT_VERSION,
+        }),
+        _ if !intact => Err(CodecError::Checksum),
+        [_, k, body @ ..] if kinds.contains(k) => Ok((*k, &body[..body.len() - CHECKSUM_LEN])),
+        [_, k, ..] => Err(CodecError::UnknownKind(*k)),
+        _ => Err(CodecError::Truncated("missing header".into())),
     }
-    Ok((kind, &body[..body.len() - CHECKSUM_LEN]))
 }
 
 /// Decode a whole body: every byte must be used.
@@ -163,6 +167,12 @@ impl Delta {
     /// The canonical wire bytes.
     pub fn encode(&self) -> Vec<u8> {
         encode_with(KIND_DELTA, self)
+    }
+
+    /// Append the canonical wire bytes to `out` (no allocation of its own,
+    /// for packing many deltas into one buffer).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        encode_with_into(KIND_DELTA, self, out)
     }
 }
 
@@ -256,11 +266,15 @@ mod tests {
         assert_eq!(decode_state(&bytes).unwrap(), State::GCounter(g));
         assert!(matches!(decode_item(&[]), Err(CodecError::Truncated(_))));
         assert!(matches!(
-            decode_item(&[9, 0, 0]),
+            decode_item(&seal(vec![9, 0, 0])),
             Err(CodecError::UnknownVersion { found: 9, .. })
         ));
         assert!(matches!(
-            decode_item(&[1, 7]),
+            decode_item(&[9, 0, 0, 0, 0, 0, 0]),
+            Err(CodecError::Checksum)
+        ));
+        assert!(matches!(
+            decode_item(&seal(vec![1, 7])),
             Err(CodecError::UnknownKind(7))
         ));
         assert!(matches!(
@@ -336,5 +350,26 @@ mod format_doc {
         let b = encode_state(&State::GCounter(g));
         assert_eq!(&b[..6], &[1, 0, 0, 1, 9, 3]);
         assert_eq!(b.len(), 10);
+    }
+}
+
+#[cfg(test)]
+mod encode_into_tests {
+    use super::*;
+    use crate::crdt::GCounter;
+
+    #[test]
+    fn encode_into_appends_the_same_bytes() {
+        let mut g = GCounter::default();
+        let state = State::GCounter(g.increment(ReplicaId(4), 2).unwrap());
+        let d = Delta {
+            origin: ReplicaId(4),
+            seq: 1,
+            state,
+        };
+        let mut buf = vec![0xAA];
+        d.encode_into(&mut buf);
+        assert_eq!(&buf[1..], &d.encode()[..]);
+        assert_eq!(decode_item(&buf[1..]).unwrap(), Item::Delta(d));
     }
 }

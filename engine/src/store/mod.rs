@@ -77,6 +77,7 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Open (or create) the store in directory `path`.
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Engine> {
+        options.validate()?;
         let path = path.as_ref().to_path_buf();
         let db_opts = options.rocksdb_options();
         let mut state_opts = db_opts.clone();

@@ -91,14 +91,44 @@ impl Options {
         self
     }
 
+    /// Check every knob is in its documented range: background jobs
+    /// 1..=256, bloom bits 0..=64 (finite), lock stripes 1..=2^20, cache
+    /// and memtable sizes at least 1 MiB.
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        let bad = |m: String| Err(crate::Error::InvalidArgument(m));
+        if !(1..=256).contains(&self.background_jobs) {
+            return bad(format!(
+                "background_jobs {} not in 1..=256",
+                self.background_jobs
+            ));
+        }
+        if !self.bloom_bits_per_key.is_finite() || !(0.0..=64.0).contains(&self.bloom_bits_per_key)
+        {
+            return bad(format!(
+                "bloom_bits_per_key {} not in 0..=64",
+                self.bloom_bits_per_key
+            ));
+        }
+        if !(1..=1 << 20).contains(&self.lock_stripes) {
+            return bad(format!(
+                "lock_stripes {} not in 1..=1048576",
+                self.lock_stripes
+            ));
+        }
+        if self.block_cache_bytes < 1 << 20 || self.write_buffer_bytes < 1 << 20 {
+            return bad("block_cache_bytes and write_buffer_bytes must be at least 1 MiB".into());
+        }
+        Ok(())
+    }
+
     /// The RocksDB options these knobs stand for (shared by every column
     /// family). Benchmarks open their raw-RocksDB peers with the same.
     pub fn rocksdb_options(&self) -> rocksdb::Options {
         let mut o = rocksdb::Options::default();
         o.create_if_missing(self.create_if_missing);
         o.create_missing_column_families(true);
-        o.set_max_background_jobs(self.background_jobs.max(1));
-        o.set_write_buffer_size(self.write_buffer_bytes.max(1 << 20));
+        o.set_max_background_jobs(self.background_jobs);
+        o.set_write_buffer_size(self.write_buffer_bytes);
         o.set_level_compaction_dynamic_level_bytes(true);
         o.set_compression_type(if self.compression {
             rocksdb::DBCompressionType::Lz4
@@ -106,9 +136,9 @@ impl Options {
             rocksdb::DBCompressionType::None
         });
         let mut t = rocksdb::BlockBasedOptions::default();
-        let cache = rocksdb::Cache::new_lru_cache(self.block_cache_bytes.max(1 << 20));
+        let cache = rocksdb::Cache::new_lru_cache(self.block_cache_bytes);
         t.set_block_cache(&cache);
-        t.set_bloom_filter(self.bloom_bits_per_key.max(0.0), false);
+        t.set_bloom_filter(self.bloom_bits_per_key, false);
         t.set_cache_index_and_filter_blocks(true);
         o.set_block_based_table_factory(&t);
         o

@@ -194,6 +194,8 @@ impl Iterator for KeyIter<'_> {
             },
             _ => Err(Error::Corruption("stored type tag is damaged".into())),
         };
+        // The first error ends the iteration.
+        self.done = out.is_err();
         self.it.next();
         Some(out)
     }
