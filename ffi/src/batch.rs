@@ -402,7 +402,7 @@ pub unsafe extern "C" fn cvg_engine_write(
         let mut deltas = Packed::with_capacity(written.len(), written.len() * 48);
         for kd in &written {
             keys.push(&kd.key);
-            deltas.push(&kd.delta.encode());
+            deltas.push_with(|buf| kd.delta.encode_into(buf));
         }
         let out = Box::into_raw(Box::new(cvg_deltas_t { keys, deltas }));
         // SAFETY: checked non-NULL.

@@ -177,6 +177,15 @@ impl Packed {
         self.spans.len() - 1
     }
 
+    /// Append one byte string written by `fill` straight into the buffer;
+    /// returns its index.
+    pub(crate) fn push_with(&mut self, fill: impl FnOnce(&mut Vec<u8>)) -> usize {
+        let at = self.data.len();
+        fill(&mut self.data);
+        self.spans.push((at, self.data.len() - at));
+        self.spans.len() - 1
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.spans.len()
     }

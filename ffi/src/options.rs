@@ -183,6 +183,17 @@ pub unsafe extern "C" fn cvg_options_set_write_buffer_bytes(
     }
 }
 
+/// Apply `change` to a copy of the options and keep it only if the engine
+/// accepts the result (`Options::validate`): the ranges are the engine's
+/// decision, reported at once instead of at open.
+fn set_checked(o: &mut Options, change: impl FnOnce(&mut Options)) -> Result<(), Failure> {
+    let mut next = o.clone();
+    change(&mut next);
+    next.validate()?;
+    *o = next;
+    Ok(())
+}
+
 /// Background flush and compaction threads (default 2; must be 1 to 256).
 ///
 /// # Safety
@@ -195,13 +206,9 @@ pub unsafe extern "C" fn cvg_options_set_background_jobs(
     // SAFETY: forwarded caller guarantees.
     unsafe {
         with_options(options, |o| {
-            if !(1..=256).contains(&jobs) {
-                return Err(Failure::invalid(format!(
-                    "background jobs {jobs} not in 1..=256"
-                )));
-            }
-            o.background_jobs = jobs as i32;
-            Ok(())
+            let jobs = i32::try_from(jobs)
+                .map_err(|_| Failure::invalid(format!("background jobs {jobs} too large")))?;
+            set_checked(o, |n| n.background_jobs = jobs)
         })
     }
 }
@@ -235,17 +242,7 @@ pub unsafe extern "C" fn cvg_options_set_bloom_bits_per_key(
     bits: f64,
 ) -> cvg_status_t {
     // SAFETY: forwarded caller guarantees.
-    unsafe {
-        with_options(options, |o| {
-            if !(0.0..=64.0).contains(&bits) {
-                return Err(Failure::invalid(format!(
-                    "bloom bits per key {bits} not in 0..=64"
-                )));
-            }
-            o.bloom_bits_per_key = bits;
-            Ok(())
-        })
-    }
+    unsafe { with_options(options, |o| set_checked(o, |n| n.bloom_bits_per_key = bits)) }
 }
 
 /// Number of striped locks serializing read-modify-write operations on the
@@ -260,17 +257,7 @@ pub unsafe extern "C" fn cvg_options_set_lock_stripes(
     stripes: usize,
 ) -> cvg_status_t {
     // SAFETY: forwarded caller guarantees.
-    unsafe {
-        with_options(options, |o| {
-            if !(1..=1 << 20).contains(&stripes) {
-                return Err(Failure::invalid(format!(
-                    "lock stripes {stripes} not in 1..=2^20"
-                )));
-            }
-            o.lock_stripes = stripes;
-            Ok(())
-        })
-    }
+    unsafe { with_options(options, |o| set_checked(o, |n| n.lock_stripes = stripes)) }
 }
 
 /// Maintain the anti-entropy tree (default true). When false, writes skip
