@@ -54,6 +54,9 @@ bench-python: venv python-lib
 	@mkdir -p $(PY_OUT)
 	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -I$(ROOT)/include $(PY_DIR)/bench/bench_c.c \
 	  -L$(TARGET_DIR)/debug -lconverge -Wl,-rpath,$(TARGET_DIR)/debug -o $(PY_OUT)/bench_c
-	cd $(PY_DIR)/bench && $(VENV_PY) bench.py --c-bench $(PY_OUT)/bench_c --json $(PY_OUT)/bench.json
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -shared -fPIC -I$(ROOT)/include \
+	  $(PY_DIR)/bench/stub.c -o $(PY_OUT)/libcvgstub.so
+	cd $(PY_DIR)/bench && $(VENV_PY) bench.py --c-bench $(PY_OUT)/bench_c \
+	  --stub $(PY_OUT)/libcvgstub.so --json $(PY_OUT)/bench.json
 
 TEST_TARGETS += test-python

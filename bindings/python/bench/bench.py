@@ -5,7 +5,9 @@
    process on one engine, the binding's own cost over a bare ctypes call
    (interleaved chunks, so machine noise hits both sides alike), and the
    cost of the same ctypes call over a C call, taken on a call that fails
-   at once (a NULL engine), so no RocksDB noise is in it.
+   at once (a NULL engine), so no RocksDB noise is in it; and the Python
+   side alone: ``Counter.increment`` calling no-op C stubs (stub.c) with
+   the real signatures, which is the figure compared with the goal.
 2. A batch of 100,000 increments over 10,000 keys written to a persisted
    engine (durability "buffered"), from C and from Python (per-item adds,
    ``increment_many``, with and without deltas), alternating runs.
@@ -111,6 +113,42 @@ def py_overheads(path: str, chunks: int, size: int) -> dict[str, float]:
     }
 
 
+def py_stub(path: str, stub_lib: str, chunks: int, size: int) -> dict[str, float]:
+    """The Python side of one Counter.increment alone: the binding calls
+    no-op C stubs (stub.c) with the real signatures instead of the engine."""
+    import ctypes
+
+    from converge import crdts
+
+    stub = ctypes.CDLL(stub_lib)
+    inc = stub.stub_increment
+    inc.restype, inc.argtypes = _ffi.FUNCTIONS["cvg_engine_increment"]  # type: ignore[misc]
+    free = stub.stub_bytes_free
+    free.restype, free.argtypes = _ffi.FUNCTIONS["cvg_bytes_free"]  # type: ignore[misc]
+    real = crdts._increment, crdts._bytes_free
+    bound, bare = [], []
+    with converge.Engine(path, durability="buffered") as db:
+        c, ptr, key = db.counter(b"likes"), db._ptr, b"likes"
+        crdts._increment, crdts._bytes_free = inc, free
+        try:
+            assert c.increment(1) == bytes(40)
+            for _ in range(chunks):
+                t0 = time.perf_counter()
+                for _ in range(size):
+                    c.increment(1)
+                t1 = time.perf_counter()
+                for _ in range(size):
+                    d = Bytes()
+                    inc(ptr, key, 5, 1, byref(d))
+                    free(byref(d))
+                t2 = time.perf_counter()
+                bound.append((t1 - t0) / size)
+                bare.append((t2 - t1) / size)
+        finally:
+            crdts._increment, crdts._bytes_free = real
+    return {"stub_binding": med(bound), "stub_bare_ctypes": med(bare)}
+
+
 def py_batch(path: str, mode: str, items: list[tuple[bytes, int]], nkeys: int) -> tuple[float, float]:
     with converge.Engine(path, durability="buffered") as db:
         t0 = time.perf_counter()
@@ -145,6 +183,7 @@ def packed_input_cost(items: list[tuple[bytes, int]]) -> float:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--c-bench", required=True, help="the compiled bench_c program")
+    p.add_argument("--stub", required=True, help="the compiled stub.c shared library")
     p.add_argument("--calls", type=int, default=20000)
     p.add_argument("--ops", type=int, default=100_000)
     p.add_argument("--keys", type=int, default=10_000)
@@ -171,6 +210,7 @@ def main() -> int:
                 rec(f"py_batch_build_{mode}", build)
             rec("py_packed_input", packed_input_cost(items))
         over = py_overheads(f"{d}/overheads", chunks=40, size=500)
+        over.update(py_stub(f"{d}/stub", a.stub, chunks=21, size=5000))
     m = {k: med(v) for k, v in res.items()}
     m.update(over)
 
@@ -181,12 +221,14 @@ def main() -> int:
     c_call, py_call = m["c_call_increment_delta"], m["py_call_increment_delta"]
     print(f"   C ABI from C {c_call * us:7.2f} us   Python {py_call * us:7.2f} us   "
           f"difference {(py_call - c_call) * us:+.2f} us (noisy: the call itself is a RocksDB write)")
-    binding = over["increment_binding"] - over["increment_bare_ctypes"]
+    binding = over["increment_binding"] - over["increment_bare_ctypes"]  # RocksDB noise in it
     ctypes_cost = over["null_engine_ctypes"] - m["c_call_null_engine"]
-    print(f"   binding over bare ctypes, same engine, interleaved: {binding * us:+.2f} us")
+    print(f"   binding over bare ctypes, same engine, interleaved: {binding * us:+.2f} us (noisy)")
     print(f"   bare ctypes over C, same call failing at once (NULL engine): {ctypes_cost * us:+.2f} us "
           f"({over['null_engine_ctypes'] * us:.2f} vs {m['c_call_null_engine'] * us:.2f} us)")
-    print(f"   => Python extra per call ~ {(binding + ctypes_cost) * us:.2f} us (goal <= 2 us)")
+    print(f"   Python side alone (binding calling no-op C stubs, no engine): "
+          f"{over['stub_binding'] * us:.2f} us per call (bare ctypes to the stubs: {over['stub_bare_ctypes'] * us:.2f} us)")
+    print(f"   => Python extra per call ~ {over['stub_binding'] * us:.2f} us (goal <= 2 us)")
     print(f"   batch add: C {m['c_batch_build_nodeltas'] / a.ops * us:.2f} us, bare ctypes "
           f"{over['batch_add_bare_ctypes'] * us:.2f} us, Batch.increment {over['batch_add_binding'] * us:.2f} us per op\n")
     print(f"2. batch of {a.ops} increments over {a.keys} keys, durability buffered")
