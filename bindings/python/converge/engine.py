@@ -57,7 +57,7 @@ def take_bytes(out: Bytes) -> bytes:
     if not n:
         return b""
     data = string_at(out.ptr, n)
-    _bytes_free(byref(out))
+    _bytes_free(out)  # ctypes passes a Structure by reference itself
     return data
 
 
