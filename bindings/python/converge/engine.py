@@ -199,9 +199,9 @@ class Engine(ManagedHandle):
     def close(self) -> None:
         """Close the store: wait for calls in flight on other threads, close
         the key iterators and sync sessions still open, persist the
-        anti-entropy tree. A
-        second call does nothing. Raises ``PoisonedError`` if an earlier
-        write failed (the data is recovered at the next open)."""
+        anti-entropy tree. A second call does nothing. Raises
+        ``PoisonedError`` if an earlier write failed (the data is recovered
+        at the next open)."""
         if threading.get_ident() in self._resolving:
             raise InvalidArgumentError("an engine cannot be closed from inside a merge function")
         with self._close_lock:
