@@ -257,6 +257,20 @@ typedef struct cvg_slice_t {
 } cvg_slice_t;
 
 /**
+ * Where one byte string lies in a packed buffer.
+ */
+typedef struct cvg_span_t {
+  /**
+   * Offset of its first byte.
+   */
+  size_t offset;
+  /**
+   * Its length.
+   */
+  size_t len;
+} cvg_span_t;
+
+/**
  * An owned byte string returned by the library. Free it with
  * `cvg_bytes_free`; never with `free()`. The empty string is
  * `{NULL, 0}`. A `cvg_bytes_t` is plain data: it may be moved between
@@ -791,6 +805,73 @@ cvg_status_t cvg_deltas_get(const struct cvg_deltas_t *deltas,
  * `deltas` is NULL or live, not used afterwards.
  */
 void cvg_deltas_free(struct cvg_deltas_t *deltas);
+
+/**
+ * Add a G-Counter increment for each of `count` keys: the keys are packed
+ * back to back in `keys` (`keys_len` bytes in all), key `i` is
+ * `key_lens[i]` bytes long and is incremented by `amounts[i]`. All or
+ * nothing: if the lengths do not add up to `keys_len`, nothing is added
+ * (`CVG_STATUS_INVALID_ARGUMENT`).
+ *
+ * # Safety
+ * `batch` is NULL or live and used by no other thread; `keys` points to
+ * `keys_len` bytes; `key_lens` and `amounts` to `count` elements.
+ */
+cvg_status_t cvg_batch_increment_many(struct cvg_batch_t *batch,
+                                      const uint8_t *keys,
+                                      size_t keys_len,
+                                      const size_t *key_lens,
+                                      const uint64_t *amounts,
+                                      size_t count);
+
+/**
+ * Add a PN-Counter addition for each of `count` keys (packed as for
+ * `cvg_batch_increment_many`), key `i` by `amounts[i]`. All or nothing.
+ *
+ * # Safety
+ * As for `cvg_batch_increment_many`.
+ */
+cvg_status_t cvg_batch_pn_add_many(struct cvg_batch_t *batch,
+                                   const uint8_t *keys,
+                                   size_t keys_len,
+                                   const size_t *key_lens,
+                                   const int64_t *amounts,
+                                   size_t count);
+
+/**
+ * Add a merge of a peer's delta or state for each of `count` keys: keys
+ * packed as for `cvg_batch_increment_many`, the values likewise in
+ * `values` (`values_len` bytes, value `i` being `value_lens[i]` bytes).
+ * All or nothing; the values are decoded at `cvg_engine_write`.
+ *
+ * # Safety
+ * As for `cvg_batch_increment_many`; `values` points to `values_len`
+ * bytes and `value_lens` to `count` elements.
+ */
+cvg_status_t cvg_batch_merge_many(struct cvg_batch_t *batch,
+                                  const uint8_t *keys,
+                                  size_t keys_len,
+                                  const size_t *key_lens,
+                                  const uint8_t *values,
+                                  size_t values_len,
+                                  const size_t *value_lens,
+                                  size_t count);
+
+/**
+ * All the deltas of a write at once: `*keys_out` and `*deltas_out` view
+ * the two packed buffers, `*key_spans_out` and `*delta_spans_out` point to
+ * `*count_out` spans each (entry `i` is the key and delta of operation
+ * `i`). Every view lives as long as `deltas`.
+ *
+ * # Safety
+ * `deltas` is NULL or live; every output is NULL or writable.
+ */
+cvg_status_t cvg_deltas_packed(const struct cvg_deltas_t *deltas,
+                               struct cvg_slice_t *keys_out,
+                               const struct cvg_span_t **key_spans_out,
+                               struct cvg_slice_t *deltas_out,
+                               const struct cvg_span_t **delta_spans_out,
+                               size_t *count_out);
 
 /**
  * Free bytes the library returned and reset `*bytes` to `{NULL, 0}`, so a

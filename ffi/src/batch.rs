@@ -17,7 +17,7 @@ use engine::{codec, Batch};
 /// Thread safety: not synchronized. Adding needs exclusive access; a
 /// `const cvg_batch_t *` may be written by several threads at once.
 pub struct cvg_batch_t {
-    inner: Batch,
+    pub(crate) inner: Batch,
 }
 
 /// The deltas of a `cvg_engine_write`, one per local operation (merges
@@ -26,8 +26,8 @@ pub struct cvg_batch_t {
 /// immutable; may be read from several threads at once and freed from any
 /// thread.
 pub struct cvg_deltas_t {
-    keys: Packed,
-    deltas: Packed,
+    pub(crate) keys: Packed,
+    pub(crate) deltas: Packed,
 }
 
 /// A new, empty batch. Never returns NULL.

@@ -154,12 +154,22 @@ pub(crate) unsafe fn write_out<T>(ptr: *mut T, value: T) {
     }
 }
 
+/// Where one byte string lies in a packed buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct cvg_span_t {
+    /// Offset of its first byte.
+    pub offset: usize,
+    /// Its length.
+    pub len: usize,
+}
+
 /// Byte strings packed into one buffer: two allocations however many there
 /// are.
 #[derive(Debug, Default)]
 pub(crate) struct Packed {
-    data: Vec<u8>,
-    spans: Vec<(usize, usize)>,
+    pub(crate) data: Vec<u8>,
+    pub(crate) spans: Vec<cvg_span_t>,
 }
 
 impl Packed {
@@ -172,7 +182,10 @@ impl Packed {
 
     /// Append one byte string; returns its index.
     pub(crate) fn push(&mut self, b: &[u8]) -> usize {
-        self.spans.push((self.data.len(), b.len()));
+        self.spans.push(cvg_span_t {
+            offset: self.data.len(),
+            len: b.len(),
+        });
         self.data.extend_from_slice(b);
         self.spans.len() - 1
     }
@@ -180,9 +193,12 @@ impl Packed {
     /// Append one byte string written by `fill` straight into the buffer;
     /// returns its index.
     pub(crate) fn push_with(&mut self, fill: impl FnOnce(&mut Vec<u8>)) -> usize {
-        let at = self.data.len();
+        let offset = self.data.len();
         fill(&mut self.data);
-        self.spans.push((at, self.data.len() - at));
+        self.spans.push(cvg_span_t {
+            offset,
+            len: self.data.len() - offset,
+        });
         self.spans.len() - 1
     }
 
@@ -193,7 +209,7 @@ impl Packed {
     pub(crate) fn get(&self, i: usize) -> Option<&[u8]> {
         self.spans
             .get(i)
-            .map(|(at, len)| &self.data[*at..*at + *len])
+            .map(|s| &self.data[s.offset..s.offset + s.len])
     }
 }
 

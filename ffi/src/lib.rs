@@ -11,6 +11,7 @@
 //! - [`ops`]: one CRDT operation per call, each returning its delta;
 //! - [`read`]: typed reads (counters, sets, registers, MV siblings);
 //! - [`batch`]: atomic batches and their packed deltas;
+//! - [`bulk`]: many batch operations, or all deltas, in one call;
 //! - [`iter`]: key iteration;
 //! - [`callback`]: the pluggable MV merge function;
 //! - [`sync`]: anti-entropy sync sessions driven by byte messages.
@@ -23,6 +24,7 @@
 
 // cbindgen emits items in module order (rustfmt keeps these sorted).
 pub mod batch;
+pub mod bulk;
 pub mod bytes;
 pub mod callback;
 pub mod engine;

@@ -197,6 +197,7 @@ int main(int argc, char **argv) {
   test_bad_input(base);
   test_threads(base);
   test_sync_sessions(base);
-  printf("converge C API tests: 12 passed, 0 failed\n");
+  test_bulk(base);
+  printf("converge C API tests: 13 passed, 0 failed\n");
   return 0;
 }
