@@ -20,7 +20,7 @@ PY_OUT := $(TARGET_DIR)/python
 # build); the built library is named explicitly.
 PY_INSTALL := CONVERGE_LIB=$(PY_LIB) $(VENV_PY) -m pip install -q --no-build-isolation --no-deps
 
-.PHONY: venv python-lib wheel test-python bench-python
+.PHONY: venv python-lib wheel test-python bench-python bench-python-rust
 
 venv: $(VENV)/.converge-deps
 
@@ -60,3 +60,13 @@ bench-python: venv python-lib
 	  --stub $(PY_OUT)/libcvgstub.so --json $(PY_OUT)/bench.json
 
 TEST_TARGETS += test-python
+
+# Python vs the Rust API on one batch, both over release builds.
+bench-python-rust: venv
+	$(CARGO) build --release -q -p converge-ffi
+	$(CARGO) build --release -q -p converge-benches --bin batch_rust
+	rm -rf $(PY_DIR)/build $(PY_OUT)/release-pkg
+	CONVERGE_LIB=$(TARGET_DIR)/release/libconverge.so $(VENV_PY) -m pip install -q \
+	  --no-build-isolation --no-deps --target $(PY_OUT)/release-pkg $(PY_DIR)
+	cd $(PY_DIR)/bench && PYTHONPATH=$(PY_OUT)/release-pkg $(VENV_PY) batch_vs_rust.py \
+	  --rust $(TARGET_DIR)/release/batch_rust

@@ -44,7 +44,7 @@ from .errors import (
     WrongTypeError,
 )
 from .sync import SyncSession, SyncStats
-from .types import Delta, MVRead, RegisterValue, Root, SetRead, Sibling, Stamp, VerifyReport
+from .types import Delta, DeltaList, MVRead, RegisterValue, Root, SetRead, Sibling, Stamp, VerifyReport
 
 #: The version of this package.
 __version__ = "0.1.0"
@@ -70,6 +70,7 @@ __all__ = [
     "CounterOverflowError",
     "CrdtHandle",
     "Delta",
+    "DeltaList",
     "Engine",
     "FWWRegister",
     "GSet",

@@ -62,6 +62,12 @@ class Slice(Structure):
     _fields_ = [("ptr", c_void_p), ("len", c_size_t)]
 
 
+class Span(Structure):
+    """``cvg_span_t``: where one byte string lies in a packed buffer."""
+
+    _fields_ = [("offset", c_size_t), ("len", c_size_t)]
+
+
 class SiblingStruct(Structure):
     """``cvg_sibling_t``: one MV register value with its dot."""
 
@@ -119,6 +125,7 @@ MERGE_FN = CFUNCTYPE(c_int, c_void_p, POINTER(SiblingStruct), c_size_t, c_void_p
 STRUCTS = {
     "cvg_bytes_t": Bytes,
     "cvg_slice_t": Slice,
+    "cvg_span_t": Span,
     "cvg_sibling_t": SiblingStruct,
     "cvg_root_t": RootStruct,
     "cvg_i128_t": I128,
@@ -160,6 +167,16 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "cvg_deltas_len": (c_size_t, [_H]),
     "cvg_deltas_get": (_S, [_H, c_size_t, _SLICE, _SLICE]),
     "cvg_deltas_free": (None, [_H]),
+    "cvg_batch_increment_many": (_S, [_H, _B, _N, POINTER(c_size_t), POINTER(c_uint64), _N]),
+    "cvg_batch_pn_add_many": (_S, [_H, _B, _N, POINTER(c_size_t), POINTER(c_int64), _N]),
+    "cvg_batch_merge_many": (
+        _S,
+        [_H, _B, _N, POINTER(c_size_t), _B, _N, POINTER(c_size_t), _N],
+    ),
+    "cvg_deltas_packed": (
+        _S,
+        [_H, _SLICE, POINTER(POINTER(Span)), _SLICE, POINTER(POINTER(Span)), POINTER(c_size_t)],
+    ),
     "cvg_bytes_free": (None, [_BYTES]),
     "cvg_list_len": (c_size_t, [_H]),
     "cvg_list_get": (_S, [_H, c_size_t, _SLICE]),

@@ -1,27 +1,32 @@
 """``Batch``: operations collected in a C batch and applied atomically.
 
-The C ABI only adds one operation per call (``cvg_batch_*``), so a batch of
-N operations costs N foreign calls. The ``*_many`` methods convert every
-item first (so bad input raises before anything is added) and then add them
-all under one lock acquisition, which is the cheapest path ctypes allows.
+Single operations cost one foreign call each. The ``*_many`` methods convert
+every item first (so bad input raises before anything is added), pack the
+keys and values into one buffer and the lengths and amounts into arrays, and
+add them all in one call (``cvg_batch_*_many``); ``commit()`` reads every
+delta back in one call (``cvg_deltas_packed``).
 """
 
 from __future__ import annotations
 
 import threading
-from ctypes import byref, c_void_p, string_at
+from array import array
+from ctypes import POINTER, byref, c_int64, c_size_t, c_uint64, c_void_p, sizeof, string_at
 from typing import Any, Iterable, Optional
 
-from ._ffi import Slice, lib
+from ._ffi import Slice, Span, lib
 from ._handle import U64_MAX, BytesLike, ManagedHandle, as_bytes, as_i64, as_u64
 from .engine import Engine
 from .errors import ClosedError, error
-from .types import Delta
+from .types import EMPTY_DELTAS, DeltaList
 
 _batch_increment = lib.cvg_batch_increment
 _batch_pn_add = lib.cvg_batch_pn_add
 _batch_merge = lib.cvg_batch_merge
-_deltas_get = lib.cvg_deltas_get
+_increment_many = lib.cvg_batch_increment_many
+_pn_add_many = lib.cvg_batch_pn_add_many
+_merge_many = lib.cvg_batch_merge_many
+_deltas_packed = lib.cvg_deltas_packed
 
 
 class Batch(ManagedHandle):
@@ -39,7 +44,7 @@ class Batch(ManagedHandle):
         self._want_deltas = deltas
         self._lock = threading.Lock()
         #: The deltas of the last ``commit()`` (empty with ``deltas=False``).
-        self.deltas: list[Delta] = []
+        self.deltas: DeltaList = EMPTY_DELTAS
         super().__init__(lib.cvg_batch_new(), lib.cvg_batch_free)
 
     def close(self) -> None:
@@ -152,39 +157,51 @@ class Batch(ManagedHandle):
     # -- bulk forms -----------------------------------------------------------
 
     def increment_many(self, items: Iterable[tuple[BytesLike, int]]) -> None:
-        """Add a G-Counter increment for every ``(key, n)`` pair."""
-        ops = [
-            (
-                k if type(k) is bytes else as_bytes(k, "key"),
-                n if type(n) is int and 0 <= n <= U64_MAX else as_u64(n),
-            )
-            for k, n in items
-        ]
-        self._add_all(_batch_increment, ops)
+        """Add a G-Counter increment for every ``(key, n)`` pair, in one
+        foreign call."""
+        keys: list[bytes] = []
+        amounts: list[int] = []
+        for k, n in items:
+            keys.append(k if type(k) is bytes else as_bytes(k, "key"))
+            amounts.append(n if type(n) is int and 0 <= n <= U64_MAX else as_u64(n))
+        self._add_packed(_increment_many, keys, array("Q", amounts), c_uint64)
 
     def pn_add_many(self, items: Iterable[tuple[BytesLike, int]]) -> None:
-        """Add a PN-Counter addition for every ``(key, n)`` pair."""
-        ops = [(as_bytes(k, "key"), as_i64(n)) for k, n in items]
-        self._add_all(_batch_pn_add, ops)
+        """Add a PN-Counter addition for every ``(key, n)`` pair, in one
+        foreign call."""
+        keys: list[bytes] = []
+        amounts: list[int] = []
+        for k, n in items:
+            keys.append(as_bytes(k, "key"))
+            amounts.append(as_i64(n))
+        self._add_packed(_pn_add_many, keys, array("q", amounts), c_int64)
 
     def merge_many(self, items: Iterable[tuple[BytesLike, BytesLike]]) -> None:
         """Add a merge for every ``(key, data)`` pair (for example the
-        ``Delta`` list another replica's ``commit()`` returned)."""
-        ops = [(as_bytes(k, "key"), as_bytes(d, "data")) for k, d in items]
+        ``Delta`` list another replica's ``commit()`` returned), in one
+        foreign call."""
+        keys: list[bytes] = []
+        values: list[bytes] = []
+        for k, d in items:
+            keys.append(as_bytes(k, "key"))
+            values.append(as_bytes(d, "data"))
+        kblob, klens = _pack(keys)
+        vblob, vlens = _pack(values)
         with self._lock:
-            ptr = self._handle()
-            for k, d in ops:
-                rc = _batch_merge(ptr, k, len(k), d, len(d))
-                if rc:
-                    raise error(rc)
+            rc = _merge_many(
+                self._handle(), kblob, len(kblob), klens, vblob, len(vblob), vlens, len(keys)
+            )
+        if rc:
+            raise error(rc)
 
-    def _add_all(self, fn: Any, ops: list[tuple[bytes, int]]) -> None:
+    def _add_packed(self, fn: Any, keys: list[bytes], amounts: "array[int]", ctype: Any) -> None:
+        blob, lens = _pack(keys)
+        n = len(keys)
+        amts = (ctype * n).from_buffer(amounts) if n else None
         with self._lock:
-            ptr = self._handle()
-            for k, n in ops:
-                rc = fn(ptr, k, len(k), n)
-                if rc:
-                    raise error(rc)
+            rc = fn(self._handle(), blob, len(blob), lens, amts, n)
+        if rc:
+            raise error(rc)
 
     # -- writing --------------------------------------------------------------
 
@@ -195,7 +212,7 @@ class Batch(ManagedHandle):
         if rc:
             raise error(rc)
 
-    def commit(self) -> list[Delta]:
+    def commit(self) -> DeltaList:
         """Apply every operation atomically (all or none), then empty the
         batch for reuse. Returns the deltas of the local operations in batch
         order (merges produce none); also kept in ``self.deltas``."""
@@ -210,29 +227,39 @@ class Batch(ManagedHandle):
                 db._inflight.pop()
             if rc:
                 raise error(rc)
-            deltas = _read_deltas(out.value) if self._want_deltas else []
+            deltas = _read_deltas(out.value) if self._want_deltas else EMPTY_DELTAS
             lib.cvg_batch_clear(bptr)
         self.deltas = deltas
         return deltas
 
 
-def _read_deltas(handle: Optional[int]) -> list[Delta]:
-    """Copy a ``cvg_deltas_t`` into ``Delta`` tuples and free it."""
+def _pack(items: list[bytes]) -> tuple[bytes, Any]:
+    """Items back to back in one buffer, and their lengths as a C array."""
+    lens = array("Q", map(len, items))
+    return b"".join(items), ((c_size_t * len(items)).from_buffer(lens) if items else None)
+
+
+def _read_deltas(handle: Optional[int]) -> DeltaList:
+    """Copy a ``cvg_deltas_t`` into a ``DeltaList`` (one foreign call, one
+    copy of each packed buffer) and free it."""
     try:
-        k, d = Slice(), Slice()
-        kref, dref = byref(k), byref(d)
-        out: list[Delta] = []
-        append = out.append
-        for i in range(lib.cvg_deltas_len(handle)):
-            rc = _deltas_get(handle, i, kref, dref)
-            if rc:
-                raise error(rc)
-            append(
-                Delta(
-                    string_at(k.ptr, k.len) if k.len else b"",
-                    string_at(d.ptr, d.len) if d.len else b"",
-                )
-            )
-        return out
+        kbuf, dbuf = Slice(), Slice()
+        kspans, dspans = POINTER(Span)(), POINTER(Span)()
+        count = c_size_t()
+        rc = _deltas_packed(
+            handle, byref(kbuf), byref(kspans), byref(dbuf), byref(dspans), byref(count)
+        )
+        if rc:
+            raise error(rc)
+        n = count.value
+        if n == 0:
+            return EMPTY_DELTAS
+        span_bytes = n * sizeof(Span)
+        return DeltaList(
+            string_at(kbuf.ptr, kbuf.len) if kbuf.len else b"",
+            string_at(dbuf.ptr, dbuf.len) if dbuf.len else b"",
+            string_at(kspans, span_bytes),
+            string_at(dspans, span_bytes),
+        )
     finally:
         lib.cvg_deltas_free(handle)

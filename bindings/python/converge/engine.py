@@ -82,8 +82,12 @@ def _open_options(replica_id: Any, durability: str, settings: dict[str, Any]) ->
                 rid = replica_id.bytes
             elif isinstance(replica_id, (bytes, bytearray, memoryview)):
                 rid = bytes(replica_id)
+            elif isinstance(replica_id, int) and not isinstance(replica_id, bool):
+                if not 0 <= replica_id < 1 << 128:
+                    raise ValueError("an int replica_id must be in 0 .. 2**128 - 1")
+                rid = replica_id.to_bytes(16, "big")  # the engine's u128, big-endian
             else:
-                raise TypeError("replica_id must be 16 bytes or a uuid.UUID")
+                raise TypeError("replica_id must be 16 bytes, an int or a uuid.UUID")
             calls.append((lib.cvg_options_set_replica_id, (rid, len(rid))))
         for name, value in settings.items():
             if value is not None:
@@ -111,8 +115,9 @@ class Engine(ManagedHandle):
     read back is ``bytes``. Local operations return their delta: the bytes
     to pass to ``merge(key, delta)`` on the other replicas.
 
-    Options (``None`` keeps the engine's default): ``replica_id`` (16 bytes
-    or a ``uuid.UUID``; default: the stored one, generated at first open),
+    Options (``None`` keeps the engine's default): ``replica_id`` (16 bytes,
+    an ``int`` below 2**128, or a ``uuid.UUID``; default: the stored one,
+    generated at first open),
     ``durability`` (``"sync"``, ``"buffered"`` or ``"none"``),
     ``create_if_missing``, ``block_cache_bytes``, ``write_buffer_bytes``,
     ``background_jobs``, ``compression``, ``bloom_bits_per_key``,
@@ -126,7 +131,7 @@ class Engine(ManagedHandle):
         self,
         path: Union[str, bytes, "os.PathLike[Any]"],
         *,
-        replica_id: Union[bytes, bytearray, memoryview, uuid.UUID, None] = None,
+        replica_id: Union[bytes, bytearray, memoryview, int, uuid.UUID, None] = None,
         durability: str = "buffered",
         create_if_missing: Optional[bool] = None,
         block_cache_bytes: Optional[int] = None,

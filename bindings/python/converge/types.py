@@ -3,7 +3,7 @@ like tuples. Every byte string in them is ``bytes``."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Iterator, NamedTuple, Sequence, Union, overload
 
 
 class Delta(NamedTuple):
@@ -12,6 +12,65 @@ class Delta(NamedTuple):
 
     key: bytes
     delta: bytes
+
+
+class DeltaList(Sequence[Delta]):
+    """The deltas of a batch, in operation order: a read-only sequence of
+    ``Delta`` over the two packed buffers the library returned (one copy
+    each), so a 100,000-operation batch costs no per-delta work until the
+    deltas are used. Compares equal to any sequence of the same deltas.
+    ``keys_buffer``, ``deltas_buffer`` and the span arrays expose the packed
+    form for shipping many deltas at once."""
+
+    __slots__ = ("keys_buffer", "deltas_buffer", "_kspans", "_dspans")
+
+    def __init__(self, keys: bytes, data: bytes, kspans: bytes, dspans: bytes) -> None:
+        #: Every key, back to back.
+        self.keys_buffer = keys
+        #: Every encoded delta, back to back.
+        self.deltas_buffer = data
+        self._kspans = memoryview(kspans).cast("Q")
+        self._dspans = memoryview(dspans).cast("Q")
+
+    def __len__(self) -> int:
+        return len(self._kspans) // 2
+
+    def _at(self, i: int) -> Delta:
+        ko, kl = self._kspans[2 * i], self._kspans[2 * i + 1]
+        do, dl = self._dspans[2 * i], self._dspans[2 * i + 1]
+        return Delta(self.keys_buffer[ko : ko + kl], self.deltas_buffer[do : do + dl])
+
+    @overload
+    def __getitem__(self, i: int) -> Delta: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Delta]: ...
+
+    def __getitem__(self, i: Union[int, slice]) -> Union[Delta, list[Delta]]:
+        if isinstance(i, slice):
+            return [self._at(j) for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("delta index out of range")
+        return self._at(i)
+
+    def __iter__(self) -> Iterator[Delta]:
+        return (self._at(i) for i in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"DeltaList({list(self)!r})"
+
+
+EMPTY_DELTAS = DeltaList(b"", b"", b"", b"")
 
 
 class SetRead(NamedTuple):

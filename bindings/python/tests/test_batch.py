@@ -111,3 +111,25 @@ def test_batch_keeps_the_engine_alive_and_fails_after_engine_close(open_engine) 
     batch.close()
     with pytest.raises(converge.ClosedError):
         batch.increment("c")
+
+
+def test_delta_list_is_a_packed_sequence(tmp_path):
+    with converge.Engine(tmp_path / "dl", replica_id=9) as db:
+        b = db.batch()
+        b.increment_many([(b"a", 1), (b"bb", 2), (b"a", 3)])
+        deltas = b.commit()
+        b.close()
+        assert isinstance(deltas, converge.DeltaList)
+        assert len(deltas) == 3
+        assert deltas[-1].key == b"a" and deltas[1].key == b"bb"
+        assert [d.key for d in deltas[0:2]] == [b"a", b"bb"]
+        assert deltas == list(deltas) and deltas != list(deltas)[:2]
+        with pytest.raises(IndexError):
+            deltas[3]
+        total = sum(len(d.key) for d in deltas)
+        assert len(deltas.keys_buffer) == total
+        assert len(deltas.deltas_buffer) == sum(len(d.delta) for d in deltas)
+        with converge.Engine(tmp_path / "peer", replica_id=10) as peer:
+            with peer.batch() as p:
+                p.merge_many(deltas)
+            assert peer.counter(b"a").value() == 4

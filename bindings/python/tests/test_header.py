@@ -69,9 +69,11 @@ def ctype_of(c_type: str) -> object:
     if m:
         struct = _ffi.STRUCTS.get(m.group(1))
         return c_void_p if struct is None else POINTER(struct)
-    if re.fullmatch(r"struct cvg_\w+ \* \*", t):
-        return POINTER(c_void_p)
-    m = re.fullmatch(r"(\w+) \*", t)
+    m = re.fullmatch(r"(?:const )?struct (cvg_\w+) \* \*", t)
+    if m:
+        struct = _ffi.STRUCTS.get(m.group(1))
+        return POINTER(c_void_p) if struct is None else POINTER(POINTER(struct))
+    m = re.fullmatch(r"(?:const )?(\w+) \*", t)
     if m and m.group(1) in _SCALARS:
         return POINTER(_SCALARS[m.group(1)])
     raise AssertionError(f"no ctypes mapping for C type {c_type!r}")
