@@ -1,11 +1,12 @@
 //! `report`: run a benchmark suite, print the table, write
-//! `<out>/<suite>.json` and `<out>/<suite>.svg`.
+//! `<out>/<suite>.json` and `<out>/<suite>.svg`. Both files are rewritten
+//! after every record, so a run that is stopped keeps what it measured.
 
 use clap::Parser;
 use converge_benches::record::{table, to_json};
 use converge_benches::runner::{run_areas, AREAS};
-use converge_benches::{svg, Suite};
-use std::path::PathBuf;
+use converge_benches::{svg, Record, Suite};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Converge merge-throughput benchmarks, with peers side by side.
@@ -23,6 +24,16 @@ struct Args {
     only: Vec<String>,
 }
 
+/// Write the JSON list and the plot of `records`.
+fn write_results(out: &Path, suite: Suite, records: &[Record]) -> std::io::Result<()> {
+    std::fs::create_dir_all(out)?;
+    std::fs::write(out.join(format!("{suite}.json")), to_json(records))?;
+    std::fs::write(
+        out.join(format!("{suite}.svg")),
+        svg::plot(suite.name(), records),
+    )
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let areas: Vec<&str> = if args.only.is_empty() {
@@ -32,7 +43,8 @@ fn main() -> ExitCode {
     };
     let start = std::time::Instant::now();
     eprintln!("suite {} ({}): measuring", args.suite, areas.join(", "));
-    let mut progress = |r: &converge_benches::Record| {
+    let mut so_far: Vec<Record> = Vec::new();
+    let mut progress = |r: &Record| {
         let ratio = r.ratio().map(|x| format!(" ({x:.2}x)")).unwrap_or_default();
         eprintln!(
             "  [{:>5.0}s] {} = {}{}",
@@ -41,6 +53,13 @@ fn main() -> ExitCode {
             converge_benches::record::human(r.value),
             ratio
         );
+        so_far.push(r.clone());
+        if let Err(e) = write_results(&args.out, args.suite, &so_far) {
+            eprintln!(
+                "cannot write partial results to {}: {e}",
+                args.out.display()
+            );
+        }
     };
     let records = match run_areas(args.suite, &areas, &mut progress) {
         Ok(r) => r,
@@ -52,10 +71,7 @@ fn main() -> ExitCode {
     println!("{}", table(&records));
     let json = args.out.join(format!("{}.json", args.suite));
     let plot = args.out.join(format!("{}.svg", args.suite));
-    let written = std::fs::create_dir_all(&args.out)
-        .and_then(|_| std::fs::write(&json, to_json(&records)))
-        .and_then(|_| std::fs::write(&plot, svg::plot(args.suite.name(), &records)));
-    if let Err(e) = written {
+    if let Err(e) = write_results(&args.out, args.suite, &records) {
         eprintln!("cannot write results to {}: {e}", args.out.display());
         return ExitCode::FAILURE;
     }
