@@ -16,7 +16,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let (ops, keys, reps): (u64, u64, usize) = (ops.parse()?, keys.parse()?, reps.parse()?);
     let want_deltas = deltas == "1";
-    let names: Vec<Vec<u8>> = (0..keys).map(|i| format!("key:{i:06}").into_bytes()).collect();
+    let names: Vec<Vec<u8>> = (0..keys)
+        .map(|i| format!("key:{i:06}").into_bytes())
+        .collect();
     let mut seconds = Vec::with_capacity(reps);
     for rep in 0..reps {
         let path = std::path::Path::new(dir).join(format!("rust-{rep}"));
