@@ -87,7 +87,21 @@ impl ORSet {
 
 impl Lattice for ORSet {
     fn join(&mut self, other: &Self) {
-        // Entries only here lose the dots `other` has seen (it removed them).
+        // A small state (a delta) is joined in place; two large states by
+        // one ordered walk. Same result either way.
+        if other.entries.len() * 16 < self.entries.len() {
+            self.join_small(other);
+        } else {
+            self.join_walk(other);
+        }
+        self.ctx.merge(&other.ctx);
+    }
+}
+
+impl ORSet {
+    /// In place, one lookup per element of `other` (and one pass over this
+    /// side's dots when `other` has seen some).
+    fn join_small(&mut self, other: &Self) {
         if !other.ctx.is_empty() {
             self.entries.retain(|k, dots| {
                 if !other.entries.contains_key(k) {
@@ -99,7 +113,6 @@ impl Lattice for ORSet {
         for (k, b) in &other.entries {
             match self.entries.get_mut(k) {
                 Some(a) => {
-                    // Keep dots both have, or that one side never saw.
                     a.retain(|d| b.contains(d) || !other.ctx.contains(d));
                     for d in b {
                         if !self.ctx.contains(d) {
@@ -122,7 +135,64 @@ impl Lattice for ORSet {
                 }
             }
         }
-        self.ctx.merge(&other.ctx);
+    }
+
+    /// One ordered walk over both entry maps (no per-element lookups); the
+    /// result is rebuilt from sorted pairs, which BTreeMap does in linear
+    /// time. Entries only here lose the dots `other` has seen; entries only
+    /// there keep the dots this side has not seen.
+    fn join_walk(&mut self, other: &Self) {
+        let mine = std::mem::take(&mut self.entries);
+        let mut out: Vec<(Vec<u8>, BTreeSet<Dot>)> =
+            Vec::with_capacity(mine.len().max(other.entries.len()));
+        let mut a = mine.into_iter().peekable();
+        let mut b = other.entries.iter().peekable();
+        loop {
+            let order = match (a.peek(), b.peek()) {
+                (Some((ka, _)), Some((kb, _))) => ka.as_slice().cmp(kb.as_slice()),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => break,
+            };
+            match order {
+                std::cmp::Ordering::Less => {
+                    if let Some((k, mut dots)) = a.next() {
+                        if !other.ctx.is_empty() {
+                            dots.retain(|d| !other.ctx.contains(d));
+                        }
+                        if !dots.is_empty() {
+                            out.push((k, dots));
+                        }
+                    }
+                }
+                std::cmp::Ordering::Greater => {
+                    if let Some((k, dots)) = b.next() {
+                        let fresh: BTreeSet<Dot> = dots
+                            .iter()
+                            .filter(|d| !self.ctx.contains(d))
+                            .copied()
+                            .collect();
+                        if !fresh.is_empty() {
+                            out.push((k.clone(), fresh));
+                        }
+                    }
+                }
+                std::cmp::Ordering::Equal => {
+                    if let (Some((k, mut dots)), Some((_, theirs))) = (a.next(), b.next()) {
+                        dots.retain(|d| theirs.contains(d) || !other.ctx.contains(d));
+                        for d in theirs {
+                            if !self.ctx.contains(d) {
+                                dots.insert(*d);
+                            }
+                        }
+                        if !dots.is_empty() {
+                            out.push((k, dots));
+                        }
+                    }
+                }
+            }
+        }
+        self.entries = out.into_iter().collect();
     }
 }
 
@@ -175,5 +245,34 @@ mod tests {
         assert!(a.contains(b"x"), "B's add was not observed by the remove");
         a.remove(b"x", None);
         assert!(!a.contains(b"x"));
+    }
+}
+
+#[cfg(test)]
+mod join_paths {
+    use super::*;
+
+    /// The in-place and the walking join agree, whichever side is larger.
+    #[test]
+    fn small_and_walk_joins_agree() {
+        let mut big = ORSet::default();
+        for i in 0..100u8 {
+            big.add(ReplicaId(1), &[i]);
+        }
+        let mut other = big.clone();
+        other.remove(&[3], None);
+        other.add(ReplicaId(2), &[200]);
+        let mut small = ORSet::default();
+        small.join(&other);
+        let d = small.remove(&[7], None);
+        for delta in [&other, &d] {
+            let mut a = big.clone();
+            a.join_small(delta);
+            a.ctx.merge(&delta.ctx);
+            let mut b = big.clone();
+            b.join_walk(delta);
+            b.ctx.merge(&delta.ctx);
+            assert_eq!(a, b);
+        }
     }
 }
