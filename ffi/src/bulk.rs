@@ -6,6 +6,7 @@ use crate::batch::{cvg_batch_t, cvg_deltas_t};
 use crate::bytes::{cvg_slice_t, cvg_span_t, reference, reference_mut, required, write_out};
 use crate::cvg_status_t;
 use crate::status::{ffi_boundary, Failure};
+use engine::Batch;
 
 /// Borrow `count` elements (`(NULL, 0)` is empty).
 ///
@@ -64,6 +65,35 @@ unsafe fn keys<'a>(
     split(data, lens, "key")
 }
 
+/// Add `op(key, amounts[i])` for every packed key, all or nothing.
+///
+/// # Safety
+/// As for `cvg_batch_increment_many`.
+unsafe fn add_amounts<T: Copy>(
+    batch: *mut cvg_batch_t,
+    keys: *const u8,
+    keys_len: usize,
+    key_lens: *const usize,
+    amounts: *const T,
+    count: usize,
+    op: fn(&mut Batch, Vec<u8>, T) -> &mut Batch,
+) -> cvg_status_t {
+    ffi_boundary!({
+        // SAFETY: forwarded caller guarantees.
+        let (b, ks, ns) = unsafe {
+            (
+                reference_mut(batch, "batch")?,
+                self::keys(keys, keys_len, key_lens, count)?,
+                array(amounts, count, "amounts")?,
+            )
+        };
+        for (k, n) in ks.into_iter().zip(ns) {
+            op(&mut b.inner, k.to_vec(), *n);
+        }
+        Ok(())
+    })
+}
+
 /// Add a G-Counter increment for each of `count` keys: the keys are packed
 /// back to back in `keys` (`keys_len` bytes in all), key `i` is
 /// `key_lens[i]` bytes long and is incremented by `amounts[i]`. All or
@@ -82,20 +112,18 @@ pub unsafe extern "C" fn cvg_batch_increment_many(
     amounts: *const u64,
     count: usize,
 ) -> cvg_status_t {
-    ffi_boundary!({
-        // SAFETY: forwarded caller guarantees.
-        let (b, ks, ns) = unsafe {
-            (
-                reference_mut(batch, "batch")?,
-                self::keys(keys, keys_len, key_lens, count)?,
-                array(amounts, count, "amounts")?,
-            )
-        };
-        for (k, n) in ks.into_iter().zip(ns) {
-            b.inner.increment(k, *n);
-        }
-        Ok(())
-    })
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        add_amounts(
+            batch,
+            keys,
+            keys_len,
+            key_lens,
+            amounts,
+            count,
+            Batch::increment,
+        )
+    }
 }
 
 /// Add a PN-Counter addition for each of `count` keys (packed as for
@@ -112,20 +140,18 @@ pub unsafe extern "C" fn cvg_batch_pn_add_many(
     amounts: *const i64,
     count: usize,
 ) -> cvg_status_t {
-    ffi_boundary!({
-        // SAFETY: forwarded caller guarantees.
-        let (b, ks, ns) = unsafe {
-            (
-                reference_mut(batch, "batch")?,
-                self::keys(keys, keys_len, key_lens, count)?,
-                array(amounts, count, "amounts")?,
-            )
-        };
-        for (k, n) in ks.into_iter().zip(ns) {
-            b.inner.pn_add(k, *n);
-        }
-        Ok(())
-    })
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        add_amounts(
+            batch,
+            keys,
+            keys_len,
+            key_lens,
+            amounts,
+            count,
+            Batch::pn_add,
+        )
+    }
 }
 
 /// Add a merge of a peer's delta or state for each of `count` keys: keys
