@@ -288,6 +288,19 @@ pub fn records(sizes: &Sizes, progress: &mut dyn FnMut(&Record)) -> BenchResult<
             }
         }
     }
+    Ok(out)
+}
+
+/// The ingest scale point (area `scale`): every key written once, batch
+/// 100, at the suite's small and large key counts, against raw puts, and
+/// the large rate against the small one.
+pub fn scale_records(sizes: &Sizes, progress: &mut dyn FnMut(&Record)) -> BenchResult<Vec<Record>> {
+    let mut out = Vec::new();
+    let mut push = |r: Record, out: &mut Vec<Record>| {
+        progress(&r);
+        out.push(r);
+    };
+    let buffered = Durability::Buffered;
     if let Some((small, large)) = sizes.scale {
         let runs = sizes.runs.min(3);
         let mut rates = Vec::new();

@@ -6,7 +6,7 @@ use crate::suite::Suite;
 use crate::{aae, joins, local, reads, remote, BenchResult};
 
 /// The workload areas, in the order they run.
-pub const AREAS: [&str; 5] = ["join", "local", "remote", "read", "aae"];
+pub const AREAS: [&str; 6] = ["join", "local", "scale", "remote", "read", "aae"];
 
 /// Run every workload of `suite`; `progress` sees each record as soon as it
 /// is measured.
@@ -26,6 +26,7 @@ pub fn run_areas(
         let mut records = match *area {
             "join" => joins::records(&sizes, progress)?,
             "local" => local::records(&sizes, progress)?,
+            "scale" => local::scale_records(&sizes, progress)?,
             "remote" => remote::records(&sizes, progress)?,
             "read" => reads::records(&sizes, progress)?,
             "aae" => aae::records(&sizes, progress)?,
