@@ -2,7 +2,6 @@
 
 use super::ReplicaId;
 use bincode::{Decode, Encode};
-use std::collections::BTreeMap;
 
 /// How two version vectors (or the histories they summarise) relate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,11 +16,13 @@ pub enum Causality {
     Concurrent,
 }
 
-/// A map from replica to the number of that replica's events seen. Entries
-/// equal to zero are never stored, so equal vectors have equal encodings.
+/// A map from replica to the number of that replica's events seen, kept as
+/// a vector sorted by replica (it encodes exactly like a sorted map, and
+/// merges by a linear walk). Entries equal to zero are never stored, so
+/// equal vectors have equal encodings.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Encode, Decode)]
 pub struct VersionVector {
-    entries: BTreeMap<ReplicaId, u64>,
+    entries: Vec<(ReplicaId, u64)>,
 }
 
 impl VersionVector {
@@ -30,9 +31,16 @@ impl VersionVector {
         VersionVector::default()
     }
 
+    fn find(&self, replica: ReplicaId) -> Result<usize, usize> {
+        self.entries.binary_search_by_key(&replica, |(r, _)| *r)
+    }
+
     /// Events of `replica` seen.
     pub fn get(&self, replica: ReplicaId) -> u64 {
-        self.entries.get(&replica).copied().unwrap_or(0)
+        match self.find(replica) {
+            Ok(i) => self.entries[i].1,
+            Err(_) => 0,
+        }
     }
 
     /// Raise the entry of `replica` to at least `counter`.
@@ -40,16 +48,31 @@ impl VersionVector {
         if counter == 0 {
             return;
         }
-        let e = self.entries.entry(replica).or_insert(0);
-        if *e < counter {
-            *e = counter;
+        match self.find(replica) {
+            Ok(i) => {
+                if self.entries[i].1 < counter {
+                    self.entries[i].1 = counter;
+                }
+            }
+            Err(i) => self.entries.insert(i, (replica, counter)),
         }
     }
 
     /// Pointwise maximum with `other` (the join).
     pub fn merge(&mut self, other: &VersionVector) {
+        let mut i = 0;
         for (r, c) in &other.entries {
-            self.observe(*r, *c);
+            while i < self.entries.len() && self.entries[i].0 < *r {
+                i += 1;
+            }
+            if i < self.entries.len() && self.entries[i].0 == *r {
+                if self.entries[i].1 < *c {
+                    self.entries[i].1 = *c;
+                }
+            } else {
+                self.entries.insert(i, (*r, *c));
+            }
+            i += 1;
         }
     }
 
@@ -62,13 +85,29 @@ impl VersionVector {
     pub fn compare(&self, other: &VersionVector) -> Causality {
         let mut greater = false;
         let mut less = false;
-        for (r, c) in &self.entries {
-            let o = other.get(*r);
-            greater |= *c > o;
-            less |= *c < o;
-        }
-        for (r, c) in &other.entries {
-            less |= *c > self.get(*r);
+        let (mut i, mut j) = (0, 0);
+        let (a, b) = (&self.entries, &other.entries);
+        while i < a.len() || j < b.len() {
+            match (a.get(i), b.get(j)) {
+                (Some((ra, ca)), Some((rb, cb))) if ra == rb => {
+                    greater |= ca > cb;
+                    less |= ca < cb;
+                    i += 1;
+                    j += 1;
+                }
+                (Some((ra, _)), Some((rb, _))) if ra < rb => {
+                    greater = true;
+                    i += 1;
+                }
+                (Some(_), None) => {
+                    greater = true;
+                    i += 1;
+                }
+                _ => {
+                    less = true;
+                    j += 1;
+                }
+            }
         }
         match (greater, less) {
             (false, false) => Causality::Equal,
@@ -85,7 +124,7 @@ impl VersionVector {
 
     /// The (replica, counter) entries in replica order.
     pub fn iter(&self) -> impl Iterator<Item = (ReplicaId, u64)> + '_ {
-        self.entries.iter().map(|(r, c)| (*r, *c))
+        self.entries.iter().copied()
     }
 
     /// Number of replicas with a non-zero entry.
@@ -98,9 +137,10 @@ impl VersionVector {
         self.entries.is_empty()
     }
 
-    /// Reject encodings that hold a zero entry (not canonical).
+    /// Reject encodings that hold a zero entry or are out of replica order
+    /// (not canonical).
     pub(crate) fn is_canonical(&self) -> bool {
-        self.entries.values().all(|c| *c > 0)
+        self.entries.iter().all(|(_, c)| *c > 0) && self.entries.windows(2).all(|w| w[0].0 < w[1].0)
     }
 }
 
@@ -139,6 +179,24 @@ mod tests {
             vv(&[(1, 3), (2, 1)]).compare(&vv(&[(1, 2), (2, 2)])),
             Causality::Concurrent
         );
+    }
+
+    #[test]
+    fn compare_walks_disjoint_and_shared_replicas() {
+        assert_eq!(
+            vv(&[(1, 1), (3, 1)]).compare(&vv(&[(2, 1)])),
+            Causality::Concurrent
+        );
+        assert_eq!(
+            vv(&[(2, 1)]).compare(&vv(&[(1, 1), (2, 1)])),
+            Causality::DominatedBy
+        );
+        assert_eq!(
+            vv(&[(1, 1), (2, 1)]).compare(&vv(&[(2, 1)])),
+            Causality::Dominates
+        );
+        assert_eq!(vv(&[(5, 2)]).compare(&vv(&[])), Causality::Dominates);
+        assert!(vv(&[(1, 2), (2, 3)]).is_canonical());
     }
 
     #[test]
