@@ -115,7 +115,7 @@ impl Engine {
         // Every writer of a key holds the key's stripe, so a
         // read-modify-write can replace the state with a put. Blind writes
         // still read nothing.
-        let _guards = self
+        let guards = self
             .locks
             .lock_all(slots.iter().map(|s| self.locks.stripe(s.key)).collect());
         let state_cf = self.cf(CF_STATE)?;
@@ -228,6 +228,9 @@ impl Engine {
             self.poisoned.store(true, Ordering::Release);
             return Err(e.into());
         }
+        // The data is written: release the keys before the bookkeeping (and
+        // a possible settle) below.
+        drop(guards);
         self.vv.lock().merge(&seen);
         for slot in &slots {
             if let Some(ty) = slot.ty {
