@@ -139,7 +139,12 @@ impl Options {
         let cache = rocksdb::Cache::new_lru_cache(self.block_cache_bytes);
         t.set_block_cache(&cache);
         t.set_bloom_filter(self.bloom_bits_per_key, false);
-        t.set_cache_index_and_filter_blocks(true);
+        // Index and filter blocks stay with each open table, outside the
+        // block cache: a table's full filter (about 1.2 MiB per million
+        // keys) is larger than one shard of a 64 MiB cache, so cached it
+        // would be evicted at once and re-read and re-checksummed on every
+        // point lookup (measured: ingest fell from 150k to 9k ops/s past 1M
+        // keys).
         o.set_block_based_table_factory(&t);
         o
     }
