@@ -122,6 +122,26 @@ fn load_states<S: SyncStore + ?Sized>(
         .collect())
 }
 
+/// Split states into message parts of about `budget` bytes each (a state
+/// larger than the budget travels alone); returns the parts (at least one)
+/// and the size of the last.
+fn split_states(states: Vec<KeyState>, budget: usize) -> (Vec<Vec<KeyState>>, usize) {
+    let mut parts: Vec<Vec<KeyState>> = vec![Vec::new()];
+    let mut size = 0usize;
+    for s in states {
+        let len = s.0.len() + s.1.len() + 16;
+        if size + len > budget && size > 0 {
+            parts.push(Vec::new());
+            size = 0;
+        }
+        size += len;
+        if let Some(p) = parts.last_mut() {
+            p.push(s);
+        }
+    }
+    (parts, size)
+}
+
 fn state_len(states: &[KeyState]) -> u64 {
     states.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum()
 }
@@ -414,13 +434,10 @@ impl<S: SyncStore> Session<S> {
         let per_part = (self.config.message_budget / 25).max(1);
         let mut parts = Vec::new();
         let mut cur: Vec<(u64, u128)> = Vec::new();
-        for node in (0..EST_NODES).filter(|i| differing[i / 64] & (1 << (i % 64)) != 0) {
-            let (lo, hi) = key_range(node);
-            for (kh, _, eh) in self.store.entries_in(lo, hi)? {
-                cur.push((kh, eh));
-                if cur.len() == per_part {
-                    parts.push(std::mem::take(&mut cur));
-                }
+        for (kh, _, eh) in self.differing_entries(&differing)? {
+            cur.push((kh, eh));
+            if cur.len() == per_part {
+                parts.push(std::mem::take(&mut cur));
             }
         }
         parts.push(cur);
@@ -438,19 +455,27 @@ impl<S: SyncStore> Session<S> {
             .collect())
     }
 
+    /// Our (key hash, key, entry hash) entries in the estimate-level
+    /// subtrees set in `bitmap`.
+    fn differing_entries(&self, bitmap: &[u64]) -> Result<Vec<(u64, Vec<u8>, u128)>, SyncError> {
+        let mut out = Vec::new();
+        for node in (0..EST_NODES).filter(|i| bitmap[i / 64] & (1 << (i % 64)) != 0) {
+            let (lo, hi) = key_range(node);
+            out.extend(self.store.entries_in(lo, hi)?);
+        }
+        Ok(out)
+    }
+
     /// The peer's key list is complete: diff it against ours.
     fn on_key_list(&mut self) -> Result<Vec<Vec<u8>>, SyncError> {
         let t = std::time::Instant::now();
         let theirs: HashSet<(u64, u128)> = std::mem::take(&mut self.theirs).into_iter().collect();
         let mut mine_set = HashSet::new();
         let mut keys = Vec::new();
-        for node in (0..EST_NODES).filter(|i| self.differing[i / 64] & (1 << (i % 64)) != 0) {
-            let (lo, hi) = key_range(node);
-            for (kh, key, eh) in self.store.entries_in(lo, hi)? {
-                mine_set.insert((kh, eh));
-                if !theirs.contains(&(kh, eh)) {
-                    keys.push(key);
-                }
+        for (kh, key, eh) in self.differing_entries(&self.differing)? {
+            mine_set.insert((kh, eh));
+            if !theirs.contains(&(kh, eh)) {
+                keys.push(key);
             }
         }
         let mut want: Vec<u64> = theirs
@@ -469,19 +494,9 @@ impl<S: SyncStore> Session<S> {
     /// Exchange messages: our differing states and our wants, in parts.
     fn exchange(&mut self, states: Vec<KeyState>, want: Vec<u64>) -> Vec<Vec<u8>> {
         let budget = self.config.message_budget;
-        let mut parts: Vec<(Vec<KeyState>, Vec<u64>)> = vec![(Vec::new(), Vec::new())];
-        let mut size = 0usize;
-        for s in states {
-            let len = s.0.len() + s.1.len() + 16;
-            if size + len > budget && size > 0 {
-                parts.push((Vec::new(), Vec::new()));
-                size = 0;
-            }
-            size += len;
-            if let Some(p) = parts.last_mut() {
-                p.0.push(s);
-            }
-        }
+        let (state_parts, mut size) = split_states(states, budget);
+        let mut parts: Vec<(Vec<KeyState>, Vec<u64>)> =
+            state_parts.into_iter().map(|p| (p, Vec::new())).collect();
         for w in want {
             if size + 9 > budget {
                 parts.push((Vec::new(), Vec::new()));
@@ -517,19 +532,7 @@ impl<S: SyncStore> Session<S> {
             .into_iter()
             .map(|(_, key, _)| key)
             .collect();
-        let mut parts: Vec<Vec<KeyState>> = vec![Vec::new()];
-        let mut size = 0usize;
-        for (key, v) in load_states(&self.store, keys)? {
-            let len = key.len() + v.len() + 16;
-            if size + len > self.config.message_budget && size > 0 {
-                parts.push(Vec::new());
-                size = 0;
-            }
-            size += len;
-            if let Some(p) = parts.last_mut() {
-                p.push((key, v));
-            }
-        }
+        let (parts, _) = split_states(load_states(&self.store, keys)?, self.config.message_budget);
         let root = self.store.root()?.hash;
         self.phase = Phase::Done(Outcome::Repaired);
         let n = parts.len();
