@@ -2,15 +2,15 @@
 //! pointwise maximum.
 
 use super::Lattice;
-use crate::causal::ReplicaId;
+use crate::causal::{ReplicaId, VersionVector};
 use bincode::{Decode, Encode};
 
-/// A grow-only counter: one non-decreasing entry per replica, kept as a
-/// vector sorted by replica (it encodes exactly like a sorted map, and joins
-/// by a linear merge). Zero entries are never stored.
+/// A grow-only counter: one non-decreasing entry per replica. Its state is
+/// exactly a version vector (replica → count, sorted, no zero entries), so
+/// it is one, and encodes like one.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
 pub struct GCounter {
-    counts: Vec<(ReplicaId, u64)>,
+    counts: VersionVector,
 }
 
 /// An increment would overflow a replica's 64-bit entry.
@@ -20,22 +20,12 @@ pub struct CounterOverflow;
 impl GCounter {
     /// The counter's value: the sum of all entries.
     pub fn value(&self) -> u128 {
-        self.counts.iter().map(|(_, c)| *c as u128).sum()
+        self.counts.iter().map(|(_, c)| c as u128).sum()
     }
 
     /// This replica's entry.
     pub fn entry(&self, replica: ReplicaId) -> u64 {
-        match self.counts.binary_search_by_key(&replica, |(r, _)| *r) {
-            Ok(i) => self.counts[i].1,
-            Err(_) => 0,
-        }
-    }
-
-    fn set(&mut self, replica: ReplicaId, value: u64) {
-        match self.counts.binary_search_by_key(&replica, |(r, _)| *r) {
-            Ok(i) => self.counts[i].1 = value,
-            Err(i) => self.counts.insert(i, (replica, value)),
-        }
+        self.counts.get(replica)
     }
 
     /// Add `n` on behalf of `replica`; returns the delta (the new entry).
@@ -45,39 +35,24 @@ impl GCounter {
             return Ok(delta);
         }
         let next = self.entry(replica).checked_add(n).ok_or(CounterOverflow)?;
-        self.set(replica, next);
-        delta.counts.push((replica, next));
+        self.counts.observe(replica, next);
+        delta.counts.observe(replica, next);
         Ok(delta)
     }
 
     /// The (replica, entry) pairs in replica order.
     pub fn entries(&self) -> impl Iterator<Item = (ReplicaId, u64)> + '_ {
-        self.counts.iter().copied()
+        self.counts.iter()
     }
 
     pub(crate) fn is_canonical(&self) -> bool {
-        self.counts.iter().all(|(_, c)| *c > 0) && self.counts.windows(2).all(|w| w[0].0 < w[1].0)
+        self.counts.is_canonical()
     }
 }
 
 impl Lattice for GCounter {
     fn join(&mut self, other: &Self) {
-        // In place while `other`'s replicas are all known here (the common
-        // case between replicas that have exchanged state); else merge.
-        let mut i = 0;
-        for (r, c) in &other.counts {
-            while i < self.counts.len() && self.counts[i].0 < *r {
-                i += 1;
-            }
-            if i < self.counts.len() && self.counts[i].0 == *r {
-                if self.counts[i].1 < *c {
-                    self.counts[i].1 = *c;
-                }
-            } else {
-                self.counts.insert(i, (*r, *c));
-            }
-            i += 1;
-        }
+        self.counts.merge(&other.counts);
     }
 }
 
