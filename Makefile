@@ -1,13 +1,25 @@
 # Converge — top-level build. `make test` and `make demo` do their own set-up
 # on a fresh Debian machine with the Rust toolchain.
 #
-# RocksDB's C++ takes ~24 minutes to compile cold on 2 cores. Two things make
-# that a once-per-machine cost:
-# - ccache wraps the C/C++ compilers (installed here if missing), and
-#   librocksdb-sys is built with the same flags in every profile
-#   (see [profile.*.package.librocksdb-sys] in Cargo.toml);
+# RocksDB's C++ takes 12-13 minutes to compile cold on 2 cores. It is
+# compiled once per profile and machine, never more:
+# - every cargo invocation sees the same compiler environment. CC and CXX
+#   are fixed below (they do not depend on whether ccache happens to be
+#   installed when make parses this file), and every target that runs cargo
+#   depends on `setup`, which installs ccache before the first compile.
+#   librocksdb-sys's build script reruns when CC or CXX change;
+# - every dev-profile cargo invocation selects the same packages and targets
+#   ($(CARGO_SEL)), so cargo resolves the same features for every dependency
+#   and librocksdb-sys keeps one fingerprint. `cargo build -p converge-ffi`
+#   alone would resolve fewer features (no dev-dependencies, no other
+#   members) for librocksdb-sys's build dependencies and rebuild it;
+# - librocksdb-sys is compiled with the same flags in every profile
+#   ([profile.*.package.librocksdb-sys] in Cargo.toml), so the release build
+#   (`make bench`) is served from ccache;
 # - CI (.ci/run) keeps its cargo target directory outside the clone
 #   ($HOME/.cache/converge/target), so a new clone reuses the build.
+# `make check-build-once` (part of `make test`) fails if any of these
+# invocations would rebuild librocksdb-sys.
 # Per-part targets live in the fragments included below; each adds its test
 # target to TEST_TARGETS.
 
@@ -18,15 +30,19 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 TARGET_DIR := $(CARGO_TARGET_DIR)
 ROOT := $(CURDIR)
 
-ifneq ($(shell command -v ccache 2>/dev/null),)
+# Fixed, whatever is installed now: `setup` installs ccache before any
+# compile. Changing these rebuilds RocksDB.
 export CC := ccache gcc
 export CXX := ccache g++
 export CCACHE_MAXSIZE ?= 8G
-endif
+
+# The one package/target selection of every dev-profile cargo build (the
+# same features as `cargo test --workspace` and clippy --all-targets).
+CARGO_SEL := --workspace --all-targets
 
 TEST_TARGETS :=
 
-.PHONY: help setup lint test test-rust demo fmt clippy clean
+.PHONY: help setup lint test test-rust demo fmt clippy clean check-build-once
 
 help:
 	@echo "make test    - set up, lint, and run every test (Rust, C/C++, Python, bench smoke)"
@@ -53,7 +69,7 @@ fmt:
 
 lint: setup
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy $(CARGO_SEL) -- -D warnings
 
 test-rust: setup
 	$(CARGO) test --workspace
@@ -62,11 +78,26 @@ test-rust: setup
 -include bindings/python/python.mk
 -include benches/benches.mk
 
-test: setup lint test-rust $(TEST_TARGETS)
+# After the suites above have built everything: every cargo invocation that
+# make test, make demo and the C/Python targets run must find librocksdb-sys
+# fresh (a second build of it would show up as "fresh":false).
+check-build-once: setup
+	@for inv in "clippy $(CARGO_SEL)" "test --workspace --no-run" "build $(CARGO_SEL)"; do \
+	  out=$$($(CARGO) $$inv --message-format=json 2>/dev/null | grep '"reason":"compiler-artifact"' | grep -E 'librocksdb-sys[@#]') || true; \
+	  if [ -z "$$out" ]; then echo "check-build-once: cargo $$inv reported no librocksdb-sys artifact" >&2; exit 1; fi; \
+	  if echo "$$out" | grep -q '"fresh":false'; then \
+	    echo "check-build-once: cargo $$inv rebuilt librocksdb-sys" >&2; exit 1; fi; \
+	  echo "check-build-once: cargo $$inv: librocksdb-sys fresh"; \
+	done
+
+test: setup lint test-rust $(TEST_TARGETS) check-build-once
 	@echo "make test: all suites passed"
 
+# Built with the same selection as `make test`, then run: nothing is
+# recompiled after `make test`.
 demo: setup
-	$(CARGO) run -q -p converge-cli -- demo
+	$(CARGO) build -q $(CARGO_SEL)
+	$(TARGET_DIR)/debug/converge demo
 
 clean:
 	$(CARGO) clean

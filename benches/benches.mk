@@ -8,16 +8,22 @@
 
 BENCH_OUT := $(ROOT)/bench-results
 
-.PHONY: bench bench-full bench-smoke
+.PHONY: bench bench-build bench-full bench-smoke
 
-bench:
-	$(CARGO) run --release -q -p converge-benches --bin report -- --suite quick --out $(BENCH_OUT)
+# Release builds use one selection too, so bench, bench-full and
+# bench-python-rust share one release build.
+bench-build: setup
+	$(CARGO) build --release -q $(CARGO_SEL)
 
-bench-full:
-	$(CARGO) run --release -q -p converge-benches --bin report -- --suite full --out $(BENCH_OUT)
+bench: bench-build
+	$(TARGET_DIR)/release/report --suite quick --out $(BENCH_OUT)
 
-# Dev profile: shares the build of `cargo test --workspace` in make test.
-bench-smoke:
-	$(CARGO) run -q -p converge-benches --bin report -- --suite smoke --out $(TARGET_DIR)/bench-smoke
+bench-full: bench-build
+	$(TARGET_DIR)/release/report --suite full --out $(BENCH_OUT)
+
+# Dev profile: shares the build of `make test` (same selection).
+bench-smoke: setup
+	$(CARGO) build -q $(CARGO_SEL)
+	$(TARGET_DIR)/debug/report --suite smoke --out $(TARGET_DIR)/bench-smoke
 
 TEST_TARGETS += bench-smoke

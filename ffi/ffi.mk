@@ -34,8 +34,9 @@ check-header: $(CBINDGEN)
 	if diff -u include/converge.h $$tmp; then rm -f $$tmp; echo "include/converge.h is up to date"; \
 	else rm -f $$tmp; echo "include/converge.h is stale: run 'make header' and commit it" >&2; exit 1; fi
 
-ffi-lib:
-	$(CARGO) build -p converge-ffi
+# The whole workspace selection (not -p converge-ffi): see CARGO_SEL.
+ffi-lib: setup
+	$(CARGO) build $(CARGO_SEL)
 
 test-c: ffi-lib
 	@test -n "$(FFI_VERSION)" || { echo "no version under [workspace.package] in Cargo.toml" >&2; exit 1; }

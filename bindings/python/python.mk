@@ -29,8 +29,7 @@ $(VENV)/.converge-deps: $(PY_DIR)/requirements-dev.txt
 	$(VENV_PY) -m pip install -q -r $(PY_DIR)/requirements-dev.txt
 	touch $@
 
-python-lib:
-	$(CARGO) build -p converge-ffi
+python-lib: ffi-lib
 
 wheel: venv python-lib
 	rm -rf $(PY_DIR)/build
@@ -62,9 +61,7 @@ bench-python: venv python-lib
 TEST_TARGETS += test-python
 
 # Python vs the Rust API on one batch, both over release builds.
-bench-python-rust: venv
-	$(CARGO) build --release -q -p converge-ffi
-	$(CARGO) build --release -q -p converge-benches --bin batch_rust
+bench-python-rust: venv bench-build
 	rm -rf $(PY_DIR)/build $(PY_OUT)/release-pkg
 	CONVERGE_LIB=$(TARGET_DIR)/release/libconverge.so $(VENV_PY) -m pip install -q \
 	  --no-build-isolation --no-deps --target $(PY_OUT)/release-pkg $(PY_DIR)
