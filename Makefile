@@ -80,15 +80,10 @@ test-rust: setup
 
 # After the suites above have built everything: every cargo invocation that
 # make test, make demo and the C/Python targets run must find librocksdb-sys
-# fresh (a second build of it would show up as "fresh":false).
+# fresh, and all of them must use the same build of it.
 check-build-once: setup
-	@for inv in "clippy $(CARGO_SEL)" "test --workspace --no-run" "build $(CARGO_SEL)"; do \
-	  out=$$($(CARGO) $$inv --message-format=json 2>/dev/null | grep '"reason":"compiler-artifact"' | grep -E 'librocksdb-sys[@#]') || true; \
-	  if [ -z "$$out" ]; then echo "check-build-once: cargo $$inv reported no librocksdb-sys artifact" >&2; exit 1; fi; \
-	  if echo "$$out" | grep -q '"fresh":false'; then \
-	    echo "check-build-once: cargo $$inv rebuilt librocksdb-sys" >&2; exit 1; fi; \
-	  echo "check-build-once: cargo $$inv: librocksdb-sys fresh"; \
-	done
+	python3 $(ROOT)/tools/check-build-once.py $(CARGO) \
+	  "clippy $(CARGO_SEL)" "test --workspace --no-run" "build $(CARGO_SEL)"
 
 test: setup lint test-rust $(TEST_TARGETS) check-build-once
 	@echo "make test: all suites passed"

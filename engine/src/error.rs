@@ -56,12 +56,29 @@ pub enum Error {
     #[error("engine is poisoned by an earlier failed write; reopen it")]
     Poisoned,
     /// The key already holds another CRDT type.
-    #[error("wrong type for key: it holds a {stored}, the operation is for a {requested}")]
+    #[error(
+        "wrong type for key: it holds {}, the operation is for {}",
+        stored.with_article(),
+        requested.with_article()
+    )]
     WrongType {
         /// The type the key holds.
         stored: CrdtType,
         /// The type the operation needs.
         requested: CrdtType,
+    },
+    /// A typed read (counter value, set members, register, MV siblings)
+    /// of a key that holds a type it cannot read.
+    #[error(
+        "wrong type for key: it holds {}, which cannot be read as {expected}",
+        stored.with_article()
+    )]
+    WrongReadType {
+        /// The type the key holds.
+        stored: CrdtType,
+        /// What the read reads, for example "a counter (G-Counter or
+        /// PN-Counter)".
+        expected: &'static str,
     },
     /// The key is longer than [`crate::MAX_KEY_LEN`].
     #[error("key of {len} bytes exceeds the limit of {max}")]
@@ -78,6 +95,23 @@ pub enum Error {
         len: usize,
         /// The limit.
         max: usize,
+    },
+    /// The key's state would be (or, for a store written before this
+    /// limit was enforced, is) larger than [`crate::codec::MAX_STATE_LEN`]
+    /// once encoded. A write that returns it changed nothing; a read that
+    /// returns it concerns this key only.
+    #[error(
+        "state of key {} is {size} bytes, over the limit of {max}",
+        KeyDisplay(key)
+    )]
+    StateTooLarge {
+        /// The key.
+        key: Vec<u8>,
+        /// The encoded size the state would have (for a stored state that
+        /// cannot be decoded within the limit: the bytes stored for it).
+        size: u64,
+        /// The limit.
+        max: u64,
     },
     /// Bytes given to the engine do not decode.
     #[error("invalid encoding: {0}")]
@@ -115,6 +149,29 @@ pub enum Error {
 impl From<rocksdb::Error> for Error {
     fn from(e: rocksdb::Error) -> Self {
         Error::Storage(e.into_string())
+    }
+}
+
+/// Shows a key in messages: printable ASCII as is, other bytes as `\xNN`,
+/// at most 64 bytes of it.
+pub(crate) struct KeyDisplay<'a>(pub(crate) &'a [u8]);
+
+impl std::fmt::Display for KeyDisplay<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const SHOWN: usize = 64;
+        f.write_str("\"")?;
+        for &b in self.0.iter().take(SHOWN) {
+            match b {
+                b'"' | b'\\' => write!(f, "\\{}", b as char)?,
+                0x20..=0x7e => write!(f, "{}", b as char)?,
+                _ => write!(f, "\\x{b:02x}")?,
+            }
+        }
+        f.write_str("\"")?;
+        if self.0.len() > SHOWN {
+            write!(f, " (first {SHOWN} of {} bytes)", self.0.len())?;
+        }
+        Ok(())
     }
 }
 

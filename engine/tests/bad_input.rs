@@ -28,7 +28,13 @@ fn wrong_type_is_an_error_and_the_batch_writes_nothing() {
     assert_eq!(dump(&a), before, "nothing of the failed batch was written");
     assert_eq!(a.key_type(b"new").unwrap(), None);
     assert_eq!(a.version_vector().get(a.replica_id()), 1);
-    assert!(matches!(a.set_members(b"c"), Err(Error::WrongType { .. })));
+    assert!(matches!(
+        a.set_members(b"c"),
+        Err(Error::WrongReadType {
+            stored: CrdtType::GCounter,
+            ..
+        })
+    ));
 }
 
 #[test]

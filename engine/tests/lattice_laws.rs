@@ -152,10 +152,72 @@ proptest! {
         prop_assert_eq!(&join(a, a), a, "idempotent");
         prop_assert!(join(a, b).is_canonical());
         prop_assert_eq!(encode_state(&join(a, b)), encode_state(&join(b, a)));
+        prop_assert!(join_size_bounded(a, b));
         // Everyone saw everything: equal states, equal bytes.
         prop_assert_eq!(&finals[0], &finals[1]);
         prop_assert_eq!(&finals[1], &finals[2]);
         prop_assert_eq!(encode_state(&finals[0]), encode_state(&finals[2]));
+    }
+}
+
+/// The write path's size bound (store/types.rs): a joined state never
+/// encodes to more than both encodings plus 64 bytes of slack.
+fn join_size_bounded(a: &State, b: &State) -> bool {
+    let joined = encode_state(&join(a, b)).len();
+    joined <= encode_state(a).len() + encode_state(b).len() + 64
+}
+
+/// States with many entries, so that collection lengths cross varint
+/// boundaries (250, 65,536) in joins.
+fn wide_state(ty: u8, n: usize, salt: u16) -> State {
+    let mut s = State::empty(CrdtType::ALL[[0, 1, 2, 3, 4, 7][ty as usize % 6]]);
+    for i in 0..n {
+        let r = ReplicaId((i % 7) as u128 + salt as u128 * 8);
+        let e = [(i % 251) as u8, (i / 251) as u8, salt as u8];
+        match &mut s {
+            State::GCounter(c) => {
+                c.increment(ReplicaId(i as u128 + salt as u128 * 1000), 1)
+                    .unwrap();
+            }
+            State::PNCounter(c) => {
+                c.add(ReplicaId(i as u128 + salt as u128 * 1000), -1)
+                    .unwrap();
+            }
+            State::GSet(g) => {
+                g.add(&e);
+            }
+            State::TwoPSet(g) => {
+                g.add(&e);
+                if i % 3 == 0 {
+                    g.remove(&e);
+                }
+            }
+            State::ORSet(o) => {
+                o.add(r, &e[..1]);
+            }
+            State::MvRegister(m) => {
+                let ctx = CausalContext::new();
+                m.write(r, &e, &ctx);
+            }
+            _ => {}
+        }
+    }
+    s
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn join_size_is_bounded_across_varint_boundaries(
+        ty in 0..6u8,
+        n in 200..320usize,
+        m in 0..80usize,
+    ) {
+        let a = wide_state(ty, n, 1);
+        let b = wide_state(ty, m, 2);
+        prop_assert!(join_size_bounded(&a, &b));
+        prop_assert!(join_size_bounded(&b, &a));
     }
 }
 

@@ -50,6 +50,32 @@ pub const CONVERGE_VERSION_PATCH: u32 = 0;
 /// PATCH` (minor and patch stay below 100).
 pub const CONVERGE_VERSION_NUMBER: u32 = 100;
 
+// The limits (FORMAT.md, "Limits"). Literal values, so that cbindgen can
+// emit them; checked against the engine's at compile time.
+
+/// Largest key, in bytes (64 KiB): longer keys fail with
+/// `CVG_STATUS_KEY_TOO_LARGE`.
+pub const CVG_MAX_KEY_LEN: usize = 65536;
+/// Largest register value or set element, in bytes (16 MiB): larger ones
+/// fail with `CVG_STATUS_VALUE_TOO_LARGE`.
+pub const CVG_MAX_VALUE_LEN: usize = 16777216;
+/// Largest encoded state of one key, and largest delta or state passed to
+/// a merge, in bytes (64 MiB, everything included). A write that would
+/// make a key's state larger fails with `CVG_STATUS_STATE_TOO_LARGE` and
+/// writes nothing; a larger merge payload fails with
+/// `CVG_STATUS_CORRUPT_INPUT`.
+pub const CVG_MAX_STATE_LEN: usize = 67108864;
+/// Largest sync message, in bytes (65 MiB): the ceiling of
+/// `cvg_sync_config_t.max_message`, and its default.
+pub const CVG_MAX_MESSAGE_LEN: usize = 68157440;
+
+const _: () = {
+    assert!(CVG_MAX_KEY_LEN == ::engine::MAX_KEY_LEN);
+    assert!(CVG_MAX_VALUE_LEN == ::engine::MAX_VALUE_LEN);
+    assert!(CVG_MAX_STATE_LEN == ::engine::codec::MAX_STATE_LEN);
+    assert!(CVG_MAX_MESSAGE_LEN == ::engine::codec::MAX_MESSAGE_LEN);
+};
+
 /// The version of the loaded library as a static NUL-terminated string
 /// (`"MAJOR.MINOR.PATCH"`). Compare it with the `CONVERGE_VERSION_*` macros
 /// to detect a header / library mismatch. Never NULL; do not free.

@@ -58,6 +58,11 @@ pub enum cvg_status_t {
     /// the session's phase, or sent to a session that has ended. The
     /// session has ended; start a new one.
     CVG_STATUS_SYNC_PROTOCOL = 16,
+    /// The key's state would be larger than the state size limit
+    /// (`CVG_MAX_STATE_LEN`, 64 MiB encoded) after this write: nothing was
+    /// written. Also returned by reads of a key that already holds more (a
+    /// store written before the limit was enforced): that key only.
+    CVG_STATUS_STATE_TOO_LARGE = 17,
 }
 
 use cvg_status_t::*;
@@ -94,7 +99,7 @@ impl From<Error> for Failure {
         let status = match &e {
             Error::Storage(_) => CVG_STATUS_STORAGE,
             Error::Poisoned => CVG_STATUS_POISONED,
-            Error::WrongType { .. } => CVG_STATUS_WRONG_TYPE,
+            Error::WrongType { .. } | Error::WrongReadType { .. } => CVG_STATUS_WRONG_TYPE,
             Error::KeyTooLarge { .. } => CVG_STATUS_KEY_TOO_LARGE,
             Error::ValueTooLarge { .. } => CVG_STATUS_VALUE_TOO_LARGE,
             Error::Codec(c) => return Failure::from(c.clone()),
@@ -104,6 +109,7 @@ impl From<Error> for Failure {
             Error::Corruption(_) => CVG_STATUS_CORRUPTION,
             Error::MergeFunction(_) => CVG_STATUS_MERGE_FUNCTION,
             Error::InvalidArgument(_) => CVG_STATUS_INVALID_ARGUMENT,
+            Error::StateTooLarge { .. } => CVG_STATUS_STATE_TOO_LARGE,
             _ => CVG_STATUS_OTHER,
         };
         Failure::new(status, e.to_string())
@@ -257,6 +263,7 @@ pub extern "C" fn cvg_status_name(status: u32) -> *const c_char {
             14 => c"CVG_STATUS_PANIC",
             15 => c"CVG_STATUS_OTHER",
             16 => c"CVG_STATUS_SYNC_PROTOCOL",
+            17 => c"CVG_STATUS_STATE_TOO_LARGE",
             _ => c"CVG_STATUS_UNKNOWN",
         };
         name.as_ptr()

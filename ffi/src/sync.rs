@@ -21,8 +21,9 @@ pub struct cvg_sync_config_t {
     /// Messages are split to stay under about this many bytes (default
     /// 4 MiB).
     pub message_budget: usize,
-    /// Larger incoming messages are rejected before decoding (default
-    /// 80 MiB).
+    /// Larger incoming messages are rejected before decoding (default and
+    /// ceiling: `CVG_MAX_MESSAGE_LEN`, 65 MiB; a larger value acts as the
+    /// ceiling).
     pub max_message: usize,
     /// Use the IBLT fast path (default true); false always exchanges key
     /// lists (more bytes, never a failed peel).
@@ -71,6 +72,9 @@ pub struct cvg_sync_stats_t {
     pub flights: u64,
     /// Microseconds spent finding the differing keys.
     pub diff_micros: u64,
+    /// Key states received but left unmerged because the key's state would
+    /// exceed `CVG_MAX_STATE_LEN`; those keys still differ.
+    pub states_rejected: u64,
 }
 
 /// One side of a sync session. Created by `cvg_sync_initiate` or
@@ -270,6 +274,7 @@ fn stats(s: &esync::Stats) -> cvg_sync_stats_t {
         state_bytes_received: s.state_bytes_received,
         flights: s.flights,
         diff_micros: s.diff_micros,
+        states_rejected: s.states_rejected,
     }
 }
 

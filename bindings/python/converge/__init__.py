@@ -37,12 +37,14 @@ from .errors import (
     PanicError,
     PoisonedError,
     ReplicaMismatchError,
+    StateTooLargeError,
     StorageError,
     SyncProtocolError,
     UnsupportedFormatError,
     ValueTooLargeError,
     WrongTypeError,
 )
+from .limits import MAX_KEY_LEN, MAX_MESSAGE_LEN, MAX_STATE_LEN, MAX_VALUE_LEN
 from .sync import SyncSession, SyncStats
 from .types import Delta, DeltaList, MVRead, RegisterValue, Root, SetRead, Sibling, Stamp, VerifyReport
 
@@ -82,6 +84,10 @@ __all__ = [
     "MVRegister",
     "MergeFunctionError",
     "NullPointerError",
+    "MAX_KEY_LEN",
+    "MAX_MESSAGE_LEN",
+    "MAX_STATE_LEN",
+    "MAX_VALUE_LEN",
     "ORSet",
     "OtherError",
     "PNCounter",
@@ -94,6 +100,7 @@ __all__ = [
     "SetRead",
     "Sibling",
     "Stamp",
+    "StateTooLargeError",
     "StorageError",
     "SyncProtocolError",
     "SyncSession",

@@ -114,6 +114,7 @@ class SyncStatsStruct(Structure):
             "state_bytes_received",
             "flights",
             "diff_micros",
+            "states_rejected",
         )
     ]
 

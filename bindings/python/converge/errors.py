@@ -132,6 +132,14 @@ class SyncProtocolError(ConvergeError):
     c_name = "CVG_STATUS_SYNC_PROTOCOL"
 
 
+class StateTooLargeError(ConvergeError, ValueError):
+    """The key's state would exceed the state size limit (64 MiB encoded)
+    after this write, so nothing was written; or a read met a key that
+    already holds more (a store written before the limit was enforced)."""
+
+    c_name = "CVG_STATUS_STATE_TOO_LARGE"
+
+
 #: The one table: C status number -> exception class.
 STATUS_ERRORS: dict[int, type[ConvergeError]] = {
     1: InvalidArgumentError,
@@ -150,6 +158,7 @@ STATUS_ERRORS: dict[int, type[ConvergeError]] = {
     14: PanicError,
     15: OtherError,
     16: SyncProtocolError,
+    17: StateTooLargeError,
 }
 
 _last_error_message = lib.cvg_last_error_message

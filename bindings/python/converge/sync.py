@@ -38,6 +38,9 @@ class SyncStats(NamedTuple):
     state_bytes_received: int
     flights: int
     diff_micros: int
+    #: States received but left unmerged: the key's state would exceed the
+    #: state size limit (those keys still differ).
+    states_rejected: int
 
 
 def sync_config(

@@ -10,8 +10,8 @@ import pytest
 import converge
 from converge import Engine, errors
 
-KEY_LIMIT = 64 * 1024
-VALUE_LIMIT = 16 * 1024 * 1024
+KEY_LIMIT = converge.MAX_KEY_LEN
+VALUE_LIMIT = converge.MAX_VALUE_LEN
 
 
 def test_the_table_covers_every_status_with_distinct_classes() -> None:
@@ -42,10 +42,18 @@ def test_wrong_type_raises_with_the_library_message_and_changes_nothing(db: Engi
         with pytest.raises(converge.WrongTypeError) as e:
             op()
         assert e.value.status == 3
-        assert "gset" in str(e.value) and e.value.message == str(e.value)
+        assert "it holds a G-Set" in str(e.value) and e.value.message == str(e.value)
     assert db.state_bytes("g") == before
     with pytest.raises(converge.WrongTypeError):
         db.merge("g", db.counter("c").increment())
+    # Each side is named, with its article.
+    db.orset("s").add("x")
+    with pytest.raises(converge.WrongTypeError, match="it holds an OR-Set, the operation is for a PN-Counter"):
+        db.pncounter("s").add(1)
+    with pytest.raises(converge.WrongTypeError, match=r"holds an OR-Set, which cannot be read as a counter"):
+        db.counter("s").value()
+    with pytest.raises(converge.WrongTypeError, match="it holds a G-Counter, the operation is for an OR-Set"):
+        db.orset("c").add("x")
 
 
 def test_size_limits(db: Engine) -> None:
@@ -61,6 +69,32 @@ def test_size_limits(db: Engine) -> None:
     with pytest.raises(converge.KeyTooLargeError):
         batch.commit()
     batch.close()
+
+
+def test_limits_are_the_documented_sizes() -> None:
+    assert (KEY_LIMIT, VALUE_LIMIT) == (64 << 10, 16 << 20)
+    assert converge.MAX_STATE_LEN == 64 << 20
+    assert converge.MAX_MESSAGE_LEN == (64 << 20) + (1 << 20)
+
+
+def test_a_state_past_the_limit_raises_and_changes_nothing(db: Engine) -> None:
+    db.counter("other").increment(7)
+    for tag in range(3):
+        db.gset("big").add(bytes([tag]) * VALUE_LIMIT)
+    before = db.state_bytes("big")
+    with pytest.raises(converge.StateTooLargeError) as e:
+        db.gset("big").add(bytes([9]) * VALUE_LIMIT)
+    assert isinstance(e.value, ValueError) and e.value.status == 17
+    assert "big" in e.value.message and "67108864" in e.value.message
+    assert db.state_bytes("big") == before
+    batch = db.batch()
+    batch.increment("other", 1)
+    batch.gset_add("big", bytes([8]) * VALUE_LIMIT)
+    with pytest.raises(converge.StateTooLargeError):
+        batch.commit()
+    batch.close()
+    assert db.counter("other").value() == 7
+    assert len(db.gset("big").members()) == 3
 
 
 def test_corrupt_input(db: Engine) -> None:

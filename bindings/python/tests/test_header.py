@@ -170,6 +170,17 @@ def test_constants_match_the_header(header_text: str) -> None:
     assert outcomes == _ffi.SYNC_OUTCOMES
 
 
+def test_limits_match_the_header(header_text: str) -> None:
+    defines = header_defines(header_text)
+    limits = {k.removeprefix("CVG_"): v for k, v in defines.items() if k.startswith("CVG_MAX_")}
+    assert limits == {
+        "MAX_KEY_LEN": converge.MAX_KEY_LEN,
+        "MAX_VALUE_LEN": converge.MAX_VALUE_LEN,
+        "MAX_STATE_LEN": converge.MAX_STATE_LEN,
+        "MAX_MESSAGE_LEN": converge.MAX_MESSAGE_LEN,
+    }
+
+
 def test_versions_agree(header_text: str) -> None:
     d = header_defines(header_text)
     version = f"{d['CONVERGE_VERSION_MAJOR']}.{d['CONVERGE_VERSION_MINOR']}.{d['CONVERGE_VERSION_PATCH']}"

@@ -65,7 +65,7 @@ def test_errors_are_reported_to_the_thread_that_failed(db: Engine) -> None:
             if i % 2:
                 with pytest.raises(converge.WrongTypeError) as e:
                     db.counter("g").increment()
-                assert "gset" in e.value.message
+                assert "a G-Set" in e.value.message
             else:
                 with pytest.raises(converge.CorruptInputError) as e:
                     db.merge("x", b"\x05")

@@ -20,8 +20,19 @@ use std::fmt;
 pub struct ReplicaId(pub u128);
 
 impl ReplicaId {
-    /// A fresh random id (from the OS's random source, mixed with time and pid).
+    /// A fresh random id: 128 bits from the operating system's random
+    /// source (`getrandom`: `getrandom(2)` on Linux). Only if that source
+    /// fails does it fall back to std's randomly keyed hasher over the time
+    /// and process id.
     pub fn random() -> ReplicaId {
+        let mut bytes = [0u8; 16];
+        match getrandom::fill(&mut bytes) {
+            Ok(()) => ReplicaId(u128::from_le_bytes(bytes)),
+            Err(_) => Self::fallback_random(),
+        }
+    }
+
+    fn fallback_random() -> ReplicaId {
         use std::collections::hash_map::RandomState;
         use std::hash::{BuildHasher, Hasher};
         let mut hi = RandomState::new().build_hasher();
@@ -74,5 +85,24 @@ impl Dot {
     /// A dot.
     pub fn new(replica: ReplicaId, counter: u64) -> Dot {
         Dot { replica, counter }
+    }
+}
+
+#[cfg(test)]
+mod random_tests {
+    use super::ReplicaId;
+
+    #[test]
+    fn random_ids_are_distinct_and_use_all_bits() {
+        let ids: std::collections::HashSet<u128> =
+            (0..1000).map(|_| ReplicaId::random().0).collect();
+        assert_eq!(ids.len(), 1000);
+        // Every bit position is set in some id and clear in another.
+        let (or, and) = ids
+            .iter()
+            .fold((0u128, u128::MAX), |(o, a), i| (o | i, a & i));
+        assert_eq!((or, and), (u128::MAX, 0));
+        let f = ReplicaId::fallback_random();
+        assert_ne!(f, ReplicaId::fallback_random());
     }
 }

@@ -15,8 +15,19 @@ use bincode::{Decode, Encode};
 /// The format version this build writes and reads.
 pub const FORMAT_VERSION: u8 = 1;
 
-/// Largest encoded state or delta accepted (64 MiB).
-pub const MAX_ENCODED_LEN: usize = 64 << 20;
+/// Largest encoded state, delta or context, in bytes, everything included
+/// (version, kind, body and checksum): 64 MiB. The engine never stores a
+/// state larger than this (a write that would make one fails with
+/// [`crate::Error::StateTooLarge`]) and decoders reject larger input.
+pub const MAX_STATE_LEN: usize = 64 << 20;
+
+/// The former name of [`MAX_STATE_LEN`].
+pub const MAX_ENCODED_LEN: usize = MAX_STATE_LEN;
+
+/// Largest sync message, in bytes, everything included: one state of
+/// [`MAX_STATE_LEN`] with a key of [`crate::MAX_KEY_LEN`] and the message
+/// envelope fit with room to spare (65 MiB).
+pub const MAX_MESSAGE_LEN: usize = MAX_STATE_LEN + (1 << 20);
 
 /// Kind byte of a full state (also the persisted value and merge operand).
 pub const KIND_STATE: u8 = 0;
@@ -30,15 +41,39 @@ pub const KIND_VV: u8 = 3;
 pub const KIND_IBLT: u8 = 4;
 /// Kind byte of a sync protocol message.
 pub const KIND_SYNC: u8 = 5;
+/// Kind byte of a stored value holding parts the merge operator could not
+/// join within [`MAX_STATE_LEN`] (never on the wire; see FORMAT.md).
+pub const KIND_PARTS: u8 = 6;
 
-type Config = bincode::config::Configuration<
+/// What decoding may claim to allocate, as a multiple of the input's size
+/// limit. bincode counts every decoded integer at its in-memory width (a
+/// one-byte varint claims 8 or 16 bytes) and every collection element at
+/// its in-memory size, so a legitimate state claims more than it encodes
+/// to: up to 16 times for the smallest entries (a G-Counter entry of two
+/// one-byte varints claims 32 bytes). The frame length is checked first;
+/// this only stops length prefixes that claim more than the input holds.
+pub(crate) const CLAIM_FACTOR: usize = 32;
+
+/// Claim limit of state, delta and context decoding.
+pub(crate) const STATE_CLAIMS: usize = MAX_STATE_LEN * CLAIM_FACTOR;
+
+/// Claim limit of sync message decoding.
+pub(crate) const MESSAGE_CLAIMS: usize = MAX_MESSAGE_LEN * CLAIM_FACTOR;
+
+type Config<const LIMIT: usize> = bincode::config::Configuration<
     bincode::config::LittleEndian,
     bincode::config::Varint,
-    bincode::config::Limit<MAX_ENCODED_LEN>,
+    bincode::config::Limit<LIMIT>,
 >;
 
-pub(crate) fn config() -> Config {
-    bincode::config::standard().with_limit::<MAX_ENCODED_LEN>()
+/// The bincode configuration; decoding reads (and allocates) at most
+/// `LIMIT` bytes.
+pub(crate) fn config_with<const LIMIT: usize>() -> Config<LIMIT> {
+    bincode::config::standard().with_limit::<LIMIT>()
+}
+
+pub(crate) fn config() -> Config<STATE_CLAIMS> {
+    config_with::<STATE_CLAIMS>()
 }
 
 /// Bytes of the checksum trailer.
@@ -68,15 +103,25 @@ pub(crate) fn encode_with_into<T: Encode>(kind: u8, body: &T, out: &mut Vec<u8>)
     out.extend_from_slice(&sum);
 }
 
-/// Check the header and checksum; return the kind and the body.
+/// Check the header and checksum of an encoding of at most
+/// [`MAX_STATE_LEN`] bytes; return the kind and the body.
 pub(crate) fn split_header<'a>(
     bytes: &'a [u8],
     kinds: &[u8],
 ) -> Result<(u8, &'a [u8]), CodecError> {
-    if bytes.len() > MAX_ENCODED_LEN + 2 + CHECKSUM_LEN {
+    split_header_max(bytes, kinds, MAX_STATE_LEN)
+}
+
+/// [`split_header`] for encodings of at most `max` bytes in all.
+pub(crate) fn split_header_max<'a>(
+    bytes: &'a [u8],
+    kinds: &[u8],
+    max: usize,
+) -> Result<(u8, &'a [u8]), CodecError> {
+    if bytes.len() > max {
         return Err(CodecError::TooLarge {
             len: bytes.len() as u64,
-            max: MAX_ENCODED_LEN as u64,
+            max: max as u64,
         });
     }
     if bytes.len() < 2 + CHECKSUM_LEN {
@@ -91,26 +136,71 @@ pub(crate) fn split_header<'a>(
             found: *v,
             supported: FORMAT_VERSION,
         }),
-        _ if !intact => Err(CodecError::Checksum),
+        _ if !intact => Err(diagnose(bytes)),
         [_, k, body @ ..] if kinds.contains(k) => Ok((*k, &body[..body.len() - CHECKSUM_LEN])),
         [_, k, ..] => Err(CodecError::UnknownKind(*k)),
         _ => Err(CodecError::Truncated("missing header".into())),
     }
 }
 
+/// Why bytes whose checksum does not match are bad: `Truncated` if they are
+/// the start of a valid encoding of their kind (cut inside the body, or
+/// inside or before the checksum), else `Checksum` (damaged).
+fn diagnose(bytes: &[u8]) -> CodecError {
+    fn cut<T: Decode<()>>(bytes: &[u8]) -> bool {
+        let Some(body) = bytes.get(2..) else {
+            return false;
+        };
+        // Cut inside the body: the decoder runs out of bytes.
+        if matches!(decode_body::<T>(body), Err(CodecError::Truncated(_))) {
+            return true;
+        }
+        // Cut inside or before the checksum: a whole body, then the first
+        // `keep` bytes of its checksum.
+        (0..CHECKSUM_LEN).any(|keep| {
+            bytes.len() >= 2 + keep && {
+                let (content, partial) = bytes.split_at(bytes.len() - keep);
+                checksum(content)[..keep] == *partial && decode_body::<T>(&content[2..]).is_ok()
+            }
+        })
+    }
+    let truncated = match bytes.get(1) {
+        Some(&KIND_STATE) => cut::<State>(bytes),
+        Some(&KIND_DELTA) => cut::<Delta>(bytes),
+        Some(&KIND_CONTEXT) => cut::<CausalContext>(bytes),
+        Some(&KIND_VV) => cut::<VersionVector>(bytes),
+        _ => false,
+    };
+    if truncated {
+        CodecError::Truncated(format!(
+            "{} bytes: the input ends before the encoding does",
+            bytes.len()
+        ))
+    } else {
+        CodecError::Checksum
+    }
+}
+
 /// Decode a whole body: every byte must be used.
 pub(crate) fn decode_body<T: Decode<()>>(body: &[u8]) -> Result<T, CodecError> {
-    match bincode::decode_from_slice::<T, _>(body, config()) {
+    decode_body_max::<T, STATE_CLAIMS>(body)
+}
+
+/// [`decode_body`] claiming at most `LIMIT` bytes (see [`CLAIM_FACTOR`]).
+pub(crate) fn decode_body_max<T: Decode<()>, const LIMIT: usize>(
+    body: &[u8],
+) -> Result<T, CodecError> {
+    match bincode::decode_from_slice::<T, _>(body, config_with::<LIMIT>()) {
         Ok((v, used)) if used == body.len() => Ok(v),
         Ok((_, used)) => Err(CodecError::Malformed(format!(
             "{} trailing bytes after the encoding",
             body.len() - used
         ))),
-        Err(e) => Err(map_decode_error(e)),
+        Err(e) => Err(map_decode_error::<LIMIT>(e)),
     }
 }
 
-fn map_decode_error(e: bincode::error::DecodeError) -> CodecError {
+fn map_decode_error<const LIMIT: usize>(e: bincode::error::DecodeError) -> CodecError {
     use bincode::error::DecodeError as D;
     match e {
         D::UnexpectedEnd { additional } => {
@@ -118,7 +208,7 @@ fn map_decode_error(e: bincode::error::DecodeError) -> CodecError {
         }
         D::LimitExceeded => CodecError::TooLarge {
             len: u64::MAX,
-            max: MAX_ENCODED_LEN as u64,
+            max: LIMIT as u64,
         },
         other => CodecError::Malformed(other.to_string()),
     }
@@ -263,7 +353,7 @@ mod tests {
         let mut g = GCounter::default();
         g.increment(ReplicaId(9), 3).unwrap();
         let bytes = encode_state(&State::GCounter(g.clone()));
-        assert_eq!(decode_state(&bytes).unwrap(), State::GCounter(g));
+        assert_eq!(decode_state(&bytes).unwrap(), State::GCounter(g.clone()));
         assert!(matches!(decode_item(&[]), Err(CodecError::Truncated(_))));
         assert!(matches!(
             decode_item(&seal(vec![9, 0, 0])),
@@ -283,6 +373,20 @@ mod tests {
         ));
         for cut in 2..bytes.len() {
             assert!(decode_item(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        // A cut anywhere is reported as truncation, not as damage.
+        let delta = Delta {
+            origin: ReplicaId(3),
+            seq: 7,
+            state: State::GCounter(g.clone()),
+        }
+        .encode();
+        for cut in 0..delta.len() {
+            assert!(
+                matches!(decode_item(&delta[..cut]), Err(CodecError::Truncated(_))),
+                "cut at {cut}: {:?}",
+                decode_item(&delta[..cut])
+            );
         }
         let mut long = bytes.clone();
         long.push(0);
@@ -371,5 +475,41 @@ mod encode_into_tests {
         d.encode_into(&mut buf);
         assert_eq!(&buf[1..], &d.encode()[..]);
         assert_eq!(decode_item(&buf[1..]).unwrap(), Item::Delta(d));
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+    use crate::crdt::GSet;
+
+    /// A G-Set whose encoding is exactly `total` bytes: four elements with
+    /// 5-byte length prefixes (see FORMAT.md).
+    fn gset_of_len(total: usize) -> Vec<u8> {
+        let rest = total - (2 + 1 + 1 + 4 * 5 + 4);
+        let mut s = GSet::default();
+        for t in 0..4u8 {
+            let len = if t < 3 {
+                rest / 4
+            } else {
+                rest - 3 * (rest / 4)
+            };
+            s.add(&vec![t; len]);
+        }
+        let bytes = encode_state(&State::GSet(s));
+        assert_eq!(bytes.len(), total);
+        bytes
+    }
+
+    #[test]
+    fn a_state_of_exactly_the_limit_decodes_one_byte_more_does_not() {
+        let at = gset_of_len(MAX_STATE_LEN);
+        assert!(decode_item(&at).is_ok(), "{:?}", decode_item(&at).err());
+        assert!(decode_state(&at).is_ok());
+        let over = gset_of_len(MAX_STATE_LEN + 1);
+        assert!(matches!(
+            decode_item(&over),
+            Err(CodecError::TooLarge { len, max }) if len == MAX_STATE_LEN as u64 + 1 && max == MAX_STATE_LEN as u64
+        ));
     }
 }

@@ -71,6 +71,21 @@ impl CrdtType {
         CrdtType::ALL.iter().copied().find(|t| t.tag() == tag)
     }
 
+    /// The type's name with its article, for messages: "a G-Counter",
+    /// "an OR-Set", "an MV register", …
+    pub fn with_article(self) -> &'static str {
+        match self {
+            CrdtType::GCounter => "a G-Counter",
+            CrdtType::PNCounter => "a PN-Counter",
+            CrdtType::GSet => "a G-Set",
+            CrdtType::TwoPSet => "a 2P-Set",
+            CrdtType::ORSet => "an OR-Set",
+            CrdtType::LwwRegister => "an LWW register",
+            CrdtType::FwwRegister => "an FWW register",
+            CrdtType::MvRegister => "an MV register",
+        }
+    }
+
     /// Lower-case name, as used by the CLI and bindings.
     pub fn name(self) -> &'static str {
         match self {

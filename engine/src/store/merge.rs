@@ -1,43 +1,37 @@
 //! RocksDB merge operators. For the state column family, full and partial
-//! merge are the CRDT join: every stored value and operand is an encoded
-//! state, so blind writes (deltas, remote states) need no read. For the meta
+//! merge are the CRDT join: every operand is an encoded state, so blind
+//! writes (deltas, remote states) need no read. The full merge never fails
+//! (`stored.rs`). For the meta
 //! column family, the version vector is joined and the clock maxed.
 
+use super::stored::{join_total, try_join_all};
 use super::{META_HLC, META_VV};
 use crate::causal::Timestamp;
-use crate::codec::{decode_state, decode_vv, encode_state, encode_vv};
-use crate::crdt::State;
+use crate::codec::{decode_vv, encode_vv};
 use rocksdb::MergeOperands;
 
-/// Join an optional existing value with operands. Returns `None` (which
-/// RocksDB reports as corruption on read) only if stored bytes are damaged:
-/// types are checked before any operand is written.
+/// Join an optional existing value with operands. Never fails (a failing
+/// full merge makes RocksDB report the store as corrupt): values that
+/// cannot be joined within the state size limit, or do not decode, are
+/// kept as parts (see `stored.rs`) and that key alone reads as an error.
 pub(crate) fn state_full_merge(
     _key: &[u8],
     existing: Option<&[u8]>,
     operands: &MergeOperands,
 ) -> Option<Vec<u8>> {
-    let mut acc: Option<State> = match existing {
-        Some(b) => Some(decode_state(b).ok()?),
-        None => None,
-    };
-    for op in operands.iter() {
-        let s = decode_state(op).ok()?;
-        match acc.as_mut() {
-            None => acc = Some(s),
-            Some(a) => a.try_join(&s).ok()?,
-        }
-    }
-    acc.map(|s| encode_state(&s))
+    let operands: Vec<&[u8]> = operands.iter().collect();
+    Some(join_total(existing, &operands))
 }
 
-/// Join operands with each other (no base): the join is associative.
+/// Join operands with each other (no base; the join is associative). When
+/// they cannot be joined within the limit this returns `None`, which tells
+/// RocksDB to keep the operands as they are for the full merge.
 pub(crate) fn state_partial_merge(
-    key: &[u8],
-    existing: Option<&[u8]>,
+    _key: &[u8],
+    _existing: Option<&[u8]>,
     operands: &MergeOperands,
 ) -> Option<Vec<u8>> {
-    state_full_merge(key, existing, operands)
+    try_join_all(operands.iter())
 }
 
 /// Encode a timestamp: wall milliseconds and logical counter, big-endian.

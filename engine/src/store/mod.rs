@@ -14,6 +14,7 @@ mod locks;
 mod merge;
 mod options;
 mod read;
+mod stored;
 mod types;
 mod write;
 
@@ -284,14 +285,21 @@ impl Engine {
         self.tree.entries_for(&self.db, khs)
     }
 
-    /// The encoded full states of several keys (`None` for absent keys),
-    /// read in one batch.
+    /// The encoded full states of several keys, read in one batch: `None`
+    /// for absent keys, and for keys that hold more than the state size
+    /// limit (written before it was enforced; they cannot be shipped, and
+    /// read as [`Error::StateTooLarge`]).
     pub fn states_bytes(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
         let cf = self.cf(CF_STATE)?;
         self.db
             .batched_multi_get_cf(cf, keys, false)
             .into_iter()
-            .map(|r| Ok(r?.map(|v| v.to_vec())))
+            .map(|r| {
+                Ok(r?.and_then(|v| {
+                    (!stored::is_parts(&v) && v.len() <= crate::codec::MAX_STATE_LEN)
+                        .then(|| v.to_vec())
+                }))
+            })
             .collect()
     }
 

@@ -1,9 +1,11 @@
 //! Typed reads and key iteration. Reads return the value plus, where a later
 //! write or remove needs it, the causal context of what was read.
 
+use super::stored::{decode_stored, is_parts};
+use super::types::parse_entry;
 use super::{Engine, CF_STATE, CF_TYPES};
 use crate::causal::CausalContext;
-use crate::codec::decode_state;
+use crate::codec::{encode_state, MAX_STATE_LEN};
 use crate::crdt::{CrdtType, Sibling, Stamped, State};
 use crate::error::{Error, Result};
 
@@ -70,31 +72,31 @@ impl Value {
 
 impl Engine {
     /// The full state of `key`, or `None` if it was never written.
+    /// `StateTooLarge` if the key holds more than the state size limit (a
+    /// store written before the limit was enforced), `Corruption` if its
+    /// bytes are damaged: either concerns this key only.
     pub fn state(&self, key: &[u8]) -> Result<Option<State>> {
         match self.db.get_pinned_cf(self.cf(CF_STATE)?, key)? {
-            Some(b) => {
-                Ok(Some(decode_state(&b).map_err(|e| {
-                    Error::Corruption(format!("stored state: {e}"))
-                })?))
-            }
+            Some(b) => Ok(Some(decode_stored(key, &b)?)),
             None => Ok(None),
         }
     }
 
     /// The encoded full state of `key` (what a peer passes to `merge`).
+    /// `StateTooLarge` as for [`Engine::state`].
     pub fn state_bytes(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.db.get_cf(self.cf(CF_STATE)?, key)?)
+        match self.db.get_cf(self.cf(CF_STATE)?, key)? {
+            Some(b) if is_parts(&b) || b.len() > MAX_STATE_LEN => {
+                decode_stored(key, &b).map(|s| Some(encode_state(&s)))
+            }
+            other => Ok(other),
+        }
     }
 
     /// The CRDT type of `key`, or `None` if it was never written.
     pub fn key_type(&self, key: &[u8]) -> Result<Option<CrdtType>> {
         match self.db.get_pinned_cf(self.cf(CF_TYPES)?, key)? {
-            Some(b) => match b.as_ref() {
-                [t] => Ok(Some(CrdtType::from_tag(*t).ok_or_else(|| {
-                    Error::Corruption(format!("unknown stored type tag {t}"))
-                })?)),
-                _ => Err(Error::Corruption("stored type tag is damaged".into())),
-            },
+            Some(b) => Ok(Some(parse_entry(&b)?.ty)),
             None => Ok(None),
         }
     }
@@ -105,21 +107,31 @@ impl Engine {
     }
 
     /// The state of `key` if it has one of `allowed` types; the bottom of
-    /// `allowed[0]` if never written; `WrongType` otherwise.
-    fn typed_state(&self, key: &[u8], allowed: &[CrdtType]) -> Result<State> {
+    /// `allowed[0]` if never written; `WrongReadType` (saying what the read
+    /// reads: `expected`) otherwise.
+    fn typed_state(
+        &self,
+        key: &[u8],
+        allowed: &[CrdtType],
+        expected: &'static str,
+    ) -> Result<State> {
         match self.state(key)? {
             None => Ok(State::empty(allowed[0])),
             Some(s) if allowed.contains(&s.crdt_type()) => Ok(s),
-            Some(s) => Err(Error::WrongType {
+            Some(s) => Err(Error::WrongReadType {
                 stored: s.crdt_type(),
-                requested: allowed[0],
+                expected,
             }),
         }
     }
 
     /// Value of a G-Counter or PN-Counter (0 if never written).
     pub fn counter_value(&self, key: &[u8]) -> Result<i128> {
-        match Value::of(&self.typed_state(key, &[CrdtType::PNCounter, CrdtType::GCounter])?) {
+        match Value::of(&self.typed_state(
+            key,
+            &[CrdtType::PNCounter, CrdtType::GCounter],
+            "a counter (G-Counter or PN-Counter)",
+        )?) {
             Value::Counter(v) => Ok(v),
             _ => Err(Error::Corruption("counter state expected".into())),
         }
@@ -128,7 +140,8 @@ impl Engine {
     /// Members of a G-Set, 2P-Set or OR-Set (empty if never written).
     pub fn set_members(&self, key: &[u8]) -> Result<SetRead> {
         let allowed = [CrdtType::ORSet, CrdtType::GSet, CrdtType::TwoPSet];
-        match Value::of(&self.typed_state(key, &allowed)?) {
+        let expected = "a set (G-Set, 2P-Set or OR-Set)";
+        match Value::of(&self.typed_state(key, &allowed, expected)?) {
             Value::Set(s) => Ok(s),
             _ => Err(Error::Corruption("set state expected".into())),
         }
@@ -137,7 +150,8 @@ impl Engine {
     /// Winning write of an LWW or FWW register (`None` if never written).
     pub fn register(&self, key: &[u8]) -> Result<Option<Stamped>> {
         let allowed = [CrdtType::LwwRegister, CrdtType::FwwRegister];
-        match Value::of(&self.typed_state(key, &allowed)?) {
+        let expected = "a register (LWW or FWW)";
+        match Value::of(&self.typed_state(key, &allowed, expected)?) {
             Value::Register(r) => Ok(r),
             _ => Err(Error::Corruption("register state expected".into())),
         }
@@ -145,7 +159,7 @@ impl Engine {
 
     /// Siblings and context of an MV register (none if never written).
     pub fn mv_read(&self, key: &[u8]) -> Result<MvRead> {
-        match Value::of(&self.typed_state(key, &[CrdtType::MvRegister])?) {
+        match Value::of(&self.typed_state(key, &[CrdtType::MvRegister], "an MV register")?) {
             Value::Mv(m) => Ok(m),
             _ => Err(Error::Corruption("mv register state expected".into())),
         }
@@ -188,11 +202,8 @@ impl Iterator for KeyIter<'_> {
             return None;
         }
         let out = match self.it.value() {
-            Some([t]) => match CrdtType::from_tag(*t) {
-                Some(ty) => Ok((key.to_vec(), ty)),
-                None => Err(Error::Corruption(format!("unknown stored type tag {t}"))),
-            },
-            _ => Err(Error::Corruption("stored type tag is damaged".into())),
+            Some(v) => parse_entry(v).map(|m| (key.to_vec(), m.ty)),
+            None => Err(Error::Corruption("stored type entry is missing".into())),
         };
         // The first error ends the iteration.
         self.done = out.is_err();

@@ -1,16 +1,94 @@
-//! A bounded cache of key → CRDT type. A key's type never changes once
-//! written, so a cached entry is never stale; a full shard is simply
-//! emptied (crude, but bounded and cheap).
+//! What the write path knows of a key without reading its state: its CRDT
+//! type and a bound on its encoded size (the `types` column family, and a
+//! bounded in-memory cache of it).
+//!
+//! The size bound lets blind writes respect [`MAX_STATE_LEN`] without
+//! reading the state. The `types` entry of a key holds its type tag and a
+//! *reservation*: an upper bound of the key's encoded state size, written in
+//! the same RocksDB batch as every write that could take the state past it.
+//! The cache also tracks `used`, a tighter upper bound (≤ the reservation)
+//! kept only in memory; after a cache miss `used` restarts at the
+//! reservation. A blind write of an operand of `n` bytes adds
+//! `n + JOIN_SLACK` to `used` (the encoded join of two states is never
+//! larger than the sum of their encodings: property-tested); past the
+//! reservation it writes a larger one, and past the limit it reads the
+//! state and checks the exact size. Every writer of a key holds the key's
+//! stripe lock, so the bound of a key changes under that lock only.
+//!
+//! A full cache shard is simply emptied (crude, but bounded and cheap).
 
+use crate::codec::MAX_STATE_LEN;
 use crate::crdt::CrdtType;
+use crate::error::{Error, Result};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 
 const SHARDS: usize = 16;
 
+/// Bytes added to a size bound per joined operand, on top of the operand's
+/// length: room for collection lengths whose varint grows.
+pub(crate) const JOIN_SLACK: u64 = 64;
+
+/// The smallest step by which a reservation grows.
+const RESERVE_STEP: u64 = 64 << 10;
+
+/// What the write path knows of a stored key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct KeyMeta {
+    /// The key's CRDT type (never changes once written).
+    pub(crate) ty: CrdtType,
+    /// Upper bound of the key's encoded state size.
+    pub(crate) used: u64,
+    /// The bound persisted in `types` (≥ `used`); `None` for an entry
+    /// written before reservations existed: the size is then unknown.
+    pub(crate) reserved: Option<u64>,
+}
+
+impl KeyMeta {
+    /// The reservation to persist for a state of (at most) `size` bytes:
+    /// room to grow, so that most writes need not persist a new one.
+    pub(crate) fn reservation_for(size: u64) -> u64 {
+        (size.saturating_mul(2))
+            .max(size.saturating_add(RESERVE_STEP))
+            .min(MAX_STATE_LEN as u64)
+            .max(size)
+    }
+}
+
+/// Decode a `types` entry: the type tag, then (since reservations exist)
+/// the reservation as 4 bytes little-endian.
+pub(crate) fn parse_entry(b: &[u8]) -> Result<KeyMeta> {
+    let tag = |t: u8| {
+        CrdtType::from_tag(t)
+            .ok_or_else(|| Error::Corruption(format!("unknown stored type tag {t}")))
+    };
+    match b {
+        [t] => Ok(KeyMeta {
+            ty: tag(*t)?,
+            used: u64::MAX,
+            reserved: None,
+        }),
+        [t, r @ ..] if r.len() == 4 => {
+            let r = u32::from_le_bytes([r[0], r[1], r[2], r[3]]) as u64;
+            Ok(KeyMeta {
+                ty: tag(*t)?,
+                used: r,
+                reserved: Some(r),
+            })
+        }
+        _ => Err(Error::Corruption("stored type entry is damaged".into())),
+    }
+}
+
+/// Encode a `types` entry.
+pub(crate) fn encode_entry(ty: CrdtType, reserved: u64) -> [u8; 5] {
+    let r = (reserved.min(MAX_STATE_LEN as u64) as u32).to_le_bytes();
+    [ty.tag(), r[0], r[1], r[2], r[3]]
+}
+
 /// Sharded map with a total capacity.
 pub(crate) struct TypeCache {
-    shards: Vec<Mutex<HashMap<Vec<u8>, CrdtType>>>,
+    shards: Vec<Mutex<HashMap<Vec<u8>, KeyMeta>>>,
     per_shard: usize,
 }
 
@@ -23,30 +101,31 @@ impl TypeCache {
         }
     }
 
-    fn shard(&self, key: &[u8]) -> &Mutex<HashMap<Vec<u8>, CrdtType>> {
+    fn shard(&self, key: &[u8]) -> &Mutex<HashMap<Vec<u8>, KeyMeta>> {
         &self.shards[(xxhash_rust::xxh3::xxh3_64(key) >> 60) as usize % SHARDS]
     }
 
-    /// The cached type of `key`.
-    pub(crate) fn get(&self, key: &[u8]) -> Option<CrdtType> {
+    /// What is cached of `key`.
+    pub(crate) fn get(&self, key: &[u8]) -> Option<KeyMeta> {
         if self.per_shard == 0 {
             return None;
         }
         self.shard(key).lock().get(key).copied()
     }
 
-    /// Remember the type of a written key.
-    pub(crate) fn insert(&self, key: &[u8], ty: CrdtType) {
+    /// Remember what a write (holding the key's stripe) left of `key`.
+    pub(crate) fn insert(&self, key: &[u8], meta: KeyMeta) {
         if self.per_shard == 0 {
             return;
         }
         let mut shard = self.shard(key).lock();
-        if shard.contains_key(key) {
+        if let Some(m) = shard.get_mut(key) {
+            *m = meta;
             return;
         }
         if shard.len() >= self.per_shard {
             shard.clear();
         }
-        shard.insert(key.to_vec(), ty);
+        shard.insert(key.to_vec(), meta);
     }
 }

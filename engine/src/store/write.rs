@@ -1,25 +1,33 @@
 //! The write path. For a batch:
 //! 1. validate every key, value and merge payload (decode + canonical check);
-//! 2. look up each key's type (a bounded in-memory cache, then one
-//!    multi-get on `types`; no state read);
-//! 3. lock the stripes of the batch's keys (ascending, so no deadlock);
+//! 2. lock the stripes of the batch's keys (ascending, so no deadlock);
+//! 3. look up each key's type and size bound (a bounded in-memory cache,
+//!    then one multi-get on `types`; no state read; see `types.rs`);
 //! 4. read the states of keys whose operations need them (counters, OR-Set,
 //!    MV register), apply the operations in order to an in-batch overlay,
 //!    producing one delta per local operation;
-//! 5. put the type of new keys; put the new full state of keys that were
-//!    read, merge one joined operand into `state` for the others (blind
-//!    writes); merge the version vector and clock into `meta` — one RocksDB
-//!    write batch with the configured durability;
-//! 6. mark the keys dirty for the anti-entropy tree, release the locks.
+//! 5. stage each key: put the new full state of keys that were read, merge
+//!    one joined operand into `state` for the others (blind writes),
+//!    checking every key against the state size limit (exactly for read
+//!    keys, by the size bound for blind ones, exactly again when the bound
+//!    says it might not fit); put the `types` entry of new keys and of keys
+//!    whose size reservation grows;
+//! 6. merge the version vector and clock into `meta` — one RocksDB write
+//!    batch with the configured durability;
+//! 7. cache the keys' types and bounds, release the locks, mark the keys
+//!    dirty for the anti-entropy tree.
 //!
-//! A failure before step 5 writes nothing; a failure of step 5 poisons the
-//! engine (state on disk is then known only after reopen).
+//! A failure before step 6 (including `StateTooLarge`) writes nothing; a
+//! failure of step 6 poisons the engine (state on disk is then known only
+//! after reopen).
 
 use super::batch::{Batch, KeyedDelta, Op};
 use super::merge::encode_ts;
+use super::stored::decode_stored;
+use super::types::{encode_entry, parse_entry, KeyMeta, JOIN_SLACK};
 use super::{Engine, CF_META, CF_STATE, CF_TYPES, MAX_KEY_LEN, MAX_VALUE_LEN, META_HLC, META_VV};
 use crate::causal::{CausalContext, Timestamp, VersionVector};
-use crate::codec::{decode_item, decode_state, encode_state, encode_vv, Delta, Item};
+use crate::codec::{decode_item, encode_state, encode_vv, Delta, Item, MAX_STATE_LEN};
 use crate::crdt::{CrdtType, State};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -32,6 +40,11 @@ struct Slot<'a> {
     ops: usize,
     ty: Option<CrdtType>,
     is_new: bool,
+    /// Upper bound of the stored state's encoded size (`u64::MAX`:
+    /// unknown; 0 for a new key) and the persisted reservation; see
+    /// `types.rs`.
+    used: u64,
+    reserved: Option<u64>,
     /// Current state, for keys whose state is read (then replaced by a put).
     state: Option<State>,
     /// Join of everything this batch writes to a key that is not read.
@@ -75,6 +88,8 @@ impl Engine {
                     ops: 0,
                     ty: None,
                     is_new: false,
+                    used: u64::MAX,
+                    reserved: None,
                     state: None,
                     operand: None,
                     raw: None,
@@ -90,14 +105,23 @@ impl Engine {
             };
         }
 
-        // Types: from the cache, else one multi-get (keys whose state is
-        // read learn their type from the state).
+        // Every writer of a key holds the key's stripe, so a
+        // read-modify-write can replace the state with a put, and a key's
+        // size bound (types.rs) is read and updated under the stripe. Blind
+        // writes still read no state.
+        let guards = self
+            .locks
+            .lock_all(slots.iter().map(|s| self.locks.stripe(s.key)).collect());
+
+        // Types and size bounds: from the cache, else one multi-get on
+        // `types` (keys whose state is read learn their type from it).
         let types_cf = self.cf(CF_TYPES)?;
         let mut lookup = Vec::new();
         for (i, s) in slots.iter_mut().enumerate() {
-            s.ty = self.types.get(s.key);
-            if s.ty.is_none() && !s.needs_state {
-                lookup.push(i);
+            match self.types.get(s.key) {
+                Some(m) => s.know(m),
+                None if !s.needs_state => lookup.push(i),
+                None => {}
             }
         }
         if !lookup.is_empty() {
@@ -107,30 +131,16 @@ impl Engine {
                 .zip(self.db.batched_multi_get_cf(types_cf, &ks, false))
             {
                 if let Some(b) = r? {
-                    slots[*i].ty = Some(parse_type(&b)?);
+                    slots[*i].know(parse_entry(&b)?);
                 }
             }
         }
-
-        // Every writer of a key holds the key's stripe, so a
-        // read-modify-write can replace the state with a put. Blind writes
-        // still read nothing.
-        let guards = self
-            .locks
-            .lock_all(slots.iter().map(|s| self.locks.stripe(s.key)).collect());
         let state_cf = self.cf(CF_STATE)?;
-        for s in slots.iter_mut() {
-            if s.needs_state {
-                if let Some(b) = self.db.get_pinned_cf(state_cf, s.key)? {
-                    let st = decode_state(&b)
-                        .map_err(|e| Error::Corruption(format!("stored state: {e}")))?;
-                    s.ty = Some(st.crdt_type());
-                    s.state = Some(st);
-                }
-            } else if s.ty.is_none() {
-                if let Some(b) = self.db.get_pinned_cf(types_cf, s.key)? {
-                    s.ty = Some(parse_type(&b)?);
-                }
+        for s in slots.iter_mut().filter(|s| s.needs_state) {
+            if let Some(b) = self.db.get_pinned_cf(state_cf, s.key)? {
+                let st = decode_stored(s.key, &b)?;
+                s.ty = Some(st.crdt_type());
+                s.state = Some(st);
             }
         }
 
@@ -162,6 +172,7 @@ impl Engine {
                 None => {
                     slot.ty = Some(ty);
                     slot.is_new = true;
+                    slot.used = 0;
                 }
             }
             if slot.needs_state && slot.state.is_none() {
@@ -202,18 +213,10 @@ impl Engine {
         }
 
         let mut wb = rocksdb::WriteBatch::default();
+        let mut metas = Vec::with_capacity(slots.len());
         for slot in &slots {
-            if slot.is_new {
-                if let Some(ty) = slot.ty {
-                    wb.put_cf(types_cf, slot.key, [ty.tag()]);
-                }
-            }
-            if let Some(st) = &slot.state {
-                wb.put_cf(state_cf, slot.key, encode_state(st));
-            } else if let Some(raw) = slot.raw {
-                wb.merge_cf(state_cf, slot.key, raw);
-            } else if let Some(operand) = &slot.operand {
-                wb.merge_cf(state_cf, slot.key, encode_state(operand));
+            if let Some(m) = self.stage(slot, &mut wb)? {
+                metas.push((slot.key, m));
             }
         }
         let meta_cf = self.cf(CF_META)?;
@@ -228,15 +231,14 @@ impl Engine {
             self.poisoned.store(true, Ordering::Release);
             return Err(e.into());
         }
+        // Size bounds change under the keys' stripes only.
+        for (key, m) in metas {
+            self.types.insert(key, m);
+        }
         // The data is written: release the keys before the bookkeeping (and
         // a possible settle) below.
         drop(guards);
         self.vv.lock().merge(&seen);
-        for slot in &slots {
-            if let Some(ty) = slot.ty {
-                self.types.insert(slot.key, ty);
-            }
-        }
         if self.options().anti_entropy {
             self.tree.mark_dirty(slots.iter().map(|s| s.key));
         }
@@ -246,6 +248,63 @@ impl Engine {
             let _ = self.tree.settle(&self.db);
         }
         Ok(deltas)
+    }
+
+    /// Add a slot's writes to `wb`: the new state (read-modify-write keys,
+    /// and blind writes whose size bound would pass the limit: those read
+    /// the state and check the exact size) or the joined operand (blind
+    /// writes), and the `types` entry when the key is new or its
+    /// reservation must grow. Fails, writing nothing, if the state would
+    /// exceed [`MAX_STATE_LEN`]. Returns what the key's cache entry
+    /// becomes once the batch is written.
+    fn stage(&self, slot: &Slot, wb: &mut rocksdb::WriteBatch) -> Result<Option<KeyMeta>> {
+        let Some(ty) = slot.ty else {
+            return Ok(None);
+        };
+        let state_cf = self.cf(CF_STATE)?;
+        let used = match (&slot.state, &slot.operand) {
+            (Some(st), _) => put_checked(wb, state_cf, slot.key, st)?,
+            (None, Some(operand)) => {
+                let encoded;
+                let bytes = match slot.raw {
+                    Some(raw) => raw,
+                    None => {
+                        encoded = encode_state(operand);
+                        &encoded
+                    }
+                };
+                let bound = slot
+                    .used
+                    .saturating_add(bytes.len() as u64)
+                    .saturating_add(JOIN_SLACK);
+                if bound <= MAX_STATE_LEN as u64 {
+                    wb.merge_cf(state_cf, slot.key, bytes);
+                    bound
+                } else {
+                    // The bound says it might not fit: join exactly.
+                    let mut st = match self.db.get_pinned_cf(state_cf, slot.key)? {
+                        Some(b) => decode_stored(slot.key, &b)?,
+                        None => State::empty(ty),
+                    };
+                    st.try_join(operand).map_err(mismatch)?;
+                    put_checked(wb, state_cf, slot.key, &st)?
+                }
+            }
+            (None, None) => return Ok(None),
+        };
+        let reserved = match slot.reserved {
+            Some(r) if !slot.is_new && used <= r => r,
+            _ => {
+                let r = KeyMeta::reservation_for(used);
+                wb.put_cf(self.cf(CF_TYPES)?, slot.key, encode_entry(ty, r));
+                r
+            }
+        };
+        Ok(Some(KeyMeta {
+            ty,
+            used,
+            reserved: Some(reserved),
+        }))
     }
 
     /// Apply one local operation to `state` (or, for blind operations, to
@@ -384,12 +443,34 @@ impl Engine {
     }
 }
 
-fn parse_type(b: &[u8]) -> Result<CrdtType> {
-    match b {
-        [t] => CrdtType::from_tag(*t)
-            .ok_or_else(|| Error::Corruption(format!("unknown stored type tag {t}"))),
-        _ => Err(Error::Corruption("stored type tag is damaged".into())),
+impl Slot<'_> {
+    /// Take what the cache or `types` knows of the key.
+    fn know(&mut self, m: KeyMeta) {
+        self.ty = Some(m.ty);
+        self.used = m.used;
+        self.reserved = m.reserved;
     }
+}
+
+/// Put `state` as the key's value if its encoding is within
+/// [`MAX_STATE_LEN`]; returns the encoded size.
+fn put_checked(
+    wb: &mut rocksdb::WriteBatch,
+    cf: &rocksdb::ColumnFamily,
+    key: &[u8],
+    state: &State,
+) -> Result<u64> {
+    let bytes = encode_state(state);
+    let size = bytes.len() as u64;
+    if bytes.len() > MAX_STATE_LEN {
+        return Err(Error::StateTooLarge {
+            key: key.to_vec(),
+            size,
+            max: MAX_STATE_LEN as u64,
+        });
+    }
+    wb.put_cf(cf, key, bytes);
+    Ok(size)
 }
 
 /// Check sizes and decode merge payloads before anything is touched.

@@ -6,7 +6,9 @@
 
 use super::SyncError;
 use crate::aae::iblt::Iblt;
-use crate::codec::{decode_body, encode_with, split_header, KIND_SYNC};
+use crate::codec::{
+    decode_body_max, encode_with, split_header_max, KIND_SYNC, MAX_MESSAGE_LEN, MESSAGE_CLAIMS,
+};
 use bincode::{Decode, Encode};
 
 /// Node hashes of the estimate level travel truncated to 32 bits.
@@ -105,7 +107,8 @@ pub fn encode(env: &Envelope) -> Vec<u8> {
     encode_with(KIND_SYNC, env)
 }
 
-/// Decode a message no larger than `max_len` bytes, and check shapes.
+/// Decode a message no larger than `max_len` bytes (and never larger than
+/// [`MAX_MESSAGE_LEN`]), and check shapes.
 pub fn decode(bytes: &[u8], max_len: usize, estimate_nodes: usize) -> Result<Envelope, SyncError> {
     if bytes.len() > max_len {
         return Err(SyncError::TooLarge {
@@ -113,8 +116,8 @@ pub fn decode(bytes: &[u8], max_len: usize, estimate_nodes: usize) -> Result<Env
             max: max_len,
         });
     }
-    let (_, body) = split_header(bytes, &[KIND_SYNC])?;
-    let env: Envelope = decode_body(body)?;
+    let (_, body) = split_header_max(bytes, &[KIND_SYNC], MAX_MESSAGE_LEN)?;
+    let env: Envelope = decode_body_max::<_, MESSAGE_CLAIMS>(body)?;
     let words = estimate_nodes.div_ceil(64);
     let ok = match &env.body {
         Body::Estimate { hashes } => hashes.len() == estimate_nodes,

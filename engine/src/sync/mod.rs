@@ -67,8 +67,10 @@ pub struct Config {
     /// Messages are split so that each stays under about this many bytes
     /// (default 4 MiB). One state larger than this travels alone.
     pub message_budget: usize,
-    /// Larger incoming messages are rejected before decoding (default
-    /// 80 MiB: the largest state plus overhead).
+    /// Larger incoming messages are rejected before decoding. Default and
+    /// ceiling: [`crate::codec::MAX_MESSAGE_LEN`] (65 MiB: one state of the
+    /// largest size, its key and the envelope); a larger value acts as the
+    /// ceiling. A smaller value also refuses states that do not fit in it.
     pub max_message: usize,
     /// Use the IBLT to find differing keys when the estimate says it fits
     /// (default true). False always exchanges key lists of the differing
@@ -80,7 +82,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             message_budget: 4 << 20,
-            max_message: 80 << 20,
+            max_message: crate::codec::MAX_MESSAGE_LEN,
             iblt: true,
         }
     }
@@ -103,7 +105,10 @@ pub trait SyncStore {
     /// The encoded full states of keys (`None` if absent).
     fn states_of(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, Error>;
     /// Join received full states, atomically.
-    fn merge_states(&self, states: &[KeyState]) -> Result<(), Error>;
+    /// Join the states into the replica atomically, except those whose join
+    /// would exceed the state size limit: those keys are left unchanged
+    /// and counted in the result.
+    fn merge_states(&self, states: &[KeyState]) -> Result<u64, Error>;
 }
 
 /// Forward every [`SyncStore`] method through a pointer type, so a session
@@ -129,7 +134,7 @@ macro_rules! forward_sync_store {
             fn states_of(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, Error> {
                 (**self).states_of(keys)
             }
-            fn merge_states(&self, states: &[KeyState]) -> Result<(), Error> {
+            fn merge_states(&self, states: &[KeyState]) -> Result<u64, Error> {
                 (**self).merge_states(states)
             }
         }
@@ -157,11 +162,25 @@ impl SyncStore for crate::Engine {
     fn states_of(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, Error> {
         self.states_bytes(keys)
     }
-    fn merge_states(&self, states: &[KeyState]) -> Result<(), Error> {
-        let mut b = crate::Batch::with_capacity(states.len());
-        for (k, v) in states {
-            b.merge(k.clone(), v.clone());
+    fn merge_states(&self, states: &[KeyState]) -> Result<u64, Error> {
+        // A key whose join would pass the state size limit is left out and
+        // the rest written again (each retry leaves out one more key).
+        let mut rejected: Vec<&[u8]> = Vec::new();
+        loop {
+            let mut b = crate::Batch::with_capacity(states.len());
+            for (k, v) in states.iter().filter(|(k, _)| !rejected.contains(&&k[..])) {
+                b.merge(k.clone(), v.clone());
+            }
+            match self.write(&b) {
+                Ok(_) => return Ok(rejected.len() as u64),
+                Err(Error::StateTooLarge { key, size, max }) => {
+                    match states.iter().find(|(k, _)| *k == key) {
+                        Some((k, _)) if !rejected.contains(&&k[..]) => rejected.push(k),
+                        _ => return Err(Error::StateTooLarge { key, size, max }),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
         }
-        self.write(&b).map(|_| ())
     }
 }

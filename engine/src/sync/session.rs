@@ -58,6 +58,10 @@ pub struct Stats {
     pub state_bytes_received: u64,
     /// Turns in which this side sent (consecutive parts count once).
     pub flights: u64,
+    /// Key states received but left unmerged because the join would exceed
+    /// the state size limit ([`crate::codec::MAX_STATE_LEN`]): those keys
+    /// still differ, and the session ends `Diverged`.
+    pub states_rejected: u64,
     /// Time spent finding the differing keys (estimate, IBLT fold and
     /// peel, key-list diff), in microseconds; excludes reading, shipping
     /// and merging states.
@@ -99,6 +103,8 @@ pub struct Session<S: SyncStore> {
     stats: Stats,
 }
 
+/// A session id: 64 bits from the OS random source (via
+/// [`crate::ReplicaId::random`]).
 fn random_id() -> u64 {
     crate::causal::ReplicaId::random().0 as u64
 }
@@ -302,7 +308,7 @@ impl<S: SyncStore> Session<S> {
             }
             (Phase::AwaitDiff | Phase::CollectExchange, Body::Exchange { states, want, last }) => {
                 self.phase = Phase::CollectExchange;
-                self.store.merge_states(&states)?;
+                self.stats.states_rejected += self.store.merge_states(&states)?;
                 self.wants.extend(want);
                 if last {
                     self.on_exchange_done()
@@ -311,7 +317,7 @@ impl<S: SyncStore> Session<S> {
                 }
             }
             (Phase::AwaitStates, Body::States { states, root, last }) => {
-                self.store.merge_states(&states)?;
+                self.stats.states_rejected += self.store.merge_states(&states)?;
                 if last {
                     let mine = self.store.root()?;
                     self.phase = Phase::Done(if mine.hash == root {

@@ -90,7 +90,7 @@ void test_bad_input(const char *base) {
   bool found = true;
   uint8_t *big;
   size_t i;
-  const size_t max_key = 64 << 10, max_value = 16 << 20;
+  const size_t max_key = CVG_MAX_KEY_LEN, max_value = CVG_MAX_VALUE_LEN;
 
   null_engine();
 
@@ -118,9 +118,26 @@ void test_bad_input(const char *base) {
              cvg_engine_lww_set(e, S("big"), big, max_value + 1, NULL));
   EXPECT_ERR(CVG_STATUS_VALUE_TOO_LARGE,
              cvg_engine_orset_add(e, S("big"), big, max_value + 1, NULL));
-  free(big);
   OK(cvg_engine_state_bytes(e, S("big"), &found, &d));
   CHECK(!found && d.ptr == NULL);
+
+  /* The state limit: three 16 MiB elements fit in a G-Set, a fourth would
+   * take it past CVG_MAX_STATE_LEN and changes nothing. */
+  CHECK(CVG_MAX_STATE_LEN == (size_t)64 << 20);
+  CHECK(CVG_MAX_MESSAGE_LEN > CVG_MAX_STATE_LEN + CVG_MAX_KEY_LEN);
+  for (i = 0; i < 3; i++) {
+    memset(big, 'a' + (int)i, max_value);
+    OK(cvg_engine_gset_add(e, S("huge"), big, max_value, NULL));
+  }
+  OK(cvg_engine_root(e, &before));
+  memset(big, 'z', max_value);
+  out.ptr = NULL;
+  out.len = 0;
+  EXPECT_ERR(CVG_STATUS_STATE_TOO_LARGE, cvg_engine_gset_add(e, S("huge"), big, max_value, &out));
+  CHECK(out.ptr == NULL);
+  CHECK(strcmp(cvg_status_name(CVG_STATUS_STATE_TOO_LARGE), "CVG_STATUS_STATE_TOO_LARGE") == 0);
+  expect_root(e, &before);
+  free(big);
 
   /* Damaged deltas and states: never applied. */
   OK(cvg_engine_orset_add(peer, S("set"), S("a"), &d));
