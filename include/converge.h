@@ -7,14 +7,20 @@
  *   Outputs are written only on success. cvg_last_error_message() gives the
  *   calling thread's message for its last call (each call clears it).
  * - Handles (cvg_engine_t, cvg_options_t, cvg_batch_t, cvg_iter_t,
- *   cvg_list_t, cvg_siblings_t, cvg_deltas_t) are opaque, created by
- *   _open/_new (or returned by a read) and released by the matching
- *   _close/_free; _free(NULL) is a no-op.
+ *   cvg_list_t, cvg_siblings_t, cvg_deltas_t, cvg_sync_t) are opaque,
+ *   created by _open/_new (or returned by a read) and released by the
+ *   matching _close/_free, which always consumes the handle: after the
+ *   call the pointer is invalid, whatever the status. _free(NULL) and
+ *   cvg_engine_close(NULL) are no-ops.
  * - Bytes in are (const uint8_t *ptr, size_t len); (NULL, 0) is the empty
  *   string. Bytes out are an owned cvg_bytes_t freed by cvg_bytes_free(),
  *   or a borrowed cvg_slice_t whose lifetime its function documents.
- * - A `const` handle parameter means the call is safe to make from several
- *   threads at once on the same handle; each handle type states its rules.
+ * - Threads: calls taking a `const` handle may run on several threads at
+ *   once on the same handle; a call taking a non-const handle (setters,
+ *   adds, cvg_iter_next, cvg_sync_handle, _close/_free) needs exclusive
+ *   access to it. Each handle type's comment lists its calls. Handles may
+ *   be used from, and released on, any thread (cvg_buffer_t: only inside
+ *   the callback it is passed to).
  * - A panic inside the library never unwinds into the caller: it becomes
  *   CVG_STATUS_PANIC.
  */
@@ -157,8 +163,15 @@ typedef uint32_t cvg_status_t;
  * a batch is not consumed by a write and may be reused (see
  * `cvg_batch_clear`). Adding an operation copies its key and bytes.
  *
- * Thread safety: not synchronized. Adding needs exclusive access; a
- * `const cvg_batch_t *` may be written by several threads at once.
+ * Thread safety: a batch has no lock inside. Every call that changes it
+ * (each `cvg_batch_*` add, the `_many` forms, `cvg_batch_clear`,
+ * `cvg_batch_free`) needs exclusive access: no other call on the same
+ * batch, from any thread, meanwhile. The calls that take it `const`
+ * (`cvg_batch_len`, and `cvg_engine_write`, which only reads it) may run
+ * on several threads at once: the same batch may be applied to one or
+ * several engines by concurrent `cvg_engine_write` calls, as long as no
+ * thread changes it. Building several batches on several threads at once
+ * is fine; a batch may be built on one thread and written on another.
  */
 typedef struct cvg_batch_t cvg_batch_t;
 
@@ -166,27 +179,36 @@ typedef struct cvg_batch_t cvg_batch_t;
  * The output of a merge function: a growable byte buffer owned by the
  * library, valid only during the callback it is passed to. Append the
  * merged value with `cvg_buffer_append`. Thread safety: only the callback
- * it was passed to may use it.
+ * it was passed to may use it, on the thread running that callback and
+ * only during that call; the library frees it.
  */
 typedef struct cvg_buffer_t cvg_buffer_t;
 
 /**
  * The deltas of a `cvg_engine_write`, one per local operation (merges
  * produce none), in batch order, each with its key. Owned; created by
- * `cvg_engine_write`, released by `cvg_deltas_free`. Thread safety:
- * immutable; may be read from several threads at once and freed from any
- * thread.
+ * `cvg_engine_write`, released by `cvg_deltas_free`.
+ *
+ * Thread safety: immutable. `cvg_deltas_len`, `cvg_deltas_get` and
+ * `cvg_deltas_packed` may run on any number of threads at once;
+ * `cvg_deltas_free` needs exclusive access (no reader running) and may be
+ * called from any thread. The views it hands out die with it.
  */
 typedef struct cvg_deltas_t cvg_deltas_t;
 
 /**
  * An open replica store. Created by `cvg_engine_open`, released by
- * `cvg_engine_close`.
+ * `cvg_engine_close`, which always consumes the handle.
  *
- * Thread safety: every function taking a `const cvg_engine_t *` may be
- * called from any number of threads at once on the same engine.
- * `cvg_engine_close` needs exclusive access: no call on the engine may be
- * running or start once it is called.
+ * Thread safety: every function taking a `const cvg_engine_t *` (every
+ * operation, read, `cvg_engine_write`, `cvg_engine_merge`,
+ * `cvg_engine_keys`, `cvg_engine_mv_resolve`, `cvg_sync_initiate`,
+ * `cvg_sync_respond`, `cvg_sync_engines`, maintenance) may be called from
+ * any number of threads at once on the same engine, and concurrently with
+ * calls on its iterators and sync sessions. Writes to one key are
+ * serialized inside the engine. `cvg_engine_close` needs exclusive access:
+ * no call on the engine may be running or start once it is called. The
+ * engine may be closed from any thread.
  */
 typedef struct cvg_engine_t cvg_engine_t;
 
@@ -197,16 +219,23 @@ typedef struct cvg_engine_t cvg_engine_t;
  * It keeps the store open: free every iterator before `cvg_engine_close`
  * (see there).
  *
- * Thread safety: not synchronized; use it from one thread at a time (it
- * may move between threads).
+ * Thread safety: every call on an iterator (`cvg_iter_next`,
+ * `cvg_iter_free`) needs exclusive access: one thread at a time, though
+ * not always the same thread. Iterators are independent of each other
+ * and of calls on their engine, which may run concurrently (they do not
+ * see writes made after their creation).
  */
 typedef struct cvg_iter_t cvg_iter_t;
 
 /**
- * An owned, immutable list of byte strings (set members), stored in one
- * buffer. Created by `cvg_engine_set_members`, released by `cvg_list_free`.
- * Thread safety: immutable, so it may be read from several threads at
- * once (`const cvg_list_t *`) and freed from any thread once no one reads.
+ * An owned, immutable list of byte strings, stored in one buffer: set
+ * members (`cvg_engine_set_members`) or sync replies (`cvg_sync_handle`).
+ * Released by `cvg_list_free`.
+ *
+ * Thread safety: immutable. `cvg_list_len` and `cvg_list_get` may run on
+ * any number of threads at once; `cvg_list_free` needs exclusive access
+ * (no reader running) and may be called from any thread. The views it
+ * hands out die with it.
  */
 typedef struct cvg_list_t cvg_list_t;
 
@@ -216,27 +245,54 @@ typedef struct cvg_list_t cvg_list_t;
  * by `cvg_options_free`. `cvg_engine_open` copies what it needs, so the
  * options may be freed or reused right after.
  *
- * Thread safety: not synchronized. Setters need exclusive access; a
- * `const cvg_options_t *` may be passed to several concurrent
- * `cvg_engine_open` calls.
+ * Thread safety: no lock inside. The setters and `cvg_options_free` need
+ * exclusive access (no other call on the same options meanwhile);
+ * `cvg_engine_open` takes the options `const`, so the same options may be
+ * passed to several concurrent opens (of different directories) as long
+ * as no thread changes them. Options may be used from any thread, one
+ * writer at a time.
  */
 typedef struct cvg_options_t cvg_options_t;
 
 /**
  * The siblings of an MV register, owned. Created by `cvg_engine_mv_read`,
- * released by `cvg_siblings_free`. Thread safety: immutable; may be read
- * from several threads at once and freed from any thread.
+ * released by `cvg_siblings_free`.
+ *
+ * Thread safety: immutable. `cvg_siblings_len` and `cvg_siblings_get` may
+ * run on any number of threads at once; `cvg_siblings_free` needs
+ * exclusive access (no reader running) and may be called from any thread.
+ * The values it hands out die with it.
  */
 typedef struct cvg_siblings_t cvg_siblings_t;
 
 /**
- * One side of a sync session. Created by `cvg_sync_initiate` or
- * `cvg_sync_respond`, released by `cvg_sync_free`. It keeps its engine
- * open until freed.
+ * One side of a sync session. Created by `cvg_sync_initiate` (the side
+ * that sends the first message) or `cvg_sync_respond`, released by
+ * `cvg_sync_free`. It keeps its engine's store open until freed, even
+ * after `cvg_engine_close`.
  *
- * Thread safety: `cvg_sync_handle` needs exclusive access (one message at
- * a time, in order); the `const` getters may run concurrently with each
- * other. Different sessions, on the same engine or not, are independent.
+ * Driving a session: send the initiator's first message; pass every
+ * message received from the peer to `cvg_sync_handle`, in the order sent,
+ * and send every reply it returns, in order. A side has ended when
+ * `cvg_sync_outcome` is no longer `CVG_SYNC_RUNNING`. It may end in the
+ * very call that returns its last replies: send them anyway. An ended
+ * side sends and accepts nothing more (another message is
+ * `CVG_STATUS_SYNC_PROTOCOL`). So a loop carrying messages between two
+ * sides stops when no message is in flight in either direction; both
+ * sides have then ended (see `cvg_sync_outcome_t` for the pairs), except
+ * after a failure, which leaves the peer RUNNING. Over a network, each
+ * side stops once it has ended and sent its last replies; the library has
+ * no timers, so give up on a side still RUNNING after a timeout of your
+ * choice (free it and start a new session).
+ *
+ * Thread safety: `cvg_sync_handle` and `cvg_sync_free` need exclusive
+ * access to the session (no other call on it meanwhile; messages go in one
+ * at a time, in order). `cvg_sync_outcome` and `cvg_sync_stats` take it
+ * `const` and may run on several threads at once, but not during a
+ * `cvg_sync_handle`. A session may be used from any thread, one at a
+ * time. Sessions are independent of each other and of other calls on
+ * their engine, which may run concurrently (a write during a session may
+ * make it end DIVERGED).
  */
 typedef struct cvg_sync_t cvg_sync_t;
 
@@ -273,8 +329,9 @@ typedef struct cvg_span_t {
 /**
  * An owned byte string returned by the library. Free it with
  * `cvg_bytes_free`; never with `free()`. The empty string is
- * `{NULL, 0}`. A `cvg_bytes_t` is plain data: it may be moved between
- * threads, and freed from any thread.
+ * `{NULL, 0}`. A `cvg_bytes_t` is plain data: its bytes may be read from
+ * any number of threads at once, and it may be moved between threads and
+ * freed from any thread (once, with no reader left).
  */
 typedef struct cvg_bytes_t {
   /**
@@ -386,6 +443,33 @@ typedef struct cvg_stamp_t {
 } cvg_stamp_t;
 
 /**
+ * The state of one side of a sync session: one of the `CVG_SYNC_*`
+ * values, read with `cvg_sync_outcome`; `cvg_sync_outcome_name` names it.
+ *
+ * When a session is over, its two sides hold one of these pairs:
+ * - `CVG_SYNC_EQUAL` on both sides: the roots were already equal, nothing
+ *   else was exchanged.
+ * - `CVG_SYNC_REPAIRED` on one side and `CVG_SYNC_CONVERGED` on the other:
+ *   success, both hold the join of both states for every key. The side
+ *   that sent the last message is REPAIRED (it cannot know whether that
+ *   message arrived); the side that received it checked that the roots
+ *   are now equal. Which side is which depends on which one found the
+ *   difference: do not assume the initiator converges.
+ * - `CVG_SYNC_REPAIRED` on one side and `CVG_SYNC_DIVERGED` on the other:
+ *   the exchange completed but the roots still differ (a write landed on
+ *   either engine during the session, or a hash collision): run another
+ *   session.
+ * - `CVG_SYNC_FAILED` on the side whose `cvg_sync_handle` returned an
+ *   error, `CVG_SYNC_RUNNING` on the other: there is no abort message,
+ *   so the peer waits for a message that never comes. Free both sides and
+ *   start a new session.
+ *
+ * One side ended REPAIRED (or EQUAL, on the responder) while the peer is
+ * still RUNNING means the last message was lost: start a new session.
+ */
+typedef uint8_t cvg_sync_outcome_t;
+
+/**
  * Limits of a sync session. Get the defaults with
  * `cvg_sync_config_default()`, then change fields.
  */
@@ -406,11 +490,6 @@ typedef struct cvg_sync_config_t {
    */
   bool use_iblt;
 } cvg_sync_config_t;
-
-/**
- * How a session ended: one of the `CVG_SYNC_*` values.
- */
-typedef uint8_t cvg_sync_outcome_t;
 
 /**
  * Traffic of one side of a session.
@@ -522,35 +601,39 @@ typedef struct cvg_sync_stats_t {
 #define CVG_DURABILITY_NONE 2
 
 /**
- * The session is still running.
+ * The session has not ended on this side: it waits for a message.
  */
 #define CVG_SYNC_RUNNING 0
 
 /**
- * The roots were equal: nothing differed.
+ * The roots were equal: nothing differed. Both sides end EQUAL.
  */
 #define CVG_SYNC_EQUAL 1
 
 /**
- * This side merged everything it was sent and sent everything asked for;
- * the peer checks the result.
+ * This side merged everything it was sent and sent the last message
+ * (everything the peer asked for); the peer checks the result and ends
+ * CONVERGED or DIVERGED.
  */
 #define CVG_SYNC_REPAIRED 2
 
 /**
- * This side received the last message and its root equals the peer's.
+ * This side received the last message and its root equals the peer's:
+ * the replicas are equal. The peer ends REPAIRED.
  */
 #define CVG_SYNC_CONVERGED 3
 
 /**
- * The exchange completed but the roots differ (a write landed meanwhile,
- * or a hash collision): run another session, with `use_iblt` false.
+ * This side received the last message but its root differs from the
+ * peer's (a write landed meanwhile, or a hash collision): run another
+ * session, with `use_iblt` false. The peer ends REPAIRED.
  */
 #define CVG_SYNC_DIVERGED 4
 
 /**
- * The session failed (a bad, lost or out-of-order message); start a new
- * one. States merged before the failure stay (they are joins).
+ * A `cvg_sync_handle` on this side failed (a bad, lost or out-of-order
+ * message); the peer stays RUNNING. Start a new session. States merged
+ * before the failure stay (they are joins).
  */
 #define CVG_SYNC_FAILED 5
 
@@ -572,10 +655,11 @@ const char *cvg_version(void);
 struct cvg_batch_t *cvg_batch_new(void);
 
 /**
- * Free a batch. NULL is a no-op.
+ * Free a batch. The pointer is invalid after the call. NULL is a no-op.
  *
  * # Safety
- * `batch` is NULL or live, not used afterwards.
+ * `batch` is NULL or live with no call running on it; it is not used
+ * afterwards.
  */
 void cvg_batch_free(struct cvg_batch_t *batch);
 
@@ -591,7 +675,7 @@ size_t cvg_batch_len(const struct cvg_batch_t *batch);
  * Remove every operation, keeping the memory for reuse.
  *
  * # Safety
- * `batch` is NULL or live.
+ * `batch` is NULL or live with no other call running on it.
  */
 cvg_status_t cvg_batch_clear(struct cvg_batch_t *batch);
 
@@ -799,10 +883,12 @@ cvg_status_t cvg_deltas_get(const struct cvg_deltas_t *deltas,
                             struct cvg_slice_t *delta_out);
 
 /**
- * Free deltas. NULL is a no-op.
+ * Free deltas and every view borrowed from them. The pointer is invalid
+ * after the call. NULL is a no-op.
  *
  * # Safety
- * `deltas` is NULL or live, not used afterwards.
+ * `deltas` is NULL or live with no call running on it; neither it nor its
+ * views are used afterwards.
  */
 void cvg_deltas_free(struct cvg_deltas_t *deltas);
 
@@ -903,10 +989,12 @@ cvg_status_t cvg_list_get(const struct cvg_list_t *list,
                           struct cvg_slice_t *item_out);
 
 /**
- * Free a list. NULL is a no-op.
+ * Free a list and every view borrowed from it. The pointer is invalid
+ * after the call. NULL is a no-op.
  *
  * # Safety
- * `list` is NULL or a live list, not used afterwards.
+ * `list` is NULL or a live list with no call running on it; neither it
+ * nor its views are used afterwards.
  */
 void cvg_list_free(struct cvg_list_t *list);
 
@@ -960,17 +1048,25 @@ cvg_status_t cvg_engine_open(const char *path,
                              struct cvg_engine_t **engine_out);
 
 /**
- * Close the engine cleanly (persist the anti-entropy tree so the next open
- * need not rebuild it) and release the handle. The handle is released
- * whatever the status; NULL is a no-op returning `CVG_STATUS_OK`.
- * `CVG_STATUS_POISONED` if an earlier write failed (data is recovered at
- * the next open). If key iterators of this engine are still open, the
- * store stays open until the last is freed, and the status is
- * `CVG_STATUS_INVALID_ARGUMENT`.
+ * Close the engine and release the handle. The handle is always
+ * consumed: whatever the status, `engine` is invalid when this returns
+ * and must not be used, closed again or freed. The status only reports
+ * how the close went; there is nothing to retry or release after a
+ * failure. NULL is a no-op returning `CVG_STATUS_OK`.
+ *
+ * A clean close persists the anti-entropy tree so the next open need not
+ * rebuild it. Failures: `CVG_STATUS_POISONED` if an earlier write failed
+ * (the store is closed all the same; the data is recovered at the next
+ * open); `CVG_STATUS_STORAGE` if persisting the tree failed (the store is
+ * closed all the same; the next open rebuilds the tree);
+ * `CVG_STATUS_INVALID_ARGUMENT` if key iterators or sync sessions of this
+ * engine are still open: they stay valid and keep the store open (a
+ * reopen of the directory fails) until the last of them is freed, which
+ * closes it. Free them first to close at once.
  *
  * # Safety
  * `engine` is NULL or a live handle with no call running on it; it is not
- * used afterwards.
+ * used afterwards, whatever the status.
  */
 cvg_status_t cvg_engine_close(struct cvg_engine_t *engine);
 
@@ -1127,10 +1223,13 @@ cvg_status_t cvg_iter_next(struct cvg_iter_t *iter,
                            cvg_crdt_type_t *type_out);
 
 /**
- * Free an iterator. NULL is a no-op.
+ * Free an iterator and the key it last returned. The pointer is invalid
+ * after the call. Freeing the last iterator of an engine already closed
+ * with `cvg_engine_close` closes its store. NULL is a no-op.
  *
  * # Safety
- * `iter` is NULL or live, not used afterwards.
+ * `iter` is NULL or live with no call running on it; it is not used
+ * afterwards.
  */
 void cvg_iter_free(struct cvg_iter_t *iter);
 
@@ -1311,10 +1410,11 @@ cvg_status_t cvg_engine_mv_write(const struct cvg_engine_t *engine,
 struct cvg_options_t *cvg_options_new(void);
 
 /**
- * Free options. NULL is a no-op.
+ * Free options. The pointer is invalid after the call. NULL is a no-op.
  *
  * # Safety
- * `options` is NULL or live options, not used afterwards.
+ * `options` is NULL or live options with no call running on them; they
+ * are not used afterwards.
  */
 void cvg_options_free(struct cvg_options_t *options);
 
@@ -1535,10 +1635,12 @@ cvg_status_t cvg_siblings_get(const struct cvg_siblings_t *siblings,
                               struct cvg_sibling_t *sibling_out);
 
 /**
- * Free siblings. NULL is a no-op.
+ * Free siblings and every value borrowed from them. The pointer is
+ * invalid after the call. NULL is a no-op.
  *
  * # Safety
- * `siblings` is NULL or live, not used afterwards.
+ * `siblings` is NULL or live with no call running on it; neither it nor
+ * its values are used afterwards.
  */
 void cvg_siblings_free(struct cvg_siblings_t *siblings);
 
@@ -1569,6 +1671,15 @@ size_t cvg_last_error_message(char *buf, size_t len);
  * build does not know. Never NULL; do not free. Thread-safe.
  */
 const char *cvg_status_name(uint32_t status);
+
+/**
+ * The lower-case name of a sync outcome as a static NUL-terminated string:
+ * `"running"`, `"equal"`, `"repaired"`, `"converged"`, `"diverged"`,
+ * `"failed"`, or `"unknown"` for a number that is no `CVG_SYNC_*` value.
+ * Never NULL; do not free. Thread-safe; leaves the last error message
+ * alone.
+ */
+const char *cvg_sync_outcome_name(cvg_sync_outcome_t outcome);
 
 /**
  * The default session limits.
@@ -1604,10 +1715,12 @@ cvg_status_t cvg_sync_respond(const struct cvg_engine_t *engine,
 /**
  * Handle one message from the peer. On success `*replies_out` is a list
  * (possibly empty) of the messages to send back, in order; free it with
- * `cvg_list_free`. An error ends the session (`CVG_SYNC_FAILED`): bad
- * bytes give `CVG_STATUS_CORRUPT_INPUT`, a message out of sequence or of
- * another session `CVG_STATUS_SYNC_PROTOCOL`, an invalid state inside the
- * engine's status; the failing message changed nothing.
+ * `cvg_list_free`. Send them even if this call ended the session (see
+ * `cvg_sync_t` for when a message loop stops). An error ends this side
+ * (`CVG_SYNC_FAILED`; the peer is not told and stays RUNNING): bad bytes
+ * give `CVG_STATUS_CORRUPT_INPUT`, a message out of sequence, of another
+ * session or after the end `CVG_STATUS_SYNC_PROTOCOL`, an invalid state
+ * inside the engine's status; the failing message changed nothing.
  *
  * # Safety
  * `session` is NULL or a live session used by no other thread; `msg`
@@ -1619,7 +1732,9 @@ cvg_status_t cvg_sync_handle(struct cvg_sync_t *session,
                              struct cvg_list_t **replies_out);
 
 /**
- * The session's outcome so far: `CVG_SYNC_RUNNING` until it ends.
+ * The session's outcome so far into `*outcome_out`: `CVG_SYNC_RUNNING`
+ * until this side ends (see `cvg_sync_outcome_t` for the pairs the two
+ * sides end with).
  *
  * # Safety
  * `session` is NULL or a live session; `outcome_out` is NULL or writable.
@@ -1635,17 +1750,23 @@ cvg_status_t cvg_sync_outcome(const struct cvg_sync_t *session, cvg_sync_outcome
 cvg_status_t cvg_sync_stats(const struct cvg_sync_t *session, struct cvg_sync_stats_t *stats_out);
 
 /**
- * Free a session. NULL is a no-op.
+ * Free a session, at any point of it (an unfinished session simply
+ * stops). The pointer is invalid after the call. NULL is a no-op.
  *
  * # Safety
- * `session` is NULL or a live session, not used afterwards.
+ * `session` is NULL or a live session with no call running on it; it is
+ * not used afterwards.
  */
 void cvg_sync_free(struct cvg_sync_t *session);
 
 /**
  * Sync two engines of this process in one call (`a` initiates), for
- * tests, tools and co-located replicas. The outcomes of both sides go to
- * `*outcome_a` and `*outcome_b` (optional: may be NULL).
+ * tests, tools and co-located replicas: the message loop described at
+ * `cvg_sync_t`, run to its end. The outcomes of both sides go to
+ * `*outcome_a` and `*outcome_b` (optional: may be NULL); on success they
+ * are one of the ended pairs of `cvg_sync_outcome_t` (EQUAL and EQUAL,
+ * REPAIRED and CONVERGED, REPAIRED and DIVERGED, in either order). A
+ * failure of either side returns its status and writes no outcome.
  *
  * # Safety
  * `a` and `b` are NULL or live handles; `config` is NULL or valid; the

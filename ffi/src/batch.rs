@@ -14,17 +14,27 @@ use engine::{codec, Batch};
 /// a batch is not consumed by a write and may be reused (see
 /// `cvg_batch_clear`). Adding an operation copies its key and bytes.
 ///
-/// Thread safety: not synchronized. Adding needs exclusive access; a
-/// `const cvg_batch_t *` may be written by several threads at once.
+/// Thread safety: a batch has no lock inside. Every call that changes it
+/// (each `cvg_batch_*` add, the `_many` forms, `cvg_batch_clear`,
+/// `cvg_batch_free`) needs exclusive access: no other call on the same
+/// batch, from any thread, meanwhile. The calls that take it `const`
+/// (`cvg_batch_len`, and `cvg_engine_write`, which only reads it) may run
+/// on several threads at once: the same batch may be applied to one or
+/// several engines by concurrent `cvg_engine_write` calls, as long as no
+/// thread changes it. Building several batches on several threads at once
+/// is fine; a batch may be built on one thread and written on another.
 pub struct cvg_batch_t {
     pub(crate) inner: Batch,
 }
 
 /// The deltas of a `cvg_engine_write`, one per local operation (merges
 /// produce none), in batch order, each with its key. Owned; created by
-/// `cvg_engine_write`, released by `cvg_deltas_free`. Thread safety:
-/// immutable; may be read from several threads at once and freed from any
-/// thread.
+/// `cvg_engine_write`, released by `cvg_deltas_free`.
+///
+/// Thread safety: immutable. `cvg_deltas_len`, `cvg_deltas_get` and
+/// `cvg_deltas_packed` may run on any number of threads at once;
+/// `cvg_deltas_free` needs exclusive access (no reader running) and may be
+/// called from any thread. The views it hands out die with it.
 pub struct cvg_deltas_t {
     pub(crate) keys: Packed,
     pub(crate) deltas: Packed,
@@ -38,10 +48,11 @@ pub extern "C" fn cvg_batch_new() -> *mut cvg_batch_t {
     })
 }
 
-/// Free a batch. NULL is a no-op.
+/// Free a batch. The pointer is invalid after the call. NULL is a no-op.
 ///
 /// # Safety
-/// `batch` is NULL or live, not used afterwards.
+/// `batch` is NULL or live with no call running on it; it is not used
+/// afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn cvg_batch_free(batch: *mut cvg_batch_t) {
     ffi_boundary!(() => {
@@ -65,7 +76,7 @@ pub unsafe extern "C" fn cvg_batch_len(batch: *const cvg_batch_t) -> usize {
 /// Remove every operation, keeping the memory for reuse.
 ///
 /// # Safety
-/// `batch` is NULL or live.
+/// `batch` is NULL or live with no other call running on it.
 #[no_mangle]
 pub unsafe extern "C" fn cvg_batch_clear(batch: *mut cvg_batch_t) -> cvg_status_t {
     ffi_boundary!({
@@ -457,10 +468,12 @@ pub unsafe extern "C" fn cvg_deltas_get(
     })
 }
 
-/// Free deltas. NULL is a no-op.
+/// Free deltas and every view borrowed from them. The pointer is invalid
+/// after the call. NULL is a no-op.
 ///
 /// # Safety
-/// `deltas` is NULL or live, not used afterwards.
+/// `deltas` is NULL or live with no call running on it; neither it nor its
+/// views are used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn cvg_deltas_free(deltas: *mut cvg_deltas_t) {
     ffi_boundary!(() => {

@@ -7,8 +7,9 @@ use crate::status::{ffi_boundary, Failure};
 
 /// An owned byte string returned by the library. Free it with
 /// `cvg_bytes_free`; never with `free()`. The empty string is
-/// `{NULL, 0}`. A `cvg_bytes_t` is plain data: it may be moved between
-/// threads, and freed from any thread.
+/// `{NULL, 0}`. A `cvg_bytes_t` is plain data: its bytes may be read from
+/// any number of threads at once, and it may be moved between threads and
+/// freed from any thread (once, with no reader left).
 #[repr(C)]
 #[derive(Debug)]
 pub struct cvg_bytes_t {
@@ -213,10 +214,14 @@ impl Packed {
     }
 }
 
-/// An owned, immutable list of byte strings (set members), stored in one
-/// buffer. Created by `cvg_engine_set_members`, released by `cvg_list_free`.
-/// Thread safety: immutable, so it may be read from several threads at
-/// once (`const cvg_list_t *`) and freed from any thread once no one reads.
+/// An owned, immutable list of byte strings, stored in one buffer: set
+/// members (`cvg_engine_set_members`) or sync replies (`cvg_sync_handle`).
+/// Released by `cvg_list_free`.
+///
+/// Thread safety: immutable. `cvg_list_len` and `cvg_list_get` may run on
+/// any number of threads at once; `cvg_list_free` needs exclusive access
+/// (no reader running) and may be called from any thread. The views it
+/// hands out die with it.
 pub struct cvg_list_t {
     pub(crate) items: Packed,
 }
@@ -259,10 +264,12 @@ pub unsafe extern "C" fn cvg_list_get(
     })
 }
 
-/// Free a list. NULL is a no-op.
+/// Free a list and every view borrowed from it. The pointer is invalid
+/// after the call. NULL is a no-op.
 ///
 /// # Safety
-/// `list` is NULL or a live list, not used afterwards.
+/// `list` is NULL or a live list with no call running on it; neither it
+/// nor its views are used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn cvg_list_free(list: *mut cvg_list_t) {
     ffi_boundary!(() => {

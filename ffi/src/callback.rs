@@ -13,7 +13,8 @@ use std::ffi::{c_int, c_void};
 /// The output of a merge function: a growable byte buffer owned by the
 /// library, valid only during the callback it is passed to. Append the
 /// merged value with `cvg_buffer_append`. Thread safety: only the callback
-/// it was passed to may use it.
+/// it was passed to may use it, on the thread running that callback and
+/// only during that call; the library frees it.
 pub struct cvg_buffer_t {
     data: Vec<u8>,
 }

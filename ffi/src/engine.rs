@@ -10,12 +10,17 @@ use std::ffi::{c_char, CStr};
 use std::sync::Arc;
 
 /// An open replica store. Created by `cvg_engine_open`, released by
-/// `cvg_engine_close`.
+/// `cvg_engine_close`, which always consumes the handle.
 ///
-/// Thread safety: every function taking a `const cvg_engine_t *` may be
-/// called from any number of threads at once on the same engine.
-/// `cvg_engine_close` needs exclusive access: no call on the engine may be
-/// running or start once it is called.
+/// Thread safety: every function taking a `const cvg_engine_t *` (every
+/// operation, read, `cvg_engine_write`, `cvg_engine_merge`,
+/// `cvg_engine_keys`, `cvg_engine_mv_resolve`, `cvg_sync_initiate`,
+/// `cvg_sync_respond`, `cvg_sync_engines`, maintenance) may be called from
+/// any number of threads at once on the same engine, and concurrently with
+/// calls on its iterators and sync sessions. Writes to one key are
+/// serialized inside the engine. `cvg_engine_close` needs exclusive access:
+/// no call on the engine may be running or start once it is called. The
+/// engine may be closed from any thread.
 pub struct cvg_engine_t {
     /// Shared with the key iterators, which keep the store alive.
     pub(crate) inner: Arc<Engine>,
@@ -123,17 +128,25 @@ fn os_path(p: &CStr) -> Result<std::path::PathBuf, Failure> {
         .map_err(|_| Failure::invalid("path is not UTF-8"))
 }
 
-/// Close the engine cleanly (persist the anti-entropy tree so the next open
-/// need not rebuild it) and release the handle. The handle is released
-/// whatever the status; NULL is a no-op returning `CVG_STATUS_OK`.
-/// `CVG_STATUS_POISONED` if an earlier write failed (data is recovered at
-/// the next open). If key iterators of this engine are still open, the
-/// store stays open until the last is freed, and the status is
-/// `CVG_STATUS_INVALID_ARGUMENT`.
+/// Close the engine and release the handle. The handle is always
+/// consumed: whatever the status, `engine` is invalid when this returns
+/// and must not be used, closed again or freed. The status only reports
+/// how the close went; there is nothing to retry or release after a
+/// failure. NULL is a no-op returning `CVG_STATUS_OK`.
+///
+/// A clean close persists the anti-entropy tree so the next open need not
+/// rebuild it. Failures: `CVG_STATUS_POISONED` if an earlier write failed
+/// (the store is closed all the same; the data is recovered at the next
+/// open); `CVG_STATUS_STORAGE` if persisting the tree failed (the store is
+/// closed all the same; the next open rebuilds the tree);
+/// `CVG_STATUS_INVALID_ARGUMENT` if key iterators or sync sessions of this
+/// engine are still open: they stay valid and keep the store open (a
+/// reopen of the directory fails) until the last of them is freed, which
+/// closes it. Free them first to close at once.
 ///
 /// # Safety
 /// `engine` is NULL or a live handle with no call running on it; it is not
-/// used afterwards.
+/// used afterwards, whatever the status.
 #[no_mangle]
 pub unsafe extern "C" fn cvg_engine_close(engine: *mut cvg_engine_t) -> cvg_status_t {
     ffi_boundary!({
@@ -145,7 +158,8 @@ pub unsafe extern "C" fn cvg_engine_close(engine: *mut cvg_engine_t) -> cvg_stat
         match Arc::try_unwrap(handle.inner) {
             Ok(e) => Ok(e.close()?),
             Err(_still_shared) => Err(Failure::invalid(
-                "key iterators are still open: the store closes when the last is freed",
+                "key iterators or sync sessions are still open: the store closes when \
+                 the last is freed (the engine handle is released all the same)",
             )),
         }
     })

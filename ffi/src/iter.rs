@@ -13,8 +13,11 @@ use std::sync::Arc;
 /// It keeps the store open: free every iterator before `cvg_engine_close`
 /// (see there).
 ///
-/// Thread safety: not synchronized; use it from one thread at a time (it
-/// may move between threads).
+/// Thread safety: every call on an iterator (`cvg_iter_next`,
+/// `cvg_iter_free`) needs exclusive access: one thread at a time, though
+/// not always the same thread. Iterators are independent of each other
+/// and of calls on their engine, which may run concurrently (they do not
+/// see writes made after their creation).
 pub struct cvg_iter_t {
     /// Declared first so it is dropped before the engine it borrows.
     iter: KeyIter<'static>,
@@ -111,10 +114,13 @@ pub unsafe extern "C" fn cvg_iter_next(
     })
 }
 
-/// Free an iterator. NULL is a no-op.
+/// Free an iterator and the key it last returned. The pointer is invalid
+/// after the call. Freeing the last iterator of an engine already closed
+/// with `cvg_engine_close` closes its store. NULL is a no-op.
 ///
 /// # Safety
-/// `iter` is NULL or live, not used afterwards.
+/// `iter` is NULL or live with no call running on it; it is not used
+/// afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn cvg_iter_free(iter: *mut cvg_iter_t) {
     ffi_boundary!(() => {

@@ -113,4 +113,24 @@ mod tests {
         let v = unsafe { std::ffi::CStr::from_ptr(cvg_version()) };
         assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
     }
+
+    /// The thread-safety rules the header states for each handle, as far
+    /// as the compiler can check them: a handle whose `const` calls may run
+    /// on several threads at once must be `Sync`; every handle may be used
+    /// from (and freed on) another thread than the one that created it, so
+    /// it must be `Send`. The exclusive calls (`*mut` parameters) are the
+    /// caller's contract.
+    #[test]
+    fn handles_are_as_thread_safe_as_the_header_says() {
+        fn shared_across_threads<T: Send + Sync>() {}
+        fn moved_across_threads<T: Send>() {}
+        shared_across_threads::<engine::cvg_engine_t>();
+        shared_across_threads::<options::cvg_options_t>();
+        shared_across_threads::<batch::cvg_batch_t>();
+        shared_across_threads::<batch::cvg_deltas_t>();
+        shared_across_threads::<bytes::cvg_list_t>();
+        shared_across_threads::<read::cvg_siblings_t>();
+        shared_across_threads::<sync::cvg_sync_t>();
+        moved_across_threads::<iter::cvg_iter_t>();
+    }
 }

@@ -25,9 +25,12 @@ pub const CVG_DURABILITY_NONE: cvg_durability_t = 2;
 /// by `cvg_options_free`. `cvg_engine_open` copies what it needs, so the
 /// options may be freed or reused right after.
 ///
-/// Thread safety: not synchronized. Setters need exclusive access; a
-/// `const cvg_options_t *` may be passed to several concurrent
-/// `cvg_engine_open` calls.
+/// Thread safety: no lock inside. The setters and `cvg_options_free` need
+/// exclusive access (no other call on the same options meanwhile);
+/// `cvg_engine_open` takes the options `const`, so the same options may be
+/// passed to several concurrent opens (of different directories) as long
+/// as no thread changes them. Options may be used from any thread, one
+/// writer at a time.
 pub struct cvg_options_t {
     pub(crate) inner: Options,
 }
@@ -44,10 +47,11 @@ pub extern "C" fn cvg_options_new() -> *mut cvg_options_t {
     })
 }
 
-/// Free options. NULL is a no-op.
+/// Free options. The pointer is invalid after the call. NULL is a no-op.
 ///
 /// # Safety
-/// `options` is NULL or live options, not used afterwards.
+/// `options` is NULL or live options with no call running on them; they
+/// are not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn cvg_options_free(options: *mut cvg_options_t) {
     ffi_boundary!(() => {

@@ -56,8 +56,12 @@ impl cvg_sibling_t {
 }
 
 /// The siblings of an MV register, owned. Created by `cvg_engine_mv_read`,
-/// released by `cvg_siblings_free`. Thread safety: immutable; may be read
-/// from several threads at once and freed from any thread.
+/// released by `cvg_siblings_free`.
+///
+/// Thread safety: immutable. `cvg_siblings_len` and `cvg_siblings_get` may
+/// run on any number of threads at once; `cvg_siblings_free` needs
+/// exclusive access (no reader running) and may be called from any thread.
+/// The values it hands out die with it.
 pub struct cvg_siblings_t {
     values: Packed,
     dots: Vec<Dot>,
@@ -303,10 +307,12 @@ pub unsafe extern "C" fn cvg_siblings_get(
     })
 }
 
-/// Free siblings. NULL is a no-op.
+/// Free siblings and every value borrowed from them. The pointer is
+/// invalid after the call. NULL is a no-op.
 ///
 /// # Safety
-/// `siblings` is NULL or live, not used afterwards.
+/// `siblings` is NULL or live with no call running on it; neither it nor
+/// its values are used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn cvg_siblings_free(siblings: *mut cvg_siblings_t) {
     ffi_boundary!(() => {

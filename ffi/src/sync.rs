@@ -1,7 +1,10 @@
 //! `cvg_sync_t`: anti-entropy sync sessions driven by byte messages
 //! (sans-IO). The embedder carries the messages over its own transport:
 //! `cvg_sync_initiate` gives the first message, every message received goes
-//! to `cvg_sync_handle`, which returns the messages to send back.
+//! to `cvg_sync_handle`, which returns the messages to send back. The
+//! outcome pairs and the end condition of a message loop are documented on
+//! `cvg_sync_outcome_t` and `cvg_sync_t` (they become the header's
+//! comments).
 
 use crate::bytes::{
     cvg_bytes_t, cvg_list_t, input, reference, reference_mut, required, write_out, Packed,
@@ -11,6 +14,7 @@ use crate::engine::cvg_engine_t;
 use crate::status::{ffi_boundary, Failure};
 use engine::sync::{self as esync, Config, Outcome, Session, SyncError};
 use engine::Engine;
+use std::ffi::{c_char, CStr};
 use std::sync::Arc;
 
 /// Limits of a sync session. Get the defaults with
@@ -30,23 +34,70 @@ pub struct cvg_sync_config_t {
     pub use_iblt: bool,
 }
 
-/// How a session ended: one of the `CVG_SYNC_*` values.
+/// The state of one side of a sync session: one of the `CVG_SYNC_*`
+/// values, read with `cvg_sync_outcome`; `cvg_sync_outcome_name` names it.
+///
+/// When a session is over, its two sides hold one of these pairs:
+/// - `CVG_SYNC_EQUAL` on both sides: the roots were already equal, nothing
+///   else was exchanged.
+/// - `CVG_SYNC_REPAIRED` on one side and `CVG_SYNC_CONVERGED` on the other:
+///   success, both hold the join of both states for every key. The side
+///   that sent the last message is REPAIRED (it cannot know whether that
+///   message arrived); the side that received it checked that the roots
+///   are now equal. Which side is which depends on which one found the
+///   difference: do not assume the initiator converges.
+/// - `CVG_SYNC_REPAIRED` on one side and `CVG_SYNC_DIVERGED` on the other:
+///   the exchange completed but the roots still differ (a write landed on
+///   either engine during the session, or a hash collision): run another
+///   session.
+/// - `CVG_SYNC_FAILED` on the side whose `cvg_sync_handle` returned an
+///   error, `CVG_SYNC_RUNNING` on the other: there is no abort message,
+///   so the peer waits for a message that never comes. Free both sides and
+///   start a new session.
+///
+/// One side ended REPAIRED (or EQUAL, on the responder) while the peer is
+/// still RUNNING means the last message was lost: start a new session.
 pub type cvg_sync_outcome_t = u8;
-/// The session is still running.
+/// The session has not ended on this side: it waits for a message.
 pub const CVG_SYNC_RUNNING: cvg_sync_outcome_t = 0;
-/// The roots were equal: nothing differed.
+/// The roots were equal: nothing differed. Both sides end EQUAL.
 pub const CVG_SYNC_EQUAL: cvg_sync_outcome_t = 1;
-/// This side merged everything it was sent and sent everything asked for;
-/// the peer checks the result.
+/// This side merged everything it was sent and sent the last message
+/// (everything the peer asked for); the peer checks the result and ends
+/// CONVERGED or DIVERGED.
 pub const CVG_SYNC_REPAIRED: cvg_sync_outcome_t = 2;
-/// This side received the last message and its root equals the peer's.
+/// This side received the last message and its root equals the peer's:
+/// the replicas are equal. The peer ends REPAIRED.
 pub const CVG_SYNC_CONVERGED: cvg_sync_outcome_t = 3;
-/// The exchange completed but the roots differ (a write landed meanwhile,
-/// or a hash collision): run another session, with `use_iblt` false.
+/// This side received the last message but its root differs from the
+/// peer's (a write landed meanwhile, or a hash collision): run another
+/// session, with `use_iblt` false. The peer ends REPAIRED.
 pub const CVG_SYNC_DIVERGED: cvg_sync_outcome_t = 4;
-/// The session failed (a bad, lost or out-of-order message); start a new
-/// one. States merged before the failure stay (they are joins).
+/// A `cvg_sync_handle` on this side failed (a bad, lost or out-of-order
+/// message); the peer stays RUNNING. Start a new session. States merged
+/// before the failure stay (they are joins).
 pub const CVG_SYNC_FAILED: cvg_sync_outcome_t = 5;
+
+/// The lower-case name of a sync outcome as a static NUL-terminated string:
+/// `"running"`, `"equal"`, `"repaired"`, `"converged"`, `"diverged"`,
+/// `"failed"`, or `"unknown"` for a number that is no `CVG_SYNC_*` value.
+/// Never NULL; do not free. Thread-safe; leaves the last error message
+/// alone.
+#[no_mangle]
+pub extern "C" fn cvg_sync_outcome_name(outcome: cvg_sync_outcome_t) -> *const c_char {
+    ffi_boundary!(c"unknown".as_ptr() => {
+        let name: &'static CStr = match outcome {
+            CVG_SYNC_RUNNING => c"running",
+            CVG_SYNC_EQUAL => c"equal",
+            CVG_SYNC_REPAIRED => c"repaired",
+            CVG_SYNC_CONVERGED => c"converged",
+            CVG_SYNC_DIVERGED => c"diverged",
+            CVG_SYNC_FAILED => c"failed",
+            _ => c"unknown",
+        };
+        name.as_ptr()
+    })
+}
 
 /// Traffic of one side of a session.
 #[repr(C)]
@@ -77,13 +128,33 @@ pub struct cvg_sync_stats_t {
     pub states_rejected: u64,
 }
 
-/// One side of a sync session. Created by `cvg_sync_initiate` or
-/// `cvg_sync_respond`, released by `cvg_sync_free`. It keeps its engine
-/// open until freed.
+/// One side of a sync session. Created by `cvg_sync_initiate` (the side
+/// that sends the first message) or `cvg_sync_respond`, released by
+/// `cvg_sync_free`. It keeps its engine's store open until freed, even
+/// after `cvg_engine_close`.
 ///
-/// Thread safety: `cvg_sync_handle` needs exclusive access (one message at
-/// a time, in order); the `const` getters may run concurrently with each
-/// other. Different sessions, on the same engine or not, are independent.
+/// Driving a session: send the initiator's first message; pass every
+/// message received from the peer to `cvg_sync_handle`, in the order sent,
+/// and send every reply it returns, in order. A side has ended when
+/// `cvg_sync_outcome` is no longer `CVG_SYNC_RUNNING`. It may end in the
+/// very call that returns its last replies: send them anyway. An ended
+/// side sends and accepts nothing more (another message is
+/// `CVG_STATUS_SYNC_PROTOCOL`). So a loop carrying messages between two
+/// sides stops when no message is in flight in either direction; both
+/// sides have then ended (see `cvg_sync_outcome_t` for the pairs), except
+/// after a failure, which leaves the peer RUNNING. Over a network, each
+/// side stops once it has ended and sent its last replies; the library has
+/// no timers, so give up on a side still RUNNING after a timeout of your
+/// choice (free it and start a new session).
+///
+/// Thread safety: `cvg_sync_handle` and `cvg_sync_free` need exclusive
+/// access to the session (no other call on it meanwhile; messages go in one
+/// at a time, in order). `cvg_sync_outcome` and `cvg_sync_stats` take it
+/// `const` and may run on several threads at once, but not during a
+/// `cvg_sync_handle`. A session may be used from any thread, one at a
+/// time. Sessions are independent of each other and of other calls on
+/// their engine, which may run concurrently (a write during a session may
+/// make it end DIVERGED).
 pub struct cvg_sync_t {
     inner: Session<Arc<Engine>>,
 }
@@ -192,10 +263,12 @@ pub unsafe extern "C" fn cvg_sync_respond(
 
 /// Handle one message from the peer. On success `*replies_out` is a list
 /// (possibly empty) of the messages to send back, in order; free it with
-/// `cvg_list_free`. An error ends the session (`CVG_SYNC_FAILED`): bad
-/// bytes give `CVG_STATUS_CORRUPT_INPUT`, a message out of sequence or of
-/// another session `CVG_STATUS_SYNC_PROTOCOL`, an invalid state inside the
-/// engine's status; the failing message changed nothing.
+/// `cvg_list_free`. Send them even if this call ended the session (see
+/// `cvg_sync_t` for when a message loop stops). An error ends this side
+/// (`CVG_SYNC_FAILED`; the peer is not told and stays RUNNING): bad bytes
+/// give `CVG_STATUS_CORRUPT_INPUT`, a message out of sequence, of another
+/// session or after the end `CVG_STATUS_SYNC_PROTOCOL`, an invalid state
+/// inside the engine's status; the failing message changed nothing.
 ///
 /// # Safety
 /// `session` is NULL or a live session used by no other thread; `msg`
@@ -229,7 +302,9 @@ pub unsafe extern "C" fn cvg_sync_handle(
     })
 }
 
-/// The session's outcome so far: `CVG_SYNC_RUNNING` until it ends.
+/// The session's outcome so far into `*outcome_out`: `CVG_SYNC_RUNNING`
+/// until this side ends (see `cvg_sync_outcome_t` for the pairs the two
+/// sides end with).
 ///
 /// # Safety
 /// `session` is NULL or a live session; `outcome_out` is NULL or writable.
@@ -297,10 +372,12 @@ pub unsafe extern "C" fn cvg_sync_stats(
     })
 }
 
-/// Free a session. NULL is a no-op.
+/// Free a session, at any point of it (an unfinished session simply
+/// stops). The pointer is invalid after the call. NULL is a no-op.
 ///
 /// # Safety
-/// `session` is NULL or a live session, not used afterwards.
+/// `session` is NULL or a live session with no call running on it; it is
+/// not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn cvg_sync_free(session: *mut cvg_sync_t) {
     ffi_boundary!(() => {
@@ -312,8 +389,12 @@ pub unsafe extern "C" fn cvg_sync_free(session: *mut cvg_sync_t) {
 }
 
 /// Sync two engines of this process in one call (`a` initiates), for
-/// tests, tools and co-located replicas. The outcomes of both sides go to
-/// `*outcome_a` and `*outcome_b` (optional: may be NULL).
+/// tests, tools and co-located replicas: the message loop described at
+/// `cvg_sync_t`, run to its end. The outcomes of both sides go to
+/// `*outcome_a` and `*outcome_b` (optional: may be NULL); on success they
+/// are one of the ended pairs of `cvg_sync_outcome_t` (EQUAL and EQUAL,
+/// REPAIRED and CONVERGED, REPAIRED and DIVERGED, in either order). A
+/// failure of either side returns its status and writes no outcome.
 ///
 /// # Safety
 /// `a` and `b` are NULL or live handles; `config` is NULL or valid; the
@@ -338,4 +419,55 @@ pub unsafe extern "C" fn cvg_sync_engines(
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(o: cvg_sync_outcome_t) -> &'static str {
+        // SAFETY: the function returns a static NUL-terminated string.
+        unsafe { CStr::from_ptr(cvg_sync_outcome_name(o)) }
+            .to_str()
+            .unwrap()
+    }
+
+    #[test]
+    fn outcome_names_follow_the_constants() {
+        let all = [
+            (CVG_SYNC_RUNNING, "running"),
+            (CVG_SYNC_EQUAL, "equal"),
+            (CVG_SYNC_REPAIRED, "repaired"),
+            (CVG_SYNC_CONVERGED, "converged"),
+            (CVG_SYNC_DIVERGED, "diverged"),
+            (CVG_SYNC_FAILED, "failed"),
+        ];
+        for (n, (o, expected)) in all.iter().enumerate() {
+            assert_eq!(usize::from(*o), n, "outcome numbers are dense from 0");
+            assert_eq!(name(*o), *expected);
+        }
+        for unknown in [6, 7, 100, u8::MAX] {
+            assert_eq!(name(unknown), "unknown");
+        }
+    }
+
+    #[test]
+    fn every_engine_outcome_has_a_distinct_number() {
+        let ours = [
+            Outcome::Equal,
+            Outcome::Repaired,
+            Outcome::Converged,
+            Outcome::Diverged,
+        ]
+        .map(outcome);
+        assert_eq!(
+            ours,
+            [
+                CVG_SYNC_EQUAL,
+                CVG_SYNC_REPAIRED,
+                CVG_SYNC_CONVERGED,
+                CVG_SYNC_DIVERGED
+            ]
+        );
+    }
 }

@@ -5,7 +5,9 @@
 operation returns its delta, the bytes to ``merge`` into the other replicas.
 Keys and values may be ``bytes``, ``bytearray``, ``memoryview`` or ``str``
 (encoded as UTF-8); everything read back is ``bytes``. Errors are
-``ConvergeError`` subclasses (see ``converge.errors``).
+``ConvergeError`` subclasses (see ``converge.errors``). Sync outcomes,
+durabilities and CRDT types are the ``str`` enums ``SyncOutcome``,
+``Durability`` and ``CrdtType``.
 """
 
 from ._ffi import lib as _lib
@@ -22,6 +24,7 @@ from .crdts import (
     TwoPSet,
 )
 from .engine import Engine, KeyIterator
+from .enums import CrdtType, Durability, SyncOutcome
 from .errors import (
     STATUS_ERRORS,
     ClosedError,
@@ -71,8 +74,10 @@ __all__ = [
     "Counter",
     "CounterOverflowError",
     "CrdtHandle",
+    "CrdtType",
     "Delta",
     "DeltaList",
+    "Durability",
     "Engine",
     "FWWRegister",
     "GSet",
@@ -104,6 +109,7 @@ __all__ = [
     "StorageError",
     "SyncProtocolError",
     "SyncSession",
+    "SyncOutcome",
     "SyncStats",
     "TwoPSet",
     "UnsupportedFormatError",

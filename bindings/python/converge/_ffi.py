@@ -235,6 +235,7 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "cvg_siblings_free": (None, [_H]),
     "cvg_last_error_message": (c_size_t, [c_void_p, c_size_t]),
     "cvg_status_name": (c_char_p, [c_uint32]),
+    "cvg_sync_outcome_name": (c_char_p, [c_uint8]),
     "cvg_sync_config_default": (SyncConfigStruct, []),
     "cvg_sync_initiate": (_S, [_H, POINTER(SyncConfigStruct), _HP, _BYTES]),
     "cvg_sync_respond": (_S, [_H, POINTER(SyncConfigStruct), _HP]),
@@ -261,7 +262,8 @@ CRDT_TYPES = {
     "CVG_CRDT_MV_REGISTER": 8,
 }
 
-#: ``CVG_SYNC_*`` outcome numbers by the names ``SyncSession.outcome`` gives.
+#: ``CVG_SYNC_*`` outcome numbers by the names ``cvg_sync_outcome_name`` gives
+#: them (the values of ``converge.SyncOutcome``).
 SYNC_OUTCOMES = {
     "running": 0,
     "equal": 1,
@@ -271,7 +273,8 @@ SYNC_OUTCOMES = {
     "failed": 5,
 }
 
-#: ``CVG_DURABILITY_*`` numbers by the names ``Engine(durability=...)`` takes.
+#: ``CVG_DURABILITY_*`` numbers by the names ``Engine(durability=...)`` takes
+#: (the values of ``converge.Durability``).
 DURABILITY = {"sync": 0, "buffered": 1, "none": 2}
 
 

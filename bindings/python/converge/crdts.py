@@ -14,6 +14,7 @@ from typing import Any, Callable, ClassVar, Optional
 from ._ffi import MERGE_FN, I128, Bytes, SiblingStruct, Slice, StampStruct, lib
 from ._handle import U64_MAX, BytesLike, as_bytes, as_i64, as_u64
 from .engine import Engine, take_bytes
+from .enums import CrdtType
 from .errors import ClosedError, ConvergeError, MergeFunctionError, error
 from .types import MVRead, RegisterValue, SetRead, Sibling, Stamp
 
@@ -30,7 +31,8 @@ class CrdtHandle:
 
     __slots__ = ("_db", "_key")
 
-    #: The type name ``Engine.key_type`` reports for this CRDT.
+    #: The ``CrdtType`` ``Engine.key_type`` reports for this CRDT (a ``str``:
+    #: its name); empty on this base class.
     type_name: ClassVar[str] = ""
 
     def __init__(self, db: Engine, key: BytesLike) -> None:
@@ -134,7 +136,7 @@ class Counter(CrdtHandle):
     """A grow-only counter: ``db.counter(b"likes").increment(5)``."""
 
     __slots__ = ()
-    type_name = "gcounter"
+    type_name = CrdtType.GCOUNTER
 
     def increment(self, n: int = 1) -> bytes:
         """Add ``n`` (0..2**64-1) and return the delta. ``CounterOverflowError``
@@ -175,7 +177,7 @@ class PNCounter(CrdtHandle):
     """A counter with increments and decrements: ``db.pncounter(k).add(-3)``."""
 
     __slots__ = ()
-    type_name = "pncounter"
+    type_name = CrdtType.PNCOUNTER
 
     def add(self, n: int) -> bytes:
         """Add ``n`` (negative subtracts; within int64) and return the delta."""
@@ -215,7 +217,7 @@ class GSet(_SetHandle):
     """A grow-only set."""
 
     __slots__ = ()
-    type_name = "gset"
+    type_name = CrdtType.GSET
 
     def add(self, elem: BytesLike) -> bytes:
         """Add ``elem`` and return the delta."""
@@ -227,7 +229,7 @@ class TwoPSet(_SetHandle):
     """A two-phase set: an element removed never comes back."""
 
     __slots__ = ()
-    type_name = "2pset"
+    type_name = CrdtType.TWOP_SET
 
     def add(self, elem: BytesLike) -> bytes:
         """Add ``elem`` (no effect if it was ever removed); returns the delta."""
@@ -245,7 +247,7 @@ class ORSet(_SetHandle):
     ``db.orset(b"cart:alice").add(b"tv")``."""
 
     __slots__ = ()
-    type_name = "orset"
+    type_name = CrdtType.ORSET
 
     def add(self, elem: BytesLike) -> bytes:
         """Add ``elem``; returns the delta."""
@@ -267,7 +269,7 @@ class LWWRegister(CrdtHandle):
     """A last-writer-wins register (hybrid logical clock order)."""
 
     __slots__ = ()
-    type_name = "lww"
+    type_name = CrdtType.LWW_REGISTER
 
     def set(self, value: BytesLike) -> bytes:
         """Write ``value`` at the next clock tick; returns the delta."""
@@ -289,7 +291,7 @@ class FWWRegister(LWWRegister):
     final."""
 
     __slots__ = ()
-    type_name = "fww"
+    type_name = CrdtType.FWW_REGISTER
 
     def set(self, value: BytesLike) -> bytes:
         """Write ``value`` (it wins only if no earlier write exists);
@@ -302,7 +304,7 @@ class MVRegister(CrdtHandle):
     """A multi-value register: concurrent writes are kept as siblings."""
 
     __slots__ = ()
-    type_name = "mvreg"
+    type_name = CrdtType.MV_REGISTER
 
     def write(self, value: BytesLike, context: Optional[BytesLike] = None) -> bytes:
         """Write ``value``, replacing the siblings ``context`` (from

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
 from . import _ffi
 from ._ffi import Bytes, RootStruct, Slice, lib
 from ._handle import BytesLike, ManagedHandle, as_bytes
+from .enums import CrdtType, Durability, SyncOutcome
 from .errors import ClosedError, InvalidArgumentError, error
 from .types import Root, VerifyReport
 
@@ -44,11 +45,17 @@ _engine_close = lib.cvg_engine_close
 _iter_next = lib.cvg_iter_next
 _iter_free = lib.cvg_iter_free
 
-#: ``CVG_CRDT_*`` number -> the library's name for it (``None`` for NONE).
-TYPE_NAMES: dict[int, Optional[str]] = {
-    n: (None if n == 0 else lib.cvg_crdt_type_name(n).decode("ascii"))
-    for n in _ffi.CRDT_TYPES.values()
-}
+#: ``CVG_CRDT_*`` number -> its ``CrdtType`` (``None`` for ``CVG_CRDT_NONE``,
+#: a key never written): one dict lookup on the iteration path.
+CRDT_TYPES_BY_NUMBER: dict[int, Optional[CrdtType]] = {0: None, **{t.number: t for t in CrdtType}}
+
+
+def crdt_type(n: int) -> Optional[CrdtType]:
+    """The ``CrdtType`` of a ``CVG_CRDT_*`` number (``None`` for NONE)."""
+    try:
+        return CRDT_TYPES_BY_NUMBER[n]
+    except KeyError:
+        return CrdtType.from_number(n)  # raises ValueError with the number
 
 
 def take_bytes(out: Bytes) -> bytes:
@@ -66,7 +73,9 @@ def _close_quietly(ptr: int) -> None:
     _engine_close(ptr)
 
 
-def _open_options(replica_id: Any, durability: str, settings: dict[str, Any]) -> int:
+def _open_options(
+    replica_id: Any, durability: Union[Durability, str], settings: dict[str, Any]
+) -> int:
     """A new ``cvg_options_t`` with the given settings (caller frees it)."""
     if durability not in _ffi.DURABILITY:
         raise InvalidArgumentError(
@@ -115,10 +124,11 @@ class Engine(ManagedHandle):
     read back is ``bytes``. Local operations return their delta: the bytes
     to pass to ``merge(key, delta)`` on the other replicas.
 
-    Options (``None`` keeps the engine's default): ``replica_id`` (16 bytes,
-    an ``int`` below 2**128, or a ``uuid.UUID``; default: the stored one,
-    generated at first open),
-    ``durability`` (``"sync"``, ``"buffered"`` or ``"none"``),
+    Options (``None`` keeps the engine's default): ``replica_id`` (16 bytes;
+    an ``int`` in 0..2**128-1, stored as its 16 big-endian bytes; or a
+    ``uuid.UUID``; default: the stored one, generated at first open),
+    ``durability`` (a ``Durability``, or its string ``"sync"``,
+    ``"buffered"`` or ``"none"``),
     ``create_if_missing``, ``block_cache_bytes``, ``write_buffer_bytes``,
     ``background_jobs``, ``compression``, ``bloom_bits_per_key``,
     ``lock_stripes``, ``anti_entropy`` (maintain the anti-entropy tree;
@@ -132,7 +142,7 @@ class Engine(ManagedHandle):
         path: Union[str, bytes, "os.PathLike[Any]"],
         *,
         replica_id: Union[bytes, bytearray, memoryview, int, uuid.UUID, None] = None,
-        durability: str = "buffered",
+        durability: Union[Durability, str] = Durability.BUFFERED,
         create_if_missing: Optional[bool] = None,
         block_cache_bytes: Optional[int] = None,
         write_buffer_bytes: Optional[int] = None,
@@ -204,9 +214,10 @@ class Engine(ManagedHandle):
     def close(self) -> None:
         """Close the store: wait for calls in flight on other threads, close
         the key iterators and sync sessions still open, persist the
-        anti-entropy tree. A second call does nothing. Raises
-        ``PoisonedError`` if an earlier write failed (the data is recovered
-        at the next open)."""
+        anti-entropy tree. A second call does nothing. The C handle is
+        released even when this raises (``PoisonedError`` if an earlier
+        write failed: the data is recovered at the next open); the engine
+        is closed either way."""
         if threading.get_ident() in self._resolving:
             raise InvalidArgumentError("an engine cannot be closed from inside a merge function")
         with self._close_lock:
@@ -245,13 +256,14 @@ class Engine(ManagedHandle):
         self._call(lib.cvg_engine_version_vector, byref(out))
         return take_bytes(out)
 
-    def key_type(self, key: BytesLike) -> Optional[str]:
-        """The CRDT type name of ``key`` (``"gcounter"``, ``"orset"``, ...),
-        ``None`` if it was never written."""
+    def key_type(self, key: BytesLike) -> Optional[CrdtType]:
+        """The CRDT type of ``key`` (a ``CrdtType``, equal to its name:
+        ``"gcounter"``, ``"orset"``, ...), ``None`` if it was never
+        written."""
         k = as_bytes(key, "key")
         out = c_uint8()
         self._call(lib.cvg_engine_key_type, k, len(k), byref(out))
-        return TYPE_NAMES.get(out.value, f"unknown-{out.value}")
+        return crdt_type(out.value)
 
     def state_bytes(self, key: BytesLike) -> Optional[bytes]:
         """The encoded full state of ``key`` (for ``merge`` on a peer),
@@ -304,7 +316,7 @@ class Engine(ManagedHandle):
     # -- children -------------------------------------------------------------
 
     def keys(self, prefix: BytesLike = b"") -> "KeyIterator":
-        """An iterator of ``(key, type name)`` over the keys starting with
+        """An iterator of ``(key, CrdtType)`` over the keys starting with
         ``prefix``, in byte order, over a snapshot taken now."""
         return KeyIterator(self, as_bytes(prefix, "prefix"))
 
@@ -351,10 +363,14 @@ class Engine(ManagedHandle):
         message_budget: Optional[int] = None,
         max_message: Optional[int] = None,
         use_iblt: Optional[bool] = None,
-    ) -> tuple[str, str]:
+    ) -> tuple[SyncOutcome, SyncOutcome]:
         """Run a whole sync session with another engine of this process
-        (this one initiates); returns both sides' outcomes."""
-        from .sync import outcome_name, sync_config
+        (this one initiates); returns both sides' outcomes, this one's
+        first: ``(EQUAL, EQUAL)`` when nothing differed, ``REPAIRED`` and
+        ``CONVERGED`` (in either order) after a repair, ``REPAIRED`` and
+        ``DIVERGED`` if a write landed during the session (sync again). A
+        failure raises instead (``SyncProtocolError``, ...)."""
+        from .sync import sync_config
 
         if other is self:
             raise InvalidArgumentError("an engine cannot sync with itself")
@@ -365,7 +381,7 @@ class Engine(ManagedHandle):
             self._call(lib.cvg_sync_engines, optr, byref(config), byref(oa), byref(ob))
         finally:
             other._inflight.pop()
-        return outcome_name(oa.value), outcome_name(ob.value)
+        return SyncOutcome.from_number(oa.value), SyncOutcome.from_number(ob.value)
 
     def counter(self, key: BytesLike) -> "Counter":
         """The G-Counter at ``key``."""
@@ -417,7 +433,7 @@ class Engine(ManagedHandle):
 
 
 class KeyIterator(ManagedHandle):
-    """Iterates ``(key, type name)`` pairs over a snapshot of an engine's
+    """Iterates ``(key, CrdtType)`` pairs over a snapshot of an engine's
     keys. Closed by ``close()``, by ``with``, when exhausted, or by the
     engine's ``close()``; keeps its engine alive. One thread at a time
     advances it (a lock enforces that)."""
@@ -437,14 +453,14 @@ class KeyIterator(ManagedHandle):
         with self._lock:
             super().close()
 
-    def __iter__(self) -> Iterator[tuple[bytes, str]]:
+    def __iter__(self) -> Iterator[tuple[bytes, CrdtType]]:
         return self
 
     def __enter__(self) -> "KeyIterator":
         self._handle()
         return self
 
-    def __next__(self) -> tuple[bytes, str]:
+    def __next__(self) -> tuple[bytes, CrdtType]:
         with self._lock:
             if self._exhausted:
                 raise StopIteration
@@ -458,4 +474,5 @@ class KeyIterator(ManagedHandle):
                 self._release()
                 raise StopIteration
             k = string_at(key.ptr, key.len) if key.len else b""
-            return k, TYPE_NAMES.get(ty.value) or f"unknown-{ty.value}"
+            t = CRDT_TYPES_BY_NUMBER.get(ty.value) or CrdtType.from_number(ty.value)
+            return k, t

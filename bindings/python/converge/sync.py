@@ -2,10 +2,17 @@
 whose states differ and exchange them.
 
 The transport is the caller's: the initiator sends ``first_message``, and
-each side passes every message it receives to ``handle()``, which returns
-the replies to send back, in order, until both sides are ``done``.
-``Engine.sync_with(other)`` runs a whole session between two engines of
-this process in one call.
+each side passes every message it receives to ``handle()``, in order, and
+sends every reply it returns, in order, even the replies of the call that
+ended the session. A side is ``done`` when its ``outcome`` is no longer
+``SyncOutcome.RUNNING``; an ended side sends and accepts nothing more, so a
+loop carrying messages between two sides stops when no message is in
+flight either way. The sides then hold one of these pairs: ``EQUAL`` and
+``EQUAL``; ``REPAIRED`` and ``CONVERGED`` (success; either side may be
+either); ``REPAIRED`` and ``DIVERGED`` (a write landed meanwhile: sync
+again). A failed ``handle()`` leaves its side ``FAILED`` and the peer
+``RUNNING`` (there is no abort message). ``Engine.sync_with(other)`` runs
+a whole session between two engines of this process in one call.
 """
 
 from __future__ import annotations
@@ -14,16 +21,13 @@ import threading
 from ctypes import byref, c_uint8, c_void_p, string_at
 from typing import TYPE_CHECKING, NamedTuple, Optional
 
-from ._ffi import SYNC_OUTCOMES, Bytes, Slice, SyncConfigStruct, SyncStatsStruct, lib
+from ._ffi import Bytes, Slice, SyncConfigStruct, SyncStatsStruct, lib
 from ._handle import BytesLike, ManagedHandle, as_bytes
+from .enums import SyncOutcome
 from .errors import error
 
 if TYPE_CHECKING:
     from .engine import Engine
-
-#: ``CVG_SYNC_*`` number -> outcome name.
-OUTCOME_NAMES = {n: name for name, n in SYNC_OUTCOMES.items()}
-
 
 class SyncStats(NamedTuple):
     """The traffic of one side of a session so far."""
@@ -59,9 +63,10 @@ def sync_config(
     return config
 
 
-def outcome_name(n: int) -> str:
-    """The name of a ``CVG_SYNC_*`` outcome number."""
-    return OUTCOME_NAMES.get(n, f"unknown-{n}")
+def outcome_name(n: int) -> SyncOutcome:
+    """The ``SyncOutcome`` of a ``CVG_SYNC_*`` number (``ValueError`` for a
+    number these bindings do not know)."""
+    return SyncOutcome.from_number(n)
 
 
 class SyncSession(ManagedHandle):
@@ -70,9 +75,11 @@ class SyncSession(ManagedHandle):
     ``close()`` closes it. One message at a time (a lock enforces that).
 
     ``first_message`` is the initiator's first message (``None`` for a
-    responder). ``outcome`` is ``"running"`` until the session ends, then
-    ``"equal"``, ``"repaired"``, ``"converged"``, ``"diverged"`` (run another
-    session with ``use_iblt=False``) or ``"failed"``.
+    responder). ``outcome`` is a ``SyncOutcome`` (a ``str``): ``RUNNING``
+    (``"running"``) until this side ends, then ``EQUAL``, ``REPAIRED``,
+    ``CONVERGED``, ``DIVERGED`` (run another session with
+    ``use_iblt=False``) or ``FAILED``; see the module docstring for the
+    pairs the two sides end with.
     """
 
     def __init__(self, db: "Engine", initiate: bool, config: SyncConfigStruct) -> None:
@@ -102,9 +109,10 @@ class SyncSession(ManagedHandle):
 
     def handle(self, message: BytesLike) -> list[bytes]:
         """Handle one message from the peer; returns the messages to send
-        back, in order (possibly none). A bad message raises
-        ``CorruptInputError`` or ``SyncProtocolError`` and ends the session
-        (``outcome == "failed"``); it changed nothing."""
+        back, in order (possibly none); send them even if this call ended
+        the session. A bad message raises ``CorruptInputError`` or
+        ``SyncProtocolError`` and ends this side (``outcome`` is ``FAILED``);
+        it changed nothing."""
         msg = as_bytes(message, "message")
         replies = c_void_p()
         with self._lock:
@@ -123,19 +131,19 @@ class SyncSession(ManagedHandle):
             lib.cvg_list_free(replies)
 
     @property
-    def outcome(self) -> str:
-        """How the session ended so far (``"running"`` until it ends)."""
+    def outcome(self) -> SyncOutcome:
+        """How this side stands: ``SyncOutcome.RUNNING`` until it ends."""
         n = c_uint8()
         with self._lock:
             rc = lib.cvg_sync_outcome(self._handle(), byref(n))
             if rc:
                 raise error(rc)
-        return outcome_name(n.value)
+        return SyncOutcome.from_number(n.value)
 
     @property
     def done(self) -> bool:
-        """Whether the session has ended."""
-        return self.outcome != "running"
+        """Whether this side has ended (``outcome`` is not ``RUNNING``)."""
+        return self.outcome.ended
 
     def stats(self) -> SyncStats:
         """This side's traffic so far."""

@@ -198,6 +198,7 @@ int main(int argc, char **argv) {
   test_threads(base);
   test_sync_sessions(base);
   test_bulk(base);
-  printf("converge C API tests: 13 passed, 0 failed\n");
+  test_sync_loop(base);
+  printf("converge C API tests: 14 passed, 0 failed\n");
   return 0;
 }

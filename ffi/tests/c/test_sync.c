@@ -231,6 +231,71 @@ static void *work(void *arg) {
   return NULL;
 }
 
+/* Several threads apply the same batch (taken `const`) and read the same
+ * deltas at once, as the header allows. */
+struct batch_writer {
+  const cvg_engine_t *engine;
+  const cvg_batch_t *batch;
+  const cvg_deltas_t *deltas;
+  int failures;
+};
+
+#define BATCH_WRITES 10
+
+static void *write_shared_batch(void *arg) {
+  struct batch_writer *w = (struct batch_writer *)arg;
+  int i;
+  for (i = 0; i < BATCH_WRITES; i++) {
+    cvg_deltas_t *mine = NULL;
+    cvg_slice_t key;
+    if (cvg_batch_len(w->batch) != 3)
+      w->failures++;
+    if (cvg_engine_write(w->engine, w->batch, &mine) != CVG_STATUS_OK ||
+        cvg_deltas_len(mine) != 3)
+      w->failures++;
+    cvg_deltas_free(mine);
+    if (cvg_deltas_get(w->deltas, 2, &key, NULL) != CVG_STATUS_OK ||
+        !slice_is(key, "batch/set"))
+      w->failures++;
+  }
+  return NULL;
+}
+
+static void test_shared_batch(const cvg_engine_t *e) {
+  cvg_batch_t *batch = cvg_batch_new();
+  cvg_deltas_t *deltas = NULL;
+  struct batch_writer w[4];
+  pthread_t th[4];
+  cvg_list_t *list = NULL;
+  int64_t v = 0;
+  int i;
+
+  OK(cvg_batch_increment(batch, S("batch/count"), 1));
+  OK(cvg_batch_pn_add(batch, S("batch/pn"), -1));
+  OK(cvg_batch_orset_add(batch, S("batch/set"), S("x")));
+  OK(cvg_engine_write(e, batch, &deltas));
+  for (i = 0; i < 4; i++) {
+    w[i].engine = e;
+    w[i].batch = batch;
+    w[i].deltas = deltas;
+    w[i].failures = 0;
+    CHECK(pthread_create(&th[i], NULL, write_shared_batch, &w[i]) == 0);
+  }
+  for (i = 0; i < 4; i++) {
+    CHECK(pthread_join(th[i], NULL) == 0);
+    CHECK(w[i].failures == 0);
+  }
+  cvg_deltas_free(deltas);
+  cvg_batch_free(batch);
+  OK(cvg_engine_counter_value(e, S("batch/count"), &v));
+  CHECK(v == 1 + 4 * BATCH_WRITES);
+  OK(cvg_engine_counter_value(e, S("batch/pn"), &v));
+  CHECK(v == -(1 + 4 * BATCH_WRITES));
+  OK(cvg_engine_set_members(e, S("batch/set"), &list, NULL));
+  CHECK(cvg_list_len(list) == 1);
+  cvg_list_free(list);
+}
+
 void test_threads(const char *base) {
   cvg_engine_t *e = open_engine(base, "threads", 6);
   struct worker w[4];
@@ -259,5 +324,6 @@ void test_threads(const char *base) {
   OK(cvg_engine_set_members(e, S("members"), &list, NULL));
   CHECK(cvg_list_len(list) == 4 * THREAD_ADDS);
   cvg_list_free(list);
+  test_shared_batch(e);
   OK(cvg_engine_close(e));
 }

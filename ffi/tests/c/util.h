@@ -93,5 +93,6 @@ void test_bad_input(const char *base);
 void test_threads(const char *base);
 void test_sync_sessions(const char *base);
 void test_bulk(const char *base);
+void test_sync_loop(const char *base);
 
 #endif

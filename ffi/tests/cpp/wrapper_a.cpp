@@ -8,10 +8,14 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 converge::bytes offline_edit(const converge::engine &b);
 std::string first_member(const converge::engine &e, const std::string &key);
 int status_of_wrong_type(const converge::engine &e);
+std::pair<cvg_sync_outcome_t, cvg_sync_outcome_t> sync_by_hand(const converge::engine &a,
+                                                               const converge::engine &b);
 
 #define CHECK(cond)                                                            \
   do {                                                                         \
@@ -41,6 +45,141 @@ static converge::options opts(uint8_t id) {
   o.max_successive_merges(0).type_cache_entries(1024).create_if_missing(true);
   o.durability(CVG_DURABILITY_BUFFERED);
   return o;
+}
+
+static bool same_roots(const converge::engine &a, const converge::engine &b) {
+  cvg_root_t ra = a.root(), rb = b.root();
+  return ra.count == rb.count && std::memcmp(ra.hash, rb.hash, 16) == 0;
+}
+
+static bool is_success(std::pair<cvg_sync_outcome_t, cvg_sync_outcome_t> o) {
+  return (o.first == CVG_SYNC_REPAIRED && o.second == CVG_SYNC_CONVERGED) ||
+         (o.first == CVG_SYNC_CONVERGED && o.second == CVG_SYNC_REPAIRED);
+}
+
+// Bulk batch forms and packed deltas.
+static void test_bulk(const converge::engine &a, const converge::engine &b) {
+  converge::packed_strings keys;
+  keys.push("bulk/1").push("bulk/22").push(std::string("bulk/333"));
+  CHECK(keys.size() == 3 && keys.data().size() == 6 + 7 + 8);
+  CHECK(keys.lengths() == std::vector<size_t>({6, 7, 8}));
+  converge::batch batch;
+  batch.increment_many(keys, {1, 2, 3});
+  batch.pn_add_many(converge::packed_strings().push("bulk/pn").push("bulk/pn"), {-5, 2});
+  CHECK(batch.size() == 5);
+  // Counts that disagree are refused before the C call: nothing added.
+  CHECK(status_of([&] { batch.increment_many(keys, {1, 2}); }) == CVG_STATUS_INVALID_ARGUMENT);
+  CHECK(batch.size() == 5);
+  batch.increment_many(converge::packed_strings(), {}); // empty: a no-op
+  CHECK(batch.size() == 5);
+
+  converge::deltas ds = a.write(batch);
+  converge::packed_deltas p = ds.packed();
+  CHECK(p.count == 5 && p.count == ds.size());
+  for (size_t i = 0; i < p.count; i++)
+    CHECK(p.key(i) == ds[i].first && p.delta(i) == ds[i].second);
+  CHECK(p.key(2) == "bulk/333" && p.key(4) == "bulk/pn");
+  bool threw = false;
+  try {
+    p.delta(5);
+  } catch (const std::out_of_range &) {
+    threw = true;
+  }
+  CHECK(threw);
+
+  // Every delta shipped to the peer in one call.
+  converge::batch remote;
+  remote.merge_many(ds);
+  CHECK(remote.size() == 5);
+  b.apply(remote);
+  CHECK(b.counter("bulk/22") == 2 && b.counter("bulk/333") == 3 && b.counter("bulk/pn") == -3);
+
+  // Full states packed by hand; mismatched counts and bad bytes add or
+  // write nothing.
+  a.increment("bulk/1", 10);
+  converge::packed_strings state_keys, states;
+  state_keys.push("bulk/1");
+  states.push(*a.state("bulk/1"));
+  converge::batch merges;
+  CHECK(status_of([&] { merges.merge_many(state_keys, converge::packed_strings()); }) ==
+        CVG_STATUS_INVALID_ARGUMENT);
+  merges.merge_many(state_keys, states);
+  converge::batch bad;
+  bad.merge_many(converge::packed_strings().push("bulk/22"),
+                 converge::packed_strings().push("junk"));
+  CHECK(status_of([&] { b.apply(bad); }) == CVG_STATUS_CORRUPT_INPUT);
+  b.apply(merges);
+  CHECK(b.counter("bulk/1") == 11 && b.counter("bulk/22") == 2);
+}
+
+// Sync sessions: a loop by hand, one-call syncs, the session API, names,
+// and close() with a session alive.
+static void test_sync(const std::string &base, const converge::options &oc,
+                      const converge::options &od) {
+  CHECK(std::string(converge::outcome_name(CVG_SYNC_CONVERGED)) == "converged");
+  CHECK(std::string(converge::outcome_name(CVG_SYNC_RUNNING)) == "running");
+  CHECK(std::string(converge::outcome_name(200)) == "unknown");
+  CHECK(std::string(converge::crdt_type_name(CVG_CRDT_ORSET)) == "orset");
+  CHECK(converge::crdt_type_name(99) == nullptr);
+  CHECK(std::string(converge::status_name(CVG_STATUS_SYNC_PROTOCOL)) ==
+        "CVG_STATUS_SYNC_PROTOCOL");
+
+  converge::engine c(base + "/sync-c", oc);
+  converge::engine d(base + "/sync-d", od);
+  for (int i = 0; i < 20; i++)
+    (i % 2 ? c : d).increment("k" + std::to_string(i), static_cast<uint64_t>(i) + 1);
+  CHECK(!same_roots(c, d));
+  CHECK(is_success(sync_by_hand(c, d)));
+  CHECK(same_roots(c, d) && d.counter("k1") == 2 && c.counter("k0") == 1);
+  auto equal = c.sync_with(d);
+  CHECK(equal.first == CVG_SYNC_EQUAL && equal.second == CVG_SYNC_EQUAL);
+
+  cvg_sync_config_t cfg = converge::sync_config();
+  CHECK(cfg.use_iblt && cfg.message_budget > 0);
+  cfg.use_iblt = false;
+  cfg.message_budget = 1024;
+  d.orset_add("set", "x");
+  CHECK(is_success(c.sync_with(d, cfg)));
+  CHECK(same_roots(c, d) && c.members("set").members.size() == 1);
+  cfg.max_message = 0;
+  CHECK(status_of([&] { c.sync_with(d, cfg); }) == CVG_STATUS_INVALID_ARGUMENT);
+
+  {
+    converge::sync_start s = c.sync_initiate();
+    CHECK(!s.first_message.empty() && !s.session.ended());
+    CHECK(s.session.outcome() == CVG_SYNC_RUNNING);
+    // A damaged message ends the side that gets it; it then refuses all.
+    converge::sync_session failed = d.sync_respond();
+    converge::bytes damaged = s.first_message;
+    damaged.back() ^= 1;
+    CHECK(status_of([&] { failed.handle(damaged); }) == CVG_STATUS_CORRUPT_INPUT);
+    CHECK(failed.outcome() == CVG_SYNC_FAILED && failed.ended());
+    CHECK(status_of([&] { failed.handle(s.first_message); }) == CVG_STATUS_SYNC_PROTOCOL);
+    // Equal replicas: one answer, both sides EQUAL.
+    converge::sync_session r = d.sync_respond();
+    std::vector<converge::bytes> replies = r.handle(s.first_message);
+    CHECK(replies.size() == 1 && r.outcome() == CVG_SYNC_EQUAL);
+    CHECK(s.session.handle(replies[0]).empty() && s.session.outcome() == CVG_SYNC_EQUAL);
+    cvg_sync_stats_t st = s.session.stats();
+    CHECK(st.messages_sent == 1 && st.messages_received == 1 && st.states_sent == 0);
+    // Move-only: a moved-from session is empty.
+    converge::sync_session moved(std::move(r));
+    CHECK(moved.get() != nullptr && r.get() == nullptr);
+    CHECK(status_of([&] { r.outcome(); }) == CVG_STATUS_NULL_POINTER);
+  }
+
+  // close() releases the handle whatever the status; a live session keeps
+  // the store open until it goes.
+  converge::sync_session alive = d.sync_respond();
+  CHECK(status_of([&] { d.close(); }) == CVG_STATUS_INVALID_ARGUMENT);
+  CHECK(d.get() == nullptr);
+  CHECK(status_of([&] { converge::engine again(base + "/sync-d"); }) == CVG_STATUS_STORAGE);
+  alive = converge::sync_session(nullptr); // frees the session: the store closes
+  converge::engine again(base + "/sync-d", od);
+  CHECK(again.counter("k1") == 2 && again.verify_tree().consistent);
+  CHECK(again.verify_tree().keys == again.root().count);
+  c.close();
+  again.close();
 }
 
 int main(int argc, char **argv) {
@@ -146,6 +285,9 @@ int main(int argc, char **argv) {
   CHECK(status_of([&] { a.counter("big"); }) == CVG_STATUS_OVERFLOW);
   CHECK(a.counter_wide("big").lo == UINT64_MAX && a.counter_wide("big").hi == 0);
 
+  test_bulk(a, b);
+  test_sync(base, opts(3), opts(4));
+
   // Errors carry their status; nothing changes.
   CHECK(status_of_wrong_type(a) == CVG_STATUS_WRONG_TYPE);
   CHECK(status_of([&] { a.merge("cart", "junk"); }) == CVG_STATUS_CORRUPT_INPUT);
@@ -162,6 +304,6 @@ int main(int argc, char **argv) {
   moved.close();
   b.close();
   b.close(); // closing an empty engine is a no-op
-  std::printf("converge C++ wrapper tests: 1 passed, 0 failed\n");
+  std::printf("converge C++ wrapper tests: 3 passed, 0 failed\n");
   return 0;
 }

@@ -3,7 +3,9 @@
 // function or variable defined in the header would be defined twice).
 #include "converge.hpp"
 
+#include <deque>
 #include <string>
+#include <utility>
 
 // A partition on `b` while `a` is away: returns the delta to ship.
 converge::bytes offline_edit(const converge::engine &b) {
@@ -24,4 +26,22 @@ int status_of_wrong_type(const converge::engine &e) {
     return static_cast<int>(err.status());
   }
   return -1;
+}
+
+// One sync session carried by hand between two engines (`a` initiates),
+// one queue per direction, until no message is in flight: both outcomes.
+std::pair<cvg_sync_outcome_t, cvg_sync_outcome_t> sync_by_hand(const converge::engine &a,
+                                                               const converge::engine &b) {
+  converge::sync_start start = a.sync_initiate();
+  converge::sync_session responder = b.sync_respond();
+  std::deque<converge::bytes> to_a, to_b{start.first_message};
+  while (!to_a.empty() || !to_b.empty()) {
+    std::deque<converge::bytes> &in = to_b.empty() ? to_a : to_b;
+    std::deque<converge::bytes> &out = to_b.empty() ? to_b : to_a;
+    converge::sync_session &side = to_b.empty() ? start.session : responder;
+    for (converge::bytes &reply : side.handle(in.front()))
+      out.push_back(std::move(reply));
+    in.pop_front();
+  }
+  return {start.session.outcome(), responder.outcome()};
 }
