@@ -58,6 +58,33 @@
 #define CONVERGE_VERSION_NUMBER 100
 
 /**
+ * Largest key, in bytes (64 KiB): longer keys fail with
+ * `CVG_STATUS_KEY_TOO_LARGE`.
+ */
+#define CVG_MAX_KEY_LEN 65536
+
+/**
+ * Largest register value or set element, in bytes (16 MiB): larger ones
+ * fail with `CVG_STATUS_VALUE_TOO_LARGE`.
+ */
+#define CVG_MAX_VALUE_LEN 16777216
+
+/**
+ * Largest encoded state of one key, and largest delta or state passed to
+ * a merge, in bytes (64 MiB, everything included). A write that would
+ * make a key's state larger fails with `CVG_STATUS_STATE_TOO_LARGE` and
+ * writes nothing; a larger merge payload fails with
+ * `CVG_STATUS_CORRUPT_INPUT`.
+ */
+#define CVG_MAX_STATE_LEN 67108864
+
+/**
+ * Largest sync message, in bytes (65 MiB): the ceiling of
+ * `cvg_sync_config_t.max_message`, and its default.
+ */
+#define CVG_MAX_MESSAGE_LEN 68157440
+
+/**
  * The result of every fallible `cvg_` function. Numbers are part of the
  * ABI: a retired number is never reused, new numbers are only appended.
  * `cvg_last_error_message` gives the details of the last failure on the
@@ -147,6 +174,13 @@ enum cvg_status_t
    * session has ended; start a new one.
    */
   CVG_STATUS_SYNC_PROTOCOL = 16,
+  /**
+   * The key's state would be larger than the state size limit
+   * (`CVG_MAX_STATE_LEN`, 64 MiB encoded) after this write: nothing was
+   * written. Also returned by reads of a key that already holds more (a
+   * store written before the limit was enforced): that key only.
+   */
+  CVG_STATUS_STATE_TOO_LARGE = 17,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -480,8 +514,9 @@ typedef struct cvg_sync_config_t {
    */
   size_t message_budget;
   /**
-   * Larger incoming messages are rejected before decoding (default
-   * 80 MiB).
+   * Larger incoming messages are rejected before decoding (default and
+   * ceiling: `CVG_MAX_MESSAGE_LEN`, 65 MiB; a larger value acts as the
+   * ceiling).
    */
   size_t max_message;
   /**
@@ -535,6 +570,11 @@ typedef struct cvg_sync_stats_t {
    * Microseconds spent finding the differing keys.
    */
   uint64_t diff_micros;
+  /**
+   * Key states received but left unmerged because the key's state would
+   * exceed `CVG_MAX_STATE_LEN`; those keys still differ.
+   */
+  uint64_t states_rejected;
 } cvg_sync_stats_t;
 
 /**
