@@ -42,13 +42,14 @@ CARGO_SEL := --workspace --all-targets
 
 TEST_TARGETS :=
 
-.PHONY: help setup lint test test-rust demo fmt clippy clean check-build-once
+.PHONY: help setup lint test test-rust demo fmt clippy clean check-build-once lib
 
 help:
 	@echo "make test    - set up, lint, and run every test (Rust, C/C++, Python, bench smoke)"
 	@echo "make demo    - two replicas diverge and converge"
 	@echo "make bench   - quick benchmark report (bench-results/quick.json)"
 	@echo "make header  - regenerate include/converge.h"
+	@echo "make lib     - build libconverge (.so/.a), the CLI and everything else (dev profile)"
 
 # System packages RocksDB's build needs: libclang (bindgen), a C++ compiler,
 # ccache; valgrind and python3-venv for the C and Python tests.
@@ -87,6 +88,8 @@ check-build-once: setup
 
 test: setup lint test-rust $(TEST_TARGETS) check-build-once
 	@echo "make test: all suites passed"
+
+lib: ffi-lib
 
 # Built with the same selection as `make test`, then run: nothing is
 # recompiled after `make test`.

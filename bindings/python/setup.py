@@ -4,7 +4,7 @@ The library is never compiled here (that would rebuild RocksDB): it is
 copied from, in order, $CONVERGE_LIB (the library file or its directory),
 $CARGO_TARGET_DIR/debug, or ../../target/debug (the repository's default
 cargo target directory), into converge/_lib/. Build it first with
-`cargo build -p converge-ffi` (``make test-python`` and ``make wheel`` do).
+`make lib` (``make test-python`` and ``make wheel`` do).
 The wheel is tagged py3-none-<platform>: it holds no Python extension, only
 a native library that ctypes loads, so any CPython 3 on that platform can
 use it.
@@ -46,7 +46,7 @@ def find_library():
     tried = "\n  ".join(os.path.abspath(p) for p in candidates)
     raise SystemExit(
         f"converge: {LIB_NAME} is not built. Looked at:\n  {tried}\n"
-        "Build it with `cargo build -p converge-ffi` (from the repository root), or set "
+        "Build it with `make lib` (from the repository root), or set "
         "CONVERGE_LIB to the library file."
     )
 

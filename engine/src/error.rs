@@ -141,6 +141,14 @@ pub enum Error {
     /// The embedder's merge function failed; nothing was written.
     #[error("merge function failed: {0}")]
     MergeFunction(String),
+    /// The replica does not hold every dot of a session token yet (and no
+    /// wait was asked for, or the wait timed out). Nothing changed; retry,
+    /// wait longer, or read elsewhere.
+    #[error("not yet visible: this replica lacks {missing} of the token's operations")]
+    NotYetVisible {
+        /// How many of the token's dots this replica does not hold.
+        missing: u64,
+    },
     /// An argument is out of its documented range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

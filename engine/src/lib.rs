@@ -37,6 +37,6 @@ pub use codec::{Delta, Item};
 pub use crdt::{CrdtType, Sibling, Stamped, State};
 pub use error::{CodecError, Error, Result};
 pub use store::{
-    Batch, Durability, Engine, KeyIter, KeyedDelta, MvRead, Op, Options, SetRead, Value,
+    token_of, Batch, Durability, Engine, KeyIter, KeyedDelta, MvRead, Op, Options, SetRead, Value,
     MAX_KEY_LEN, MAX_VALUE_LEN,
 };

@@ -124,6 +124,15 @@ fn sigkill_loses_no_acknowledged_write() {
             e.verify().unwrap().consistent,
             "round {round}: tree inconsistent"
         );
+        // Three local operations per batch: the persisted sequence number
+        // landed with the data, with no gap.
+        let ctx = e.context();
+        assert_eq!(
+            ctx.vv().get(converge::ReplicaId(42)),
+            3 * or.len() as u64,
+            "round {round}: sequence numbers and data disagree"
+        );
+        assert!(ctx.cloud().is_empty(), "round {round}: a gap in the record");
     }
     assert!(acked > 0, "the child never acknowledged a write");
 }

@@ -285,7 +285,7 @@ class _Lib:
         if not os.path.exists(path):
             raise ImportError(
                 f"converge: the bundled library {path} is missing; this package was not "
-                "built with it. Build it with `cargo build -p converge-ffi` and reinstall "
+                "built with it. Build it with `make lib` and reinstall "
                 "(`pip install ./bindings/python`, see bindings/python/README.md)"
             )
         self.path = path

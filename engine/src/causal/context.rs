@@ -63,6 +63,42 @@ impl CausalContext {
         }
     }
 
+    /// Add the dots `(replica, lo..=hi)` (nothing if `hi < lo`).
+    pub fn insert_range(&mut self, replica: ReplicaId, lo: u64, hi: u64) {
+        if hi < lo || lo == 0 {
+            return;
+        }
+        if lo <= self.vv.get(replica) + 1 {
+            self.vv.observe(replica, hi);
+            self.compact();
+        } else {
+            self.cloud.extend((lo..=hi).map(|c| Dot::new(replica, c)));
+        }
+    }
+
+    /// How many dots of `other` this context lacks (0: it includes
+    /// `other`), saturating at `u64::MAX`.
+    pub fn missing(&self, other: &CausalContext) -> u64 {
+        let mut n: u64 = 0;
+        for (r, c) in other.vv.iter() {
+            let have = self.vv.get(r);
+            if c > have {
+                let held = self
+                    .cloud
+                    .range(Dot::new(r, have + 1)..=Dot::new(r, c))
+                    .count() as u64;
+                n = n.saturating_add(c - have - held);
+            }
+        }
+        let extra = other.cloud.iter().filter(|d| !self.contains(d)).count() as u64;
+        n.saturating_add(extra)
+    }
+
+    /// Whether this context holds every dot of `other`.
+    pub fn includes(&self, other: &CausalContext) -> bool {
+        self.missing(other) == 0
+    }
+
     /// Union with another context (the join).
     pub fn merge(&mut self, other: &CausalContext) {
         self.vv.merge(&other.vv);

@@ -1,7 +1,7 @@
 //! Batches of operations and merges, applied atomically by
 //! [`crate::Engine::write`].
 
-use crate::causal::CausalContext;
+use crate::causal::{CausalContext, Dot};
 use crate::codec::Delta;
 use crate::crdt::CrdtType;
 
@@ -197,4 +197,26 @@ pub struct KeyedDelta {
     /// The delta to ship to peers (`delta.encode()` gives the bytes
     /// `Engine::merge` takes).
     pub delta: Delta,
+}
+
+impl KeyedDelta {
+    /// The operation's dot `(origin, seq)`.
+    pub fn dot(&self) -> Dot {
+        Dot::new(self.delta.origin, self.delta.seq)
+    }
+
+    /// A session token for this write: wait for it on another replica
+    /// ([`crate::Engine::wait_for`]) to read your write there.
+    pub fn token(&self) -> CausalContext {
+        token_of(std::slice::from_ref(self))
+    }
+}
+
+/// The session token of several writes (the join of their dots).
+pub fn token_of(deltas: &[KeyedDelta]) -> CausalContext {
+    let mut ctx = CausalContext::new();
+    for d in deltas {
+        ctx.insert(d.dot());
+    }
+    ctx
 }

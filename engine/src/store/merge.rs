@@ -5,9 +5,10 @@
 //! column family, the version vector is joined and the clock maxed.
 
 use super::stored::{join_total, try_join_all};
-use super::{META_HLC, META_VV};
+use super::{META_CTX, META_HLC, META_VV};
+use crate::causal::CausalContext;
 use crate::causal::Timestamp;
-use crate::codec::{decode_vv, encode_vv};
+use crate::codec::{decode_context, decode_vv, encode_context, encode_vv};
 use rocksdb::MergeOperands;
 
 /// Join an optional existing value with operands. Never fails (a failing
@@ -55,7 +56,10 @@ pub(crate) fn decode_ts(b: &[u8]) -> Option<Timestamp> {
     })
 }
 
-/// Meta merge: join version vectors, max timestamps.
+/// Meta merge: join version vectors and causal records, max timestamps.
+/// Every operand was encoded by this engine; a damaged one fails the merge
+/// (RocksDB then reports corruption: the meta column family is small and
+/// has no user input).
 pub(crate) fn meta_merge(
     key: &[u8],
     existing: Option<&[u8]>,
@@ -70,6 +74,15 @@ pub(crate) fn meta_merge(
             vv.merge(&decode_vv(op).ok()?);
         }
         Some(encode_vv(&vv))
+    } else if key == META_CTX {
+        let mut ctx = match existing {
+            Some(b) => decode_context(b).ok()?,
+            None => CausalContext::new(),
+        };
+        for op in operands.iter() {
+            ctx.merge(&decode_context(op).ok()?);
+        }
+        Some(encode_context(&ctx))
     } else if key == META_HLC {
         let mut ts = match existing {
             Some(b) => decode_ts(b)?,

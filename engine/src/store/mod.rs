@@ -5,7 +5,8 @@
 //! - `state`: user key → encoded CRDT state; merge operator = CRDT join.
 //! - `types`: user key → one type tag byte, written once by the key's first
 //!   write; checked by every later write without reading the state.
-//! - `meta`: replica id, format version, version vector, clock.
+//! - `meta`: replica id, format version, the last local sequence number,
+//!   the causal record of peers' dots, clock.
 //! - `aae_keys`, `aae_leaves`: the anti-entropy tree's key index and leaves (see
 //!   [`crate::aae`]).
 
@@ -14,23 +15,24 @@ mod locks;
 mod merge;
 mod options;
 mod read;
+mod record;
 mod stored;
 mod types;
 mod write;
 
-pub use batch::{Batch, KeyedDelta, Op};
+pub use batch::{token_of, Batch, KeyedDelta, Op};
 pub use options::{Durability, Options};
 pub use read::{KeyIter, MvRead, SetRead, Value};
 
 use crate::aae::{Node, Tree, VerifyReport, LEVELS};
-use crate::causal::{HybridClock, ReplicaId, VersionVector};
-use crate::codec::{decode_vv, FORMAT_VERSION};
+use crate::causal::{CausalContext, HybridClock, ReplicaId, VersionVector};
+use crate::codec::FORMAT_VERSION;
 use crate::error::{Error, Result};
 use locks::StripedLocks;
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use rocksdb::{ColumnFamilyDescriptor, DB};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Largest key accepted, in bytes.
 pub const MAX_KEY_LEN: usize = 64 << 10;
@@ -45,7 +47,15 @@ pub(crate) const CF_AAE_LEAVES: &str = "aae_leaves";
 
 pub(crate) const META_REPLICA: &[u8] = b"replica_id";
 pub(crate) const META_FORMAT: &[u8] = b"format_version";
+/// The high-water version vector of stores written before the exact causal
+/// record (read once at open, to migrate).
 pub(crate) const META_VV: &[u8] = b"vv";
+/// The last local sequence number (u64 BE), put by every committing batch
+/// with local operations.
+pub(crate) const META_SEQ: &[u8] = b"seq";
+/// The dots of peers' deltas this replica merged (a kind-2 context; merge
+/// operands are joined).
+pub(crate) const META_CTX: &[u8] = b"ctx";
 pub(crate) const META_HLC: &[u8] = b"hlc";
 
 /// A replica's store. Share it between threads (`&Engine` or `Arc<Engine>`):
@@ -54,8 +64,13 @@ pub struct Engine {
     pub(crate) db: DB,
     pub(crate) replica: ReplicaId,
     pub(crate) clock: HybridClock,
-    pub(crate) seq: AtomicU64,
-    pub(crate) vv: Mutex<VersionVector>,
+    /// The last local sequence number committed. Held while a batch
+    /// commits: it orders commits and allocates their sequence numbers.
+    pub(crate) commit: Mutex<u64>,
+    /// The causal record: every dot whose effects this replica holds.
+    pub(crate) context: Mutex<CausalContext>,
+    /// Notified whenever `context` grows (see `Engine::wait_for`).
+    pub(crate) context_grew: Condvar,
     pub(crate) locks: StripedLocks,
     pub(crate) types: types::TypeCache,
     pub(crate) write_opts: rocksdb::WriteOptions,
@@ -130,12 +145,7 @@ impl Engine {
                 id
             }
         };
-        let vv = match db.get_cf(meta, META_VV)? {
-            Some(b) => {
-                decode_vv(&b).map_err(|e| Error::Corruption(format!("version vector: {e}")))?
-            }
-            None => VersionVector::new(),
-        };
+        let (seq, context) = record::load(&db, replica)?;
         let floor = match db.get_cf(meta, META_HLC)? {
             Some(b) => merge::decode_ts(&b)
                 .ok_or_else(|| Error::Corruption("stored clock is damaged".into()))?,
@@ -143,9 +153,10 @@ impl Engine {
         };
         let tree = Tree::load(&db, options.anti_entropy)?;
         let engine = Engine {
-            seq: AtomicU64::new(vv.get(replica)),
+            commit: Mutex::new(seq),
+            context: Mutex::new(context),
+            context_grew: Condvar::new(),
             clock: HybridClock::new(floor),
-            vv: Mutex::new(vv),
             locks: StripedLocks::new(options.lock_stripes),
             types: types::TypeCache::new(options.type_cache_entries),
             write_opts: options.write_options(),
@@ -175,12 +186,11 @@ impl Engine {
         &self.options
     }
 
-    /// What this replica has seen: for each origin replica, the highest
-    /// operation sequence number whose delta it has applied (its own
-    /// operations included). A high-water mark: with out-of-order delivery
-    /// lower numbers may still be missing until anti-entropy runs.
+    /// The contiguous part of [`Engine::context`]: for each origin
+    /// replica, the highest `n` such that this replica holds the effects of
+    /// all of its operations 1..=n. Never more than it holds.
     pub fn version_vector(&self) -> VersionVector {
-        self.vv.lock().clone()
+        self.context.lock().vv().clone()
     }
 
     /// Flush memtables to SST files (a checkpoint; not needed for

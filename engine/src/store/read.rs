@@ -106,6 +106,24 @@ impl Engine {
         Ok(self.state(key)?.map(|s| Value::of(&s)))
     }
 
+    /// A session read: wait until this replica holds `at_least` (a token:
+    /// see [`Engine::wait_for`]; `timeout` as there), then read `key`.
+    /// Returns the value and the context it was read at: keep the join of
+    /// these tokens and pass it to the next read, on any replica, for
+    /// monotonic reads.
+    pub fn read_session(
+        &self,
+        key: &[u8],
+        at_least: &CausalContext,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<(Option<Value>, CausalContext)> {
+        self.wait_for(at_least, timeout)?;
+        // The record only grows and is published after the data, so the
+        // read sees at least what this context lists.
+        let ctx = self.context();
+        Ok((self.read(key)?, ctx))
+    }
+
     /// The state of `key` if it has one of `allowed` types; the bottom of
     /// `allowed[0]` if never written; `WrongReadType` (saying what the read
     /// reads: `expected`) otherwise.

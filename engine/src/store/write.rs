@@ -25,9 +25,11 @@ use super::batch::{Batch, KeyedDelta, Op};
 use super::merge::encode_ts;
 use super::stored::decode_stored;
 use super::types::{encode_entry, parse_entry, KeyMeta, JOIN_SLACK};
-use super::{Engine, CF_META, CF_STATE, CF_TYPES, MAX_KEY_LEN, MAX_VALUE_LEN, META_HLC, META_VV};
-use crate::causal::{CausalContext, Timestamp, VersionVector};
-use crate::codec::{decode_item, encode_state, encode_vv, Delta, Item, MAX_STATE_LEN};
+use super::{
+    Engine, CF_META, CF_STATE, CF_TYPES, MAX_KEY_LEN, MAX_VALUE_LEN, META_CTX, META_HLC, META_SEQ,
+};
+use crate::causal::{CausalContext, Dot, Timestamp};
+use crate::codec::{decode_item, encode_context, encode_state, Delta, Item, MAX_STATE_LEN};
 use crate::crdt::{CrdtType, State};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -147,13 +149,14 @@ impl Engine {
         // Apply in order.
         let mut deltas = Vec::new();
         let mut max_ts: Option<Timestamp> = None;
-        let mut seen = VersionVector::new();
+        // Dots of the peers' deltas merged by this batch.
+        let mut remote = CausalContext::new();
         for ((key, op), prep) in batch.ops.iter().zip(prepared) {
             let slot = &mut slots[index[key.as_slice()]];
             let (ty, incoming) = match prep {
                 Prepared::Merge(item) => {
                     if let Item::Delta(d) = &item {
-                        seen.observe(d.origin, d.seq);
+                        remote.insert(Dot::new(d.origin, d.seq));
                     }
                     let s = item.into_state();
                     max_ts = max_ts.max(s.max_timestamp());
@@ -191,13 +194,12 @@ impl Engine {
                     if let State::LwwRegister(_) | State::FwwRegister(_) = d {
                         max_ts = max_ts.max(d.max_timestamp());
                     }
-                    let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
-                    seen.observe(self.replica, seq);
+                    // The sequence number is allocated at commit.
                     deltas.push(KeyedDelta {
                         key: key.clone(),
                         delta: Delta {
                             origin: self.replica,
-                            seq,
+                            seq: 0,
                             state: d.clone(),
                         },
                     });
@@ -220,28 +222,47 @@ impl Engine {
             }
         }
         let meta_cf = self.cf(CF_META)?;
-        if !seen.is_empty() {
-            wb.merge_cf(meta_cf, META_VV, encode_vv(&seen));
+        if !remote.is_empty() {
+            self.check_own_dots(&remote)?;
+            wb.merge_cf(meta_cf, META_CTX, encode_context(&remote));
         }
         if let Some(ts) = max_ts {
             self.clock.observe(ts);
             wb.merge_cf(meta_cf, META_HLC, encode_ts(ts));
         }
+
+        // Commit: the sequence numbers of the local operations are taken
+        // here, under the commit lock, and persisted in the same RocksDB
+        // batch (`meta/seq`), so they are consecutive and in commit order,
+        // and a batch that fails consumes none.
+        let mut committed = self.commit.lock();
+        self.check_writable()?;
+        let base = *committed;
+        let last = base + deltas.len() as u64;
+        for (i, d) in deltas.iter_mut().enumerate() {
+            d.delta.seq = base + 1 + i as u64;
+        }
+        if last > base {
+            wb.put_cf(meta_cf, META_SEQ, last.to_be_bytes());
+        }
         if let Err(e) = self.db.write_opt(wb, &self.write_opts) {
             self.poisoned.store(true, Ordering::Release);
             return Err(e.into());
         }
+        *committed = last;
         // Size bounds change under the keys' stripes only.
         for (key, m) in metas {
             self.types.insert(key, m);
         }
-        // The data is written: release the keys before the bookkeeping (and
-        // a possible settle) below.
-        drop(guards);
-        self.vv.lock().merge(&seen);
         if self.options().anti_entropy {
             self.tree.mark_dirty(slots.iter().map(|s| s.key));
         }
+        // Publish the new dots after the keys are marked dirty: every dot
+        // of the context is in the data and known to the tree.
+        self.publish(base, last, &remote);
+        drop(committed);
+        // The data is written: release the keys before a possible settle.
+        drop(guards);
         if self.tree.over_budget() {
             // Bound the memory of the dirty set. The write itself succeeded;
             // keys that fail to fold stay dirty for the next settle.
