@@ -277,3 +277,32 @@ fn a_store_that_already_holds_over_limit_states_opens() {
     let e = reopen_and_check(&dir, 1);
     assert_too_large(e.state(b"big").unwrap_err(), b"big");
 }
+
+#[test]
+fn a_sync_message_of_the_limit_passes_the_size_check_one_byte_more_does_not() {
+    use converge::codec::MAX_MESSAGE_LEN;
+    use converge::sync::{decode, SyncError};
+    use converge::CodecError;
+    let mut bytes = vec![0u8; MAX_MESSAGE_LEN + 1];
+    bytes[0] = converge::codec::FORMAT_VERSION;
+    bytes[1] = converge::codec::KIND_SYNC;
+    // One byte over the default limit: refused before decoding.
+    let max = Config::default().max_message;
+    assert_eq!(max, MAX_MESSAGE_LEN);
+    assert!(matches!(
+        decode(&bytes, max, 1024),
+        Err(SyncError::TooLarge { len, max: m }) if len == MAX_MESSAGE_LEN + 1 && m == MAX_MESSAGE_LEN
+    ));
+    // A larger configured limit does not lift the ceiling.
+    assert!(matches!(
+        decode(&bytes, usize::MAX, 1024),
+        Err(SyncError::Codec(CodecError::TooLarge { .. }))
+    ));
+    // At the limit the size is accepted; these zero bytes then fail their
+    // checksum.
+    bytes.pop();
+    assert!(matches!(
+        decode(&bytes, max, 1024),
+        Err(SyncError::Codec(CodecError::Checksum))
+    ));
+}

@@ -55,25 +55,26 @@ impl CausalContext {
         Dot::new(replica, self.vv.get(replica).max(in_cloud) + 1)
     }
 
-    /// Add one dot.
+    /// Add one dot. O(log n): only that replica's dots are settled.
     pub fn insert(&mut self, dot: Dot) {
-        if !self.contains(&dot) {
-            self.cloud.insert(dot);
-            self.compact();
+        if dot.counter <= self.vv.get(dot.replica) || !self.cloud.insert(dot) {
+            return;
         }
+        self.settle(dot.replica);
     }
 
-    /// Add the dots `(replica, lo..=hi)` (nothing if `hi < lo`).
+    /// Add the dots `(replica, lo..=hi)` (nothing if `hi < lo` or `lo` is
+    /// 0).
     pub fn insert_range(&mut self, replica: ReplicaId, lo: u64, hi: u64) {
         if hi < lo || lo == 0 {
             return;
         }
         if lo <= self.vv.get(replica) + 1 {
             self.vv.observe(replica, hi);
-            self.compact();
         } else {
             self.cloud.extend((lo..=hi).map(|c| Dot::new(replica, c)));
         }
+        self.settle(replica);
     }
 
     /// How many dots of `other` this context lacks (0: it includes
@@ -99,31 +100,54 @@ impl CausalContext {
         self.missing(other) == 0
     }
 
-    /// Union with another context (the join).
+    /// Union with another context (the join): linear in the vectors, and
+    /// only the replicas whose cloud dots may change are settled.
     pub fn merge(&mut self, other: &CausalContext) {
         self.vv.merge(&other.vv);
-        self.cloud.extend(other.cloud.iter().copied());
-        self.compact();
+        if self.cloud.is_empty() && other.cloud.is_empty() {
+            return;
+        }
+        let mut touched: Vec<ReplicaId> = Vec::new();
+        if !self.cloud.is_empty() {
+            touched.extend(other.vv.iter().map(|(r, _)| r));
+        }
+        for d in &other.cloud {
+            if d.counter > self.vv.get(d.replica) {
+                self.cloud.insert(*d);
+            }
+            touched.push(d.replica);
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for r in touched {
+            self.settle(r);
+        }
+    }
+
+    /// Restore the compact form for one replica: drop its cloud dots the
+    /// vector covers, then fold the ones that extend it contiguously.
+    fn settle(&mut self, r: ReplicaId) {
+        let have = self.vv.get(r);
+        let covered: Vec<Dot> = self
+            .cloud
+            .range(Dot::new(r, 0)..=Dot::new(r, have))
+            .copied()
+            .collect();
+        for d in covered {
+            self.cloud.remove(&d);
+        }
+        let mut next = have + 1;
+        while self.cloud.remove(&Dot::new(r, next)) {
+            next += 1;
+        }
+        if next - 1 > have {
+            self.vv.observe(r, next - 1);
+        }
     }
 
     /// Whether nothing has been seen.
     pub fn is_empty(&self) -> bool {
         self.vv.is_empty() && self.cloud.is_empty()
-    }
-
-    /// Fold cloud dots that extend the vector into it and drop covered ones.
-    fn compact(&mut self) {
-        let cloud = std::mem::take(&mut self.cloud);
-        for d in cloud {
-            let have = self.vv.get(d.replica);
-            if d.counter == have + 1 {
-                self.vv.observe(d.replica, d.counter);
-            } else if d.counter > have {
-                self.cloud.insert(d);
-            }
-        }
-        // A fold can make later dots contiguous (cloud is ordered per replica,
-        // so one pass suffices: dots of a replica arrive in increasing order).
     }
 
     /// Whether the encoding is canonical (compact, no zero entries).
@@ -180,5 +204,84 @@ mod tests {
         assert_eq!(a.vv().get(ReplicaId(2)), 1);
         assert!(a.contains(&d(2, 4)));
         assert!(!a.contains(&d(2, 3)));
+    }
+}
+
+#[cfg(test)]
+mod model_tests {
+    //! The incremental operations against a plain set of dots.
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        Insert(u8, u8),
+        Range(u8, u8, u8),
+        Merge(Vec<(u8, u8)>, u8, u8),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (0..3u8, 1..20u8).prop_map(|(r, c)| Step::Insert(r, c)),
+            (0..3u8, 1..20u8, 0..6u8).prop_map(|(r, lo, n)| Step::Range(r, lo, n)),
+            (
+                prop::collection::vec((0..3u8, 1..20u8), 0..6),
+                0..3u8,
+                0..8u8
+            )
+                .prop_map(|(dots, r, c)| Step::Merge(dots, r, c)),
+        ]
+    }
+
+    fn dots_of(c: &CausalContext) -> BTreeSet<(u8, u64)> {
+        let mut out = BTreeSet::new();
+        for r in 0..3u8 {
+            for n in 1..40u64 {
+                if c.contains(&Dot::new(ReplicaId(r as u128), n)) {
+                    out.insert((r, n));
+                }
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn incremental_operations_match_a_set_of_dots(steps in prop::collection::vec(step(), 0..40)) {
+            let mut ctx = CausalContext::new();
+            let mut model: BTreeSet<(u8, u64)> = BTreeSet::new();
+            for s in steps {
+                match s {
+                    Step::Insert(r, c) => {
+                        ctx.insert(Dot::new(ReplicaId(r as u128), c as u64));
+                        model.insert((r, c as u64));
+                    }
+                    Step::Range(r, lo, n) => {
+                        let (lo, hi) = (lo as u64, lo as u64 + n as u64);
+                        ctx.insert_range(ReplicaId(r as u128), lo, hi);
+                        model.extend((lo..=hi).map(|c| (r, c)));
+                    }
+                    Step::Merge(dots, r, c) => {
+                        let mut other = CausalContext::new();
+                        other.insert_range(ReplicaId(r as u128), 1, c as u64);
+                        model.extend((1..=c as u64).map(|n| (r, n)));
+                        for (r, c) in dots {
+                            other.insert(Dot::new(ReplicaId(r as u128), c as u64));
+                            model.insert((r, c as u64));
+                        }
+                        let before = ctx.clone();
+                        ctx.merge(&other);
+                        prop_assert!(ctx.includes(&before) && ctx.includes(&other));
+                    }
+                }
+                prop_assert!(ctx.is_canonical(), "{ctx:?}");
+                prop_assert_eq!(dots_of(&ctx), model.clone());
+            }
+            let mut empty = CausalContext::new();
+            prop_assert_eq!(empty.missing(&ctx), model.len() as u64);
+            empty.merge(&ctx);
+            prop_assert_eq!(&empty, &ctx);
+        }
     }
 }
