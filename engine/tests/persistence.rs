@@ -128,3 +128,45 @@ fn out_of_range_options_are_rejected_before_touching_the_directory() {
     }
     assert!(!dir.path().join("x").exists());
 }
+
+/// Set `meta/format_version` of a closed store with RocksDB directly.
+fn set_store_format(dir: &std::path::Path, v: u8) {
+    let mut opts = rocksdb::Options::default();
+    opts.create_if_missing(false);
+    let mut meta = rocksdb::Options::default();
+    meta.set_merge_operator_associative("converge.meta.v1", |_, _, _| None);
+    let mut state = rocksdb::Options::default();
+    state.set_merge_operator("converge.crdt_join.v1", |_, _, _| None, |_, _, _| None);
+    let cfs = vec![
+        rocksdb::ColumnFamilyDescriptor::new("state", state),
+        rocksdb::ColumnFamilyDescriptor::new("types", rocksdb::Options::default()),
+        rocksdb::ColumnFamilyDescriptor::new("meta", meta),
+        rocksdb::ColumnFamilyDescriptor::new("aae_keys", rocksdb::Options::default()),
+        rocksdb::ColumnFamilyDescriptor::new("aae_leaves", rocksdb::Options::default()),
+    ];
+    let db = rocksdb::DB::open_cf_descriptors(&opts, dir, cfs).unwrap();
+    let cf = db.cf_handle("meta").unwrap();
+    db.put_cf(cf, b"format_version", [v]).unwrap();
+}
+
+#[test]
+fn a_layout_1_store_is_upgraded_and_an_unknown_layout_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(dir.path(), common::small_options(5)).unwrap();
+    e.increment(b"k", 3).unwrap();
+    drop(e);
+    set_store_format(dir.path(), 1);
+    let e = Engine::open(dir.path(), common::small_options(5)).unwrap();
+    assert_eq!(e.counter_value(b"k").unwrap(), 3);
+    drop(e);
+    set_store_format(dir.path(), 9);
+    match Engine::open(dir.path(), common::small_options(5)) {
+        Err(converge::Error::UnsupportedFormat {
+            found: 9,
+            supported,
+        }) => {
+            assert_eq!(supported, converge::store::STORE_FORMAT)
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -26,13 +26,21 @@ pub use read::{KeyIter, MvRead, SetRead, Value};
 
 use crate::aae::{Node, Tree, VerifyReport, LEVELS};
 use crate::causal::{CausalContext, HybridClock, ReplicaId, VersionVector};
-use crate::codec::FORMAT_VERSION;
 use crate::error::{Error, Result};
 use locks::StripedLocks;
 use parking_lot::{Condvar, Mutex};
 use rocksdb::{ColumnFamilyDescriptor, DB};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The layout of the store's column families (`meta/format_version`),
+/// distinct from the encoding version of each value
+/// ([`crate::codec::FORMAT_VERSION`]).
+/// 2: `types` entries carry a size reservation, `meta/seq` and `meta/ctx`
+/// hold the causal record. A store of layout 1 is upgraded in place at open
+/// (its 1-byte `types` entries and `meta/vv` stay readable); a build that
+/// only knows layout 1 refuses a layout-2 store with `UnsupportedFormat`.
+pub const STORE_FORMAT: u8 = 2;
 
 /// Largest key accepted, in bytes.
 pub const MAX_KEY_LEN: usize = 64 << 10;
@@ -121,11 +129,19 @@ impl Engine {
                     Error::Corruption(format!("stored replica id has {} bytes", b.len()))
                 })?);
                 let format = db.get_cf(meta, META_FORMAT)?.unwrap_or_default();
-                if format.as_slice() != [FORMAT_VERSION] {
-                    return Err(Error::UnsupportedFormat {
-                        found: format.first().copied().unwrap_or(0),
-                        supported: FORMAT_VERSION,
-                    });
+                match format.as_slice() {
+                    [STORE_FORMAT] => {}
+                    [1] => {
+                        let mut w = rocksdb::WriteOptions::default();
+                        w.set_sync(true);
+                        db.put_cf_opt(meta, META_FORMAT, [STORE_FORMAT], &w)?;
+                    }
+                    other => {
+                        return Err(Error::UnsupportedFormat {
+                            found: other.first().copied().unwrap_or(0),
+                            supported: STORE_FORMAT,
+                        })
+                    }
                 }
                 if let Some(given) = options.replica_id {
                     if given != stored {
@@ -138,7 +154,7 @@ impl Engine {
                 let id = options.replica_id.unwrap_or_else(ReplicaId::random);
                 let mut wb = rocksdb::WriteBatch::default();
                 wb.put_cf(meta, META_REPLICA, id.to_bytes());
-                wb.put_cf(meta, META_FORMAT, [FORMAT_VERSION]);
+                wb.put_cf(meta, META_FORMAT, [STORE_FORMAT]);
                 let mut w = rocksdb::WriteOptions::default();
                 w.set_sync(true);
                 db.write_opt(wb, &w)?;
