@@ -234,10 +234,11 @@ impl Engine {
         // Commit: the sequence numbers of the local operations are taken
         // here, under the commit lock, and persisted in the same RocksDB
         // batch (`meta/seq`), so they are consecutive and in commit order,
-        // and a batch that fails consumes none.
-        let mut committed = self.commit.lock();
+        // and a batch that fails consumes none. A batch that adds no dot
+        // (only full states merged) needs no order and skips the lock.
+        let mut committed = (!deltas.is_empty() || !remote.is_empty()).then(|| self.commit.lock());
         self.check_writable()?;
-        let base = *committed;
+        let base = committed.as_deref().copied().unwrap_or(0);
         let last = base + deltas.len() as u64;
         for (i, d) in deltas.iter_mut().enumerate() {
             d.delta.seq = base + 1 + i as u64;
@@ -249,7 +250,9 @@ impl Engine {
             self.poisoned.store(true, Ordering::Release);
             return Err(e.into());
         }
-        *committed = last;
+        if let Some(c) = committed.as_deref_mut() {
+            *c = last;
+        }
         // Size bounds change under the keys' stripes only.
         for (key, m) in metas {
             self.types.insert(key, m);
@@ -259,7 +262,9 @@ impl Engine {
         }
         // Publish the new dots after the keys are marked dirty: every dot
         // of the context is in the data and known to the tree.
-        self.publish(base, last, &remote);
+        if committed.is_some() {
+            self.publish(base, last, &remote);
+        }
         drop(committed);
         // The data is written: release the keys before a possible settle.
         drop(guards);
