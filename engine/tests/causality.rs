@@ -236,3 +236,34 @@ fn a_delta_of_this_replica_it_never_issued_is_refused() {
     assert_eq!(a.context(), before);
     assert_eq!(a.counter_value(b"k").unwrap(), 1);
 }
+
+#[test]
+fn a_converged_sync_session_exchanges_the_records() {
+    use converge::sync::{sync_engines, Config, Outcome};
+    let a = engine(1);
+    let b = engine(2);
+    let w = a.orset_add(b"cart", b"tv").unwrap();
+    let d = b.increment(b"likes", 1).unwrap();
+    // Only anti-entropy carries the write: no delta is shipped.
+    assert!(matches!(
+        b.wait_for(&w.token(), None),
+        Err(Error::NotYetVisible { missing: 1 })
+    ));
+    let ((oa, _), (ob, _)) = sync_engines(&*a, &*b, Config::default()).unwrap();
+    assert_eq!((oa, ob), (Outcome::Converged, Outcome::Converged));
+    b.wait_for(&w.token(), None).unwrap();
+    a.wait_for(&d.token(), None).unwrap();
+    assert_eq!(a.context(), b.context());
+    // A second session finds equal roots and keeps the records equal.
+    let c = a.increment(b"likes", 1).unwrap();
+    b.merge(&c.key, &c.delta.encode()).unwrap();
+    let ((oa, _), (ob, _)) = sync_engines(&*b, &*a, Config::default()).unwrap();
+    assert_eq!((oa, ob), (Outcome::Equal, Outcome::Equal));
+    assert_eq!(a.context(), b.context());
+    // The learned record is persisted.
+    let expected = b.context();
+    let common::TempEngine { engine, dir } = b;
+    drop(engine);
+    let b = Engine::open(dir.path(), small_options(2)).unwrap();
+    assert_eq!(b.context(), expected);
+}

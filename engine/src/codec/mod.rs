@@ -39,8 +39,11 @@ pub const KIND_CONTEXT: u8 = 2;
 pub const KIND_VV: u8 = 3;
 /// Kind byte of a persisted anti-entropy IBLT.
 pub const KIND_IBLT: u8 = 4;
-/// Kind byte of a sync protocol message.
+/// Kind byte of a sync message of protocol 1 (retired: refused with a
+/// message naming the protocol).
 pub const KIND_SYNC: u8 = 5;
+/// Kind byte of a sync message of protocol 2 (causal records exchanged).
+pub const KIND_SYNC2: u8 = 7;
 /// Kind byte of a stored value holding parts the merge operator could not
 /// join within [`MAX_STATE_LEN`] (never on the wire; see FORMAT.md).
 pub const KIND_PARTS: u8 = 6;

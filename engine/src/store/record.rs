@@ -20,7 +20,7 @@
 
 use super::{cf, Engine, CF_META, META_CTX, META_SEQ, META_VV};
 use crate::causal::{CausalContext, ReplicaId};
-use crate::codec::{decode_context, decode_vv};
+use crate::codec::{decode_context, decode_vv, encode_context};
 use crate::error::{Error, Result};
 use rocksdb::DB;
 use std::time::{Duration, Instant};
@@ -92,6 +92,31 @@ impl Engine {
                 return Err(Error::NotYetVisible { missing });
             }
         }
+    }
+
+    /// Add a converged sync peer's record to this replica's (the session
+    /// established that this replica holds the effects of those dots):
+    /// persisted as a `meta/ctx` operand, then published. Dots of this
+    /// replica beyond the ones it issued are refused (`InvalidArgument`).
+    pub(crate) fn learn_context(&self, learned: &CausalContext) -> Result<()> {
+        if self.context.lock().includes(learned) {
+            return Ok(());
+        }
+        self.check_writable()?;
+        self.check_own_dots(learned)?;
+        let meta = self.cf(CF_META)?;
+        let mut wb = rocksdb::WriteBatch::default();
+        wb.merge_cf(meta, META_CTX, encode_context(learned));
+        let committed = self.commit.lock();
+        self.check_writable()?;
+        if let Err(e) = self.db.write_opt(wb, &self.write_opts) {
+            self.poisoned
+                .store(true, std::sync::atomic::Ordering::Release);
+            return Err(e.into());
+        }
+        self.publish(*committed, *committed, learned);
+        drop(committed);
+        Ok(())
     }
 
     /// Add the dots of a committed batch to the record and wake waiters:

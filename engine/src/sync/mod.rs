@@ -29,6 +29,7 @@ pub use session::{sync_engines, Outcome, Role, Session, SideResult, Stats};
 
 use crate::aae::iblt::Iblt;
 use crate::aae::Node;
+use crate::causal::CausalContext;
 use crate::error::{CodecError, Error};
 
 /// A sync session failed. The message that caused it changed nothing;
@@ -109,6 +110,11 @@ pub trait SyncStore {
     /// would exceed the state size limit: those keys are left unchanged
     /// and counted in the result.
     fn merge_states(&self, states: &[KeyState]) -> Result<u64, Error>;
+    /// The replica's causal record (sent to the peer at the start).
+    fn context(&self) -> Result<CausalContext, Error>;
+    /// Add a converged peer's record to this replica's: it holds the
+    /// effects of those dots now.
+    fn learn_context(&self, context: &CausalContext) -> Result<(), Error>;
 }
 
 /// Forward every [`SyncStore`] method through a pointer type, so a session
@@ -137,6 +143,12 @@ macro_rules! forward_sync_store {
             fn merge_states(&self, states: &[KeyState]) -> Result<u64, Error> {
                 (**self).merge_states(states)
             }
+            fn context(&self) -> Result<CausalContext, Error> {
+                (**self).context()
+            }
+            fn learn_context(&self, context: &CausalContext) -> Result<(), Error> {
+                (**self).learn_context(context)
+            }
         }
     )*};
 }
@@ -161,6 +173,12 @@ impl SyncStore for crate::Engine {
     }
     fn states_of(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, Error> {
         self.states_bytes(keys)
+    }
+    fn context(&self) -> Result<CausalContext, Error> {
+        Ok(crate::Engine::context(self))
+    }
+    fn learn_context(&self, context: &CausalContext) -> Result<(), Error> {
+        crate::Engine::learn_context(self, context)
     }
     fn merge_states(&self, states: &[KeyState]) -> Result<u64, Error> {
         // A key whose join would pass the state size limit is left out and

@@ -5,6 +5,7 @@ use super::message::{decode, encode, Body, Envelope, KeyState, ShortHash};
 use super::{Config, SyncError, SyncStore};
 use crate::aae::iblt::{cells_for, Iblt};
 use crate::aae::{FANOUT_BITS, SEGMENT_BITS};
+use crate::causal::CausalContext;
 use std::collections::HashSet;
 
 /// Tree level whose nodes estimate the difference: 1,024 nodes.
@@ -26,14 +27,17 @@ pub enum Role {
 pub enum Outcome {
     /// The roots were equal: nothing differed.
     Equal,
-    /// This side merged everything it was sent and sent everything it was
-    /// asked for; the peer checks the result.
+    /// Not produced by sync protocol 2 (since both sides learn the verdict,
+    /// they end `Converged` or `Diverged`); kept so that the numbering of
+    /// outcomes (and the C ABI's `CVG_SYNC_*`) stays stable.
     Repaired,
-    /// This side received the last message and its root now equals the
-    /// peer's: both hold the join of both states for every key.
+    /// The exchange completed and the roots are equal: both sides hold the
+    /// join of both states for every key, and each side's causal record
+    /// now also lists every dot the other's listed when the session began.
     Converged,
     /// The exchange completed but the roots still differ (a write landed
-    /// during the session, or a hash collision): run another session.
+    /// during the session, or a hash collision): run another session. The
+    /// records were not exchanged.
     Diverged,
 }
 
@@ -83,6 +87,7 @@ enum Phase {
     CollectKeyList,
     CollectExchange,
     AwaitStates,
+    AwaitDone,
     Done(Outcome),
     Failed,
 }
@@ -100,6 +105,9 @@ pub struct Session<S: SyncStore> {
     theirs: Vec<(u64, u128)>,
     differing: Vec<u64>,
     wants: Vec<u64>,
+    /// The peer's causal record from its first message; added to ours when
+    /// the session converges.
+    their_context: Option<CausalContext>,
     stats: Stats,
 }
 
@@ -165,12 +173,16 @@ impl<S: SyncStore> Session<S> {
             theirs: Vec::new(),
             differing: Vec::new(),
             wants: Vec::new(),
+            their_context: None,
             stats: Stats::default(),
         }
     }
 
     /// Start a session: returns it and the first message to send.
     pub fn initiate(store: S, config: Config) -> Result<(Self, Vec<u8>), SyncError> {
+        // The record before the root: whatever it lists is in the data the
+        // root covers.
+        let context = store.context()?;
         let root = store.root()?;
         let mut s = Session::new(
             store,
@@ -182,6 +194,7 @@ impl<S: SyncStore> Session<S> {
         let msg = s.envelope(Body::Summary {
             root: root.hash,
             count: root.count,
+            context,
         });
         s.stats.flights += 1;
         Ok((s, msg))
@@ -282,12 +295,23 @@ impl<S: SyncStore> Session<S> {
             self.stats.state_bytes_received += state_len(states);
         }
         match (self.phase, env.body) {
-            (Phase::AwaitSummary, Body::Summary { root, count }) => self.on_summary(root, count),
-            (Phase::AwaitSummaryReply, Body::Equal) => {
+            (
+                Phase::AwaitSummary,
+                Body::Summary {
+                    root,
+                    count,
+                    context,
+                },
+            ) => self.on_summary(root, count, context),
+            (Phase::AwaitSummaryReply, Body::Equal { context }) => {
+                self.store.learn_context(&context)?;
                 self.phase = Phase::Done(Outcome::Equal);
                 Ok(Vec::new())
             }
-            (Phase::AwaitSummaryReply, Body::Estimate { hashes }) => self.on_estimate(&hashes),
+            (Phase::AwaitSummaryReply, Body::Estimate { hashes, context }) => {
+                self.their_context = Some(context);
+                self.on_estimate(&hashes)
+            }
             (Phase::AwaitDiff, Body::Iblt { differing, table }) => self.on_iblt(differing, &table),
             (
                 Phase::AwaitDiff | Phase::CollectKeyList,
@@ -318,14 +342,15 @@ impl<S: SyncStore> Session<S> {
             }
             (Phase::AwaitStates, Body::States { states, root, last }) => {
                 self.stats.states_rejected += self.store.merge_states(&states)?;
-                if last {
-                    let mine = self.store.root()?;
-                    self.phase = Phase::Done(if mine.hash == root {
-                        Outcome::Converged
-                    } else {
-                        Outcome::Diverged
-                    });
+                if !last {
+                    return Ok(Vec::new());
                 }
+                let converged = self.store.root()?.hash == root;
+                self.finish(converged)?;
+                Ok(vec![self.envelope(Body::Done { converged })])
+            }
+            (Phase::AwaitDone, Body::Done { converged }) => {
+                self.finish(converged)?;
                 Ok(Vec::new())
             }
             (phase, body) => Err(SyncError::Unexpected(format!(
@@ -335,12 +360,37 @@ impl<S: SyncStore> Session<S> {
         }
     }
 
-    fn on_summary(&mut self, root: u128, count: u64) -> Result<Vec<Vec<u8>>, SyncError> {
+    /// End the exchange with the verdict: on convergence both sides hold
+    /// the same data, which holds everything either record listed when the
+    /// session began, so the peer's record joins ours.
+    fn finish(&mut self, converged: bool) -> Result<(), SyncError> {
+        if converged {
+            if let Some(ctx) = self.their_context.take() {
+                self.store.learn_context(&ctx)?;
+            }
+        }
+        self.phase = Phase::Done(if converged {
+            Outcome::Converged
+        } else {
+            Outcome::Diverged
+        });
+        Ok(())
+    }
+
+    fn on_summary(
+        &mut self,
+        root: u128,
+        count: u64,
+        theirs: CausalContext,
+    ) -> Result<Vec<Vec<u8>>, SyncError> {
+        let context = self.store.context()?;
         let mine = self.store.root()?;
         if mine.hash == root && mine.count == count {
+            self.store.learn_context(&theirs)?;
             self.phase = Phase::Done(Outcome::Equal);
-            return Ok(vec![self.envelope(Body::Equal)]);
+            return Ok(vec![self.envelope(Body::Equal { context })]);
         }
+        self.their_context = Some(theirs);
         let hashes: Vec<ShortHash> = self
             .store
             .level_hashes(EST_LEVEL)?
@@ -348,7 +398,7 @@ impl<S: SyncStore> Session<S> {
             .map(|h| *h as ShortHash)
             .collect();
         self.phase = Phase::AwaitDiff;
-        Ok(vec![self.envelope(Body::Estimate { hashes })])
+        Ok(vec![self.envelope(Body::Estimate { hashes, context })])
     }
 
     fn on_estimate(&mut self, theirs: &[ShortHash]) -> Result<Vec<Vec<u8>>, SyncError> {
@@ -540,7 +590,7 @@ impl<S: SyncStore> Session<S> {
             .collect();
         let (parts, _) = split_states(load_states(&self.store, keys)?, self.config.message_budget);
         let root = self.store.root()?.hash;
-        self.phase = Phase::Done(Outcome::Repaired);
+        self.phase = Phase::AwaitDone;
         let n = parts.len();
         Ok(parts
             .into_iter()
