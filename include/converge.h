@@ -480,26 +480,27 @@ typedef struct cvg_stamp_t {
  * The state of one side of a sync session: one of the `CVG_SYNC_*`
  * values, read with `cvg_sync_outcome`; `cvg_sync_outcome_name` names it.
  *
- * When a session is over, its two sides hold one of these pairs:
+ * When a session is over, its two sides hold one of these pairs (sync
+ * protocol 2: the side that checks the roots tells the other with a last
+ * message, so both sides know the verdict):
  * - `CVG_SYNC_EQUAL` on both sides: the roots were already equal, nothing
- *   else was exchanged.
- * - `CVG_SYNC_REPAIRED` on one side and `CVG_SYNC_CONVERGED` on the other:
- *   success, both hold the join of both states for every key. The side
- *   that sent the last message is REPAIRED (it cannot know whether that
- *   message arrived); the side that received it checked that the roots
- *   are now equal. Which side is which depends on which one found the
- *   difference: do not assume the initiator converges.
- * - `CVG_SYNC_REPAIRED` on one side and `CVG_SYNC_DIVERGED` on the other:
- *   the exchange completed but the roots still differ (a write landed on
- *   either engine during the session, or a hash collision): run another
- *   session.
+ *   else was exchanged; each side's causal record now covers the other's.
+ * - `CVG_SYNC_CONVERGED` on both sides: success, both hold the join of
+ *   both states for every key, and each side's causal record now covers
+ *   what the other's listed when the session began (a token from either
+ *   side is visible on both).
+ * - `CVG_SYNC_DIVERGED` on both sides: the exchange completed but the
+ *   roots still differ (a write landed on either engine during the
+ *   session, or a hash collision): run another session.
  * - `CVG_SYNC_FAILED` on the side whose `cvg_sync_handle` returned an
  *   error, `CVG_SYNC_RUNNING` on the other: there is no abort message,
  *   so the peer waits for a message that never comes. Free both sides and
  *   start a new session.
  *
- * One side ended REPAIRED (or EQUAL, on the responder) while the peer is
- * still RUNNING means the last message was lost: start a new session.
+ * One side ended (EQUAL, CONVERGED or DIVERGED) while the peer is still
+ * RUNNING means the last message was lost: start a new session.
+ * `CVG_SYNC_REPAIRED` is no longer produced (protocol 1 ended the side
+ * that sent the last message with it); its number stays reserved.
  */
 typedef uint8_t cvg_sync_outcome_t;
 
@@ -651,22 +652,22 @@ typedef struct cvg_sync_stats_t {
 #define CVG_SYNC_EQUAL 1
 
 /**
- * This side merged everything it was sent and sent the last message
- * (everything the peer asked for); the peer checks the result and ends
- * CONVERGED or DIVERGED.
+ * Not produced since sync protocol 2 (which tells both sides the verdict);
+ * the number stays reserved.
  */
 #define CVG_SYNC_REPAIRED 2
 
 /**
- * This side received the last message and its root equals the peer's:
- * the replicas are equal. The peer ends REPAIRED.
+ * The exchange completed and the roots are equal: the replicas are equal,
+ * and each side's causal record covers the other's. Both sides end
+ * CONVERGED.
  */
 #define CVG_SYNC_CONVERGED 3
 
 /**
- * This side received the last message but its root differs from the
- * peer's (a write landed meanwhile, or a hash collision): run another
- * session, with `use_iblt` false. The peer ends REPAIRED.
+ * The exchange completed but the roots differ (a write landed meanwhile,
+ * or a hash collision): run another session, with `use_iblt` false. Both
+ * sides end DIVERGED.
  */
 #define CVG_SYNC_DIVERGED 4
 
@@ -1805,7 +1806,7 @@ void cvg_sync_free(struct cvg_sync_t *session);
  * `cvg_sync_t`, run to its end. The outcomes of both sides go to
  * `*outcome_a` and `*outcome_b` (optional: may be NULL); on success they
  * are one of the ended pairs of `cvg_sync_outcome_t` (EQUAL and EQUAL,
- * REPAIRED and CONVERGED, REPAIRED and DIVERGED, in either order). A
+ * CONVERGED and CONVERGED, DIVERGED and DIVERGED). A
  * failure of either side returns its status and writes no outcome.
  *
  * # Safety

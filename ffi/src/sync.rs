@@ -37,41 +37,42 @@ pub struct cvg_sync_config_t {
 /// The state of one side of a sync session: one of the `CVG_SYNC_*`
 /// values, read with `cvg_sync_outcome`; `cvg_sync_outcome_name` names it.
 ///
-/// When a session is over, its two sides hold one of these pairs:
+/// When a session is over, its two sides hold one of these pairs (sync
+/// protocol 2: the side that checks the roots tells the other with a last
+/// message, so both sides know the verdict):
 /// - `CVG_SYNC_EQUAL` on both sides: the roots were already equal, nothing
-///   else was exchanged.
-/// - `CVG_SYNC_REPAIRED` on one side and `CVG_SYNC_CONVERGED` on the other:
-///   success, both hold the join of both states for every key. The side
-///   that sent the last message is REPAIRED (it cannot know whether that
-///   message arrived); the side that received it checked that the roots
-///   are now equal. Which side is which depends on which one found the
-///   difference: do not assume the initiator converges.
-/// - `CVG_SYNC_REPAIRED` on one side and `CVG_SYNC_DIVERGED` on the other:
-///   the exchange completed but the roots still differ (a write landed on
-///   either engine during the session, or a hash collision): run another
-///   session.
+///   else was exchanged; each side's causal record now covers the other's.
+/// - `CVG_SYNC_CONVERGED` on both sides: success, both hold the join of
+///   both states for every key, and each side's causal record now covers
+///   what the other's listed when the session began (a token from either
+///   side is visible on both).
+/// - `CVG_SYNC_DIVERGED` on both sides: the exchange completed but the
+///   roots still differ (a write landed on either engine during the
+///   session, or a hash collision): run another session.
 /// - `CVG_SYNC_FAILED` on the side whose `cvg_sync_handle` returned an
 ///   error, `CVG_SYNC_RUNNING` on the other: there is no abort message,
 ///   so the peer waits for a message that never comes. Free both sides and
 ///   start a new session.
 ///
-/// One side ended REPAIRED (or EQUAL, on the responder) while the peer is
-/// still RUNNING means the last message was lost: start a new session.
+/// One side ended (EQUAL, CONVERGED or DIVERGED) while the peer is still
+/// RUNNING means the last message was lost: start a new session.
+/// `CVG_SYNC_REPAIRED` is no longer produced (protocol 1 ended the side
+/// that sent the last message with it); its number stays reserved.
 pub type cvg_sync_outcome_t = u8;
 /// The session has not ended on this side: it waits for a message.
 pub const CVG_SYNC_RUNNING: cvg_sync_outcome_t = 0;
 /// The roots were equal: nothing differed. Both sides end EQUAL.
 pub const CVG_SYNC_EQUAL: cvg_sync_outcome_t = 1;
-/// This side merged everything it was sent and sent the last message
-/// (everything the peer asked for); the peer checks the result and ends
-/// CONVERGED or DIVERGED.
+/// Not produced since sync protocol 2 (which tells both sides the verdict);
+/// the number stays reserved.
 pub const CVG_SYNC_REPAIRED: cvg_sync_outcome_t = 2;
-/// This side received the last message and its root equals the peer's:
-/// the replicas are equal. The peer ends REPAIRED.
+/// The exchange completed and the roots are equal: the replicas are equal,
+/// and each side's causal record covers the other's. Both sides end
+/// CONVERGED.
 pub const CVG_SYNC_CONVERGED: cvg_sync_outcome_t = 3;
-/// This side received the last message but its root differs from the
-/// peer's (a write landed meanwhile, or a hash collision): run another
-/// session, with `use_iblt` false. The peer ends REPAIRED.
+/// The exchange completed but the roots differ (a write landed meanwhile,
+/// or a hash collision): run another session, with `use_iblt` false. Both
+/// sides end DIVERGED.
 pub const CVG_SYNC_DIVERGED: cvg_sync_outcome_t = 4;
 /// A `cvg_sync_handle` on this side failed (a bad, lost or out-of-order
 /// message); the peer stays RUNNING. Start a new session. States merged
@@ -393,7 +394,7 @@ pub unsafe extern "C" fn cvg_sync_free(session: *mut cvg_sync_t) {
 /// `cvg_sync_t`, run to its end. The outcomes of both sides go to
 /// `*outcome_a` and `*outcome_b` (optional: may be NULL); on success they
 /// are one of the ended pairs of `cvg_sync_outcome_t` (EQUAL and EQUAL,
-/// REPAIRED and CONVERGED, REPAIRED and DIVERGED, in either order). A
+/// CONVERGED and CONVERGED, DIVERGED and DIVERGED). A
 /// failure of either side returns its status and writes no outcome.
 ///
 /// # Safety

@@ -366,9 +366,9 @@ class Engine(ManagedHandle):
     ) -> tuple[SyncOutcome, SyncOutcome]:
         """Run a whole sync session with another engine of this process
         (this one initiates); returns both sides' outcomes, this one's
-        first: ``(EQUAL, EQUAL)`` when nothing differed, ``REPAIRED`` and
-        ``CONVERGED`` (in either order) after a repair, ``REPAIRED`` and
-        ``DIVERGED`` if a write landed during the session (sync again). A
+        first: ``(EQUAL, EQUAL)`` when nothing differed,
+        ``(CONVERGED, CONVERGED)`` after a repair, ``(DIVERGED, DIVERGED)``
+        if a write landed during the session (sync again). A
         failure raises instead (``SyncProtocolError``, ...)."""
         from .sync import sync_config
 

@@ -52,17 +52,18 @@ class _CEnum(str, enum.Enum):
 
 class SyncOutcome(_CEnum):
     """How one side of a sync session stands (``SyncSession.outcome``,
-    ``Engine.sync_with``). Successful sessions end ``EQUAL`` on both sides,
-    or ``REPAIRED`` on one side and ``CONVERGED`` on the other (either side
-    may be either)."""
+    ``Engine.sync_with``). Successful sessions end ``EQUAL`` or
+    ``CONVERGED`` on both sides."""
 
     #: The session has not ended on this side.
     RUNNING = "running"
     #: The roots were already equal: nothing to exchange (both sides).
     EQUAL = "equal"
-    #: This side sent the last message; the peer checks the result.
+    #: Not produced since sync protocol 2 (both sides learn the verdict);
+    #: kept so that the C numbering stays complete.
     REPAIRED = "repaired"
-    #: This side received the last message and the roots are now equal.
+    #: The exchange completed and the roots are equal (both sides); each
+    #: side's causal record now covers the other's.
     CONVERGED = "converged"
     #: The exchange completed but the roots differ (a write landed during
     #: the session): run another session, with ``use_iblt=False``.

@@ -8,9 +8,11 @@ ended the session. A side is ``done`` when its ``outcome`` is no longer
 ``SyncOutcome.RUNNING``; an ended side sends and accepts nothing more, so a
 loop carrying messages between two sides stops when no message is in
 flight either way. The sides then hold one of these pairs: ``EQUAL`` and
-``EQUAL``; ``REPAIRED`` and ``CONVERGED`` (success; either side may be
-either); ``REPAIRED`` and ``DIVERGED`` (a write landed meanwhile: sync
-again). A failed ``handle()`` leaves its side ``FAILED`` and the peer
+``EQUAL``; ``CONVERGED`` and ``CONVERGED`` (success: each side's causal
+record now also covers the other's, so a token from either is visible on
+both); ``DIVERGED`` and ``DIVERGED`` (a write landed meanwhile: sync
+again). ``REPAIRED`` is no longer produced (sync protocol 2 tells both
+sides the verdict). A failed ``handle()`` leaves its side ``FAILED`` and the peer
 ``RUNNING`` (there is no abort message). ``Engine.sync_with(other)`` runs
 a whole session between two engines of this process in one call.
 """
@@ -76,7 +78,7 @@ class SyncSession(ManagedHandle):
 
     ``first_message`` is the initiator's first message (``None`` for a
     responder). ``outcome`` is a ``SyncOutcome`` (a ``str``): ``RUNNING``
-    (``"running"``) until this side ends, then ``EQUAL``, ``REPAIRED``,
+    (``"running"``) until this side ends, then ``EQUAL``,
     ``CONVERGED``, ``DIVERGED`` (run another session with
     ``use_iblt=False``) or ``FAILED``; see the module docstring for the
     pairs the two sides end with.

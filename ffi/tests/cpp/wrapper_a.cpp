@@ -53,8 +53,7 @@ static bool same_roots(const converge::engine &a, const converge::engine &b) {
 }
 
 static bool is_success(std::pair<cvg_sync_outcome_t, cvg_sync_outcome_t> o) {
-  return (o.first == CVG_SYNC_REPAIRED && o.second == CVG_SYNC_CONVERGED) ||
-         (o.first == CVG_SYNC_CONVERGED && o.second == CVG_SYNC_REPAIRED);
+  return o.first == CVG_SYNC_CONVERGED && o.second == CVG_SYNC_CONVERGED;
 }
 
 // Bulk batch forms and packed deltas.
