@@ -85,6 +85,11 @@
 #define CVG_MAX_MESSAGE_LEN 68157440
 
 /**
+ * `timeout_ms` of `cvg_engine_wait_for`: wait without a time limit.
+ */
+#define CVG_WAIT_FOREVER UINT64_MAX
+
+/**
  * The result of every fallible `cvg_` function. Numbers are part of the
  * ABI: a retired number is never reused, new numbers are only appended.
  * `cvg_last_error_message` gives the details of the last failure on the
@@ -181,6 +186,13 @@ enum cvg_status_t
    * store written before the limit was enforced): that key only.
    */
   CVG_STATUS_STATE_TOO_LARGE = 17,
+  /**
+   * The replica does not hold every operation of a session token yet
+   * (`cvg_engine_wait_for` without a wait, or its wait timed out; the
+   * message says how many are missing). Nothing changed: retry, wait
+   * longer, or read on another replica.
+   */
+  CVG_STATUS_NOT_YET_VISIBLE = 18,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -223,8 +235,9 @@ typedef struct cvg_buffer_t cvg_buffer_t;
  * produce none), in batch order, each with its key. Owned; created by
  * `cvg_engine_write`, released by `cvg_deltas_free`.
  *
- * Thread safety: immutable. `cvg_deltas_len`, `cvg_deltas_get` and
- * `cvg_deltas_packed` may run on any number of threads at once;
+ * Thread safety: immutable. `cvg_deltas_len`, `cvg_deltas_get`,
+ * `cvg_deltas_packed` and `cvg_deltas_token` may run on any number of
+ * threads at once;
  * `cvg_deltas_free` needs exclusive access (no reader running) and may be
  * called from any thread. The views it hands out die with it.
  */
@@ -1818,6 +1831,123 @@ cvg_status_t cvg_sync_engines(const struct cvg_engine_t *a,
                               const struct cvg_sync_config_t *config,
                               cvg_sync_outcome_t *outcome_a,
                               cvg_sync_outcome_t *outcome_b);
+
+/**
+ * The engine's causal record as a token into `*token_out` (free with
+ * `cvg_bytes_free`): every operation this replica holds, its own and the
+ * peers' deltas it merged. Pass it to `cvg_engine_wait_for` on another
+ * replica to read there at least what can be read here now (monotonic
+ * reads across replicas).
+ *
+ * A full state merged (`cvg_engine_merge` of `cvg_engine_state_bytes`
+ * output, or the states of a sync session) adds no operation to the
+ * record: a state does not say which operations it holds. Tokens become
+ * visible on a replica through the deltas it merges.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `token_out` is NULL or writable.
+ */
+cvg_status_t cvg_engine_context(const struct cvg_engine_t *engine, struct cvg_bytes_t *token_out);
+
+/**
+ * Wait until this replica holds every operation of `token` (from
+ * `cvg_engine_context`, `cvg_delta_token`, `cvg_deltas_token` or
+ * `cvg_token_join`; `(NULL, 0)` is the empty token, always held). Returns
+ * `CVG_STATUS_OK` once it does: every read on this replica afterwards sees
+ * the token's effects. `timeout_ms`: 0 does not wait, `CVG_WAIT_FOREVER`
+ * waits without limit, anything else at most that many milliseconds. A
+ * token not held when the time is up gives `CVG_STATUS_NOT_YET_VISIBLE`
+ * (the message says how many operations are missing); nothing changes,
+ * so retry, wait longer, or read elsewhere. A token that does not decode
+ * gives `CVG_STATUS_CORRUPT_INPUT`.
+ *
+ * The wait is woken by the commits (local writes, merges of deltas) that
+ * grow the record, never by polling. A waiting call is a call running on
+ * the engine: `cvg_engine_close` must not be called meanwhile. Other
+ * threads may use the engine during the wait.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `token` points to `token_len` bytes.
+ */
+cvg_status_t cvg_engine_wait_for(const struct cvg_engine_t *engine,
+                                 const uint8_t *token,
+                                 size_t token_len,
+                                 uint64_t timeout_ms);
+
+/**
+ * How many operations of `token` this replica does not hold yet, into
+ * `*missing_out` (0: `cvg_engine_wait_for` would return at once with
+ * `CVG_STATUS_OK`). `CVG_STATUS_CORRUPT_INPUT` if the token does not
+ * decode.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `token` points to `token_len` bytes;
+ * `missing_out` is NULL or writable.
+ */
+cvg_status_t cvg_engine_token_missing(const struct cvg_engine_t *engine,
+                                      const uint8_t *token,
+                                      size_t token_len,
+                                      uint64_t *missing_out);
+
+/**
+ * The join of two tokens into `*token_out` (free with `cvg_bytes_free`):
+ * the token of everything either stands for. Keep the join of the tokens
+ * of a session's writes and reads and wait for it before each read, on
+ * any replica. `(NULL, 0)` is the empty token. `CVG_STATUS_CORRUPT_INPUT`
+ * if either does not decode.
+ *
+ * # Safety
+ * `a` and `b` point to their lengths in bytes; `token_out` is NULL or
+ * writable.
+ */
+cvg_status_t cvg_token_join(const uint8_t *a,
+                            size_t a_len,
+                            const uint8_t *b,
+                            size_t b_len,
+                            struct cvg_bytes_t *token_out);
+
+/**
+ * The token of one write: `delta` is the encoded delta a write function
+ * returned in its `delta_out` (or one delta of a `cvg_deltas_t`). Wait
+ * for it on another replica (`cvg_engine_wait_for`) to read your write
+ * there. `CVG_STATUS_CORRUPT_INPUT` if the bytes do not decode,
+ * `CVG_STATUS_INVALID_ARGUMENT` if they are a full state (which names no
+ * operation).
+ *
+ * # Safety
+ * `delta` points to `delta_len` bytes; `token_out` is NULL or writable.
+ */
+cvg_status_t cvg_delta_token(const uint8_t *delta, size_t delta_len, struct cvg_bytes_t *token_out);
+
+/**
+ * The token of a whole batch write: every operation of `deltas` (from
+ * `cvg_engine_write`), into `*token_out`. A batch of merges only has the
+ * empty token (merges are the peers' operations, not this write's).
+ *
+ * # Safety
+ * `deltas` is NULL or live; `token_out` is NULL or writable.
+ */
+cvg_status_t cvg_deltas_token(const struct cvg_deltas_t *deltas, struct cvg_bytes_t *token_out);
+
+/**
+ * The token of `count` encoded deltas packed back to back in `deltas`
+ * (`deltas_len` bytes in all, delta `i` being `delta_lens[i]` bytes: the
+ * layout `cvg_batch_merge_many` takes; from `cvg_deltas_packed`, the
+ * lengths are its delta spans' `len`), into `*token_out`. For deltas that outlived their `cvg_deltas_t` (copied, or
+ * received from a peer). Lengths that do not add up to `deltas_len` give
+ * `CVG_STATUS_INVALID_ARGUMENT`; a delta that does not decode
+ * `CVG_STATUS_CORRUPT_INPUT`, a full state `CVG_STATUS_INVALID_ARGUMENT`
+ * (the message names its index).
+ *
+ * # Safety
+ * `deltas` points to `deltas_len` bytes, `delta_lens` to `count`
+ * elements; `token_out` is NULL or writable.
+ */
+cvg_status_t cvg_token_of_deltas(const uint8_t *deltas,
+                                 size_t deltas_len,
+                                 const size_t *delta_lens,
+                                 size_t count,
+                                 struct cvg_bytes_t *token_out);
 
 #ifdef __cplusplus
 }  // extern "C"

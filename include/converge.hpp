@@ -9,6 +9,9 @@
 //   std::string_view, std::string, const char *, std::vector<uint8_t>) and
 //   returned as converge::bytes (std::vector<uint8_t>). The bulk forms take
 //   packed_strings: many byte strings in one buffer.
+// - Session tokens are bytes: engine::context(), deltas::token(),
+//   delta_token(), token_join(); engine::wait_for(token, timeout) returns
+//   false while the replica does not hold the token yet.
 // - Thread safety is the C API's (docs/C_API.md, "Threads"): const methods
 //   may run on several threads at once on the same object (engine: every
 //   operation and read; batch: size() and being written by engine::write;
@@ -24,6 +27,8 @@
 
 #include "converge_handles.hpp"
 
+#include <chrono>
+#include <cstdint>
 #include <exception>
 #include <optional>
 #include <string>
@@ -258,6 +263,41 @@ public:
     detail::check(cvg_engine_settle(h_, &n));
     return n;
   }
+  // Session tokens (converge_handles.hpp: token_join, delta_token,
+  // token_of, deltas::token).
+  /// Every operation this replica holds, as a token: wait for it on another
+  /// replica to read there at least what can be read here now.
+  bytes context() const {
+    cvg_bytes_t out{nullptr, 0};
+    detail::check(cvg_engine_context(h_, &out));
+    return detail::take(out);
+  }
+  /// Wait at most `timeout` (zero, the default: do not wait) until this
+  /// replica holds every operation of `token`. True once it does: reads
+  /// then see the token's effects. False if the time is up first
+  /// (CVG_STATUS_NOT_YET_VISIBLE). Other failures throw (a token that does
+  /// not decode: CVG_STATUS_CORRUPT_INPUT). Woken by commits, not polling.
+  bool wait_for(byte_view token,
+                std::chrono::milliseconds timeout = std::chrono::milliseconds::zero()) const {
+    // A signed count never reaches CVG_WAIT_FOREVER: the wait stays bounded.
+    uint64_t ms = timeout.count() > 0 ? static_cast<uint64_t>(timeout.count()) : 0;
+    cvg_status_t st = cvg_engine_wait_for(h_, token.data(), token.size(), ms);
+    if (st == CVG_STATUS_NOT_YET_VISIBLE)
+      return false;
+    detail::check(st);
+    return true;
+  }
+  /// Wait without a time limit until this replica holds `token`.
+  void wait(byte_view token) const {
+    detail::check(cvg_engine_wait_for(h_, token.data(), token.size(), CVG_WAIT_FOREVER));
+  }
+  /// How many operations of `token` this replica does not hold yet.
+  uint64_t token_missing(byte_view token) const {
+    uint64_t n = 0;
+    detail::check(cvg_engine_token_missing(h_, token.data(), token.size(), &n));
+    return n;
+  }
+
   void flush() const { detail::check(cvg_engine_flush(h_)); }
   void sync_wal() const { detail::check(cvg_engine_sync_wal(h_)); }
 

@@ -290,12 +290,47 @@ public:
     detail::check(cvg_deltas_packed(h_, &k, &ks, &d, &ds, &n));
     return packed_deltas{detail::view(k), ks, detail::view(d), ds, n};
   }
+  /// The session token of the whole write (every operation's dot): wait
+  /// for it with engine::wait_for on another replica to read the write.
+  bytes token() const {
+    cvg_bytes_t out{nullptr, 0};
+    detail::check(cvg_deltas_token(h_, &out));
+    return detail::take(out);
+  }
   /// The C handle (owned by this object).
   const cvg_deltas_t *get() const noexcept { return h_; }
 
 private:
   cvg_deltas_t *h_;
 };
+
+// Session tokens: encoded causal contexts (engine::context, the token of a
+// write), waited for with engine::wait_for on any replica. An empty byte
+// string is the empty token.
+
+/// The join of two tokens: everything either stands for.
+inline bytes token_join(byte_view a, byte_view b) {
+  cvg_bytes_t out{nullptr, 0};
+  detail::check(cvg_token_join(a.data(), a.size(), b.data(), b.size(), &out));
+  return detail::take(out);
+}
+
+/// The token of one write, from the delta it returned. A full state has
+/// none (CVG_STATUS_INVALID_ARGUMENT).
+inline bytes delta_token(byte_view delta) {
+  cvg_bytes_t out{nullptr, 0};
+  detail::check(cvg_delta_token(delta.data(), delta.size(), &out));
+  return detail::take(out);
+}
+
+/// The token of many deltas packed in one buffer (for example received from
+/// a peer); deltas::token() is the same for a write's own deltas.
+inline bytes token_of(const packed_strings &deltas) {
+  cvg_bytes_t out{nullptr, 0};
+  detail::check(cvg_token_of_deltas(deltas.data().data(), deltas.data().size(),
+                                    deltas.lengths().data(), deltas.size(), &out));
+  return detail::take(out);
+}
 
 /// An atomic batch of operations (see engine::write). Adding needs one
 /// user at a time; size() and engine::write (which reads it) may run on

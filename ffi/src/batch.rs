@@ -6,7 +6,7 @@ use crate::bytes::{cvg_slice_t, input, reference, reference_mut, write_out, Pack
 use crate::cvg_status_t;
 use crate::engine::{cvg_engine_t, engine};
 use crate::status::{ffi_boundary, Failure};
-use engine::{codec, Batch};
+use engine::{codec, Batch, Dot};
 
 /// An ordered list of operations to apply atomically with
 /// `cvg_engine_write`: all or nothing, and later operations on a key see
@@ -31,13 +31,17 @@ pub struct cvg_batch_t {
 /// produce none), in batch order, each with its key. Owned; created by
 /// `cvg_engine_write`, released by `cvg_deltas_free`.
 ///
-/// Thread safety: immutable. `cvg_deltas_len`, `cvg_deltas_get` and
-/// `cvg_deltas_packed` may run on any number of threads at once;
+/// Thread safety: immutable. `cvg_deltas_len`, `cvg_deltas_get`,
+/// `cvg_deltas_packed` and `cvg_deltas_token` may run on any number of
+/// threads at once;
 /// `cvg_deltas_free` needs exclusive access (no reader running) and may be
 /// called from any thread. The views it hands out die with it.
 pub struct cvg_deltas_t {
     pub(crate) keys: Packed,
     pub(crate) deltas: Packed,
+    /// The dot `(origin, seq)` of each delta, for `cvg_deltas_token`
+    /// (kept so the token needs no decoding).
+    pub(crate) dots: Vec<Dot>,
 }
 
 /// A new, empty batch. Never returns NULL.
@@ -411,11 +415,13 @@ pub unsafe extern "C" fn cvg_engine_write(
         let key_bytes = written.iter().map(|d| d.key.len()).sum();
         let mut keys = Packed::with_capacity(written.len(), key_bytes);
         let mut deltas = Packed::with_capacity(written.len(), written.len() * 48);
+        let mut dots = Vec::with_capacity(written.len());
         for kd in &written {
             keys.push(&kd.key);
             deltas.push_with(|buf| kd.delta.encode_into(buf));
+            dots.push(kd.dot());
         }
-        let out = Box::into_raw(Box::new(cvg_deltas_t { keys, deltas }));
+        let out = Box::into_raw(Box::new(cvg_deltas_t { keys, deltas, dots }));
         // SAFETY: checked non-NULL.
         unsafe { write_out(deltas_out, out) };
         Ok(())

@@ -12,7 +12,11 @@ use engine::Batch;
 ///
 /// # Safety
 /// A non-NULL `ptr` points to `count` readable elements.
-unsafe fn array<'a, T>(ptr: *const T, count: usize, what: &str) -> Result<&'a [T], Failure> {
+pub(crate) unsafe fn array<'a, T>(
+    ptr: *const T,
+    count: usize,
+    what: &str,
+) -> Result<&'a [T], Failure> {
     if count == 0 {
         return Ok(&[]);
     }
@@ -24,7 +28,11 @@ unsafe fn array<'a, T>(ptr: *const T, count: usize, what: &str) -> Result<&'a [T
 }
 
 /// Cut `data` into pieces of `lens` bytes; they must use it exactly.
-fn split<'a>(data: &'a [u8], lens: &[usize], what: &str) -> Result<Vec<&'a [u8]>, Failure> {
+pub(crate) fn split<'a>(
+    data: &'a [u8],
+    lens: &[usize],
+    what: &str,
+) -> Result<Vec<&'a [u8]>, Failure> {
     let mut out = Vec::with_capacity(lens.len());
     let mut at = 0usize;
     for len in lens {

@@ -14,7 +14,9 @@
 //! - [`bulk`]: many batch operations, or all deltas, in one call;
 //! - [`iter`]: key iteration;
 //! - [`callback`]: the pluggable MV merge function;
-//! - [`sync`]: anti-entropy sync sessions driven by byte messages.
+//! - [`sync`]: anti-entropy sync sessions driven by byte messages;
+//! - [`token`]: session tokens (read-your-writes, monotonic reads) and
+//!   waiting for them.
 //!
 //! See docs/C_API.md for ownership, threading and versioning rules.
 
@@ -34,6 +36,7 @@ pub mod options;
 pub mod read;
 pub mod status;
 pub mod sync;
+pub mod token;
 
 pub use status::cvg_status_t;
 

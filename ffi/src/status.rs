@@ -63,6 +63,11 @@ pub enum cvg_status_t {
     /// written. Also returned by reads of a key that already holds more (a
     /// store written before the limit was enforced): that key only.
     CVG_STATUS_STATE_TOO_LARGE = 17,
+    /// The replica does not hold every operation of a session token yet
+    /// (`cvg_engine_wait_for` without a wait, or its wait timed out; the
+    /// message says how many are missing). Nothing changed: retry, wait
+    /// longer, or read on another replica.
+    CVG_STATUS_NOT_YET_VISIBLE = 18,
 }
 
 use cvg_status_t::*;
@@ -110,6 +115,7 @@ impl From<Error> for Failure {
             Error::MergeFunction(_) => CVG_STATUS_MERGE_FUNCTION,
             Error::InvalidArgument(_) => CVG_STATUS_INVALID_ARGUMENT,
             Error::StateTooLarge { .. } => CVG_STATUS_STATE_TOO_LARGE,
+            Error::NotYetVisible { .. } => CVG_STATUS_NOT_YET_VISIBLE,
             _ => CVG_STATUS_OTHER,
         };
         Failure::new(status, e.to_string())
@@ -264,6 +270,7 @@ pub extern "C" fn cvg_status_name(status: u32) -> *const c_char {
             15 => c"CVG_STATUS_OTHER",
             16 => c"CVG_STATUS_SYNC_PROTOCOL",
             17 => c"CVG_STATUS_STATE_TOO_LARGE",
+            18 => c"CVG_STATUS_NOT_YET_VISIBLE",
             _ => c"CVG_STATUS_UNKNOWN",
         };
         name.as_ptr()
@@ -325,6 +332,8 @@ mod tests {
             CVG_STATUS_WRONG_TYPE,
             CVG_STATUS_OTHER,
             CVG_STATUS_SYNC_PROTOCOL,
+            CVG_STATUS_STATE_TOO_LARGE,
+            CVG_STATUS_NOT_YET_VISIBLE,
         ] {
             let name = unsafe { std::ffi::CStr::from_ptr(cvg_status_name(s as u32)) };
             assert_eq!(name.to_str().unwrap(), format!("{s:?}"));
@@ -349,5 +358,8 @@ mod tests {
             supported: 1,
         };
         assert_eq!(Failure::from(store).status, CVG_STATUS_UNSUPPORTED_FORMAT);
+        let not_yet = Failure::from(Error::NotYetVisible { missing: 2 });
+        assert_eq!(not_yet.status, CVG_STATUS_NOT_YET_VISIBLE);
+        assert!(not_yet.message.contains("lacks 2"), "{}", not_yet.message);
     }
 }

@@ -11,8 +11,9 @@
 # 4. the C++ wrapper test: two translation units (ODR), shared and under
 #    ASan+UBSan;
 # 5. the examples, their output compared with ffi/examples/cart.expected.
-# First, the C example docs/C_API.md shows for a sync message loop must be
-# the code compiled in c/test_sync_loop.c (between its EXAMPLE markers).
+# First, the C examples docs/C_API.md shows (a sync message loop, session
+# tokens) must be the code compiled in c/test_sync_loop.c and
+# c/test_tokens.c (between their EXAMPLE markers).
 set -euo pipefail
 
 libdir=$1
@@ -37,18 +38,22 @@ rm -rf "$out"
 mkdir -p "$out/bin"
 step() { printf '== %s\n' "$*"; }
 
-step "docs: the sync loop of docs/C_API.md is the one compiled here"
 docs=$(dirname "$ffi")/docs/C_API.md
-# The ```c block after the marker comment in the docs, and the lines
-# between the markers in the test file.
-awk '/^<!-- example: ffi\/tests\/c\/test_sync_loop.c -->$/ { seen = 1; next }
-     seen && !body && /^```c$/ { body = 1; next }
-     body && /^```$/ { exit }
-     body { print }' "$docs" > "$out/doc-example.c"
-sed -n '/^\/\* EXAMPLE BEGIN/,/^\/\* EXAMPLE END/p' "$here/c/test_sync_loop.c" \
-  | sed '1d;$d' > "$out/test-example.c"
-test -s "$out/test-example.c"
-diff -u "$out/doc-example.c" "$out/test-example.c"
+for example in test_sync_loop.c test_tokens.c; do
+  step "docs: the example of docs/C_API.md from c/$example is the one compiled here"
+  # The ```c block after the marker comment in the docs, and the lines
+  # between the markers in the test file.
+  awk -v marker="<!-- example: ffi/tests/c/$example -->" '
+       $0 == marker { seen = 1; next }
+       seen && !body && /^```c$/ { body = 1; next }
+       body && /^```$/ { exit }
+       body { print }' "$docs" > "$out/doc-example.c"
+  sed -n '/^\/\* EXAMPLE BEGIN/,/^\/\* EXAMPLE END/p' "$here/c/$example" \
+    | sed '1d;$d' > "$out/test-example.c"
+  test -s "$out/doc-example.c"
+  test -s "$out/test-example.c"
+  diff -u "$out/doc-example.c" "$out/test-example.c"
+done
 
 # Run a program with a fresh, empty scratch directory as its argument.
 run() {

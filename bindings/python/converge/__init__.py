@@ -7,7 +7,9 @@ Keys and values may be ``bytes``, ``bytearray``, ``memoryview`` or ``str``
 (encoded as UTF-8); everything read back is ``bytes``. Errors are
 ``ConvergeError`` subclasses (see ``converge.errors``). Sync outcomes,
 durabilities and CRDT types are the ``str`` enums ``SyncOutcome``,
-``Durability`` and ``CrdtType``.
+``Durability`` and ``CrdtType``. Session tokens (``Engine.context()``,
+``delta_token``, ``Delta.token``, ``join_tokens``, ``Engine.wait_for``) give
+read-your-writes and monotonic reads across replicas.
 """
 
 from ._ffi import lib as _lib
@@ -35,6 +37,7 @@ from .errors import (
     InvalidArgumentError,
     KeyTooLargeError,
     MergeFunctionError,
+    NotYetVisibleError,
     NullPointerError,
     OtherError,
     PanicError,
@@ -49,6 +52,7 @@ from .errors import (
 )
 from .limits import MAX_KEY_LEN, MAX_MESSAGE_LEN, MAX_STATE_LEN, MAX_VALUE_LEN
 from .sync import SyncSession, SyncStats
+from .tokens import delta_token, join_tokens
 from .types import Delta, DeltaList, MVRead, RegisterValue, Root, SetRead, Sibling, Stamp, VerifyReport
 
 #: The version of this package.
@@ -88,6 +92,7 @@ __all__ = [
     "MVRead",
     "MVRegister",
     "MergeFunctionError",
+    "NotYetVisibleError",
     "NullPointerError",
     "MAX_KEY_LEN",
     "MAX_MESSAGE_LEN",
@@ -116,6 +121,8 @@ __all__ = [
     "ValueTooLargeError",
     "VerifyReport",
     "WrongTypeError",
+    "delta_token",
+    "join_tokens",
     "library_path",
     "library_version",
 ]

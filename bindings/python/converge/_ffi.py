@@ -247,6 +247,13 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
         _S,
         [_H, _H, POINTER(SyncConfigStruct), POINTER(c_uint8), POINTER(c_uint8)],
     ),
+    "cvg_engine_context": (_S, [_H, _BYTES]),
+    "cvg_engine_wait_for": (_S, [_H, _B, _N, c_uint64]),
+    "cvg_engine_token_missing": (_S, [_H, _B, _N, POINTER(c_uint64)]),
+    "cvg_token_join": (_S, [_B, _N, _B, _N, _BYTES]),
+    "cvg_delta_token": (_S, [_B, _N, _BYTES]),
+    "cvg_deltas_token": (_S, [_H, _BYTES]),
+    "cvg_token_of_deltas": (_S, [_B, _N, POINTER(c_size_t), _N, _BYTES]),
 }
 
 #: ``CVG_CRDT_*`` numbers and the names ``cvg_crdt_type_name`` gives them.
@@ -311,3 +318,16 @@ class _Lib:
 
 
 lib = _Lib(LIBRARY_PATH)
+
+
+def take_bytes(out: Bytes) -> bytes:
+    """Copy a library-owned ``cvg_bytes_t`` into ``bytes`` and free it."""
+    n = out.len
+    if not n:
+        return b""
+    data = ctypes.string_at(out.ptr, n)
+    _bytes_free(out)  # ctypes passes a Structure by reference itself
+    return data
+
+
+_bytes_free = lib.cvg_bytes_free

@@ -11,9 +11,9 @@ import threading
 from ctypes import byref, c_bool, c_int64, c_void_p, string_at
 from typing import Any, Callable, ClassVar, Optional
 
-from ._ffi import MERGE_FN, I128, Bytes, SiblingStruct, Slice, StampStruct, lib
+from ._ffi import MERGE_FN, I128, Bytes, SiblingStruct, Slice, StampStruct, lib, take_bytes
 from ._handle import U64_MAX, BytesLike, as_bytes, as_i64, as_u64
-from .engine import Engine, take_bytes
+from .engine import Engine
 from .enums import CrdtType
 from .errors import ClosedError, ConvergeError, MergeFunctionError, error
 from .types import MVRead, RegisterValue, SetRead, Sibling, Stamp

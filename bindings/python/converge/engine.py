@@ -11,6 +11,7 @@ return, so no call can run on a freed handle.
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 import threading
 import time
@@ -20,7 +21,7 @@ from ctypes import byref, c_bool, c_size_t, c_uint8, c_uint64, c_void_p, string_
 from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
 
 from . import _ffi
-from ._ffi import Bytes, RootStruct, Slice, lib
+from ._ffi import Bytes, RootStruct, Slice, lib, take_bytes
 from ._handle import BytesLike, ManagedHandle, as_bytes
 from .enums import CrdtType, Durability, SyncOutcome
 from .errors import ClosedError, InvalidArgumentError, error
@@ -40,8 +41,12 @@ if TYPE_CHECKING:
         TwoPSet,
     )
 
-_bytes_free = lib.cvg_bytes_free
 _engine_close = lib.cvg_engine_close
+_engine_context = lib.cvg_engine_context
+_engine_wait_for = lib.cvg_engine_wait_for
+_NOT_YET_VISIBLE = 18  # CVG_STATUS_NOT_YET_VISIBLE
+#: The longest single C wait of ``Engine.wait_for``, in seconds.
+_WAIT_SLICE = 0.2
 _iter_next = lib.cvg_iter_next
 _iter_free = lib.cvg_iter_free
 
@@ -56,16 +61,6 @@ def crdt_type(n: int) -> Optional[CrdtType]:
         return CRDT_TYPES_BY_NUMBER[n]
     except KeyError:
         return CrdtType.from_number(n)  # raises ValueError with the number
-
-
-def take_bytes(out: Bytes) -> bytes:
-    """Copy a library-owned ``cvg_bytes_t`` into ``bytes`` and free it."""
-    n = out.len
-    if not n:
-        return b""
-    data = string_at(out.ptr, n)
-    _bytes_free(out)  # ctypes passes a Structure by reference itself
-    return data
 
 
 def _close_quietly(ptr: int) -> None:
@@ -281,6 +276,65 @@ class Engine(ManagedHandle):
         the key holds; nothing is written then."""
         k, d = as_bytes(key, "key"), as_bytes(data, "data")
         self._call(lib.cvg_engine_merge, k, len(k), d, len(d))
+
+    # -- session tokens -------------------------------------------------------
+
+    def context(self) -> bytes:
+        """This replica's causal record as a session token: every operation
+        it holds (its own, and the peers' deltas it merged). Taken after a
+        read, it is a token of what that read saw: pass it to ``wait_for``
+        on another replica to read there at least as much (monotonic
+        reads). A merged full state (``merge`` of ``state_bytes``, a sync
+        session) adds no operation to the record."""
+        out = Bytes()
+        self._call(_engine_context, byref(out))
+        return take_bytes(out)
+
+    def wait_for(self, token: BytesLike, timeout: Optional[float] = None) -> None:
+        """Return once this replica holds every operation of ``token`` (from
+        ``context()``, ``delta_token``, ``Delta.token``, ``DeltaList.token``
+        or ``join_tokens``; ``b""`` is the empty token): reads afterwards
+        see its effects. ``timeout=None`` (or 0) does not wait; otherwise
+        wait at most ``timeout`` seconds (``math.inf``: no limit). Raises
+        ``NotYetVisibleError`` if the replica still lacks some (the message
+        says how many), ``CorruptInputError`` if the token does not decode.
+
+        The GIL is released during the wait, which is woken by the commits
+        that grow the record (writes, merges of deltas), not by polling.
+        The wait runs in slices of at most 0.2 s, so that ``close()`` on
+        another thread and ``KeyboardInterrupt`` are not held up by a long
+        wait: a wait interrupted by ``close()`` raises ``ClosedError``.
+
+        A session read is this wait, then ``context()``, then the read:
+        the context is a token of at least what the read saw."""
+        t = as_bytes(token, "token")
+        if timeout is None:
+            self._call(_engine_wait_for, t, len(t), 0)
+            return
+        seconds = float(timeout)
+        if not seconds >= 0:  # negative or NaN
+            raise InvalidArgumentError(f"timeout must be >= 0 seconds, got {timeout!r}")
+        deadline = time.monotonic() + seconds
+        while True:
+            remaining = max(0.0, deadline - time.monotonic())
+            step = min(remaining, _WAIT_SLICE)
+            ptr = self._enter()
+            try:
+                rc = _engine_wait_for(ptr, t, len(t), math.ceil(step * 1000))
+            finally:
+                self._inflight.pop()
+            if not rc:
+                return
+            if rc != _NOT_YET_VISIBLE or step >= remaining:
+                raise error(rc)
+
+    def token_missing(self, token: BytesLike) -> int:
+        """How many operations of ``token`` this replica does not hold yet
+        (0: ``wait_for`` returns at once)."""
+        t = as_bytes(token, "token")
+        out = c_uint64()
+        self._call(lib.cvg_engine_token_missing, t, len(t), byref(out))
+        return out.value
 
     # -- anti-entropy and maintenance ---------------------------------------
 

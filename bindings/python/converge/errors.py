@@ -140,6 +140,15 @@ class StateTooLargeError(ConvergeError, ValueError):
     c_name = "CVG_STATUS_STATE_TOO_LARGE"
 
 
+class NotYetVisibleError(ConvergeError):
+    """The replica does not hold every operation of a session token yet
+    (``Engine.wait_for`` without a timeout, or the timeout passed first).
+    Nothing changed: retry, wait longer, or read on another replica. The
+    message says how many operations are missing."""
+
+    c_name = "CVG_STATUS_NOT_YET_VISIBLE"
+
+
 #: The one table: C status number -> exception class.
 STATUS_ERRORS: dict[int, type[ConvergeError]] = {
     1: InvalidArgumentError,
@@ -159,6 +168,7 @@ STATUS_ERRORS: dict[int, type[ConvergeError]] = {
     15: OtherError,
     16: SyncProtocolError,
     17: StateTooLargeError,
+    18: NotYetVisibleError,
 }
 
 _last_error_message = lib.cvg_last_error_message

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Iterator, NamedTuple, Sequence, Union, overload
 
+from .tokens import delta_token, token_of_packed
+
 
 class Delta(NamedTuple):
     """A local operation's delta and the key it is for: pass ``delta`` to
@@ -12,6 +14,12 @@ class Delta(NamedTuple):
 
     key: bytes
     delta: bytes
+
+    @property
+    def token(self) -> bytes:
+        """The session token of this operation (``delta_token(delta)``):
+        wait for it on another replica to read the write there."""
+        return delta_token(self.delta)
 
 
 class DeltaList(Sequence[Delta]):
@@ -22,7 +30,7 @@ class DeltaList(Sequence[Delta]):
     ``keys_buffer``, ``deltas_buffer`` and the span arrays expose the packed
     form for shipping many deltas at once."""
 
-    __slots__ = ("keys_buffer", "deltas_buffer", "_kspans", "_dspans")
+    __slots__ = ("keys_buffer", "deltas_buffer", "_kspans", "_dspans", "_token")
 
     def __init__(self, keys: bytes, data: bytes, kspans: bytes, dspans: bytes) -> None:
         #: Every key, back to back.
@@ -31,6 +39,19 @@ class DeltaList(Sequence[Delta]):
         self.deltas_buffer = data
         self._kspans = memoryview(kspans).cast("Q")
         self._dspans = memoryview(dspans).cast("Q")
+        self._token: bytes | None = None
+
+    @property
+    def token(self) -> bytes:
+        """The session token of the whole write: every operation of these
+        deltas (one foreign call over the packed deltas, computed on first
+        use). Wait for it with ``Engine.wait_for`` on another replica to
+        read the write there."""
+        if self._token is None:
+            n = len(self)
+            lengths = self._dspans[1::2].tobytes()  # (offset, len) pairs
+            self._token = token_of_packed(self.deltas_buffer, lengths, n)
+        return self._token
 
     def __len__(self) -> int:
         return len(self._kspans) // 2

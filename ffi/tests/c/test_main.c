@@ -31,7 +31,8 @@ void test_version_and_errors(void) {
         CVG_STATUS_REPLICA_MISMATCH == 10 &&
         CVG_STATUS_UNSUPPORTED_FORMAT == 11 && CVG_STATUS_OVERFLOW == 12 &&
         CVG_STATUS_MERGE_FUNCTION == 13 && CVG_STATUS_PANIC == 14 &&
-        CVG_STATUS_OTHER == 15);
+        CVG_STATUS_OTHER == 15 && CVG_STATUS_SYNC_PROTOCOL == 16 &&
+        CVG_STATUS_STATE_TOO_LARGE == 17 && CVG_STATUS_NOT_YET_VISIBLE == 18);
   CHECK(strcmp(cvg_status_name(CVG_STATUS_MERGE_FUNCTION),
                "CVG_STATUS_MERGE_FUNCTION") == 0);
   CHECK(strcmp(cvg_status_name(CVG_STATUS_OTHER), "CVG_STATUS_OTHER") == 0);
@@ -199,6 +200,7 @@ int main(int argc, char **argv) {
   test_sync_sessions(base);
   test_bulk(base);
   test_sync_loop(base);
-  printf("converge C API tests: 14 passed, 0 failed\n");
+  test_tokens(base);
+  printf("converge C API tests: 15 passed, 0 failed\n");
   return 0;
 }

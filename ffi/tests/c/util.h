@@ -94,5 +94,6 @@ void test_threads(const char *base);
 void test_sync_sessions(const char *base);
 void test_bulk(const char *base);
 void test_sync_loop(const char *base);
+void test_tokens(const char *base);
 
 #endif

@@ -7,7 +7,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -181,6 +183,94 @@ static void test_sync(const std::string &base, const converge::options &oc,
   again.close();
 }
 
+// Session tokens: read-your-writes and monotonic reads across two
+// replicas, a waiting thread woken by a merge, joins, batch tokens, and
+// bad tokens.
+static void test_tokens(const std::string &base, const converge::options &oe,
+                        const converge::options &of) {
+  using std::chrono::milliseconds;
+  CHECK(std::string(converge::status_name(CVG_STATUS_NOT_YET_VISIBLE)) ==
+        "CVG_STATUS_NOT_YET_VISIBLE");
+  converge::engine e(base + "/tok-e", oe);
+  converge::engine f(base + "/tok-f", of);
+
+  // Read your writes: the writer holds the token at once, the peer only
+  // after merging the delta.
+  converge::bytes d = e.increment("likes", 2);
+  converge::bytes t = converge::delta_token(d);
+  CHECK(e.wait_for(t) && e.token_missing(t) == 0);
+  CHECK(!f.wait_for(t) && !f.wait_for(t, milliseconds(10)) && f.token_missing(t) == 1);
+  f.merge("likes", d);
+  CHECK(f.wait_for(t) && f.counter("likes") == 2);
+  f.wait(t); // held: returns at once
+
+  // Monotonic reads: f lags one increment behind; a client that read at e
+  // keeps e's context and f refuses it until the second delta arrives.
+  converge::bytes d1 = e.increment("views", 1), d2 = e.increment("views", 1);
+  f.merge("views", d1);
+  converge::bytes seen = e.context();
+  CHECK(e.counter("views") == 2 && f.counter("views") == 1);
+  CHECK(!f.wait_for(seen) && f.token_missing(seen) == 1);
+  f.merge("views", d2);
+  CHECK(f.wait_for(seen) && f.counter("views") == 2);
+  CHECK(f.context() == e.context()); // the same operations, the same bytes
+
+  // A thread waiting (generously bounded) is woken by a merge made here;
+  // its read after the wait sees the write.
+  converge::bytes d3 = e.increment("wake", 7);
+  converge::bytes t3 = converge::delta_token(d3);
+  bool woken = false;
+  int64_t after = -1;
+  std::thread waiter([&] {
+    woken = f.wait_for(t3, std::chrono::minutes(2));
+    after = f.counter("wake");
+  });
+  std::this_thread::sleep_for(milliseconds(50)); // likely blocked by now
+  f.merge("wake", d3);
+  waiter.join();
+  CHECK(woken && after == 7);
+
+  // Joins: commutative, idempotent; the empty token is neutral.
+  converge::bytes tf = converge::delta_token(f.increment("likes", 1));
+  converge::bytes both = converge::token_join(t3, tf);
+  CHECK(both == converge::token_join(tf, t3) && both == converge::token_join(both, tf));
+  CHECK(converge::token_join(tf, converge::bytes()) == tf);
+  CHECK(e.token_missing(both) == 1 && f.token_missing(both) == 0);
+
+  // A batch's token: every operation of the write, the same from the
+  // deltas object and from its packed deltas.
+  converge::batch b;
+  b.increment("k1", 1).increment("k2", 2).orset_add("s", "x");
+  converge::deltas ds = e.write(b);
+  converge::bytes bt = ds.token();
+  converge::packed_strings packed;
+  converge::bytes folded;
+  for (size_t i = 0; i < ds.size(); i++) {
+    packed.push(converge::byte_view(ds[i].second));
+    folded = converge::token_join(folded, converge::delta_token(converge::byte_view(ds[i].second)));
+  }
+  CHECK(converge::token_of(packed) == bt && folded == bt);
+  CHECK(f.token_missing(bt) == 3);
+  converge::batch remote;
+  remote.merge_many(ds);
+  f.apply(remote);
+  CHECK(f.wait_for(bt) && f.counter("k2") == 2);
+
+  // Bad tokens and deltas: typed errors, nothing changed.
+  converge::bytes before = f.context();
+  CHECK(status_of([&] { f.wait_for("junk"); }) == CVG_STATUS_CORRUPT_INPUT);
+  CHECK(status_of([&] { f.wait(converge::bytes(t.begin(), t.end() - 1)); }) ==
+        CVG_STATUS_CORRUPT_INPUT);
+  CHECK(status_of([&] { f.token_missing(d); }) == CVG_STATUS_CORRUPT_INPUT);
+  CHECK(status_of([&] { converge::token_join(t, "junk"); }) == CVG_STATUS_CORRUPT_INPUT);
+  CHECK(status_of([&] { converge::delta_token(t); }) == CVG_STATUS_CORRUPT_INPUT);
+  CHECK(status_of([&] { converge::delta_token(*e.state("likes")); }) ==
+        CVG_STATUS_INVALID_ARGUMENT);
+  CHECK(f.context() == before);
+  e.close();
+  f.close();
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: %s <empty scratch directory>\n", argv[0]);
@@ -286,6 +376,7 @@ int main(int argc, char **argv) {
 
   test_bulk(a, b);
   test_sync(base, opts(3), opts(4));
+  test_tokens(base, opts(5), opts(6));
 
   // Errors carry their status; nothing changes.
   CHECK(status_of_wrong_type(a) == CVG_STATUS_WRONG_TYPE);
@@ -303,6 +394,6 @@ int main(int argc, char **argv) {
   moved.close();
   b.close();
   b.close(); // closing an empty engine is a no-op
-  std::printf("converge C++ wrapper tests: 3 passed, 0 failed\n");
+  std::printf("converge C++ wrapper tests: 4 passed, 0 failed\n");
   return 0;
 }
