@@ -284,8 +284,9 @@ class Engine(ManagedHandle):
         it holds (its own, and the peers' deltas it merged). Taken after a
         read, it is a token of what that read saw: pass it to ``wait_for``
         on another replica to read there at least as much (monotonic
-        reads). A merged full state (``merge`` of ``state_bytes``, a sync
-        session) adds no operation to the record."""
+        reads). A full state merged by hand (``merge`` of ``state_bytes``)
+        adds no operation to the record; a sync session that ends
+        ``converged`` or ``equal`` adds the peer's record."""
         out = Bytes()
         self._call(_engine_context, byref(out))
         return take_bytes(out)

@@ -280,3 +280,13 @@ def test_join_is_a_set_union(tmp_path: pathlib.Path) -> None:
             assert sink.context() == joined
 
     check()
+
+
+def test_a_converged_sync_session_makes_the_peers_tokens_visible(open_engine: Open) -> None:
+    a, b = open_engine(replica_id=1), open_engine(replica_id=2)
+    token = converge.delta_token(a.orset("cart").add(b"tv"))
+    with pytest.raises(converge.NotYetVisibleError):
+        b.wait_for(token)
+    assert a.sync_with(b) == ("converged", "converged")
+    b.wait_for(token)
+    assert a.context() == b.context()
