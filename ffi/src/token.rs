@@ -21,8 +21,7 @@ use std::time::Duration;
 pub const CVG_WAIT_FOREVER: u64 = u64::MAX;
 
 /// The token holding exactly `dots`, built in O(n log n): sorted, then
-/// added a run of consecutive sequence numbers at a time (adding dot by
-/// dot recompacts the context each time, quadratic for a large batch).
+/// added a run of consecutive sequence numbers at a time.
 pub(crate) fn token_of_dots(mut dots: Vec<Dot>) -> CausalContext {
     dots.sort_unstable();
     dots.dedup();
