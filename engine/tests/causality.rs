@@ -267,3 +267,27 @@ fn a_converged_sync_session_exchanges_the_records() {
     let b = Engine::open(dir.path(), small_options(2)).unwrap();
     assert_eq!(b.context(), expected);
 }
+
+#[test]
+fn a_replica_that_lost_its_operations_gets_them_and_its_numbering_back_by_sync() {
+    use converge::sync::{sync_engines, Config, Outcome};
+    let a = engine(1);
+    let b = engine(2);
+    for _ in 0..3 {
+        let d = a.increment(b"k", 1).unwrap();
+        b.merge(&d.key, &d.delta.encode()).unwrap();
+    }
+    // A loses its store (as after a crash without fsync): same id, empty.
+    let lost = engine(1);
+    let ((oa, _), (ob, _)) = sync_engines(&*lost, &*b, Config::default()).unwrap();
+    assert_eq!((oa, ob), (Outcome::Converged, Outcome::Converged));
+    assert_eq!(lost.counter_value(b"k").unwrap(), 3);
+    assert!(lost.context().includes(&b.context()));
+    // Its numbering continues after the operations that came back: no
+    // number names two operations.
+    assert_eq!(lost.increment(b"k", 1).unwrap().delta.seq, 4);
+    let common::TempEngine { engine, dir } = lost;
+    drop(engine);
+    let reopened = Engine::open(dir.path(), small_options(1)).unwrap();
+    assert_eq!(reopened.increment(b"k", 1).unwrap().delta.seq, 5);
+}

@@ -96,25 +96,34 @@ impl Engine {
 
     /// Add a converged sync peer's record to this replica's (the session
     /// established that this replica holds the effects of those dots):
-    /// persisted as a `meta/ctx` operand, then published. Dots of this
-    /// replica beyond the ones it issued are refused (`InvalidArgument`).
+    /// persisted as a `meta/ctx` operand, then published. If the record
+    /// lists operations of this replica beyond the last it issued, this
+    /// replica lost them (a crash with `Buffered` or `None` durability
+    /// after they were shipped) and the session brought their effects
+    /// back: its numbering continues after the highest, so no number is
+    /// used twice.
     pub(crate) fn learn_context(&self, learned: &CausalContext) -> Result<()> {
         if self.context.lock().includes(learned) {
             return Ok(());
         }
         self.check_writable()?;
-        self.check_own_dots(learned)?;
         let meta = self.cf(CF_META)?;
         let mut wb = rocksdb::WriteBatch::default();
         wb.merge_cf(meta, META_CTX, encode_context(learned));
-        let committed = self.commit.lock();
+        let highest_own = learned.next_dot(self.replica).counter - 1;
+        let mut committed = self.commit.lock();
         self.check_writable()?;
+        let base = *committed;
+        if highest_own > base {
+            wb.put_cf(meta, META_SEQ, highest_own.to_be_bytes());
+        }
         if let Err(e) = self.db.write_opt(wb, &self.write_opts) {
             self.poisoned
                 .store(true, std::sync::atomic::Ordering::Release);
             return Err(e.into());
         }
-        self.publish(*committed, *committed, learned);
+        *committed = base.max(highest_own);
+        self.publish(base, base, learned);
         drop(committed);
         Ok(())
     }
@@ -134,14 +143,19 @@ impl Engine {
     }
 
     /// A delta of this replica that it has not issued means two engines
-    /// share one replica id: refuse it rather than claim its dot.
+    /// share one replica id, or this replica lost operations it had
+    /// shipped (a crash with `Buffered` or `None` durability): refuse it
+    /// rather than claim its dot. An anti-entropy session with a peer that
+    /// holds them restores them and the numbering (`learn_context`).
     pub(crate) fn check_own_dots(&self, remote: &CausalContext) -> Result<()> {
         let issued = *self.commit.lock();
         let highest = remote.next_dot(self.replica).counter - 1;
         if highest > issued {
             return Err(Error::InvalidArgument(format!(
                 "a delta of this replica ({}) with a sequence number it has not issued \
-                 (last issued: {issued}): another engine uses the same replica id",
+                 (last issued: {issued}): another engine uses the same replica id, or \
+                 this replica lost operations it had shipped (run an anti-entropy \
+                 session with a peer that holds them)",
                 self.replica
             )));
         }
