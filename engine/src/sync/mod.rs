@@ -22,10 +22,12 @@
 //! typed error); a new session then converges.
 
 mod message;
+mod outcome;
 mod session;
 
 pub use message::{decode, encode, Body, Envelope, KeyState, ShortHash};
-pub use session::{sync_engines, Outcome, Role, Session, SideResult, Stats};
+pub use outcome::{Outcome, Role, Stats};
+pub use session::{sync_engines, Session, SideResult};
 
 use crate::aae::iblt::Iblt;
 use crate::aae::Node;
