@@ -6,7 +6,6 @@
 
 use super::stored::{join_total, try_join_all};
 use super::{META_CTX, META_HLC, META_VV};
-use crate::causal::CausalContext;
 use crate::causal::Timestamp;
 use crate::codec::{decode_context, decode_vv, encode_context, encode_vv};
 use rocksdb::MergeOperands;
@@ -66,33 +65,42 @@ pub(crate) fn meta_merge(
     operands: &MergeOperands,
 ) -> Option<Vec<u8>> {
     if key == META_VV {
-        let mut vv = match existing {
-            Some(b) => decode_vv(b).ok()?,
-            None => Default::default(),
-        };
-        for op in operands.iter() {
-            vv.merge(&decode_vv(op).ok()?);
-        }
-        Some(encode_vv(&vv))
+        fold(
+            existing,
+            operands,
+            |b| decode_vv(b).ok(),
+            |a, b| a.merge(&b),
+        )
+        .map(|v| encode_vv(&v))
     } else if key == META_CTX {
-        let mut ctx = match existing {
-            Some(b) => decode_context(b).ok()?,
-            None => CausalContext::new(),
-        };
-        for op in operands.iter() {
-            ctx.merge(&decode_context(op).ok()?);
-        }
-        Some(encode_context(&ctx))
+        fold(
+            existing,
+            operands,
+            |b| decode_context(b).ok(),
+            |a, b| a.merge(&b),
+        )
+        .map(|c| encode_context(&c))
     } else if key == META_HLC {
-        let mut ts = match existing {
-            Some(b) => decode_ts(b)?,
-            None => Timestamp::default(),
-        };
-        for op in operands.iter() {
-            ts = ts.max(decode_ts(op)?);
-        }
-        Some(encode_ts(ts).to_vec())
+        fold(existing, operands, decode_ts, |a, b| *a = (*a).max(b)).map(|t| encode_ts(t).to_vec())
     } else {
         operands.iter().last().map(|b| b.to_vec())
     }
+}
+
+/// The existing value (or the default) joined with every operand, or `None`
+/// if any of them does not decode.
+fn fold<T: Default>(
+    existing: Option<&[u8]>,
+    operands: &MergeOperands,
+    decode: impl Fn(&[u8]) -> Option<T>,
+    join: impl Fn(&mut T, T),
+) -> Option<T> {
+    let mut acc = match existing {
+        Some(b) => decode(b)?,
+        None => T::default(),
+    };
+    for op in operands.iter() {
+        join(&mut acc, decode(op)?);
+    }
+    Some(acc)
 }

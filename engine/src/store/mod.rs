@@ -228,6 +228,16 @@ impl Engine {
         cf(&self.db, name)
     }
 
+    /// Write `wb` with the configured durability. A failed write may have
+    /// reached the WAL, so the engine's state is unknown: it is poisoned
+    /// (no more writes until reopened) rather than retried.
+    pub(crate) fn write_or_poison(&self, wb: rocksdb::WriteBatch) -> Result<()> {
+        self.db.write_opt(wb, &self.write_opts).map_err(|e| {
+            self.poisoned.store(true, Ordering::Release);
+            e.into()
+        })
+    }
+
     pub(crate) fn check_writable(&self) -> Result<()> {
         if self.poisoned.load(Ordering::Acquire) {
             Err(Error::Poisoned)
@@ -320,12 +330,7 @@ impl Engine {
         self.db
             .batched_multi_get_cf(cf, keys, false)
             .into_iter()
-            .map(|r| {
-                Ok(r?.and_then(|v| {
-                    (!stored::is_parts(&v) && v.len() <= crate::codec::MAX_STATE_LEN)
-                        .then(|| v.to_vec())
-                }))
-            })
+            .map(|r| Ok(r?.and_then(|v| stored::is_plain_state(&v).then(|| v.to_vec()))))
             .collect()
     }
 

@@ -1,11 +1,11 @@
 //! Typed reads and key iteration. Reads return the value plus, where a later
 //! write or remove needs it, the causal context of what was read.
 
-use super::stored::{decode_stored, is_parts};
+use super::stored::{decode_stored, is_plain_state};
 use super::types::parse_entry;
 use super::{Engine, CF_STATE, CF_TYPES};
 use crate::causal::CausalContext;
-use crate::codec::{encode_state, MAX_STATE_LEN};
+use crate::codec::encode_state;
 use crate::crdt::{CrdtType, Sibling, Stamped, State};
 use crate::error::{Error, Result};
 
@@ -86,7 +86,7 @@ impl Engine {
     /// `StateTooLarge` as for [`Engine::state`].
     pub fn state_bytes(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         match self.db.get_cf(self.cf(CF_STATE)?, key)? {
-            Some(b) if is_parts(&b) || b.len() > MAX_STATE_LEN => {
+            Some(b) if !is_plain_state(&b) => {
                 decode_stored(key, &b).map(|s| Some(encode_state(&s)))
             }
             other => Ok(other),

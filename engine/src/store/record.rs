@@ -117,11 +117,7 @@ impl Engine {
         if highest_own > base {
             wb.put_cf(meta, META_SEQ, highest_own.to_be_bytes());
         }
-        if let Err(e) = self.db.write_opt(wb, &self.write_opts) {
-            self.poisoned
-                .store(true, std::sync::atomic::Ordering::Release);
-            return Err(e.into());
-        }
+        self.write_or_poison(wb)?;
         *committed = base.max(highest_own);
         self.publish(base, base, learned);
         drop(committed);
@@ -147,8 +143,9 @@ impl Engine {
     /// shipped (a crash with `Buffered` or `None` durability): refuse it
     /// rather than claim its dot. An anti-entropy session with a peer that
     /// holds them restores them and the numbering (`learn_context`).
-    pub(crate) fn check_own_dots(&self, remote: &CausalContext) -> Result<()> {
-        let issued = *self.commit.lock();
+    /// `issued` is the last local sequence number, read under the commit
+    /// lock.
+    pub(crate) fn check_own_dots(&self, remote: &CausalContext, issued: u64) -> Result<()> {
         let highest = remote.next_dot(self.replica).counter - 1;
         if highest > issued {
             return Err(Error::InvalidArgument(format!(

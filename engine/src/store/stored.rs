@@ -25,6 +25,12 @@ pub(crate) fn is_parts(bytes: &[u8]) -> bool {
     matches!(bytes, [FORMAT_VERSION, KIND_PARTS, ..])
 }
 
+/// Whether stored bytes are one state within the limit (what can be shipped
+/// to a peer as is), not parts or a state written before the limit.
+pub(crate) fn is_plain_state(bytes: &[u8]) -> bool {
+    !is_parts(bytes) && bytes.len() <= MAX_STATE_LEN
+}
+
 /// The parts of a parts value, or `None` if its framing is damaged.
 fn parts_of(bytes: &[u8]) -> Option<Vec<&[u8]>> {
     let mut rest = bytes.get(2..)?;
@@ -88,7 +94,7 @@ pub(crate) fn join_total(existing: Option<&[u8]>, operands: &[&[u8]]) -> Vec<u8>
     }
     let mut out = vec![FORMAT_VERSION, KIND_PARTS];
     for value in existing.into_iter().chain(operands.iter().copied()) {
-        match parts_of(value).filter(|_| is_parts(value)) {
+        match is_parts(value).then(|| parts_of(value)).flatten() {
             Some(parts) => parts.into_iter().for_each(|p| push_part(&mut out, p)),
             None => push_part(&mut out, value),
         }

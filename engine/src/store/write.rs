@@ -33,7 +33,6 @@ use crate::codec::{decode_item, encode_context, encode_state, Delta, Item, MAX_S
 use crate::crdt::{CrdtType, State};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 
 /// Per-key working state while a batch is applied.
 struct Slot<'a> {
@@ -223,7 +222,6 @@ impl Engine {
         }
         let meta_cf = self.cf(CF_META)?;
         if !remote.is_empty() {
-            self.check_own_dots(&remote)?;
             wb.merge_cf(meta_cf, META_CTX, encode_context(&remote));
         }
         if let Some(ts) = max_ts {
@@ -239,6 +237,9 @@ impl Engine {
         let mut committed = (!deltas.is_empty() || !remote.is_empty()).then(|| self.commit.lock());
         self.check_writable()?;
         let base = committed.as_deref().copied().unwrap_or(0);
+        if !remote.is_empty() {
+            self.check_own_dots(&remote, base)?;
+        }
         let last = base + deltas.len() as u64;
         for (i, d) in deltas.iter_mut().enumerate() {
             d.delta.seq = base + 1 + i as u64;
@@ -246,10 +247,7 @@ impl Engine {
         if last > base {
             wb.put_cf(meta_cf, META_SEQ, last.to_be_bytes());
         }
-        if let Err(e) = self.db.write_opt(wb, &self.write_opts) {
-            self.poisoned.store(true, Ordering::Release);
-            return Err(e.into());
-        }
+        self.write_or_poison(wb)?;
         if let Some(c) = committed.as_deref_mut() {
             *c = last;
         }
@@ -318,8 +316,9 @@ impl Engine {
             }
             (None, None) => return Ok(None),
         };
+        // A new key has no reservation yet.
         let reserved = match slot.reserved {
-            Some(r) if !slot.is_new && used <= r => r,
+            Some(r) if used <= r => r,
             _ => {
                 let r = KeyMeta::reservation_for(used);
                 wb.put_cf(self.cf(CF_TYPES)?, slot.key, encode_entry(ty, r));
