@@ -171,7 +171,13 @@ pub fn counter_deltas(actors: u64, n: u64) -> BenchResult<Vec<Vec<u8>>> {
             let origin = actor(k % actors);
             let seq = k / actors + 1;
             let state = State::GCounter(increment(&mut GCounter::default(), origin, seq)?);
-            Ok(Delta { origin, seq, state }.encode())
+            Ok(Delta {
+                origin,
+                seq,
+                deps: Some(CausalContext::new()),
+                state,
+            }
+            .encode())
         })
         .collect()
 }
@@ -201,6 +207,7 @@ pub fn orset_deltas(actors: u64, elements: u64, n: u64) -> Vec<Vec<u8>> {
             let delta = Delta {
                 origin: actor(a),
                 seq: k / actors + 1,
+                deps: Some(CausalContext::new()),
                 state: State::ORSet(d),
             };
             delta.encode()

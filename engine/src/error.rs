@@ -113,6 +113,35 @@ pub enum Error {
         /// The limit.
         max: u64,
     },
+    /// The pending area (deltas waiting for their causal dependencies) is
+    /// full: the merge that returns it changed nothing. Run an
+    /// anti-entropy session (or deliver the missing deltas) to drain it.
+    #[error(
+        "the pending area is full: {entries} entries of {bytes} bytes with this one, \
+         limits {max_entries} entries and {max_bytes} bytes"
+    )]
+    PendingFull {
+        /// Entries the area would hold with the refused ones.
+        entries: u64,
+        /// Bytes it would hold.
+        bytes: u64,
+        /// `Options::max_pending`.
+        max_entries: u64,
+        /// `Options::max_pending_bytes`.
+        max_bytes: u64,
+    },
+    /// The cursor lacks an operation the changes feed's log no longer
+    /// holds: run an anti-entropy session with the peer, then continue from
+    /// its record.
+    #[error(
+        "the cursor is too old: it lacks operation {needed}, and the log starts at {oldest}"
+    )]
+    CursorTooOld {
+        /// The oldest operation the cursor lacks.
+        needed: u64,
+        /// The oldest operation the log retains.
+        oldest: u64,
+    },
     /// Bytes given to the engine do not decode.
     #[error("invalid encoding: {0}")]
     Codec(#[from] CodecError),

@@ -33,10 +33,10 @@ pub mod sync;
 
 pub use aae::{Node, VerifyReport};
 pub use causal::{CausalContext, Causality, Dot, ReplicaId, Timestamp, VersionVector};
-pub use codec::{Delta, Item};
+pub use codec::{Changes, Delta, Item};
 pub use crdt::{CrdtType, Sibling, Stamped, State};
 pub use error::{CodecError, Error, Result};
 pub use store::{
-    token_of, Batch, Durability, Engine, KeyIter, KeyedDelta, MvRead, Op, Options, SetRead, Value,
-    MAX_KEY_LEN, MAX_VALUE_LEN,
+    token_of, Batch, Delivery, Durability, Engine, FeedInfo, FeedPage, KeyIter, KeyedDelta, MvRead,
+    Op, Options, PendingInfo, SetRead, Value, MAX_KEY_LEN, MAX_PAGE_BYTES, MAX_VALUE_LEN,
 };

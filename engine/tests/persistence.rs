@@ -137,13 +137,18 @@ fn set_store_format(dir: &std::path::Path, v: u8) {
     meta.set_merge_operator_associative("converge.meta.v1", |_, _, _| None);
     let mut state = rocksdb::Options::default();
     state.set_merge_operator("converge.crdt_join.v1", |_, _, _| None, |_, _, _| None);
-    let cfs = vec![
+    let mut cfs = vec![
         rocksdb::ColumnFamilyDescriptor::new("state", state),
-        rocksdb::ColumnFamilyDescriptor::new("types", rocksdb::Options::default()),
         rocksdb::ColumnFamilyDescriptor::new("meta", meta),
-        rocksdb::ColumnFamilyDescriptor::new("aae_keys", rocksdb::Options::default()),
-        rocksdb::ColumnFamilyDescriptor::new("aae_leaves", rocksdb::Options::default()),
     ];
+    for name in rocksdb::DB::list_cf(&opts, dir).unwrap() {
+        if !["state", "meta"].contains(&name.as_str()) {
+            cfs.push(rocksdb::ColumnFamilyDescriptor::new(
+                name,
+                rocksdb::Options::default(),
+            ));
+        }
+    }
     let db = rocksdb::DB::open_cf_descriptors(&opts, dir, cfs).unwrap();
     let cf = db.cf_handle("meta").unwrap();
     db.put_cf(cf, b"format_version", [v]).unwrap();

@@ -95,6 +95,67 @@ impl CausalContext {
         n.saturating_add(extra)
     }
 
+    /// The part of this context about the given replicas.
+    pub fn project<'a>(&self, replicas: impl IntoIterator<Item = &'a ReplicaId>) -> CausalContext {
+        let mut out = CausalContext::new();
+        for r in replicas {
+            let n = self.vv.get(*r);
+            if n > 0 {
+                out.vv.observe(*r, n);
+            }
+            out.cloud.extend(
+                self.cloud
+                    .range(Dot::new(*r, 0)..=Dot::new(*r, u64::MAX))
+                    .copied(),
+            );
+        }
+        out
+    }
+
+    /// The replicas this context has seen dots of.
+    pub fn replicas(&self) -> std::collections::BTreeSet<ReplicaId> {
+        let mut out: std::collections::BTreeSet<ReplicaId> =
+            self.vv.iter().map(|(r, _)| r).collect();
+        out.extend(self.cloud.iter().map(|d| d.replica));
+        out
+    }
+
+    /// Whether this context holds at least one dot of `other`.
+    pub fn includes_any(&self, other: &CausalContext) -> bool {
+        other.vv.iter().any(|(r, n)| {
+            self.vv.get(r) >= 1
+                || self
+                    .cloud
+                    .range(Dot::new(r, 1)..=Dot::new(r, n))
+                    .next()
+                    .is_some()
+        }) || other.cloud.iter().any(|d| self.contains(d))
+    }
+
+    /// The first dot of `need` (in replica, then counter order) that
+    /// neither this context nor `also` holds; `None` when they hold all
+    /// of it. Linear in the size of `need` and in the held cloud dots it
+    /// walks past, not in the counters.
+    pub fn first_missing(&self, also: Option<&CausalContext>, need: &CausalContext) -> Option<Dot> {
+        let holds = |d: &Dot| self.contains(d) || also.is_some_and(|a| a.contains(d));
+        let mut first: Option<Dot> = None;
+        for (r, n) in need.vv.iter() {
+            let mut k = self.vv.get(r).max(also.map_or(0, |a| a.vv.get(r))) + 1;
+            while k <= n && holds(&Dot::new(r, k)) {
+                k += 1;
+            }
+            if k <= n {
+                first = Some(Dot::new(r, k));
+                break;
+            }
+        }
+        let cloud = need.cloud.iter().find(|d| !holds(d)).copied();
+        match (first, cloud) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Whether this context holds every dot of `other`.
     pub fn includes(&self, other: &CausalContext) -> bool {
         self.missing(other) == 0

@@ -47,6 +47,13 @@ pub const KIND_SYNC2: u8 = 7;
 /// Kind byte of a stored value holding parts the merge operator could not
 /// join within [`MAX_STATE_LEN`] (never on the wire; see FORMAT.md).
 pub const KIND_PARTS: u8 = 6;
+/// Kind byte of a delta envelope with its causal dependencies (origin,
+/// sequence, dependencies, state): what local operations produce since
+/// causal delivery.
+pub const KIND_DELTA_DEPS: u8 = 8;
+/// Kind byte of a page of the changes feed (and of an entry of the pending
+/// area): dots, dependencies and one coalesced state per key.
+pub const KIND_CHANGES: u8 = 9;
 
 /// What decoding may claim to allocate, as a multiple of the input's size
 /// limit. bincode counts every decoded integer at its in-memory width (a
@@ -169,7 +176,8 @@ fn diagnose(bytes: &[u8]) -> CodecError {
     }
     let truncated = match bytes.get(1) {
         Some(&KIND_STATE) => cut::<State>(bytes),
-        Some(&KIND_DELTA) => cut::<Delta>(bytes),
+        Some(&KIND_DELTA) => cut::<DeltaV1>(bytes),
+        Some(&KIND_DELTA_DEPS) => cut::<DeltaV2>(bytes),
         Some(&KIND_CONTEXT) => cut::<CausalContext>(bytes),
         Some(&KIND_VV) => cut::<VersionVector>(bytes),
         _ => false,
@@ -245,27 +253,170 @@ impl Item {
 }
 
 /// A delta produced by a local operation: ship it to peers, who pass it to
-/// `Engine::merge`. Applying it twice, or out of order, is harmless.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+/// `Engine::merge`. Applying it twice is harmless; applied out of causal
+/// order it waits in the receiver's pending area until its dependencies
+/// arrive.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Delta {
     /// The replica whose operation produced it.
     pub origin: ReplicaId,
     /// That replica's operation sequence number (1, 2, …).
     pub seq: u64,
+    /// The operation's direct dependencies beyond its origin's own earlier
+    /// operations (which it always depends on): the peers' dots the origin
+    /// had merged since its previous operation, as the origin's record of
+    /// those peers. `None`: no dependencies recorded (a delta of encoding
+    /// kind 1, from a build before causal delivery, or made by hand); it is
+    /// applied at once.
+    pub deps: Option<CausalContext>,
     /// The delta state: join it into the key's state.
     pub state: State,
 }
 
+/// Kind 1 body.
+#[derive(Decode)]
+struct DeltaV1 {
+    origin: ReplicaId,
+    seq: u64,
+    state: State,
+}
+
+/// Kind 8 body.
+#[derive(Decode)]
+struct DeltaV2 {
+    origin: ReplicaId,
+    seq: u64,
+    deps: CausalContext,
+    state: State,
+}
+
+impl Encode for Delta {
+    fn encode<E: bincode::enc::Encoder>(
+        &self,
+        e: &mut E,
+    ) -> Result<(), bincode::error::EncodeError> {
+        self.origin.encode(e)?;
+        self.seq.encode(e)?;
+        if let Some(deps) = &self.deps {
+            deps.encode(e)?;
+        }
+        self.state.encode(e)
+    }
+}
+
 impl Delta {
+    /// The encoding kind: [`KIND_DELTA_DEPS`] with dependencies, else
+    /// [`KIND_DELTA`].
+    pub fn kind(&self) -> u8 {
+        if self.deps.is_some() {
+            KIND_DELTA_DEPS
+        } else {
+            KIND_DELTA
+        }
+    }
+
     /// The canonical wire bytes.
     pub fn encode(&self) -> Vec<u8> {
-        encode_with(KIND_DELTA, self)
+        encode_with(self.kind(), self)
     }
 
     /// Append the canonical wire bytes to `out` (no allocation of its own,
     /// for packing many deltas into one buffer).
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        encode_with_into(KIND_DELTA, self, out)
+        encode_with_into(self.kind(), self, out)
+    }
+
+    /// Everything a receiver must hold before the delta's effects may
+    /// become visible: its origin's operations `1..seq` and its recorded
+    /// dependencies. `None` for a delta without recorded dependencies.
+    pub fn requires(&self) -> Option<CausalContext> {
+        let mut need = self.deps.clone()?;
+        need.insert_range(self.origin, 1, self.seq.saturating_sub(1));
+        Some(need)
+    }
+
+    /// A well-formed delta has a sequence number of at least 1 and
+    /// dependencies in canonical form that name no operation of its own
+    /// origin (those are implied).
+    fn check(&self) -> Result<(), CodecError> {
+        if self.seq == 0 {
+            return Err(CodecError::Malformed("a delta with sequence number 0".into()));
+        }
+        if let Some(deps) = &self.deps {
+            if !deps.is_canonical() {
+                return Err(CodecError::NotCanonical);
+            }
+            if deps.next_dot(self.origin).counter > 1 {
+                return Err(CodecError::Malformed(format!(
+                    "a delta's dependencies name operations of its own origin {} \
+                     (they are implied by its sequence number {})",
+                    self.origin, self.seq
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A page of the changes feed ([`crate::Engine::changes_since`]), applied
+/// by [`crate::Engine::apply_changes`] atomically: the operations `dots`,
+/// coalesced into one state per key, and what they depend on. Also the
+/// form in which the pending area keeps a delta that waits for its
+/// dependencies.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Changes {
+    /// The operations this page carries (never empty).
+    pub dots: CausalContext,
+    /// What a receiver must hold before the page's effects may become
+    /// visible (disjoint from `dots`).
+    pub deps: CausalContext,
+    /// The join of the page's deltas per key, in ascending key order, each
+    /// key once.
+    pub entries: Vec<(Vec<u8>, State)>,
+}
+
+impl Changes {
+    /// The canonical wire bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        encode_with(KIND_CHANGES, self)
+    }
+
+    /// Decode and check a page: canonical contexts and states, at least one
+    /// dot, dependencies disjoint from the dots, keys ascending, unique and
+    /// within [`crate::MAX_KEY_LEN`], at most [`MAX_MESSAGE_LEN`] bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Changes, CodecError> {
+        let (_, body) = split_header_max(bytes, &[KIND_CHANGES], MAX_MESSAGE_LEN)?;
+        let c: Changes = decode_body_max::<_, MESSAGE_CLAIMS>(body)?;
+        if !c.dots.is_canonical() || !c.deps.is_canonical() {
+            return Err(CodecError::NotCanonical);
+        }
+        if c.dots.is_empty() {
+            return Err(CodecError::Malformed("a page of changes with no operation".into()));
+        }
+        if c.deps.includes_any(&c.dots) {
+            return Err(CodecError::Malformed(
+                "a page of changes depends on one of its own operations".into(),
+            ));
+        }
+        for w in c.entries.windows(2) {
+            if w[0].0 >= w[1].0 {
+                return Err(CodecError::Malformed(
+                    "page entries are not in ascending key order".into(),
+                ));
+            }
+        }
+        for (k, st) in &c.entries {
+            if k.len() > crate::MAX_KEY_LEN {
+                return Err(CodecError::TooLarge {
+                    len: k.len() as u64,
+                    max: crate::MAX_KEY_LEN as u64,
+                });
+            }
+            if !st.is_canonical() {
+                return Err(CodecError::NotCanonical);
+            }
+        }
+        Ok(c)
     }
 }
 
@@ -274,14 +425,34 @@ pub fn encode_state(state: &State) -> Vec<u8> {
     encode_with(KIND_STATE, state)
 }
 
-/// Decode a full state or a delta, and check that its state is canonical.
+/// Decode a full state or a delta (either kind), and check that it is
+/// well formed and its state canonical.
 pub fn decode_item(bytes: &[u8]) -> Result<Item, CodecError> {
-    let (kind, body) = split_header(bytes, &[KIND_STATE, KIND_DELTA])?;
-    let item = if kind == KIND_STATE {
-        Item::State(decode_body(body)?)
-    } else {
-        Item::Delta(decode_body(body)?)
+    let (kind, body) = split_header(bytes, &[KIND_STATE, KIND_DELTA, KIND_DELTA_DEPS])?;
+    let item = match kind {
+        KIND_STATE => Item::State(decode_body(body)?),
+        KIND_DELTA => {
+            let d: DeltaV1 = decode_body(body)?;
+            Item::Delta(Delta {
+                origin: d.origin,
+                seq: d.seq,
+                deps: None,
+                state: d.state,
+            })
+        }
+        _ => {
+            let d: DeltaV2 = decode_body(body)?;
+            Item::Delta(Delta {
+                origin: d.origin,
+                seq: d.seq,
+                deps: Some(d.deps),
+                state: d.state,
+            })
+        }
     };
+    if let Item::Delta(d) = &item {
+        d.check()?;
+    }
     if !item.state().is_canonical() {
         return Err(CodecError::NotCanonical);
     }
@@ -381,6 +552,7 @@ mod tests {
         let delta = Delta {
             origin: ReplicaId(3),
             seq: 7,
+            deps: None,
             state: State::GCounter(g.clone()),
         }
         .encode();
@@ -472,6 +644,7 @@ mod encode_into_tests {
         let d = Delta {
             origin: ReplicaId(4),
             seq: 1,
+            deps: Some(CausalContext::new()),
             state,
         };
         let mut buf = vec![0xAA];

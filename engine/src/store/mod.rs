@@ -9,11 +9,16 @@
 //!   the causal record of peers' dots, clock.
 //! - `aae_keys`, `aae_leaves`: the anti-entropy tree's key index and leaves (see
 //!   [`crate::aae`]).
+//! - `pending`: deltas and pages of changes waiting for their causal
+//!   dependencies (`pending.rs`).
+//! - `log`: this replica's operations for the changes feed (`feed.rs`).
 
 mod batch;
+mod feed;
 mod locks;
 mod merge;
 mod options;
+mod pending;
 mod read;
 mod record;
 mod stored;
@@ -21,6 +26,8 @@ mod types;
 mod write;
 
 pub use batch::{token_of, Batch, KeyedDelta, Op};
+pub use feed::{Delivery, FeedInfo, FeedPage, MAX_PAGE_BYTES};
+pub use pending::PendingInfo;
 pub use options::{Durability, Options};
 pub use read::{KeyIter, MvRead, SetRead, Value};
 
@@ -37,10 +44,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// distinct from the encoding version of each value
 /// ([`crate::codec::FORMAT_VERSION`]).
 /// 2: `types` entries carry a size reservation, `meta/seq` and `meta/ctx`
-/// hold the causal record. A store of layout 1 is upgraded in place at open
-/// (its 1-byte `types` entries and `meta/vv` stay readable); a build that
-/// only knows layout 1 refuses a layout-2 store with `UnsupportedFormat`.
-pub const STORE_FORMAT: u8 = 2;
+/// hold the causal record. 3: the `pending` and `log` column families
+/// (causal delivery, changes feed). Stores of layouts 1 and 2 are upgraded
+/// in place at open (1-byte `types` entries and `meta/vv` stay readable;
+/// the log starts after the last operation issued); an older build refuses
+/// a newer layout.
+pub const STORE_FORMAT: u8 = 3;
 
 /// Largest key accepted, in bytes.
 pub const MAX_KEY_LEN: usize = 64 << 10;
@@ -52,6 +61,17 @@ pub(crate) const CF_TYPES: &str = "types";
 pub(crate) const CF_META: &str = "meta";
 pub(crate) const CF_AAE_KEYS: &str = "aae_keys";
 pub(crate) const CF_AAE_LEAVES: &str = "aae_leaves";
+pub(crate) const CF_PENDING: &str = "pending";
+pub(crate) const CF_LOG: &str = "log";
+const ALL_CFS: [&str; 7] = [
+    CF_STATE,
+    CF_TYPES,
+    CF_META,
+    CF_AAE_KEYS,
+    CF_AAE_LEAVES,
+    CF_PENDING,
+    CF_LOG,
+];
 
 pub(crate) const META_REPLICA: &[u8] = b"replica_id";
 pub(crate) const META_FORMAT: &[u8] = b"format_version";
@@ -66,6 +86,15 @@ pub(crate) const META_SEQ: &[u8] = b"seq";
 pub(crate) const META_CTX: &[u8] = b"ctx";
 pub(crate) const META_HLC: &[u8] = b"hlc";
 
+/// What the commit lock guards.
+pub(crate) struct CommitState {
+    /// The last local sequence number issued.
+    pub(crate) seq: u64,
+    /// Replicas whose dots joined the record since the last local
+    /// operation: the next one depends on the record's entries for them.
+    pub(crate) touched: std::collections::BTreeSet<ReplicaId>,
+}
+
 /// A replica's store. Share it between threads (`&Engine` or `Arc<Engine>`):
 /// every method takes `&self`.
 pub struct Engine {
@@ -74,7 +103,11 @@ pub struct Engine {
     pub(crate) clock: HybridClock,
     /// The last local sequence number committed. Held while a batch
     /// commits: it orders commits and allocates their sequence numbers.
-    pub(crate) commit: Mutex<u64>,
+    pub(crate) commit: Mutex<CommitState>,
+    /// Deltas waiting for their dependencies.
+    pub(crate) pending: pending::Pending,
+    /// The changes feed.
+    pub(crate) feed: feed::Feed,
     /// The causal record: every dot whose effects this replica holds.
     pub(crate) context: Mutex<CausalContext>,
     /// Notified whenever `context` grows (see `Engine::wait_for`).
@@ -119,6 +152,8 @@ impl Engine {
             ColumnFamilyDescriptor::new(CF_META, meta_opts),
             ColumnFamilyDescriptor::new(CF_AAE_KEYS, db_opts.clone()),
             ColumnFamilyDescriptor::new(CF_AAE_LEAVES, db_opts.clone()),
+            ColumnFamilyDescriptor::new(CF_PENDING, db_opts.clone()),
+            ColumnFamilyDescriptor::new(CF_LOG, db_opts.clone()),
         ];
         let db = DB::open_cf_descriptors(&db_opts, &path, cfs)?;
         let meta = cf(&db, CF_META)?;
@@ -131,7 +166,7 @@ impl Engine {
                 let format = db.get_cf(meta, META_FORMAT)?.unwrap_or_default();
                 match format.as_slice() {
                     [STORE_FORMAT] => {}
-                    [1] => {
+                    [1] | [2] => {
                         let mut w = rocksdb::WriteOptions::default();
                         w.set_sync(true);
                         db.put_cf_opt(meta, META_FORMAT, [STORE_FORMAT], &w)?;
@@ -168,8 +203,20 @@ impl Engine {
             None => Default::default(),
         };
         let tree = Tree::load(&db, options.anti_entropy)?;
+        let pending_index = pending::load(&db, &context)?;
+        let feed = feed::Feed::load(&db, seq, options.changes_feed)?;
+        // The first operation after open depends on everything the record
+        // holds of peers (what was merged since the last operation before
+        // the restart is not known).
+        let mut touched = context.replicas();
+        touched.remove(&replica);
         let engine = Engine {
-            commit: Mutex::new(seq),
+            commit: Mutex::new(CommitState { seq, touched }),
+            pending: pending::Pending {
+                index: Mutex::new(pending_index),
+                ..Default::default()
+            },
+            feed,
             context: Mutex::new(context),
             context_grew: Condvar::new(),
             clock: HybridClock::new(floor),
@@ -184,6 +231,8 @@ impl Engine {
             path,
             options,
         };
+        // Entries whose dependencies arrived just before a crash.
+        engine.drain(CausalContext::new())?;
         Ok(engine)
     }
 
@@ -212,7 +261,7 @@ impl Engine {
     /// Flush memtables to SST files (a checkpoint; not needed for
     /// durability, which the WAL gives).
     pub fn flush(&self) -> Result<()> {
-        for name in [CF_STATE, CF_TYPES, CF_META, CF_AAE_KEYS, CF_AAE_LEAVES] {
+        for name in ALL_CFS {
             self.db.flush_cf(cf(&self.db, name)?)?;
         }
         Ok(())

@@ -55,6 +55,20 @@ pub struct Options {
     /// Keys whose CRDT type is cached in memory, saving the `types` lookup
     /// of blind writes (default 65,536; 0 disables).
     pub type_cache_entries: usize,
+    /// Keep the changes feed's log of local operations (default true).
+    /// Off: local writes skip the log, and `changes_since` fails; turning
+    /// it on again starts a new log after the last operation.
+    pub changes_feed: bool,
+    /// Log bytes the changes feed retains before it truncates its oldest
+    /// operations even if a registered peer has not acknowledged them
+    /// (default 64 MiB; such a peer then gets `CursorTooOld`).
+    pub feed_retain_bytes: u64,
+    /// Entries the pending area holds at most (deltas and pages waiting for
+    /// their dependencies; default 100,000). Past it, a merge that would
+    /// add one fails with `PendingFull` and changes nothing.
+    pub max_pending: usize,
+    /// Encoded bytes the pending area holds at most (default 256 MiB).
+    pub max_pending_bytes: u64,
 }
 
 impl Default for Options {
@@ -72,6 +86,10 @@ impl Default for Options {
             max_successive_merges: 0,
             type_cache_entries: 1 << 16,
             anti_entropy: true,
+            changes_feed: true,
+            feed_retain_bytes: 64 << 20,
+            max_pending: 100_000,
+            max_pending_bytes: 256 << 20,
         }
     }
 }

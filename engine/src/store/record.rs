@@ -113,15 +113,18 @@ impl Engine {
         let highest_own = learned.next_dot(self.replica).counter - 1;
         let mut committed = self.commit.lock();
         self.check_writable()?;
-        let base = *committed;
+        let base = committed.seq;
         if highest_own > base {
             wb.put_cf(meta, META_SEQ, highest_own.to_be_bytes());
         }
         self.write_or_poison(wb)?;
-        *committed = base.max(highest_own);
+        committed.seq = base.max(highest_own);
+        committed.touched.extend(learned.replicas());
+        committed.touched.remove(&self.replica);
         self.publish(base, base, learned);
         drop(committed);
-        Ok(())
+        // Pending entries waiting for the learned dots become visible.
+        self.drain(learned.clone())
     }
 
     /// Add the dots of a committed batch to the record and wake waiters:

@@ -26,10 +26,13 @@ use super::merge::encode_ts;
 use super::stored::decode_stored;
 use super::types::{encode_entry, parse_entry, KeyMeta, JOIN_SLACK};
 use super::{
-    Engine, CF_META, CF_STATE, CF_TYPES, MAX_KEY_LEN, MAX_VALUE_LEN, META_CTX, META_HLC, META_SEQ,
+    Engine, CF_LOG, CF_META, CF_PENDING, CF_STATE, CF_TYPES, MAX_KEY_LEN, MAX_VALUE_LEN, META_CTX,
+    META_HLC, META_SEQ,
 };
 use crate::causal::{CausalContext, Dot, Timestamp};
-use crate::codec::{decode_item, encode_context, encode_state, Delta, Item, MAX_STATE_LEN};
+use crate::codec::{
+    decode_item, encode_context, encode_state, Changes, Delta, Item, MAX_STATE_LEN,
+};
 use crate::crdt::{CrdtType, State};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -55,10 +58,33 @@ struct Slot<'a> {
     raw: Option<&'a [u8]>,
 }
 
-/// A merge payload decoded during validation.
-enum Prepared {
-    Local,
-    Merge(Item),
+/// An operation ready to apply: local, or a merge payload decoded during
+/// validation (with its bytes when they came from the caller).
+pub(super) enum Prepared<'a> {
+    Local(&'a Op),
+    Merge(Item, Option<&'a [u8]>),
+}
+
+/// What a commit brings besides its operations.
+#[derive(Default)]
+pub(super) struct Extra {
+    /// Dots the commit adds to the record (a page of changes, drained
+    /// pending entries).
+    pub(super) dots: CausalContext,
+    /// Pending rows the commit applies (deleted in the same batch).
+    pub(super) release: Vec<u64>,
+    /// Pages to keep pending (with their encodings).
+    pub(super) park: Vec<(Changes, Vec<u8>)>,
+}
+
+/// What a commit did.
+pub(super) struct Committed {
+    pub(super) deltas: Vec<KeyedDelta>,
+    /// Dots added to the record: pending entries waiting for them may be
+    /// ready.
+    pub(super) news: CausalContext,
+    /// Whether an entry was parked (it may be ready already).
+    pub(super) parked: bool,
 }
 
 fn mismatch(m: crate::crdt::TypeMismatch) -> Error {
@@ -70,21 +96,68 @@ fn mismatch(m: crate::crdt::TypeMismatch) -> Error {
 
 impl Engine {
     /// Apply a batch atomically. Returns the delta of every local operation
-    /// (merges produce none), in batch order.
+    /// (merges produce none), in batch order. A merged delta whose causal
+    /// dependencies this replica does not hold yet is kept in the pending
+    /// area (in the same atomic write) and becomes visible when they
+    /// arrive; see [`Engine::pending`].
     pub fn write(&self, batch: &Batch) -> Result<Vec<KeyedDelta>> {
         self.check_writable()?;
         if batch.ops.is_empty() {
             return Ok(Vec::new());
         }
-        let prepared = validate(batch)?;
+        let items = validate(batch)?;
+        let done = self.commit_items(items, Extra::default())?;
+        self.after_commit(&done)?;
+        Ok(done.deltas)
+    }
 
+    /// Drain what a commit may have made ready. The commit itself
+    /// succeeded; a failure here is reported but loses nothing (the
+    /// entries stay pending).
+    pub(super) fn after_commit(&self, done: &Committed) -> Result<()> {
+        if done.parked || !done.news.is_empty() {
+            self.drain(done.news.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Join full states into keys and add `dots` to the record in one
+    /// atomic write, deleting the pending rows `release`: how pages of
+    /// changes and drained pending entries are applied.
+    pub(super) fn commit_states(
+        &self,
+        states: Vec<(&[u8], State)>,
+        dots: CausalContext,
+        release: Vec<u64>,
+    ) -> Result<Committed> {
+        self.check_writable()?;
+        let items = states
+            .into_iter()
+            .map(|(k, st)| (k, Prepared::Merge(Item::State(st), None)))
+            .collect();
+        self.commit_items(
+            items,
+            Extra {
+                dots,
+                release,
+                park: Vec::new(),
+            },
+        )
+    }
+
+    /// The write path proper (steps 2–7 of the module documentation).
+    pub(super) fn commit_items(
+        &self,
+        items: Vec<(&[u8], Prepared)>,
+        mut extra: Extra,
+    ) -> Result<Committed> {
         // Distinct keys, in first-seen order.
-        let mut index: HashMap<&[u8], usize> = HashMap::with_capacity(batch.ops.len());
+        let mut index: HashMap<&[u8], usize> = HashMap::with_capacity(items.len());
         let mut slots: Vec<Slot> = Vec::new();
-        for ((key, op), prep) in batch.ops.iter().zip(&prepared) {
-            let i = *index.entry(key.as_slice()).or_insert_with(|| {
+        for (key, prep) in &items {
+            let i = *index.entry(*key).or_insert_with(|| {
                 slots.push(Slot {
-                    key: key.as_slice(),
+                    key,
                     needs_state: false,
                     ops: 0,
                     ty: None,
@@ -98,10 +171,10 @@ impl Engine {
                 slots.len() - 1
             });
             let slot = &mut slots[i];
-            slot.needs_state |= op.needs_state();
+            slot.needs_state |= matches!(prep, Prepared::Local(op) if op.needs_state());
             slot.ops += 1;
-            slot.raw = match (slot.ops, op, prep) {
-                (1, Op::Merge(bytes), Prepared::Merge(Item::State(_))) => Some(bytes.as_slice()),
+            slot.raw = match (slot.ops, prep) {
+                (1, Prepared::Merge(Item::State(_), Some(bytes))) => Some(*bytes),
                 _ => None,
             };
         }
@@ -150,18 +223,36 @@ impl Engine {
         let mut max_ts: Option<Timestamp> = None;
         // Dots of the peers' deltas merged by this batch.
         let mut remote = CausalContext::new();
-        for ((key, op), prep) in batch.ops.iter().zip(prepared) {
-            let slot = &mut slots[index[key.as_slice()]];
-            let (ty, incoming) = match prep {
-                Prepared::Merge(item) => {
-                    if let Item::Delta(d) = &item {
-                        remote.insert(Dot::new(d.origin, d.seq));
+        for (key, prep) in items {
+            let slot = &mut slots[index[key]];
+            let (ty, incoming, op) = match prep {
+                Prepared::Merge(item, _) => {
+                    let ty = item.state().crdt_type();
+                    if let (Some(stored), true) = (slot.ty, matches!(item, Item::Delta(_))) {
+                        if stored != ty {
+                            return Err(Error::WrongType {
+                                stored,
+                                requested: ty,
+                            });
+                        }
                     }
-                    let s = item.into_state();
+                    let s = match item {
+                        Item::Delta(d) => {
+                            let dot = Dot::new(d.origin, d.seq);
+                            match self.deliverable(key, d, &remote, &mut extra) {
+                                Some(s) => {
+                                    remote.insert(dot);
+                                    s
+                                }
+                                None => continue,
+                            }
+                        }
+                        Item::State(s) => s,
+                    };
                     max_ts = max_ts.max(s.max_timestamp());
-                    (s.crdt_type(), Some(s))
+                    (ty, Some(s), None)
                 }
-                Prepared::Local => (op.crdt_type().unwrap_or(CrdtType::GCounter), None),
+                Prepared::Local(op) => (op.crdt_type().unwrap_or(CrdtType::GCounter), None, Some(op)),
             };
             match slot.ty {
                 Some(stored) if stored != ty => {
@@ -180,30 +271,33 @@ impl Engine {
             if slot.needs_state && slot.state.is_none() {
                 slot.state = Some(State::empty(ty));
             }
-            let delta = match incoming {
-                Some(s) => {
+            let delta = match (incoming, op) {
+                (Some(s), _) => {
                     // Later local operations on this key must see merged input.
                     if let Some(st) = slot.state.as_mut() {
                         st.try_join(&s).map_err(mismatch)?;
                     }
                     s
                 }
-                None => {
+                (None, Some(op)) => {
                     let d = self.apply_local(op, slot.state.as_mut(), ty)?;
                     if let State::LwwRegister(_) | State::FwwRegister(_) = d {
                         max_ts = max_ts.max(d.max_timestamp());
                     }
-                    // The sequence number is allocated at commit.
+                    // The sequence number and dependencies are set at
+                    // commit.
                     deltas.push(KeyedDelta {
-                        key: key.clone(),
+                        key: key.to_vec(),
                         delta: Delta {
                             origin: self.replica,
                             seq: 0,
+                            deps: Some(CausalContext::new()),
                             state: d.clone(),
                         },
                     });
                     d
                 }
+                (None, None) => continue,
             };
             if slot.state.is_none() {
                 match slot.operand.as_mut() {
@@ -220,6 +314,7 @@ impl Engine {
                 metas.push((slot.key, m));
             }
         }
+        remote.merge(&extra.dots);
         let meta_cf = self.cf(CF_META)?;
         if !remote.is_empty() {
             wb.merge_cf(meta_cf, META_CTX, encode_context(&remote));
@@ -228,28 +323,69 @@ impl Engine {
             self.clock.observe(ts);
             wb.merge_cf(meta_cf, META_HLC, encode_ts(ts));
         }
+        let pending_cf = self.cf(CF_PENDING)?;
+        for id in &extra.release {
+            wb.delete_cf(pending_cf, id.to_be_bytes());
+        }
+        // The states of the log entries, encoded outside the commit lock.
+        let logged: Vec<Vec<u8>> = if self.options.changes_feed {
+            deltas.iter().map(|d| encode_state(&d.delta.state)).collect()
+        } else {
+            Vec::new()
+        };
 
         // Commit: the sequence numbers of the local operations are taken
         // here, under the commit lock, and persisted in the same RocksDB
         // batch (`meta/seq`), so they are consecutive and in commit order,
         // and a batch that fails consumes none. A batch that adds no dot
         // (only full states merged) needs no order and skips the lock.
-        let mut committed = (!deltas.is_empty() || !remote.is_empty()).then(|| self.commit.lock());
+        let ordered = !deltas.is_empty() || !remote.is_empty() || !extra.park.is_empty();
+        let mut committed = ordered.then(|| self.commit.lock());
         self.check_writable()?;
-        let base = committed.as_deref().copied().unwrap_or(0);
+        let base = committed.as_deref().map_or(0, |c| c.seq);
+        for (c, _) in &extra.park {
+            self.check_own_dots(&c.dots, base)?;
+            self.check_own_dots(&c.deps, base)?;
+        }
         if !remote.is_empty() {
             self.check_own_dots(&remote, base)?;
         }
+        let parked = self.stage_parked(&mut extra.park, &mut wb)?;
         let last = base + deltas.len() as u64;
+        if let Some(c) = committed.as_deref_mut() {
+            // Everything merged since this replica's previous operation is
+            // a dependency of its next one.
+            c.touched.extend(remote.replicas());
+            c.touched.remove(&self.replica);
+            if let Some(first) = deltas.first_mut() {
+                let ctx = self.context.lock();
+                let mut deps = ctx.project(&c.touched);
+                drop(ctx);
+                deps.merge(&remote.project(&c.touched));
+                first.delta.deps = Some(deps);
+            }
+        }
         for (i, d) in deltas.iter_mut().enumerate() {
             d.delta.seq = base + 1 + i as u64;
+        }
+        let mut log_bytes = 0;
+        if !logged.is_empty() {
+            let log_cf = self.cf(CF_LOG)?;
+            for (d, state) in deltas.iter().zip(&logged) {
+                let v = super::feed::encode_log_entry(&d.key, d.delta.deps.as_ref(), state);
+                log_bytes += v.len() as u64;
+                wb.put_cf(log_cf, d.delta.seq.to_be_bytes(), v);
+            }
         }
         if last > base {
             wb.put_cf(meta_cf, META_SEQ, last.to_be_bytes());
         }
         self.write_or_poison(wb)?;
         if let Some(c) = committed.as_deref_mut() {
-            *c = last;
+            c.seq = last;
+            if last > base {
+                c.touched.clear();
+            }
         }
         // Size bounds change under the keys' stripes only.
         for (key, m) in metas {
@@ -263,15 +399,101 @@ impl Engine {
         if committed.is_some() {
             self.publish(base, last, &remote);
         }
+        if !parked.is_empty() {
+            let ctx = self.context.lock();
+            let mut index = self.pending.index.lock();
+            for (id, c, bytes) in &parked {
+                index.add(*id, c, *bytes, &ctx);
+            }
+        }
+        if !extra.release.is_empty() {
+            self.pending.index.lock().release(&extra.release);
+        }
         drop(committed);
         // The data is written: release the keys before a possible settle.
         drop(guards);
+        if log_bytes > 0 {
+            self.feed.grew(self, log_bytes);
+        }
         if self.tree.over_budget() {
             // Bound the memory of the dirty set. The write itself succeeded;
             // keys that fail to fold stay dirty for the next settle.
             let _ = self.tree.settle(&self.db);
         }
-        Ok(deltas)
+        Ok(Committed {
+            deltas,
+            news: remote,
+            parked: !parked.is_empty(),
+        })
+    }
+
+    /// Whether a merged delta may become visible now: `Some(state)` if
+    /// so (no recorded dependencies, or all held by the record or by this
+    /// batch), else `None` after adding it to the pages to park (unless it
+    /// is pending already).
+    fn deliverable(
+        &self,
+        key: &[u8],
+        d: Delta,
+        batch: &CausalContext,
+        extra: &mut Extra,
+    ) -> Option<State> {
+        let Some(needs) = d.requires() else {
+            return Some(d.state);
+        };
+        let dot = Dot::new(d.origin, d.seq);
+        {
+            let ctx = self.context.lock();
+            if ctx.contains(&dot) || ctx.first_missing(Some(batch), &needs).is_none() {
+                return Some(d.state);
+            }
+        }
+        let mut dots = CausalContext::new();
+        dots.insert(dot);
+        if extra.park.iter().any(|(c, _)| c.dots.includes(&dots))
+            || self.pending.index.lock().holds_all(&dots)
+        {
+            return None;
+        }
+        let page = Changes {
+            dots,
+            deps: needs,
+            entries: vec![(key.to_vec(), d.state)],
+        };
+        let bytes = page.encode();
+        extra.park.push((page, bytes));
+        None
+    }
+
+    /// Under the commit lock: give the pages to park their pending ids and
+    /// put them in `wb`, unless they are pending already; fails with
+    /// [`Error::PendingFull`] if they do not fit.
+    fn stage_parked(
+        &self,
+        park: &mut Vec<(Changes, Vec<u8>)>,
+        wb: &mut rocksdb::WriteBatch,
+    ) -> Result<Vec<(u64, Changes, u64)>> {
+        if park.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut index = self.pending.index.lock();
+        park.retain(|(c, _)| !index.holds_all(&c.dots));
+        let bytes: u64 = park.iter().map(|(_, b)| b.len() as u64).sum();
+        index.check_room(
+            park.len(),
+            bytes,
+            self.options.max_pending,
+            self.options.max_pending_bytes,
+        )?;
+        let cf = self.cf(CF_PENDING)?;
+        let mut out = Vec::with_capacity(park.len());
+        for (c, b) in park.drain(..) {
+            let id = index.next_id;
+            index.next_id += 1;
+            wb.put_cf(cf, id.to_be_bytes(), &b);
+            out.push((id, c, b.len() as u64));
+        }
+        Ok(out)
     }
 
     /// Add a slot's writes to `wb`: the new state (read-modify-write keys,
@@ -499,7 +721,7 @@ fn put_checked(
 }
 
 /// Check sizes and decode merge payloads before anything is touched.
-fn validate(batch: &Batch) -> Result<Vec<Prepared>> {
+fn validate(batch: &Batch) -> Result<Vec<(&[u8], Prepared<'_>)>> {
     let mut out = Vec::with_capacity(batch.ops.len());
     for (key, op) in &batch.ops {
         if key.len() > MAX_KEY_LEN {
@@ -514,10 +736,13 @@ fn validate(batch: &Batch) -> Result<Vec<Prepared>> {
                 max: MAX_VALUE_LEN,
             });
         }
-        out.push(match op {
-            Op::Merge(bytes) => Prepared::Merge(decode_item(bytes)?),
-            _ => Prepared::Local,
-        });
+        out.push((
+            key.as_slice(),
+            match op {
+                Op::Merge(bytes) => Prepared::Merge(decode_item(bytes)?, Some(bytes)),
+                _ => Prepared::Local(op),
+            },
+        ));
     }
     Ok(out)
 }
