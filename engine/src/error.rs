@@ -133,9 +133,7 @@ pub enum Error {
     /// The cursor lacks an operation the changes feed's log no longer
     /// holds: run an anti-entropy session with the peer, then continue from
     /// its record.
-    #[error(
-        "the cursor is too old: it lacks operation {needed}, and the log starts at {oldest}"
-    )]
+    #[error("the cursor is too old: it lacks operation {needed}, and the log starts at {oldest}")]
     CursorTooOld {
         /// The oldest operation the cursor lacks.
         needed: u64,

@@ -340,7 +340,9 @@ impl Delta {
     /// origin (those are implied).
     fn check(&self) -> Result<(), CodecError> {
         if self.seq == 0 {
-            return Err(CodecError::Malformed("a delta with sequence number 0".into()));
+            return Err(CodecError::Malformed(
+                "a delta with sequence number 0".into(),
+            ));
         }
         if let Some(deps) = &self.deps {
             if !deps.is_canonical() {
@@ -391,7 +393,9 @@ impl Changes {
             return Err(CodecError::NotCanonical);
         }
         if c.dots.is_empty() {
-            return Err(CodecError::Malformed("a page of changes with no operation".into()));
+            return Err(CodecError::Malformed(
+                "a page of changes with no operation".into(),
+            ));
         }
         if c.deps.includes_any(&c.dots) {
             return Err(CodecError::Malformed(

@@ -112,8 +112,10 @@ fn decode_log_entry(seq: u64, v: &[u8]) -> Result<(Vec<u8>, CausalContext, State
     };
     let (ks, ke) = take(v, 0).ok_or_else(bad)?;
     let (ds, de) = take(v, ke).ok_or_else(bad)?;
-    let deps = decode_context(&v[ds..de]).map_err(|e| Error::Corruption(format!("log entry {seq}: {e}")))?;
-    let state = decode_state(&v[de..]).map_err(|e| Error::Corruption(format!("log entry {seq}: {e}")))?;
+    let deps = decode_context(&v[ds..de])
+        .map_err(|e| Error::Corruption(format!("log entry {seq}: {e}")))?;
+    let state =
+        decode_state(&v[de..]).map_err(|e| Error::Corruption(format!("log entry {seq}: {e}")))?;
     Ok((v[ks..ke].to_vec(), deps, state))
 }
 
@@ -144,8 +146,8 @@ impl Feed {
             let id: [u8; 16] = id
                 .try_into()
                 .map_err(|_| Error::Corruption("peer id is damaged".into()))?;
-            let ctx = decode_context(&v)
-                .map_err(|e| Error::Corruption(format!("peer cursor: {e}")))?;
+            let ctx =
+                decode_context(&v).map_err(|e| Error::Corruption(format!("peer cursor: {e}")))?;
             peers.insert(ReplicaId::from_bytes(id), ctx);
         }
         let mut w = rocksdb::WriteOptions::default();
@@ -428,7 +430,8 @@ impl Engine {
         if peers.remove(&peer).is_some() {
             let mut key = META_PEER.to_vec();
             key.extend_from_slice(&peer.to_bytes());
-            self.db.delete_cf_opt(self.cf(CF_META)?, key, &self.write_opts)?;
+            self.db
+                .delete_cf_opt(self.cf(CF_META)?, key, &self.write_opts)?;
         }
         drop(peers);
         self.truncate_log()
@@ -437,8 +440,12 @@ impl Engine {
     fn put_peer(&self, peer: ReplicaId, ctx: &CausalContext) -> Result<()> {
         let mut key = META_PEER.to_vec();
         key.extend_from_slice(&peer.to_bytes());
-        self.db
-            .put_cf_opt(self.cf(CF_META)?, key, encode_context(ctx), &self.write_opts)?;
+        self.db.put_cf_opt(
+            self.cf(CF_META)?,
+            key,
+            encode_context(ctx),
+            &self.write_opts,
+        )?;
         Ok(())
     }
 

@@ -27,8 +27,8 @@ mod write;
 
 pub use batch::{token_of, Batch, KeyedDelta, Op};
 pub use feed::{Delivery, FeedInfo, FeedPage, MAX_PAGE_BYTES};
-pub use pending::PendingInfo;
 pub use options::{Durability, Options};
+pub use pending::PendingInfo;
 pub use read::{KeyIter, MvRead, SetRead, Value};
 
 use crate::aae::{Node, Tree, VerifyReport, LEVELS};

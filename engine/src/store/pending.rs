@@ -93,7 +93,13 @@ impl Index {
     }
 
     /// Check that `n` more entries of `bytes` in all fit.
-    pub(crate) fn check_room(&self, n: usize, bytes: u64, max: usize, max_bytes: u64) -> Result<()> {
+    pub(crate) fn check_room(
+        &self,
+        n: usize,
+        bytes: u64,
+        max: usize,
+        max_bytes: u64,
+    ) -> Result<()> {
         let entries = self.entries.len() + n;
         let total = self.bytes.saturating_add(bytes);
         if entries > max || total > max_bytes {
@@ -264,7 +270,10 @@ impl Engine {
         let cf = self.cf(CF_PENDING)?;
         let keys: Vec<[u8; 8]> = ids.iter().map(|id| id.to_be_bytes()).collect();
         let mut groups = Vec::with_capacity(ids.len());
-        for (id, r) in ids.iter().zip(self.db.batched_multi_get_cf(cf, &keys, false)) {
+        for (id, r) in ids
+            .iter()
+            .zip(self.db.batched_multi_get_cf(cf, &keys, false))
+        {
             if let Some(v) = r? {
                 let c = Changes::decode(&v)
                     .map_err(|e| Error::Corruption(format!("pending entry {id}: {e}")))?;

@@ -252,7 +252,9 @@ impl Engine {
                     max_ts = max_ts.max(s.max_timestamp());
                     (ty, Some(s), None)
                 }
-                Prepared::Local(op) => (op.crdt_type().unwrap_or(CrdtType::GCounter), None, Some(op)),
+                Prepared::Local(op) => {
+                    (op.crdt_type().unwrap_or(CrdtType::GCounter), None, Some(op))
+                }
             };
             match slot.ty {
                 Some(stored) if stored != ty => {
@@ -329,7 +331,10 @@ impl Engine {
         }
         // The states of the log entries, encoded outside the commit lock.
         let logged: Vec<Vec<u8>> = if self.options.changes_feed {
-            deltas.iter().map(|d| encode_state(&d.delta.state)).collect()
+            deltas
+                .iter()
+                .map(|d| encode_state(&d.delta.state))
+                .collect()
         } else {
             Vec::new()
         };
@@ -373,7 +378,7 @@ impl Engine {
             let log_cf = self.cf(CF_LOG)?;
             for (d, state) in deltas.iter().zip(&logged) {
                 let v = super::feed::encode_log_entry(&d.key, d.delta.deps.as_ref(), state);
-                log_bytes += v.len() as u64;
+                log_bytes += 8 + v.len() as u64;
                 wb.put_cf(log_cf, d.delta.seq.to_be_bytes(), v);
             }
         }

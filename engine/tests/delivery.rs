@@ -1,0 +1,281 @@
+//! Causal delivery and the changes feed: a delta is never visible before
+//! its causes; the pending area is persisted and bounded; the feed ships
+//! what a causal cursor lacks, coalesced, and sends a peer that fell behind
+//! its log to anti-entropy.
+
+mod common;
+use common::{engine, small_options};
+use converge::sync::sync_engines;
+use converge::{CausalContext, Delivery, Dot, Engine, Error, Options, ReplicaId};
+
+fn members(e: &Engine, key: &[u8]) -> Vec<Vec<u8>> {
+    e.set_members(key).unwrap().members
+}
+
+#[test]
+fn a_comment_is_never_visible_before_its_post() {
+    let (a, b, c) = (engine(1), engine(2), engine(3));
+    // Alice posts on A.
+    let post = a.orset_add(b"post:1", b"Hello from Alice").unwrap();
+    // Bob, on B, reads it and comments.
+    b.merge(b"post:1", &post.delta.encode()).unwrap();
+    assert_eq!(members(&b, b"post:1").len(), 1);
+    let comment = b.orset_add(b"comment:1", b"Welcome, Alice").unwrap();
+    assert!(comment.delta.deps.as_ref().unwrap().contains(&post.dot()));
+    // C receives the comment first: it is kept, not shown.
+    c.merge(b"comment:1", &comment.delta.encode()).unwrap();
+    assert!(members(&c, b"comment:1").is_empty(), "comment before post");
+    assert!(!c.context().contains(&comment.dot()));
+    let p = c.pending();
+    assert_eq!((p.entries, p.missing, p.stuck), (1, 1, 0));
+    assert!(p.needed.contains(&post.dot()));
+    // The post arrives: both are visible, the comment's dot recorded.
+    c.merge(b"post:1", &post.delta.encode()).unwrap();
+    assert_eq!(members(&c, b"post:1"), vec![b"Hello from Alice".to_vec()]);
+    assert_eq!(members(&c, b"comment:1"), vec![b"Welcome, Alice".to_vec()]);
+    assert!(c.context().contains(&comment.dot()));
+    assert_eq!(c.pending().entries, 0);
+}
+
+#[test]
+fn deltas_of_one_origin_apply_in_order_and_duplicates_are_kept_once() {
+    let (a, c) = (engine(1), engine(3));
+    let ds: Vec<_> = (0..5).map(|_| a.increment(b"n", 1).unwrap()).collect();
+    for d in ds.iter().rev() {
+        c.merge(b"n", &d.delta.encode()).unwrap();
+        c.merge(b"n", &d.delta.encode()).unwrap();
+        if d.delta.seq > 1 {
+            assert_eq!(c.counter_value(b"n").unwrap(), 0);
+        }
+    }
+    assert_eq!(c.counter_value(b"n").unwrap(), 5);
+    assert_eq!(c.version_vector().get(ReplicaId(1)), 5);
+    assert_eq!(c.pending().entries, 0);
+}
+
+#[test]
+fn pending_entries_survive_a_restart_and_apply_after_it() {
+    let (a, b) = (engine(1), engine(2));
+    let post = a.orset_add(b"post", b"p").unwrap();
+    b.merge(b"post", &post.delta.encode()).unwrap();
+    let comment = b.orset_add(b"comment", b"c").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let c = Engine::open(dir.path(), small_options(3)).unwrap();
+        c.merge(b"comment", &comment.delta.encode()).unwrap();
+        assert_eq!(c.pending().entries, 1);
+    }
+    let c = Engine::open(dir.path(), small_options(3)).unwrap();
+    assert_eq!(c.pending().entries, 1);
+    assert!(members(&c, b"comment").is_empty());
+    c.merge(b"post", &post.delta.encode()).unwrap();
+    assert_eq!(members(&c, b"comment").len(), 1);
+    assert_eq!(c.pending().entries, 0);
+}
+
+#[test]
+fn a_full_pending_area_refuses_and_changes_nothing() {
+    let a = engine(1);
+    let dir = tempfile::tempdir().unwrap();
+    let c = Engine::open(
+        dir.path(),
+        Options {
+            max_pending: 3,
+            ..small_options(3)
+        },
+    )
+    .unwrap();
+    let ds: Vec<_> = (0..6).map(|_| a.increment(b"n", 1).unwrap()).collect();
+    for d in &ds[1..4] {
+        c.merge(b"n", &d.delta.encode()).unwrap();
+    }
+    let before = c.context();
+    match c.merge(b"n", &ds[4].delta.encode()) {
+        Err(Error::PendingFull {
+            entries: 4,
+            max_entries: 3,
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.pending().entries, 3);
+    assert_eq!(c.context(), before);
+    // The missing first delta drains the area; the refused one can come
+    // again.
+    c.merge(b"n", &ds[0].delta.encode()).unwrap();
+    assert_eq!(c.counter_value(b"n").unwrap(), 4);
+    c.merge(b"n", &ds[4].delta.encode()).unwrap();
+    c.merge(b"n", &ds[5].delta.encode()).unwrap();
+    assert_eq!(c.counter_value(b"n").unwrap(), 6);
+}
+
+#[test]
+fn absurd_dependency_claims_are_typed_errors() {
+    let a = engine(1);
+    let c = engine(3);
+    let mut d = a.increment(b"n", 1).unwrap();
+    // A dependency on its own origin's operations is malformed.
+    let mut deps = CausalContext::new();
+    deps.insert(Dot::new(ReplicaId(1), 9));
+    d.delta.deps = Some(deps);
+    assert!(matches!(
+        c.merge(b"n", &d.delta.encode()),
+        Err(Error::Codec(_))
+    ));
+    // A dependency on operations of the receiver it never issued.
+    let mut deps = CausalContext::new();
+    deps.insert(Dot::new(ReplicaId(3), 1_000_000));
+    d.delta.deps = Some(deps);
+    d.delta.seq = 2;
+    assert!(matches!(
+        c.merge(b"n", &d.delta.encode()),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert_eq!(c.pending().entries, 0);
+    assert!(c.context().is_empty());
+}
+
+#[test]
+fn sync_delivers_what_pending_entries_wait_for() {
+    let (a, b, c) = (engine(1), engine(2), engine(3));
+    let post = a.orset_add(b"post", b"p").unwrap();
+    b.merge(b"post", &post.delta.encode()).unwrap();
+    let comment = b.orset_add(b"comment", b"c").unwrap();
+    c.merge(b"comment", &comment.delta.encode()).unwrap();
+    assert_eq!(c.pending().entries, 1);
+    // Anti-entropy with A brings the post and A's record: the comment
+    // drains.
+    sync_engines(&*a, &*c, Default::default()).unwrap();
+    assert_eq!(members(&c, b"comment").len(), 1);
+    assert_eq!(c.pending().entries, 0);
+    assert!(c.context().contains(&comment.dot()));
+}
+
+#[test]
+fn the_feed_ships_what_the_cursor_lacks_coalesced() {
+    let (a, b) = (engine(1), engine(2));
+    for _ in 0..100 {
+        a.increment(b"hot", 1).unwrap();
+    }
+    a.orset_add(b"set", b"x").unwrap();
+    let page = a.changes_since(&b.context(), 1000).unwrap();
+    assert_eq!(page.operations, 101);
+    assert!(!page.more);
+    let changes = page.changes.unwrap();
+    assert_eq!(changes.entries.len(), 2, "one state per key");
+    assert_eq!(
+        b.apply_changes(&changes.encode()).unwrap(),
+        Delivery::Applied
+    );
+    assert_eq!(b.counter_value(b"hot").unwrap(), 100);
+    assert_eq!(b.context(), page.next);
+    assert_eq!(
+        b.apply_changes(&changes.encode()).unwrap(),
+        Delivery::Duplicate
+    );
+    // Nothing new: an empty page.
+    let empty = a.changes_since(&b.context(), 10).unwrap();
+    assert!(empty.changes.is_none());
+    // Pages of a limit, in order; a later page before an earlier one
+    // waits.
+    for _ in 0..10 {
+        a.increment(b"hot", 1).unwrap();
+    }
+    let p1 = a.changes_since(&b.context(), 4).unwrap();
+    assert!(p1.more);
+    let p2 = a.changes_since(&p1.next, 4).unwrap();
+    let p3 = a.changes_since(&p2.next, 4).unwrap();
+    assert!(!p3.more);
+    let bytes = |p: &converge::FeedPage| p.changes.as_ref().unwrap().encode();
+    assert_eq!(b.apply_changes(&bytes(&p3)).unwrap(), Delivery::Pending);
+    assert_eq!(b.apply_changes(&bytes(&p2)).unwrap(), Delivery::Pending);
+    assert_eq!(b.counter_value(b"hot").unwrap(), 100);
+    assert_eq!(b.apply_changes(&bytes(&p1)).unwrap(), Delivery::Applied);
+    assert_eq!(b.counter_value(b"hot").unwrap(), 110);
+    assert_eq!(b.pending().entries, 0);
+}
+
+#[test]
+fn a_cursor_older_than_the_log_falls_back_to_anti_entropy() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Engine::open(
+        dir.path(),
+        Options {
+            feed_retain_bytes: 16 << 10,
+            ..small_options(1)
+        },
+    )
+    .unwrap();
+    let b = engine(2);
+    a.register_peer(ReplicaId(2)).unwrap();
+    for i in 0..2000u32 {
+        a.lww_set(format!("k{}", i % 50).as_bytes(), &[7u8; 64])
+            .unwrap();
+    }
+    let info = a.feed_info().unwrap();
+    assert!(info.floor > 1, "{info:?}");
+    assert!(info.bytes < 200 << 10, "{info:?}");
+    match a.changes_since(&b.context(), 100) {
+        Err(Error::CursorTooOld { needed: 1, oldest }) => assert_eq!(oldest, info.floor),
+        other => panic!("{other:?}"),
+    }
+    // The remedy: an anti-entropy session, then the feed continues from
+    // the peer's record.
+    sync_engines(&a, &*b, Default::default()).unwrap();
+    a.acknowledge(ReplicaId(2), &b.context()).unwrap();
+    a.lww_set(b"k0", b"new").unwrap();
+    let page = a.changes_since(&b.context(), 100).unwrap();
+    assert_eq!(page.operations, 1);
+    b.apply_changes(&page.changes.unwrap().encode()).unwrap();
+    assert_eq!(b.register(b"k0").unwrap().unwrap().value, b"new".to_vec());
+    // Everything was acknowledged but the last: the log keeps only it.
+    a.acknowledge(ReplicaId(2), &b.context()).unwrap();
+    let info = a.feed_info().unwrap();
+    assert_eq!(info.floor, info.last + 1);
+}
+
+#[test]
+fn forged_cursors_and_pages_are_typed_errors() {
+    let (a, b) = (engine(1), engine(2));
+    a.increment(b"n", 1).unwrap();
+    let mut forged = CausalContext::new();
+    forged.insert(Dot::new(ReplicaId(1), 50));
+    assert!(matches!(
+        a.changes_since(&forged, 10),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        a.acknowledge(ReplicaId(2), &CausalContext::new()),
+        Err(Error::InvalidArgument(_))
+    ));
+    let page = a.changes_since(&CausalContext::new(), 10).unwrap();
+    let bytes = page.changes.unwrap().encode();
+    for cut in 0..bytes.len() {
+        assert!(matches!(
+            b.apply_changes(&bytes[..cut]),
+            Err(Error::Codec(_))
+        ));
+    }
+    let mut bad = bytes.clone();
+    bad[4] ^= 1;
+    assert!(b.apply_changes(&bad).is_err());
+    assert!(b.context().is_empty());
+    assert_eq!(b.counter_value(b"n").unwrap(), 0);
+}
+
+#[test]
+fn the_log_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let a = Engine::open(dir.path(), small_options(1)).unwrap();
+        for _ in 0..3 {
+            a.increment(b"n", 2).unwrap();
+        }
+    }
+    let a = Engine::open(dir.path(), small_options(1)).unwrap();
+    let page = a.changes_since(&CausalContext::new(), 10).unwrap();
+    assert_eq!(page.operations, 3);
+    let b = engine(2);
+    b.apply_changes(&page.changes.unwrap().encode()).unwrap();
+    assert_eq!(b.counter_value(b"n").unwrap(), 6);
+}
