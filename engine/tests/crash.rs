@@ -1,10 +1,14 @@
 //! A child process writing with `Sync` durability is killed with SIGKILL at
 //! random moments; after each reopen every acknowledged write is there, the
-//! store opens cleanly and the rebuilt anti-entropy tree verifies.
+//! store opens cleanly and the rebuilt anti-entropy tree verifies, the
+//! changes feed's log holds every operation, and every peer delta that was
+//! waiting for its dependencies is still pending — and applied once they
+//! arrive.
 
 mod common;
 use common::small_options;
-use converge::{Durability, Engine};
+use converge::crdt::GCounter;
+use converge::{CausalContext, Delta, Durability, Engine, ReplicaId, State};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,12 +30,27 @@ fn crash_child() {
         let mut b = converge::Batch::new();
         b.increment(b"count", 1)
             .gset_add(format!("g{}", i % 16), i.to_be_bytes().to_vec())
-            .orset_add(b"or", i.to_be_bytes().to_vec());
+            .orset_add(b"or", i.to_be_bytes().to_vec())
+            .merge(b"peer", peer_delta(i + 2));
         e.write(&b).unwrap();
         use std::io::Write;
         writeln!(out, "{i}").unwrap();
         out.flush().unwrap();
     }
+}
+
+/// Operation `seq` of peer 7 on a G-Counter: it depends on the peer's
+/// operation 1, which only arrives at the end.
+fn peer_delta(seq: u64) -> Vec<u8> {
+    let mut g = GCounter::default();
+    g.increment(ReplicaId(7), seq).unwrap();
+    Delta {
+        origin: ReplicaId(7),
+        seq,
+        deps: Some(CausalContext::new()),
+        state: State::GCounter(g),
+    }
+    .encode()
 }
 
 fn pseudo_random(seed: &mut u64) -> u64 {
@@ -133,6 +152,26 @@ fn sigkill_loses_no_acknowledged_write() {
             "round {round}: sequence numbers and data disagree"
         );
         assert!(ctx.cloud().is_empty(), "round {round}: a gap in the record");
+        // Every landed batch parked one peer delta, and logged its three
+        // operations.
+        assert_eq!(
+            e.pending().entries,
+            or.len() as u64,
+            "round {round}: pending entries lost"
+        );
+        assert_eq!(e.counter_value(b"peer").unwrap(), 0);
+        let page = e.changes_since(&CausalContext::new(), usize::MAX).unwrap();
+        assert_eq!(
+            page.operations,
+            3 * or.len() as u64,
+            "round {round}: the log lost operations"
+        );
+        if round == rounds - 1 {
+            // The missing dependency arrives: everything pending applies.
+            e.merge(b"peer", &peer_delta(1)).unwrap();
+            assert_eq!(e.pending().entries, 0);
+            assert_eq!(e.counter_value(b"peer").unwrap(), or.len() as i128 + 1);
+        }
     }
     assert!(acked > 0, "the child never acknowledged a write");
 }
