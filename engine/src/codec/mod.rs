@@ -634,6 +634,22 @@ mod format_doc {
         assert_eq!(&b[..6], &[1, 0, 0, 1, 9, 3]);
         assert_eq!(b.len(), 10);
     }
+
+    #[test]
+    fn documented_delta_with_dependencies_example() {
+        let mut g = GCounter::default();
+        let state = State::GCounter(g.increment(ReplicaId(5), 1).unwrap());
+        let d = Delta {
+            origin: ReplicaId(5),
+            seq: 1,
+            deps: Some(CausalContext::new()),
+            state,
+        };
+        let b = d.encode();
+        assert_eq!(&b[..10], &[1, 8, 5, 1, 0, 0, 0, 1, 5, 1]);
+        assert_eq!(b.len(), 14);
+        assert_eq!(decode_item(&b).unwrap(), Item::Delta(d));
+    }
 }
 
 #[cfg(test)]

@@ -6,8 +6,11 @@
 //!   `(this replica, n)`. Local numbers are consecutive and in commit order
 //!   (`write.rs` allocates them under the commit lock and persists the last
 //!   one, `meta/seq`, in the same RocksDB batch as the data);
-//! - a **peer's delta** `(origin, seq)` merged: that dot, persisted with the
-//!   data as a merge operand of `meta/ctx` (the join of every such dot);
+//! - a **peer's delta** `(origin, seq)` applied: that dot, persisted with the
+//!   data as a merge operand of `meta/ctx` (the join of every such dot). A
+//!   delta with recorded dependencies is applied once the record holds them
+//!   (`pending.rs`); one without (kind 1) at once;
+//! - a **page of changes** applied: its dots, the same way;
 //! - a **full state** merged (`merge` of state bytes, or a sync session's
 //!   states): nothing. A state carries no dots, so the record does not
 //!   claim its effects; it may then hold effects it does not list, never

@@ -5,17 +5,24 @@
 //!    then one multi-get on `types`; no state read; see `types.rs`);
 //! 4. read the states of keys whose operations need them (counters, OR-Set,
 //!    MV register), apply the operations in order to an in-batch overlay,
-//!    producing one delta per local operation;
+//!    producing one delta per local operation; a merged delta whose
+//!    dependencies the record (or the batch) does not hold is set aside to
+//!    be parked in the pending area (`pending.rs`) instead;
 //! 5. stage each key: put the new full state of keys that were read, merge
 //!    one joined operand into `state` for the others (blind writes),
 //!    checking every key against the state size limit (exactly for read
 //!    keys, by the size bound for blind ones, exactly again when the bound
 //!    says it might not fit); put the `types` entry of new keys and of keys
 //!    whose size reservation grows;
-//! 6. merge the version vector and clock into `meta` — one RocksDB write
-//!    batch with the configured durability;
-//! 7. cache the keys' types and bounds, release the locks, mark the keys
-//!    dirty for the anti-entropy tree.
+//! 6. under the commit lock: merge the record's new dots and the clock into
+//!    `meta`, put parked deltas into `pending`, number the local operations,
+//!    record the first one's dependencies, log them for the changes feed
+//!    (`feed.rs`) and put `meta/seq` — one RocksDB write batch with the
+//!    configured durability;
+//! 7. cache the keys' types and bounds, mark the keys dirty for the
+//!    anti-entropy tree, publish the new dots, index the parked deltas,
+//!    release the locks, then drain the pending entries the new dots made
+//!    ready.
 //!
 //! A failure before step 6 (including `StateTooLarge`) writes nothing; a
 //! failure of step 6 poisons the engine (state on disk is then known only
