@@ -8,7 +8,7 @@
 
 BENCH_OUT := $(ROOT)/bench-results
 
-.PHONY: bench bench-build bench-full bench-smoke
+.PHONY: bench bench-build bench-full bench-smoke bench-causal
 
 # Release builds use one selection too, so bench, bench-full and
 # bench-python-rust share one release build.
@@ -25,5 +25,10 @@ bench-full: bench-build
 bench-smoke: setup
 	$(CARGO) build -q $(CARGO_SEL)
 	$(TARGET_DIR)/debug/report --suite smoke --out $(TARGET_DIR)/bench-smoke
+	d=$$(mktemp -d) && $(TARGET_DIR)/debug/feed $$d 2000 >/dev/null && $(TARGET_DIR)/debug/token_sizes $$d >/dev/null; s=$$?; rm -rf $$d; exit $$s
+
+# Sizes of tokens and dependencies, and the changes feed (BENCHMARKS.md).
+bench-causal: bench-build
+	d=$$(mktemp -d) && $(TARGET_DIR)/release/token_sizes $$d && $(TARGET_DIR)/release/feed $$d; s=$$?; rm -rf $$d; exit $$s
 
 TEST_TARGETS += bench-smoke

@@ -2,7 +2,10 @@
 //! replicas, measured on real engines: the token of one write
 //! (`KeyedDelta::token`) and the context a read is made at
 //! (`Engine::context`) on a replica that merged one delta from each of N
-//! replicas, with and without gaps (dots received out of order).
+//! replicas, with and without gaps (dots received out of order, which only
+//! deltas without recorded dependencies leave); and the size of a delta's
+//! dependencies: the first operation of the reader after those merges
+//! depends on all N replicas, the next one on none.
 //!
 //! `token_sizes DIR` prints one JSON line per replica count.
 
@@ -21,6 +24,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Options::with_replica(ReplicaId(1 << 100)),
         )?;
         let writer_root = root.join("writers");
+        let gappy = Engine::open(
+            root.join("gappy"),
+            Options::with_replica(ReplicaId((1 << 100) + 1)),
+        )?;
         let mut write_token = 0;
         for r in 0..n {
             // Each replica's id is random-looking (as ReplicaId::random
@@ -31,18 +38,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             for _ in 0..5 {
                 last = Some(w.increment(b"k", 1)?);
             }
-            let d = last.ok_or("no write")?;
+            let mut d = last.ok_or("no write")?;
             write_token = encode_context(&d.token()).len();
-            // Deliver the 5th delta only: the reader holds one dot above a
-            // gap for this replica.
-            reader.merge(&d.key, &d.delta.encode())?;
+            // The whole history to the reader (its record is a vector)...
+            let page = w
+                .changes_since(&Default::default(), 100)?
+                .changes
+                .ok_or("empty feed")?;
+            reader.apply_changes(&page.encode())?;
+            // ...and to the other one the 5th delta only, without its
+            // dependencies: one dot above a gap for this replica.
+            d.delta.deps = None;
+            gappy.merge(&d.key, &d.delta.encode())?;
         }
-        let with_gaps = encode_context(&reader.context()).len();
+        let contiguous = encode_context(&reader.context()).len();
+        let with_gaps = encode_context(&gappy.context()).len();
+        let first = reader.increment(b"mine", 1)?;
+        let second = reader.increment(b"mine", 1)?;
+        let deps_len = |d: &converge::KeyedDelta| {
+            d.delta
+                .deps
+                .as_ref()
+                .map_or(0, |c| encode_context(c).len() - 6)
+        };
         println!(
-            "{{\"replicas\": {n}, \"write_token_bytes\": {write_token}, \"read_token_bytes_with_gaps\": {with_gaps}, \"read_token_bytes_per_replica\": {:.1}}}",
-            with_gaps as f64 / n as f64
+            "{{\"replicas\": {n}, \"write_token_bytes\": {write_token}, \"read_token_bytes\": {contiguous}, \"read_token_bytes_with_gaps\": {with_gaps}, \"read_token_bytes_per_replica\": {:.1}, \"delta_deps_bytes_after_merges\": {}, \"delta_deps_bytes_consecutive\": {}, \"delta_bytes_consecutive\": {}}}",
+            contiguous as f64 / n as f64,
+            deps_len(&first),
+            deps_len(&second),
+            second.delta.encode().len()
         );
         drop(reader);
+        drop(gappy);
         std::fs::remove_dir_all(&root)?;
     }
     Ok(())
