@@ -279,3 +279,75 @@ fn the_log_survives_a_restart() {
     b.apply_changes(&page.changes.unwrap().encode()).unwrap();
     assert_eq!(b.counter_value(b"n").unwrap(), 6);
 }
+
+#[test]
+fn a_cursor_inside_a_batch_gets_the_rest_of_it() {
+    let (a, b) = (engine(1), engine(2));
+    let mut batch = converge::Batch::new();
+    for i in 0..10u32 {
+        batch.increment(format!("k{i}"), 1);
+    }
+    a.write(&batch).unwrap();
+    // The peer holds operations 1..=5 and 7 of the batch.
+    let mut cursor = CausalContext::new();
+    cursor.insert_range(ReplicaId(1), 1, 5);
+    cursor.insert(Dot::new(ReplicaId(1), 7));
+    let page = a.changes_since(&cursor, 100).unwrap();
+    assert_eq!(page.operations, 4);
+    let c = page.changes.unwrap();
+    let shipped: Vec<u64> = (1..=10)
+        .filter(|n| c.dots.contains(&Dot::new(ReplicaId(1), *n)))
+        .collect();
+    assert_eq!(shipped, vec![6, 8, 9, 10]);
+    assert!(c.deps.contains(&Dot::new(ReplicaId(1), 7)));
+    assert!(c.deps.contains(&Dot::new(ReplicaId(1), 5)));
+    // A limit cuts inside an entry, and the next page continues there.
+    let p1 = a.changes_since(&CausalContext::new(), 3).unwrap();
+    assert_eq!((p1.operations, p1.more), (3, true));
+    let p2 = a.changes_since(&p1.next, 100).unwrap();
+    assert_eq!((p2.operations, p2.more), (7, false));
+    for p in [&p1, &p2] {
+        b.apply_changes(&p.changes.as_ref().unwrap().encode())
+            .unwrap();
+    }
+    assert_eq!(b.context(), a.context());
+    for i in 0..10u32 {
+        assert_eq!(b.counter_value(format!("k{i}").as_bytes()).unwrap(), 1);
+    }
+}
+
+#[test]
+fn truncation_keeps_what_a_peer_has_not_acknowledged() {
+    let (a, b) = (engine(1), engine(2));
+    a.register_peer(ReplicaId(2)).unwrap();
+    let mut batch = converge::Batch::new();
+    for i in 0..10u32 {
+        batch.increment(format!("k{i}"), 1);
+    }
+    a.write(&batch).unwrap(); // operations 1..=10, one log entry
+    a.increment(b"x", 1).unwrap(); // 11
+                                   // Acknowledging part of an entry keeps the whole entry.
+    let mut part = CausalContext::new();
+    part.insert_range(ReplicaId(1), 1, 4);
+    a.acknowledge(ReplicaId(2), &part).unwrap();
+    assert_eq!(a.feed_info().unwrap().floor, 1);
+    assert_eq!(a.changes_since(&part, 100).unwrap().operations, 7);
+    // The whole entry acknowledged: it goes, the last one stays.
+    let mut ten = CausalContext::new();
+    ten.insert_range(ReplicaId(1), 1, 10);
+    a.acknowledge(ReplicaId(2), &ten).unwrap();
+    assert_eq!(a.feed_info().unwrap().floor, 11);
+    assert!(matches!(
+        a.changes_since(&part, 100),
+        Err(Error::CursorTooOld {
+            needed: 5,
+            oldest: 11
+        })
+    ));
+    let page = a.changes_since(&ten, 100).unwrap();
+    assert_eq!(page.operations, 1);
+    // Removing the only peer leaves truncation to the size bound.
+    a.remove_peer(ReplicaId(2)).unwrap();
+    assert!(a.feed_info().unwrap().peers.is_empty());
+    drop(b);
+}

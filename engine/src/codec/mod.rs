@@ -429,6 +429,11 @@ pub fn encode_state(state: &State) -> Vec<u8> {
     encode_with(KIND_STATE, state)
 }
 
+/// Append the encoding of a full state to `out`.
+pub fn encode_state_into(state: &State, out: &mut Vec<u8>) {
+    encode_with_into(KIND_STATE, state, out)
+}
+
 /// Decode a full state or a delta (either kind), and check that it is
 /// well formed and its state canonical.
 pub fn decode_item(bytes: &[u8]) -> Result<Item, CodecError> {

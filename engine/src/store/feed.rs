@@ -1,10 +1,12 @@
 //! The changes feed: push replication from a causal cursor.
 //!
-//! Every local operation is logged in the `log` column family, in the same
-//! RocksDB batch as its data: key = its sequence number (u64 big-endian,
-//! so the log is in commit order and gap-free), value = the key operated
-//! on, the operation's recorded dependencies and its delta state (see
-//! FORMAT.md). The feed ships this replica's own operations: each origin
+//! Every commit with local operations puts one entry into the `log` column
+//! family, in the same RocksDB batch as its data: key = the sequence number
+//! of its first operation (u64 big-endian, so the log is in commit order
+//! and gap-free), value = the number of operations, the first one's
+//! recorded dependencies, and each operation's key and delta state (see
+//! FORMAT.md). One entry per commit rather than per operation keeps the
+//! log's cost per operation small in batches. The feed ships this replica's own operations: each origin
 //! is the authority for its operations, and a peer receives the others'
 //! from them or by anti-entropy.
 //!
@@ -88,35 +90,77 @@ pub(crate) struct Feed {
     truncating: Mutex<()>,
 }
 
-/// A log value: key length (u32 BE), key, dependencies length (u32 BE),
-/// dependencies (a kind-2 context), delta state (kind 0).
-pub(crate) fn encode_log_entry(key: &[u8], deps: Option<&CausalContext>, state: &[u8]) -> Vec<u8> {
+/// The operations part of a log entry: for each operation, key length
+/// (u32 BE), key, state length (u32 BE), delta state (kind 0).
+pub(crate) fn encode_log_ops(deltas: &[crate::KeyedDelta]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(deltas.len() * 48);
+    for d in deltas {
+        v.extend_from_slice(&(d.key.len() as u32).to_be_bytes());
+        v.extend_from_slice(&d.key);
+        let at = v.len();
+        v.extend_from_slice(&[0; 4]);
+        crate::codec::encode_state_into(&d.delta.state, &mut v);
+        let n = (v.len() - at - 4) as u32;
+        v[at..at + 4].copy_from_slice(&n.to_be_bytes());
+    }
+    v
+}
+
+/// A log value: operation count (u32 BE), the first operation's
+/// dependencies length (u32 BE) and bytes (a kind-2 context; none: 0),
+/// then the operations ([`encode_log_ops`]).
+pub(crate) fn encode_log_entry(n: usize, deps: Option<&CausalContext>, ops: &[u8]) -> Vec<u8> {
     let deps = deps.filter(|d| !d.is_empty()).map(encode_context);
     let dl = deps.as_ref().map_or(0, Vec::len);
-    let mut v = Vec::with_capacity(8 + key.len() + dl + state.len());
-    v.extend_from_slice(&(key.len() as u32).to_be_bytes());
-    v.extend_from_slice(key);
+    let mut v = Vec::with_capacity(8 + dl + ops.len());
+    v.extend_from_slice(&(n as u32).to_be_bytes());
     v.extend_from_slice(&(dl as u32).to_be_bytes());
     if let Some(d) = deps {
         v.extend_from_slice(&d);
     }
-    v.extend_from_slice(state);
+    v.extend_from_slice(ops);
     v
 }
 
-fn decode_log_entry(seq: u64, v: &[u8]) -> Result<(Vec<u8>, CausalContext, State)> {
-    let bad = || Error::Corruption(format!("log entry {seq} is damaged"));
-    let take = |v: &[u8], at: usize| -> Option<(usize, usize)> {
-        let n = u32::from_be_bytes(v.get(at..at + 4)?.try_into().ok()?) as usize;
-        (v.len() >= at + 4 + n).then_some((at + 4, at + 4 + n))
+/// A decoded log entry: the first operation's dependencies and each
+/// operation's key and delta state.
+struct LogEntry {
+    deps: CausalContext,
+    ops: Vec<(Vec<u8>, State)>,
+}
+
+fn decode_log_entry(first: u64, v: &[u8]) -> Result<LogEntry> {
+    let bad = || Error::Corruption(format!("log entry {first} is damaged"));
+    let corrupt = |e: crate::CodecError| Error::Corruption(format!("log entry {first}: {e}"));
+    let u32_at = |at: usize| -> Option<usize> {
+        Some(u32::from_be_bytes(v.get(at..at + 4)?.try_into().ok()?) as usize)
     };
-    let (ks, ke) = take(v, 0).ok_or_else(bad)?;
-    let (ds, de) = take(v, ke).ok_or_else(bad)?;
-    let deps = decode_context(&v[ds..de])
-        .map_err(|e| Error::Corruption(format!("log entry {seq}: {e}")))?;
-    let state =
-        decode_state(&v[de..]).map_err(|e| Error::Corruption(format!("log entry {seq}: {e}")))?;
-    Ok((v[ks..ke].to_vec(), deps, state))
+    let n = u32_at(0).ok_or_else(bad)?;
+    let dl = u32_at(4).ok_or_else(bad)?;
+    let mut at = 8 + dl;
+    let deps = decode_context(v.get(8..at).ok_or_else(bad)?).map_err(corrupt)?;
+    let mut ops = Vec::with_capacity(n.min(1 << 16));
+    for _ in 0..n {
+        let kl = u32_at(at).ok_or_else(bad)?;
+        let key = v.get(at + 4..at + 4 + kl).ok_or_else(bad)?.to_vec();
+        at += 4 + kl;
+        let sl = u32_at(at).ok_or_else(bad)?;
+        let state = decode_state(v.get(at + 4..at + 4 + sl).ok_or_else(bad)?).map_err(corrupt)?;
+        at += 4 + sl;
+        ops.push((key, state));
+    }
+    if at != v.len() {
+        return Err(bad());
+    }
+    Ok(LogEntry { deps, ops })
+}
+
+/// How many operations the log entry `v` holds (its first four bytes).
+fn entry_len(first: u64, v: &[u8]) -> Result<u64> {
+    v.get(..4)
+        .and_then(|b| b.try_into().ok())
+        .map(|b| u64::from(u32::from_be_bytes(b)))
+        .ok_or_else(|| Error::Corruption(format!("log entry {first} is damaged")))
 }
 
 fn be_u64(b: &[u8], what: &str) -> Result<u64> {
@@ -257,49 +301,80 @@ impl Engine {
         }
         let from = start.max(floor);
         let log = self.cf(CF_LOG)?;
-        let mut it = snap.iterator_cf(
+        // The entry holding `from` may start before it.
+        let mut begin = from;
+        if let Some(item) = snap
+            .iterator_cf(
+                log,
+                rocksdb::IteratorMode::From(&from.to_be_bytes(), rocksdb::Direction::Reverse),
+            )
+            .next()
+        {
+            let (k, v) = item?;
+            let first = be_u64(&k, "log key")?;
+            if first + entry_len(first, &v)? > from {
+                begin = first;
+            }
+        }
+        let it = snap.iterator_cf(
             log,
-            rocksdb::IteratorMode::From(&from.to_be_bytes(), rocksdb::Direction::Forward),
+            rocksdb::IteratorMode::From(&begin.to_be_bytes(), rocksdb::Direction::Forward),
         );
         let mut entries: BTreeMap<Vec<u8>, State> = BTreeMap::new();
         let mut dots = CausalContext::new();
         let mut deps = CausalContext::new();
-        let mut first = 0;
+        let mut first_shipped = 0;
         let mut operations = 0u64;
         let mut bytes = 0u64;
         let mut more = false;
-        for item in &mut it {
+        'entries: for item in it {
             let (k, v) = item?;
-            let seq = be_u64(&k, "log key")?;
-            let dot = Dot::new(me, seq);
-            if cursor.contains(&dot) {
-                if first > 0 {
-                    // Skipped inside the page: the peer holds it, and the
-                    // page's later operations depend on it.
-                    deps.insert(dot);
+            let first = be_u64(&k, "log key")?;
+            let n = entry_len(first, &v)?;
+            let wanted = (first..first + n).any(|s| !cursor.contains(&Dot::new(me, s)));
+            if !wanted {
+                if first_shipped > 0 {
+                    // Held by the peer inside the page: later operations
+                    // depend on them.
+                    deps.insert_range(me, first, first + n - 1);
                 }
                 continue;
             }
-            if operations as usize == limit || bytes >= MAX_PAGE_BYTES {
+            if operations as usize >= limit || bytes >= MAX_PAGE_BYTES {
                 more = true;
                 break;
             }
-            let (key, d, state) = decode_log_entry(seq, &v)?;
-            if first == 0 {
-                first = seq;
-            }
-            deps.merge(&d);
-            dots.insert(dot);
-            match entries.get_mut(&key) {
-                Some(acc) => acc
-                    .try_join(&state)
-                    .map_err(|_| Error::Corruption(format!("log entry {seq}: type differs")))?,
-                None => {
-                    entries.insert(key, state);
-                }
-            }
-            operations += 1;
+            let entry = decode_log_entry(first, &v)?;
             bytes += v.len() as u64;
+            for (i, (key, state)) in entry.ops.into_iter().enumerate() {
+                let dot = Dot::new(me, first + i as u64);
+                if cursor.contains(&dot) {
+                    if first_shipped > 0 {
+                        deps.insert(dot);
+                    }
+                    continue;
+                }
+                if operations as usize == limit {
+                    more = true;
+                    break 'entries;
+                }
+                if first_shipped == 0 {
+                    first_shipped = dot.counter;
+                }
+                if i == 0 {
+                    deps.merge(&entry.deps);
+                }
+                dots.insert(dot);
+                match entries.get_mut(&key) {
+                    Some(acc) => acc.try_join(&state).map_err(|_| {
+                        Error::Corruption(format!("log entry {first}: a key changed type"))
+                    })?,
+                    None => {
+                        entries.insert(key, state);
+                    }
+                }
+                operations += 1;
+            }
         }
         let mut next = cursor.clone();
         next.merge(&dots);
@@ -311,7 +386,7 @@ impl Engine {
                 more: false,
             });
         }
-        deps.insert_range(me, 1, first - 1);
+        deps.insert_range(me, 1, first_shipped - 1);
         Ok(FeedPage {
             changes: Some(Changes {
                 dots,
@@ -466,26 +541,28 @@ impl Engine {
                 .min()
                 .unwrap_or(0)
         };
-        let mut target = floor.max(acked.saturating_add(1)).min(last + 1);
+        // Operations below `acked_to` are held by every registered peer.
+        let acked_to = acked.saturating_add(1).min(last + 1);
         let log = self.cf(CF_LOG)?;
         let retain = self.options.feed_retain_bytes;
         let total = self.feed.bytes.load(Ordering::Relaxed);
         let mut removed = 0u64;
+        let mut target = floor;
         let it = self.db.iterator_cf(
             log,
             rocksdb::IteratorMode::From(&floor.to_be_bytes(), rocksdb::Direction::Forward),
         );
         for item in it {
             let (k, v) = item?;
-            let seq = be_u64(&k, "log key")?;
-            if seq >= target && total - removed <= retain {
+            let first = be_u64(&k, "log key")?;
+            let n = entry_len(first, &v)?;
+            // Whole entries go: entries every peer acknowledged, then the
+            // oldest while the log is over its size bound.
+            if first + n > acked_to && total - removed <= retain {
                 break;
             }
             removed += (k.len() + v.len()) as u64;
-            target = target.max(seq + 1);
-        }
-        if target <= floor {
-            return Ok(());
+            target = first + n;
         }
         let mut wb = rocksdb::WriteBatch::default();
         wb.delete_range_cf(log, floor.to_be_bytes(), target.to_be_bytes());

@@ -336,15 +336,10 @@ impl Engine {
         for id in &extra.release {
             wb.delete_cf(pending_cf, id.to_be_bytes());
         }
-        // The states of the log entries, encoded outside the commit lock.
-        let logged: Vec<Vec<u8>> = if self.options.changes_feed {
-            deltas
-                .iter()
-                .map(|d| encode_state(&d.delta.state))
-                .collect()
-        } else {
-            Vec::new()
-        };
+        // The batch's operations for the changes feed's log, encoded outside
+        // the commit lock (only the dependencies are added under it).
+        let logged = (self.options.changes_feed && !deltas.is_empty())
+            .then(|| super::feed::encode_log_ops(&deltas));
 
         // Commit: the sequence numbers of the local operations are taken
         // here, under the commit lock, and persisted in the same RocksDB
@@ -381,13 +376,11 @@ impl Engine {
             d.delta.seq = base + 1 + i as u64;
         }
         let mut log_bytes = 0;
-        if !logged.is_empty() {
-            let log_cf = self.cf(CF_LOG)?;
-            for (d, state) in deltas.iter().zip(&logged) {
-                let v = super::feed::encode_log_entry(&d.key, d.delta.deps.as_ref(), state);
-                log_bytes += 8 + v.len() as u64;
-                wb.put_cf(log_cf, d.delta.seq.to_be_bytes(), v);
-            }
+        if let (Some(ops), Some(first)) = (&logged, deltas.first()) {
+            // One log entry per commit, keyed by its first number.
+            let v = super::feed::encode_log_entry(deltas.len(), first.delta.deps.as_ref(), ops);
+            log_bytes = 8 + v.len() as u64;
+            wb.put_cf(self.cf(CF_LOG)?, (base + 1).to_be_bytes(), v);
         }
         if last > base {
             wb.put_cf(meta_cf, META_SEQ, last.to_be_bytes());
