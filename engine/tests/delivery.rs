@@ -351,3 +351,57 @@ fn truncation_keeps_what_a_peer_has_not_acknowledged() {
     assert!(a.feed_info().unwrap().peers.is_empty());
     drop(b);
 }
+
+#[test]
+fn numbering_survives_turning_the_feed_off_and_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = |feed: bool| {
+        Engine::open(
+            dir.path(),
+            Options {
+                changes_feed: feed,
+                ..small_options(1)
+            },
+        )
+        .unwrap()
+    };
+    {
+        let a = open(true);
+        for _ in 0..5 {
+            a.increment(b"n", 1).unwrap();
+        }
+        a.increment(b"big", 1).unwrap();
+        // A peer acknowledges everything: the whole log goes, and its floor
+        // keeps the numbering.
+        a.register_peer(ReplicaId(2)).unwrap();
+        a.acknowledge(ReplicaId(2), &a.context()).unwrap();
+        let info = a.feed_info().unwrap();
+        assert_eq!((info.floor, info.last, info.bytes), (7, 6, 0));
+    }
+    {
+        let a = open(true);
+        assert_eq!(a.increment(b"n", 1).unwrap().delta.seq, 7);
+    }
+    {
+        let a = open(false);
+        assert!(matches!(
+            a.changes_since(&CausalContext::new(), 1),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert_eq!(a.increment(b"n", 1).unwrap().delta.seq, 8);
+    }
+    let a = open(false);
+    assert_eq!(a.increment(b"n", 1).unwrap().delta.seq, 9);
+    drop(a);
+    let a = open(true);
+    assert_eq!(a.increment(b"n", 1).unwrap().delta.seq, 10);
+    assert_eq!(a.context().vv().get(ReplicaId(1)), 10);
+    // The new log starts after the operations made with the feed off.
+    assert!(matches!(
+        a.changes_since(&CausalContext::new(), 100),
+        Err(Error::CursorTooOld {
+            needed: 1,
+            oldest: 10
+        })
+    ));
+}

@@ -169,6 +169,25 @@ fn be_u64(b: &[u8], what: &str) -> Result<u64> {
     })?))
 }
 
+/// The last sequence number the log records: the end of its last entry,
+/// or, for an empty log, one before its floor (0 if there is no log). With
+/// the feed on, commits record their last number only here, not in
+/// `meta/seq`.
+pub(super) fn last_logged(db: &rocksdb::DB) -> Result<u64> {
+    let log = cf(db, CF_LOG)?;
+    if let Some(item) = db.iterator_cf(log, rocksdb::IteratorMode::End).next() {
+        let (k, v) = item?;
+        let first = be_u64(&k, "log key")?;
+        return Ok(first + entry_len(first, &v)? - 1);
+    }
+    match db.get_cf(cf(db, CF_META)?, META_LOG_FLOOR)? {
+        // The feed is off: no log.
+        Some(b) if be_u64(&b, "log floor")? == u64::MAX => Ok(0),
+        Some(b) => Ok(be_u64(&b, "log floor")?.saturating_sub(1)),
+        None => Ok(0),
+    }
+}
+
 impl Feed {
     /// Load the feed at open. With the feed off, the log is emptied (the
     /// operations written meanwhile are not logged, so a later log must
@@ -199,7 +218,10 @@ impl Feed {
         let floor = match (enabled, stored) {
             (false, _) => {
                 if stored != Some(u64::MAX) {
+                    // The log recorded the last number: `meta/seq` takes
+                    // over, in the same batch.
                     let mut wb = rocksdb::WriteBatch::default();
+                    wb.put_cf(meta, super::META_SEQ, seq.to_be_bytes());
                     wb.delete_range_cf(log, 0u64.to_be_bytes(), u64::MAX.to_be_bytes());
                     wb.put_cf(meta, META_LOG_FLOOR, u64::MAX.to_be_bytes());
                     db.write_opt(wb, &w)?;

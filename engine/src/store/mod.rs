@@ -196,7 +196,14 @@ impl Engine {
                 id
             }
         };
-        let (seq, context) = record::load(&db, replica)?;
+        let (mut seq, mut context) = record::load(&db, replica)?;
+        // Commits with the changes feed on record their last number in
+        // the log only.
+        let logged = feed::last_logged(&db)?;
+        if logged > seq {
+            seq = logged;
+            context.insert_range(replica, 1, seq);
+        }
         let floor = match db.get_cf(meta, META_HLC)? {
             Some(b) => merge::decode_ts(&b)
                 .ok_or_else(|| Error::Corruption("stored clock is damaged".into()))?,

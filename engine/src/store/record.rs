@@ -5,7 +5,8 @@
 //! - a **local operation** committed with sequence number `n`: the dot
 //!   `(this replica, n)`. Local numbers are consecutive and in commit order
 //!   (`write.rs` allocates them under the commit lock and persists the last
-//!   one, `meta/seq`, in the same RocksDB batch as the data);
+//!   one — in the log entry of the changes feed, or `meta/seq` with the
+//!   feed off — in the same RocksDB batch as the data);
 //! - a **peer's delta** `(origin, seq)` applied: that dot, persisted with the
 //!   data as a merge operand of `meta/ctx` (the join of every such dot). A
 //!   delta with recorded dependencies is applied once the record holds them

@@ -17,7 +17,7 @@
 //! 6. under the commit lock: merge the record's new dots and the clock into
 //!    `meta`, put parked deltas into `pending`, number the local operations,
 //!    record the first one's dependencies, log them for the changes feed
-//!    (`feed.rs`) and put `meta/seq` — one RocksDB write batch with the
+//!    (`feed.rs`; with the feed off, put `meta/seq`) — one RocksDB write batch with the
 //!    configured durability;
 //! 7. cache the keys' types and bounds, mark the keys dirty for the
 //!    anti-entropy tree, publish the new dots, index the parked deltas,
@@ -343,7 +343,7 @@ impl Engine {
 
         // Commit: the sequence numbers of the local operations are taken
         // here, under the commit lock, and persisted in the same RocksDB
-        // batch (`meta/seq`), so they are consecutive and in commit order,
+        // batch (the log entry or `meta/seq`), so they are consecutive and in commit order,
         // and a batch that fails consumes none. A batch that adds no dot
         // (only full states merged) needs no order and skips the lock.
         let ordered = !deltas.is_empty() || !remote.is_empty() || !extra.park.is_empty();
@@ -382,7 +382,9 @@ impl Engine {
             log_bytes = 8 + v.len() as u64;
             wb.put_cf(self.cf(CF_LOG)?, (base + 1).to_be_bytes(), v);
         }
-        if last > base {
+        if last > base && logged.is_none() {
+            // With the changes feed on, the log entry records the last
+            // number (see `feed::last_logged`): one put less per commit.
             wb.put_cf(meta_cf, META_SEQ, last.to_be_bytes());
         }
         self.write_or_poison(wb)?;
