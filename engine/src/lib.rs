@@ -33,7 +33,7 @@ pub mod sync;
 
 pub use aae::{Node, VerifyReport};
 pub use causal::{CausalContext, Causality, Dot, ReplicaId, Timestamp, VersionVector};
-pub use codec::{Changes, Delta, Item};
+pub use codec::{Changes, Delta, Item, MAX_PAGE_OPERATIONS};
 pub use crdt::{CrdtType, Sibling, Stamped, State};
 pub use error::{CodecError, Error, Result};
 pub use store::{

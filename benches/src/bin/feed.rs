@@ -4,7 +4,9 @@
 //! on a peer.
 //!
 //! `feed DIR [OPS]` writes OPS counter increments (default 200,000) in
-//! batches of 100 over 10,000 keys, then prints one JSON line.
+//! batches of 100, over 10,000 keys and then over 100 hot keys (where a
+//! page coalesces many operations per key), and prints one JSON line for
+//! each.
 
 use converge::{Batch, CausalContext, Engine, Options, ReplicaId};
 use std::time::Instant;
@@ -16,7 +18,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         [_, dir, n] => (dir.clone(), n.parse()?),
         _ => return Err("usage: feed DIR [OPS]".into()),
     };
-    let root = std::path::Path::new(&dir);
+    for keys in [10_000u64, 100] {
+        run(std::path::Path::new(&dir), ops, keys)?;
+    }
+    Ok(())
+}
+
+fn run(root: &std::path::Path, ops: u64, keys: u64) -> Result<(), Box<dyn std::error::Error>> {
     let a = Engine::open(root.join("a"), Options::with_replica(ReplicaId::random()))?;
     let b = Engine::open(root.join("b"), Options::with_replica(ReplicaId::random()))?;
     let mut batch = Batch::with_capacity(100);
@@ -25,7 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     while k < ops {
         batch.clear();
         for _ in 0..100 {
-            batch.increment(format!("key{:05}", (k * 7919) % 10_000), 1);
+            batch.increment(format!("key{:05}", (k * 7919) % keys), 1);
             k += 1;
         }
         a.write(&batch)?;
@@ -57,7 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(shipped, ops);
     assert_eq!(b.context(), a.context());
     println!(
-        "{{\"ops\": {ops}, \"write_ops_per_s\": {:.0}, \"log_bytes_per_write\": {:.1}, \"changes_since_ops_per_s\": {:.0}, \"pages\": {}, \"page_bytes_per_op\": {:.2}, \"apply_changes_ops_per_s\": {:.0}}}",
+        "{{\"ops\": {ops}, \"keys\": {keys}, \"write_ops_per_s\": {:.0}, \"log_bytes_per_write\": {:.1}, \"changes_since_ops_per_s\": {:.0}, \"pages\": {}, \"page_bytes_per_op\": {:.2}, \"apply_changes_ops_per_s\": {:.0}}}",
         ops as f64 / write_s,
         info.bytes as f64 / ops as f64,
         shipped as f64 / read_s,

@@ -365,9 +365,11 @@ impl Delta {
 /// coalesced into one state per key, and what they depend on. Also the
 /// form in which the pending area keeps a delta that waits for its
 /// dependencies.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Changes {
-    /// The operations this page carries (never empty).
+    /// The operations this page carries (never empty). On the wire: runs
+    /// of consecutive dots, so a page of operations `n..m` of one replica
+    /// costs a few bytes whatever its length.
     pub dots: CausalContext,
     /// What a receiver must hold before the page's effects may become
     /// visible (disjoint from `dots`).
@@ -377,19 +379,100 @@ pub struct Changes {
     pub entries: Vec<(Vec<u8>, State)>,
 }
 
+/// Most operations a page may carry; a decoded page naming more is
+/// `Malformed` (a forged run of dots could otherwise claim 2^64).
+pub const MAX_PAGE_OPERATIONS: u64 = 1 << 20;
+
+/// Kind 9 body, as encoded.
+#[derive(Encode)]
+struct ChangesOut<'a> {
+    runs: Vec<(ReplicaId, u64, u64)>,
+    deps: &'a CausalContext,
+    entries: &'a [(Vec<u8>, State)],
+}
+
+/// Kind 9 body, as decoded.
+#[derive(Decode)]
+struct ChangesIn {
+    runs: Vec<(ReplicaId, u64, u64)>,
+    deps: CausalContext,
+    entries: Vec<(Vec<u8>, State)>,
+}
+
+/// The maximal runs of consecutive dots of a context, in (replica, lo)
+/// order.
+fn runs_of(c: &CausalContext) -> Vec<(ReplicaId, u64, u64)> {
+    let mut runs: Vec<(ReplicaId, u64, u64)> = Vec::new();
+    let vv: std::collections::BTreeMap<ReplicaId, u64> = c.vv().iter().collect();
+    let mut replicas: Vec<ReplicaId> = vv.keys().copied().collect();
+    replicas.extend(c.cloud().iter().map(|d| d.replica));
+    replicas.sort_unstable();
+    replicas.dedup();
+    for r in replicas {
+        if let Some(&n) = vv.get(&r) {
+            runs.push((r, 1, n));
+        }
+        let lo = crate::causal::Dot::new(r, 0);
+        let hi = crate::causal::Dot::new(r, u64::MAX);
+        for d in c.cloud().range(lo..=hi) {
+            match runs.last_mut() {
+                Some((lr, _, h)) if *lr == r && *h + 1 == d.counter => *h = d.counter,
+                _ => runs.push((r, d.counter, d.counter)),
+            }
+        }
+    }
+    runs
+}
+
 impl Changes {
     /// The canonical wire bytes.
     pub fn encode(&self) -> Vec<u8> {
-        encode_with(KIND_CHANGES, self)
+        encode_with(
+            KIND_CHANGES,
+            &ChangesOut {
+                runs: runs_of(&self.dots),
+                deps: &self.deps,
+                entries: &self.entries,
+            },
+        )
     }
 
-    /// Decode and check a page: canonical contexts and states, at least one
-    /// dot, dependencies disjoint from the dots, keys ascending, unique and
-    /// within [`crate::MAX_KEY_LEN`], at most [`MAX_MESSAGE_LEN`] bytes.
+    /// Decode and check a page: canonical runs (ascending, disjoint, not
+    /// adjacent, at most [`MAX_PAGE_OPERATIONS`] dots), canonical contexts
+    /// and states, at least one dot, dependencies disjoint from the dots,
+    /// keys ascending, unique and within [`crate::MAX_KEY_LEN`], at most
+    /// [`MAX_MESSAGE_LEN`] bytes.
     pub fn decode(bytes: &[u8]) -> Result<Changes, CodecError> {
         let (_, body) = split_header_max(bytes, &[KIND_CHANGES], MAX_MESSAGE_LEN)?;
-        let c: Changes = decode_body_max::<_, MESSAGE_CLAIMS>(body)?;
-        if !c.dots.is_canonical() || !c.deps.is_canonical() {
+        let w: ChangesIn = decode_body_max::<_, MESSAGE_CLAIMS>(body)?;
+        let mut total: u64 = 0;
+        for (i, &(r, lo, hi)) in w.runs.iter().enumerate() {
+            if lo == 0 || hi < lo {
+                return Err(CodecError::Malformed(format!("a run of dots {lo}..={hi}")));
+            }
+            if let Some(&(pr, _, ph)) = i.checked_sub(1).and_then(|j| w.runs.get(j)) {
+                if pr > r || (pr == r && ph.saturating_add(1) >= lo) {
+                    return Err(CodecError::NotCanonical);
+                }
+            }
+            total = total.saturating_add(hi - lo + 1);
+        }
+        if total > MAX_PAGE_OPERATIONS {
+            return Err(CodecError::TooLarge {
+                len: total,
+                max: MAX_PAGE_OPERATIONS,
+            });
+        }
+        let mut dots = CausalContext::new();
+        for &(r, lo, hi) in &w.runs {
+            dots.insert_range(r, lo, hi);
+        }
+        let c = Changes {
+            dots,
+            deps: w.deps,
+            entries: w.entries,
+        };
+        if !c.deps.is_canonical() {
             return Err(CodecError::NotCanonical);
         }
         if c.dots.is_empty() {
@@ -676,6 +759,79 @@ mod encode_into_tests {
         d.encode_into(&mut buf);
         assert_eq!(&buf[1..], &d.encode()[..]);
         assert_eq!(decode_item(&buf[1..]).unwrap(), Item::Delta(d));
+    }
+}
+
+#[cfg(test)]
+mod changes_tests {
+    use super::*;
+    use crate::causal::Dot;
+    use crate::crdt::GCounter;
+
+    fn page(runs: Vec<(ReplicaId, u64, u64)>) -> Vec<u8> {
+        let deps = CausalContext::new();
+        let mut g = GCounter::default();
+        let entries = vec![(
+            b"k".to_vec(),
+            State::GCounter(g.increment(ReplicaId(1), 1).unwrap()),
+        )];
+        encode_with(
+            KIND_CHANGES,
+            &ChangesOut {
+                runs,
+                deps: &deps,
+                entries: &entries,
+            },
+        )
+    }
+
+    #[test]
+    fn dots_travel_as_runs_and_forged_runs_are_refused() {
+        let mut dots = CausalContext::new();
+        dots.insert_range(ReplicaId(1), 1, 3);
+        for n in 10..=5000 {
+            dots.insert(Dot::new(ReplicaId(2), n));
+        }
+        dots.insert(Dot::new(ReplicaId(2), 7000));
+        assert_eq!(
+            runs_of(&dots),
+            vec![
+                (ReplicaId(1), 1, 3),
+                (ReplicaId(2), 10, 5000),
+                (ReplicaId(2), 7000, 7000)
+            ]
+        );
+        let c = Changes {
+            dots: dots.clone(),
+            deps: CausalContext::new(),
+            entries: Vec::new(),
+        };
+        let bytes = c.encode();
+        assert!(bytes.len() < 40, "{} bytes", bytes.len());
+        assert_eq!(Changes::decode(&bytes).unwrap(), c);
+        // A run of 2^64 dots, overlapping or adjacent runs, a zero dot.
+        let r = ReplicaId(2);
+        assert!(matches!(
+            Changes::decode(&page(vec![(r, 5, u64::MAX)])),
+            Err(CodecError::TooLarge { .. })
+        ));
+        assert_eq!(
+            Changes::decode(&page(vec![(r, 1, 5), (r, 6, 9)])),
+            Err(CodecError::NotCanonical)
+        );
+        assert_eq!(
+            Changes::decode(&page(vec![(r, 1, 5), (r, 3, 9)])),
+            Err(CodecError::NotCanonical)
+        );
+        assert!(matches!(
+            Changes::decode(&page(vec![(r, 0, 5)])),
+            Err(CodecError::Malformed(_))
+        ));
+        assert!(matches!(
+            Changes::decode(&page(vec![])),
+            Err(CodecError::Malformed(_))
+        ));
+        assert!(Changes::decode(&page(vec![(r, 1, 5), (r, 7, 9)])).is_ok());
     }
 }
 

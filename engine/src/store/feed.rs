@@ -287,7 +287,8 @@ impl Engine {
     }
 
     /// The operations of this replica that `cursor` lacks, at most `limit`
-    /// of them (and at most [`MAX_PAGE_BYTES`] of log), oldest first,
+    /// of them (and at most [`MAX_PAGE_BYTES`] of log and
+    /// [`crate::codec::MAX_PAGE_OPERATIONS`] operations), oldest first,
     /// coalesced into one state per key; and the next cursor. A cursor is
     /// what the peer holds: its [`Engine::context`], the `next` of the
     /// previous page, or what it acknowledged.
@@ -301,6 +302,7 @@ impl Engine {
         if limit == 0 {
             return Err(Error::InvalidArgument("a page limit of 0".into()));
         }
+        let limit = limit.min(crate::codec::MAX_PAGE_OPERATIONS as usize);
         let me = self.replica;
         self.check_cursor(cursor)?;
         // One snapshot for the floor and the log: a concurrent truncation
