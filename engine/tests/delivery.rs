@@ -405,3 +405,46 @@ fn numbering_survives_turning_the_feed_off_and_on() {
         })
     ));
 }
+
+#[test]
+fn concurrent_out_of_order_merges_neither_deadlock_nor_lose_anything() {
+    // Four origins' deltas merged into one engine by four threads, each in
+    // reversed chunks of 8 (7 park, the 8th drains them): parking and
+    // draining race on the pending index and the record.
+    let origins: Vec<_> = (1..=4).map(engine).collect();
+    let n = 2000;
+    let deltas: Vec<Vec<Vec<u8>>> = origins
+        .iter()
+        .map(|o| {
+            (0..n)
+                .map(|_| o.increment(b"k", 1).unwrap().delta.encode())
+                .collect()
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let sink = std::sync::Arc::new(
+        Engine::open(
+            dir.path(),
+            small_options(99).durability(converge::Durability::None),
+        )
+        .unwrap(),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    for ds in deltas {
+        let (sink, tx) = (sink.clone(), tx.clone());
+        std::thread::spawn(move || {
+            for chunk in ds.chunks(8) {
+                for d in chunk.iter().rev() {
+                    sink.merge(b"k", d).unwrap();
+                }
+            }
+            tx.send(()).unwrap();
+        });
+    }
+    for _ in 0..4 {
+        rx.recv_timeout(std::time::Duration::from_secs(120))
+            .expect("a merging thread is stuck (deadlock?)");
+    }
+    assert_eq!(sink.counter_value(b"k").unwrap(), 4 * n as i128);
+    assert_eq!(sink.pending().entries, 0);
+}

@@ -19,6 +19,9 @@
 //! — and repeats with the dots that delivery added, so chains of
 //! dependencies drain in causal order.
 //!
+//! Lock order: the commit lock, then the pending index, then the record
+//! (`context`); no path takes them the other way round.
+//!
 //! An entry that cannot be applied when drained (its state would pass the
 //! size limit, or its key holds another type) stays pending and is counted
 //! as `stuck`; entries that depend on it keep waiting.
