@@ -249,10 +249,15 @@ impl Feed {
         })
     }
 
-    /// `n` log bytes were written: truncate when past the retention bound
+    /// Count `n` log bytes just written (under the commit lock).
+    pub(super) fn count(&self, n: u64) {
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// After a write that logged: truncate when past the retention bound
     /// (with some slack, so truncation is batched).
-    pub(super) fn grew(&self, engine: &Engine, n: u64) {
-        let bytes = self.bytes.fetch_add(n, Ordering::Relaxed) + n;
+    pub(super) fn grew(&self, engine: &Engine) {
+        let bytes = self.bytes.load(Ordering::Relaxed);
         let retain = engine.options.feed_retain_bytes;
         if bytes > retain.saturating_add(retain / 8).saturating_add(64 << 10) {
             // A failed truncation keeps the log longer; the write succeeded.
@@ -580,9 +585,13 @@ impl Engine {
             let (k, v) = item?;
             let first = be_u64(&k, "log key")?;
             let n = entry_len(first, &v)?;
+            // Entries after `last` may not be counted in `total` yet.
+            if first > last {
+                break;
+            }
             // Whole entries go: entries every peer acknowledged, then the
             // oldest while the log is over its size bound.
-            if first + n > acked_to && total - removed <= retain {
+            if first + n > acked_to && total.saturating_sub(removed) <= retain {
                 break;
             }
             removed += (k.len() + v.len()) as u64;
@@ -593,7 +602,13 @@ impl Engine {
         wb.put_cf(self.cf(CF_META)?, META_LOG_FLOOR, target.to_be_bytes());
         self.write_or_poison(wb)?;
         self.feed.floor.store(target, Ordering::Release);
-        self.feed.bytes.fetch_sub(removed, Ordering::Relaxed);
+        // Never below zero, whatever the interleaving.
+        let _ = self
+            .feed
+            .bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some(b.saturating_sub(removed))
+            });
         Ok(())
     }
 }

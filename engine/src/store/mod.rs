@@ -14,6 +14,7 @@
 //! - `log`: this replica's operations for the changes feed (`feed.rs`).
 
 mod batch;
+mod commit;
 mod feed;
 mod locks;
 mod merge;
@@ -104,6 +105,8 @@ pub struct Engine {
     /// The last local sequence number committed. Held while a batch
     /// commits: it orders commits and allocates their sequence numbers.
     pub(crate) commit: Mutex<CommitState>,
+    /// Batches waiting to commit (`commit.rs`).
+    pub(crate) group: commit::CommitQueue,
     /// Deltas waiting for their dependencies.
     pub(crate) pending: pending::Pending,
     /// The changes feed.
@@ -224,6 +227,7 @@ impl Engine {
                 ..Default::default()
             },
             feed,
+            group: Default::default(),
             context: Mutex::new(context),
             context_grew: Condvar::new(),
             clock: HybridClock::new(floor),

@@ -29,12 +29,12 @@
 //! after reopen).
 
 use super::batch::{Batch, KeyedDelta, Op};
+use super::commit::{Done, Ready};
 use super::merge::encode_ts;
 use super::stored::decode_stored;
 use super::types::{encode_entry, parse_entry, KeyMeta, JOIN_SLACK};
 use super::{
-    Engine, CF_LOG, CF_META, CF_PENDING, CF_STATE, CF_TYPES, MAX_KEY_LEN, MAX_VALUE_LEN, META_CTX,
-    META_HLC, META_SEQ,
+    Engine, CF_META, CF_PENDING, CF_STATE, CF_TYPES, MAX_KEY_LEN, MAX_VALUE_LEN, META_CTX, META_HLC,
 };
 use crate::causal::{CausalContext, Dot, Timestamp};
 use crate::codec::{
@@ -340,88 +340,53 @@ impl Engine {
         // the commit lock (only the dependencies are added under it).
         let logged = (self.options.changes_feed && !deltas.is_empty())
             .then(|| super::feed::encode_log_ops(&deltas));
+        let keys: Vec<Vec<u8>> = if self.options.anti_entropy {
+            slots.iter().map(|s| s.key.to_vec()).collect()
+        } else {
+            Vec::new()
+        };
 
         // Commit: the sequence numbers of the local operations are taken
-        // here, under the commit lock, and persisted in the same RocksDB
-        // batch (the log entry or `meta/seq`), so they are consecutive and in commit order,
-        // and a batch that fails consumes none. A batch that adds no dot
-        // (only full states merged) needs no order and skips the lock.
+        // in commit order by the group commit (`commit.rs`) and persisted in
+        // the same RocksDB batch (the log entry or `meta/seq`), so they are
+        // consecutive, and a batch that fails consumes none. A batch that
+        // adds no dot (only full states merged) needs no order: it is
+        // written directly.
         let ordered = !deltas.is_empty() || !remote.is_empty() || !extra.park.is_empty();
-        let mut committed = ordered.then(|| self.commit.lock());
-        self.check_writable()?;
-        let base = committed.as_deref().map_or(0, |c| c.seq);
-        for (c, _) in &extra.park {
-            self.check_own_dots(&c.dots, base)?;
-            self.check_own_dots(&c.deps, base)?;
-        }
-        if !remote.is_empty() {
-            self.check_own_dots(&remote, base)?;
-        }
-        let parked = self.stage_parked(&mut extra.park, &mut wb)?;
-        let last = base + deltas.len() as u64;
-        if let Some(c) = committed.as_deref_mut() {
-            // Everything merged since this replica's previous operation is
-            // a dependency of its next one.
-            c.touched.extend(remote.replicas());
-            c.touched.remove(&self.replica);
-            if let Some(first) = deltas.first_mut() {
-                let ctx = self.context.lock();
-                let mut deps = ctx.project(&c.touched);
-                drop(ctx);
-                deps.merge(&remote.project(&c.touched));
-                first.delta.deps = Some(deps);
+        let done = if ordered {
+            self.commit_ready(Ready {
+                wb,
+                deltas,
+                remote,
+                park: std::mem::take(&mut extra.park),
+                logged,
+                release: std::mem::take(&mut extra.release),
+                keys,
+            })?
+        } else {
+            self.check_writable()?;
+            self.write_or_poison(wb)?;
+            if self.options.anti_entropy {
+                self.tree.mark_dirty(keys.iter().map(Vec::as_slice));
             }
-        }
-        for (i, d) in deltas.iter_mut().enumerate() {
-            d.delta.seq = base + 1 + i as u64;
-        }
-        let mut log_bytes = 0;
-        if let (Some(ops), Some(first)) = (&logged, deltas.first()) {
-            // One log entry per commit, keyed by its first number.
-            let v = super::feed::encode_log_entry(deltas.len(), first.delta.deps.as_ref(), ops);
-            log_bytes = 8 + v.len() as u64;
-            wb.put_cf(self.cf(CF_LOG)?, (base + 1).to_be_bytes(), v);
-        }
-        if last > base && logged.is_none() {
-            // With the changes feed on, the log entry records the last
-            // number (see `feed::last_logged`): one put less per commit.
-            wb.put_cf(meta_cf, META_SEQ, last.to_be_bytes());
-        }
-        self.write_or_poison(wb)?;
-        if let Some(c) = committed.as_deref_mut() {
-            c.seq = last;
-            if last > base {
-                c.touched.clear();
+            if !extra.release.is_empty() {
+                self.pending.index.lock().release(&extra.release);
             }
-        }
+            Done {
+                deltas,
+                remote,
+                parked: false,
+                log_bytes: 0,
+            }
+        };
         // Size bounds change under the keys' stripes only.
         for (key, m) in metas {
             self.types.insert(key, m);
         }
-        if self.options().anti_entropy {
-            self.tree.mark_dirty(slots.iter().map(|s| s.key));
-        }
-        // Publish the new dots after the keys are marked dirty: every dot
-        // of the context is in the data and known to the tree.
-        if committed.is_some() {
-            self.publish(base, last, &remote);
-        }
-        if !parked.is_empty() {
-            // The pending index before the record, as `drain` takes them.
-            let mut index = self.pending.index.lock();
-            let ctx = self.context.lock();
-            for (id, c, bytes) in &parked {
-                index.add(*id, c, *bytes, &ctx);
-            }
-        }
-        if !extra.release.is_empty() {
-            self.pending.index.lock().release(&extra.release);
-        }
-        drop(committed);
         // The data is written: release the keys before a possible settle.
         drop(guards);
-        if log_bytes > 0 {
-            self.feed.grew(self, log_bytes);
+        if done.log_bytes > 0 {
+            self.feed.grew(self);
         }
         if self.tree.over_budget() {
             // Bound the memory of the dirty set. The write itself succeeded;
@@ -429,9 +394,9 @@ impl Engine {
             let _ = self.tree.settle(&self.db);
         }
         Ok(Committed {
-            deltas,
-            news: remote,
-            parked: !parked.is_empty(),
+            deltas: done.deltas,
+            news: done.remote,
+            parked: done.parked,
         })
     }
 
@@ -476,7 +441,7 @@ impl Engine {
     /// Under the commit lock: give the pages to park their pending ids and
     /// put them in `wb`, unless they are pending already; fails with
     /// [`Error::PendingFull`] if they do not fit.
-    fn stage_parked(
+    pub(super) fn stage_parked(
         &self,
         park: &mut Vec<(Changes, Vec<u8>)>,
         wb: &mut rocksdb::WriteBatch,

@@ -1,0 +1,319 @@
+//! Group commit: ordering commits without serializing their RocksDB writes.
+//!
+//! Every batch that adds dots (local operations, delta merges, parked
+//! entries) must take its sequence numbers in commit order, so numbering
+//! and the RocksDB write happen under the commit lock. Holding that lock
+//! across one RocksDB write per batch would serialize the writers that
+//! RocksDB could otherwise group into one WAL write. So writers queue
+//! their prepared batches; the writer at the head of the queue is the
+//! *leader*: under the commit lock it numbers every queued batch in queue
+//! order (each batch's checks, pending ids, dependencies, sequence numbers
+//! and log entry, exactly as a lone commit would), writes them all as one
+//! RocksDB write batch (atomic: all or none, one WAL write and at most one
+//! fsync), marks their keys for the anti-entropy tree, publishes their dots
+//! and wakes their writers. A batch that fails its own checks (a dot of
+//! this replica never issued, a full pending area) is left out of the group
+//! and fails alone, consuming no number. A failed group write poisons the
+//! engine, as any failed write does.
+//!
+//! The queue's head is always the leader; a writer waits on its own
+//! condition variable until its batch is done or it reaches the head
+//! (LevelDB's writer queue works the same way).
+
+use super::batch::KeyedDelta;
+use super::{CommitState, Engine, CF_LOG, CF_META, META_SEQ};
+use crate::causal::CausalContext;
+use crate::codec::Changes;
+use crate::error::{Error, Result};
+use parking_lot::{Condvar, Mutex};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Batches a leader commits at most in one group.
+const MAX_GROUP: usize = 64;
+/// Bytes of RocksDB write batch a group gathers at most (the leader's own
+/// batch always goes).
+const MAX_GROUP_BYTES: usize = 4 << 20;
+
+/// A batch ready to commit: everything but its numbering.
+pub(super) struct Ready {
+    pub(super) wb: rocksdb::WriteBatch,
+    /// Its local operations' deltas (numbered and given dependencies by
+    /// the commit).
+    pub(super) deltas: Vec<KeyedDelta>,
+    /// The peers' dots it adds to the record.
+    pub(super) remote: CausalContext,
+    /// Pages to park in the pending area, with their encodings.
+    pub(super) park: Vec<(Changes, Vec<u8>)>,
+    /// Its operations for the changes feed's log (`feed::encode_log_ops`).
+    pub(super) logged: Option<Vec<u8>>,
+    /// Pending rows it applies.
+    pub(super) release: Vec<u64>,
+    /// The keys it writes (for the anti-entropy tree).
+    pub(super) keys: Vec<Vec<u8>>,
+}
+
+/// What the commit of one batch did.
+pub(super) struct Done {
+    pub(super) deltas: Vec<KeyedDelta>,
+    pub(super) remote: CausalContext,
+    /// Parked entries: (pending id, page, encoded size).
+    pub(super) parked: bool,
+    pub(super) log_bytes: u64,
+}
+
+/// One queued batch.
+struct Ticket {
+    ready: Mutex<Option<Ready>>,
+    done: Mutex<Option<Result<Done>>>,
+    wake: Condvar,
+}
+
+/// The queue of batches waiting to commit.
+#[derive(Default)]
+pub(crate) struct CommitQueue {
+    queue: Mutex<VecDeque<Arc<Ticket>>>,
+    groups: AtomicU64,
+    batches: AtomicU64,
+}
+
+/// A batch numbered by the leader, before the group write.
+struct Numbered {
+    base: u64,
+    last: u64,
+    parked: Vec<(u64, Changes, u64)>,
+    log_bytes: u64,
+}
+
+impl Engine {
+    /// How the group commit has gone since open: (group writes, batches
+    /// committed in them). Batches per group above 1 mean concurrent
+    /// writers shared RocksDB writes.
+    pub fn group_commit_stats(&self) -> (u64, u64) {
+        (
+            self.group.groups.load(Ordering::Relaxed),
+            self.group.batches.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Commit a prepared batch through the group commit queue.
+    pub(super) fn commit_ready(&self, ready: Ready) -> Result<Done> {
+        let ticket = Arc::new(Ticket {
+            ready: Mutex::new(Some(ready)),
+            done: Mutex::new(None),
+            wake: Condvar::new(),
+        });
+        let mut q = self.group.queue.lock();
+        q.push_back(ticket.clone());
+        loop {
+            if let Some(r) = ticket.done.lock().take() {
+                return r;
+            }
+            if q.front().is_some_and(|f| Arc::ptr_eq(f, &ticket)) {
+                break;
+            }
+            ticket.wake.wait(&mut q);
+        }
+        // The leader: take the head of the queue.
+        let mut group = Vec::new();
+        let mut bytes = 0;
+        for t in q.iter() {
+            let size = t.ready.lock().as_ref().map_or(0, |r| r.wb.size_in_bytes());
+            if !group.is_empty() && (group.len() == MAX_GROUP || bytes + size > MAX_GROUP_BYTES) {
+                break;
+            }
+            bytes += size;
+            group.push(t.clone());
+        }
+        drop(q);
+        let readies: Vec<Ready> = group
+            .iter()
+            .map(|t| {
+                t.ready
+                    .lock()
+                    .take()
+                    .expect("a queued batch is committed once")
+            })
+            .collect();
+        self.group.groups.fetch_add(1, Ordering::Relaxed);
+        self.group
+            .batches
+            .fetch_add(readies.len() as u64, Ordering::Relaxed);
+        let results = self.commit_group(readies);
+        let mut q = self.group.queue.lock();
+        for (t, r) in group.iter().zip(results) {
+            q.pop_front();
+            *t.done.lock() = Some(r);
+            t.wake.notify_one();
+        }
+        if let Some(next) = q.front() {
+            next.wake.notify_one();
+        }
+        drop(q);
+        let r = ticket.done.lock().take();
+        r.expect("the leader's own batch is in its group")
+    }
+
+    /// Number, write and publish a group of batches (the leader's work).
+    fn commit_group(&self, mut readies: Vec<Ready>) -> Vec<Result<Done>> {
+        let mut c = self.commit.lock();
+        let mut numbered: Vec<Result<Numbered>> = Vec::with_capacity(readies.len());
+        let mut next = c.seq;
+        // The peers' dots of the group's earlier batches: dependencies of
+        // its later local operations like the record's.
+        let mut group_remote = CausalContext::new();
+        for r in readies.iter_mut() {
+            let n = self
+                .check_writable()
+                .and_then(|()| self.number(&mut c, r, next, &mut group_remote));
+            if let Ok(n) = &n {
+                next = n.last;
+            }
+            numbered.push(n);
+        }
+        // One RocksDB write for every batch that passed its checks.
+        let included: Vec<usize> = (0..readies.len())
+            .filter(|i| numbered[*i].is_ok())
+            .collect();
+        let written = match included.as_slice() {
+            [] => Ok(()),
+            [one] => {
+                let wb = std::mem::take(&mut readies[*one].wb);
+                self.write_or_poison(wb)
+            }
+            many => {
+                let total: usize = many.iter().map(|i| readies[*i].wb.len()).sum();
+                let mut rep =
+                    Vec::with_capacity(many.iter().map(|i| readies[*i].wb.size_in_bytes()).sum());
+                // The write batch format: sequence (u64 LE, set by RocksDB),
+                // count (u32 LE), then the records.
+                rep.extend_from_slice(&0u64.to_le_bytes());
+                rep.extend_from_slice(&(total as u32).to_le_bytes());
+                for i in many {
+                    rep.extend_from_slice(&readies[*i].wb.data()[12..]);
+                }
+                self.write_or_poison(rocksdb::WriteBatch::from_data(&rep))
+            }
+        };
+        if let Err(e) = written {
+            let text = e.to_string();
+            return numbered
+                .into_iter()
+                .map(|n| {
+                    n.and_then(|_| Err(Error::Storage(format!("group commit failed: {text}"))))
+                })
+                .collect();
+        }
+        // Published in queue order, after the keys are marked dirty: every
+        // dot of the record is in the data and known to the tree.
+        let mut published = CausalContext::new();
+        for (r, n) in readies.iter().zip(&numbered) {
+            let Ok(n) = n else { continue };
+            if self.options.anti_entropy {
+                self.tree.mark_dirty(r.keys.iter().map(Vec::as_slice));
+            }
+            if n.last > n.base {
+                // Its peers' dots counted as merged before its operations.
+                c.touched.clear();
+            } else {
+                c.touched.extend(r.remote.replicas());
+                c.touched.remove(&self.replica);
+            }
+            published.merge(&r.remote);
+        }
+        // The log's size grows under the commit lock, so a truncation that
+        // reads the last number under it has every entry up to it counted.
+        let log_bytes: u64 = numbered.iter().flatten().map(|n| n.log_bytes).sum();
+        self.feed.count(log_bytes);
+        // The numbers of the written batches are consecutive: failed ones
+        // took none.
+        let base = c.seq;
+        c.seq = next;
+        self.publish(base, next, &published);
+        {
+            let mut index = self.pending.index.lock();
+            let ctx = self.context.lock();
+            for n in numbered.iter().flatten() {
+                for (id, page, bytes) in &n.parked {
+                    index.add(*id, page, *bytes, &ctx);
+                }
+            }
+            drop(ctx);
+            for (r, n) in readies.iter().zip(&numbered) {
+                if n.is_ok() && !r.release.is_empty() {
+                    index.release(&r.release);
+                }
+            }
+        }
+        drop(c);
+        readies
+            .into_iter()
+            .zip(numbered)
+            .map(|(r, n)| {
+                n.map(|n| Done {
+                    deltas: r.deltas,
+                    remote: r.remote,
+                    parked: !n.parked.is_empty(),
+                    log_bytes: n.log_bytes,
+                })
+            })
+            .collect()
+    }
+
+    /// Number one batch of a group after `base`: its checks, pending ids,
+    /// dependencies, sequence numbers and log entry (or `meta/seq`).
+    fn number(
+        &self,
+        c: &mut CommitState,
+        r: &mut Ready,
+        base: u64,
+        group_remote: &mut CausalContext,
+    ) -> Result<Numbered> {
+        for (page, _) in &r.park {
+            self.check_own_dots(&page.dots, base)?;
+            self.check_own_dots(&page.deps, base)?;
+        }
+        if !r.remote.is_empty() {
+            self.check_own_dots(&r.remote, base)?;
+        }
+        let parked = self.stage_parked(&mut r.park, &mut r.wb)?;
+        let last = base + r.deltas.len() as u64;
+        // Everything merged since this replica's previous operation is a
+        // dependency of its next one. `touched` itself is updated once the
+        // group is written.
+        let mut touched = c.touched.clone();
+        touched.extend(group_remote.replicas());
+        touched.extend(r.remote.replicas());
+        touched.remove(&self.replica);
+        group_remote.merge(&r.remote);
+        if let Some(first) = r.deltas.first_mut() {
+            let ctx = self.context.lock();
+            let mut deps = ctx.project(&touched);
+            drop(ctx);
+            deps.merge(&group_remote.project(&touched));
+            first.delta.deps = Some(deps);
+        }
+        for (i, d) in r.deltas.iter_mut().enumerate() {
+            d.delta.seq = base + 1 + i as u64;
+        }
+        let mut log_bytes = 0;
+        if let (Some(ops), Some(first)) = (&r.logged, r.deltas.first()) {
+            // One log entry per commit, keyed by its first number.
+            let v = super::feed::encode_log_entry(r.deltas.len(), first.delta.deps.as_ref(), ops);
+            log_bytes = 8 + v.len() as u64;
+            r.wb.put_cf(self.cf(CF_LOG)?, (base + 1).to_be_bytes(), v);
+        }
+        if last > base && r.logged.is_none() {
+            // With the changes feed on, the log entry records the last
+            // number (see `feed::last_logged`): one put less per commit.
+            r.wb.put_cf(self.cf(CF_META)?, META_SEQ, last.to_be_bytes());
+        }
+        Ok(Numbered {
+            base,
+            last,
+            parked,
+            log_bytes,
+        })
+    }
+}
