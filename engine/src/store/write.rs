@@ -405,8 +405,9 @@ impl Engine {
             self.publish(base, last, &remote);
         }
         if !parked.is_empty() {
-            let ctx = self.context.lock();
+            // The pending index before the record, as `drain` takes them.
             let mut index = self.pending.index.lock();
+            let ctx = self.context.lock();
             for (id, c, bytes) in &parked {
                 index.add(*id, c, *bytes, &ctx);
             }
