@@ -193,6 +193,23 @@ enum cvg_status_t
    * longer, or read on another replica.
    */
   CVG_STATUS_NOT_YET_VISIBLE = 18,
+  /**
+   * The pending area (deltas and pages of changes received before their
+   * causal dependencies) is full: the merge or page that returns it
+   * changed nothing. Deliver what the pending entries wait for
+   * (`cvg_engine_pending` says what), or run an anti-entropy session,
+   * then send it again. The limits are `cvg_options_set_max_pending`
+   * and `cvg_options_set_max_pending_bytes`.
+   */
+  CVG_STATUS_PENDING_FULL = 19,
+  /**
+   * The cursor given to `cvg_engine_changes_since` lacks an operation
+   * the changes feed's log no longer holds (the message says which, and
+   * where the log starts). Nothing changed: run an anti-entropy session
+   * with the peer (`cvg_sync_*`), then continue the feed from the
+   * peer's record (its `cvg_engine_context`).
+   */
+  CVG_STATUS_CURSOR_TOO_OLD = 20,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -250,12 +267,14 @@ typedef struct cvg_deltas_t cvg_deltas_t;
  * Thread safety: every function taking a `const cvg_engine_t *` (every
  * operation, read, `cvg_engine_write`, `cvg_engine_merge`,
  * `cvg_engine_keys`, `cvg_engine_mv_resolve`, `cvg_sync_initiate`,
- * `cvg_sync_respond`, `cvg_sync_engines`, maintenance) may be called from
- * any number of threads at once on the same engine, and concurrently with
- * calls on its iterators and sync sessions. Writes to one key are
- * serialized inside the engine. `cvg_engine_close` needs exclusive access:
- * no call on the engine may be running or start once it is called. The
- * engine may be closed from any thread.
+ * `cvg_sync_respond`, `cvg_sync_engines`, maintenance, the changes feed
+ * and the pending area: `cvg_engine_changes_since`,
+ * `cvg_engine_apply_changes`, `cvg_engine_pending`, the peer calls) may
+ * be called from any number of threads at once on the same engine, and
+ * concurrently with calls on its iterators and sync sessions. Writes to
+ * one key are serialized inside the engine. `cvg_engine_close` needs
+ * exclusive access: no call on the engine may be running or start once it
+ * is called. The engine may be closed from any thread.
  */
 typedef struct cvg_engine_t cvg_engine_t;
 
@@ -450,6 +469,64 @@ typedef struct cvg_root_t {
 } cvg_root_t;
 
 /**
+ * What `cvg_engine_apply_changes` did with a page: one of the
+ * `CVG_DELIVERY_*` values; `cvg_delivery_name` names it.
+ */
+typedef uint8_t cvg_delivery_t;
+
+/**
+ * What the pending area holds (`cvg_engine_pending`): deltas and pages of
+ * changes received before their causal dependencies, invisible until
+ * those arrive.
+ */
+typedef struct cvg_pending_info_t {
+  /**
+   * Entries waiting (a delta, or a page of changes).
+   */
+  uint64_t entries;
+  /**
+   * Their encoded size in bytes.
+   */
+  uint64_t bytes;
+  /**
+   * How many operations of what they need this replica lacks (0 while
+   * entries wait: they are `stuck`, or being applied by a concurrent
+   * call).
+   */
+  uint64_t missing;
+  /**
+   * Entries whose dependencies are met but that cannot be applied
+   * (their state would pass `CVG_MAX_STATE_LEN`, or their key holds
+   * another type); entries that depend on them keep waiting.
+   */
+  uint64_t stuck;
+} cvg_pending_info_t;
+
+/**
+ * The state of the changes feed (`cvg_engine_feed_info`).
+ */
+typedef struct cvg_feed_info_t {
+  /**
+   * The oldest sequence number the log retains: a cursor that lacks an
+   * older operation of this replica gets `CVG_STATUS_CURSOR_TOO_OLD`.
+   * The log holds `floor..=last` (empty when `floor` is `last + 1`).
+   */
+  uint64_t floor;
+  /**
+   * The last sequence number this replica issued.
+   */
+  uint64_t last;
+  /**
+   * Bytes the log holds.
+   */
+  uint64_t bytes;
+  /**
+   * Number of registered peers (`cvg_engine_register_peer`).
+   */
+  uint64_t peers;
+} cvg_feed_info_t;
+
+/**
  * Durability of every write, for `cvg_options_set_durability`: one of the
  * `CVG_DURABILITY_*` values.
  */
@@ -635,6 +712,24 @@ typedef struct cvg_sync_stats_t {
  * Multi-value register.
  */
 #define CVG_CRDT_MV_REGISTER 8
+
+/**
+ * The page's effects are visible and its operations in the replica's
+ * record.
+ */
+#define CVG_DELIVERY_APPLIED 0
+
+/**
+ * The page waits in the pending area for operations it depends on; it
+ * is applied, atomically, once they arrive (by merges, pages or an
+ * anti-entropy session).
+ */
+#define CVG_DELIVERY_PENDING 1
+
+/**
+ * The replica already held every operation of the page: nothing changed.
+ */
+#define CVG_DELIVERY_DUPLICATE 2
 
 /**
  * The log is fsynced before a write returns: an acknowledged write survives
@@ -1183,9 +1278,14 @@ cvg_status_t cvg_engine_state_bytes(const struct cvg_engine_t *engine,
 /**
  * Join a peer's encoded delta or full state (`bytes`, as returned by an
  * operation's `delta_out` or by `cvg_engine_state_bytes`) into `key`.
- * Applying the same bytes twice, or out of order, is harmless. Bytes that
- * do not decode give `CVG_STATUS_CORRUPT_INPUT`, bytes of another type
- * than the key holds `CVG_STATUS_WRONG_TYPE`; nothing is written then.
+ * Applying the same bytes twice, or out of order, is harmless: a delta
+ * whose causal dependencies this replica does not hold yet (its origin's
+ * earlier operations, and the operations its origin had merged before
+ * it) is kept in the pending area and becomes visible once they arrive
+ * (see `cvg_engine_pending`). Bytes that do not decode give
+ * `CVG_STATUS_CORRUPT_INPUT`, bytes of another type than the key holds
+ * `CVG_STATUS_WRONG_TYPE`, a delta that would have to wait in a full
+ * pending area `CVG_STATUS_PENDING_FULL`; nothing is written then.
  *
  * # Safety
  * `engine` is NULL or a live handle; `key` and `bytes` point to their
@@ -1244,6 +1344,165 @@ cvg_status_t cvg_engine_flush(const struct cvg_engine_t *engine);
  * `engine` is NULL or a live handle.
  */
 cvg_status_t cvg_engine_sync_wal(const struct cvg_engine_t *engine);
+
+/**
+ * The lower-case name of a delivery as a static NUL-terminated string:
+ * `"applied"`, `"pending"`, `"duplicate"`, or `"unknown"` for a number
+ * that is no `CVG_DELIVERY_*` value. Never NULL; do not free.
+ * Thread-safe; leaves the last error message alone.
+ */
+const char *cvg_delivery_name(cvg_delivery_t delivery);
+
+/**
+ * What the pending area holds, into `*info_out`; `*needed_out`
+ * (optional: may be NULL; free with `cvg_bytes_free`) receives the join
+ * of what the entries need, as a token: once this replica holds all of
+ * it (`cvg_engine_token_missing` gives 0), every entry has been applied,
+ * except the stuck ones. Ask the peers for those operations, or run an
+ * anti-entropy session.
+ *
+ * A delta (`cvg_engine_merge`, `cvg_batch_merge`, ...) or a page
+ * (`cvg_engine_apply_changes`) whose dependencies this replica does not
+ * hold is kept in the pending area, in the same atomic write, and
+ * persisted: it survives a restart. It becomes visible, atomically, as
+ * soon as they arrive, in causal order.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `info_out` is NULL or writable;
+ * `needed_out` is NULL or writable.
+ */
+cvg_status_t cvg_engine_pending(const struct cvg_engine_t *engine,
+                                struct cvg_pending_info_t *info_out,
+                                struct cvg_bytes_t *needed_out);
+
+/**
+ * One page of the changes feed: the operations of this replica that
+ * `cursor` lacks, at most `limit` of them (and at most 16 MiB of log),
+ * oldest first, coalesced into one state per key.
+ *
+ * `cursor` is what the peer holds, as an encoded causal context: its
+ * `cvg_engine_context`, the `next` of the previous page, or what it
+ * acknowledged; `(NULL, 0)` is the empty cursor (everything).
+ * On success:
+ * - `*page_out` holds the page to ship to the peer, which passes it to
+ *   `cvg_engine_apply_changes`; `{NULL, 0}` when the cursor lacks
+ *   nothing. Free it with `cvg_bytes_free`.
+ * - `*next_out` holds the cursor to ask from next: `cursor` plus the
+ *   page's operations (free it with `cvg_bytes_free`).
+ * - `*operations_out` (optional: may be NULL) how many operations the
+ *   page carries; `*more_out` (optional) whether the log holds more that
+ *   `next` lacks (ask again at once).
+ *
+ * The feed ships this replica's own operations only: each replica is the
+ * authority for its operations, and a peer receives the others' from
+ * them (or by anti-entropy). Failures: `CVG_STATUS_CURSOR_TOO_OLD` when
+ * the cursor lacks an operation the log no longer holds (run an
+ * anti-entropy session with the peer, then continue from its record);
+ * `CVG_STATUS_CORRUPT_INPUT` when the cursor does not decode;
+ * `CVG_STATUS_INVALID_ARGUMENT` when it claims operations of this
+ * replica it has not issued (forged, or this replica lost them), when
+ * `limit` is 0, or when the feed is off
+ * (`cvg_options_set_changes_feed`).
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `cursor` points to `cursor_len`
+ * bytes; the outputs are NULL or writable.
+ */
+cvg_status_t cvg_engine_changes_since(const struct cvg_engine_t *engine,
+                                      const uint8_t *cursor,
+                                      size_t cursor_len,
+                                      size_t limit,
+                                      struct cvg_bytes_t *page_out,
+                                      struct cvg_bytes_t *next_out,
+                                      uint64_t *operations_out,
+                                      bool *more_out);
+
+/**
+ * Apply a page of changes from a peer (`page`, as its
+ * `cvg_engine_changes_since` returned it), atomically, and tell what
+ * happened in `*delivery_out` (optional: may be NULL):
+ * `CVG_DELIVERY_APPLIED` (visible now), `CVG_DELIVERY_PENDING` (kept in
+ * the pending area until this replica holds what the page depends on:
+ * an earlier page, another replica's operations) or
+ * `CVG_DELIVERY_DUPLICATE` (already held; nothing changed). Pages may
+ * arrive in any order and more than once.
+ *
+ * Failures change nothing: `CVG_STATUS_CORRUPT_INPUT` for bytes that are
+ * not a page (truncated, damaged, another encoding);
+ * `CVG_STATUS_PENDING_FULL` when the page would have to wait and the
+ * pending area is full; `CVG_STATUS_WRONG_TYPE` or
+ * `CVG_STATUS_STATE_TOO_LARGE` when a key of the page cannot take its
+ * state.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `page` points to `page_len` bytes;
+ * `delivery_out` is NULL or writable.
+ */
+cvg_status_t cvg_engine_apply_changes(const struct cvg_engine_t *engine,
+                                      const uint8_t *page,
+                                      size_t page_len,
+                                      cvg_delivery_t *delivery_out);
+
+/**
+ * The state of the changes feed into `*info_out`, and the registered
+ * peers, in the same snapshot: `*peer_ids_out` (optional: may be NULL) a
+ * list of their 16-byte replica ids in ascending order, `*cursors_out`
+ * (optional) a list of the cursors they acknowledged (encoded causal
+ * contexts), item `i` of each list belonging to the same peer. Free the
+ * lists with `cvg_list_free`. `CVG_STATUS_INVALID_ARGUMENT` when the feed
+ * is off.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; the outputs are NULL or writable.
+ */
+cvg_status_t cvg_engine_feed_info(const struct cvg_engine_t *engine,
+                                  struct cvg_feed_info_t *info_out,
+                                  struct cvg_list_t **peer_ids_out,
+                                  struct cvg_list_t **cursors_out);
+
+/**
+ * Register a peer (its 16-byte replica id: `peer_len` must be 16) the
+ * log is kept for: the operations it has not acknowledged
+ * (`cvg_engine_acknowledge`) are not truncated, except past the
+ * retention bound (`cvg_options_set_feed_retain_bytes`). Registering a
+ * registered peer changes nothing. Registered peers are persisted.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `peer` points to `peer_len` bytes.
+ */
+cvg_status_t cvg_engine_register_peer(const struct cvg_engine_t *engine,
+                                      const uint8_t *peer,
+                                      size_t peer_len);
+
+/**
+ * Record that the registered `peer` holds `cursor` (joined with what it
+ * acknowledged before: acknowledging never moves back), and truncate the
+ * log of what every registered peer holds. `CVG_STATUS_INVALID_ARGUMENT`
+ * for a peer that is not registered or a cursor claiming operations this
+ * replica has not issued; `CVG_STATUS_CORRUPT_INPUT` for a cursor that
+ * does not decode.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `peer` and `cursor` point to their
+ * lengths in bytes.
+ */
+cvg_status_t cvg_engine_acknowledge(const struct cvg_engine_t *engine,
+                                    const uint8_t *peer,
+                                    size_t peer_len,
+                                    const uint8_t *cursor,
+                                    size_t cursor_len);
+
+/**
+ * Forget a registered peer: the log is no longer kept for it (and is
+ * truncated of what the remaining peers hold). Removing a peer that is
+ * not registered changes nothing.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `peer` points to `peer_len` bytes.
+ */
+cvg_status_t cvg_engine_remove_peer(const struct cvg_engine_t *engine,
+                                    const uint8_t *peer,
+                                    size_t peer_len);
 
 /**
  * A new iterator over the keys of `engine` starting with `prefix`
@@ -1459,7 +1718,9 @@ cvg_status_t cvg_engine_mv_write(const struct cvg_engine_t *engine,
  * open (or the stored one), `CVG_DURABILITY_BUFFERED`, create if missing,
  * 64 MiB block cache, 64 MiB write buffer per column family, 2 background
  * jobs, LZ4 compression, 10 bloom bits per key, 1024 lock stripes,
- * anti-entropy on. Never returns NULL.
+ * anti-entropy on, the changes feed on with 64 MiB of log retained, a
+ * pending area of at most 100,000 entries and 256 MiB. Never returns
+ * NULL.
  */
 struct cvg_options_t *cvg_options_new(void);
 
@@ -1586,6 +1847,55 @@ cvg_status_t cvg_options_set_max_successive_merges(struct cvg_options_t *options
  * `options` is NULL or live options.
  */
 cvg_status_t cvg_options_set_type_cache_entries(struct cvg_options_t *options, size_t entries);
+
+/**
+ * Keep the changes feed's log of local operations (default true). When
+ * false, local writes skip the log and `cvg_engine_changes_since`,
+ * `cvg_engine_feed_info` and the peer calls fail with
+ * `CVG_STATUS_INVALID_ARGUMENT`; opening again with true starts a new log
+ * after the last operation (a peer whose cursor lacks the operations
+ * written meanwhile gets `CVG_STATUS_CURSOR_TOO_OLD`). Pages from peers
+ * (`cvg_engine_apply_changes`) are accepted either way.
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+cvg_status_t cvg_options_set_changes_feed(struct cvg_options_t *options, bool changes_feed);
+
+/**
+ * Log bytes the changes feed retains (default 64 MiB). Past it, the
+ * oldest operations are truncated even if a registered peer has not
+ * acknowledged them; such a peer then gets `CVG_STATUS_CURSOR_TOO_OLD`
+ * and falls back to an anti-entropy session. Every value is accepted
+ * (the log is truncated in steps, once it holds an eighth plus 64 KiB
+ * more than this: 0 keeps at most about 64 KiB).
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+cvg_status_t cvg_options_set_feed_retain_bytes(struct cvg_options_t *options, uint64_t bytes);
+
+/**
+ * Entries the pending area holds at most (deltas and pages of changes
+ * waiting for their causal dependencies; default 100,000). A merge or
+ * page that would pass it fails with `CVG_STATUS_PENDING_FULL` and
+ * changes nothing. Every value is accepted: 0 refuses every delta that
+ * arrives before its dependencies.
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+cvg_status_t cvg_options_set_max_pending(struct cvg_options_t *options, size_t entries);
+
+/**
+ * Encoded bytes the pending area holds at most (default 256 MiB); past
+ * it, as past `cvg_options_set_max_pending`: `CVG_STATUS_PENDING_FULL`.
+ * Every value is accepted.
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+cvg_status_t cvg_options_set_max_pending_bytes(struct cvg_options_t *options, uint64_t bytes);
 
 /**
  * Value of the G-Counter or PN-Counter `key` into `*value_out` (0 if never

@@ -12,6 +12,10 @@
 // - Session tokens are bytes: engine::context(), deltas::token(),
 //   delta_token(), token_join(); engine::wait_for(token, timeout) returns
 //   false while the replica does not hold the token yet.
+// - Causal delivery and the changes feed: engine::pending(),
+//   changes_since(cursor, limit), apply_changes(page), feed_info(),
+//   register_peer / acknowledge / remove_peer; cursors are bytes like
+//   tokens.
 // - Thread safety is the C API's (docs/C_API.md, "Threads"): const methods
 //   may run on several threads at once on the same object (engine: every
 //   operation and read; batch: size() and being written by engine::write;
@@ -63,6 +67,55 @@ int resolve_trampoline(void *user, const cvg_sibling_t *s, size_t n, cvg_buffer_
   }
 }
 } // namespace detail
+
+/// What the pending area holds (engine::pending): deltas and pages of
+/// changes received before their causal dependencies, invisible until
+/// those arrive.
+struct pending_info {
+  /// Entries waiting (a delta, or a page of changes).
+  uint64_t entries;
+  /// Their encoded size in bytes.
+  uint64_t size;
+  /// How many operations of `needed` this replica lacks.
+  uint64_t missing;
+  /// Entries whose dependencies are met but that cannot be applied.
+  uint64_t stuck;
+  /// The join of what the entries need, as a token: hold it and every
+  /// entry but the stuck ones has been applied.
+  bytes needed;
+};
+
+/// One page of the changes feed (engine::changes_since).
+struct feed_page {
+  /// The page to ship to the peer, for its engine::apply_changes; nullopt
+  /// when the cursor lacks nothing.
+  std::optional<bytes> changes;
+  /// How many operations the page carries.
+  uint64_t operations;
+  /// The cursor to ask from next: the given one plus the page's
+  /// operations.
+  bytes next;
+  /// Whether the log holds more operations that `next` lacks.
+  bool more;
+};
+
+/// A peer registered with the changes feed and the cursor it acknowledged.
+struct feed_peer {
+  replica_id id;
+  bytes cursor;
+};
+
+/// The state of the changes feed (engine::feed_info).
+struct feed_state {
+  /// The oldest sequence number the log retains (it holds floor..=last).
+  uint64_t floor;
+  /// The last sequence number this replica issued.
+  uint64_t last;
+  /// Bytes the log holds.
+  uint64_t size;
+  /// The registered peers, by ascending id.
+  std::vector<feed_peer> peers;
+};
 
 /// An open replica store (move-only). Const methods may run on any number
 /// of threads at once; close() and assignment need exclusive access.
@@ -296,6 +349,82 @@ public:
     uint64_t n = 0;
     detail::check(cvg_engine_token_missing(h_, token.data(), token.size(), &n));
     return n;
+  }
+
+  // Causal delivery and the changes feed (docs/C_API.md, "Causal delivery
+  // and the changes feed").
+  /// What the pending area holds.
+  pending_info pending() const {
+    cvg_pending_info_t p{};
+    cvg_bytes_t needed{nullptr, 0};
+    detail::check(cvg_engine_pending(h_, &p, &needed));
+    bytes n = detail::take(needed);
+    return pending_info{p.entries, p.bytes, p.missing, p.stuck, std::move(n)};
+  }
+  /// The operations of this replica that `cursor` (what the peer holds:
+  /// its context(), the previous page's `next`, or empty) lacks, at most
+  /// `limit` of them, as one page. Throws CVG_STATUS_CURSOR_TOO_OLD when
+  /// the log no longer holds them (sync with the peer, then continue from
+  /// its context()).
+  feed_page changes_since(byte_view cursor, size_t limit) const {
+    cvg_bytes_t page{nullptr, 0}, next{nullptr, 0};
+    feed_page r{std::nullopt, 0, bytes(), false};
+    detail::check(cvg_engine_changes_since(h_, cursor.data(), cursor.size(), limit, &page, &next,
+                                           &r.operations, &r.more));
+    try {
+      r.next = detail::take(next); // frees next, also when it throws
+    } catch (...) {
+      cvg_bytes_free(&page);
+      throw;
+    }
+    if (page.len > 0)
+      r.changes = detail::take(page);
+    return r;
+  }
+  /// Apply a page of changes from a peer, atomically: CVG_DELIVERY_APPLIED,
+  /// CVG_DELIVERY_PENDING (it waits for what it depends on) or
+  /// CVG_DELIVERY_DUPLICATE (nothing changed).
+  cvg_delivery_t apply_changes(byte_view page) const {
+    cvg_delivery_t d = CVG_DELIVERY_APPLIED;
+    detail::check(cvg_engine_apply_changes(h_, page.data(), page.size(), &d));
+    return d;
+  }
+  /// The state of the changes feed and its registered peers (one snapshot).
+  feed_state feed_info() const {
+    cvg_feed_info_t f{};
+    cvg_list_t *ids = nullptr, *cursors = nullptr;
+    detail::check(cvg_engine_feed_info(h_, &f, &ids, &cursors));
+    std::vector<bytes> id_bytes;
+    try {
+      id_bytes = detail::take_list(ids); // frees ids, also when it throws
+    } catch (...) {
+      cvg_list_free(cursors);
+      throw;
+    }
+    std::vector<bytes> acked = detail::take_list(cursors);
+    feed_state r{f.floor, f.last, f.bytes, {}};
+    for (size_t i = 0; i < id_bytes.size() && i < acked.size(); i++) {
+      feed_peer p{replica_id{}, std::move(acked[i])};
+      for (size_t j = 0; j < p.id.size() && j < id_bytes[i].size(); j++)
+        p.id[j] = id_bytes[i][j];
+      r.peers.push_back(std::move(p));
+    }
+    return r;
+  }
+  /// Keep the log for `peer` until it acknowledges (up to the retention
+  /// bound). Registering twice changes nothing.
+  void register_peer(const replica_id &peer) const {
+    detail::check(cvg_engine_register_peer(h_, peer.data(), peer.size()));
+  }
+  /// Record that the registered `peer` holds `cursor`; the log is truncated
+  /// of what every registered peer holds.
+  void acknowledge(const replica_id &peer, byte_view cursor) const {
+    detail::check(
+        cvg_engine_acknowledge(h_, peer.data(), peer.size(), cursor.data(), cursor.size()));
+  }
+  /// Forget a registered peer (an unknown one: nothing changes).
+  void remove_peer(const replica_id &peer) const {
+    detail::check(cvg_engine_remove_peer(h_, peer.data(), peer.size()));
   }
 
   void flush() const { detail::check(cvg_engine_flush(h_)); }

@@ -135,6 +135,10 @@ inline const char *outcome_name(cvg_sync_outcome_t o) noexcept {
   return cvg_sync_outcome_name(o);
 }
 
+/// The name of a delivery ("applied", "pending", "duplicate"; "unknown"
+/// for another number). Static; never null.
+inline const char *delivery_name(cvg_delivery_t d) noexcept { return cvg_delivery_name(d); }
+
 /// Byte strings packed back to back in one buffer, with their lengths: the
 /// input of the batch bulk forms, which add many operations in one C call.
 class packed_strings {
@@ -225,6 +229,22 @@ public:
   }
   options &type_cache_entries(size_t n) {
     detail::check(cvg_options_set_type_cache_entries(h_, n));
+    return *this;
+  }
+  options &changes_feed(bool v) {
+    detail::check(cvg_options_set_changes_feed(h_, v));
+    return *this;
+  }
+  options &feed_retain_bytes(uint64_t n) {
+    detail::check(cvg_options_set_feed_retain_bytes(h_, n));
+    return *this;
+  }
+  options &max_pending(size_t n) {
+    detail::check(cvg_options_set_max_pending(h_, n));
+    return *this;
+  }
+  options &max_pending_bytes(uint64_t n) {
+    detail::check(cvg_options_set_max_pending_bytes(h_, n));
     return *this;
   }
   /// The C handle (owned by this object).

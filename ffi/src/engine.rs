@@ -15,12 +15,14 @@ use std::sync::Arc;
 /// Thread safety: every function taking a `const cvg_engine_t *` (every
 /// operation, read, `cvg_engine_write`, `cvg_engine_merge`,
 /// `cvg_engine_keys`, `cvg_engine_mv_resolve`, `cvg_sync_initiate`,
-/// `cvg_sync_respond`, `cvg_sync_engines`, maintenance) may be called from
-/// any number of threads at once on the same engine, and concurrently with
-/// calls on its iterators and sync sessions. Writes to one key are
-/// serialized inside the engine. `cvg_engine_close` needs exclusive access:
-/// no call on the engine may be running or start once it is called. The
-/// engine may be closed from any thread.
+/// `cvg_sync_respond`, `cvg_sync_engines`, maintenance, the changes feed
+/// and the pending area: `cvg_engine_changes_since`,
+/// `cvg_engine_apply_changes`, `cvg_engine_pending`, the peer calls) may
+/// be called from any number of threads at once on the same engine, and
+/// concurrently with calls on its iterators and sync sessions. Writes to
+/// one key are serialized inside the engine. `cvg_engine_close` needs
+/// exclusive access: no call on the engine may be running or start once it
+/// is called. The engine may be closed from any thread.
 pub struct cvg_engine_t {
     /// Shared with the key iterators, which keep the store alive.
     pub(crate) inner: Arc<Engine>,
@@ -288,9 +290,14 @@ pub unsafe extern "C" fn cvg_engine_state_bytes(
 
 /// Join a peer's encoded delta or full state (`bytes`, as returned by an
 /// operation's `delta_out` or by `cvg_engine_state_bytes`) into `key`.
-/// Applying the same bytes twice, or out of order, is harmless. Bytes that
-/// do not decode give `CVG_STATUS_CORRUPT_INPUT`, bytes of another type
-/// than the key holds `CVG_STATUS_WRONG_TYPE`; nothing is written then.
+/// Applying the same bytes twice, or out of order, is harmless: a delta
+/// whose causal dependencies this replica does not hold yet (its origin's
+/// earlier operations, and the operations its origin had merged before
+/// it) is kept in the pending area and becomes visible once they arrive
+/// (see `cvg_engine_pending`). Bytes that do not decode give
+/// `CVG_STATUS_CORRUPT_INPUT`, bytes of another type than the key holds
+/// `CVG_STATUS_WRONG_TYPE`, a delta that would have to wait in a full
+/// pending area `CVG_STATUS_PENDING_FULL`; nothing is written then.
 ///
 /// # Safety
 /// `engine` is NULL or a live handle; `key` and `bytes` point to their

@@ -8,6 +8,7 @@
 //! - [`bytes`]: byte strings in and out, pointer checks, `cvg_list_t`;
 //! - [`options`]: `cvg_options_t`, the open options builder;
 //! - [`engine`]: open/close, identity, key metadata, merge, anti-entropy;
+//! - [`feed`]: causal delivery (the pending area) and the changes feed;
 //! - [`ops`]: one CRDT operation per call, each returning its delta;
 //! - [`read`]: typed reads (counters, sets, registers, MV siblings);
 //! - [`batch`]: atomic batches and their packed deltas;
@@ -30,6 +31,7 @@ pub mod bulk;
 pub mod bytes;
 pub mod callback;
 pub mod engine;
+pub mod feed;
 pub mod iter;
 pub mod ops;
 pub mod options;

@@ -39,7 +39,9 @@ pub struct cvg_options_t {
 /// open (or the stored one), `CVG_DURABILITY_BUFFERED`, create if missing,
 /// 64 MiB block cache, 64 MiB write buffer per column family, 2 background
 /// jobs, LZ4 compression, 10 bloom bits per key, 1024 lock stripes,
-/// anti-entropy on. Never returns NULL.
+/// anti-entropy on, the changes feed on with 64 MiB of log retained, a
+/// pending area of at most 100,000 entries and 256 MiB. Never returns
+/// NULL.
 #[no_mangle]
 pub extern "C" fn cvg_options_new() -> *mut cvg_options_t {
     ffi_boundary!(std::ptr::null_mut() => {
@@ -322,4 +324,77 @@ pub unsafe extern "C" fn cvg_options_set_type_cache_entries(
             Ok(())
         })
     }
+}
+
+/// Keep the changes feed's log of local operations (default true). When
+/// false, local writes skip the log and `cvg_engine_changes_since`,
+/// `cvg_engine_feed_info` and the peer calls fail with
+/// `CVG_STATUS_INVALID_ARGUMENT`; opening again with true starts a new log
+/// after the last operation (a peer whose cursor lacks the operations
+/// written meanwhile gets `CVG_STATUS_CURSOR_TOO_OLD`). Pages from peers
+/// (`cvg_engine_apply_changes`) are accepted either way.
+///
+/// # Safety
+/// `options` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_options_set_changes_feed(
+    options: *mut cvg_options_t,
+    changes_feed: bool,
+) -> cvg_status_t {
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        with_options(options, |o| {
+            set_checked(o, |n| n.changes_feed = changes_feed)
+        })
+    }
+}
+
+/// Log bytes the changes feed retains (default 64 MiB). Past it, the
+/// oldest operations are truncated even if a registered peer has not
+/// acknowledged them; such a peer then gets `CVG_STATUS_CURSOR_TOO_OLD`
+/// and falls back to an anti-entropy session. Every value is accepted
+/// (the log is truncated in steps, once it holds an eighth plus 64 KiB
+/// more than this: 0 keeps at most about 64 KiB).
+///
+/// # Safety
+/// `options` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_options_set_feed_retain_bytes(
+    options: *mut cvg_options_t,
+    bytes: u64,
+) -> cvg_status_t {
+    // SAFETY: forwarded caller guarantees.
+    unsafe { with_options(options, |o| set_checked(o, |n| n.feed_retain_bytes = bytes)) }
+}
+
+/// Entries the pending area holds at most (deltas and pages of changes
+/// waiting for their causal dependencies; default 100,000). A merge or
+/// page that would pass it fails with `CVG_STATUS_PENDING_FULL` and
+/// changes nothing. Every value is accepted: 0 refuses every delta that
+/// arrives before its dependencies.
+///
+/// # Safety
+/// `options` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_options_set_max_pending(
+    options: *mut cvg_options_t,
+    entries: usize,
+) -> cvg_status_t {
+    // SAFETY: forwarded caller guarantees.
+    unsafe { with_options(options, |o| set_checked(o, |n| n.max_pending = entries)) }
+}
+
+/// Encoded bytes the pending area holds at most (default 256 MiB); past
+/// it, as past `cvg_options_set_max_pending`: `CVG_STATUS_PENDING_FULL`.
+/// Every value is accepted.
+///
+/// # Safety
+/// `options` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_options_set_max_pending_bytes(
+    options: *mut cvg_options_t,
+    bytes: u64,
+) -> cvg_status_t {
+    // SAFETY: forwarded caller guarantees.
+    unsafe { with_options(options, |o| set_checked(o, |n| n.max_pending_bytes = bytes)) }
 }

@@ -68,6 +68,19 @@ pub enum cvg_status_t {
     /// message says how many are missing). Nothing changed: retry, wait
     /// longer, or read on another replica.
     CVG_STATUS_NOT_YET_VISIBLE = 18,
+    /// The pending area (deltas and pages of changes received before their
+    /// causal dependencies) is full: the merge or page that returns it
+    /// changed nothing. Deliver what the pending entries wait for
+    /// (`cvg_engine_pending` says what), or run an anti-entropy session,
+    /// then send it again. The limits are `cvg_options_set_max_pending`
+    /// and `cvg_options_set_max_pending_bytes`.
+    CVG_STATUS_PENDING_FULL = 19,
+    /// The cursor given to `cvg_engine_changes_since` lacks an operation
+    /// the changes feed's log no longer holds (the message says which, and
+    /// where the log starts). Nothing changed: run an anti-entropy session
+    /// with the peer (`cvg_sync_*`), then continue the feed from the
+    /// peer's record (its `cvg_engine_context`).
+    CVG_STATUS_CURSOR_TOO_OLD = 20,
 }
 
 use cvg_status_t::*;
@@ -116,6 +129,8 @@ impl From<Error> for Failure {
             Error::InvalidArgument(_) => CVG_STATUS_INVALID_ARGUMENT,
             Error::StateTooLarge { .. } => CVG_STATUS_STATE_TOO_LARGE,
             Error::NotYetVisible { .. } => CVG_STATUS_NOT_YET_VISIBLE,
+            Error::PendingFull { .. } => CVG_STATUS_PENDING_FULL,
+            Error::CursorTooOld { .. } => CVG_STATUS_CURSOR_TOO_OLD,
             _ => CVG_STATUS_OTHER,
         };
         Failure::new(status, e.to_string())
@@ -271,6 +286,8 @@ pub extern "C" fn cvg_status_name(status: u32) -> *const c_char {
             16 => c"CVG_STATUS_SYNC_PROTOCOL",
             17 => c"CVG_STATUS_STATE_TOO_LARGE",
             18 => c"CVG_STATUS_NOT_YET_VISIBLE",
+            19 => c"CVG_STATUS_PENDING_FULL",
+            20 => c"CVG_STATUS_CURSOR_TOO_OLD",
             _ => c"CVG_STATUS_UNKNOWN",
         };
         name.as_ptr()
@@ -334,6 +351,8 @@ mod tests {
             CVG_STATUS_SYNC_PROTOCOL,
             CVG_STATUS_STATE_TOO_LARGE,
             CVG_STATUS_NOT_YET_VISIBLE,
+            CVG_STATUS_PENDING_FULL,
+            CVG_STATUS_CURSOR_TOO_OLD,
         ] {
             let name = unsafe { std::ffi::CStr::from_ptr(cvg_status_name(s as u32)) };
             assert_eq!(name.to_str().unwrap(), format!("{s:?}"));
@@ -361,5 +380,23 @@ mod tests {
         let not_yet = Failure::from(Error::NotYetVisible { missing: 2 });
         assert_eq!(not_yet.status, CVG_STATUS_NOT_YET_VISIBLE);
         assert!(not_yet.message.contains("lacks 2"), "{}", not_yet.message);
+        let full = Failure::from(Error::PendingFull {
+            entries: 4,
+            bytes: 100,
+            max_entries: 3,
+            max_bytes: 1000,
+        });
+        assert_eq!(full.status, CVG_STATUS_PENDING_FULL);
+        assert!(
+            full.message.contains("limits 3 entries"),
+            "{}",
+            full.message
+        );
+        let old = Failure::from(Error::CursorTooOld {
+            needed: 1,
+            oldest: 7,
+        });
+        assert_eq!(old.status, CVG_STATUS_CURSOR_TOO_OLD);
+        assert!(old.message.contains("starts at 7"), "{}", old.message);
     }
 }

@@ -57,7 +57,11 @@ fn dot_of(bytes: &[u8]) -> Result<Dot, Failure> {
 ///
 /// # Safety
 /// `ptr` points to `len` readable bytes (or `len` is 0).
-unsafe fn token_arg(ptr: *const u8, len: usize, what: &str) -> Result<CausalContext, Failure> {
+pub(crate) unsafe fn token_arg(
+    ptr: *const u8,
+    len: usize,
+    what: &str,
+) -> Result<CausalContext, Failure> {
     // SAFETY: forwarded caller guarantee.
     let bytes = unsafe { input(ptr, len, what) }?;
     codec::decode_context(bytes).map_err(|e| {
@@ -72,7 +76,7 @@ unsafe fn token_arg(ptr: *const u8, len: usize, what: &str) -> Result<CausalCont
 ///
 /// # Safety
 /// `out` was checked non-NULL and is writable.
-unsafe fn write_token(out: *mut cvg_bytes_t, token: &CausalContext) {
+pub(crate) unsafe fn write_token(out: *mut cvg_bytes_t, token: &CausalContext) {
     // SAFETY: forwarded caller guarantee.
     unsafe { write_out(out, cvg_bytes_t::from_vec(codec::encode_context(token))) };
 }

@@ -12,8 +12,9 @@
 #    ASan+UBSan;
 # 5. the examples, their output compared with ffi/examples/cart.expected.
 # First, the C examples docs/C_API.md shows (a sync message loop, session
-# tokens) must be the code compiled in c/test_sync_loop.c and
-# c/test_tokens.c (between their EXAMPLE markers).
+# tokens, push replication from a cursor) must be the code compiled in
+# c/test_sync_loop.c, c/test_tokens.c and c/test_delivery.c (between their
+# EXAMPLE markers).
 set -euo pipefail
 
 libdir=$1
@@ -39,7 +40,7 @@ mkdir -p "$out/bin"
 step() { printf '== %s\n' "$*"; }
 
 docs=$(dirname "$ffi")/docs/C_API.md
-for example in test_sync_loop.c test_tokens.c; do
+for example in test_sync_loop.c test_tokens.c test_delivery.c; do
   step "docs: the example of docs/C_API.md from c/$example is the one compiled here"
   # The ```c block after the marker comment in the docs, and the lines
   # between the markers in the test file.

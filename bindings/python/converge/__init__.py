@@ -9,7 +9,11 @@ Keys and values may be ``bytes``, ``bytearray``, ``memoryview`` or ``str``
 durabilities and CRDT types are the ``str`` enums ``SyncOutcome``,
 ``Durability`` and ``CrdtType``. Session tokens (``Engine.context()``,
 ``delta_token``, ``Delta.token``, ``join_tokens``, ``Engine.wait_for``) give
-read-your-writes and monotonic reads across replicas.
+read-your-writes and monotonic reads across replicas. Deltas that arrive
+before their causal dependencies wait in a pending area
+(``Engine.pending()``); the changes feed (``Engine.changes_since``,
+``Engine.apply_changes``, ``Delivery``) pushes a replica's operations to a
+peer from a causal cursor (see ``converge.feed``).
 """
 
 from ._ffi import lib as _lib
@@ -26,7 +30,7 @@ from .crdts import (
     TwoPSet,
 )
 from .engine import Engine, KeyIterator
-from .enums import CrdtType, Durability, SyncOutcome
+from .enums import CrdtType, Delivery, Durability, SyncOutcome
 from .errors import (
     STATUS_ERRORS,
     ClosedError,
@@ -34,6 +38,7 @@ from .errors import (
     CorruptInputError,
     CorruptionError,
     CounterOverflowError,
+    CursorTooOldError,
     InvalidArgumentError,
     KeyTooLargeError,
     MergeFunctionError,
@@ -41,6 +46,7 @@ from .errors import (
     NullPointerError,
     OtherError,
     PanicError,
+    PendingFullError,
     PoisonedError,
     ReplicaMismatchError,
     StateTooLargeError,
@@ -50,6 +56,7 @@ from .errors import (
     ValueTooLargeError,
     WrongTypeError,
 )
+from .feed import FeedInfo, FeedPage, PendingInfo
 from .limits import MAX_KEY_LEN, MAX_MESSAGE_LEN, MAX_STATE_LEN, MAX_VALUE_LEN
 from .sync import SyncSession, SyncStats
 from .tokens import delta_token, join_tokens
@@ -79,11 +86,15 @@ __all__ = [
     "CounterOverflowError",
     "CrdtHandle",
     "CrdtType",
+    "CursorTooOldError",
+    "Delivery",
     "Delta",
     "DeltaList",
     "Durability",
     "Engine",
     "FWWRegister",
+    "FeedInfo",
+    "FeedPage",
     "GSet",
     "InvalidArgumentError",
     "KeyIterator",
@@ -102,6 +113,8 @@ __all__ = [
     "OtherError",
     "PNCounter",
     "PanicError",
+    "PendingFullError",
+    "PendingInfo",
     "PoisonedError",
     "RegisterValue",
     "ReplicaMismatchError",

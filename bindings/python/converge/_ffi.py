@@ -119,6 +119,18 @@ class SyncStatsStruct(Structure):
     ]
 
 
+class PendingInfoStruct(Structure):
+    """``cvg_pending_info_t``: what the pending area holds."""
+
+    _fields_ = [(name, c_uint64) for name in ("entries", "bytes", "missing", "stuck")]
+
+
+class FeedInfoStruct(Structure):
+    """``cvg_feed_info_t``: the state of the changes feed."""
+
+    _fields_ = [(name, c_uint64) for name in ("floor", "last", "bytes", "peers")]
+
+
 #: ``cvg_merge_fn``: ``int (*)(void *user_data, const cvg_sibling_t *, size_t, cvg_buffer_t *)``.
 MERGE_FN = CFUNCTYPE(c_int, c_void_p, POINTER(SiblingStruct), c_size_t, c_void_p)
 
@@ -133,6 +145,8 @@ STRUCTS = {
     "cvg_stamp_t": StampStruct,
     "cvg_sync_config_t": SyncConfigStruct,
     "cvg_sync_stats_t": SyncStatsStruct,
+    "cvg_pending_info_t": PendingInfoStruct,
+    "cvg_feed_info_t": FeedInfoStruct,
 }
 
 # Short names for the declaration table. Opaque handles are c_void_p; byte
@@ -197,6 +211,17 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "cvg_engine_verify": (_S, [_H, POINTER(c_bool), POINTER(c_uint64)]),
     "cvg_engine_flush": (_S, [_H]),
     "cvg_engine_sync_wal": (_S, [_H]),
+    "cvg_delivery_name": (c_char_p, [c_uint8]),
+    "cvg_engine_pending": (_S, [_H, POINTER(PendingInfoStruct), _BYTES]),
+    "cvg_engine_changes_since": (
+        _S,
+        [_H, _B, _N, c_size_t, _BYTES, _BYTES, POINTER(c_uint64), POINTER(c_bool)],
+    ),
+    "cvg_engine_apply_changes": (_S, [_H, _B, _N, POINTER(c_uint8)]),
+    "cvg_engine_feed_info": (_S, [_H, POINTER(FeedInfoStruct), _HP, _HP]),
+    "cvg_engine_register_peer": (_S, [_H, _B, _N]),
+    "cvg_engine_acknowledge": (_S, [_H, _B, _N, _B, _N]),
+    "cvg_engine_remove_peer": (_S, [_H, _B, _N]),
     "cvg_engine_keys": (_S, [_H, _B, _N, _HP]),
     "cvg_iter_next": (_S, [_H, POINTER(c_bool), _SLICE, POINTER(c_uint8)]),
     "cvg_iter_free": (None, [_H]),
@@ -225,6 +250,10 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "cvg_options_set_anti_entropy": (_S, [_H, c_bool]),
     "cvg_options_set_max_successive_merges": (_S, [_H, c_size_t]),
     "cvg_options_set_type_cache_entries": (_S, [_H, c_size_t]),
+    "cvg_options_set_changes_feed": (_S, [_H, c_bool]),
+    "cvg_options_set_feed_retain_bytes": (_S, [_H, c_uint64]),
+    "cvg_options_set_max_pending": (_S, [_H, c_size_t]),
+    "cvg_options_set_max_pending_bytes": (_S, [_H, c_uint64]),
     "cvg_engine_counter_value": (_S, [_H, _B, _N, POINTER(c_int64)]),
     "cvg_engine_counter_value_wide": (_S, [_H, _B, _N, POINTER(I128)]),
     "cvg_engine_set_members": (_S, [_H, _B, _N, _HP, _BYTES]),
@@ -279,6 +308,10 @@ SYNC_OUTCOMES = {
     "diverged": 4,
     "failed": 5,
 }
+
+#: ``CVG_DELIVERY_*`` numbers by the names ``cvg_delivery_name`` gives them
+#: (the values of ``converge.Delivery``).
+DELIVERIES = {"applied": 0, "pending": 1, "duplicate": 2}
 
 #: ``CVG_DURABILITY_*`` numbers by the names ``Engine(durability=...)`` takes
 #: (the values of ``converge.Durability``).

@@ -4,6 +4,7 @@ and the conversions of Python arguments to the bytes the C ABI takes."""
 from __future__ import annotations
 
 import operator
+import uuid
 import weakref
 from typing import Any, Callable, Union
 
@@ -46,6 +47,26 @@ def as_i64(n: Any, what: str = "n") -> int:
     if not I64_MIN <= value <= I64_MAX:
         raise InvalidArgumentError(f"{what} must be in -2**63..2**63-1, got {value}")
     return value
+
+
+#: What the package accepts as a replica id: 16 bytes, an ``int`` in
+#: 0..2**128-1 (its 16 big-endian bytes, the engine's u128) or a
+#: ``uuid.UUID``.
+ReplicaIdLike = Union[bytes, bytearray, memoryview, int, uuid.UUID]
+
+
+def as_replica_id(value: Any, what: str = "replica_id") -> bytes:
+    """A replica id argument as the bytes the C ABI takes. The length of
+    bytes is the library's to check (it wants 16)."""
+    if isinstance(value, uuid.UUID):
+        return value.bytes
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value < 1 << 128:
+            raise ValueError(f"an int {what} must be in 0 .. 2**128 - 1")
+        return value.to_bytes(16, "big")
+    raise TypeError(f"{what} must be 16 bytes, an int or a uuid.UUID")
 
 
 class ManagedHandle:

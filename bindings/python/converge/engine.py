@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
 
 from . import _ffi
 from ._ffi import Bytes, RootStruct, Slice, lib, take_bytes
-from ._handle import BytesLike, ManagedHandle, as_bytes
+from ._handle import BytesLike, ManagedHandle, as_bytes, as_replica_id, as_u64
 from .enums import CrdtType, Durability, SyncOutcome
 from .errors import ClosedError, InvalidArgumentError, error
+from .feed import FeedMethods
 from .types import Root, VerifyReport
 
 if TYPE_CHECKING:
@@ -82,16 +83,7 @@ def _open_options(
             (lib.cvg_options_set_durability, (_ffi.DURABILITY[durability],))
         ]
         if replica_id is not None:
-            if isinstance(replica_id, uuid.UUID):
-                rid = replica_id.bytes
-            elif isinstance(replica_id, (bytes, bytearray, memoryview)):
-                rid = bytes(replica_id)
-            elif isinstance(replica_id, int) and not isinstance(replica_id, bool):
-                if not 0 <= replica_id < 1 << 128:
-                    raise ValueError("an int replica_id must be in 0 .. 2**128 - 1")
-                rid = replica_id.to_bytes(16, "big")  # the engine's u128, big-endian
-            else:
-                raise TypeError("replica_id must be 16 bytes, an int or a uuid.UUID")
+            rid = as_replica_id(replica_id, "replica_id")
             calls.append((lib.cvg_options_set_replica_id, (rid, len(rid))))
         for name, value in settings.items():
             if value is not None:
@@ -109,7 +101,7 @@ def _open_options(
     return opts
 
 
-class Engine(ManagedHandle):
+class Engine(FeedMethods, ManagedHandle):
     """An open replica store (a RocksDB directory).
 
     ``with converge.Engine(path, replica_id=..., durability="buffered") as db:``
@@ -129,7 +121,13 @@ class Engine(ManagedHandle):
     ``lock_stripes``, ``anti_entropy`` (maintain the anti-entropy tree;
     without it ``root``, ``verify`` and ``settle`` raise
     ``InvalidArgumentError``), ``max_successive_merges``,
-    ``type_cache_entries``.
+    ``type_cache_entries``; for causal delivery and the changes feed (see
+    ``converge.feed``): ``changes_feed`` (keep the log of local operations,
+    default true; without it ``changes_since``, ``feed_info`` and the peer
+    calls raise ``InvalidArgumentError``), ``feed_retain_bytes`` (log bytes
+    kept even for peers that have not acknowledged, default 64 MiB),
+    ``max_pending`` and ``max_pending_bytes`` (the pending area's bounds,
+    default 100,000 entries and 256 MiB; past them ``PendingFullError``).
     """
 
     def __init__(
@@ -148,6 +146,10 @@ class Engine(ManagedHandle):
         anti_entropy: Optional[bool] = None,
         max_successive_merges: Optional[int] = None,
         type_cache_entries: Optional[int] = None,
+        changes_feed: Optional[bool] = None,
+        feed_retain_bytes: Optional[int] = None,
+        max_pending: Optional[int] = None,
+        max_pending_bytes: Optional[int] = None,
     ) -> None:
         self._inflight: list[None] = []
         self._resolving: list[int] = []
@@ -170,7 +172,15 @@ class Engine(ManagedHandle):
             "anti_entropy": anti_entropy,
             "max_successive_merges": max_successive_merges,
             "type_cache_entries": type_cache_entries,
+            "changes_feed": changes_feed,
         }
+        # ctypes would wrap a negative number around: checked here.
+        for name, limit in (
+            ("feed_retain_bytes", feed_retain_bytes),
+            ("max_pending", max_pending),
+            ("max_pending_bytes", max_pending_bytes),
+        ):
+            settings[name] = None if limit is None else as_u64(limit, name)
         opts = _open_options(replica_id, durability, settings)
         out = c_void_p()
         try:

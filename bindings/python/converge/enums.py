@@ -1,6 +1,7 @@
 """The named values of the C ABI as ``enum.Enum`` subclasses of ``str``:
-sync outcomes (``CVG_SYNC_*``), durabilities (``CVG_DURABILITY_*``) and
-CRDT types (``CVG_CRDT_*``).
+sync outcomes (``CVG_SYNC_*``), durabilities (``CVG_DURABILITY_*``), CRDT
+types (``CVG_CRDT_*``) and deliveries of pages of changes
+(``CVG_DELIVERY_*``).
 
 Each member's value is the string the package has always used for it
 (``"converged"``, ``"buffered"``, ``"gcounter"``, ...), and members are
@@ -135,3 +136,21 @@ class CrdtType(_CEnum):
     @classmethod
     def _numbers(cls) -> dict[str, int]:
         return _CRDT_NUMBERS
+
+
+class Delivery(_CEnum):
+    """What ``Engine.apply_changes`` did with a page of changes."""
+
+    #: Its effects are visible, its operations in the replica's record.
+    APPLIED = "applied"
+    #: It waits in the pending area for operations it depends on (an
+    #: earlier page, other replicas' operations); it is applied,
+    #: atomically, once they arrive.
+    PENDING = "pending"
+    #: The replica already held every operation of the page: nothing
+    #: changed.
+    DUPLICATE = "duplicate"
+
+    @classmethod
+    def _numbers(cls) -> dict[str, int]:
+        return _ffi.DELIVERIES

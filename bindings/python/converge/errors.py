@@ -149,6 +149,26 @@ class NotYetVisibleError(ConvergeError):
     c_name = "CVG_STATUS_NOT_YET_VISIBLE"
 
 
+class PendingFullError(ConvergeError):
+    """The pending area (deltas and pages of changes received before their
+    causal dependencies) is full: the merge or page that raised it changed
+    nothing. Deliver what the pending entries wait for (``Engine.pending()``
+    says what) or run an anti-entropy session, then send it again. The
+    limits are the ``max_pending`` and ``max_pending_bytes`` options."""
+
+    c_name = "CVG_STATUS_PENDING_FULL"
+
+
+class CursorTooOldError(ConvergeError):
+    """``Engine.changes_since`` was given a cursor that lacks an operation
+    the changes feed's log no longer holds (the message says which). Nothing
+    changed: run an anti-entropy session with the peer (``sync_with`` or a
+    ``SyncSession``), then continue the feed from the peer's
+    ``context()``."""
+
+    c_name = "CVG_STATUS_CURSOR_TOO_OLD"
+
+
 #: The one table: C status number -> exception class.
 STATUS_ERRORS: dict[int, type[ConvergeError]] = {
     1: InvalidArgumentError,
@@ -169,6 +189,8 @@ STATUS_ERRORS: dict[int, type[ConvergeError]] = {
     16: SyncProtocolError,
     17: StateTooLargeError,
     18: NotYetVisibleError,
+    19: PendingFullError,
+    20: CursorTooOldError,
 }
 
 _last_error_message = lib.cvg_last_error_message

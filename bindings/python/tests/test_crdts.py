@@ -97,15 +97,18 @@ def test_lww_register(open_engine) -> None:
     a, b = open_engine(), open_engine()
     r = a.lww("r")
     assert r.get() is None and r.read() is None
-    r.set(b"one")
+    d1 = r.set(b"one")
     d = r.set("two")
     assert r.get() == b"two"
     value = r.read()
     assert value is not None
     assert value.value == b"two"
     assert value.stamp.replica == a.replica_id and value.stamp.wall_ms > 0
+    # Causal delivery: the second write waits for the first at b.
     b.merge("r", d)
-    assert b.lww("r").get() == b"two"
+    assert b.lww("r").get() is None and b.pending().entries == 1
+    b.merge("r", d1)
+    assert b.lww("r").get() == b"two" and b.pending().entries == 0
     assert a.key_type("r") == "lww"
 
 
@@ -130,10 +133,10 @@ def test_mvregister_siblings_context_and_resolve(open_engine) -> None:
     assert sorted(m.values()) == [b"from-a", b"from-b"]
     read = m.read()
     assert {s.replica for s in read.siblings} == {a.replica_id, b.replica_id}
-    m.write("merged", context=read.context)
+    dm = m.write("merged", context=read.context)
     assert m.values() == [b"merged"]
     # A blind write (no context) keeps the current value as a sibling.
-    m.write("blind")
+    dbl = m.write("blind")
     assert sorted(m.values()) == [b"blind", b"merged"]
     seen = []
 
@@ -145,7 +148,11 @@ def test_mvregister_siblings_context_and_resolve(open_engine) -> None:
     assert seen == [[b"merged", b"blind"]] or seen == [[b"blind", b"merged"]]
     assert delta and m.values() == [b"blind|merged"]
     assert m.resolve(pick) is None and len(seen) == 1
+    # Causal delivery: the resolution waits at b for a's earlier writes.
     b.merge("m", delta)
+    assert sorted(b.mvreg("m").values()) == [b"from-a", b"from-b"]
+    b.merge("m", dbl)
+    b.merge("m", dm)
     assert b.mvreg("m").values() == [b"blind|merged"]
     assert a.key_type("m") == "mvreg"
 

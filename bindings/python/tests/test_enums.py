@@ -1,4 +1,4 @@
-"""``SyncOutcome``, ``Durability`` and ``CrdtType``: ``str`` enums that
+"""``SyncOutcome``, ``Durability``, ``CrdtType`` and ``Delivery``: ``str`` enums that
 keep the strings the package returned before, agree with the C constants
 and names, and are what the engine returns and accepts."""
 
@@ -11,11 +11,11 @@ import uuid
 import pytest
 
 import converge
-from converge import CrdtType, Durability, Engine, SyncOutcome
+from converge import CrdtType, Delivery, Durability, Engine, SyncOutcome
 from converge import _ffi
 from converge._ffi import lib
 
-ENUMS = (SyncOutcome, Durability, CrdtType)
+ENUMS = (SyncOutcome, Durability, CrdtType, Delivery)
 
 #: The strings the package returned (or took) for each enum before the
 #: enums existed: they must stay equal.
@@ -23,10 +23,16 @@ LEGACY = {
     SyncOutcome: {"running", "equal", "repaired", "converged", "diverged", "failed"},
     Durability: {"sync", "buffered", "none"},
     CrdtType: {"gcounter", "pncounter", "gset", "2pset", "orset", "lww", "fww", "mvreg"},
+    Delivery: {"applied", "pending", "duplicate"},
 }
 
 #: The ``#define`` prefix of each enum's C constants.
-PREFIX = {SyncOutcome: "CVG_SYNC_", Durability: "CVG_DURABILITY_", CrdtType: "CVG_CRDT_"}
+PREFIX = {
+    SyncOutcome: "CVG_SYNC_",
+    Durability: "CVG_DURABILITY_",
+    CrdtType: "CVG_CRDT_",
+    Delivery: "CVG_DELIVERY_",
+}
 
 
 def test_enums_are_exported_str_enums() -> None:
@@ -48,7 +54,7 @@ def test_members_behave_like_their_strings(cls: type) -> None:
 
 
 def test_numbers_match_the_header(header_text: str) -> None:
-    defines = dict(re.findall(r"#define (CVG_(?:SYNC|DURABILITY|CRDT)_\w+) (\d+)", header_text))
+    defines = dict(re.findall(r"#define (CVG_(?:SYNC|DURABILITY|CRDT|DELIVERY)_\w+) (\d+)", header_text))
     for cls in ENUMS:
         for member in cls:  # type: ignore[attr-defined]
             assert int(defines[PREFIX[cls] + member.name]) == member.number
@@ -66,6 +72,9 @@ def test_values_are_the_library_names() -> None:
     for t in CrdtType:
         assert lib.cvg_crdt_type_name(t.number).decode() == t.value
     assert {d.value: d.number for d in Durability} == _ffi.DURABILITY
+    for delivery in Delivery:
+        assert lib.cvg_delivery_name(delivery.number).decode() == delivery.value
+    assert lib.cvg_delivery_name(200) == b"unknown"
 
 
 def test_unknown_numbers_raise() -> None:

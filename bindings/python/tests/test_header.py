@@ -40,6 +40,7 @@ _SCALARS = {
     "cvg_durability_t": c_uint32,
     "cvg_status_t": c_uint32,
     "cvg_sync_outcome_t": c_uint8,
+    "cvg_delivery_t": c_uint8,
     "uint8_t": c_uint8,
 }
 
@@ -168,6 +169,10 @@ def test_constants_match_the_header(header_text: str) -> None:
         k.removeprefix("CVG_SYNC_").lower(): v for k, v in defines.items() if k.startswith("CVG_SYNC_")
     }
     assert outcomes == _ffi.SYNC_OUTCOMES
+    deliveries = {
+        k.removeprefix("CVG_DELIVERY_").lower(): v for k, v in defines.items() if k.startswith("CVG_DELIVERY_")
+    }
+    assert deliveries == _ffi.DELIVERIES
 
 
 def test_limits_match_the_header(header_text: str) -> None:

@@ -246,7 +246,9 @@ def test_batch_tokens(open_engine: Open) -> None:
 def test_join_is_a_set_union(tmp_path: pathlib.Path) -> None:
     """Joining the tokens of any writes, in any order and grouping, gives
     the same bytes, and a fresh replica that merged exactly those writes
-    has exactly that context."""
+    holds exactly those whose origin's earlier writes it also merged (the
+    others wait for them, causal delivery) and, once it merged those, all
+    of them."""
     writers = {r: Engine(tmp_path / f"w{r}", replica_id=r, durability="none") for r in (1, 2, 3)}
     made: dict[tuple[int, int], tuple[bytes, bytes]] = {}
     try:
@@ -272,12 +274,22 @@ def test_join_is_a_set_union(tmp_path: pathlib.Path) -> None:
             converge.join_tokens(*shuffled[:half]), converge.join_tokens(*shuffled[half:])
         )
         assert regrouped == joined
+        chosen = set(dots)
+        visible = [x for x in chosen if all((x[0], k) in chosen for k in range(1, x[1]))]
+        closure = {(r, k) for r, s in chosen for k in range(1, s + 1)}
         with Engine(tmp_path / f"sink{next(runs)}", replica_id=4, durability="none") as sink:
-            assert sink.token_missing(joined) == len(set(dots))
+            assert sink.token_missing(joined) == len(chosen)
             for x in reversed(dots):
                 sink.merge("c", made[x][0])
+            held = converge.join_tokens(*(made[x][1] for x in visible))
+            sink.wait_for(held)
+            assert sink.context() == held
+            assert sink.pending().entries == len(chosen) - len(visible)
+            for x in sorted(closure - chosen, reverse=True):
+                sink.merge("c", made[x][0])
             sink.wait_for(joined)
-            assert sink.context() == joined
+            assert sink.context() == converge.join_tokens(*(made[x][1] for x in closure))
+            assert sink.pending().entries == 0
 
     check()
 

@@ -32,7 +32,10 @@ void test_version_and_errors(void) {
         CVG_STATUS_UNSUPPORTED_FORMAT == 11 && CVG_STATUS_OVERFLOW == 12 &&
         CVG_STATUS_MERGE_FUNCTION == 13 && CVG_STATUS_PANIC == 14 &&
         CVG_STATUS_OTHER == 15 && CVG_STATUS_SYNC_PROTOCOL == 16 &&
-        CVG_STATUS_STATE_TOO_LARGE == 17 && CVG_STATUS_NOT_YET_VISIBLE == 18);
+        CVG_STATUS_STATE_TOO_LARGE == 17 && CVG_STATUS_NOT_YET_VISIBLE == 18 &&
+        CVG_STATUS_PENDING_FULL == 19 && CVG_STATUS_CURSOR_TOO_OLD == 20);
+  CHECK(strcmp(cvg_status_name(CVG_STATUS_PENDING_FULL), "CVG_STATUS_PENDING_FULL") == 0);
+  CHECK(strcmp(cvg_status_name(CVG_STATUS_CURSOR_TOO_OLD), "CVG_STATUS_CURSOR_TOO_OLD") == 0);
   CHECK(strcmp(cvg_status_name(CVG_STATUS_MERGE_FUNCTION),
                "CVG_STATUS_MERGE_FUNCTION") == 0);
   CHECK(strcmp(cvg_status_name(CVG_STATUS_OTHER), "CVG_STATUS_OTHER") == 0);
@@ -201,6 +204,7 @@ int main(int argc, char **argv) {
   test_bulk(base);
   test_sync_loop(base);
   test_tokens(base);
-  printf("converge C API tests: 15 passed, 0 failed\n");
+  test_delivery(base);
+  printf("converge C API tests: 16 passed, 0 failed\n");
   return 0;
 }

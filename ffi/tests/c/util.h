@@ -95,5 +95,6 @@ void test_sync_sessions(const char *base);
 void test_bulk(const char *base);
 void test_sync_loop(const char *base);
 void test_tokens(const char *base);
+void test_delivery(const char *base);
 
 #endif

@@ -18,6 +18,8 @@ std::string first_member(const converge::engine &e, const std::string &key);
 int status_of_wrong_type(const converge::engine &e);
 std::pair<cvg_sync_outcome_t, cvg_sync_outcome_t> sync_by_hand(const converge::engine &a,
                                                                const converge::engine &b);
+int push_feed(const converge::engine &from, const converge::engine &to, converge::bytes &cursor,
+              size_t limit);
 
 #define CHECK(cond)                                                            \
   do {                                                                         \
@@ -271,6 +273,107 @@ static void test_tokens(const std::string &base, const converge::options &oe,
   f.close();
 }
 
+static converge::options feed_opts(uint8_t id, uint64_t retain, size_t max_pending) {
+  converge::options o = opts(id);
+  o.changes_feed(true).feed_retain_bytes(retain).max_pending(max_pending);
+  o.max_pending_bytes(uint64_t(1) << 20);
+  return o;
+}
+
+// Causal delivery and the changes feed: a comment never shown before its
+// post, pages pushed from a cursor, a cursor older than the log, a full
+// pending area, peers, bad input.
+static void test_delivery(const std::string &base) {
+  CHECK(std::string(converge::status_name(CVG_STATUS_PENDING_FULL)) == "CVG_STATUS_PENDING_FULL");
+  CHECK(std::string(converge::delivery_name(CVG_DELIVERY_PENDING)) == "pending");
+  CHECK(std::string(converge::delivery_name(9)) == "unknown");
+  converge::engine a(base + "/dl-a", feed_opts(7, 16 << 10, 100000));
+  converge::engine b(base + "/dl-b", opts(8));
+  converge::engine c(base + "/dl-c", feed_opts(9, 64 << 20, 2));
+
+  // The comment reaches c before the post: pending, then both visible.
+  converge::bytes post = a.orset_add("post", "hello");
+  b.merge("post", post);
+  converge::bytes comment = b.orset_add("comment", "welcome");
+  c.merge("comment", comment);
+  converge::pending_info p = c.pending();
+  CHECK(p.entries == 1 && p.missing == 1 && p.stuck == 0 && p.size > 0);
+  CHECK(converge::token_join(p.needed, converge::delta_token(post)) == p.needed);
+  CHECK(c.members("comment").members.empty());
+  c.merge("post", post);
+  CHECK(c.members("comment").members.size() == 1 && c.pending().entries == 0);
+  CHECK(c.pending().needed.size() > 0 && c.token_missing(c.pending().needed) == 0);
+
+  // Pages: pushed from b's record, in pages of 3; a duplicate changes
+  // nothing; a later page first waits.
+  for (int i = 0; i < 10; i++)
+    a.increment("n", 1);
+  converge::bytes cursor = b.context();
+  CHECK(push_feed(a, b, cursor, 3) == 4); // 10 increments (b holds the post)
+  CHECK(b.counter("n") == 10 && cursor == b.context());
+  converge::feed_page none = a.changes_since(cursor, 3);
+  CHECK(!none.changes && none.operations == 0 && !none.more && none.next == cursor);
+  a.increment("n", 5);
+  a.increment("n", 6);
+  converge::feed_page p1 = a.changes_since(cursor, 1);
+  converge::feed_page p2 = a.changes_since(p1.next, 1);
+  CHECK(p1.more && !p2.more && p1.operations == 1 && p2.operations == 1);
+  CHECK(b.apply_changes(*p2.changes) == CVG_DELIVERY_PENDING && b.counter("n") == 10);
+  CHECK(b.apply_changes(*p1.changes) == CVG_DELIVERY_APPLIED && b.counter("n") == 21);
+  CHECK(b.apply_changes(*p1.changes) == CVG_DELIVERY_DUPLICATE);
+
+  // Peers, and a cursor older than the log: sync, then continue.
+  converge::replica_id peer{};
+  peer.fill(8);
+  a.register_peer(peer);
+  converge::feed_state f = a.feed_info();
+  CHECK(f.peers.size() == 1 && f.peers[0].id == peer && f.floor >= 1 && f.last == 13);
+  for (int i = 0; i < 1500; i++)
+    a.lww_set("k" + std::to_string(i % 40), std::string(64, 'v'));
+  f = a.feed_info();
+  CHECK(f.floor > 14 && f.last == 1513 && f.size < (200 << 10));
+  CHECK(status_of([&] { a.changes_since(cursor, 100); }) == CVG_STATUS_CURSOR_TOO_OLD);
+  CHECK(is_success(a.sync_with(b)));
+  cursor = b.context();
+  a.acknowledge(peer, cursor);
+  a.lww_set("k0", "new");
+  CHECK(push_feed(a, b, cursor, 100) == 1);
+  CHECK(converge::to_string(b.reg("k0")->value) == "new");
+  a.acknowledge(peer, cursor);
+  f = a.feed_info();
+  CHECK(f.floor == f.last + 1 && f.peers[0].cursor == cursor);
+  a.remove_peer(peer);
+  CHECK(a.feed_info().peers.empty());
+
+  // A full pending area (2 entries) refuses the third and changes nothing
+  // (deltas of a fresh replica: they depend on nothing else).
+  converge::engine g(base + "/dl-g", opts(10));
+  converge::bytes d1 = g.increment("full", 1), d2 = g.increment("full", 1),
+                  d3 = g.increment("full", 1), d4 = g.increment("full", 1);
+  c.merge("full", d2);
+  c.merge("full", d3);
+  converge::bytes before = c.context();
+  CHECK(status_of([&] { c.merge("full", d4); }) == CVG_STATUS_PENDING_FULL);
+  CHECK(c.context() == before && c.pending().entries == 2);
+  c.merge("full", d1);
+  c.merge("full", d4);
+  CHECK(c.counter("full") == 4 && c.pending().entries == 0);
+
+  // Bad input: typed errors, nothing changed.
+  converge::feed_page page = g.changes_since(converge::bytes(), 1);
+  converge::bytes cut(page.changes->begin(), page.changes->end() - 1);
+  before = b.context();
+  CHECK(status_of([&] { b.apply_changes(cut); }) == CVG_STATUS_CORRUPT_INPUT);
+  CHECK(status_of([&] { b.apply_changes(d1); }) == CVG_STATUS_CORRUPT_INPUT);
+  CHECK(status_of([&] { a.changes_since("junk", 1); }) == CVG_STATUS_CORRUPT_INPUT);
+  CHECK(status_of([&] { a.changes_since(cursor, 0); }) == CVG_STATUS_INVALID_ARGUMENT);
+  CHECK(status_of([&] { a.acknowledge(peer, cursor); }) == CVG_STATUS_INVALID_ARGUMENT);
+  CHECK(b.context() == before);
+  converge::engine off(base + "/dl-off", converge::options().changes_feed(false));
+  CHECK(status_of([&] { off.feed_info(); }) == CVG_STATUS_INVALID_ARGUMENT);
+  CHECK(off.apply_changes(*page.changes) == CVG_DELIVERY_APPLIED);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: %s <empty scratch directory>\n", argv[0]);
@@ -370,13 +473,16 @@ int main(int argc, char **argv) {
   a.settle();
   a.flush();
   a.sync_wal();
-  a.increment("big", UINT64_MAX);
+  // Shipped to b too: with causal delivery, b would keep a's later deltas
+  // (test_bulk) pending until it holds this operation.
+  b.merge("big", a.increment("big", UINT64_MAX));
   CHECK(status_of([&] { a.counter("big"); }) == CVG_STATUS_OVERFLOW);
   CHECK(a.counter_wide("big").lo == UINT64_MAX && a.counter_wide("big").hi == 0);
 
   test_bulk(a, b);
   test_sync(base, opts(3), opts(4));
   test_tokens(base, opts(5), opts(6));
+  test_delivery(base);
 
   // Errors carry their status; nothing changes.
   CHECK(status_of_wrong_type(a) == CVG_STATUS_WRONG_TYPE);
@@ -394,6 +500,6 @@ int main(int argc, char **argv) {
   moved.close();
   b.close();
   b.close(); // closing an empty engine is a no-op
-  std::printf("converge C++ wrapper tests: 4 passed, 0 failed\n");
+  std::printf("converge C++ wrapper tests: 5 passed, 0 failed\n");
   return 0;
 }

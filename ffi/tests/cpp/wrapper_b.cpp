@@ -45,3 +45,21 @@ std::pair<cvg_sync_outcome_t, cvg_sync_outcome_t> sync_by_hand(const converge::e
   }
   return {start.session.outcome(), responder.outcome()};
 }
+
+// Push every operation of `from` that `cursor` lacks to `to`, a page of at
+// most `limit` at a time; `cursor` becomes the next one. Returns the
+// number of pages applied.
+int push_feed(const converge::engine &from, const converge::engine &to, converge::bytes &cursor,
+              size_t limit) {
+  int pages = 0;
+  for (bool more = true; more;) {
+    converge::feed_page page = from.changes_since(cursor, limit);
+    if (page.changes) {
+      to.apply_changes(*page.changes);
+      pages++;
+    }
+    cursor = std::move(page.next);
+    more = page.more;
+  }
+  return pages;
+}
