@@ -29,6 +29,6 @@ bench-smoke: setup
 
 # Sizes of tokens and dependencies, and the changes feed (BENCHMARKS.md).
 bench-causal: bench-build
-	d=$$(mktemp -d) && $(TARGET_DIR)/release/token_sizes $$d && $(TARGET_DIR)/release/feed $$d; s=$$?; rm -rf $$d; exit $$s
+	d=$$(mktemp -d) && $(TARGET_DIR)/release/token_sizes $$d && $(TARGET_DIR)/release/feed $$d && $(TARGET_DIR)/release/group_commit $$d; s=$$?; rm -rf $$d; exit $$s
 
 TEST_TARGETS += bench-smoke
