@@ -48,6 +48,7 @@ help:
 	@echo "make test    - set up, lint, and run every test (Rust, C/C++, Python, bench smoke)"
 	@echo "make demo    - two replicas diverge and converge"
 	@echo "make bench   - quick benchmark report (bench-results/quick.json)"
+	@echo "make bench-causal - token/dependency sizes, changes feed, group commit"
 	@echo "make header  - regenerate include/converge.h"
 	@echo "make lib     - build libconverge (.so/.a), the CLI and everything else (dev profile)"
 

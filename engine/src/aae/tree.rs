@@ -171,6 +171,16 @@ impl Tree {
         }
     }
 
+    /// [`Tree::mark_dirty`] for owned keys (moved in, not copied).
+    pub(crate) fn mark_dirty_owned(&self, keys: Vec<Vec<u8>>) {
+        for k in keys {
+            let shard = (key_hash(&k) as usize) % DIRTY_SHARDS;
+            if self.dirty[shard].lock().insert(k) {
+                self.dirty_len.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Whether so many keys are dirty that a writer should settle them.
     pub(crate) fn over_budget(&self) -> bool {
         self.dirty_len.load(Ordering::Relaxed) >= MAX_DIRTY

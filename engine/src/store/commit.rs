@@ -208,10 +208,10 @@ impl Engine {
         // Published in queue order, after the keys are marked dirty: every
         // dot of the record is in the data and known to the tree.
         let mut published = CausalContext::new();
-        for (r, n) in readies.iter().zip(&numbered) {
+        for (r, n) in readies.iter_mut().zip(&numbered) {
             let Ok(n) = n else { continue };
             if self.options.anti_entropy {
-                self.tree.mark_dirty(r.keys.iter().map(Vec::as_slice));
+                self.tree.mark_dirty_owned(std::mem::take(&mut r.keys));
             }
             if n.last > n.base {
                 // Its peers' dots counted as merged before its operations.

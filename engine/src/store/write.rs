@@ -367,7 +367,7 @@ impl Engine {
             self.check_writable()?;
             self.write_or_poison(wb)?;
             if self.options.anti_entropy {
-                self.tree.mark_dirty(keys.iter().map(Vec::as_slice));
+                self.tree.mark_dirty_owned(keys);
             }
             if !extra.release.is_empty() {
                 self.pending.index.lock().release(&extra.release);
