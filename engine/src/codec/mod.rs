@@ -512,9 +512,24 @@ pub fn encode_state(state: &State) -> Vec<u8> {
     encode_with(KIND_STATE, state)
 }
 
-/// Append the encoding of a full state to `out`.
-pub fn encode_state_into(state: &State, out: &mut Vec<u8>) {
-    encode_with_into(KIND_STATE, state, out)
+/// Append the bincode body of a state's encoding to `out` (no version,
+/// kind or checksum: for containers that check integrity themselves, like
+/// the changes feed's log).
+pub(crate) fn encode_state_body_into(state: &State, out: &mut Vec<u8>) {
+    // Writing into a Vec cannot fail, and every state encodes.
+    if let Err(e) = bincode::encode_into_std_write(state, out, config()) {
+        unreachable!("encoding into a Vec failed: {e}");
+    }
+}
+
+/// Decode a state body written by [`encode_state_body_into`], checking
+/// that it is canonical.
+pub(crate) fn decode_state_body(body: &[u8]) -> Result<State, CodecError> {
+    let s: State = decode_body(body)?;
+    if !s.is_canonical() {
+        return Err(CodecError::NotCanonical);
+    }
+    Ok(s)
 }
 
 /// Decode a full state or a delta (either kind), and check that it is

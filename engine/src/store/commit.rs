@@ -217,8 +217,7 @@ impl Engine {
                 // Its peers' dots counted as merged before its operations.
                 c.touched.clear();
             } else {
-                c.touched.extend(r.remote.replicas());
-                c.touched.remove(&self.replica);
+                add_replicas(&mut c.touched, &r.remote, self.replica);
             }
             published.merge(&r.remote);
         }
@@ -282,12 +281,12 @@ impl Engine {
         // Everything merged since this replica's previous operation is a
         // dependency of its next one. `touched` itself is updated once the
         // group is written.
-        let mut touched = c.touched.clone();
-        touched.extend(group_remote.replicas());
-        touched.extend(r.remote.replicas());
-        touched.remove(&self.replica);
+        // (Within a group, the earlier batches' peers count too: a larger
+        // set than needed at worst, never a smaller one.)
         group_remote.merge(&r.remote);
         if let Some(first) = r.deltas.first_mut() {
+            let mut touched = c.touched.clone();
+            add_replicas(&mut touched, group_remote, self.replica);
             let ctx = self.context.lock();
             let mut deps = ctx.project(&touched);
             drop(ctx);
@@ -315,5 +314,23 @@ impl Engine {
             parked,
             log_bytes,
         })
+    }
+}
+
+/// Add the replicas `c` has dots of, except `me`, to `set`.
+fn add_replicas(
+    set: &mut std::collections::BTreeSet<crate::causal::ReplicaId>,
+    c: &CausalContext,
+    me: crate::causal::ReplicaId,
+) {
+    for (r, _) in c.vv().iter() {
+        if r != me {
+            set.insert(r);
+        }
+    }
+    for d in c.cloud() {
+        if d.replica != me {
+            set.insert(d.replica);
+        }
     }
 }

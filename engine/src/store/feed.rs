@@ -26,7 +26,7 @@
 
 use super::{cf, Engine, CF_LOG, CF_META};
 use crate::causal::{CausalContext, Dot, ReplicaId};
-use crate::codec::{decode_context, decode_state, encode_context, Changes};
+use crate::codec::{decode_context, encode_context, Changes};
 use crate::crdt::State;
 use crate::error::{Error, Result};
 use parking_lot::Mutex;
@@ -91,7 +91,9 @@ pub(crate) struct Feed {
 }
 
 /// The operations part of a log entry: for each operation, key length
-/// (u32 BE), key, state length (u32 BE), delta state (kind 0).
+/// (u32 BE), key, state length (u32 BE), delta state (the bincode body of
+/// a kind-0 encoding, without version, kind and checksum: RocksDB's own
+/// checksums cover the log).
 pub(crate) fn encode_log_ops(deltas: &[crate::KeyedDelta]) -> Vec<u8> {
     let mut v = Vec::with_capacity(deltas.len() * 48);
     for d in deltas {
@@ -99,7 +101,7 @@ pub(crate) fn encode_log_ops(deltas: &[crate::KeyedDelta]) -> Vec<u8> {
         v.extend_from_slice(&d.key);
         let at = v.len();
         v.extend_from_slice(&[0; 4]);
-        crate::codec::encode_state_into(&d.delta.state, &mut v);
+        crate::codec::encode_state_body_into(&d.delta.state, &mut v);
         let n = (v.len() - at - 4) as u32;
         v[at..at + 4].copy_from_slice(&n.to_be_bytes());
     }
@@ -145,7 +147,8 @@ fn decode_log_entry(first: u64, v: &[u8]) -> Result<LogEntry> {
         let key = v.get(at + 4..at + 4 + kl).ok_or_else(bad)?.to_vec();
         at += 4 + kl;
         let sl = u32_at(at).ok_or_else(bad)?;
-        let state = decode_state(v.get(at + 4..at + 4 + sl).ok_or_else(bad)?).map_err(corrupt)?;
+        let state = crate::codec::decode_state_body(v.get(at + 4..at + 4 + sl).ok_or_else(bad)?)
+            .map_err(corrupt)?;
         at += 4 + sl;
         ops.push((key, state));
     }

@@ -81,6 +81,14 @@ pub(crate) struct Pending {
     pub(crate) drain: Mutex<()>,
 }
 
+impl Pending {
+    /// Whether nothing is pending (then a write that adds dots need not
+    /// drain).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.index.lock().entries.is_empty()
+    }
+}
+
 /// Entries drained per write batch.
 const DRAIN_BATCH: usize = 256;
 

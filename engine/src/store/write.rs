@@ -122,7 +122,7 @@ impl Engine {
     /// succeeded; a failure here is reported but loses nothing (the
     /// entries stay pending).
     pub(super) fn after_commit(&self, done: &Committed) -> Result<()> {
-        if done.parked || !done.news.is_empty() {
+        if done.parked || (!done.news.is_empty() && !self.pending.is_empty()) {
             self.drain(done.news.clone())?;
         }
         Ok(())
@@ -411,10 +411,21 @@ impl Engine {
         batch: &CausalContext,
         extra: &mut Extra,
     ) -> Option<State> {
-        let Some(needs) = d.requires() else {
+        let Some(deps) = &d.deps else {
             return Some(d.state);
         };
         let dot = Dot::new(d.origin, d.seq);
+        if deps.is_empty() {
+            // The common case: only the origin's earlier operations, held
+            // as a prefix of the record's vector or the batch's.
+            let held = self.context.lock().vv().get(d.origin);
+            if held.max(batch.vv().get(d.origin)) + 1 >= d.seq {
+                return Some(d.state);
+            }
+        }
+        let Some(needs) = d.requires() else {
+            return Some(d.state);
+        };
         {
             let ctx = self.context.lock();
             if ctx.contains(&dot) || ctx.first_missing(Some(batch), &needs).is_none() {
