@@ -31,12 +31,15 @@ pub fn elem(i: u64) -> Vec<u8> {
 }
 
 /// An engine with default options (but `durability`) in a fresh temporary
-/// directory; keep the directory alive as long as the engine.
+/// directory; keep the directory alive as long as the engine. With
+/// `CONVERGE_BENCH_CHANGES_FEED=off` in the environment the changes feed is
+/// off (to measure what its log costs).
 pub fn open_engine(durability: Durability) -> BenchResult<(Engine, TempDir)> {
     let dir = tempfile::Builder::new()
         .prefix("converge-bench-engine-")
         .tempdir()?;
-    let options = Options::with_replica(local_replica()).durability(durability);
+    let mut options = Options::with_replica(local_replica()).durability(durability);
+    options.changes_feed = std::env::var("CONVERGE_BENCH_CHANGES_FEED").as_deref() != Ok("off");
     let engine = Engine::open(dir.path(), options)?;
     Ok((engine, dir))
 }
