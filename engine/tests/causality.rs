@@ -288,6 +288,18 @@ fn a_replica_that_lost_its_operations_gets_them_and_its_numbering_back_by_sync()
     // Its numbering continues after the operations that came back: no
     // number names two operations.
     assert_eq!(lost.increment(b"k", 1).unwrap().delta.seq, 4);
+    // Its changes feed never logged the restored operations: a cursor that
+    // lacks them is sent to anti-entropy, one that holds them gets the new
+    // operation.
+    assert!(matches!(
+        lost.changes_since(&CausalContext::new(), 10),
+        Err(Error::CursorTooOld {
+            needed: 1,
+            oldest: 4
+        })
+    ));
+    let page = lost.changes_since(&b.context(), 10).unwrap();
+    assert_eq!(page.operations, 1);
     let common::TempEngine { engine, dir } = lost;
     drop(engine);
     let reopened = Engine::open(dir.path(), small_options(1)).unwrap();

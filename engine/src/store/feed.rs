@@ -87,7 +87,7 @@ pub(crate) struct Feed {
     floor: AtomicU64,
     bytes: AtomicU64,
     peers: Mutex<BTreeMap<ReplicaId, CausalContext>>,
-    truncating: Mutex<()>,
+    pub(super) truncating: Mutex<()>,
 }
 
 /// The operations part of a log entry: for each operation, key length
@@ -250,6 +250,13 @@ impl Feed {
             peers: Mutex::new(peers),
             truncating: Mutex::new(()),
         })
+    }
+
+    /// The log was emptied and starts after `last` (operations restored
+    /// by a sync session, which it does not hold).
+    pub(super) fn restart_after(&self, last: u64) {
+        self.floor.store(last + 1, Ordering::Release);
+        self.bytes.store(0, Ordering::Relaxed);
     }
 
     /// Count `n` log bytes just written (under the commit lock).

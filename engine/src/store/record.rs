@@ -22,7 +22,8 @@
 //! [`Engine::context`] or a successful [`Engine::wait_for`] sees every
 //! effect the context lists.
 
-use super::{cf, Engine, CF_META, META_CTX, META_SEQ, META_VV};
+use super::feed::META_LOG_FLOOR;
+use super::{cf, Engine, CF_LOG, CF_META, META_CTX, META_SEQ, META_VV};
 use crate::causal::{CausalContext, ReplicaId};
 use crate::codec::{decode_context, decode_vv, encode_context};
 use crate::error::{Error, Result};
@@ -115,13 +116,27 @@ impl Engine {
         let mut wb = rocksdb::WriteBatch::default();
         wb.merge_cf(meta, META_CTX, encode_context(learned));
         let highest_own = learned.next_dot(self.replica).counter - 1;
+        // Truncation takes this lock before the commit lock too.
+        let _truncating = self.feed.truncating.lock();
         let mut committed = self.commit.lock();
         self.check_writable()?;
         let base = committed.seq;
-        if highest_own > base {
+        let restored = highest_own > base;
+        if restored {
             wb.put_cf(meta, META_SEQ, highest_own.to_be_bytes());
+            if self.options.changes_feed {
+                // The restored operations are not in the changes feed's
+                // log: a cursor that lacks them must go to anti-entropy, so
+                // the log starts after them.
+                let floor = highest_own + 1;
+                wb.delete_range_cf(self.cf(CF_LOG)?, 0u64.to_be_bytes(), floor.to_be_bytes());
+                wb.put_cf(meta, META_LOG_FLOOR, floor.to_be_bytes());
+            }
         }
         self.write_or_poison(wb)?;
+        if restored && self.options.changes_feed {
+            self.feed.restart_after(highest_own);
+        }
         committed.seq = base.max(highest_own);
         committed.touched.extend(learned.replicas());
         committed.touched.remove(&self.replica);
