@@ -175,3 +175,23 @@ fn a_layout_1_store_is_upgraded_and_an_unknown_layout_refused() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn the_background_settler_folds_written_keys_without_a_root_read() {
+    let e = common::engine(8);
+    let mut b = converge::Batch::new();
+    for i in 0..5000u32 {
+        b.increment(format!("k{i}"), 1);
+    }
+    e.write(&b).unwrap();
+    // No root read, no settle call: the settler folds them (polled, with a
+    // generous deadline; how fast is a benchmark's business).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while e.unsettled_keys() > 0 {
+        assert!(std::time::Instant::now() < deadline, "keys never settled");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(e.settle().unwrap(), 0);
+    assert_eq!(e.root().unwrap().count, 5000);
+    assert!(e.verify().unwrap().consistent);
+}

@@ -19,6 +19,7 @@
 
 mod hash;
 pub mod iblt;
+pub(crate) mod settler;
 mod tree;
 
 pub use hash::{entry_hash, key_hash, segment_of};

@@ -40,6 +40,7 @@ use parking_lot::{Condvar, Mutex};
 use rocksdb::{ColumnFamilyDescriptor, DB};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// The layout of the store's column families (`meta/format_version`),
 /// distinct from the encoding version of each value
@@ -99,7 +100,7 @@ pub(crate) struct CommitState {
 /// A replica's store. Share it between threads (`&Engine` or `Arc<Engine>`):
 /// every method takes `&self`.
 pub struct Engine {
-    pub(crate) db: DB,
+    pub(crate) db: Arc<DB>,
     pub(crate) replica: ReplicaId,
     pub(crate) clock: HybridClock,
     /// The last local sequence number committed. Held while a batch
@@ -119,7 +120,9 @@ pub struct Engine {
     pub(crate) types: types::TypeCache,
     pub(crate) write_opts: rocksdb::WriteOptions,
     pub(crate) poisoned: AtomicBool,
-    pub(crate) tree: Tree,
+    pub(crate) tree: Arc<Tree>,
+    /// Folds dirty keys into the tree in the background (anti-entropy on).
+    settler: Mutex<Option<crate::aae::settler::Settler>>,
     closed: AtomicBool,
     path: PathBuf,
     options: Options,
@@ -212,7 +215,7 @@ impl Engine {
                 .ok_or_else(|| Error::Corruption("stored clock is damaged".into()))?,
             None => Default::default(),
         };
-        let tree = Tree::load(&db, options.anti_entropy)?;
+        let tree = Arc::new(Tree::load(&db, options.anti_entropy)?);
         let pending_index = pending::load(&db, &context)?;
         let feed = feed::Feed::load(&db, seq, options.changes_feed)?;
         // The first operation after open depends on everything the record
@@ -236,14 +239,21 @@ impl Engine {
             write_opts: options.write_options(),
             poisoned: AtomicBool::new(false),
             tree,
+            settler: Mutex::new(None),
             closed: AtomicBool::new(false),
-            db,
+            db: Arc::new(db),
             replica,
             path,
             options,
         };
         // Entries whose dependencies arrived just before a crash.
         engine.drain(CausalContext::new())?;
+        if engine.options.anti_entropy {
+            let settler =
+                crate::aae::settler::Settler::start(engine.db.clone(), engine.tree.clone())
+                    .map_err(|e| Error::Storage(format!("starting the settle thread: {e}")))?;
+            *engine.settler.lock() = Some(settler);
+        }
         Ok(engine)
     }
 
@@ -327,6 +337,13 @@ impl Engine {
         }
     }
 
+    /// Keys written but not yet folded into the anti-entropy tree (the
+    /// background settler folds them within about 20 ms of a pause in
+    /// writing; reading the root folds the rest).
+    pub fn unsettled_keys(&self) -> usize {
+        self.tree.dirty_keys()
+    }
+
     /// The root of the anti-entropy tree: XOR of every key's entry hash, and
     /// the number of keys. Equal roots mean equal data (with overwhelming
     /// probability: see FORMAT.md).
@@ -398,6 +415,7 @@ impl Engine {
     /// rebuild it. Dropping the engine does the same, ignoring errors.
     pub fn close(self) -> Result<()> {
         self.closed.store(true, Ordering::Release);
+        self.stop_settler();
         if self.poisoned.load(Ordering::Acquire) {
             return Err(Error::Poisoned);
         }
@@ -408,8 +426,25 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Stop the background settler (before the tree is persisted).
+    fn stop_settler(&self) {
+        if let Some(mut s) = self.settler.lock().take() {
+            s.stop();
+        }
+    }
+
+    /// Many keys are dirty: wake the background settler now.
+    pub(crate) fn nudge_settler(&self) {
+        if let Some(s) = self.settler.lock().as_ref() {
+            s.nudge();
+        }
+    }
+}
+
 impl Drop for Engine {
     fn drop(&mut self) {
+        self.stop_settler();
         if self.options.anti_entropy
             && !self.closed.load(Ordering::Acquire)
             && !self.poisoned.load(Ordering::Acquire)

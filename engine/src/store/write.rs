@@ -389,9 +389,12 @@ impl Engine {
             self.feed.grew(self);
         }
         if self.tree.over_budget() {
-            // Bound the memory of the dirty set. The write itself succeeded;
+            // The background settler fell behind: bound the memory of the
+            // dirty set here (back-pressure). The write itself succeeded;
             // keys that fail to fold stay dirty for the next settle.
             let _ = self.tree.settle(&self.db);
+        } else if self.tree.dirty_keys() >= crate::aae::settler::WAKE_AT {
+            self.nudge_settler();
         }
         Ok(Committed {
             deltas: done.deltas,
