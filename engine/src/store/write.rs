@@ -158,34 +158,7 @@ impl Engine {
         items: Vec<(&[u8], Prepared)>,
         mut extra: Extra,
     ) -> Result<Committed> {
-        // Distinct keys, in first-seen order.
-        let mut index: HashMap<&[u8], usize> = HashMap::with_capacity(items.len());
-        let mut slots: Vec<Slot> = Vec::new();
-        for (key, prep) in &items {
-            let i = *index.entry(*key).or_insert_with(|| {
-                slots.push(Slot {
-                    key,
-                    needs_state: false,
-                    ops: 0,
-                    ty: None,
-                    is_new: false,
-                    used: u64::MAX,
-                    reserved: None,
-                    state: None,
-                    operand: None,
-                    raw: None,
-                });
-                slots.len() - 1
-            });
-            let slot = &mut slots[i];
-            slot.needs_state |= matches!(prep, Prepared::Local(op) if op.needs_state());
-            slot.ops += 1;
-            slot.raw = match (slot.ops, prep) {
-                (1, Prepared::Merge(Item::State(_), Some(bytes))) => Some(*bytes),
-                _ => None,
-            };
-        }
-
+        let (index, mut slots) = slots_of(&items);
         // Every writer of a key holds the key's stripe, so a
         // read-modify-write can replace the state with a put, and a key's
         // size bound (types.rs) is read and updated under the stripe. Blind
@@ -193,7 +166,119 @@ impl Engine {
         let guards = self
             .locks
             .lock_all(slots.iter().map(|s| self.locks.stripe(s.key)).collect());
+        self.know_keys(&mut slots)?;
+        let Applied {
+            deltas,
+            max_ts,
+            mut remote,
+        } = self.apply_all(items, &index, &mut slots, &mut extra)?;
+        // Step 5: each key's put or operand, checked against the size limit.
+        let mut wb = rocksdb::WriteBatch::default();
+        let mut metas = Vec::with_capacity(slots.len());
+        for slot in &slots {
+            if let Some(m) = self.stage(slot, &mut wb)? {
+                metas.push((slot.key, m));
+            }
+        }
+        // Step 6, the part that needs no order: record, clock, applied
+        // pending rows, the log's operations.
+        remote.merge(&extra.dots);
+        self.stage_meta(&mut wb, &remote, max_ts, &extra.release)?;
+        // Encoded outside the commit lock (only the dependencies are added
+        // under it).
+        let logged = (self.options.changes_feed && !deltas.is_empty())
+            .then(|| super::feed::encode_log_ops(&deltas));
+        let keys: Vec<Vec<u8>> = if self.options.anti_entropy {
+            slots.iter().map(|s| s.key.to_vec()).collect()
+        } else {
+            Vec::new()
+        };
 
+        // Commit: the sequence numbers of the local operations are taken
+        // in commit order by the group commit (`commit.rs`) and persisted in
+        // the same RocksDB batch (the log entry or `meta/seq`), so they are
+        // consecutive, and a batch that fails consumes none. A batch that
+        // adds no dot (only full states merged) needs no order: it is
+        // written directly.
+        let ordered = !deltas.is_empty() || !remote.is_empty() || !extra.park.is_empty();
+        let done = if ordered {
+            self.commit_ready(Ready {
+                wb,
+                deltas,
+                remote,
+                park: std::mem::take(&mut extra.park),
+                logged,
+                release: std::mem::take(&mut extra.release),
+                keys,
+            })?
+        } else {
+            self.check_writable()?;
+            self.write_or_poison(wb)?;
+            if self.options.anti_entropy {
+                self.tree.mark_dirty_owned(keys);
+            }
+            if !extra.release.is_empty() {
+                self.pending.index.lock().release(&extra.release);
+            }
+            Done {
+                deltas,
+                remote,
+                parked: false,
+                log_bytes: 0,
+            }
+        };
+        // Size bounds change under the keys' stripes only.
+        for (key, m) in metas {
+            self.types.insert(key, m);
+        }
+        // The data is written: release the keys before a possible settle.
+        drop(guards);
+        if done.log_bytes > 0 {
+            self.feed.grew(self);
+        }
+        if self.tree.over_budget() {
+            // The background settler fell behind: bound the memory of the
+            // dirty set here (back-pressure). The write itself succeeded;
+            // keys that fail to fold stay dirty for the next settle.
+            let _ = self.tree.settle(&self.db);
+        } else if self.tree.dirty_keys() >= crate::aae::settler::WAKE_AT {
+            self.nudge_settler();
+        }
+        Ok(Committed {
+            deltas: done.deltas,
+            news: done.remote,
+            parked: done.parked,
+        })
+    }
+
+    /// The batch's record, clock and applied pending rows, into `wb`.
+    fn stage_meta(
+        &self,
+        wb: &mut rocksdb::WriteBatch,
+        remote: &CausalContext,
+        max_ts: Option<Timestamp>,
+        release: &[u64],
+    ) -> Result<()> {
+        let meta_cf = self.cf(CF_META)?;
+        if !remote.is_empty() {
+            wb.merge_cf(meta_cf, META_CTX, encode_context(remote));
+        }
+        if let Some(ts) = max_ts {
+            self.clock.observe(ts);
+            wb.merge_cf(meta_cf, META_HLC, encode_ts(ts));
+        }
+        let pending_cf = self.cf(CF_PENDING)?;
+        for id in release {
+            wb.delete_cf(pending_cf, id.to_be_bytes());
+        }
+        Ok(())
+    }
+
+    /// Step 3 (and the state reads of step 4): what the write path knows
+    /// of each key — type and size bound from the cache, else one
+    /// multi-get on `types`; keys whose operations need their state read
+    /// it (and learn their type from it).
+    fn know_keys(&self, slots: &mut [Slot]) -> Result<()> {
         // Types and size bounds: from the cache, else one multi-get on
         // `types` (keys whose state is read learn their type from it).
         let types_cf = self.cf(CF_TYPES)?;
@@ -225,6 +310,19 @@ impl Engine {
             }
         }
 
+        Ok(())
+    }
+
+    /// Step 4: apply the operations in order to the in-batch overlay:
+    /// local operations produce their deltas, merged deltas whose
+    /// dependencies are missing are set aside to park.
+    fn apply_all<'a>(
+        &self,
+        items: Vec<(&'a [u8], Prepared<'a>)>,
+        index: &HashMap<&'a [u8], usize>,
+        slots: &mut [Slot<'a>],
+        extra: &mut Extra,
+    ) -> Result<Applied> {
         // Apply in order.
         let mut deltas = Vec::new();
         let mut max_ts: Option<Timestamp> = None;
@@ -246,7 +344,7 @@ impl Engine {
                     let s = match item {
                         Item::Delta(d) => {
                             let dot = Dot::new(d.origin, d.seq);
-                            match self.deliverable(key, d, &remote, &mut extra) {
+                            match self.deliverable(key, d, &remote, extra) {
                                 Some(s) => {
                                     remote.insert(dot);
                                     s
@@ -316,90 +414,10 @@ impl Engine {
             }
         }
 
-        let mut wb = rocksdb::WriteBatch::default();
-        let mut metas = Vec::with_capacity(slots.len());
-        for slot in &slots {
-            if let Some(m) = self.stage(slot, &mut wb)? {
-                metas.push((slot.key, m));
-            }
-        }
-        remote.merge(&extra.dots);
-        let meta_cf = self.cf(CF_META)?;
-        if !remote.is_empty() {
-            wb.merge_cf(meta_cf, META_CTX, encode_context(&remote));
-        }
-        if let Some(ts) = max_ts {
-            self.clock.observe(ts);
-            wb.merge_cf(meta_cf, META_HLC, encode_ts(ts));
-        }
-        let pending_cf = self.cf(CF_PENDING)?;
-        for id in &extra.release {
-            wb.delete_cf(pending_cf, id.to_be_bytes());
-        }
-        // The batch's operations for the changes feed's log, encoded outside
-        // the commit lock (only the dependencies are added under it).
-        let logged = (self.options.changes_feed && !deltas.is_empty())
-            .then(|| super::feed::encode_log_ops(&deltas));
-        let keys: Vec<Vec<u8>> = if self.options.anti_entropy {
-            slots.iter().map(|s| s.key.to_vec()).collect()
-        } else {
-            Vec::new()
-        };
-
-        // Commit: the sequence numbers of the local operations are taken
-        // in commit order by the group commit (`commit.rs`) and persisted in
-        // the same RocksDB batch (the log entry or `meta/seq`), so they are
-        // consecutive, and a batch that fails consumes none. A batch that
-        // adds no dot (only full states merged) needs no order: it is
-        // written directly.
-        let ordered = !deltas.is_empty() || !remote.is_empty() || !extra.park.is_empty();
-        let done = if ordered {
-            self.commit_ready(Ready {
-                wb,
-                deltas,
-                remote,
-                park: std::mem::take(&mut extra.park),
-                logged,
-                release: std::mem::take(&mut extra.release),
-                keys,
-            })?
-        } else {
-            self.check_writable()?;
-            self.write_or_poison(wb)?;
-            if self.options.anti_entropy {
-                self.tree.mark_dirty_owned(keys);
-            }
-            if !extra.release.is_empty() {
-                self.pending.index.lock().release(&extra.release);
-            }
-            Done {
-                deltas,
-                remote,
-                parked: false,
-                log_bytes: 0,
-            }
-        };
-        // Size bounds change under the keys' stripes only.
-        for (key, m) in metas {
-            self.types.insert(key, m);
-        }
-        // The data is written: release the keys before a possible settle.
-        drop(guards);
-        if done.log_bytes > 0 {
-            self.feed.grew(self);
-        }
-        if self.tree.over_budget() {
-            // The background settler fell behind: bound the memory of the
-            // dirty set here (back-pressure). The write itself succeeded;
-            // keys that fail to fold stay dirty for the next settle.
-            let _ = self.tree.settle(&self.db);
-        } else if self.tree.dirty_keys() >= crate::aae::settler::WAKE_AT {
-            self.nudge_settler();
-        }
-        Ok(Committed {
-            deltas: done.deltas,
-            news: done.remote,
-            parked: done.parked,
+        Ok(Applied {
+            deltas,
+            max_ts,
+            remote,
         })
     }
 
@@ -705,6 +723,50 @@ fn put_checked(
     }
     wb.put_cf(cf, key, bytes);
     Ok(size)
+}
+
+/// What applying a batch's operations produced (step 4).
+struct Applied {
+    /// The local operations' deltas (numbered at commit).
+    deltas: Vec<KeyedDelta>,
+    /// The latest register timestamp written or merged.
+    max_ts: Option<Timestamp>,
+    /// The peers' dots the batch's applied deltas add to the record.
+    remote: CausalContext,
+}
+
+/// Step 1½: the batch's distinct keys, in first-seen order, and where each
+/// key's slot is.
+fn slots_of<'a>(items: &[(&'a [u8], Prepared<'a>)]) -> (HashMap<&'a [u8], usize>, Vec<Slot<'a>>) {
+    // Distinct keys, in first-seen order.
+    let mut index: HashMap<&[u8], usize> = HashMap::with_capacity(items.len());
+    let mut slots: Vec<Slot> = Vec::new();
+    for (key, prep) in items {
+        let i = *index.entry(*key).or_insert_with(|| {
+            slots.push(Slot {
+                key,
+                needs_state: false,
+                ops: 0,
+                ty: None,
+                is_new: false,
+                used: u64::MAX,
+                reserved: None,
+                state: None,
+                operand: None,
+                raw: None,
+            });
+            slots.len() - 1
+        });
+        let slot = &mut slots[i];
+        slot.needs_state |= matches!(prep, Prepared::Local(op) if op.needs_state());
+        slot.ops += 1;
+        slot.raw = match (slot.ops, prep) {
+            (1, Prepared::Merge(Item::State(_), Some(bytes))) => Some(*bytes),
+            _ => None,
+        };
+    }
+
+    (index, slots)
 }
 
 /// Check sizes and decode merge payloads before anything is touched.
