@@ -448,3 +448,75 @@ fn concurrent_out_of_order_merges_neither_deadlock_nor_lose_anything() {
     assert_eq!(sink.counter_value(b"k").unwrap(), 4 * n as i128);
     assert_eq!(sink.pending().entries, 0);
 }
+
+/// Drive a session between `a` (initiator) and `b` message by message,
+/// calling `after` with the receiving engine after every message.
+fn drive(
+    a: &Engine,
+    b: &Engine,
+    config: converge::sync::Config,
+    mut after: impl FnMut(&Engine, bool),
+) -> (converge::sync::Stats, converge::sync::Stats) {
+    use converge::sync::Session;
+    let (mut sa, first) = Session::initiate(a, config.clone()).unwrap();
+    let mut sb = Session::respond(b, config);
+    let mut to_b = vec![first];
+    let mut to_a: Vec<Vec<u8>> = Vec::new();
+    while !(to_b.is_empty() && to_a.is_empty()) {
+        if let Some(m) = (!to_b.is_empty()).then(|| to_b.remove(0)) {
+            to_a.extend(sb.handle(&m).unwrap());
+            after(b, to_b.is_empty());
+        } else {
+            let m = to_a.remove(0);
+            to_b.extend(sa.handle(&m).unwrap());
+            after(a, to_a.is_empty());
+        }
+    }
+    (*sa.stats(), *sb.stats())
+}
+
+#[test]
+fn a_sessions_states_become_visible_together_at_their_last_part() {
+    // B holds a post and many comments that depend on it, keyed so that
+    // the post sorts last; A has none of it. With a message budget of 2 KiB
+    // the states travel in many parts.
+    let (a, b) = (engine(1), engine(2));
+    b.orset_add(b"zz-post", b"the post").unwrap();
+    for i in 0..200u32 {
+        b.orset_add(format!("comment:{i:03}").as_bytes(), &[7u8; 32])
+            .unwrap();
+    }
+    let config = converge::sync::Config {
+        message_budget: 2 << 10,
+        ..Default::default()
+    };
+    let mut parts_seen = 0;
+    let (sa, _) = drive(&a, &b, config.clone(), |e, _| {
+        if e.replica_id() == a.replica_id() {
+            let comments = (0..200u32)
+                .filter(|i| !members(e, format!("comment:{i:03}").as_bytes()).is_empty())
+                .count();
+            let post = !members(e, b"zz-post").is_empty();
+            // All or nothing: never a comment without the post.
+            assert!(
+                (comments == 0 && !post) || (comments == 200 && post),
+                "{comments} comments visible, post {post}"
+            );
+            parts_seen += 1;
+        }
+    });
+    assert!(parts_seen > 3, "the states did not travel in parts");
+    assert!(!sa.staging_overflowed);
+    assert_eq!(members(&a, b"zz-post").len(), 1);
+    // With a staging bound smaller than the exchange, states are joined
+    // part by part, and the session says so.
+    let c = engine(3);
+    let small = converge::sync::Config {
+        message_budget: 2 << 10,
+        stage_bytes: 4 << 10,
+        ..Default::default()
+    };
+    let (sc, _) = drive(&c, &b, small, |_, _| {});
+    assert!(sc.staging_overflowed);
+    assert_eq!(members(&c, b"zz-post").len(), 1);
+}

@@ -179,10 +179,13 @@ fn config(c: Option<&cvg_sync_config_t>) -> Result<Config, Failure> {
     if c.message_budget == 0 || c.max_message == 0 {
         return Err(Failure::invalid("sync message limits must be positive"));
     }
+    // The staging bound is not in the C struct (a field added to a struct
+    // callers allocate would change its size): C sessions use the default.
     Ok(Config {
         message_budget: c.message_budget,
         max_message: c.max_message,
         iblt: c.use_iblt,
+        ..Config::default()
     })
 }
 

@@ -79,6 +79,14 @@ pub struct Config {
     /// (default true). False always exchanges key lists of the differing
     /// subtrees: more bytes, no chance of a failed peel.
     pub iblt: bool,
+    /// The peer's states are held until their last message part arrives
+    /// and then joined in one atomic write, so they become visible
+    /// together (causal delivery: no effect shows before a cause that
+    /// travels in a later part). Past this many bytes of states (default
+    /// 64 MiB) the session joins what it holds and continues part by part:
+    /// its memory stays bounded, at the cost of that guarantee for the
+    /// rest of the session (`Stats::staging_overflowed`).
+    pub stage_bytes: usize,
 }
 
 impl Default for Config {
@@ -87,6 +95,7 @@ impl Default for Config {
             message_budget: 4 << 20,
             max_message: crate::codec::MAX_MESSAGE_LEN,
             iblt: true,
+            stage_bytes: 64 << 20,
         }
     }
 }

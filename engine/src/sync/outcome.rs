@@ -54,6 +54,9 @@ pub struct Stats {
     /// the state size limit ([`crate::codec::MAX_STATE_LEN`]): those keys
     /// still differ, and the session ends `Diverged`.
     pub states_rejected: u64,
+    /// The peer's states passed `Config::stage_bytes`, so they were joined
+    /// part by part instead of in one atomic write at their last part.
+    pub staging_overflowed: bool,
     /// Time spent finding the differing keys (estimate, IBLT fold and
     /// peel, key-list diff), in microseconds; excludes reading, shipping
     /// and merging states.

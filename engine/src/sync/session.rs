@@ -43,6 +43,10 @@ pub struct Session<S: SyncStore> {
     /// The peer's causal record from its first message; added to ours when
     /// the session converges.
     their_context: Option<CausalContext>,
+    /// The peer's states received so far, joined when their last part
+    /// arrives (see `Config::stage_bytes`).
+    staged: Vec<KeyState>,
+    staged_bytes: u64,
     stats: Stats,
 }
 
@@ -109,6 +113,8 @@ impl<S: SyncStore> Session<S> {
             differing: Vec::new(),
             wants: Vec::new(),
             their_context: None,
+            staged: Vec::new(),
+            staged_bytes: 0,
             stats: Stats::default(),
         }
     }
@@ -267,7 +273,7 @@ impl<S: SyncStore> Session<S> {
             }
             (Phase::AwaitDiff | Phase::CollectExchange, Body::Exchange { states, want, last }) => {
                 self.phase = Phase::CollectExchange;
-                self.stats.states_rejected += self.store.merge_states(&states)?;
+                self.stage(states, last)?;
                 self.wants.extend(want);
                 if last {
                     self.on_exchange_done()
@@ -276,7 +282,7 @@ impl<S: SyncStore> Session<S> {
                 }
             }
             (Phase::AwaitStates, Body::States { states, root, last }) => {
-                self.stats.states_rejected += self.store.merge_states(&states)?;
+                self.stage(states, last)?;
                 if !last {
                     return Ok(Vec::new());
                 }
@@ -293,6 +299,23 @@ impl<S: SyncStore> Session<S> {
                 body.name()
             ))),
         }
+    }
+
+    /// Hold the peer's states until their last part, then join them all in
+    /// one atomic write; past `Config::stage_bytes`, join what is held now.
+    fn stage(&mut self, states: Vec<KeyState>, last: bool) -> Result<(), SyncError> {
+        self.staged_bytes += state_len(&states);
+        self.staged.extend(states);
+        let over = self.staged_bytes > self.config.stage_bytes as u64;
+        if over {
+            self.stats.staging_overflowed = true;
+        }
+        if (last || over) && !self.staged.is_empty() {
+            let staged = std::mem::take(&mut self.staged);
+            self.staged_bytes = 0;
+            self.stats.states_rejected += self.store.merge_states(&staged)?;
+        }
+        Ok(())
     }
 
     /// End the exchange with the verdict: on convergence both sides hold
