@@ -781,8 +781,9 @@ typedef struct cvg_sync_stats_t {
 
 /**
  * A `cvg_sync_handle` on this side failed (a bad, lost or out-of-order
- * message); the peer stays RUNNING. Start a new session. States merged
- * before the failure stay (they are joins).
+ * message); the peer stays RUNNING. Start a new session. States joined
+ * before the failure stay (they are joins); the peer's states are joined
+ * when their last part arrives, so a failure before it applied none.
  */
 #define CVG_SYNC_FAILED 5
 

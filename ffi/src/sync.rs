@@ -75,8 +75,9 @@ pub const CVG_SYNC_CONVERGED: cvg_sync_outcome_t = 3;
 /// sides end DIVERGED.
 pub const CVG_SYNC_DIVERGED: cvg_sync_outcome_t = 4;
 /// A `cvg_sync_handle` on this side failed (a bad, lost or out-of-order
-/// message); the peer stays RUNNING. Start a new session. States merged
-/// before the failure stay (they are joins).
+/// message); the peer stays RUNNING. Start a new session. States joined
+/// before the failure stay (they are joins); the peer's states are joined
+/// when their last part arrives, so a failure before it applied none.
 pub const CVG_SYNC_FAILED: cvg_sync_outcome_t = 5;
 
 /// The lower-case name of a sync outcome as a static NUL-terminated string:

@@ -35,7 +35,8 @@ use crate::causal::CausalContext;
 use crate::error::{CodecError, Error};
 
 /// A sync session failed. The message that caused it changed nothing;
-/// states merged from earlier messages stay (they are joins).
+/// states joined before it stay (they are joins; the peer's states are
+/// joined when their last part arrives, see [`Config::stage_bytes`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SyncError {
