@@ -1300,12 +1300,24 @@ cvg_status_t cvg_engine_merge(const struct cvg_engine_t *engine,
 
 /**
  * Fold every key written since the last settle into the anti-entropy tree;
- * `*folded_out` (optional: may be NULL) receives how many keys were folded.
+ * `*folded_out` (optional: may be NULL) receives how many keys this call
+ * folded (the background thread may have folded some already).
  *
  * # Safety
  * `engine` is NULL or a live handle; `folded_out` is NULL or writable.
  */
 cvg_status_t cvg_engine_settle(const struct cvg_engine_t *engine, size_t *folded_out);
+
+/**
+ * How many written keys the anti-entropy tree has not folded in yet, into
+ * `*keys_out`. A background thread folds them within about 20 ms of a
+ * pause in writing; `cvg_engine_settle` and reading the root fold the
+ * rest.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `keys_out` is writable.
+ */
+cvg_status_t cvg_engine_unsettled_keys(const struct cvg_engine_t *engine, size_t *keys_out);
 
 /**
  * The root of the anti-entropy tree (settles first) into `*root_out`.

@@ -324,7 +324,8 @@ pub unsafe extern "C" fn cvg_engine_merge(
 }
 
 /// Fold every key written since the last settle into the anti-entropy tree;
-/// `*folded_out` (optional: may be NULL) receives how many keys were folded.
+/// `*folded_out` (optional: may be NULL) receives how many keys this call
+/// folded (the background thread may have folded some already).
 ///
 /// # Safety
 /// `engine` is NULL or a live handle; `folded_out` is NULL or writable.
@@ -338,6 +339,28 @@ pub unsafe extern "C" fn cvg_engine_settle(
         let n = unsafe { self::engine(engine) }?.settle()?;
         // SAFETY: NULL or writable.
         unsafe { write_out(folded_out, n) };
+        Ok(())
+    })
+}
+
+/// How many written keys the anti-entropy tree has not folded in yet, into
+/// `*keys_out`. A background thread folds them within about 20 ms of a
+/// pause in writing; `cvg_engine_settle` and reading the root fold the
+/// rest.
+///
+/// # Safety
+/// `engine` is NULL or a live handle; `keys_out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_engine_unsettled_keys(
+    engine: *const cvg_engine_t,
+    keys_out: *mut usize,
+) -> cvg_status_t {
+    ffi_boundary!({
+        required(keys_out, "keys_out")?;
+        // SAFETY: forwarded caller guarantees.
+        let n = unsafe { self::engine(engine) }?.unsettled_keys();
+        // SAFETY: checked non-NULL; writable by contract.
+        unsafe { write_out(keys_out, n) };
         Ok(())
     })
 }

@@ -207,6 +207,7 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "cvg_engine_state_bytes": (_S, [_H, _B, _N, POINTER(c_bool), _BYTES]),
     "cvg_engine_merge": (_S, [_H, _B, _N, _B, _N]),
     "cvg_engine_settle": (_S, [_H, POINTER(c_size_t)]),
+    "cvg_engine_unsettled_keys": (_S, [_H, POINTER(c_size_t)]),
     "cvg_engine_root": (_S, [_H, POINTER(RootStruct)]),
     "cvg_engine_verify": (_S, [_H, POINTER(c_bool), POINTER(c_uint64)]),
     "cvg_engine_flush": (_S, [_H]),

@@ -356,6 +356,14 @@ class Engine(FeedMethods, ManagedHandle):
         self._call(lib.cvg_engine_settle, byref(out))
         return out.value
 
+    def unsettled_keys(self) -> int:
+        """Keys written but not yet folded into the anti-entropy tree (a
+        background thread folds them within about 20 ms of a pause in
+        writing; ``settle()`` and ``root()`` fold the rest)."""
+        out = c_size_t()
+        self._call(lib.cvg_engine_unsettled_keys, byref(out))
+        return out.value
+
     def root(self) -> Root:
         """The anti-entropy tree's root (settles first): equal roots mean
         equal data."""

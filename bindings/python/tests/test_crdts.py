@@ -213,6 +213,7 @@ def test_anti_entropy_root_verify_settle_and_version_vector(open_engine) -> None
         b.merge(key, delta)
     assert a.version_vector() != vv0
     assert a.settle() >= 0
+    assert a.unsettled_keys() == 0
     ra, rb = a.root(), b.root()
     assert ra == rb and ra.keys == 2 and len(ra.hash) == 16
     report = a.verify()
