@@ -1,12 +1,15 @@
 //! The background settler: folds dirty keys into the tree off the writers.
 //!
-//! One thread per engine (with anti-entropy on) wakes every
-//! [`INTERVAL`], or as soon as a writer has left [`WAKE_AT`] keys dirty,
-//! and settles. Writers only mark keys dirty; reading the root (or running
-//! a sync session) settles what is left, which after a pause in writing is
-//! at most one interval's worth. If the settler falls behind (more than
-//! the tree's in-memory bound of dirty keys), writers settle themselves:
-//! that is the back-pressure.
+//! One thread per engine (with anti-entropy on) looks every [`INTERVAL`]
+//! and settles when writing has paused (no key marked dirty during the
+//! last interval) or when [`WAKE_AT`] keys are dirty (a writer also wakes
+//! it then). Settling while writes continue below that would fold hot keys
+//! again and again for nothing (measured: folding every 20 ms during
+//! continuous writes cost 20–30 % of write throughput on 2 cores); waiting
+//! for a pause folds each key once per burst. Writers only mark keys
+//! dirty; reading the root (or running a sync session) settles what is
+//! left. If the settler falls behind (more than the tree's in-memory bound
+//! of dirty keys), writers settle themselves: that is the back-pressure.
 
 use super::Tree;
 use parking_lot::{Condvar, Mutex};
@@ -41,20 +44,28 @@ impl Settler {
         let s = signal.clone();
         let thread = std::thread::Builder::new()
             .name("converge-settle".into())
-            .spawn(move || loop {
-                {
-                    let mut stop = s.stop.lock();
-                    if !*stop {
-                        s.wake.wait_for(&mut stop, INTERVAL);
+            .spawn(move || {
+                let mut seen = tree.marks();
+                loop {
+                    {
+                        let mut stop = s.stop.lock();
+                        if !*stop {
+                            s.wake.wait_for(&mut stop, INTERVAL);
+                        }
+                        if *stop {
+                            return;
+                        }
                     }
-                    if *stop {
-                        return;
+                    let marks = tree.marks();
+                    let paused = marks == seen;
+                    seen = marks;
+                    let dirty = tree.dirty_keys();
+                    if dirty > 0 && (paused || dirty >= WAKE_AT) {
+                        // A failed fold keeps its keys dirty for the next
+                        // try (or for a root read's settle, which reports
+                        // it).
+                        let _ = tree.settle(&db);
                     }
-                }
-                if tree.dirty_keys() > 0 {
-                    // A failed fold keeps its keys dirty for the next try
-                    // (or for the settle of a root read, which reports it).
-                    let _ = tree.settle(&db);
                 }
             })?;
         Ok(Settler {

@@ -95,6 +95,9 @@ pub struct Tree {
     levels: Mutex<Levels>,
     dirty: Vec<Mutex<HashSet<Vec<u8>>>>,
     dirty_len: AtomicUsize,
+    /// Bumped by every call that marks keys dirty (a write), so the
+    /// background settler can tell when writing pauses.
+    marks: AtomicUsize,
 }
 
 /// Result of [`Tree::verify`].
@@ -158,11 +161,13 @@ impl Tree {
                 .map(|_| Mutex::new(HashSet::new()))
                 .collect(),
             dirty_len: AtomicUsize::new(0),
+            marks: AtomicUsize::new(0),
         }
     }
 
     /// Record that these keys were written (after the write is durable).
     pub(crate) fn mark_dirty<'a>(&self, keys: impl Iterator<Item = &'a [u8]>) {
+        self.marks.fetch_add(1, Ordering::Relaxed);
         for k in keys {
             let shard = (key_hash(k) as usize) % DIRTY_SHARDS;
             if self.dirty[shard].lock().insert(k.to_vec()) {
@@ -173,6 +178,7 @@ impl Tree {
 
     /// [`Tree::mark_dirty`] for owned keys (moved in, not copied).
     pub(crate) fn mark_dirty_owned(&self, keys: Vec<Vec<u8>>) {
+        self.marks.fetch_add(1, Ordering::Relaxed);
         for k in keys {
             let shard = (key_hash(&k) as usize) % DIRTY_SHARDS;
             if self.dirty[shard].lock().insert(k) {
@@ -184,6 +190,11 @@ impl Tree {
     /// Whether so many keys are dirty that a writer should settle them.
     pub(crate) fn over_budget(&self) -> bool {
         self.dirty_len.load(Ordering::Relaxed) >= MAX_DIRTY
+    }
+
+    /// How many times keys were marked dirty (writes) since open.
+    pub(crate) fn marks(&self) -> usize {
+        self.marks.load(Ordering::Relaxed)
     }
 
     /// Number of keys written since the last settle.
