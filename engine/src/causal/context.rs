@@ -112,14 +112,6 @@ impl CausalContext {
         out
     }
 
-    /// The replicas this context has seen dots of.
-    pub fn replicas(&self) -> std::collections::BTreeSet<ReplicaId> {
-        let mut out: std::collections::BTreeSet<ReplicaId> =
-            self.vv.iter().map(|(r, _)| r).collect();
-        out.extend(self.cloud.iter().map(|d| d.replica));
-        out
-    }
-
     /// Whether this context holds at least one dot of `other`.
     pub fn includes_any(&self, other: &CausalContext) -> bool {
         other.vv.iter().any(|(r, n)| {

@@ -56,10 +56,14 @@ pub(super) struct Ready {
 
 /// What the commit of one batch did.
 pub(super) struct Done {
+    /// Its local operations' deltas, numbered.
     pub(super) deltas: Vec<KeyedDelta>,
+    /// The dots it added to the record besides its own operations:
+    /// pending entries waiting for them may be ready.
     pub(super) remote: CausalContext,
-    /// Parked entries: (pending id, page, encoded size).
+    /// Whether it parked an entry (which may be ready already).
     pub(super) parked: bool,
+    /// Bytes it added to the changes feed's log.
     pub(super) log_bytes: u64,
 }
 
@@ -317,8 +321,9 @@ impl Engine {
     }
 }
 
-/// Add the replicas `c` has dots of, except `me`, to `set`.
-fn add_replicas(
+/// Add the replicas `c` has dots of, except `me`, to `set` (the
+/// replicas touched since the last local operation).
+pub(super) fn add_replicas(
     set: &mut std::collections::BTreeSet<crate::causal::ReplicaId>,
     c: &CausalContext,
     me: crate::causal::ReplicaId,

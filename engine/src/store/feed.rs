@@ -456,11 +456,9 @@ impl Engine {
             return Ok(Delivery::Duplicate);
         }
         let done = if ready {
-            let states = page
-                .entries
-                .iter()
-                .map(|(k, st)| (k.as_slice(), st.clone()))
-                .collect();
+            // The page is ours: its states move into the write, not copied.
+            let (keys, states): (Vec<Vec<u8>>, Vec<State>) = page.entries.into_iter().unzip();
+            let states = keys.iter().map(Vec::as_slice).zip(states).collect();
             self.commit_states(states, page.dots, Vec::new())?
         } else {
             let extra = super::write::Extra {

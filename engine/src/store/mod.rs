@@ -221,8 +221,8 @@ impl Engine {
         // The first operation after open depends on everything the record
         // holds of peers (what was merged since the last operation before
         // the restart is not known).
-        let mut touched = context.replicas();
-        touched.remove(&replica);
+        let mut touched = std::collections::BTreeSet::new();
+        commit::add_replicas(&mut touched, &context, replica);
         let engine = Engine {
             commit: Mutex::new(CommitState { seq, touched }),
             pending: pending::Pending {

@@ -138,8 +138,7 @@ impl Engine {
             self.feed.restart_after(highest_own);
         }
         committed.seq = base.max(highest_own);
-        committed.touched.extend(learned.replicas());
-        committed.touched.remove(&self.replica);
+        super::commit::add_replicas(&mut committed.touched, learned, self.replica);
         self.publish(base, base, learned);
         drop(committed);
         // Pending entries waiting for the learned dots become visible.

@@ -84,16 +84,6 @@ pub(super) struct Extra {
     pub(super) park: Vec<(Changes, Vec<u8>)>,
 }
 
-/// What a commit did.
-pub(super) struct Committed {
-    pub(super) deltas: Vec<KeyedDelta>,
-    /// Dots added to the record: pending entries waiting for them may be
-    /// ready.
-    pub(super) news: CausalContext,
-    /// Whether an entry was parked (it may be ready already).
-    pub(super) parked: bool,
-}
-
 fn mismatch(m: crate::crdt::TypeMismatch) -> Error {
     Error::WrongType {
         stored: m.expected,
@@ -121,9 +111,9 @@ impl Engine {
     /// Drain what a commit may have made ready. The commit itself
     /// succeeded; a failure here is reported but loses nothing (the
     /// entries stay pending).
-    pub(super) fn after_commit(&self, done: &Committed) -> Result<()> {
-        if done.parked || (!done.news.is_empty() && !self.pending.is_empty()) {
-            self.drain(done.news.clone())?;
+    pub(super) fn after_commit(&self, done: &Done) -> Result<()> {
+        if done.parked || (!done.remote.is_empty() && !self.pending.is_empty()) {
+            self.drain(done.remote.clone())?;
         }
         Ok(())
     }
@@ -136,7 +126,7 @@ impl Engine {
         states: Vec<(&[u8], State)>,
         dots: CausalContext,
         release: Vec<u64>,
-    ) -> Result<Committed> {
+    ) -> Result<Done> {
         self.check_writable()?;
         let items = states
             .into_iter()
@@ -157,7 +147,7 @@ impl Engine {
         &self,
         items: Vec<(&[u8], Prepared)>,
         mut extra: Extra,
-    ) -> Result<Committed> {
+    ) -> Result<Done> {
         let (index, mut slots) = slots_of(&items);
         // Every writer of a key holds the key's stripe, so a
         // read-modify-write can replace the state with a put, and a key's
@@ -244,11 +234,7 @@ impl Engine {
         } else if self.tree.dirty_keys() >= crate::aae::settler::WAKE_AT {
             self.nudge_settler();
         }
-        Ok(Committed {
-            deltas: done.deltas,
-            news: done.remote,
-            parked: done.parked,
-        })
+        Ok(done)
     }
 
     /// The batch's record, clock and applied pending rows, into `wb`.
