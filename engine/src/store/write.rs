@@ -316,17 +316,20 @@ impl Engine {
         let mut remote = CausalContext::new();
         for (key, prep) in items {
             let slot = &mut slots[index[key]];
-            let (ty, incoming, op) = match prep {
+            let ty = match &prep {
+                Prepared::Merge(item, _) => item.state().crdt_type(),
+                Prepared::Local(op) => op.crdt_type().unwrap_or(CrdtType::GCounter),
+            };
+            // Checked before anything else, so a delta that will wait in the
+            // pending area is refused the same way as one applied now.
+            if let Some(stored) = slot.ty.filter(|stored| *stored != ty) {
+                return Err(Error::WrongType {
+                    stored,
+                    requested: ty,
+                });
+            }
+            let (incoming, op) = match prep {
                 Prepared::Merge(item, _) => {
-                    let ty = item.state().crdt_type();
-                    if let (Some(stored), true) = (slot.ty, matches!(item, Item::Delta(_))) {
-                        if stored != ty {
-                            return Err(Error::WrongType {
-                                stored,
-                                requested: ty,
-                            });
-                        }
-                    }
                     let s = match item {
                         Item::Delta(d) => {
                             let dot = Dot::new(d.origin, d.seq);
@@ -341,25 +344,14 @@ impl Engine {
                         Item::State(s) => s,
                     };
                     max_ts = max_ts.max(s.max_timestamp());
-                    (ty, Some(s), None)
+                    (Some(s), None)
                 }
-                Prepared::Local(op) => {
-                    (op.crdt_type().unwrap_or(CrdtType::GCounter), None, Some(op))
-                }
+                Prepared::Local(op) => (None, Some(op)),
             };
-            match slot.ty {
-                Some(stored) if stored != ty => {
-                    return Err(Error::WrongType {
-                        stored,
-                        requested: ty,
-                    })
-                }
-                Some(_) => {}
-                None => {
-                    slot.ty = Some(ty);
-                    slot.is_new = true;
-                    slot.used = 0;
-                }
+            if slot.ty.is_none() {
+                slot.ty = Some(ty);
+                slot.is_new = true;
+                slot.used = 0;
             }
             if slot.needs_state && slot.state.is_none() {
                 slot.state = Some(State::empty(ty));
