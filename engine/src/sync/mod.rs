@@ -99,7 +99,8 @@ pub struct Config {
     /// 16 MiB) the session joins what it holds and continues part by part:
     /// its memory stays bounded, at the cost of that guarantee for the
     /// rest of the session (`Stats::staging_overflowed`). Staged states
-    /// are counted with 64 bytes of overhead each.
+    /// are counted with 1 KiB of overhead each (what joining a state holds
+    /// in the write path).
     pub stage_bytes: usize,
     /// Most differing keys one session repairs in each direction (default
     /// 2^20, 8 MiB of key hashes per direction). A larger difference is

@@ -96,9 +96,11 @@ fn random_id() -> u64 {
     crate::causal::ReplicaId::random().0 as u64
 }
 
-/// Staged bytes counted per state beyond its key and value (the two
-/// vectors and their allocations), so that many tiny states cannot hold
-/// more memory than `stage_bytes` says.
+/// Staged bytes counted per state beyond its key and value: what joining
+/// it holds in the write path (its batch operation, decoded state,
+/// operand, dirty mark; about 1 KiB for a small counter, measured with
+/// `sync_memory`), so that many tiny states cannot make the join hold
+/// much more memory than `stage_bytes` says.
 const STAGE_OVERHEAD: u64 = 1024;
 
 /// Counts and payload bytes of a state list.
