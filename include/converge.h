@@ -85,6 +85,19 @@
 #define CVG_MAX_MESSAGE_LEN 68157440
 
 /**
+ * Bit of `cvg_sync_flags`: more keys differed than the session's
+ * `max_keys` (2^20): it repaired part of the difference and ends
+ * `CVG_SYNC_DIVERGED`; run another session.
+ */
+#define CVG_FLAG_SYNC_TRUNCATED 1
+
+/**
+ * Bit of `cvg_sync_flags`: the peer's states passed the staging bound
+ * (16 MiB) and were joined part by part, not in one atomic write.
+ */
+#define CVG_FLAG_SYNC_STAGING_OVERFLOWED 2
+
+/**
  * `timeout_ms` of `cvg_engine_wait_for`: wait without a time limit.
  */
 #define CVG_WAIT_FOREVER UINT64_MAX
@@ -339,7 +352,10 @@ typedef struct cvg_siblings_t cvg_siblings_t;
  *
  * Driving a session: send the initiator's first message; pass every
  * message received from the peer to `cvg_sync_handle`, in the order sent,
- * and send every reply it returns, in order. A side has ended when
+ * and send every reply it returns, in order. To bound memory, pass it to
+ * `cvg_sync_receive` instead and send each message
+ * `cvg_sync_next_message` gives until it has none (the replies are built
+ * as they are pulled). A side has ended when
  * `cvg_sync_outcome` is no longer `CVG_SYNC_RUNNING`. It may end in the
  * very call that returns its last replies: send them anyway. An ended
  * side sends and accepts nothing more (another message is
@@ -351,8 +367,9 @@ typedef struct cvg_siblings_t cvg_siblings_t;
  * no timers, so give up on a side still RUNNING after a timeout of your
  * choice (free it and start a new session).
  *
- * Thread safety: `cvg_sync_handle` and `cvg_sync_free` need exclusive
- * access to the session (no other call on it meanwhile; messages go in one
+ * Thread safety: `cvg_sync_handle`, `cvg_sync_receive`,
+ * `cvg_sync_next_message` and `cvg_sync_free` need exclusive access to
+ * the session (no other call on it meanwhile; messages go in one
  * at a time, in order). `cvg_sync_outcome` and `cvg_sync_stats` take it
  * `const` and may run on several threads at once, but not during a
  * `cvg_sync_handle`. A session may be used from any thread, one at a
@@ -2090,7 +2107,9 @@ cvg_status_t cvg_sync_respond(const struct cvg_engine_t *engine,
                               struct cvg_sync_t **session_out);
 
 /**
- * Handle one message from the peer. On success `*replies_out` is a list
+ * Handle one message from the peer and build every reply at once (for
+ * callers that bound memory: `cvg_sync_receive` and
+ * `cvg_sync_next_message`). On success `*replies_out` is a list
  * (possibly empty) of the messages to send back, in order; free it with
  * `cvg_list_free`. Send them even if this call ended the session (see
  * `cvg_sync_t` for when a message loop stops). An error ends this side
@@ -2107,6 +2126,45 @@ cvg_status_t cvg_sync_handle(struct cvg_sync_t *session,
                              const uint8_t *msg,
                              size_t msg_len,
                              struct cvg_list_t **replies_out);
+
+/**
+ * Take one message from the peer, without building the replies: pull
+ * them with `cvg_sync_next_message` until it reports none, before passing
+ * the next message (a message given while this side still has messages
+ * to send is out of turn: `CVG_STATUS_SYNC_PROTOCOL`, and this side
+ * fails). Replies are built as they are pulled — the states this side
+ * ships are read from the store a few at a time — so a session's memory
+ * stays bounded however large the difference (docs/C_API.md). Errors are
+ * those of `cvg_sync_handle`; the failing message changed nothing.
+ *
+ * # Safety
+ * `session` is NULL or a live session used by no other thread; `msg`
+ * points to `msg_len` bytes.
+ */
+cvg_status_t cvg_sync_receive(struct cvg_sync_t *session, const uint8_t *msg, size_t msg_len);
+
+/**
+ * The next message this side has to send: on success `*has_message_out`
+ * is true and `*message_out` the message (free it with `cvg_bytes_free`),
+ * or `*has_message_out` is false (and `*message_out` empty) when this
+ * side has nothing to send until the peer answers or the session has
+ * ended. A failure to read the store fails this side.
+ *
+ * # Safety
+ * `session` is NULL or a live session used by no other thread; the
+ * outputs are NULL or writable.
+ */
+cvg_status_t cvg_sync_next_message(struct cvg_sync_t *session,
+                                   struct cvg_bytes_t *message_out,
+                                   bool *has_message_out);
+
+/**
+ * The session's flags so far (`CVG_FLAG_SYNC_*` bits) into `*flags_out`.
+ *
+ * # Safety
+ * `session` is NULL or a live session; `flags_out` is NULL or writable.
+ */
+cvg_status_t cvg_sync_flags(const struct cvg_sync_t *session, uint32_t *flags_out);
 
 /**
  * The session's outcome so far into `*outcome_out`: `CVG_SYNC_RUNNING`
@@ -2139,7 +2197,7 @@ void cvg_sync_free(struct cvg_sync_t *session);
 /**
  * Sync two engines of this process in one call (`a` initiates), for
  * tests, tools and co-located replicas: the message loop described at
- * `cvg_sync_t`, run to its end. The outcomes of both sides go to
+ * `cvg_sync_t`, run to its end, one message at a time. The outcomes of both sides go to
  * `*outcome_a` and `*outcome_b` (optional: may be NULL); on success they
  * are one of the ended pairs of `cvg_sync_outcome_t` (EQUAL and EQUAL,
  * CONVERGED and CONVERGED, DIVERGED and DIVERGED). A

@@ -56,25 +56,25 @@ static void queue_free(queue_t *q) {
  * replies must still be sent). */
 static cvg_status_t deliver_one(cvg_sync_t *session, queue_t *in, queue_t *out) {
   message_t m = in->items[in->head++];
-  cvg_list_t *replies = NULL;
-  cvg_status_t st = cvg_sync_handle(session, m.data, m.len, &replies);
-  size_t i;
+  cvg_status_t st = cvg_sync_receive(session, m.data, m.len);
+  bool more = true;
   free(m.data);
   if (st != CVG_STATUS_OK)
     return st; /* this side is now CVG_SYNC_FAILED; the peer is not told */
-  for (i = 0; i < cvg_list_len(replies) && st == CVG_STATUS_OK; i++) {
-    cvg_slice_t reply;
-    st = cvg_list_get(replies, i, &reply);
-    if (st == CVG_STATUS_OK)
+  /* The replies are built as they are pulled: send each one. */
+  while (st == CVG_STATUS_OK && more) {
+    cvg_bytes_t reply = {NULL, 0};
+    st = cvg_sync_next_message(session, &reply, &more);
+    if (st == CVG_STATUS_OK && more)
       queue_push(out, reply.ptr, reply.len);
+    cvg_bytes_free(&reply);
   }
-  cvg_list_free(replies);
   return st;
 }
 
 /* One sync session between engines `a` (the initiator) and `b`, the
  * messages carried by hand. The loop stops when no message is in flight
- * either way: both sides have then ended, unless a cvg_sync_handle failed
+ * either way: both sides have then ended, unless a cvg_sync_receive failed
  * (that side is then FAILED, the other still RUNNING). On success,
  * `*outcome_a` and `*outcome_b` hold both sides' outcomes; on failure the
  * status is returned and the thread's error message tells why. */
