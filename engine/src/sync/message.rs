@@ -302,14 +302,29 @@ pub fn states_blob<K: AsRef<[u8]>, V: AsRef<[u8]>>(states: &[(K, V)]) -> Vec<u8>
     out
 }
 
-/// Append one (key, state) pair to a state list: key length u32 LE, key,
-/// state length u32 LE, state.
+/// Append one (key, state) pair to a state list: key length (LEB128),
+/// key, state length (LEB128), state.
 pub fn push_state(blob: &mut Vec<u8>, key: &[u8], state: &[u8]) {
-    // Keys are at most 64 KiB and states at most 64 MiB.
-    blob.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    push_len(blob, key.len());
     blob.extend_from_slice(key);
-    blob.extend_from_slice(&(state.len() as u32).to_le_bytes());
+    push_len(blob, state.len());
     blob.extend_from_slice(state);
+}
+
+/// Bytes of the framing of one (key, state) pair.
+pub(crate) fn framing_len(key: usize, state: usize) -> usize {
+    let leb = |n: usize| (usize::BITS - (n | 1).leading_zeros()).div_ceil(7) as usize;
+    leb(key) + leb(state)
+}
+
+/// Unsigned LEB128: 7 bits a byte, low bits first, high bit set on every
+/// byte but the last.
+fn push_len(blob: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        blob.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    blob.push(n as u8);
 }
 
 /// The (key, state) pairs of a state list. On a list that is not well
@@ -325,10 +340,27 @@ pub struct StateIter<'a> {
 }
 
 impl<'a> StateIter<'a> {
+    /// A LEB128 length of at most `max`, in its shortest form.
+    fn read_len(&mut self, max: usize) -> Option<usize> {
+        let mut n = 0usize;
+        for (i, b) in self.rest.iter().enumerate().take(5) {
+            n |= usize::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                // Shortest form only: no trailing zero byte.
+                if (i > 0 && *b == 0) || n > max {
+                    return None;
+                }
+                self.rest = &self.rest[i + 1..];
+                return Some(n);
+            }
+        }
+        None
+    }
+
     fn take(&mut self, max: usize) -> Option<&'a [u8]> {
-        let (len, tail) = self.rest.split_first_chunk::<4>()?;
-        let len = u32::from_le_bytes(*len) as usize;
-        if len > max || tail.len() < len {
+        let len = self.read_len(max)?;
+        let tail = self.rest;
+        if tail.len() < len {
             return None;
         }
         let (item, tail) = tail.split_at(len);
@@ -362,5 +394,58 @@ impl<'a> Iterator for StateIter<'a> {
             self.rest = &saved[saved.len()..];
         }
         pair
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_lists_round_trip_and_reject_bad_framing() {
+        let pairs: Vec<(Vec<u8>, Vec<u8>)> = vec![
+            (vec![], vec![1]),
+            (vec![7; 127], vec![2; 128]),
+            (vec![8; 300], vec![3; 20_000]),
+        ];
+        let blob = states_blob(&pairs);
+        let framing: usize = pairs
+            .iter()
+            .map(|(k, v)| framing_len(k.len(), v.len()))
+            .sum();
+        let payload: usize = pairs.iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert_eq!(blob.len(), framing + payload);
+        assert_eq!(framing, 2 + 1 + 2 + 2 + 3);
+        assert!(StateIter::well_framed(&blob));
+        let back: Vec<(Vec<u8>, Vec<u8>)> = states(&blob)
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect();
+        assert_eq!(back, pairs);
+        // Cut short, a length past the end, a non-minimal length, a key
+        // over the limit.
+        assert!(!StateIter::well_framed(&blob[..blob.len() - 1]));
+        assert!(!StateIter::well_framed(&[5, 1, 2]));
+        assert!(!StateIter::well_framed(&[0x81, 0x00, 1, 0]));
+        let mut big_key = Vec::new();
+        push_state(&mut big_key, &vec![0; crate::MAX_KEY_LEN + 1], &[1]);
+        assert!(!StateIter::well_framed(&big_key));
+        assert!(StateIter::well_framed(&[]));
+    }
+
+    #[test]
+    fn key_lists_must_ascend() {
+        let mut blob = Vec::new();
+        push_entry(&mut blob, 1, 5);
+        push_entry(&mut blob, 1, 6);
+        push_entry(&mut blob, 2, 0);
+        assert!(entries_ascending(&blob));
+        assert_eq!(
+            entries(&blob).collect::<Vec<_>>(),
+            vec![(1, 5), (1, 6), (2, 0)]
+        );
+        let mut bad = blob.clone();
+        push_entry(&mut bad, 2, 0);
+        assert!(!entries_ascending(&bad));
+        assert!(!entries_ascending(&blob[..30]));
     }
 }

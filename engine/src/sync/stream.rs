@@ -300,7 +300,7 @@ impl StateStream {
             let Some((k, v)) = self.carry.front() else {
                 return Ok(n);
             };
-            let len = k.len() + v.len() + 8;
+            let len = k.len() + v.len() + super::message::framing_len(k.len(), v.len());
             if !blob.is_empty() && blob.len() + len > budget {
                 return Ok(n);
             }
