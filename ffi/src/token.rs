@@ -101,7 +101,7 @@ pub unsafe extern "C" fn cvg_engine_context(
 ) -> cvg_status_t {
     ffi_boundary!({
         // SAFETY: forwarded caller guarantees.
-        let e = unsafe { self::engine(engine) }?;
+        let e = self::engine(engine)?;
         required(token_out, "token_out")?;
         // SAFETY: checked non-NULL.
         unsafe { write_token(token_out, &e.context()) };
