@@ -203,6 +203,11 @@ pub enum Error {
     /// An argument is out of its documented range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The engine is being closed: a [`crate::Engine::wait_for`] was
+    /// interrupted by [`crate::Engine::interrupt_waits`], or would have had
+    /// to wait after it. Nothing changed.
+    #[error("the engine is being closed")]
+    Closed,
 }
 
 impl From<rocksdb::Error> for Error {

@@ -13,7 +13,9 @@
 //!   the generation matches and the closed bit is clear), borrows the
 //!   engine for its duration and leaves with one decrement.
 //! - `cvg_engine_close` sets the closed bit: new calls get
-//!   `CVG_STATUS_CLOSED`, calls already inside finish. Whoever brings the
+//!   `CVG_STATUS_CLOSED`, calls already inside finish (a
+//!   `cvg_engine_wait_for` is woken and returns `CVG_STATUS_CLOSED`, so a
+//!   long wait does not hold the store open). Whoever brings the
 //!   count of a closed slot to zero — the close itself when no call runs,
 //!   else the last call to leave — takes the engine out, frees the slot
 //!   under the next generation, and releases the engine.
@@ -259,18 +261,20 @@ pub(crate) enum Closing {
     Deferred,
 }
 
-/// Mark the engine named by `value` closed: `CVG_STATUS_CLOSED` if it
-/// already was (or never existed with this generation).
+/// Mark the engine named by `value` closed and interrupt its waits:
+/// `CVG_STATUS_CLOSED` if it already was (or never existed with this
+/// generation).
 pub(crate) fn close(value: usize) -> Result<Closing, Failure> {
-    let (index, gen) =
-        decode(value).ok_or_else(|| Failure::invalid("engine is not an engine handle"))?;
-    let slot = slot(index).ok_or_else(|| Failure::invalid("engine is not an engine handle"))?;
-    let mut cur = slot.state.load(Ordering::Acquire);
+    // Counted in like a call, so the engine stays in place while its waits
+    // are interrupted.
+    let guard = enter(value)?;
+    let mut cur = guard.slot.state.load(Ordering::Acquire);
     loop {
-        if generation(cur) != gen || cur & CLOSED != 0 {
+        if cur & CLOSED != 0 {
+            // Another close won the race; leaving may finish it.
             return Err(closed());
         }
-        match slot.state.compare_exchange_weak(
+        match guard.slot.state.compare_exchange_weak(
             cur,
             cur | CLOSED,
             Ordering::AcqRel,
@@ -280,10 +284,15 @@ pub(crate) fn close(value: usize) -> Result<Closing, Failure> {
             Err(now) => cur = now,
         }
     }
-    if count(cur) > 0 {
+    guard.interrupt_waits();
+    // Leave by hand: if we are the last call out, the close is ours.
+    let (slot, index) = (guard.slot, guard.index);
+    std::mem::forget(guard);
+    let prev = slot.state.fetch_sub(1, Ordering::AcqRel);
+    if count(prev) > 1 {
         return Ok(Closing::Deferred);
     }
-    release(slot, index, gen).map_or(Err(closed()), |e| Ok(Closing::Now(e)))
+    release(slot, index, generation(prev)).map_or(Err(closed()), |e| Ok(Closing::Now(e)))
 }
 
 /// Take the engine out of a closed slot with no call inside, and free the

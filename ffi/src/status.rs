@@ -90,7 +90,8 @@ pub enum cvg_status_t {
     CVG_STATUS_CURSOR_TOO_OLD = 20,
     /// The engine handle was closed (`cvg_engine_close`, maybe on another
     /// thread) before this call started: the call did nothing. Also the
-    /// status of a second `cvg_engine_close`.
+    /// status of a second `cvg_engine_close`, and of a
+    /// `cvg_engine_wait_for` that the close interrupted.
     CVG_STATUS_CLOSED = 21,
     /// The store's directory is locked: another engine has it open, in this
     /// process or another (RocksDB's `LOCK` file). Nothing was opened;
@@ -147,6 +148,7 @@ impl From<Error> for Failure {
             Error::Io(_) => CVG_STATUS_IO,
             Error::Busy(_) => CVG_STATUS_BUSY,
             Error::NoSpace(_) => CVG_STATUS_NO_SPACE,
+            Error::Closed => CVG_STATUS_CLOSED,
             Error::Poisoned => CVG_STATUS_POISONED,
             Error::WrongType { .. } | Error::WrongReadType { .. } => CVG_STATUS_WRONG_TYPE,
             Error::KeyTooLarge { .. } => CVG_STATUS_KEY_TOO_LARGE,

@@ -114,3 +114,51 @@ fn a_stale_handle_never_reaches_the_engine_that_reuses_its_slot() {
     );
     assert_eq!(cvg_engine_close(std::ptr::null()), CVG_STATUS_OK);
 }
+
+#[test]
+fn close_wakes_a_wait_and_it_returns_closed() {
+    use converge::bytes::{cvg_bytes_free, cvg_bytes_t};
+    use converge::token::{cvg_delta_token, cvg_engine_wait_for};
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // A token of a write made on another replica, never delivered here.
+    let other = open(a.path()).unwrap();
+    let mut delta = cvg_bytes_t {
+        ptr: std::ptr::null_mut(),
+        len: 0,
+    };
+    let mut token = cvg_bytes_t {
+        ptr: std::ptr::null_mut(),
+        len: 0,
+    };
+    unsafe {
+        assert_eq!(
+            cvg_engine_increment(other, b"k".as_ptr(), 1, 1, &mut delta),
+            CVG_STATUS_OK
+        );
+        assert_eq!(
+            cvg_delta_token(delta.ptr, delta.len, &mut token),
+            CVG_STATUS_OK
+        );
+        cvg_bytes_free(&mut delta);
+    }
+    assert_eq!(cvg_engine_close(other), CVG_STATUS_OK);
+    let e = Handle(open(b.path()).unwrap() as usize);
+    let t = (token.ptr as usize, token.len);
+    let waiters: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || unsafe {
+                cvg_engine_wait_for(e.get(), t.0 as *const u8, t.1, 600_000)
+            })
+        })
+        .collect();
+    // Whether a waiter is inside its wait or not there yet, it returns
+    // CLOSED; one the close did not wake would end after its 10 minutes
+    // with CVG_STATUS_NOT_YET_VISIBLE.
+    assert_eq!(cvg_engine_close(e.get()), CVG_STATUS_OK);
+    for w in waiters {
+        assert_eq!(w.join().unwrap(), CVG_STATUS_CLOSED);
+    }
+    unsafe { cvg_bytes_free(&mut token) };
+    // The store was closed by the last waiter out.
+    assert_eq!(cvg_engine_close(open(b.path()).unwrap()), CVG_STATUS_OK);
+}
