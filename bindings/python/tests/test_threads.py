@@ -156,3 +156,54 @@ def test_one_iterator_shared_by_threads_yields_each_key_once(db: Engine) -> None
     assert run_all(work) == []
     flat = sorted(k for keys in seen for k in keys)
     assert flat == [f"k{i:04}".encode() for i in range(400)]
+
+
+def test_close_while_a_call_is_inside_the_library(tmp_path) -> None:
+    """Deterministic: a merge function holds one call inside the library
+    (``cvg_engine_mv_resolve``) while another thread closes the engine and
+    a third waits for a token that never comes. The close returns at once,
+    the resolution then finishes and is written, the wait is woken with
+    ``ClosedError``, and the store is released after both. Against a
+    library whose close freed the engine under running calls, the
+    resolution would write through freed memory."""
+    db = Engine(tmp_path / "s")
+    peer = Engine(tmp_path / "peer")
+    m = db.mvreg("m")
+    m.write("a")
+    m.merge(peer.mvreg("m").write("b"))
+    never = converge.delta_token(peer.counter("elsewhere").increment())
+    peer.close()
+    inside, closed = threading.Event(), threading.Event()
+    results: dict[str, object] = {}
+
+    def merge(siblings: list[converge.Sibling]) -> bytes:
+        inside.set()
+        closed.wait()
+        return b"merged"
+
+    def resolver() -> None:
+        try:
+            results["resolve"] = m.resolve(merge)
+        except BaseException as e:
+            results["resolve"] = e
+
+    def waiter() -> None:
+        try:
+            db.wait_for(never, timeout=600)
+            results["wait"] = "returned"
+        except BaseException as e:
+            results["wait"] = type(e)
+
+    threads = [threading.Thread(target=resolver), threading.Thread(target=waiter)]
+    for t in threads:
+        t.start()
+    inside.wait()
+    db.close()  # returns while the resolution is inside the library
+    assert db.closed
+    closed.set()
+    for t in threads:
+        t.join()
+    assert isinstance(results["resolve"], bytes), results
+    assert results["wait"] is converge.ClosedError
+    with Engine(tmp_path / "s") as again:
+        assert again.mvreg("m").values() == [b"merged"]

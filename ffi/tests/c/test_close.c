@@ -184,6 +184,111 @@ static void test_close_inside_a_merge_function(const char *base) {
   OK(cvg_engine_close(b));
 }
 
+/* Deterministic: a merge function holds a call inside the library while
+ * the main thread closes the engine, and another thread waits for a token
+ * that never comes. The close returns at once; the resolution then
+ * finishes and is written; the wait is woken with CLOSED; the store is
+ * released after both. (A close that freed the engine under the running
+ * resolve made it read freed memory.) */
+struct held_resolve {
+  const cvg_engine_t *engine;
+  pthread_mutex_t lock;
+  pthread_cond_t changed;
+  int inside, closed;
+  cvg_status_t resolve_status;
+  const uint8_t *token;
+  size_t token_len;
+  cvg_status_t wait_status;
+};
+
+static int merge_when_closed(void *user_data, const cvg_sibling_t *siblings,
+                             size_t count, cvg_buffer_t *out) {
+  struct held_resolve *h = (struct held_resolve *)user_data;
+  (void)siblings;
+  (void)count;
+  CHECK(pthread_mutex_lock(&h->lock) == 0);
+  h->inside = 1;
+  CHECK(pthread_cond_broadcast(&h->changed) == 0);
+  while (!h->closed)
+    CHECK(pthread_cond_wait(&h->changed, &h->lock) == 0);
+  CHECK(pthread_mutex_unlock(&h->lock) == 0);
+  return cvg_buffer_append(out, S("merged")) == CVG_STATUS_OK ? 0 : 1;
+}
+
+static void *resolve_held(void *arg) {
+  struct held_resolve *h = (struct held_resolve *)arg;
+  bool resolved = false;
+  h->resolve_status =
+      cvg_engine_mv_resolve(h->engine, S("reg"), merge_when_closed, h, &resolved, NULL);
+  CHECK(h->resolve_status != CVG_STATUS_OK || resolved);
+  return NULL;
+}
+
+static void *wait_for_never(void *arg) {
+  struct held_resolve *h = (struct held_resolve *)arg;
+  h->wait_status = cvg_engine_wait_for(h->engine, h->token, h->token_len, 600000);
+  return NULL;
+}
+
+static void test_close_while_a_call_is_held_inside(const char *base) {
+  char path[1024];
+  cvg_engine_t *e = open_engine(base, "close-held", 0x55);
+  cvg_engine_t *peer = open_engine(base, "close-held-peer", 0x56);
+  cvg_bytes_t d = {NULL, 0}, token = {NULL, 0};
+  cvg_siblings_t *sib = NULL;
+  cvg_sibling_t one;
+  struct held_resolve h;
+  pthread_t resolver, waiter;
+
+  snprintf(path, sizeof path, "%s/close-held", base);
+  OK(cvg_engine_mv_write(e, S("reg"), S("x"), NULL, 0, NULL));
+  OK(cvg_engine_mv_write(peer, S("reg"), S("y"), NULL, 0, &d));
+  OK(cvg_engine_merge(e, S("reg"), d.ptr, d.len));
+  cvg_bytes_free(&d);
+  /* A token of a write `e` never receives. */
+  OK(cvg_engine_increment(peer, S("elsewhere"), 1, &d));
+  OK(cvg_delta_token(d.ptr, d.len, &token));
+  cvg_bytes_free(&d);
+  OK(cvg_engine_close(peer));
+
+  h.engine = e;
+  CHECK(pthread_mutex_init(&h.lock, NULL) == 0);
+  CHECK(pthread_cond_init(&h.changed, NULL) == 0);
+  h.inside = h.closed = 0;
+  h.resolve_status = h.wait_status = CVG_STATUS_PANIC;
+  h.token = token.ptr;
+  h.token_len = token.len;
+  CHECK(pthread_create(&resolver, NULL, resolve_held, &h) == 0);
+  CHECK(pthread_create(&waiter, NULL, wait_for_never, &h) == 0);
+  CHECK(pthread_mutex_lock(&h.lock) == 0);
+  while (!h.inside)
+    CHECK(pthread_cond_wait(&h.changed, &h.lock) == 0);
+  CHECK(pthread_mutex_unlock(&h.lock) == 0);
+
+  OK(cvg_engine_close(e)); /* the resolve is inside: the store stays open */
+  EXPECT_ERR(CVG_STATUS_CLOSED, cvg_engine_flush(e));
+
+  CHECK(pthread_mutex_lock(&h.lock) == 0);
+  h.closed = 1;
+  CHECK(pthread_cond_broadcast(&h.changed) == 0);
+  CHECK(pthread_mutex_unlock(&h.lock) == 0);
+  CHECK(pthread_join(resolver, NULL) == 0);
+  CHECK(pthread_join(waiter, NULL) == 0);
+  CHECK(h.resolve_status == CVG_STATUS_OK);
+  CHECK(h.wait_status == CVG_STATUS_CLOSED);
+  CHECK(pthread_cond_destroy(&h.changed) == 0);
+  CHECK(pthread_mutex_destroy(&h.lock) == 0);
+  cvg_bytes_free(&token);
+
+  OK(cvg_engine_open(path, NULL, &e));
+  OK(cvg_engine_mv_read(e, S("reg"), &sib, NULL));
+  CHECK(cvg_siblings_len(sib) == 1);
+  OK(cvg_siblings_get(sib, 0, &one));
+  CHECK(slice_is(one.value, "merged"));
+  cvg_siblings_free(sib);
+  OK(cvg_engine_close(e));
+}
+
 /* The storage statuses keep RocksDB's kind. */
 static void test_storage_statuses(const char *base) {
   char path[1024], current[1100];
@@ -215,6 +320,7 @@ void test_close(const char *base) {
   CHECK(strcmp(cvg_status_name(CVG_STATUS_CLOSED), "CVG_STATUS_CLOSED") == 0);
   CHECK(strcmp(cvg_status_name(CVG_STATUS_NO_SPACE), "CVG_STATUS_NO_SPACE") == 0);
   test_close_while_calls_run(base);
+  test_close_while_a_call_is_held_inside(base);
   test_close_inside_a_merge_function(base);
   test_storage_statuses(base);
 }
