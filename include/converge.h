@@ -1616,8 +1616,9 @@ cvg_status_t cvg_engine_keys(const struct cvg_engine_t *engine,
  * `*has_key_out` is false at the end (then `*key_out` is `{NULL, 0}` and
  * `*type_out` is `CVG_CRDT_NONE`). The key is valid until the next call on
  * the iterator or `cvg_iter_free`. `key_out` and `type_out` are optional
- * (may be NULL). After a failure (`CVG_STATUS_STORAGE`,
- * `CVG_STATUS_CORRUPTION`) the iterator is at its end.
+ * (may be NULL). After a failure (a storage status such as
+ * `CVG_STATUS_IO`, or `CVG_STATUS_CORRUPTION`) the iterator is at its
+ * end. An iterator keeps working after its engine is closed.
  *
  * # Safety
  * `iter` is NULL or live with no other user; the outputs are NULL or

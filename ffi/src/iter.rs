@@ -72,8 +72,9 @@ pub unsafe extern "C" fn cvg_engine_keys(
 /// `*has_key_out` is false at the end (then `*key_out` is `{NULL, 0}` and
 /// `*type_out` is `CVG_CRDT_NONE`). The key is valid until the next call on
 /// the iterator or `cvg_iter_free`. `key_out` and `type_out` are optional
-/// (may be NULL). After a failure (`CVG_STATUS_STORAGE`,
-/// `CVG_STATUS_CORRUPTION`) the iterator is at its end.
+/// (may be NULL). After a failure (a storage status such as
+/// `CVG_STATUS_IO`, or `CVG_STATUS_CORRUPTION`) the iterator is at its
+/// end. An iterator keeps working after its engine is closed.
 ///
 /// # Safety
 /// `iter` is NULL or live with no other user; the outputs are NULL or
