@@ -79,3 +79,63 @@ fn a_damaged_table_file_is_corruption_when_read() {
     };
     assert!(matches!(err, Error::Corruption(_)), "{err:?}");
 }
+
+/// A tmpfs of `bytes` mounted on a fresh directory, unmounted on drop; None
+/// where this process may not mount (not root, no CAP_SYS_ADMIN).
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(bytes: u64) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then_some(SmallDisk { dir })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// A full disk is `NoSpace` (RocksDB's `IOError` with subcode `kNoSpace`,
+/// from `ENOSPC`), and the failed write poisons the engine. Needs the
+/// privilege to mount a tmpfs: without it the test says so and checks
+/// nothing (set CONVERGE_REQUIRE_MOUNT=1 to make that a failure).
+#[test]
+fn a_full_disk_is_no_space_and_poisons_the_engine() {
+    let Some(disk) = SmallDisk::mount(6 << 20) else {
+        assert!(
+            std::env::var_os("CONVERGE_REQUIRE_MOUNT").is_none(),
+            "cannot mount a tmpfs"
+        );
+        eprintln!("skipped: this process cannot mount a tmpfs");
+        return;
+    };
+    let mut opts = small_options(1);
+    opts.durability = converge::Durability::Sync;
+    let e = Engine::open(disk.dir.path().join("s"), opts).unwrap();
+    let value = vec![0x5au8; 64 << 10];
+    let mut acknowledged = 0;
+    let err = loop {
+        match e.lww_set(format!("k{acknowledged}").as_bytes(), &value) {
+            Ok(_) => acknowledged += 1,
+            Err(err) => break err,
+        }
+        assert!(acknowledged < 1000, "6 MiB cannot hold 64 MB");
+    };
+    assert!(matches!(err, Error::NoSpace(_)), "{err:?}");
+    assert!(matches!(e.lww_set(b"again", b"x"), Err(Error::Poisoned)));
+    assert!(acknowledged > 0);
+    drop(e);
+    drop(disk);
+}

@@ -370,10 +370,7 @@ pub unsafe extern "C" fn cvg_sync_next_message(
         // SAFETY: checked non-NULL.
         unsafe {
             write_out(has_message_out, next.is_some());
-            write_out(
-                message_out,
-                cvg_bytes_t::from_vec(next.unwrap_or_default()),
-            );
+            write_out(message_out, cvg_bytes_t::from_vec(next.unwrap_or_default()));
         }
         Ok(())
     })
