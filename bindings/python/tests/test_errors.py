@@ -189,6 +189,38 @@ def test_a_store_open_in_another_process_is_locked(tmp_path) -> None:
     assert run.stdout.split() == ["locked", "22"], run.stderr
 
 
+def test_a_failed_write_is_storage_io_error_then_poisoned(tmp_path) -> None:
+    """An I/O fault injected without privileges: a child process whose file
+    size limit (RLIMIT_FSIZE, 1 MiB) makes the log write fail with EFBIG.
+    The write raises ``StorageIOError`` and poisons the engine."""
+    child = textwrap.dedent(
+        """
+        import os, resource, signal, sys, converge
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        db = converge.Engine(sys.argv[1], durability="sync")
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+        written = 0
+        try:
+            while written < 1000:
+                db.lww(f"k{written}").set(os.urandom(64 * 1024))
+                written += 1
+        except converge.StorageIOError as e:
+            print("io", e.status, written > 0)
+        try:
+            db.lww("again").set(b"x")
+        except converge.PoisonedError:
+            print("poisoned")
+        """
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", child, str(tmp_path / "s")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert run.stdout.split() == ["io", "23", "True", "poisoned"], run.stderr
+
+
 def test_a_damaged_store_is_corruption(tmp_path) -> None:
     path = tmp_path / "s"
     with Engine(path) as db:
