@@ -210,9 +210,10 @@ fn failure(e: SyncError) -> Failure {
     }
 }
 
+/// A reference to the engine a handle names, for a session to keep
+/// (`CVG_STATUS_CLOSED` if the handle is closed).
 fn shared(engine: *const cvg_engine_t) -> Result<Arc<Engine>, Failure> {
-    // SAFETY: the callers pass NULL or a live handle.
-    Ok(Arc::clone(&unsafe { reference(engine, "engine") }?.inner))
+    Ok(Arc::clone(crate::engine::engine(engine)?.arc()))
 }
 
 /// Start a session as the initiator: `*session_out` is the new session and
@@ -518,7 +519,7 @@ pub unsafe extern "C" fn cvg_sync_engines(
     outcome_b: *mut cvg_sync_outcome_t,
 ) -> cvg_status_t {
     ffi_boundary!({
-        let (ea, eb) = (shared(a)?, shared(b)?);
+        let (ea, eb) = (crate::engine::engine(a)?, crate::engine::engine(b)?);
         // SAFETY: NULL or valid.
         let cfg = self::config(unsafe { config.as_ref() })?;
         let ((oa, _), (ob, _)) = esync::sync_engines(&*ea, &*eb, cfg).map_err(failure)?;

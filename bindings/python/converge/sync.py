@@ -96,9 +96,9 @@ class SyncSession(ManagedHandle):
         else:
             db._call(lib.cvg_sync_respond, byref(config), byref(out))
         super().__init__(out.value, lib.cvg_sync_free)  # type: ignore[arg-type]
-        db._children.add(self)
         data = string_at(first.ptr, first.len) if first.len else b""
         lib.cvg_bytes_free(byref(first))
+        db._adopt(self)
         #: The first message to send to the peer (initiator only).
         self.first_message: Optional[bytes] = data if initiate else None
 
