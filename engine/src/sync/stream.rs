@@ -245,7 +245,7 @@ pub(crate) struct StateStream {
 }
 
 /// Most keys read per store call.
-const MAX_PER_READ: usize = 256;
+const MAX_PER_READ: usize = 4096;
 
 impl StateStream {
     pub(crate) fn new(khs: Vec<u64>) -> Self {
