@@ -42,7 +42,7 @@ const DEFAULT_SEEDS: u64 = 200;
 
 /// One seed: a world of 3 replicas (4 for one seed in four), two rounds
 /// of 40 faulty steps, each followed by a heal and the full checks.
-fn run(seed: u64) -> SimStats {
+fn run(seed: u64) -> (SimStats, u64) {
     let mut rng = net::Rng::new(seed ^ 0x5eed);
     let n = if rng.chance(1, 4) { 4 } else { 3 };
     let mut w = World::new(seed, n);
@@ -60,7 +60,7 @@ fn run(seed: u64) -> SimStats {
         std::panic::resume_unwind(panic);
     }
     w.crash_all();
-    w.stats()
+    (w.stats(), w.digest())
 }
 
 /// Rounds of faulty steps per seed, each ended by a heal.
@@ -100,7 +100,7 @@ fn simulation() {
                 let r = catch_unwind(|| run(seed));
                 let mut results = results.lock().unwrap();
                 match r {
-                    Ok(s) => results.0.add(&s),
+                    Ok((s, _)) => results.0.add(&s),
                     Err(_) => {
                         eprintln!(
                             "SIMULATION FAILED for seed {seed}; reproduce with: \
@@ -119,4 +119,15 @@ fn simulation() {
         failed.len()
     );
     assert!(failed.is_empty(), "failing seeds: {failed:?}");
+}
+
+/// One seed reproduces the whole run: the same events in the same order
+/// (operations, deliveries, drops, session outcomes, crashes).
+#[test]
+fn a_seed_reproduces_its_run() {
+    let (s1, d1) = run(10);
+    let (s2, d2) = run(10);
+    assert_eq!(d1, d2, "two runs of seed 10 differ");
+    assert_eq!(format!("{s1:?}"), format!("{s2:?}"));
+    assert!(s1.crashes + s1.restarts > 0 && s1.failed > 0 && s1.net.dropped > 0);
 }

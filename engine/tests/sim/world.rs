@@ -5,7 +5,7 @@
 use super::model::{covers, join_of, needs_of, Intent, OpRec, RecordModel};
 use super::net::{dots_of, Message, Net, Payload, Rng, WireDelta};
 use converge::crdt::LwwRegister;
-use converge::sync::{Config, Outcome, Session};
+use converge::sync::{Config, Outcome, Session, SyncError};
 use converge::{Batch, CausalContext, Dot, Engine, Error, ReplicaId, State, Timestamp, Value};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -98,6 +98,7 @@ pub struct World {
     next_session: u64,
     next_tag: u64,
     trace: VecDeque<String>,
+    digest: u64,
     stats: SimStats,
 }
 
@@ -128,6 +129,7 @@ impl World {
             next_session: 0,
             next_tag: 0,
             trace: VecDeque::new(),
+            digest: 0xcbf2_9ce4_8422_2325,
             stats: SimStats::default(),
         };
         // Register writes are ordered by a hybrid clock that reads the
@@ -168,11 +170,23 @@ impl World {
         self.reps[r].engine.clone().expect("replica is open")
     }
 
+    /// Record an event: the last ones are kept for a failure report, and
+    /// every one is folded into the run's digest.
     fn log(&mut self, event: String) {
+        let line = format!("t={} {event}", self.now);
+        for b in line.bytes().chain([b'\n']) {
+            self.digest = (self.digest ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
         if self.trace.len() == 60 {
             self.trace.pop_front();
         }
-        self.trace.push_back(format!("t={} {event}", self.now));
+        self.trace.push_back(line);
+    }
+
+    /// A hash of every event of the run so far (FNV-1a): two runs of one
+    /// seed must agree on it.
+    pub fn digest(&self) -> u64 {
+        self.digest
     }
 
     /// One tick: a random action, then every message due is delivered,
@@ -441,7 +455,17 @@ impl World {
             }
             Err(e) => {
                 stats.failed += 1;
-                format!("session {id} at {to}: {e}")
+                // The kind only: some messages name the session's random
+                // wire id, which is not part of the seeded run.
+                let kind = match e {
+                    SyncError::Codec(_) | SyncError::Malformed(_) => "malformed",
+                    SyncError::TooLarge { .. } => "too large",
+                    SyncError::Unexpected(_) => "unexpected",
+                    SyncError::Ended => "ended",
+                    SyncError::Engine(_) => "engine",
+                    _ => "other",
+                };
+                format!("session {id} at {to}: failed, {kind}")
             }
         };
         if matches!(outcome, Some(Outcome::Converged | Outcome::Equal)) {
