@@ -101,13 +101,13 @@ fn sigkill_loses_no_acknowledged_write() {
         report.reopened(t.elapsed());
         let count = e.counter_value(b"count").unwrap();
         let or = e.set_members(b"or").unwrap().members;
+        let g: Vec<Vec<Vec<u8>>> = (0..16)
+            .map(|k| e.set_members(format!("g{k}").as_bytes()).unwrap().members)
+            .collect();
         for i in 0..acked {
             let elem = i.to_be_bytes().to_vec();
-            let g = e
-                .set_members(format!("g{}", i % 16).as_bytes())
-                .unwrap()
-                .members;
             report.checked += 1;
+            let g = &g[(i % 16) as usize];
             if or.binary_search(&elem).is_err() || g.binary_search(&elem).is_err() {
                 report.lost += 1;
                 eprintln!("round {round}: acknowledged write {i} lost");
@@ -166,9 +166,9 @@ fn side_write(e: &Engine, side: char, i: u64) {
 }
 
 /// Child: two replicas write, and sync after every other write pair,
-/// printing `A i` / `B i` for acknowledged writes and `S i j` after a
-/// session that converged both sides once `A i` and `B j` were
-/// acknowledged.
+/// printing `A i` / `B i` for acknowledged writes, `s` when a session
+/// starts and `S i j` after a session that converged both sides once
+/// `A i` and `B j` were acknowledged.
 #[test]
 #[ignore = "child process of sigkill_during_sync_sessions"]
 fn crash_sync_child() {
@@ -193,6 +193,8 @@ fn crash_sync_child() {
         writeln!(out, "B {}", sb + i).unwrap();
         out.flush().unwrap();
         if i % 2 == 1 {
+            writeln!(out, "s").unwrap();
+            out.flush().unwrap();
             let ((oa, _), (ob, _)) = sync_engines(&a, &b, config.clone()).unwrap();
             if matches!(oa, Outcome::Converged | Outcome::Equal)
                 && matches!(ob, Outcome::Converged | Outcome::Equal)
@@ -207,9 +209,15 @@ fn crash_sync_child() {
 /// The writes `side` made that `e` holds, out of `0..upto`; counts the
 /// missing ones into `report`.
 fn check_side(e: &Engine, side: char, upto: u64, report: &mut Report, what: &str) {
+    let sets: Vec<Vec<Vec<u8>>> = (0..32)
+        .map(|k| {
+            e.set_members(format!("{side}{k}").as_bytes())
+                .unwrap()
+                .members
+        })
+        .collect();
     for i in 0..upto {
-        let key = format!("{side}{}", i % 32);
-        let members = e.set_members(key.as_bytes()).unwrap().members;
+        let members = &sets[(i % 32) as usize];
         report.checked += 1;
         if members.binary_search(&i.to_be_bytes().to_vec()).is_err() {
             report.lost += 1;
@@ -233,6 +241,7 @@ fn sigkill_during_sync_sessions() {
     let mut rng = Rng::from_env();
     let mut report = Report::new("two replicas in sync sessions, Sync durability", 0);
     let (mut na, mut nb) = (0u64, 0u64); // writes landed on each side
+    let mut mid_session = 0; // kills that landed inside a session
     for round in 0..kills {
         let lines = kill_child_after(
             "crash_sync_child",
@@ -243,6 +252,9 @@ fn sigkill_during_sync_sessions() {
         let acked_a = last_of(&lines, "A ").map_or(na, |v| v[0] + 1);
         let acked_b = last_of(&lines, "B ").map_or(nb, |v| v[0] + 1);
         let synced = last_of(&lines, "S ");
+        if lines.last().is_some_and(|l| l == "s") {
+            mid_session += 1;
+        }
         let t = Instant::now();
         let opened = (
             Engine::open(dir.path().join("a"), sync_options(1)),
@@ -294,6 +306,7 @@ fn sigkill_during_sync_sessions() {
             "{what}: records after the session"
         );
     }
+    println!("kills that landed inside a sync session: {mid_session} of {kills}");
     report.finish();
     assert!(na > 0 && nb > 0, "the child never acknowledged a write");
 }
