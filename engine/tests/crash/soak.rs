@@ -106,8 +106,12 @@ pub fn preload(dir: &Path, options: Options) -> u64 {
 pub struct Report {
     name: &'static str,
     keys: u64,
-    /// Acknowledged writes looked for after reopens.
+    /// Acknowledged writes looked for after reopens (each reopen looks
+    /// for all acknowledged so far).
     pub checked: u64,
+    /// Distinct writes made in the whole soak (acknowledged, or landed
+    /// before a kill without their acknowledgement).
+    pub acknowledged: u64,
     /// Acknowledged writes not found.
     pub lost: u64,
     /// Reopens that failed.
@@ -123,6 +127,7 @@ impl Report {
             name,
             keys,
             checked: 0,
+            acknowledged: 0,
             lost: 0,
             reopen_failures: 0,
             verify_failures: 0,
@@ -154,11 +159,12 @@ impl Report {
         self.reopens.sort();
         let ms = |d: Option<&Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1e3);
         println!(
-            "soak ({}): {} kills, {} acknowledged writes checked, {} lost, {} reopen failures, \
-             {} verify failures; reopen with tree rebuild over {}+ keys: median {:.0} ms, \
-             max {:.0} ms",
+            "soak ({}): {} kills, {} writes made, acknowledged ones looked for {} times after reopens, \
+             {} lost, {} reopen failures, {} verify failures; reopen with tree rebuild over \
+             {}+ keys: median {:.0} ms, max {:.0} ms",
             self.name,
             self.reopens.len() + self.reopen_failures as usize,
+            self.acknowledged,
             self.checked,
             self.lost,
             self.reopen_failures,

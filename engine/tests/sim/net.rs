@@ -61,6 +61,9 @@ pub enum Payload {
         /// Its dependencies.
         needs: BTreeSet<Dot>,
     },
+    /// A replica's record, acknowledged to a peer's changes feed (which
+    /// may then truncate its log).
+    Ack(CausalContext),
     /// A message of a sync session, for its initiator or its responder.
     Sync {
         /// The simulation's number of the session.

@@ -38,6 +38,8 @@ pub struct SimStats {
     pub crashes: u64,
     /// See `crashes`.
     pub restarts: u64,
+    /// Pages refused because the log was truncated past the cursor.
+    pub too_old: u64,
     /// Heals followed by the full checks.
     pub heals: u64,
     /// Token reads satisfied, and refused as not yet visible.
@@ -61,6 +63,7 @@ impl SimStats {
         self.crashes += o.crashes;
         self.restarts += o.restarts;
         self.heals += o.heals;
+        self.too_old += o.too_old;
         self.tokens_ok += o.tokens_ok;
         self.tokens_not_yet += o.tokens_not_yet;
         self.net.add(&o.net);
@@ -98,6 +101,8 @@ pub struct World {
     next_session: u64,
     next_tag: u64,
     trace: VecDeque<String>,
+    /// (a, b): replica a keeps its changes feed's log for b.
+    registered: BTreeSet<(usize, usize)>,
     digest: u64,
     stats: SimStats,
 }
@@ -129,6 +134,7 @@ impl World {
             next_session: 0,
             next_tag: 0,
             trace: VecDeque::new(),
+            registered: BTreeSet::new(),
             digest: 0xcbf2_9ce4_8422_2325,
             stats: SimStats::default(),
         };
@@ -151,6 +157,15 @@ impl World {
             let dir = tempfile::tempdir().expect("temp dir");
             let e = Engine::open(dir.path(), options(r)).expect("open");
             e.merge(b"clock", &clock).expect("clock");
+            // Half the peers are registered with the changes feed: the log
+            // is kept for them; the others may find it truncated past
+            // their cursor (`CursorTooOld`) and fall back to a session.
+            for p in (0..n).filter(|p| *p != r) {
+                if w.rng.chance(1, 2) {
+                    e.register_peer(ReplicaId(p as u128 + 1)).expect("register");
+                    w.registered.insert((r, p));
+                }
+            }
             w.reps.push(Replica {
                 engine: Some(Arc::new(e)),
                 dir,
@@ -213,6 +228,11 @@ impl World {
             87..=89 => {
                 self.log("partition healed".into());
                 self.net.heal();
+            }
+            90..=94 if self.registered.contains(&(peer, r)) => {
+                let cursor = self.engine(r).context();
+                self.net
+                    .send(&mut self.rng, self.now, r, peer, Payload::Ack(cursor));
             }
             _ => {}
         }
@@ -331,10 +351,17 @@ impl World {
     fn ship_page(&mut self, from: usize, to: usize) {
         let cursor = self.engine(to).context();
         let limit = 1 + self.rng.below(4);
-        let page = self
-            .engine(from)
-            .changes_since(&cursor, limit)
-            .expect("changes_since");
+        let page = match self.engine(from).changes_since(&cursor, limit) {
+            Ok(page) => page,
+            Err(Error::CursorTooOld { needed, oldest }) => {
+                // The log was truncated past what `to` holds: anti-entropy.
+                self.log(format!("page {from}->{to}: too old ({needed} < {oldest})"));
+                self.stats.too_old += 1;
+                self.start_session(from, to);
+                return;
+            }
+            Err(e) => panic!("changes_since: {e}"),
+        };
         if let Some(c) = page.changes {
             self.log(format!("page {from}->{to}: {} ops", page.operations));
             let payload = Payload::Page {
@@ -405,6 +432,14 @@ impl World {
                     converge::Delivery::Pending => 1,
                     converge::Delivery::Duplicate => 2,
                 }] += 1;
+            }
+            Payload::Ack(cursor) => {
+                let peer = ReplicaId(m.from as u128 + 1);
+                self.engine(m.to)
+                    .acknowledge(peer, &cursor)
+                    .expect("acknowledge");
+                let floor = self.engine(m.to).feed_info().expect("feed").floor;
+                self.log(format!("ack {}->{}: floor {floor}", m.from, m.to));
             }
             Payload::Sync {
                 session,
