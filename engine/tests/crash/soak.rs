@@ -83,7 +83,7 @@ pub fn kill_child_after(
 
 /// Load `CONVERGE_CRASH_KEYS` keys (default none) into the store first, so
 /// each reopen after a kill rebuilds the tree over that many keys. Returns
-/// how many.
+/// how many (each was one local operation of `options`' replica).
 pub fn preload(dir: &Path, options: Options) -> u64 {
     let keys = env_u64("CONVERGE_CRASH_KEYS").unwrap_or(0);
     if keys == 0 {
