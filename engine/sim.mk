@@ -6,6 +6,7 @@
 
 SEEDS ?= 2000
 KILLS ?= 200
+SOAK_KEYS ?= 0
 
 .PHONY: sim soak
 
@@ -17,8 +18,11 @@ sim: setup
 	echo "make sim: seeds $$first..$$(( first + $(SEEDS) ))"; \
 	SIM_FIRST=$$first SIM_SEEDS=$(SEEDS) $(CARGO) test --workspace --test sim -- --nocapture
 
-# `make soak KILLS=N`: N SIGKILLs of a writer with Sync durability and N of
-# a process in the middle of sync sessions; prints acknowledged writes
-# lost, reopen and verify failures and reopen times.
+# `make soak KILLS=N [SOAK_KEYS=K]`: N SIGKILLs of a writer with Sync
+# durability and N of a process in the middle of sync sessions; prints
+# acknowledged writes lost, reopen and verify failures and reopen times
+# (with K keys loaded first into the writer's store, every reopen rebuilds
+# the anti-entropy tree over them).
 soak: setup
-	CONVERGE_KILLS=$(KILLS) $(CARGO) test --workspace --test crash -- --nocapture
+	CONVERGE_KILLS=$(KILLS) CONVERGE_CRASH_KEYS=$(SOAK_KEYS) \
+	  $(CARGO) test --workspace --test crash -- --nocapture

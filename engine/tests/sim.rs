@@ -125,9 +125,9 @@ fn simulation() {
 /// (operations, deliveries, drops, session outcomes, crashes).
 #[test]
 fn a_seed_reproduces_its_run() {
-    let (s1, d1) = run(10);
-    let (s2, d2) = run(10);
-    assert_eq!(d1, d2, "two runs of seed 10 differ");
+    let (s1, d1) = run(7);
+    let (s2, d2) = run(7);
+    assert_eq!(d1, d2, "two runs of seed 7 differ");
     assert_eq!(format!("{s1:?}"), format!("{s2:?}"));
     assert!(s1.crashes + s1.restarts > 0 && s1.failed > 0 && s1.net.dropped > 0);
 }

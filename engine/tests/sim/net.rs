@@ -124,15 +124,27 @@ pub struct Net {
     side: Option<Vec<bool>>,
     /// Drop, duplicate and delay messages (off while healing).
     pub faulty: bool,
+    /// While faulty: one message in this many is dropped, one in
+    /// `dup_one_in` sent twice, and each delayed by 1 to `max_delay` ticks.
+    pub drop_one_in: u64,
+    /// See `drop_one_in`.
+    pub dup_one_in: u64,
+    /// See `drop_one_in`.
+    pub max_delay: usize,
     /// What happened so far.
     pub stats: NetStats,
 }
 
 impl Net {
-    /// A network with its faults on.
-    pub fn faulty() -> Net {
+    /// A network with its faults on, their rates drawn from `rng`: drops of
+    /// 1 in 6, 12 or 40; duplicates of 1 in 6, 16 or 64; delays up to 3, 6
+    /// or 12 ticks.
+    pub fn faulty(rng: &mut Rng) -> Net {
         Net {
             faulty: true,
+            drop_one_in: [6, 12, 40][rng.below(3)],
+            dup_one_in: [6, 16, 64][rng.below(3)],
+            max_delay: [3, 6, 12][rng.below(3)],
             ..Net::default()
         }
     }
@@ -142,10 +154,10 @@ impl Net {
         self.stats.sent += 1;
         let copies = if !self.faulty {
             1
-        } else if rng.chance(1, 12) {
+        } else if rng.chance(1, self.drop_one_in) {
             self.stats.dropped += 1;
             0
-        } else if rng.chance(1, 16) {
+        } else if rng.chance(1, self.dup_one_in) {
             self.stats.duplicated += 1;
             2
         } else {
@@ -153,7 +165,7 @@ impl Net {
         };
         for _ in 0..copies {
             let delay = if self.faulty {
-                1 + rng.below(6) as u64
+                1 + rng.below(self.max_delay) as u64
             } else {
                 1
             };

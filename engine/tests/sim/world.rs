@@ -2,13 +2,16 @@
 //! the network between them, sync sessions driven message by message, and
 //! crashes; every step is checked against the model.
 
-use super::model::{covers, join_of, needs_of, Intent, OpRec, RecordModel};
+use super::model::{needs_of, Intent, OpRec, RecordModel};
 use super::net::{dots_of, Message, Net, Payload, Rng, WireDelta};
 use converge::crdt::LwwRegister;
 use converge::sync::{Config, Outcome, Session, SyncError};
-use converge::{Batch, CausalContext, Dot, Engine, Error, ReplicaId, State, Timestamp, Value};
+use converge::{Batch, CausalContext, Dot, Engine, Error, ReplicaId, State, Timestamp};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
+
+#[path = "checks.rs"]
+mod checks;
 
 /// The keys, by type: G-Counter, PN-Counter, G-Set, 2P-Set, OR-Set, LWW,
 /// FWW and MV register (the first letter says which).
@@ -103,6 +106,8 @@ pub struct World {
     trace: VecDeque<String>,
     /// (a, b): replica a keeps its changes feed's log for b.
     registered: BTreeSet<(usize, usize)>,
+    /// Crashes happen in this many of every 400 steps (1 to 4).
+    crashiness: usize,
     digest: u64,
     stats: SimStats,
 }
@@ -129,15 +134,18 @@ impl World {
             reps: Vec::new(),
             models: vec![RecordModel::default(); n],
             ops: Vec::new(),
-            net: Net::faulty(),
+            net: Net::default(),
             sessions: BTreeMap::new(),
             next_session: 0,
             next_tag: 0,
             trace: VecDeque::new(),
             registered: BTreeSet::new(),
+            crashiness: 1,
             digest: 0xcbf2_9ce4_8422_2325,
             stats: SimStats::default(),
         };
+        w.net = Net::faulty(&mut w.rng);
+        w.crashiness = 1 + w.rng.below(4);
         // Register writes are ordered by a hybrid clock that reads the
         // wall clock. Every replica first merges a register stamped far
         // in the future: its clock observes it and from then on only
@@ -218,8 +226,8 @@ impl World {
             }
             55..=64 => self.ship_page(r, peer),
             65..=79 => self.read_with_token(r),
-            80 => self.restart(r, false),
-            81 if self.rng.chance(1, 2) => self.restart(r, true),
+            80..=83 if self.rng.below(4) < self.crashiness => self.restart(r, false),
+            80..=83 if self.rng.chance(1, 8) => self.restart(r, true),
             84..=86 if !self.net.is_partitioned() => {
                 let side: Vec<bool> = (0..n).map(|_| self.rng.chance(1, 2)).collect();
                 self.log(format!("partition {side:?}"));
@@ -375,11 +383,26 @@ impl World {
 
     /// Start a sync session, `a` initiating; returns its number.
     fn start_session(&mut self, a: usize, b: usize) -> u64 {
-        let config = Config {
+        self.start_session_with(a, b, true)
+    }
+
+    /// Start a session, `a` initiating, with random limits if `random`
+    /// (else the defaults); returns its number.
+    fn start_session_with(&mut self, a: usize, b: usize, random: bool) -> u64 {
+        // Small budgets split exchanges into many parts; a quarter of the
+        // sessions repair at most a few keys (ending `Diverged`, truncated)
+        // and a quarter stage few bytes (joining part by part).
+        let mut config = Config {
             message_budget: 200 + self.rng.below(2000),
             iblt: self.rng.chance(3, 4),
             ..Config::default()
         };
+        if random && self.rng.chance(1, 4) {
+            config.max_keys = 1 + self.rng.below(8);
+        }
+        if random && self.rng.chance(1, 4) {
+            config.stage_bytes = 1024 + self.rng.below(4096);
+        }
         let (init, first) = Session::initiate(self.engine(a), config.clone()).expect("initiate");
         let resp = Session::respond(self.engine(b), config);
         self.next_session += 1;
@@ -547,84 +570,6 @@ impl World {
         self.check_visible(r);
     }
 
-    /// A session read at `b` with the token of a random operation, then
-    /// with another replica's whole record: it waits for nothing, so it
-    /// must succeed exactly when the model says `b` holds the token, and
-    /// then show the token's effects.
-    fn read_with_token(&mut self, b: usize) {
-        if self.ops.is_empty() {
-            return;
-        }
-        let o = self.ops[self.rng.below(self.ops.len())].clone();
-        let mut token = CausalContext::new();
-        token.insert(o.dot);
-        let holds = self.models[b].record.contains(&o.dot);
-        self.check_token_read(b, &o.key, &token, holds);
-        let a = self.rng.below(self.reps.len());
-        let token = self.engine(a).context();
-        let holds = self.models[b].record.is_superset(&self.models[a].record);
-        self.check_token_read(b, &o.key, &token, holds);
-    }
-
-    fn check_token_read(&mut self, b: usize, key: &[u8], token: &CausalContext, holds: bool) {
-        let e = self.engine(b);
-        match e.read_session(key, token, None) {
-            Ok((value, at)) => {
-                assert!(holds, "replica {b} read a token the model says it lacks");
-                assert!(at.includes(token), "the read's context lacks the token");
-                let state = e.state(key).expect("state");
-                assert_eq!(value, state.as_ref().map(Value::of));
-                let want = join_of(&self.ops, key, |d| token.contains(d));
-                if let Some(want) = want {
-                    let state = state.expect("a token's key has a state");
-                    assert!(
-                        covers(&state, &want),
-                        "replica {b}: a read at a token misses its effects on {key:?}"
-                    );
-                }
-                self.stats.tokens_ok += 1;
-            }
-            Err(Error::NotYetVisible { missing }) => {
-                assert!(!holds, "replica {b} refused a token it holds");
-                assert!(missing > 0);
-                self.stats.tokens_not_yet += 1;
-            }
-            Err(e) => panic!("read_session: {e}"),
-        }
-    }
-
-    /// Every replica's causal record is the model's.
-    fn check_records(&self) {
-        for (r, m) in self.models.iter().enumerate() {
-            let got = dots_of(&self.engine(r).context());
-            if got != m.record {
-                let extra: Vec<_> = got.difference(&m.record).collect();
-                let missing: Vec<_> = m.record.difference(&got).collect();
-                panic!("replica {r}: record has {extra:?} beyond the model, lacks {missing:?}");
-            }
-        }
-    }
-
-    /// Every effect replica `r`'s record lists is in its data.
-    fn check_visible(&self, r: usize) {
-        let e = self.engine(r);
-        let record = &self.models[r].record;
-        for key in KEYS {
-            if let Some(want) = join_of(&self.ops, key.as_bytes(), |d| record.contains(d)) {
-                let got = e.state(key.as_bytes()).expect("state");
-                let ok = got.as_ref().is_some_and(|g| covers(g, &want));
-                assert!(ok, "replica {r}: key {key} lacks effects its record lists");
-            }
-        }
-    }
-
-    /// Check every replica's data against its record.
-    pub fn check_all_visible(&self) {
-        for r in 0..self.reps.len() {
-            self.check_visible(r);
-        }
-    }
-
     /// End faults and partitions, deliver everything in flight, abandon
     /// unfinished sessions, sync every replica with replica 0 and back,
     /// then check convergence and the model.
@@ -637,7 +582,7 @@ impl World {
         let n = self.reps.len();
         let pairs: Vec<usize> = (1..n).chain(1..n - 1).collect();
         for b in pairs {
-            let id = self.start_session(0, b);
+            let id = self.start_session_with(0, b, false);
             self.flush_network();
             let s = self.sessions.remove(&id).expect("session");
             for o in [s.init.outcome(), s.resp.outcome()] {
@@ -660,44 +605,6 @@ impl World {
         while let Some(m) = self.net.next_due(u64::MAX) {
             self.deliver(m);
             self.check_records();
-        }
-    }
-
-    /// After a heal: every replica holds every operation, in its data and
-    /// its record, with equal states, roots and values as the model says.
-    fn check_converged(&self) {
-        let all: BTreeSet<Dot> = self.ops.iter().map(|o| o.dot).collect();
-        let first = self.engine(0);
-        let root = first.root().expect("root");
-        for r in 0..self.reps.len() {
-            let e = self.engine(r);
-            assert_eq!(self.models[r].record, all, "replica {r}: model record");
-            assert_eq!(e.pending().entries, 0, "replica {r}: entries still pending");
-            assert_eq!(e.root().expect("root"), root, "replica {r}: root differs");
-            for key in KEYS.iter().map(|k| k.as_bytes()).chain([&b"clock"[..]]) {
-                assert_eq!(
-                    e.state_bytes(key).expect("state"),
-                    first.state_bytes(key).expect("state"),
-                    "replica {r}: key {key:?} differs from replica 0"
-                );
-            }
-        }
-        self.check_records();
-        for key in KEYS {
-            let key = key.as_bytes();
-            let want = join_of(&self.ops, key, |_| true);
-            let got = first.state(key).expect("state");
-            assert_eq!(
-                got.as_ref().map(converge::codec::encode_state),
-                want.as_ref().map(converge::codec::encode_state),
-                "key {key:?}: the state is not the join of every acknowledged delta"
-            );
-            let want = super::model::expected_value(&self.ops, key);
-            let got = got.map(|s| super::model::comparable(Value::of(&s)));
-            assert_eq!(
-                got, want,
-                "key {key:?}: the value is not what the operations make"
-            );
         }
     }
 
