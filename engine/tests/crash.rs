@@ -91,7 +91,7 @@ fn sigkill_loses_no_acknowledged_write() {
             &[(START_ENV, acked.to_string())],
             rng.lifetime() + report.last_reopen(),
         );
-        if let Some(last) = lines.iter().filter_map(|l| l.parse::<u64>().ok()).last() {
+        if let Some(last) = lines.iter().rev().find_map(|l| l.parse::<u64>().ok()) {
             acked = last + 1;
         }
         let t = Instant::now();
@@ -257,9 +257,9 @@ fn check_side(e: &Engine, side: char, upto: u64, report: &mut Report, what: &str
 fn last_of(lines: &[String], tag: &str) -> Option<Vec<u64>> {
     lines
         .iter()
+        .rev()
         .filter_map(|l| l.strip_prefix(tag))
-        .filter_map(|rest| rest.split(' ').map(|n| n.parse().ok()).collect())
-        .last()
+        .find_map(|rest| rest.split(' ').map(|n| n.parse().ok()).collect())
 }
 
 #[test]
