@@ -133,8 +133,8 @@ fn a_full_disk_poisons_the_engine_and_loses_nothing() {
     println!("disk full after {acked} acknowledged writes: {err}");
     assert!(acked > 0);
     assert!(
-        matches!(&err, Error::Storage(m) if m.contains("No space left on device")),
-        "not a typed storage error naming the full disk: {err:?}"
+        matches!(&err, Error::NoSpace(m) if m.contains("No space left on device")),
+        "not the typed full-disk error: {err:?}"
     );
     assert_poisoned(&e, acked);
     drop(e);
@@ -145,7 +145,10 @@ fn a_full_disk_poisons_the_engine_and_loses_nothing() {
             assert!(e.counter_value(b"n").unwrap() >= acked as i128);
             drop(e);
         }
-        Err(err) => println!("reopen on the full disk: {err}"),
+        Err(err) => {
+            println!("reopen on the full disk: {err}");
+            assert!(matches!(err, Error::NoSpace(_)), "{err:?}");
+        }
     }
     let grown = Command::new("mount")
         .args(["-o", "remount,size=64m"])
@@ -179,8 +182,8 @@ fn file_size_limit_child() {
     let (acked, err) = write_until_error(&e);
     assert!(acked > 0);
     assert!(
-        matches!(&err, Error::Storage(m) if m.contains("File too large")),
-        "not a typed storage error naming the failed write: {err:?}"
+        matches!(&err, Error::Io(m) if m.contains("File too large")),
+        "not the typed I/O error of the failed write: {err:?}"
     );
     assert_poisoned(&e, acked);
     println!("acked {acked}");
