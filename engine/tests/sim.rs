@@ -3,8 +3,14 @@
 //! and exchange deltas, pages of their changes feeds and sync-session
 //! messages over a simulated network that drops, duplicates, delays and
 //! reorders messages and partitions the replicas; replicas crash (dropped
-//! without the clean close, reopened from their directories) and restart.
-//! One `u64` seed reproduces the whole run.
+//! without the clean close, reopened from their directories) and restart,
+//! and acknowledge their records to peers' changes feeds, which truncate
+//! their logs (a page refused as `CursorTooOld` falls back to a session).
+//! Each seed draws its own fault and crash rates; sessions run with small
+//! message budgets, some with small `max_keys` or `stage_bytes`.
+//! One `u64` seed reproduces the whole run (docs/RELIABILITY.md,
+//! "Deterministic simulation", describes the world, the checks and what is
+//! not covered).
 //!
 //! Checked after every step: each replica's causal record equals the
 //! model's (local operations, deltas and pages applied once their
