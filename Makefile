@@ -51,6 +51,8 @@ help:
 	@echo "make bench-causal - token/dependency sizes, changes feed, group commit"
 	@echo "make header  - regenerate include/converge.h"
 	@echo "make lib     - build libconverge (.so/.a), the CLI and everything else (dev profile)"
+	@echo "make sim SEEDS=N  - deterministic simulation of N seeds (engine/tests/sim.rs)"
+	@echo "make soak KILLS=N - kill -9 soak: N SIGKILLs of a writer and of a syncing process"
 
 # System packages RocksDB's build needs: libclang (bindgen), a C++ compiler,
 # ccache; valgrind and python3-venv for the C and Python tests.
@@ -79,6 +81,7 @@ test-rust: setup
 -include ffi/ffi.mk
 -include bindings/python/python.mk
 -include benches/benches.mk
+-include engine/sim.mk
 
 # After the suites above have built everything: every cargo invocation that
 # make test, make demo and the C/Python targets run must find librocksdb-sys

@@ -1,20 +1,43 @@
-//! A child process writing with `Sync` durability is killed with SIGKILL at
-//! random moments; after each reopen every acknowledged write is there, the
-//! store opens cleanly and the rebuilt anti-entropy tree verifies, the
-//! changes feed's log holds every operation, and every peer delta that was
-//! waiting for its dependencies is still pending — and applied once they
-//! arrive.
+//! Child processes are killed with SIGKILL at random moments; after each
+//! reopen no acknowledged write is lost, the store opens, and the rebuilt
+//! anti-entropy tree verifies.
+//!
+//! - A writer with `Sync` durability: every acknowledged write is there,
+//!   the changes feed's log holds every operation, and every peer delta
+//!   that was waiting for its dependencies is still pending — and applied
+//!   once they arrive.
+//! - A process running sync sessions between two replicas it writes to
+//!   (both engines in the child, so the kill lands in either side's
+//!   handling of a message, including the atomic join of received
+//!   states): each replica keeps its own acknowledged writes and those a
+//!   converged session brought it, and the two converge afterwards.
+//!
+//! `cargo test` runs a short slice with a fixed seed; `make soak`
+//! (`CONVERGE_KILLS=N`, `CONVERGE_CRASH_KEYS=K` keys loaded first, to
+//! measure the tree rebuild at reopen) runs the soak and prints what it
+//! measured.
 
 mod common;
+#[path = "crash/soak.rs"]
+mod soak;
 use common::small_options;
 use converge::crdt::GCounter;
-use converge::{CausalContext, Delta, Durability, Engine, ReplicaId, State};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use converge::sync::{sync_engines, Config, Outcome};
+use converge::{Batch, CausalContext, Delta, Durability, Engine, ReplicaId, State};
+use soak::{env_u64, kill_child_after, Report, Rng};
+use std::time::Instant;
 
 const DIR_ENV: &str = "CONVERGE_CRASH_DIR";
 const START_ENV: &str = "CONVERGE_CRASH_START";
+
+/// `Sync` durability, and a changes feed that keeps every operation (the
+/// test counts them; a soak preloads many).
+fn sync_options(id: u128) -> converge::Options {
+    converge::Options {
+        feed_retain_bytes: 1 << 30,
+        ..small_options(id).durability(Durability::Sync)
+    }
+}
 
 /// Child: write forever, printing the number of each acknowledged write.
 #[test]
@@ -24,10 +47,10 @@ fn crash_child() {
         panic!("run by the crash test only");
     };
     let start: u64 = start.parse().unwrap();
-    let e = Engine::open(dir, small_options(42).durability(Durability::Sync)).unwrap();
+    let e = Engine::open(dir, sync_options(42)).unwrap();
     let mut out = std::io::stdout().lock();
     for i in start.. {
-        let mut b = converge::Batch::new();
+        let mut b = Batch::new();
         b.increment(b"count", 1)
             .gset_add(format!("g{}", i % 16), i.to_be_bytes().to_vec())
             .orset_add(b"or", i.to_be_bytes().to_vec())
@@ -53,83 +76,47 @@ fn peer_delta(seq: u64) -> Vec<u8> {
     .encode()
 }
 
-fn pseudo_random(seed: &mut u64) -> u64 {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    *seed
-}
-
 #[test]
 fn sigkill_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
+    let kills = env_u64("CONVERGE_KILLS").unwrap_or(12);
+    let mut rng = Rng::from_env();
+    let keys = soak::preload(dir.path(), sync_options(42));
+    let mut report = Report::new("writer with Sync durability", keys);
     let mut acked: u64 = 0; // writes 0..acked are acknowledged
-    let rounds = 12;
-    for round in 0..rounds {
-        let mut child = Command::new(&exe)
-            .args([
-                "crash_child",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(DIR_ENV, dir.path())
-            .env(START_ENV, acked.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let lifetime = Duration::from_millis(50 + pseudo_random(&mut seed) % 400);
-        let reader = std::thread::spawn(move || {
-            let mut last = None;
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Ok(n) = line.trim().parse::<u64>() {
-                    last = Some(n);
-                }
-            }
-            last
-        });
-        let t0 = Instant::now();
-        while t0.elapsed() < lifetime {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        if let Some(last) = reader.join().unwrap() {
+    for round in 0..kills {
+        let lines = kill_child_after(
+            "crash_child",
+            &[(DIR_ENV, dir.path().display().to_string())],
+            &[(START_ENV, acked.to_string())],
+            rng.lifetime() + report.last_reopen(),
+        );
+        if let Some(last) = lines.iter().rev().find_map(|l| l.parse::<u64>().ok()) {
             acked = last + 1;
         }
-        let mut opts = small_options(42);
-        opts.durability = Durability::Sync;
-        let e = Engine::open(dir.path(), opts).unwrap();
+        let t = Instant::now();
+        let e = match Engine::open(dir.path(), sync_options(42)) {
+            Ok(e) => e,
+            Err(err) => {
+                report.reopen_failures += 1;
+                report.finish();
+                panic!("round {round}: reopen failed: {err}");
+            }
+        };
+        report.reopened(t.elapsed());
         let count = e.counter_value(b"count").unwrap();
-        assert!(
-            count >= acked as i128,
-            "round {round}: count {count} < acked {acked}"
-        );
         let or = e.set_members(b"or").unwrap().members;
+        let g: Vec<Vec<Vec<u8>>> = (0..16)
+            .map(|k| e.set_members(format!("g{k}").as_bytes()).unwrap().members)
+            .collect();
         for i in 0..acked {
             let elem = i.to_be_bytes().to_vec();
-            assert!(
-                or.binary_search(&elem).is_ok(),
-                "round {round}: write {i} lost"
-            );
-            let g = e
-                .set_members(format!("g{}", i % 16).as_bytes())
-                .unwrap()
-                .members;
-            assert!(
-                g.binary_search(&elem).is_ok(),
-                "round {round}: g-set write {i} lost"
-            );
+            report.checked += 1;
+            let g = &g[(i % 16) as usize];
+            if or.binary_search(&elem).is_err() || g.binary_search(&elem).is_err() {
+                report.lost += 1;
+                eprintln!("round {round}: acknowledged write {i} lost");
+            }
         }
         // Writes past the last acknowledgement may or may not be there, but
         // the counter and the set agree on how many landed.
@@ -139,16 +126,13 @@ fn sigkill_loses_no_acknowledged_write() {
             or.len() as i128,
             "round {round}: batch was not atomic"
         );
-        assert!(
-            e.verify().unwrap().consistent,
-            "round {round}: tree inconsistent"
-        );
-        // Three local operations per batch: the persisted sequence number
-        // landed with the data, with no gap.
+        report.verified(e.verify().unwrap().consistent);
+        // Three local operations per batch (after one per preloaded key):
+        // the persisted sequence number landed with the data, with no gap.
         let ctx = e.context();
         assert_eq!(
-            ctx.vv().get(converge::ReplicaId(42)),
-            3 * or.len() as u64,
+            ctx.vv().get(ReplicaId(42)),
+            keys + 3 * or.len() as u64,
             "round {round}: sequence numbers and data disagree"
         );
         assert!(ctx.cloud().is_empty(), "round {round}: a gap in the record");
@@ -160,18 +144,198 @@ fn sigkill_loses_no_acknowledged_write() {
             "round {round}: pending entries lost"
         );
         assert_eq!(e.counter_value(b"peer").unwrap(), 0);
-        let page = e.changes_since(&CausalContext::new(), usize::MAX).unwrap();
         assert_eq!(
-            page.operations,
-            3 * or.len() as u64,
+            logged(&e),
+            keys + 3 * or.len() as u64,
             "round {round}: the log lost operations"
         );
-        if round == rounds - 1 {
+        if round == kills - 1 {
             // The missing dependency arrives: everything pending applies.
             e.merge(b"peer", &peer_delta(1)).unwrap();
             assert_eq!(e.pending().entries, 0);
             assert_eq!(e.counter_value(b"peer").unwrap(), or.len() as i128 + 1);
         }
     }
+    report.acknowledged = acked;
+    // For comparison, a reopen after the clean close (drop) of the last
+    // round's engine: the tree is loaded, not rebuilt.
+    let t = Instant::now();
+    drop(Engine::open(dir.path(), sync_options(42)).unwrap());
+    println!(
+        "reopen after a clean close over {keys}+ keys: {:.0} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    report.finish();
     assert!(acked > 0, "the child never acknowledged a write");
+}
+
+/// The operations the changes feed's log holds, page by page (a page
+/// carries at most 16 MiB of log).
+fn logged(e: &Engine) -> u64 {
+    let mut cursor = CausalContext::new();
+    let mut operations = 0;
+    loop {
+        let page = e.changes_since(&cursor, usize::MAX).unwrap();
+        operations += page.operations;
+        if !page.more {
+            return operations;
+        }
+        cursor = page.next;
+    }
+}
+
+/// One write of replica `side` (`a` or `b`): a unique element in one of
+/// 32 G-Sets, and its counter of writes.
+fn side_write(e: &Engine, side: char, i: u64) {
+    let mut b = Batch::new();
+    b.gset_add(format!("{side}{}", i % 32), i.to_be_bytes().to_vec())
+        .increment(format!("n{side}"), 1);
+    e.write(&b).unwrap();
+}
+
+/// Child: two replicas write, and sync after every other write pair,
+/// printing `A i` / `B i` for acknowledged writes, `s` when a session
+/// starts and `S i j` after a session that converged both sides once
+/// `A i` and `B j` were acknowledged.
+#[test]
+#[ignore = "child process of sigkill_during_sync_sessions"]
+fn crash_sync_child() {
+    let (Ok(dir), Ok(start)) = (std::env::var(DIR_ENV), std::env::var(START_ENV)) else {
+        panic!("run by the crash test only");
+    };
+    let (sa, sb) = start.split_once(',').unwrap();
+    let (sa, sb): (u64, u64) = (sa.parse().unwrap(), sb.parse().unwrap());
+    let dir = std::path::Path::new(&dir);
+    let a = Engine::open(dir.join("a"), sync_options(1)).unwrap();
+    let b = Engine::open(dir.join("b"), sync_options(2)).unwrap();
+    let config = Config {
+        message_budget: 512,
+        ..Config::default()
+    };
+    let mut out = std::io::stdout().lock();
+    use std::io::Write;
+    for i in 0.. {
+        side_write(&a, 'a', sa + i);
+        writeln!(out, "A {}", sa + i).unwrap();
+        side_write(&b, 'b', sb + i);
+        writeln!(out, "B {}", sb + i).unwrap();
+        out.flush().unwrap();
+        if i % 2 == 1 {
+            writeln!(out, "s").unwrap();
+            out.flush().unwrap();
+            let ((oa, _), (ob, _)) = sync_engines(&a, &b, config.clone()).unwrap();
+            if matches!(oa, Outcome::Converged | Outcome::Equal)
+                && matches!(ob, Outcome::Converged | Outcome::Equal)
+            {
+                writeln!(out, "S {} {}", sa + i, sb + i).unwrap();
+                out.flush().unwrap();
+            }
+        }
+    }
+}
+
+/// The writes `side` made that `e` holds, out of `0..upto`; counts the
+/// missing ones into `report`.
+fn check_side(e: &Engine, side: char, upto: u64, report: &mut Report, what: &str) {
+    let sets: Vec<Vec<Vec<u8>>> = (0..32)
+        .map(|k| {
+            e.set_members(format!("{side}{k}").as_bytes())
+                .unwrap()
+                .members
+        })
+        .collect();
+    for i in 0..upto {
+        let members = &sets[(i % 32) as usize];
+        report.checked += 1;
+        if members.binary_search(&i.to_be_bytes().to_vec()).is_err() {
+            report.lost += 1;
+            eprintln!("{what}: acknowledged write {side}{i} lost");
+        }
+    }
+}
+
+fn last_of(lines: &[String], tag: &str) -> Option<Vec<u64>> {
+    lines
+        .iter()
+        .rev()
+        .filter_map(|l| l.strip_prefix(tag))
+        .find_map(|rest| rest.split(' ').map(|n| n.parse().ok()).collect())
+}
+
+#[test]
+fn sigkill_during_sync_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let kills = env_u64("CONVERGE_KILLS").unwrap_or(4);
+    let mut rng = Rng::from_env();
+    let mut report = Report::new("two replicas in sync sessions, Sync durability", 0);
+    let (mut na, mut nb) = (0u64, 0u64); // writes landed on each side
+    let mut mid_session = 0; // kills that landed inside a session
+    for round in 0..kills {
+        let lines = kill_child_after(
+            "crash_sync_child",
+            &[(DIR_ENV, dir.path().display().to_string())],
+            &[(START_ENV, format!("{na},{nb}"))],
+            rng.lifetime() + report.last_reopen(),
+        );
+        let acked_a = last_of(&lines, "A ").map_or(na, |v| v[0] + 1);
+        let acked_b = last_of(&lines, "B ").map_or(nb, |v| v[0] + 1);
+        let synced = last_of(&lines, "S ");
+        if lines.last().is_some_and(|l| l == "s") {
+            mid_session += 1;
+        }
+        let t = Instant::now();
+        let opened = (
+            Engine::open(dir.path().join("a"), sync_options(1)),
+            Engine::open(dir.path().join("b"), sync_options(2)),
+        );
+        let (a, b) = match opened {
+            (Ok(a), Ok(b)) => (a, b),
+            (a, b) => {
+                report.reopen_failures += 1;
+                report.finish();
+                panic!("round {round}: reopen failed: {:?} {:?}", a.err(), b.err());
+            }
+        };
+        report.reopened(t.elapsed() / 2);
+        let what = format!("round {round}");
+        check_side(&a, 'a', acked_a, &mut report, &what);
+        check_side(&b, 'b', acked_b, &mut report, &what);
+        if let Some(s) = synced {
+            // A converged session brought each side the other's writes.
+            check_side(&a, 'b', s[1] + 1, &mut report, &what);
+            check_side(&b, 'a', s[0] + 1, &mut report, &what);
+        }
+        report.verified(a.verify().unwrap().consistent);
+        report.verified(b.verify().unwrap().consistent);
+        // The counters, the sets and the records agree on what landed.
+        na = a.counter_value(b"na").unwrap() as u64;
+        nb = b.counter_value(b"nb").unwrap() as u64;
+        assert!(na >= acked_a && nb >= acked_b, "round {round}: counters");
+        assert_eq!(
+            a.context().vv().get(ReplicaId(1)),
+            2 * na,
+            "{what}: a's record"
+        );
+        assert_eq!(
+            b.context().vv().get(ReplicaId(2)),
+            2 * nb,
+            "{what}: b's record"
+        );
+        // And they converge.
+        let ((oa, _), (ob, _)) = sync_engines(&a, &b, Config::default()).unwrap();
+        assert!(matches!(oa, Outcome::Converged | Outcome::Equal), "{oa:?}");
+        assert!(matches!(ob, Outcome::Converged | Outcome::Equal), "{ob:?}");
+        assert_eq!(a.root().unwrap(), b.root().unwrap(), "{what}: roots");
+        check_side(&a, 'b', nb, &mut report, &what);
+        check_side(&b, 'a', na, &mut report, &what);
+        assert_eq!(
+            a.context(),
+            b.context(),
+            "{what}: records after the session"
+        );
+    }
+    println!("kills that landed inside a sync session: {mid_session} of {kills}");
+    report.acknowledged = na + nb;
+    report.finish();
+    assert!(na > 0 && nb > 0, "the child never acknowledged a write");
 }

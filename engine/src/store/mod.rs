@@ -431,6 +431,23 @@ impl Engine {
 }
 
 impl Engine {
+    /// Drop the engine as a crash of the process would leave its directory,
+    /// for tests and simulations that crash a replica without leaving the
+    /// process: the background settler stops and the clean-close work is
+    /// skipped, so the anti-entropy tree is not persisted and the next open
+    /// rebuilds it, as after a kill -9. RocksDB is closed without a flush;
+    /// what it holds of acknowledged writes is in its WAL, as after a real
+    /// crash with `Sync` or `Buffered` durability. Unlike a real crash,
+    /// RocksDB flushes the memtables of writes made without a WAL
+    /// (`Durability::None`) at close, and the WAL file is closed whole:
+    /// lost unlogged writes and torn WAL tails are the kill -9 test's
+    /// concern (`engine/tests/crash.rs`).
+    #[doc(hidden)]
+    pub fn simulate_crash(self) {
+        self.closed.store(true, Ordering::Release);
+        self.stop_settler();
+    }
+
     /// Stop the background settler (before the tree is persisted).
     fn stop_settler(&self) {
         if let Some(mut s) = self.settler.lock().take() {
