@@ -79,6 +79,7 @@ test-rust: setup
 -include ffi/ffi.mk
 -include bindings/python/python.mk
 -include benches/benches.mk
+-include fuzz/fuzz.mk
 
 # After the suites above have built everything: every cargo invocation that
 # make test, make demo and the C/Python targets run must find librocksdb-sys

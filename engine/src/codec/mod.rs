@@ -93,6 +93,20 @@ fn checksum(bytes: &[u8]) -> [u8; CHECKSUM_LEN] {
     (xxhash_rust::xxh3::xxh3_64(bytes) as u32).to_le_bytes()
 }
 
+/// Append the checksum trailer to `content` (version byte, kind byte and
+/// body; see FORMAT.md, "The envelope"), making it a sealed encoding.
+///
+/// Not for applications: the encoders seal what they write. For test and
+/// fuzz harnesses that build or mutate encodings by hand and need the
+/// bytes to pass the checksum and reach the decoders behind it
+/// (fuzz/src/lib.rs re-seals every mutated input this way).
+#[doc(hidden)]
+pub fn seal(mut content: Vec<u8>) -> Vec<u8> {
+    let sum = checksum(&content);
+    content.extend_from_slice(&sum);
+    content
+}
+
 /// Encode `body` behind the version and kind bytes, with the checksum.
 pub(crate) fn encode_with<T: Encode>(kind: u8, body: &T) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
@@ -680,12 +694,6 @@ mod tests {
         }
         let empty = encode_state(&State::empty(CrdtType::ORSet));
         assert!(decode_item(&empty).is_ok());
-    }
-
-    fn seal(mut bytes: Vec<u8>) -> Vec<u8> {
-        let sum = checksum(&bytes);
-        bytes.extend_from_slice(&sum);
-        bytes
     }
 
     #[test]
