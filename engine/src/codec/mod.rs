@@ -551,7 +551,7 @@ pub(crate) fn decode_state_body(body: &[u8]) -> Result<State, CodecError> {
 pub fn decode_item(bytes: &[u8]) -> Result<Item, CodecError> {
     let (kind, body) = split_header(bytes, &[KIND_STATE, KIND_DELTA, KIND_DELTA_DEPS])?;
     let item = match kind {
-        KIND_STATE => Item::State(decode_body(body)?),
+        KIND_STATE => Item::State(decode_canonical_body(body)?),
         KIND_DELTA => {
             let d: DeltaV1 = decode_body(body)?;
             Item::Delta(Delta {
@@ -578,6 +578,24 @@ pub fn decode_item(bytes: &[u8]) -> Result<Item, CodecError> {
         return Err(CodecError::NotCanonical);
     }
     Ok(item)
+}
+
+/// Decode a full state body that must be byte for byte the encoding of its
+/// value. The write path stores a merged full state's bytes as they came
+/// (no re-encoding), and anti-entropy hashes stored bytes, so bytes that
+/// decode to a canonical state but are not its encoding would make two
+/// replicas holding equal states look different. bincode accepts such
+/// bytes: sets and maps in any order or with repeated elements (collapsed
+/// on decoding), integers in a longer varint form than the shortest.
+/// Found by the `codec` fuzz target (docs/RELIABILITY.md).
+fn decode_canonical_body(body: &[u8]) -> Result<State, CodecError> {
+    let s: State = decode_body(body)?;
+    let mut again = Vec::with_capacity(body.len());
+    encode_state_body_into(&s, &mut again);
+    if again != body {
+        return Err(CodecError::NotCanonical);
+    }
+    Ok(s)
 }
 
 /// Decode a full state (persisted value or merge operand).
