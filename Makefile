@@ -51,6 +51,7 @@ help:
 	@echo "make bench-causal - token/dependency sizes, changes feed, group commit"
 	@echo "make header  - regenerate include/converge.h"
 	@echo "make lib     - build libconverge (.so/.a), the CLI and everything else (dev profile)"
+	@echo "make fuzz    - every fuzz target for FUZZ_SECONDS (default 60) with AddressSanitizer"
 
 # System packages RocksDB's build needs: libclang (bindgen), a C++ compiler,
 # ccache; valgrind and python3-venv for the C and Python tests.

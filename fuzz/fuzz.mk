@@ -33,7 +33,9 @@ FUZZ_SMOKE_SECONDS ?= 5
 FUZZ_ASAN_CXX ?= 1
 FUZZ_TRIPLE := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 FUZZ_PLAIN_DIR := $(TARGET_DIR)/fuzz-plain
-FUZZ_ASAN_DIR := $(TARGET_DIR)/fuzz-asan
+# With FUZZ_ASAN_CXX=0 the Rust-only AddressSanitizer build gets a directory
+# of its own, so switching does not rebuild either.
+FUZZ_ASAN_DIR := $(TARGET_DIR)/fuzz-asan$(if $(filter 1,$(FUZZ_ASAN_CXX)),,-rust)
 FUZZ_PLAIN_BIN := $(FUZZ_PLAIN_DIR)/$(FUZZ_TRIPLE)/release
 FUZZ_ASAN_BIN := $(FUZZ_ASAN_DIR)/$(FUZZ_TRIPLE)/release
 # cargo fuzz build: release with debug assertions and overflow checks.

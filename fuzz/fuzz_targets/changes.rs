@@ -19,7 +19,7 @@
 use converge::codec::decode_context;
 use converge::{Changes, Delivery, Engine, Error, ReplicaId};
 use converge_fuzz::fixture::{
-    self, assert_input_error, check_healthy, lock, snapshot, FIXTURE_REPLICA, HEALTH_EVERY,
+    self, assert_input_error, check_healthy, fingerprint, lock, FIXTURE_REPLICA, HEALTH_EVERY,
 };
 use converge_fuzz::{framed, Input, Scratch};
 use libfuzzer_sys::fuzz_target;
@@ -66,12 +66,12 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn apply(e: &Engine, page: &[u8]) {
-    let before = snapshot(e);
+    let before = fingerprint(e);
     match e.apply_changes(page) {
         Err(err) => {
             assert_input_error(&err);
             assert_eq!(
-                snapshot(e),
+                fingerprint(e),
                 before,
                 "a refused page ({err}) changed the engine"
             );
@@ -89,8 +89,8 @@ fn apply(e: &Engine, page: &[u8]) {
             }
         }
         Ok(d @ (Delivery::Pending | Delivery::Duplicate)) => {
-            let (states, record) = snapshot(e);
-            assert_eq!(states, before.0, "a {d:?} page changed a state");
+            let (root, record, _) = fingerprint(e);
+            assert_eq!(root, before.0, "a {d:?} page changed a state");
             assert_eq!(record, before.1, "a {d:?} page changed the record");
         }
     }

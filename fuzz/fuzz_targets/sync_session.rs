@@ -8,8 +8,8 @@
 //!
 //! Checked: no panic; every reply the session sends decodes; a message
 //! that fails ends the session with an error about the input (not an
-//! engine failure), changes nothing (every key's stored bytes and the
-//! causal record), and every later message is refused with
+//! engine failure), changes nothing (the anti-entropy root over every
+//! key's stored bytes, the causal record, the pending area), and every later message is refused with
 //! `SyncError::Ended`. Every [`HEALTH_EVERY`] inputs: a local write works and `verify`
 //! finds the anti-entropy tree consistent with the data.
 #![no_main]
@@ -18,7 +18,7 @@ use converge::codec::MAX_MESSAGE_LEN;
 use converge::sync::{self, Config, Session, SyncError};
 use converge::Engine;
 use converge_fuzz::fixture::{
-    self, assert_input_error, check_healthy, lock, snapshot, HEALTH_EVERY,
+    self, assert_input_error, check_healthy, fingerprint, lock, HEALTH_EVERY,
 };
 use converge_fuzz::{reframe, session_of, Input, Scratch, RESEAL};
 use libfuzzer_sys::fuzz_target;
@@ -71,7 +71,7 @@ fuzz_target!(|data: &[u8]| {
             raw.to_vec()
         };
         seq += 1;
-        let before = snapshot(e);
+        let before = fingerprint(e);
         match session.handle(&msg) {
             Ok(replies) => {
                 for r in &replies {
@@ -88,7 +88,7 @@ fuzz_target!(|data: &[u8]| {
                 assert!(session.is_finished());
                 assert!(session.outcome().is_none());
                 assert_eq!(
-                    snapshot(e),
+                    fingerprint(e),
                     before,
                     "a failed message ({err}) changed the engine"
                 );
