@@ -5,12 +5,14 @@
 //!
 //! Checked: no panic; a message over the limit is refused before decoding;
 //! an accepted message has the shapes the session relies on and survives a
-//! round trip (encode, decode: the same envelope).
+//! round trip (encode, decode: the same envelope), and the harness's
+//! [`reframe`] gives it any session id and sequence number without
+//! touching its body.
 #![no_main]
 
 use converge::codec::MAX_MESSAGE_LEN;
 use converge::sync::{self, Body, SyncError};
-use converge_fuzz::{framed, Input};
+use converge_fuzz::{framed, reframe, Input};
 use libfuzzer_sys::fuzz_target;
 
 /// Nodes of the estimate level (the value the session uses).
@@ -51,9 +53,20 @@ fuzz_target!(|data: &[u8]| {
             }
             let again = sync::encode(&env);
             assert_eq!(
-                sync::decode(&again, MAX_MESSAGE_LEN, ESTIMATE_NODES).ok(),
-                Some(env)
+                sync::decode(&again, MAX_MESSAGE_LEN, ESTIMATE_NODES)
+                    .ok()
+                    .as_ref(),
+                Some(&env)
             );
+            // The harness's re-framing (varints of every width) keeps the
+            // body and sets the session and sequence number it is given.
+            for (session, seq) in [(7, 3), (0xfedc_ba98_7654_3210, 70_000)] {
+                let reframed = reframe(&bytes, session, seq);
+                let got = sync::decode(&reframed, MAX_MESSAGE_LEN, ESTIMATE_NODES)
+                    .expect("a re-framed valid message decodes");
+                assert_eq!((got.session, got.seq), (session, seq));
+                assert_eq!(got.body, env.body);
+            }
         }
         Err(SyncError::TooLarge { len, max }) => assert!(len > max && max == limit),
         Err(_) => {}

@@ -184,19 +184,3 @@ pub fn reframe(bytes: &[u8], session: u64, seq: u32) -> Vec<u8> {
 pub fn session_of(bytes: &[u8]) -> Option<u64> {
     read_varint(bytes.get(2..)?).map(|(v, _)| v)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn varints_round_trip_at_every_width() {
-        for v in [0, 250, 251, 65_535, 65_536, u64::from(u32::MAX), u64::MAX] {
-            let mut b = Vec::new();
-            write_varint(&mut b, v);
-            assert_eq!(read_varint(&b), Some((v, b.len())), "{v}");
-        }
-        assert_eq!(read_varint(&[254, 0]), None);
-        assert_eq!(read_varint(&[252, 1, 2]), None);
-    }
-}
