@@ -42,13 +42,12 @@ fn a_state_in_a_non_canonical_encoding_is_refused_and_changes_nothing() {
     for (what, bytes) in [
         ("out of order", gset_bytes(&[2], &[b"b", b"a"])),
         ("repeated element", gset_bytes(&[3], &[b"a", b"a", b"b"])),
-        ("long varint length", gset_bytes(&[251, 2, 0], &[b"a", b"b"])),
+        (
+            "long varint length",
+            gset_bytes(&[251, 2, 0], &[b"a", b"b"]),
+        ),
     ] {
-        assert_eq!(
-            decode_item(&bytes),
-            Err(CodecError::NotCanonical),
-            "{what}"
-        );
+        assert_eq!(decode_item(&bytes), Err(CodecError::NotCanonical), "{what}");
         let err = replica.merge(b"s", &bytes).unwrap_err();
         assert!(
             matches!(err, Error::Codec(CodecError::NotCanonical)),
