@@ -9,18 +9,21 @@
  * - Handles (cvg_engine_t, cvg_options_t, cvg_batch_t, cvg_iter_t,
  *   cvg_list_t, cvg_siblings_t, cvg_deltas_t, cvg_sync_t) are opaque,
  *   created by _open/_new (or returned by a read) and released by the
- *   matching _close/_free, which always consumes the handle: after the
- *   call the pointer is invalid, whatever the status. _free(NULL) and
+ *   matching _close/_free. A _free consumes its handle: after the call
+ *   the pointer is invalid. cvg_engine_close is different: it may run
+ *   while other threads are inside calls on the engine, and the handle
+ *   stays safe to pass afterwards (every call then returns
+ *   CVG_STATUS_CLOSED); there is nothing to free. _free(NULL) and
  *   cvg_engine_close(NULL) are no-ops.
  * - Bytes in are (const uint8_t *ptr, size_t len); (NULL, 0) is the empty
  *   string. Bytes out are an owned cvg_bytes_t freed by cvg_bytes_free(),
  *   or a borrowed cvg_slice_t whose lifetime its function documents.
  * - Threads: calls taking a `const` handle may run on several threads at
- *   once on the same handle; a call taking a non-const handle (setters,
- *   adds, cvg_iter_next, cvg_sync_handle, _close/_free) needs exclusive
- *   access to it. Each handle type's comment lists its calls. Handles may
- *   be used from, and released on, any thread (cvg_buffer_t: only inside
- *   the callback it is passed to).
+ *   once on the same handle (cvg_engine_close included); a call taking a
+ *   non-const handle (setters, adds, cvg_iter_next, cvg_sync_handle,
+ *   _free) needs exclusive access to it. Each handle type's comment
+ *   lists its calls. Handles may be used from, and released on, any
+ *   thread (cvg_buffer_t: only inside the callback it is passed to).
  * - A panic inside the library never unwinds into the caller: it becomes
  *   CVG_STATUS_PANIC.
  */
@@ -85,6 +88,19 @@
 #define CVG_MAX_MESSAGE_LEN 68157440
 
 /**
+ * Bit of `cvg_sync_flags`: more keys differed than the session's
+ * `max_keys` (2^20): it repaired part of the difference and ends
+ * `CVG_SYNC_DIVERGED`; run another session.
+ */
+#define CVG_FLAG_SYNC_TRUNCATED 1
+
+/**
+ * Bit of `cvg_sync_flags`: the peer's states passed the staging bound
+ * (16 MiB) and were joined part by part, not in one atomic write.
+ */
+#define CVG_FLAG_SYNC_STAGING_OVERFLOWED 2
+
+/**
  * `timeout_ms` of `cvg_engine_wait_for`: wait without a time limit.
  */
 #define CVG_WAIT_FOREVER UINT64_MAX
@@ -134,11 +150,18 @@ enum cvg_status_t
    */
   CVG_STATUS_CORRUPT_INPUT = 6,
   /**
-   * Data persisted in the store is damaged.
+   * Data persisted in the store is damaged: the engine's own checks
+   * failed, or RocksDB reported corruption (a block checksum mismatch, a
+   * damaged `MANIFEST` or `CURRENT` file, ...). Restore the replica from
+   * a peer or a backup.
    */
   CVG_STATUS_CORRUPTION = 7,
   /**
-   * RocksDB reported an error (I/O, lock held by another process, ...).
+   * RocksDB reported an error that none of the more precise storage
+   * statuses describes (`CVG_STATUS_LOCKED`, `CVG_STATUS_IO`,
+   * `CVG_STATUS_BUSY`, `CVG_STATUS_NO_SPACE`, `CVG_STATUS_CORRUPTION`):
+   * an invalid RocksDB option, a missing store opened without
+   * `create_if_missing`, ... The message says what.
    */
   CVG_STATUS_STORAGE = 8,
   /**
@@ -210,6 +233,37 @@ enum cvg_status_t
    * peer's record (its `cvg_engine_context`).
    */
   CVG_STATUS_CURSOR_TOO_OLD = 20,
+  /**
+   * The engine handle was closed (`cvg_engine_close`, maybe on another
+   * thread) before this call started: the call did nothing. Also the
+   * status of a second `cvg_engine_close`, and of a
+   * `cvg_engine_wait_for` that the close interrupted.
+   */
+  CVG_STATUS_CLOSED = 21,
+  /**
+   * The store's directory is locked: another engine has it open, in this
+   * process or another (RocksDB's `LOCK` file). Nothing was opened;
+   * retry once the other engine is closed.
+   */
+  CVG_STATUS_LOCKED = 22,
+  /**
+   * RocksDB reported an I/O error (a failed read, write or fsync, a file
+   * that vanished, ...), other than a full disk or a held lock. A write
+   * that returns it poisons the engine (`CVG_STATUS_POISONED` from then
+   * on): close and reopen.
+   */
+  CVG_STATUS_IO = 23,
+  /**
+   * RocksDB was busy: it timed out or asked to try again. Nothing was
+   * done; the call may be retried.
+   */
+  CVG_STATUS_BUSY = 24,
+  /**
+   * The disk (or RocksDB's space limit) is full. A write that returns it
+   * poisons the engine: free space, then close and reopen. Nothing
+   * acknowledged is lost.
+   */
+  CVG_STATUS_NO_SPACE = 25,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -261,20 +315,26 @@ typedef struct cvg_buffer_t cvg_buffer_t;
 typedef struct cvg_deltas_t cvg_deltas_t;
 
 /**
- * An open replica store. Created by `cvg_engine_open`, released by
- * `cvg_engine_close`, which always consumes the handle.
+ * An open replica store. Created by `cvg_engine_open`, closed by
+ * `cvg_engine_close`. Opaque: the pointer is a generation-tagged name of
+ * the engine, never dereferenced by the caller or the library, so a
+ * closed handle stays safe to pass (see docs/C_API.md, "Thread safety").
  *
  * Thread safety: every function taking a `const cvg_engine_t *` (every
  * operation, read, `cvg_engine_write`, `cvg_engine_merge`,
  * `cvg_engine_keys`, `cvg_engine_mv_resolve`, `cvg_sync_initiate`,
  * `cvg_sync_respond`, `cvg_sync_engines`, maintenance, the changes feed
  * and the pending area: `cvg_engine_changes_since`,
- * `cvg_engine_apply_changes`, `cvg_engine_pending`, the peer calls) may
- * be called from any number of threads at once on the same engine, and
- * concurrently with calls on its iterators and sync sessions. Writes to
- * one key are serialized inside the engine. `cvg_engine_close` needs
- * exclusive access: no call on the engine may be running or start once it
- * is called. The engine may be closed from any thread.
+ * `cvg_engine_apply_changes`, `cvg_engine_pending`, the peer calls, and
+ * `cvg_engine_close` itself) may be called from any number of threads at
+ * once on the same engine, and concurrently with calls on its iterators
+ * and sync sessions. Writes to one key are serialized inside the engine.
+ * Closing while other threads are inside calls is defined: they finish
+ * normally, calls that start after the close return `CVG_STATUS_CLOSED`
+ * (so does any later call with the handle, a second close included), and
+ * the store itself is closed by the last call to return. The engine may
+ * be closed from any thread, including from inside a merge function it
+ * is running.
  */
 typedef struct cvg_engine_t cvg_engine_t;
 
@@ -282,8 +342,9 @@ typedef struct cvg_engine_t cvg_engine_t;
  * An iterator over the keys of an engine that start with a prefix, in
  * byte order, with their types, over a consistent snapshot taken when it
  * was created. Created by `cvg_engine_keys`, released by `cvg_iter_free`.
- * It keeps the store open: free every iterator before `cvg_engine_close`
- * (see there).
+ * It holds a reference to the engine's store and keeps it open, even
+ * after `cvg_engine_close`, until freed: free every iterator before
+ * closing the engine to close the store at once (see there).
  *
  * Thread safety: every call on an iterator (`cvg_iter_next`,
  * `cvg_iter_free`) needs exclusive access: one thread at a time, though
@@ -339,7 +400,10 @@ typedef struct cvg_siblings_t cvg_siblings_t;
  *
  * Driving a session: send the initiator's first message; pass every
  * message received from the peer to `cvg_sync_handle`, in the order sent,
- * and send every reply it returns, in order. A side has ended when
+ * and send every reply it returns, in order. To bound memory, pass it to
+ * `cvg_sync_receive` instead and send each message
+ * `cvg_sync_next_message` gives until it has none (the replies are built
+ * as they are pulled). A side has ended when
  * `cvg_sync_outcome` is no longer `CVG_SYNC_RUNNING`. It may end in the
  * very call that returns its last replies: send them anyway. An ended
  * side sends and accepts nothing more (another message is
@@ -351,8 +415,9 @@ typedef struct cvg_siblings_t cvg_siblings_t;
  * no timers, so give up on a side still RUNNING after a timeout of your
  * choice (free it and start a new session).
  *
- * Thread safety: `cvg_sync_handle` and `cvg_sync_free` need exclusive
- * access to the session (no other call on it meanwhile; messages go in one
+ * Thread safety: `cvg_sync_handle`, `cvg_sync_receive`,
+ * `cvg_sync_next_message` and `cvg_sync_free` need exclusive access to
+ * the session (no other call on it meanwhile; messages go in one
  * at a time, in order). `cvg_sync_outcome` and `cvg_sync_stats` take it
  * `const` and may run on several threads at once, but not during a
  * `cvg_sync_handle`. A session may be used from any thread, one at a
@@ -439,9 +504,11 @@ typedef struct cvg_sibling_t {
  *
  * The callback runs on the calling thread. It may call other `cvg_`
  * functions (reads, writes, even on the same key: a write made
- * concurrently with the resolution survives as a sibling), but must not
- * close the engine, and must not unwind (C++ exceptions, `longjmp`) out of
- * itself.
+ * concurrently with the resolution survives as a sibling). It may close
+ * the engine: the resolution in progress still finishes (and returns its
+ * own status), calls made afterwards return `CVG_STATUS_CLOSED`, and the
+ * store closes when the resolve returns. It must not unwind (C++
+ * exceptions, `longjmp`) out of itself.
  */
 typedef int (*cvg_merge_fn)(void *user_data,
                             const struct cvg_sibling_t *siblings,
@@ -1187,7 +1254,8 @@ cvg_status_t cvg_engine_mv_resolve(const struct cvg_engine_t *engine,
  * the platform's encoding). `options` may be NULL for the defaults. On
  * success `*engine_out` is a new handle to release with
  * `cvg_engine_close`. A directory is opened by one engine at a time:
- * another open of it fails with `CVG_STATUS_STORAGE` until it is closed.
+ * another open of it, by this process or another, fails with
+ * `CVG_STATUS_LOCKED` until it is closed.
  *
  * # Safety
  * `path` is NULL or a NUL-terminated string; `options` is NULL or live
@@ -1198,27 +1266,39 @@ cvg_status_t cvg_engine_open(const char *path,
                              struct cvg_engine_t **engine_out);
 
 /**
- * Close the engine and release the handle. The handle is always
- * consumed: whatever the status, `engine` is invalid when this returns
- * and must not be used, closed again or freed. The status only reports
- * how the close went; there is nothing to retry or release after a
- * failure. NULL is a no-op returning `CVG_STATUS_OK`.
+ * Close the engine. May be called from any thread, while other threads
+ * are inside calls on the engine: those calls finish normally, and every
+ * call that starts after this one (on any thread, with this handle)
+ * returns `CVG_STATUS_CLOSED` and does nothing. There is nothing to free
+ * afterwards: the handle only names the engine, and names a closed engine
+ * for good (a second close returns `CVG_STATUS_CLOSED`). NULL is a no-op
+ * returning `CVG_STATUS_OK`.
  *
- * A clean close persists the anti-entropy tree so the next open need not
- * rebuild it. Failures: `CVG_STATUS_POISONED` if an earlier write failed
- * (the store is closed all the same; the data is recovered at the next
- * open); `CVG_STATUS_STORAGE` if persisting the tree failed (the store is
- * closed all the same; the next open rebuilds the tree);
- * `CVG_STATUS_INVALID_ARGUMENT` if key iterators or sync sessions of this
- * engine are still open: they stay valid and keep the store open (a
- * reopen of the directory fails) until the last of them is freed, which
- * closes it. Free them first to close at once.
+ * The store (RocksDB, its directory lock, the anti-entropy tree) is
+ * closed when the last reference goes: here if no call is running and no
+ * key iterator or sync session of the engine is open, else by the last
+ * running call as it returns, or by the last iterator or session as it is
+ * freed. A clean close persists the anti-entropy tree so the next open
+ * need not rebuild it.
+ *
+ * Statuses: `CVG_STATUS_OK` if the store was closed here, or if calls were
+ * running on other threads (the last of them closes it; a failure of
+ * that close is not reported: the next open recovers as after a crash).
+ * `CVG_STATUS_POISONED` if an earlier write failed (the store is closed
+ * all the same; the data is recovered at the next open); a storage status
+ * if persisting the tree failed (the store is closed all the same; the
+ * next open rebuilds the tree); `CVG_STATUS_INVALID_ARGUMENT` if key
+ * iterators or sync sessions of this engine are still open: the engine is
+ * closed to new calls, and they keep the store open (a reopen of the
+ * directory fails with `CVG_STATUS_LOCKED`) until the last of them is
+ * freed, which closes it. `CVG_STATUS_CLOSED` if the handle was already
+ * closed. Whatever the status, the handle is closed afterwards.
  *
  * # Safety
- * `engine` is NULL or a live handle with no call running on it; it is not
- * used afterwards, whatever the status.
+ * None: any pointer value is accepted (a value that is no engine handle
+ * gives `CVG_STATUS_INVALID_ARGUMENT`).
  */
-cvg_status_t cvg_engine_close(struct cvg_engine_t *engine);
+cvg_status_t cvg_engine_close(const struct cvg_engine_t *engine);
 
 /**
  * Copy this replica's 16-byte id (big-endian) to `id_out`, which must
@@ -1536,8 +1616,9 @@ cvg_status_t cvg_engine_keys(const struct cvg_engine_t *engine,
  * `*has_key_out` is false at the end (then `*key_out` is `{NULL, 0}` and
  * `*type_out` is `CVG_CRDT_NONE`). The key is valid until the next call on
  * the iterator or `cvg_iter_free`. `key_out` and `type_out` are optional
- * (may be NULL). After a failure (`CVG_STATUS_STORAGE`,
- * `CVG_STATUS_CORRUPTION`) the iterator is at its end.
+ * (may be NULL). After a failure (a storage status such as
+ * `CVG_STATUS_IO`, or `CVG_STATUS_CORRUPTION`) the iterator is at its
+ * end. An iterator keeps working after its engine is closed.
  *
  * # Safety
  * `iter` is NULL or live with no other user; the outputs are NULL or
@@ -2090,7 +2171,9 @@ cvg_status_t cvg_sync_respond(const struct cvg_engine_t *engine,
                               struct cvg_sync_t **session_out);
 
 /**
- * Handle one message from the peer. On success `*replies_out` is a list
+ * Handle one message from the peer and build every reply at once (for
+ * callers that bound memory: `cvg_sync_receive` and
+ * `cvg_sync_next_message`). On success `*replies_out` is a list
  * (possibly empty) of the messages to send back, in order; free it with
  * `cvg_list_free`. Send them even if this call ended the session (see
  * `cvg_sync_t` for when a message loop stops). An error ends this side
@@ -2107,6 +2190,45 @@ cvg_status_t cvg_sync_handle(struct cvg_sync_t *session,
                              const uint8_t *msg,
                              size_t msg_len,
                              struct cvg_list_t **replies_out);
+
+/**
+ * Take one message from the peer, without building the replies: pull
+ * them with `cvg_sync_next_message` until it reports none, before passing
+ * the next message (a message given while this side still has messages
+ * to send is out of turn: `CVG_STATUS_SYNC_PROTOCOL`, and this side
+ * fails). Replies are built as they are pulled — the states this side
+ * ships are read from the store a few at a time — so a session's memory
+ * stays bounded however large the difference (docs/C_API.md). Errors are
+ * those of `cvg_sync_handle`; the failing message changed nothing.
+ *
+ * # Safety
+ * `session` is NULL or a live session used by no other thread; `msg`
+ * points to `msg_len` bytes.
+ */
+cvg_status_t cvg_sync_receive(struct cvg_sync_t *session, const uint8_t *msg, size_t msg_len);
+
+/**
+ * The next message this side has to send: on success `*has_message_out`
+ * is true and `*message_out` the message (free it with `cvg_bytes_free`),
+ * or `*has_message_out` is false (and `*message_out` empty) when this
+ * side has nothing to send until the peer answers or the session has
+ * ended. A failure to read the store fails this side.
+ *
+ * # Safety
+ * `session` is NULL or a live session used by no other thread; the
+ * outputs are NULL or writable.
+ */
+cvg_status_t cvg_sync_next_message(struct cvg_sync_t *session,
+                                   struct cvg_bytes_t *message_out,
+                                   bool *has_message_out);
+
+/**
+ * The session's flags so far (`CVG_FLAG_SYNC_*` bits) into `*flags_out`.
+ *
+ * # Safety
+ * `session` is NULL or a live session; `flags_out` is NULL or writable.
+ */
+cvg_status_t cvg_sync_flags(const struct cvg_sync_t *session, uint32_t *flags_out);
 
 /**
  * The session's outcome so far into `*outcome_out`: `CVG_SYNC_RUNNING`
@@ -2139,7 +2261,7 @@ void cvg_sync_free(struct cvg_sync_t *session);
 /**
  * Sync two engines of this process in one call (`a` initiates), for
  * tests, tools and co-located replicas: the message loop described at
- * `cvg_sync_t`, run to its end. The outcomes of both sides go to
+ * `cvg_sync_t`, run to its end, one message at a time. The outcomes of both sides go to
  * `*outcome_a` and `*outcome_b` (optional: may be NULL); on success they
  * are one of the ended pairs of `cvg_sync_outcome_t` (EQUAL and EQUAL,
  * CONVERGED and CONVERGED, DIVERGED and DIVERGED). A
@@ -2185,9 +2307,10 @@ cvg_status_t cvg_engine_context(const struct cvg_engine_t *engine, struct cvg_by
  * gives `CVG_STATUS_CORRUPT_INPUT`.
  *
  * The wait is woken by the commits (local writes, merges of deltas) that
- * grow the record, never by polling. A waiting call is a call running on
- * the engine: `cvg_engine_close` must not be called meanwhile. Other
- * threads may use the engine during the wait.
+ * grow the record, never by polling. Other threads may use the engine
+ * during the wait. A `cvg_engine_close` on another thread (or in a merge
+ * function) wakes the wait, which then returns `CVG_STATUS_CLOSED` unless
+ * the token is already held: a wait never keeps a closed engine open.
  *
  * # Safety
  * `engine` is NULL or a live handle; `token` points to `token_len` bytes.

@@ -21,8 +21,9 @@
 //   operation and read; batch: size() and being written by engine::write;
 //   deltas; sync_session: outcome() and stats()); non-const methods need
 //   one user at a time (options and batch setters, key_iterator::next,
-//   sync_session::handle, close, assignment). Objects may move between
-//   threads.
+//   sync_session::handle, assignment). engine::close() is const: it may
+//   run while other threads use the engine, whose later calls throw
+//   CVG_STATUS_CLOSED. Objects may move between threads.
 //
 // Include this file. It holds the engine; the types it works with are in
 // converge_handles.hpp, which it includes.
@@ -117,8 +118,9 @@ struct feed_state {
   std::vector<feed_peer> peers;
 };
 
-/// An open replica store (move-only). Const methods may run on any number
-/// of threads at once; close() and assignment need exclusive access.
+/// An open replica store (move-only). Const methods, close() included, may
+/// run on any number of threads at once; assignment needs exclusive
+/// access.
 class engine {
 public:
   /// Open (or create) the store in `path`.
@@ -135,11 +137,18 @@ public:
   engine(const engine &) = delete;
   engine &operator=(const engine &) = delete;
 
-  /// Close now and report the status. The handle is released whatever the
-  /// status (the object is empty afterwards, even when this throws); with
+  /// Close now and report the status. May run while other threads are
+  /// inside const methods of this engine (it does not change the object):
+  /// they finish, and every method called afterwards throws
+  /// CVG_STATUS_CLOSED. The engine is closed whatever the status; with
   /// iterators or sync sessions still alive it throws
   /// CVG_STATUS_INVALID_ARGUMENT and the store closes when the last goes.
-  void close() { detail::check(cvg_engine_close(std::exchange(h_, nullptr))); }
+  /// A second close() (or one on a moved-from engine) does nothing.
+  void close() const {
+    cvg_status_t st = cvg_engine_close(h_);
+    if (st != CVG_STATUS_CLOSED)
+      detail::check(st);
+  }
 
   replica_id id() const {
     replica_id r{};

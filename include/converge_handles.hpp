@@ -559,6 +559,32 @@ public:
     detail::check(cvg_sync_handle(h_, message.data(), message.size(), &replies));
     return detail::take_list(replies);
   }
+  /// Take one message from the peer; pull the replies with next_message()
+  /// until it returns nothing before passing the next one (a message given
+  /// while replies wait is out of turn: CVG_STATUS_SYNC_PROTOCOL). Replies
+  /// are built as they are pulled, so memory stays bounded. Errors as
+  /// handle().
+  void receive(byte_view message) {
+    detail::check(cvg_sync_receive(h_, message.data(), message.size()));
+  }
+  /// The next message to send, or std::nullopt when this side has nothing
+  /// to send until the peer answers (or it has ended).
+  std::optional<bytes> next_message() {
+    cvg_bytes_t out{nullptr, 0};
+    bool more = false;
+    detail::check(cvg_sync_next_message(h_, &out, &more));
+    bytes message = detail::take(out);
+    if (!more)
+      return std::nullopt;
+    return message;
+  }
+  /// CVG_FLAG_SYNC_* bits: TRUNCATED (more keys differed than one session
+  /// repairs: run another), STAGING_OVERFLOWED.
+  uint32_t flags() const {
+    uint32_t f = 0;
+    detail::check(cvg_sync_flags(h_, &f));
+    return f;
+  }
   /// CVG_SYNC_RUNNING until this side ends, then how it ended.
   cvg_sync_outcome_t outcome() const {
     cvg_sync_outcome_t o = CVG_SYNC_RUNNING;

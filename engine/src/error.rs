@@ -48,9 +48,31 @@ pub enum CodecError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// RocksDB reported an error.
+    /// RocksDB reported an error none of the variants below describes
+    /// (an invalid option, a missing store opened without
+    /// `create_if_missing`, a shutdown in progress, ...).
     #[error("storage error: {0}")]
     Storage(String),
+    /// The store's directory is locked: another engine has it open, in this
+    /// process or another (RocksDB's `LOCK` file). Nothing was opened;
+    /// retry once the other engine is closed.
+    #[error("store is locked by another open engine: {0}")]
+    Locked(String),
+    /// RocksDB reported an I/O error (a failed read, write, fsync, rename,
+    /// a file that vanished, ...), other than a full disk or a held lock.
+    /// On the write path it poisons the engine like any failed write.
+    #[error("I/O error: {0}")]
+    Io(String),
+    /// The disk (or RocksDB's space limit) is full: a write, flush or
+    /// compaction could not get space. On the write path it poisons the
+    /// engine; free space, then reopen.
+    #[error("no space left: {0}")]
+    NoSpace(String),
+    /// RocksDB was busy: it timed out or asked to try again (`Busy`,
+    /// `TryAgain`, `TimedOut`). Nothing was done; the operation may be
+    /// retried.
+    #[error("storage busy: {0}")]
+    Busy(String),
     /// A write failed after it may have reached the WAL; the engine accepts
     /// no more writes until it is reopened (state on disk is then recovered).
     #[error("engine is poisoned by an earlier failed write; reopen it")]
@@ -162,7 +184,9 @@ pub enum Error {
     /// A counter entry would exceed 2^64 - 1.
     #[error("counter overflow")]
     Overflow,
-    /// Persisted data is damaged.
+    /// Persisted data is damaged: our own checks failed, or RocksDB
+    /// reported `Corruption` (a block checksum mismatch, a damaged
+    /// `MANIFEST` or `CURRENT`, ...).
     #[error("corruption: {0}")]
     Corruption(String),
     /// The embedder's merge function failed; nothing was written.
@@ -179,12 +203,76 @@ pub enum Error {
     /// An argument is out of its documented range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The engine is being closed: a [`crate::Engine::wait_for`] was
+    /// interrupted by [`crate::Engine::interrupt_waits`], or would have had
+    /// to wait after it. Nothing changed.
+    #[error("the engine is being closed")]
+    Closed,
 }
 
 impl From<rocksdb::Error> for Error {
+    /// Keeps RocksDB's kind: see [`Error::from_rocksdb`].
     fn from(e: rocksdb::Error) -> Self {
-        Error::Storage(e.into_string())
+        let kind = e.kind();
+        Error::from_rocksdb(kind, e.into_string())
     }
+}
+
+impl Error {
+    /// The variant for a RocksDB error of `kind` with its full `message`
+    /// (`Status::ToString()`: `"<code>: [<subcode>: ]<text>"`). The kind
+    /// is the code; the subcode and the lock file only show in the text:
+    ///
+    /// - the directory lock: an `IOError` about the `LOCK` file, from
+    ///   `LockFile` in RocksDB's POSIX file system — `"While lock file:
+    ///   <dir>/LOCK: ..."` when another process holds it, `"lock hold by
+    ///   current process ...: <dir>/LOCK: ..."` when this one does;
+    /// - a full disk: an `IOError` with subcode `kNoSpace` (`"No space left
+    ///   on device"`, from `ENOSPC`), or `kSpaceLimit` (`"Space limit
+    ///   reached"`, the `SstFileManager` limit).
+    pub(crate) fn from_rocksdb(kind: rocksdb::ErrorKind, message: String) -> Error {
+        use rocksdb::ErrorKind as K;
+        let detail = message
+            .split_once(": ")
+            .map_or(message.as_str(), |(_, rest)| rest);
+        match kind {
+            K::Corruption => Error::Corruption(message),
+            K::IOError if is_lock_error(detail) => Error::Locked(message),
+            K::IOError | K::Aborted
+                if detail.starts_with("No space left on device")
+                    || detail.starts_with("Space limit reached") =>
+            {
+                Error::NoSpace(message)
+            }
+            K::IOError => Error::Io(message),
+            K::Busy | K::TryAgain | K::TimedOut => Error::Busy(message),
+            _ => Error::Storage(message),
+        }
+    }
+
+    /// The same error for another caller that waited on the failed
+    /// operation (a follower of a group commit): same variant, `context`
+    /// prefixed to the text.
+    pub(crate) fn shared_copy(&self, context: &str) -> Error {
+        match self {
+            Error::Poisoned => Error::Poisoned,
+            Error::Locked(m) => Error::Locked(format!("{context}: {m}")),
+            Error::Io(m) => Error::Io(format!("{context}: {m}")),
+            Error::NoSpace(m) => Error::NoSpace(format!("{context}: {m}")),
+            Error::Busy(m) => Error::Busy(format!("{context}: {m}")),
+            Error::Corruption(m) => Error::Corruption(format!("{context}: {m}")),
+            other => Error::Storage(format!("{context}: {other}")),
+        }
+    }
+}
+
+/// Whether an `IOError`'s text is about RocksDB's directory lock: it names
+/// the `LOCK` file, in the context `LockFile` gives.
+fn is_lock_error(detail: &str) -> bool {
+    let about_lock = detail.starts_with("While lock file")
+        || detail.starts_with("lock hold by current process")
+        || detail.starts_with("while open a file for lock");
+    about_lock && (detail.contains("/LOCK") || detail.contains("\\LOCK"))
 }
 
 /// Shows a key in messages: printable ASCII as is, other bytes as `\xNN`,
@@ -212,3 +300,73 @@ impl std::fmt::Display for KeyDisplay<'_> {
 
 /// Result with the engine's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rocksdb::ErrorKind as K;
+
+    fn classify(kind: K, message: &str) -> Error {
+        Error::from_rocksdb(kind, message.to_string())
+    }
+
+    /// The texts are RocksDB 11's `Status::ToString()` for each case.
+    #[test]
+    fn rocksdb_errors_keep_their_kind() {
+        let other_process =
+            "IO error: While lock file: /tmp/s/LOCK: Resource temporarily unavailable";
+        assert!(matches!(
+            classify(K::IOError, other_process),
+            Error::Locked(_)
+        ));
+        let this_process = "IO error: lock hold by current process, acquire time 1764140000 \
+                            acquiring thread 140: /tmp/s/LOCK: No locks available";
+        assert!(matches!(
+            classify(K::IOError, this_process),
+            Error::Locked(_)
+        ));
+        let full = "IO error: No space left on device: While appending to file: \
+                    /tmp/s/000012.log: No space left on device";
+        assert!(matches!(classify(K::IOError, full), Error::NoSpace(_)));
+        let limit = "IO error: Space limit reached: Max allowed space was reached";
+        assert!(matches!(classify(K::IOError, limit), Error::NoSpace(_)));
+        let io = "IO error: While fsync: a file descriptor: Input/output error";
+        assert!(matches!(classify(K::IOError, io), Error::Io(_)));
+        // A file merely named LOCK-something in another context is no lock.
+        let named = "IO error: While open a file for reading: /tmp/LOCKS/000001.sst: \
+                     No such file or directory";
+        assert!(matches!(classify(K::IOError, named), Error::Io(_)));
+        let corrupt = "Corruption: block checksum mismatch: stored = 1, computed = 2";
+        assert!(matches!(
+            classify(K::Corruption, corrupt),
+            Error::Corruption(_)
+        ));
+        for (k, m) in [
+            (K::Busy, "Resource busy: "),
+            (K::TryAgain, "Operation failed. Try again.: "),
+            (K::TimedOut, "Operation timed out: Timeout Acquiring Mutex"),
+        ] {
+            assert!(matches!(classify(k, m), Error::Busy(_)), "{m}");
+        }
+        let missing =
+            "Invalid argument: /tmp/x/CURRENT: does not exist (create_if_missing is false)";
+        assert!(matches!(
+            classify(K::InvalidArgument, missing),
+            Error::Storage(_)
+        ));
+        let e = classify(K::IOError, full);
+        assert!(e.to_string().contains("No space left on device"), "{e}");
+    }
+
+    #[test]
+    fn a_shared_copy_keeps_the_variant() {
+        let e = Error::NoSpace("IO error: No space left on device".into());
+        let c = e.shared_copy("group commit failed");
+        assert!(matches!(&c, Error::NoSpace(m) if m.starts_with("group commit failed: IO")));
+        assert!(matches!(Error::Poisoned.shared_copy("x"), Error::Poisoned));
+        assert!(matches!(
+            Error::Overflow.shared_copy("x"),
+            Error::Storage(_)
+        ));
+    }
+}

@@ -253,8 +253,8 @@ fn hostile_messages_are_rejected_and_change_nothing() {
                 session: 1,
                 seq: 0,
                 body: Body::Exchange {
-                    states: vec![(vec![0; 10], vec![1, 2, 3])],
-                    want: vec![],
+                    states: &sync::states_blob(&[(vec![0; 10], vec![1, 2, 3])]),
+                    want: &[],
                     last: true,
                 },
             })[..20]
@@ -290,7 +290,7 @@ fn hostile_messages_are_rejected_and_change_nothing() {
                 session: 1,
                 seq: 0,
                 body: Body::States {
-                    states: vec![],
+                    states: &[],
                     root: 0,
                     last: true,
                 },
@@ -302,8 +302,8 @@ fn hostile_messages_are_rejected_and_change_nothing() {
                 session: 1,
                 seq: 0,
                 body: Body::Exchange {
-                    states: vec![(b"y".to_vec(), vec![1, 0, 0, 0, 0, 0])],
-                    want: vec![],
+                    states: &sync::states_blob(&[(b"y".to_vec(), vec![1, 0, 0, 0, 0, 0])]),
+                    want: &[],
                     last: true,
                 },
             }),
@@ -327,17 +327,27 @@ fn hostile_messages_are_rejected_and_change_nothing() {
         );
         assert_eq!(dump(&b), before, "{name} changed state");
     }
-    // A state of the wrong type for the key is an engine error, nothing merged.
+    // A state of the wrong type for the key is an engine error, nothing
+    // merged: b initiates with key lists, so after the responder's
+    // estimate it waits for the responder's Exchange.
     a.orset_add(b"z", b"q").unwrap();
-    let mut sb = Session::respond(&*b, Config::default());
-    sb.handle(&first).unwrap();
+    let no_iblt = Config {
+        iblt: false,
+        ..Config::default()
+    };
+    let (mut sb, first) = Session::initiate(&*b, no_iblt.clone()).unwrap();
+    let mut sa = Session::respond(&*a, no_iblt);
+    let estimate = sa.handle(&first).unwrap();
+    assert_eq!(estimate.len(), 1);
+    let key_list = sb.handle(&estimate[0]).unwrap();
+    assert!(!key_list.is_empty());
     let session = sync::decode(&first, usize::MAX, 1024).unwrap().session;
     let bad = sync::encode(&Envelope {
         session,
         seq: 1,
         body: Body::Exchange {
-            states: vec![(b"y".to_vec(), a.state_bytes(b"z").unwrap().unwrap())],
-            want: vec![],
+            states: &sync::states_blob(&[(b"y".to_vec(), a.state_bytes(b"z").unwrap().unwrap())]),
+            want: &[],
             last: true,
         },
     });

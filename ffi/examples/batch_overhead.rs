@@ -141,7 +141,6 @@ fn main() {
     }
     drop(runs);
     drop(rust);
-    // SAFETY: `c` is live and no longer used.
-    unsafe { assert_eq!(cvg_engine_close(c), CVG_STATUS_OK) };
+    assert_eq!(cvg_engine_close(c), CVG_STATUS_OK);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -28,9 +28,11 @@ pub struct cvg_buffer_t {
 ///
 /// The callback runs on the calling thread. It may call other `cvg_`
 /// functions (reads, writes, even on the same key: a write made
-/// concurrently with the resolution survives as a sibling), but must not
-/// close the engine, and must not unwind (C++ exceptions, `longjmp`) out of
-/// itself.
+/// concurrently with the resolution survives as a sibling). It may close
+/// the engine: the resolution in progress still finishes (and returns its
+/// own status), calls made afterwards return `CVG_STATUS_CLOSED`, and the
+/// store closes when the resolve returns. It must not unwind (C++
+/// exceptions, `longjmp`) out of itself.
 pub type cvg_merge_fn = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,

@@ -1,31 +1,37 @@
 //! `cvg_engine_t`: open and close, identity, key metadata, merges of peer
 //! bytes and the anti-entropy / maintenance calls.
 
-use crate::bytes::{cvg_bytes_t, input, reference, required, write_out};
+use crate::bytes::{cvg_bytes_t, input, required, write_out};
 use crate::cvg_status_t;
 use crate::options::cvg_options_t;
+use crate::registry::{self, Closing, Guard};
 use crate::status::{ffi_boundary, Failure};
 use engine::{codec, CrdtType, Engine, Options};
 use std::ffi::{c_char, CStr};
-use std::sync::Arc;
 
-/// An open replica store. Created by `cvg_engine_open`, released by
-/// `cvg_engine_close`, which always consumes the handle.
+/// An open replica store. Created by `cvg_engine_open`, closed by
+/// `cvg_engine_close`. Opaque: the pointer is a generation-tagged name of
+/// the engine, never dereferenced by the caller or the library, so a
+/// closed handle stays safe to pass (see docs/C_API.md, "Thread safety").
 ///
 /// Thread safety: every function taking a `const cvg_engine_t *` (every
 /// operation, read, `cvg_engine_write`, `cvg_engine_merge`,
 /// `cvg_engine_keys`, `cvg_engine_mv_resolve`, `cvg_sync_initiate`,
 /// `cvg_sync_respond`, `cvg_sync_engines`, maintenance, the changes feed
 /// and the pending area: `cvg_engine_changes_since`,
-/// `cvg_engine_apply_changes`, `cvg_engine_pending`, the peer calls) may
-/// be called from any number of threads at once on the same engine, and
-/// concurrently with calls on its iterators and sync sessions. Writes to
-/// one key are serialized inside the engine. `cvg_engine_close` needs
-/// exclusive access: no call on the engine may be running or start once it
-/// is called. The engine may be closed from any thread.
+/// `cvg_engine_apply_changes`, `cvg_engine_pending`, the peer calls, and
+/// `cvg_engine_close` itself) may be called from any number of threads at
+/// once on the same engine, and concurrently with calls on its iterators
+/// and sync sessions. Writes to one key are serialized inside the engine.
+/// Closing while other threads are inside calls is defined: they finish
+/// normally, calls that start after the close return `CVG_STATUS_CLOSED`
+/// (so does any later call with the handle, a second close included), and
+/// the store itself is closed by the last call to return. The engine may
+/// be closed from any thread, including from inside a merge function it
+/// is running.
 pub struct cvg_engine_t {
-    /// Shared with the key iterators, which keep the store alive.
-    pub(crate) inner: Arc<Engine>,
+    /// Never instantiated: the handle only names a registry slot.
+    _opaque: [u8; 0],
 }
 
 /// The CRDT type of a key: one of the `CVG_CRDT_*` values. The numbers are
@@ -61,13 +67,14 @@ pub struct cvg_root_t {
     pub count: u64,
 }
 
-/// Borrow the engine behind a handle.
-///
-/// # Safety
-/// `engine` is NULL or a live handle.
-pub(crate) unsafe fn engine<'a>(engine: *const cvg_engine_t) -> Result<&'a Engine, Failure> {
-    // SAFETY: forwarded caller guarantee.
-    Ok(&unsafe { reference(engine, "engine") }?.inner)
+/// Enter a call on the engine a handle names: the guard derefs to the
+/// engine and keeps it open until dropped. `CVG_STATUS_NULL_POINTER` for
+/// NULL, `CVG_STATUS_CLOSED` for a closed handle.
+pub(crate) fn engine(engine: *const cvg_engine_t) -> Result<Guard, Failure> {
+    if engine.is_null() {
+        return Err(Failure::null("engine"));
+    }
+    registry::enter(engine as usize)
 }
 
 /// Borrow a key argument.
@@ -83,7 +90,8 @@ pub(crate) unsafe fn key<'a>(key: *const u8, key_len: usize) -> Result<&'a [u8],
 /// the platform's encoding). `options` may be NULL for the defaults. On
 /// success `*engine_out` is a new handle to release with
 /// `cvg_engine_close`. A directory is opened by one engine at a time:
-/// another open of it fails with `CVG_STATUS_STORAGE` until it is closed.
+/// another open of it, by this process or another, fails with
+/// `CVG_STATUS_LOCKED` until it is closed.
 ///
 /// # Safety
 /// `path` is NULL or a NUL-terminated string; `options` is NULL or live
@@ -110,7 +118,7 @@ pub unsafe extern "C" fn cvg_engine_open(
             None => Options::default(),
         };
         let e = Engine::open(os_path(path)?, opts)?;
-        let handle = Box::into_raw(Box::new(cvg_engine_t { inner: Arc::new(e) }));
+        let handle = registry::register(e)? as *mut cvg_engine_t;
         // SAFETY: checked non-NULL.
         unsafe { write_out(engine_out, handle) };
         Ok(())
@@ -130,39 +138,52 @@ fn os_path(p: &CStr) -> Result<std::path::PathBuf, Failure> {
         .map_err(|_| Failure::invalid("path is not UTF-8"))
 }
 
-/// Close the engine and release the handle. The handle is always
-/// consumed: whatever the status, `engine` is invalid when this returns
-/// and must not be used, closed again or freed. The status only reports
-/// how the close went; there is nothing to retry or release after a
-/// failure. NULL is a no-op returning `CVG_STATUS_OK`.
+/// Close the engine. May be called from any thread, while other threads
+/// are inside calls on the engine: those calls finish normally, and every
+/// call that starts after this one (on any thread, with this handle)
+/// returns `CVG_STATUS_CLOSED` and does nothing. There is nothing to free
+/// afterwards: the handle only names the engine, and names a closed engine
+/// for good (a second close returns `CVG_STATUS_CLOSED`). NULL is a no-op
+/// returning `CVG_STATUS_OK`.
 ///
-/// A clean close persists the anti-entropy tree so the next open need not
-/// rebuild it. Failures: `CVG_STATUS_POISONED` if an earlier write failed
-/// (the store is closed all the same; the data is recovered at the next
-/// open); `CVG_STATUS_STORAGE` if persisting the tree failed (the store is
-/// closed all the same; the next open rebuilds the tree);
-/// `CVG_STATUS_INVALID_ARGUMENT` if key iterators or sync sessions of this
-/// engine are still open: they stay valid and keep the store open (a
-/// reopen of the directory fails) until the last of them is freed, which
-/// closes it. Free them first to close at once.
+/// The store (RocksDB, its directory lock, the anti-entropy tree) is
+/// closed when the last reference goes: here if no call is running and no
+/// key iterator or sync session of the engine is open, else by the last
+/// running call as it returns, or by the last iterator or session as it is
+/// freed. A clean close persists the anti-entropy tree so the next open
+/// need not rebuild it.
+///
+/// Statuses: `CVG_STATUS_OK` if the store was closed here, or if calls were
+/// running on other threads (the last of them closes it; a failure of
+/// that close is not reported: the next open recovers as after a crash).
+/// `CVG_STATUS_POISONED` if an earlier write failed (the store is closed
+/// all the same; the data is recovered at the next open); a storage status
+/// if persisting the tree failed (the store is closed all the same; the
+/// next open rebuilds the tree); `CVG_STATUS_INVALID_ARGUMENT` if key
+/// iterators or sync sessions of this engine are still open: the engine is
+/// closed to new calls, and they keep the store open (a reopen of the
+/// directory fails with `CVG_STATUS_LOCKED`) until the last of them is
+/// freed, which closes it. `CVG_STATUS_CLOSED` if the handle was already
+/// closed. Whatever the status, the handle is closed afterwards.
 ///
 /// # Safety
-/// `engine` is NULL or a live handle with no call running on it; it is not
-/// used afterwards, whatever the status.
+/// None: any pointer value is accepted (a value that is no engine handle
+/// gives `CVG_STATUS_INVALID_ARGUMENT`).
 #[no_mangle]
-pub unsafe extern "C" fn cvg_engine_close(engine: *mut cvg_engine_t) -> cvg_status_t {
+pub extern "C" fn cvg_engine_close(engine: *const cvg_engine_t) -> cvg_status_t {
     ffi_boundary!({
         if engine.is_null() {
             return Ok(());
         }
-        // SAFETY: created by Box::into_raw in cvg_engine_open.
-        let handle = unsafe { Box::from_raw(engine) };
-        match Arc::try_unwrap(handle.inner) {
-            Ok(e) => Ok(e.close()?),
-            Err(_still_shared) => Err(Failure::invalid(
-                "key iterators or sync sessions are still open: the store closes when \
-                 the last is freed (the engine handle is released all the same)",
-            )),
+        match registry::close(engine as usize)? {
+            Closing::Deferred => Ok(()),
+            Closing::Now(e) => match registry::finish(e)? {
+                true => Ok(()),
+                false => Err(Failure::invalid(
+                    "key iterators or sync sessions are still open: the store closes when \
+                     the last is freed (the engine is closed to new calls all the same)",
+                )),
+            },
         }
     })
 }
@@ -179,7 +200,7 @@ pub unsafe extern "C" fn cvg_engine_replica_id(
 ) -> cvg_status_t {
     ffi_boundary!({
         // SAFETY: forwarded caller guarantees.
-        let e = unsafe { self::engine(engine) }?;
+        let e = self::engine(engine)?;
         required(id_out, "id_out")?;
         // SAFETY: checked non-NULL.
         unsafe { write_out(id_out.cast::<[u8; 16]>(), e.replica_id().to_bytes()) };
@@ -200,7 +221,7 @@ pub unsafe extern "C" fn cvg_engine_version_vector(
 ) -> cvg_status_t {
     ffi_boundary!({
         // SAFETY: forwarded caller guarantees.
-        let e = unsafe { self::engine(engine) }?;
+        let e = self::engine(engine)?;
         required(vv_out, "vv_out")?;
         let bytes = codec::encode_vv(&e.version_vector());
         // SAFETY: checked non-NULL.
@@ -336,7 +357,7 @@ pub unsafe extern "C" fn cvg_engine_settle(
 ) -> cvg_status_t {
     ffi_boundary!({
         // SAFETY: forwarded caller guarantees.
-        let n = unsafe { self::engine(engine) }?.settle()?;
+        let n = self::engine(engine)?.settle()?;
         // SAFETY: NULL or writable.
         unsafe { write_out(folded_out, n) };
         Ok(())
@@ -358,7 +379,7 @@ pub unsafe extern "C" fn cvg_engine_unsettled_keys(
     ffi_boundary!({
         required(keys_out, "keys_out")?;
         // SAFETY: forwarded caller guarantees.
-        let n = unsafe { self::engine(engine) }?.unsettled_keys();
+        let n = self::engine(engine)?.unsettled_keys();
         // SAFETY: checked non-NULL; writable by contract.
         unsafe { write_out(keys_out, n) };
         Ok(())
@@ -377,7 +398,7 @@ pub unsafe extern "C" fn cvg_engine_root(
 ) -> cvg_status_t {
     ffi_boundary!({
         // SAFETY: forwarded caller guarantees.
-        let e = unsafe { self::engine(engine) }?;
+        let e = self::engine(engine)?;
         required(root_out, "root_out")?;
         let node = e.root()?;
         let root = cvg_root_t {
@@ -404,7 +425,7 @@ pub unsafe extern "C" fn cvg_engine_verify(
 ) -> cvg_status_t {
     ffi_boundary!({
         // SAFETY: forwarded caller guarantees.
-        let e = unsafe { self::engine(engine) }?;
+        let e = self::engine(engine)?;
         required(consistent_out, "consistent_out")?;
         let report = e.verify()?;
         // SAFETY: checked non-NULL / NULL or writable.
@@ -424,7 +445,7 @@ pub unsafe extern "C" fn cvg_engine_verify(
 #[no_mangle]
 pub unsafe extern "C" fn cvg_engine_flush(engine: *const cvg_engine_t) -> cvg_status_t {
     // SAFETY: forwarded caller guarantees.
-    ffi_boundary!({ Ok(unsafe { self::engine(engine) }?.flush()?) })
+    ffi_boundary!({ Ok(self::engine(engine)?.flush()?) })
 }
 
 /// Fsync the log: makes earlier writes done with `CVG_DURABILITY_BUFFERED`
@@ -435,7 +456,7 @@ pub unsafe extern "C" fn cvg_engine_flush(engine: *const cvg_engine_t) -> cvg_st
 #[no_mangle]
 pub unsafe extern "C" fn cvg_engine_sync_wal(engine: *const cvg_engine_t) -> cvg_status_t {
     // SAFETY: forwarded caller guarantees.
-    ffi_boundary!({ Ok(unsafe { self::engine(engine) }?.sync_wal()?) })
+    ffi_boundary!({ Ok(self::engine(engine)?.sync_wal()?) })
 }
 
 #[cfg(test)]

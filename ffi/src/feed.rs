@@ -126,7 +126,7 @@ pub unsafe extern "C" fn cvg_engine_pending(
 ) -> cvg_status_t {
     ffi_boundary!({
         // SAFETY: forwarded caller guarantees.
-        let e = unsafe { self::engine(engine) }?;
+        let e = self::engine(engine)?;
         required(info_out, "info_out")?;
         let p = e.pending();
         let info = cvg_pending_info_t {
@@ -270,7 +270,7 @@ pub unsafe extern "C" fn cvg_engine_feed_info(
 ) -> cvg_status_t {
     ffi_boundary!({
         // SAFETY: forwarded caller guarantees.
-        let e = unsafe { self::engine(engine) }?;
+        let e = self::engine(engine)?;
         required(info_out, "info_out")?;
         let f = e.feed_info()?;
         let info = cvg_feed_info_t {

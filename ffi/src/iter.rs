@@ -10,8 +10,9 @@ use std::sync::Arc;
 /// An iterator over the keys of an engine that start with a prefix, in
 /// byte order, with their types, over a consistent snapshot taken when it
 /// was created. Created by `cvg_engine_keys`, released by `cvg_iter_free`.
-/// It keeps the store open: free every iterator before `cvg_engine_close`
-/// (see there).
+/// It holds a reference to the engine's store and keeps it open, even
+/// after `cvg_engine_close`, until freed: free every iterator before
+/// closing the engine to close the store at once (see there).
 ///
 /// Thread safety: every call on an iterator (`cvg_iter_next`,
 /// `cvg_iter_free`) needs exclusive access: one thread at a time, though
@@ -43,15 +44,11 @@ pub unsafe extern "C" fn cvg_engine_keys(
     iter_out: *mut *mut cvg_iter_t,
 ) -> cvg_status_t {
     ffi_boundary!({
-        // SAFETY: forwarded caller guarantees.
-        let (handle, prefix) = unsafe {
-            (
-                crate::bytes::reference(engine, "engine")?,
-                input(prefix, prefix_len, "prefix")?,
-            )
-        };
+        let handle = crate::engine::engine(engine)?;
+        // SAFETY: forwarded caller guarantee.
+        let prefix = unsafe { input(prefix, prefix_len, "prefix") }?;
         required(iter_out, "iter_out")?;
-        let owner = Arc::clone(&handle.inner);
+        let owner = Arc::clone(handle.arc());
         let it = owner.keys(prefix)?;
         // SAFETY: `it` borrows the engine inside `owner`'s allocation, which
         // the iterator keeps alive in `_engine` and which never moves; the
@@ -75,8 +72,9 @@ pub unsafe extern "C" fn cvg_engine_keys(
 /// `*has_key_out` is false at the end (then `*key_out` is `{NULL, 0}` and
 /// `*type_out` is `CVG_CRDT_NONE`). The key is valid until the next call on
 /// the iterator or `cvg_iter_free`. `key_out` and `type_out` are optional
-/// (may be NULL). After a failure (`CVG_STATUS_STORAGE`,
-/// `CVG_STATUS_CORRUPTION`) the iterator is at its end.
+/// (may be NULL). After a failure (a storage status such as
+/// `CVG_STATUS_IO`, or `CVG_STATUS_CORRUPTION`) the iterator is at its
+/// end. An iterator keeps working after its engine is closed.
 ///
 /// # Safety
 /// `iter` is NULL or live with no other user; the outputs are NULL or

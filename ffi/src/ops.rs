@@ -24,7 +24,7 @@ unsafe fn op(
     ffi_boundary!({
         // SAFETY: forwarded caller guarantees.
         let (e, k) = unsafe { (engine(e)?, key(k, k_len)?) };
-        let kd = f(e, k)?;
+        let kd = f(&e, k)?;
         if !delta_out.is_null() {
             // SAFETY: checked non-NULL.
             unsafe { write_out(delta_out, cvg_bytes_t::from_vec(kd.delta.encode())) };

@@ -32,9 +32,16 @@ pub enum cvg_status_t {
     /// decode: truncated, damaged, not canonical, too large, or of an
     /// unknown format version (the message says which).
     CVG_STATUS_CORRUPT_INPUT = 6,
-    /// Data persisted in the store is damaged.
+    /// Data persisted in the store is damaged: the engine's own checks
+    /// failed, or RocksDB reported corruption (a block checksum mismatch, a
+    /// damaged `MANIFEST` or `CURRENT` file, ...). Restore the replica from
+    /// a peer or a backup.
     CVG_STATUS_CORRUPTION = 7,
-    /// RocksDB reported an error (I/O, lock held by another process, ...).
+    /// RocksDB reported an error that none of the more precise storage
+    /// statuses describes (`CVG_STATUS_LOCKED`, `CVG_STATUS_IO`,
+    /// `CVG_STATUS_BUSY`, `CVG_STATUS_NO_SPACE`, `CVG_STATUS_CORRUPTION`):
+    /// an invalid RocksDB option, a missing store opened without
+    /// `create_if_missing`, ... The message says what.
     CVG_STATUS_STORAGE = 8,
     /// An earlier write failed after it may have reached the log: the
     /// engine accepts no more writes until it is closed and reopened.
@@ -81,6 +88,27 @@ pub enum cvg_status_t {
     /// with the peer (`cvg_sync_*`), then continue the feed from the
     /// peer's record (its `cvg_engine_context`).
     CVG_STATUS_CURSOR_TOO_OLD = 20,
+    /// The engine handle was closed (`cvg_engine_close`, maybe on another
+    /// thread) before this call started: the call did nothing. Also the
+    /// status of a second `cvg_engine_close`, and of a
+    /// `cvg_engine_wait_for` that the close interrupted.
+    CVG_STATUS_CLOSED = 21,
+    /// The store's directory is locked: another engine has it open, in this
+    /// process or another (RocksDB's `LOCK` file). Nothing was opened;
+    /// retry once the other engine is closed.
+    CVG_STATUS_LOCKED = 22,
+    /// RocksDB reported an I/O error (a failed read, write or fsync, a file
+    /// that vanished, ...), other than a full disk or a held lock. A write
+    /// that returns it poisons the engine (`CVG_STATUS_POISONED` from then
+    /// on): close and reopen.
+    CVG_STATUS_IO = 23,
+    /// RocksDB was busy: it timed out or asked to try again. Nothing was
+    /// done; the call may be retried.
+    CVG_STATUS_BUSY = 24,
+    /// The disk (or RocksDB's space limit) is full. A write that returns it
+    /// poisons the engine: free space, then close and reopen. Nothing
+    /// acknowledged is lost.
+    CVG_STATUS_NO_SPACE = 25,
 }
 
 use cvg_status_t::*;
@@ -116,6 +144,11 @@ impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
         let status = match &e {
             Error::Storage(_) => CVG_STATUS_STORAGE,
+            Error::Locked(_) => CVG_STATUS_LOCKED,
+            Error::Io(_) => CVG_STATUS_IO,
+            Error::Busy(_) => CVG_STATUS_BUSY,
+            Error::NoSpace(_) => CVG_STATUS_NO_SPACE,
+            Error::Closed => CVG_STATUS_CLOSED,
             Error::Poisoned => CVG_STATUS_POISONED,
             Error::WrongType { .. } | Error::WrongReadType { .. } => CVG_STATUS_WRONG_TYPE,
             Error::KeyTooLarge { .. } => CVG_STATUS_KEY_TOO_LARGE,
@@ -293,6 +326,11 @@ pub extern "C" fn cvg_status_name(status: u32) -> *const c_char {
             18 => c"CVG_STATUS_NOT_YET_VISIBLE",
             19 => c"CVG_STATUS_PENDING_FULL",
             20 => c"CVG_STATUS_CURSOR_TOO_OLD",
+            21 => c"CVG_STATUS_CLOSED",
+            22 => c"CVG_STATUS_LOCKED",
+            23 => c"CVG_STATUS_IO",
+            24 => c"CVG_STATUS_BUSY",
+            25 => c"CVG_STATUS_NO_SPACE",
             _ => c"CVG_STATUS_UNKNOWN",
         };
         name.as_ptr()
@@ -358,6 +396,11 @@ mod tests {
             CVG_STATUS_NOT_YET_VISIBLE,
             CVG_STATUS_PENDING_FULL,
             CVG_STATUS_CURSOR_TOO_OLD,
+            CVG_STATUS_CLOSED,
+            CVG_STATUS_LOCKED,
+            CVG_STATUS_IO,
+            CVG_STATUS_BUSY,
+            CVG_STATUS_NO_SPACE,
         ] {
             let name = unsafe { std::ffi::CStr::from_ptr(cvg_status_name(s as u32)) };
             assert_eq!(name.to_str().unwrap(), format!("{s:?}"));
@@ -403,5 +446,15 @@ mod tests {
         });
         assert_eq!(old.status, CVG_STATUS_CURSOR_TOO_OLD);
         assert!(old.message.contains("starts at 7"), "{}", old.message);
+        for (e, status) in [
+            (Error::Locked("l".into()), CVG_STATUS_LOCKED),
+            (Error::Io("i".into()), CVG_STATUS_IO),
+            (Error::Busy("b".into()), CVG_STATUS_BUSY),
+            (Error::NoSpace("n".into()), CVG_STATUS_NO_SPACE),
+            (Error::Corruption("c".into()), CVG_STATUS_CORRUPTION),
+            (Error::Storage("s".into()), CVG_STATUS_STORAGE),
+        ] {
+            assert_eq!(Failure::from(e).status, status);
+        }
     }
 }

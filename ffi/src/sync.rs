@@ -1,7 +1,8 @@
 //! `cvg_sync_t`: anti-entropy sync sessions driven by byte messages
 //! (sans-IO). The embedder carries the messages over its own transport:
 //! `cvg_sync_initiate` gives the first message, every message received goes
-//! to `cvg_sync_handle`, which returns the messages to send back. The
+//! to `cvg_sync_receive`, and `cvg_sync_next_message` gives the messages to
+//! send back one at a time (`cvg_sync_handle` does both at once). The
 //! outcome pairs and the end condition of a message loop are documented on
 //! `cvg_sync_outcome_t` and `cvg_sync_t` (they become the header's
 //! comments).
@@ -137,7 +138,10 @@ pub struct cvg_sync_stats_t {
 ///
 /// Driving a session: send the initiator's first message; pass every
 /// message received from the peer to `cvg_sync_handle`, in the order sent,
-/// and send every reply it returns, in order. A side has ended when
+/// and send every reply it returns, in order. To bound memory, pass it to
+/// `cvg_sync_receive` instead and send each message
+/// `cvg_sync_next_message` gives until it has none (the replies are built
+/// as they are pulled). A side has ended when
 /// `cvg_sync_outcome` is no longer `CVG_SYNC_RUNNING`. It may end in the
 /// very call that returns its last replies: send them anyway. An ended
 /// side sends and accepts nothing more (another message is
@@ -149,8 +153,9 @@ pub struct cvg_sync_stats_t {
 /// no timers, so give up on a side still RUNNING after a timeout of your
 /// choice (free it and start a new session).
 ///
-/// Thread safety: `cvg_sync_handle` and `cvg_sync_free` need exclusive
-/// access to the session (no other call on it meanwhile; messages go in one
+/// Thread safety: `cvg_sync_handle`, `cvg_sync_receive`,
+/// `cvg_sync_next_message` and `cvg_sync_free` need exclusive access to
+/// the session (no other call on it meanwhile; messages go in one
 /// at a time, in order). `cvg_sync_outcome` and `cvg_sync_stats` take it
 /// `const` and may run on several threads at once, but not during a
 /// `cvg_sync_handle`. A session may be used from any thread, one at a
@@ -180,8 +185,9 @@ fn config(c: Option<&cvg_sync_config_t>) -> Result<Config, Failure> {
     if c.message_budget == 0 || c.max_message == 0 {
         return Err(Failure::invalid("sync message limits must be positive"));
     }
-    // The staging bound is not in the C struct (a field added to a struct
-    // callers allocate would change its size): C sessions use the default.
+    // The staging bound and max_keys are not in the C struct (a field
+    // added to a struct callers allocate would change its size): C
+    // sessions use the defaults.
     Ok(Config {
         message_budget: c.message_budget,
         max_message: c.max_message,
@@ -204,9 +210,10 @@ fn failure(e: SyncError) -> Failure {
     }
 }
 
+/// A reference to the engine a handle names, for a session to keep
+/// (`CVG_STATUS_CLOSED` if the handle is closed).
 fn shared(engine: *const cvg_engine_t) -> Result<Arc<Engine>, Failure> {
-    // SAFETY: the callers pass NULL or a live handle.
-    Ok(Arc::clone(&unsafe { reference(engine, "engine") }?.inner))
+    Ok(Arc::clone(crate::engine::engine(engine)?.arc()))
 }
 
 /// Start a session as the initiator: `*session_out` is the new session and
@@ -266,7 +273,9 @@ pub unsafe extern "C" fn cvg_sync_respond(
     })
 }
 
-/// Handle one message from the peer. On success `*replies_out` is a list
+/// Handle one message from the peer and build every reply at once (for
+/// callers that bound memory: `cvg_sync_receive` and
+/// `cvg_sync_next_message`). On success `*replies_out` is a list
 /// (possibly empty) of the messages to send back, in order; free it with
 /// `cvg_list_free`. Send them even if this call ended the session (see
 /// `cvg_sync_t` for when a message loop stops). An error ends this side
@@ -303,6 +312,103 @@ pub unsafe extern "C" fn cvg_sync_handle(
         let list = Box::into_raw(Box::new(cvg_list_t { items }));
         // SAFETY: checked non-NULL.
         unsafe { write_out(replies_out, list) };
+        Ok(())
+    })
+}
+
+/// Take one message from the peer, without building the replies: pull
+/// them with `cvg_sync_next_message` until it reports none, before passing
+/// the next message (a message given while this side still has messages
+/// to send is out of turn: `CVG_STATUS_SYNC_PROTOCOL`, and this side
+/// fails). Replies are built as they are pulled — the states this side
+/// ships are read from the store a few at a time — so a session's memory
+/// stays bounded however large the difference (docs/C_API.md). Errors are
+/// those of `cvg_sync_handle`; the failing message changed nothing.
+///
+/// # Safety
+/// `session` is NULL or a live session used by no other thread; `msg`
+/// points to `msg_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_sync_receive(
+    session: *mut cvg_sync_t,
+    msg: *const u8,
+    msg_len: usize,
+) -> cvg_status_t {
+    ffi_boundary!({
+        // SAFETY: forwarded caller guarantees.
+        let (s, m) = unsafe {
+            (
+                reference_mut(session, "session")?,
+                input(msg, msg_len, "msg")?,
+            )
+        };
+        s.inner.receive(m).map_err(failure)
+    })
+}
+
+/// The next message this side has to send: on success `*has_message_out`
+/// is true and `*message_out` the message (free it with `cvg_bytes_free`),
+/// or `*has_message_out` is false (and `*message_out` empty) when this
+/// side has nothing to send until the peer answers or the session has
+/// ended. A failure to read the store fails this side.
+///
+/// # Safety
+/// `session` is NULL or a live session used by no other thread; the
+/// outputs are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_sync_next_message(
+    session: *mut cvg_sync_t,
+    message_out: *mut cvg_bytes_t,
+    has_message_out: *mut bool,
+) -> cvg_status_t {
+    ffi_boundary!({
+        // SAFETY: forwarded caller guarantee.
+        let s = unsafe { reference_mut(session, "session") }?;
+        required(message_out, "message_out")?;
+        required(has_message_out, "has_message_out")?;
+        let next = s.inner.next_message().map_err(failure)?;
+        // SAFETY: checked non-NULL.
+        unsafe {
+            write_out(has_message_out, next.is_some());
+            write_out(message_out, cvg_bytes_t::from_vec(next.unwrap_or_default()));
+        }
+        Ok(())
+    })
+}
+
+/// Bit of `cvg_sync_flags`: more keys differed than the session's
+/// `max_keys` (2^20): it repaired part of the difference and ends
+/// `CVG_SYNC_DIVERGED`; run another session.
+pub const CVG_FLAG_SYNC_TRUNCATED: u32 = 1;
+/// Bit of `cvg_sync_flags`: the peer's states passed the staging bound
+/// (16 MiB) and were joined part by part, not in one atomic write.
+pub const CVG_FLAG_SYNC_STAGING_OVERFLOWED: u32 = 2;
+
+/// The session's flags so far (`CVG_FLAG_SYNC_*` bits) into `*flags_out`.
+///
+/// # Safety
+/// `session` is NULL or a live session; `flags_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_sync_flags(
+    session: *const cvg_sync_t,
+    flags_out: *mut u32,
+) -> cvg_status_t {
+    ffi_boundary!({
+        // SAFETY: forwarded caller guarantees.
+        let s = unsafe { reference(session, "session") }?;
+        required(flags_out, "flags_out")?;
+        let st = s.inner.stats();
+        let flags = if st.truncated {
+            CVG_FLAG_SYNC_TRUNCATED
+        } else {
+            0
+        } | if st.staging_overflowed {
+            CVG_FLAG_SYNC_STAGING_OVERFLOWED
+        } else {
+            0
+        };
+        // SAFETY: checked non-NULL.
+        unsafe { write_out(flags_out, flags) };
         Ok(())
     })
 }
@@ -395,7 +501,7 @@ pub unsafe extern "C" fn cvg_sync_free(session: *mut cvg_sync_t) {
 
 /// Sync two engines of this process in one call (`a` initiates), for
 /// tests, tools and co-located replicas: the message loop described at
-/// `cvg_sync_t`, run to its end. The outcomes of both sides go to
+/// `cvg_sync_t`, run to its end, one message at a time. The outcomes of both sides go to
 /// `*outcome_a` and `*outcome_b` (optional: may be NULL); on success they
 /// are one of the ended pairs of `cvg_sync_outcome_t` (EQUAL and EQUAL,
 /// CONVERGED and CONVERGED, DIVERGED and DIVERGED). A
@@ -413,7 +519,7 @@ pub unsafe extern "C" fn cvg_sync_engines(
     outcome_b: *mut cvg_sync_outcome_t,
 ) -> cvg_status_t {
     ffi_boundary!({
-        let (ea, eb) = (shared(a)?, shared(b)?);
+        let (ea, eb) = (crate::engine::engine(a)?, crate::engine::engine(b)?);
         // SAFETY: NULL or valid.
         let cfg = self::config(unsafe { config.as_ref() })?;
         let ((oa, _), (ob, _)) = esync::sync_engines(&*ea, &*eb, cfg).map_err(failure)?;

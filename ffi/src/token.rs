@@ -101,7 +101,7 @@ pub unsafe extern "C" fn cvg_engine_context(
 ) -> cvg_status_t {
     ffi_boundary!({
         // SAFETY: forwarded caller guarantees.
-        let e = unsafe { self::engine(engine) }?;
+        let e = self::engine(engine)?;
         required(token_out, "token_out")?;
         // SAFETY: checked non-NULL.
         unsafe { write_token(token_out, &e.context()) };
@@ -121,9 +121,10 @@ pub unsafe extern "C" fn cvg_engine_context(
 /// gives `CVG_STATUS_CORRUPT_INPUT`.
 ///
 /// The wait is woken by the commits (local writes, merges of deltas) that
-/// grow the record, never by polling. A waiting call is a call running on
-/// the engine: `cvg_engine_close` must not be called meanwhile. Other
-/// threads may use the engine during the wait.
+/// grow the record, never by polling. Other threads may use the engine
+/// during the wait. A `cvg_engine_close` on another thread (or in a merge
+/// function) wakes the wait, which then returns `CVG_STATUS_CLOSED` unless
+/// the token is already held: a wait never keeps a closed engine open.
 ///
 /// # Safety
 /// `engine` is NULL or a live handle; `token` points to `token_len` bytes.

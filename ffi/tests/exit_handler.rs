@@ -17,8 +17,8 @@ use std::ptr;
 const CHILD: &str = "CONVERGE_EXIT_HANDLER_CHILD";
 
 extern "C" fn at_exit() {
-    // SAFETY: NULL is a valid engine argument (a no-op close).
-    let closed = unsafe { converge::engine::cvg_engine_close(ptr::null_mut()) };
+    // NULL is a valid engine argument (a no-op close).
+    let closed = converge::engine::cvg_engine_close(ptr::null_mut());
     // SAFETY: "x" is one readable byte; (NULL, 0) is the empty token.
     let joined = unsafe {
         converge::token::cvg_token_join(b"x".as_ptr(), 1, ptr::null(), 0, ptr::null_mut())
@@ -34,8 +34,7 @@ fn main() {
     if std::env::var_os(CHILD).is_some() {
         // A call on this (the main) thread sets up its last-error storage,
         // which `exit` destroys before it runs the handler.
-        // SAFETY: NULL is a valid engine argument.
-        let st = unsafe { converge::engine::cvg_engine_close(ptr::null_mut()) };
+        let st = converge::engine::cvg_engine_close(ptr::null_mut());
         assert_eq!(st, cvg_status_t::CVG_STATUS_OK);
         // SAFETY: registers a plain extern "C" function.
         assert_eq!(unsafe { libc::atexit(at_exit) }, 0);

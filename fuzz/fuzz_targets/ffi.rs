@@ -4,13 +4,15 @@
 //! token functions (`cvg_token_join`, `cvg_engine_wait_for`,
 //! `cvg_engine_token_missing`, `cvg_delta_token`, `cvg_token_of_deltas`)
 //! and sync sessions (`cvg_sync_initiate` / `cvg_sync_respond`,
-//! `cvg_sync_handle`). Input: a mode byte ([`converge_fuzz::RESEAL`]:
-//! repair every encoding's frame), then operations, each an opcode byte
-//! and its arguments (see [`run`]).
+//! `cvg_sync_handle`, `cvg_sync_receive` / `cvg_sync_next_message`).
+//! Input: a mode byte ([`converge_fuzz::RESEAL`]: repair every encoding's
+//! frame), then operations, each an opcode byte and its arguments (see
+//! [`run`]).
 //!
 //! Checked: no call panics (a panic caught at the boundary returns
 //! `CVG_STATUS_PANIC`, which fails the target); bad bytes get a status
-//! about the input, never storage, poison, corruption or "other", and a
+//! about the input (never a storage status: `STORAGE`, `IO`, `LOCKED`,
+//! `BUSY`, `NO_SPACE`, nor `POISONED`, `CORRUPTION`, `CLOSED`, `OTHER`) and a
 //! message to read; outputs are written only on success and free cleanly.
 #![no_main]
 
@@ -30,8 +32,9 @@ use ffi::options::{
 };
 use ffi::status::cvg_last_error_message;
 use ffi::sync::{
-    cvg_sync_config_default, cvg_sync_free, cvg_sync_handle, cvg_sync_initiate, cvg_sync_outcome,
-    cvg_sync_outcome_t, cvg_sync_respond, cvg_sync_t,
+    cvg_sync_config_default, cvg_sync_free, cvg_sync_handle, cvg_sync_initiate,
+    cvg_sync_next_message, cvg_sync_outcome, cvg_sync_outcome_t, cvg_sync_receive,
+    cvg_sync_respond, cvg_sync_t,
 };
 use ffi::token::{
     cvg_delta_token, cvg_engine_token_missing, cvg_engine_wait_for, cvg_token_join,
@@ -52,8 +55,7 @@ unsafe impl Send for Handle {}
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        // SAFETY: a live handle, closed once.
-        let st = unsafe { cvg_engine_close(self.0) };
+        let st = cvg_engine_close(self.0);
         assert_eq!(st, S::CVG_STATUS_OK, "closing the engine");
     }
 }
@@ -110,6 +112,11 @@ fn input_status(st: S) -> bool {
                 | S::CVG_STATUS_CORRUPTION
                 | S::CVG_STATUS_OTHER
                 | S::CVG_STATUS_NULL_POINTER
+                | S::CVG_STATUS_CLOSED
+                | S::CVG_STATUS_LOCKED
+                | S::CVG_STATUS_IO
+                | S::CVG_STATUS_BUSY
+                | S::CVG_STATUS_NO_SPACE
         ),
         "status {st:?} for bad input"
     );
@@ -147,7 +154,9 @@ fuzz_target!(|data: &[u8]| {
 /// 1 apply a page (chunk); 2 changes since a cursor (chunk, limit byte);
 /// 3 tokens (two chunks: joined, waited for, counted; the first also
 /// read as a delta); 4 packed deltas (count byte, that many chunks);
-/// 5 a sync session (role byte, message count byte, that many chunks).
+/// 5 a sync session (role byte: bit 0 initiate, bit 1 no IBLT, bit 2
+/// `cvg_sync_receive` + `cvg_sync_next_message` instead of
+/// `cvg_sync_handle`; message count byte; that many chunks).
 fn run(e: *mut cvg_engine_t, mode: u8, input: &mut Input) {
     match input.byte() % 6 {
         0 => {
@@ -282,6 +291,12 @@ fn session(e: *mut cvg_engine_t, mode: u8, input: &mut Input) {
         } else {
             raw.to_vec()
         };
+        if role & 4 != 0 {
+            if !pull(s, &msg) {
+                break;
+            }
+            continue;
+        }
         let mut replies = ptr::null_mut();
         // SAFETY: live session; output writable.
         let st = unsafe { cvg_sync_handle(s, msg.as_ptr(), msg.len(), &mut replies) };
@@ -309,4 +324,29 @@ fn session(e: *mut cvg_engine_t, mode: u8, input: &mut Input) {
     }
     // SAFETY: a live session, freed once.
     unsafe { cvg_sync_free(s) };
+}
+
+/// `cvg_sync_receive`, then `cvg_sync_next_message` until it has nothing;
+/// whether the session goes on.
+fn pull(s: *mut cvg_sync_t, msg: &[u8]) -> bool {
+    // SAFETY: live session; the message lives for the call.
+    let st = unsafe { cvg_sync_receive(s, msg.as_ptr(), msg.len()) };
+    if !input_status(st) {
+        return false;
+    }
+    loop {
+        let mut m = empty();
+        let mut has = false;
+        // SAFETY: live session; outputs writable.
+        let st = unsafe { cvg_sync_next_message(s, &mut m, &mut has) };
+        if !input_status(st) {
+            assert!(m.ptr.is_null(), "an output written on failure");
+            return false;
+        }
+        assert_eq!(has, !m.ptr.is_null());
+        free(m);
+        if !has {
+            return true;
+        }
+    }
 }

@@ -47,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
                     );
                 }
                 Body::Exchange { states, .. } | Body::States { states, .. } => {
-                    assert!(states.iter().all(|(k, _)| k.len() <= converge::MAX_KEY_LEN));
+                    assert!(sync::states(states).all(|(k, _)| k.len() <= converge::MAX_KEY_LEN));
                 }
                 Body::Done { .. } => {}
             }

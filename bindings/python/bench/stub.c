@@ -2,7 +2,7 @@
  * No-op stand-ins with the signatures of cvg_engine_increment and
  * cvg_bytes_free, for bench.py: Counter.increment is timed against them so
  * that what is measured is only the Python side of a call (argument
- * checks, the in-flight guard, ctypes, copying a 40-byte delta), with no
+ * checks, the engine pointer check, ctypes, copying a 40-byte delta), with no
  * RocksDB write and its noise in it.
  */
 #include <converge.h>

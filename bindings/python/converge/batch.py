@@ -220,11 +220,9 @@ class Batch(ManagedHandle):
         out = c_void_p()
         with self._lock:
             bptr = self._handle()
-            ptr = db._enter()
-            try:
-                rc = lib.cvg_engine_write(ptr, bptr, byref(out) if self._want_deltas else None)
-            finally:
-                db._inflight.pop()
+            rc = lib.cvg_engine_write(
+                db._handle(), bptr, byref(out) if self._want_deltas else None
+            )
             if rc:
                 raise error(rc)
             deltas = _read_deltas(out.value) if self._want_deltas else EMPTY_DELTAS

@@ -7,7 +7,6 @@ operations return their delta (``bytes``) to ship to the peers.
 
 from __future__ import annotations
 
-import threading
 from ctypes import byref, c_bool, c_int64, c_void_p, string_at
 from typing import Any, Callable, ClassVar, Optional
 
@@ -62,20 +61,13 @@ class CrdtHandle:
 
     def _op(self, fn: Any, *args: Any) -> bytes:
         """Run the local operation ``fn(engine, key, key_len, *args, &delta)``
-        inside the engine's in-flight guard and return the delta."""
-        db = self._db
-        inflight = db._inflight
-        inflight.append(None)
-        ptr = db._ptr
+        and return the delta."""
+        ptr = self._db._ptr
         if ptr is None:
-            inflight.pop()
             raise ClosedError("Engine is closed")
         key = self._key
         out = Bytes()
-        try:
-            rc = fn(ptr, key, len(key), *args, out)
-        finally:
-            inflight.pop()
+        rc = fn(ptr, key, len(key), *args, out)
         if rc:
             raise error(rc)
         return take_bytes(out)
@@ -84,21 +76,17 @@ class CrdtHandle:
         """A counter value (int64, or the 128-bit read when it overflows)."""
         db, key = self._db, self._key
         out = c_int64()
-        db._inflight.append(None)
-        try:
-            ptr = db._ptr
-            if ptr is None:
-                raise ClosedError("Engine is closed")
-            rc = _counter_value(ptr, key, len(key), out)
-            if rc == _OVERFLOW:
-                wide = I128()
-                rc = lib.cvg_engine_counter_value_wide(ptr, key, len(key), byref(wide))
-                if not rc:
-                    return int((wide.hi << 64) + wide.lo)
-            if rc:
-                raise error(rc)
-        finally:
-            db._inflight.pop()
+        ptr = db._ptr
+        if ptr is None:
+            raise ClosedError("Engine is closed")
+        rc = _counter_value(ptr, key, len(key), out)
+        if rc == _OVERFLOW:
+            wide = I128()
+            rc = lib.cvg_engine_counter_value_wide(ptr, key, len(key), byref(wide))
+            if not rc:
+                return int((wide.hi << 64) + wide.lo)
+        if rc:
+            raise error(rc)
         return out.value
 
     def _set_read(self) -> SetRead:
@@ -144,21 +132,14 @@ class Counter(CrdtHandle):
         # The hottest call: _op inlined, the common argument checked inline.
         if type(n) is not int or not 0 <= n <= U64_MAX:
             n = as_u64(n)
-        db = self._db
-        inflight = db._inflight
-        inflight.append(None)
-        ptr = db._ptr
+        ptr = self._db._ptr
         if ptr is None:
-            inflight.pop()
             raise ClosedError("Engine is closed")
         key = self._key
         out = Bytes()
-        try:
-            # A Structure passed for a POINTER(Structure) parameter is passed
-            # by reference by ctypes itself, cheaper than byref().
-            rc = _increment(ptr, key, len(key), n, out)
-        finally:
-            inflight.pop()
+        # A Structure passed for a POINTER(Structure) parameter is passed by
+        # reference by ctypes itself, cheaper than byref().
+        rc = _increment(ptr, key, len(key), n, out)
         if rc:
             raise error(rc)
         size = out.len
@@ -359,18 +340,9 @@ class MVRegister(CrdtHandle):
 
         cb = MERGE_FN(callback)
         resolved, out = c_bool(), Bytes()
-        ident = threading.get_ident()
-        db._resolving.append(ident)
-        try:
-            ptr = db._enter()
-            try:
-                rc = lib.cvg_engine_mv_resolve(
-                    ptr, key, len(key), cb, None, byref(resolved), byref(out)
-                )
-            finally:
-                db._inflight.pop()
-        finally:
-            db._resolving.remove(ident)
+        rc = lib.cvg_engine_mv_resolve(
+            db._handle(), key, len(key), cb, None, byref(resolved), byref(out)
+        )
         if rc:
             exc = error(rc)
             if failure:

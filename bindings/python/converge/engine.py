@@ -1,11 +1,12 @@
 """``Engine``: an open replica store, and ``KeyIterator`` over its keys.
 
-The C engine handle may be used by any number of threads at once, but
-``cvg_engine_close`` needs exclusive access. Every call therefore registers
-itself in ``Engine._inflight`` (a list: ``append``/``pop`` are atomic under
-the GIL, and cheaper than a lock) before it reads the pointer, and
-``close()`` clears the pointer first, then waits for the calls in flight to
-return, so no call can run on a freed handle.
+The C engine handle may be used by any number of threads at once, and
+``cvg_engine_close`` may run while other threads are inside calls on it:
+the handle is a name the library never frees, so a call that read the
+pointer just before ``close()`` cleared it gets ``CVG_STATUS_CLOSED``
+(raised as ``ClosedError``) or finishes normally, and the store closes when
+the last such call returns. Calls therefore only read ``self._ptr``: no
+in-flight bookkeeping, no waiting in ``close()``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     )
 
 _engine_close = lib.cvg_engine_close
+_CLOSED = 21  # CVG_STATUS_CLOSED
+_INVALID_ARGUMENT = 1  # CVG_STATUS_INVALID_ARGUMENT
 _engine_context = lib.cvg_engine_context
 _engine_wait_for = lib.cvg_engine_wait_for
 _NOT_YET_VISIBLE = 18  # CVG_STATUS_NOT_YET_VISIBLE
@@ -151,8 +154,6 @@ class Engine(FeedMethods, ManagedHandle):
         max_pending: Optional[int] = None,
         max_pending_bytes: Optional[int] = None,
     ) -> None:
-        self._inflight: list[None] = []
-        self._resolving: list[int] = []
         # Key iterators and sync sessions: they keep the C store open, so
         # close() closes them first.
         self._children: "weakref.WeakSet[ManagedHandle]" = weakref.WeakSet()
@@ -195,49 +196,53 @@ class Engine(FeedMethods, ManagedHandle):
         self._call(lib.cvg_engine_replica_id, rid)
         self._replica_id = bytes(rid)
 
-    # -- the in-flight guard -------------------------------------------------
-
-    def _enter(self) -> int:
-        """Register a call in flight and return the live pointer."""
-        self._inflight.append(None)
-        ptr = self._ptr
-        if ptr is None:
-            self._inflight.pop()
-            raise ClosedError("Engine is closed")
-        return ptr
+    # -- calls ------------------------------------------------------------------
 
     def _call(self, fn: Any, *args: Any) -> None:
-        """Call ``fn(engine, *args)`` inside the guard; raise on failure."""
-        ptr = self._enter()
-        try:
-            rc = fn(ptr, *args)
-        finally:
-            self._inflight.pop()
+        """Call ``fn(engine, *args)``; raise on failure (``ClosedError`` if
+        the engine is closed, here or on another thread meanwhile)."""
+        ptr = self._ptr
+        if ptr is None:
+            raise ClosedError("Engine is closed")
+        rc = fn(ptr, *args)
         if rc:
             raise error(rc)
 
     def close(self) -> None:
-        """Close the store: wait for calls in flight on other threads, close
-        the key iterators and sync sessions still open, persist the
-        anti-entropy tree. A second call does nothing. The C handle is
-        released even when this raises (``PoisonedError`` if an earlier
-        write failed: the data is recovered at the next open); the engine
-        is closed either way."""
-        if threading.get_ident() in self._resolving:
-            raise InvalidArgumentError("an engine cannot be closed from inside a merge function")
+        """Close the engine: close the key iterators and sync sessions
+        still open, then the engine. Safe while other threads are inside
+        calls on it: those calls finish, calls made afterwards raise
+        ``ClosedError``, and the store (the directory lock, the persisted
+        anti-entropy tree) is released when the last of them returns. A
+        second call does nothing. May be called from inside a merge
+        function (``MVRegister.resolve``): the resolution finishes first.
+        Raises ``PoisonedError`` if an earlier write failed (the data is
+        recovered at the next open); the engine is closed either way."""
         with self._close_lock:
             ptr = self._ptr
             if ptr is None:
                 return
             self._ptr = None
-            while self._inflight:
-                time.sleep(0.0005)
-            for child in list(self._children):
-                child.close()
-            self._finalizer.detach()
-            rc = _engine_close(ptr)
-            if rc:
-                raise error(rc)
+            children = list(self._children)
+        for child in children:
+            child.close()
+        self._finalizer.detach()
+        rc = _engine_close(ptr)
+        # CLOSED: another thread closed it first (its finalizer cannot: we
+        # detached it). INVALID_ARGUMENT: an iterator or session created by
+        # a call that was in flight is still open; it closes itself (see
+        # _adopt) and the store with it.
+        if rc and rc not in (_CLOSED, _INVALID_ARGUMENT):
+            raise error(rc)
+
+    def _adopt(self, child: ManagedHandle) -> None:
+        """Register a new key iterator or sync session, so that ``close()``
+        closes it; if the engine was closed while the child was being
+        created, close the child now and raise ``ClosedError``."""
+        self._children.add(child)
+        if self._ptr is None:
+            child.close()
+            raise ClosedError("Engine is closed")
 
     def __enter__(self) -> "Engine":
         self._handle()
@@ -312,9 +317,9 @@ class Engine(FeedMethods, ManagedHandle):
 
         The GIL is released during the wait, which is woken by the commits
         that grow the record (writes, merges of deltas), not by polling.
-        The wait runs in slices of at most 0.2 s, so that ``close()`` on
-        another thread and ``KeyboardInterrupt`` are not held up by a long
-        wait: a wait interrupted by ``close()`` raises ``ClosedError``.
+        ``close()`` on another thread wakes it: it then raises
+        ``ClosedError``. The wait runs in slices of at most 0.2 s so that
+        ``KeyboardInterrupt`` is not held up by a long wait.
 
         A session read is this wait, then ``context()``, then the read:
         the context is a token of at least what the read saw."""
@@ -329,11 +334,8 @@ class Engine(FeedMethods, ManagedHandle):
         while True:
             remaining = max(0.0, deadline - time.monotonic())
             step = min(remaining, _WAIT_SLICE)
-            ptr = self._enter()
-            try:
-                rc = _engine_wait_for(ptr, t, len(t), math.ceil(step * 1000))
-            finally:
-                self._inflight.pop()
+            ptr = self._handle()
+            rc = _engine_wait_for(ptr, t, len(t), math.ceil(step * 1000))
             if not rc:
                 return
             if rc != _NOT_YET_VISIBLE or step >= remaining:
@@ -449,11 +451,7 @@ class Engine(FeedMethods, ManagedHandle):
             raise InvalidArgumentError("an engine cannot sync with itself")
         config = sync_config(message_budget, max_message, use_iblt)
         oa, ob = c_uint8(), c_uint8()
-        optr = other._enter()
-        try:
-            self._call(lib.cvg_sync_engines, optr, byref(config), byref(oa), byref(ob))
-        finally:
-            other._inflight.pop()
+        self._call(lib.cvg_sync_engines, other._handle(), byref(config), byref(oa), byref(ob))
         return SyncOutcome.from_number(oa.value), SyncOutcome.from_number(ob.value)
 
     def counter(self, key: BytesLike) -> "Counter":
@@ -518,7 +516,7 @@ class KeyIterator(ManagedHandle):
         out = c_void_p()
         db._call(lib.cvg_engine_keys, prefix, len(prefix), byref(out))
         super().__init__(out.value, _iter_free)  # type: ignore[arg-type]
-        db._children.add(self)
+        db._adopt(self)
 
     def close(self) -> None:
         """Free the C iterator (waits for a ``next`` running on another

@@ -31,7 +31,13 @@ class ConvergeError(Exception):
 
 
 class ClosedError(ConvergeError):
-    """The engine, batch or iterator was closed before this use."""
+    """The engine, batch or iterator was closed before this use. Raised by
+    the bindings themselves (``status`` is ``None``) for an object closed
+    in Python, and for ``CVG_STATUS_CLOSED`` when the engine was closed by
+    another thread while this call was on its way in (or, for
+    ``Engine.wait_for``, while it waited)."""
+
+    c_name = "CVG_STATUS_CLOSED"
 
 
 class InvalidArgumentError(ConvergeError, ValueError):
@@ -71,15 +77,52 @@ class CorruptInputError(ConvergeError, ValueError):
 
 
 class CorruptionError(ConvergeError):
-    """Data persisted in the store is damaged."""
+    """Data persisted in the store is damaged: the engine's own checks
+    failed, or RocksDB reported corruption (a block checksum mismatch, a
+    damaged ``MANIFEST`` or ``CURRENT`` file, ...)."""
 
     c_name = "CVG_STATUS_CORRUPTION"
 
 
 class StorageError(ConvergeError):
-    """RocksDB reported an error (I/O, a store opened by another engine, ...)."""
+    """RocksDB reported an error. The subclasses keep RocksDB's kind
+    (``LockedError``, ``StorageIOError``, ``BusyError``, ``NoSpaceError``);
+    this class itself stands for the rest (an invalid RocksDB option, a
+    missing store opened with ``create_if_missing=False``, ...). Damaged
+    files are ``CorruptionError``."""
 
     c_name = "CVG_STATUS_STORAGE"
+
+
+class LockedError(StorageError):
+    """The store's directory is locked: another engine has it open, in
+    this process or another. Nothing was opened; retry once it is closed."""
+
+    c_name = "CVG_STATUS_LOCKED"
+
+
+class StorageIOError(StorageError):
+    """RocksDB reported an I/O error (a failed read, write or fsync, a file
+    that vanished, ...), other than a full disk or a held lock. A write
+    that raises it poisons the engine (``PoisonedError`` from then on):
+    close and reopen. Not the builtin ``IOError`` (``OSError``)."""
+
+    c_name = "CVG_STATUS_IO"
+
+
+class BusyError(StorageError):
+    """RocksDB was busy: it timed out or asked to try again. Nothing was
+    done; the call may be retried."""
+
+    c_name = "CVG_STATUS_BUSY"
+
+
+class NoSpaceError(StorageError):
+    """The disk (or RocksDB's space limit) is full. A write that raises it
+    poisons the engine: free space, then close and reopen. Nothing
+    acknowledged is lost."""
+
+    c_name = "CVG_STATUS_NO_SPACE"
 
 
 class PoisonedError(ConvergeError):
@@ -191,6 +234,11 @@ STATUS_ERRORS: dict[int, type[ConvergeError]] = {
     18: NotYetVisibleError,
     19: PendingFullError,
     20: CursorTooOldError,
+    21: ClosedError,
+    22: LockedError,
+    23: StorageIOError,
+    24: BusyError,
+    25: NoSpaceError,
 }
 
 _last_error_message = lib.cvg_last_error_message

@@ -2,9 +2,12 @@
 whose states differ and exchange them.
 
 The transport is the caller's: the initiator sends ``first_message``, and
-each side passes every message it receives to ``handle()``, in order, and
-sends every reply it returns, in order, even the replies of the call that
-ended the session. A side is ``done`` when its ``outcome`` is no longer
+each side passes every message it receives to ``receive()``, in order,
+then sends every message ``next_message()`` gives until it returns
+``None`` (``handle()`` does both and returns the replies as a list), even
+the replies of the call that ended the session. Replies are built as they
+are pulled (states read from the store a few at a time), so a session's
+memory is bounded whatever the replica's size or the peer's messages. A side is ``done`` when its ``outcome`` is no longer
 ``SyncOutcome.RUNNING``; an ended side sends and accepts nothing more, so a
 loop carrying messages between two sides stops when no message is in
 flight either way. The sides then hold one of these pairs: ``EQUAL`` and
@@ -20,7 +23,7 @@ a whole session between two engines of this process in one call.
 from __future__ import annotations
 
 import threading
-from ctypes import byref, c_uint8, c_void_p, string_at
+from ctypes import byref, c_bool, c_uint8, c_uint32, c_void_p, string_at
 from typing import TYPE_CHECKING, NamedTuple, Optional
 
 from ._ffi import Bytes, Slice, SyncConfigStruct, SyncStatsStruct, lib
@@ -93,9 +96,9 @@ class SyncSession(ManagedHandle):
         else:
             db._call(lib.cvg_sync_respond, byref(config), byref(out))
         super().__init__(out.value, lib.cvg_sync_free)  # type: ignore[arg-type]
-        db._children.add(self)
         data = string_at(first.ptr, first.len) if first.len else b""
         lib.cvg_bytes_free(byref(first))
+        db._adopt(self)
         #: The first message to send to the peer (initiator only).
         self.first_message: Optional[bytes] = data if initiate else None
 
@@ -131,6 +134,50 @@ class SyncSession(ManagedHandle):
             return out
         finally:
             lib.cvg_list_free(replies)
+
+    def receive(self, message: BytesLike) -> None:
+        """Take one message from the peer; pull the replies with
+        ``next_message()`` until it returns ``None`` before passing the next
+        one (a message given while replies are waiting is out of turn:
+        ``SyncProtocolError``, and this side fails). Errors are those of
+        ``handle()``; the failing message changed nothing."""
+        msg = as_bytes(message, "message")
+        with self._lock:
+            rc = lib.cvg_sync_receive(self._handle(), msg, len(msg))
+            if rc:
+                raise error(rc)
+
+    def next_message(self) -> Optional[bytes]:
+        """The next message to send, built now, or ``None`` when this side
+        has nothing to send until the peer answers (or it has ended)."""
+        out, more = Bytes(), c_bool()
+        with self._lock:
+            rc = lib.cvg_sync_next_message(self._handle(), byref(out), byref(more))
+            if rc:
+                raise error(rc)
+        data = string_at(out.ptr, out.len) if out.len else b""
+        lib.cvg_bytes_free(byref(out))
+        return data if more.value else None
+
+    def _flags(self) -> int:
+        flags = c_uint32()
+        with self._lock:
+            rc = lib.cvg_sync_flags(self._handle(), byref(flags))
+            if rc:
+                raise error(rc)
+        return flags.value
+
+    @property
+    def truncated(self) -> bool:
+        """More keys differed than one session repairs (2^20): this one
+        repaired part of them and ends ``DIVERGED``; run another."""
+        return bool(self._flags() & 1)  # CVG_FLAG_SYNC_TRUNCATED
+
+    @property
+    def staging_overflowed(self) -> bool:
+        """The peer's states passed the staging bound (16 MiB) and were
+        joined in several writes instead of one."""
+        return bool(self._flags() & 2)  # CVG_FLAG_SYNC_STAGING_OVERFLOWED
 
     @property
     def outcome(self) -> SyncOutcome:

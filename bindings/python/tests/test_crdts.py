@@ -250,8 +250,9 @@ def test_open_options_are_passed_through(tmp_path) -> None:
     ) as db:
         db.counter("c").increment()
         assert db.counter("c").value() == 1
-    with pytest.raises(converge.StorageError):
+    with pytest.raises(converge.StorageError) as e:
         Engine(tmp_path / "missing", create_if_missing=False)
+    assert type(e.value) is converge.StorageError  # RocksDB's InvalidArgument
 
 
 def test_without_anti_entropy_the_tree_calls_are_refused(tmp_path) -> None:

@@ -4,6 +4,9 @@ and change nothing."""
 from __future__ import annotations
 
 import ctypes
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -152,11 +155,99 @@ def test_wrong_python_types_raise_type_error(db: Engine, tmp_path) -> None:
     assert list(db.keys()) == []
 
 
-def test_a_store_opened_twice_is_a_storage_error(tmp_path) -> None:
+def test_a_store_opened_twice_is_locked(tmp_path) -> None:
     with Engine(tmp_path / "s"):
-        with pytest.raises(converge.StorageError) as e:
+        with pytest.raises(converge.LockedError) as e:
             Engine(tmp_path / "s")
-        assert e.value.message
+        assert e.value.status == 22 and "LOCK" in e.value.message
+        assert isinstance(e.value, converge.StorageError)
+    with Engine(tmp_path / "s"):  # released with the first engine
+        pass
+
+
+def test_a_store_open_in_another_process_is_locked(tmp_path) -> None:
+    """The LOCK file is an fcntl lock: another process sees it too."""
+    path = tmp_path / "s"
+    child = textwrap.dedent(
+        """
+        import sys, converge
+        try:
+            converge.Engine(sys.argv[1])
+        except converge.LockedError as e:
+            print("locked", e.status)
+        else:
+            print("opened")
+        """
+    )
+    with Engine(path):
+        run = subprocess.run(
+            [sys.executable, "-c", child, str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    assert run.stdout.split() == ["locked", "22"], run.stderr
+
+
+def test_a_failed_write_is_storage_io_error_then_poisoned(tmp_path) -> None:
+    """An I/O fault injected without privileges: a child process whose file
+    size limit (RLIMIT_FSIZE, 1 MiB) makes the log write fail with EFBIG.
+    The write raises ``StorageIOError`` and poisons the engine."""
+    child = textwrap.dedent(
+        """
+        import os, resource, signal, sys, converge
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        db = converge.Engine(sys.argv[1], durability="sync")
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+        written = 0
+        try:
+            while written < 1000:
+                db.lww(f"k{written}").set(os.urandom(64 * 1024))
+                written += 1
+        except converge.StorageIOError as e:
+            print("io", e.status, written > 0)
+        try:
+            db.lww("again").set(b"x")
+        except converge.PoisonedError:
+            print("poisoned")
+        """
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", child, str(tmp_path / "s")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert run.stdout.split() == ["io", "23", "True", "poisoned"], run.stderr
+
+
+def test_a_damaged_store_is_corruption(tmp_path) -> None:
+    path = tmp_path / "s"
+    with Engine(path) as db:
+        db.counter("c").increment()
+    # CURRENT names the live MANIFEST, with a final newline.
+    (path / "CURRENT").write_bytes(b"MANIFEST-damaged")
+    with pytest.raises(converge.CorruptionError) as e:
+        Engine(path)
+    assert e.value.status == 7 and not isinstance(e.value, converge.StorageError)
+
+
+def test_storage_errors_are_storage_error_subclasses() -> None:
+    for cls in (
+        converge.LockedError,
+        converge.StorageIOError,
+        converge.BusyError,
+        converge.NoSpaceError,
+    ):
+        assert issubclass(cls, converge.StorageError) and cls is not converge.StorageError
+    assert not issubclass(converge.StorageIOError, OSError)
+    assert [converge.STATUS_ERRORS[n] for n in (21, 22, 23, 24, 25)] == [
+        converge.ClosedError,
+        converge.LockedError,
+        converge.StorageIOError,
+        converge.BusyError,
+        converge.NoSpaceError,
+    ]
 
 
 def test_merge_function_failures(db: Engine) -> None:

@@ -119,13 +119,30 @@ def test_an_unclosed_batch_and_iterator_are_freed_by_finalizers(db: Engine) -> N
     assert not list(db._children)
 
 
-def test_closing_inside_a_merge_function_is_refused(db: Engine) -> None:
+def test_closing_inside_a_merge_function_finishes_the_resolution(tmp_path) -> None:
+    db = Engine(tmp_path / "s")
     m = db.mvreg("m")
     m.write("a")
-    m.write("b")
-    with pytest.raises(converge.InvalidArgumentError):
-        m.resolve(lambda s: db.close() or b"x")  # type: ignore[func-returns-value]
-    assert not db.closed and len(m.values()) == 2
+    peer = Engine(tmp_path / "peer")
+    m.merge(peer.mvreg("m").write("b"))
+    peer.close()
+    seen: list[type[BaseException]] = []
+
+    def close_then_merge(siblings: list[converge.Sibling]) -> bytes:
+        db.close()
+        try:
+            db.flush()
+        except converge.ClosedError as e:
+            seen.append(type(e))
+        return b"x"
+
+    assert m.resolve(close_then_merge) is not None
+    assert db.closed and seen == [converge.ClosedError]
+    with pytest.raises(converge.ClosedError):
+        m.values()
+    # The resolution was written and the store released as resolve returned.
+    with Engine(tmp_path / "s") as again:
+        assert again.mvreg("m").values() == [b"x"]
 
 
 def test_repr_names_state(db: Engine) -> None:

@@ -93,3 +93,45 @@ def test_sessions_are_managed_handles_closed_with_their_engine(tmp_path) -> None
         db.sync_initiate()
     with Engine(tmp_path / "s"):  # the store really closed
         pass
+
+
+def test_replies_are_pulled_one_message_at_a_time(open_engine) -> None:
+    a, b = open_engine(), open_engine()
+    with a.batch(deltas=False) as batch:
+        batch.increment_many((f"a{i}", 1) for i in range(3000))
+    init = a.sync_initiate(use_iblt=False, message_budget=4096)
+    resp = b.sync_respond(use_iblt=False, message_budget=4096)
+    assert init.first_message
+    resp.receive(init.first_message)
+    pulled = 0
+    # One message in flight at a time: the side with something to send
+    # sends it, the other takes it.
+    sides = [(resp, init), (init, resp)]
+    while True:
+        for sender, receiver in sides:
+            m = sender.next_message()
+            if m is not None:
+                assert len(m) < 2 * 4096 + 1024
+                receiver.receive(m)
+                pulled += 1
+                break
+        else:
+            break
+    assert (init.outcome, resp.outcome) == ("converged", "converged")
+    assert pulled > 20, "a's 3,000 states travel in many small messages"
+    assert not init.truncated and not resp.truncated
+    assert a.root() == b.root()
+
+
+def test_a_message_out_of_turn_fails_the_side(open_engine) -> None:
+    a, b = open_engine(), open_engine()
+    a.counter("x").increment(1)
+    init, resp = a.sync_initiate(), b.sync_respond()
+    assert init.first_message
+    resp.receive(init.first_message)
+    estimate = resp.next_message()
+    assert estimate is not None and resp.next_message() is None
+    init.receive(estimate)
+    with pytest.raises(converge.SyncProtocolError):
+        init.receive(estimate)
+    assert init.outcome == "failed"

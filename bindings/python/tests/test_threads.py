@@ -75,31 +75,72 @@ def test_errors_are_reported_to_the_thread_that_failed(db: Engine) -> None:
     assert run_all(work) == []
 
 
-def test_close_waits_for_calls_in_flight_and_then_refuses_new_ones(tmp_path) -> None:
-    db = Engine(tmp_path / "s")
-    counter = db.counter("c")
-    done = [0] * THREADS
-    started = threading.Event()
+CLOSE_THREADS = 16
 
-    def work(i: int) -> None:
-        while True:
+
+def test_close_while_many_threads_call(tmp_path) -> None:
+    """Sixteen threads call into one engine (operations, reads, batches,
+    iterators, waits, syncs with a peer) while two others close it. Every
+    worker ends with ``ClosedError``, nothing else; every acknowledged
+    increment is in the reopened store. With a close that freed the handle
+    under running calls, this crashes or corrupts memory."""
+    peer = Engine(tmp_path / "peer")
+    expected = 0
+    for _round in range(3):
+        db = Engine(tmp_path / "s")
+        counter = db.counter("hits")
+        acknowledged = [0] * CLOSE_THREADS
+        failures: list[BaseException] = []
+        entered = threading.Barrier(CLOSE_THREADS + 2)
+
+        def work(i: int) -> None:
+            first = True
             try:
-                counter.increment()
+                while True:
+                    counter.increment()
+                    acknowledged[i] += 1
+                    if first:
+                        first = False
+                        entered.wait()
+                    counter.value()
+                    db.gset(f"set{i % 4}").add(b"m%d" % i)
+                    db.wait_for(b"", timeout=1.0)
+                    with db.batch(deltas=False) as b:
+                        b.increment(f"batch{i}", 1)
+                    if acknowledged[i] % 8 == 0:
+                        for _ in db.keys("set"):
+                            pass
+                    if i == 0 and acknowledged[i] % 16 == 0:
+                        db.sync_with(peer)
             except converge.ClosedError:
                 return
-            done[i] += 1
-            started.set()
+            except BaseException as e:  # reported below
+                failures.append(e)
+                entered.abort()
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(THREADS)]
-    for t in threads:
-        t.start()
-    started.wait(10)
-    db.close()
-    for t in threads:
-        t.join(timeout=30)
-    assert not any(t.is_alive() for t in threads)
-    with Engine(tmp_path / "s") as again:
-        assert again.counter("c").value() == sum(done) > 0
+        def close() -> None:
+            try:
+                entered.wait()
+            except threading.BrokenBarrierError:
+                pass
+            db.close()
+
+        workers = [threading.Thread(target=work, args=(i,)) for i in range(CLOSE_THREADS)]
+        closers = [threading.Thread(target=close) for _ in range(2)]
+        for t in workers + closers:
+            t.start()
+        for t in workers + closers:
+            t.join()
+        assert failures == [], failures
+        assert db.closed
+        with pytest.raises(converge.ClosedError):
+            counter.increment()
+        # The store was released by the last call out: it reopens with
+        # every acknowledged increment, and no other.
+        expected += sum(acknowledged)
+        with Engine(tmp_path / "s") as again:
+            assert again.counter("hits").value() == expected
+    peer.close()
 
 
 def test_one_iterator_shared_by_threads_yields_each_key_once(db: Engine) -> None:
@@ -115,3 +156,54 @@ def test_one_iterator_shared_by_threads_yields_each_key_once(db: Engine) -> None
     assert run_all(work) == []
     flat = sorted(k for keys in seen for k in keys)
     assert flat == [f"k{i:04}".encode() for i in range(400)]
+
+
+def test_close_while_a_call_is_inside_the_library(tmp_path) -> None:
+    """Deterministic: a merge function holds one call inside the library
+    (``cvg_engine_mv_resolve``) while another thread closes the engine and
+    a third waits for a token that never comes. The close returns at once,
+    the resolution then finishes and is written, the wait is woken with
+    ``ClosedError``, and the store is released after both. Against a
+    library whose close freed the engine under running calls, the
+    resolution would write through freed memory."""
+    db = Engine(tmp_path / "s")
+    peer = Engine(tmp_path / "peer")
+    m = db.mvreg("m")
+    m.write("a")
+    m.merge(peer.mvreg("m").write("b"))
+    never = converge.delta_token(peer.counter("elsewhere").increment())
+    peer.close()
+    inside, closed = threading.Event(), threading.Event()
+    results: dict[str, object] = {}
+
+    def merge(siblings: list[converge.Sibling]) -> bytes:
+        inside.set()
+        closed.wait()
+        return b"merged"
+
+    def resolver() -> None:
+        try:
+            results["resolve"] = m.resolve(merge)
+        except BaseException as e:
+            results["resolve"] = e
+
+    def waiter() -> None:
+        try:
+            db.wait_for(never, timeout=600)
+            results["wait"] = "returned"
+        except BaseException as e:
+            results["wait"] = type(e)
+
+    threads = [threading.Thread(target=resolver), threading.Thread(target=waiter)]
+    for t in threads:
+        t.start()
+    inside.wait()
+    db.close()  # returns while the resolution is inside the library
+    assert db.closed
+    closed.set()
+    for t in threads:
+        t.join()
+    assert isinstance(results["resolve"], bytes), results
+    assert results["wait"] is converge.ClosedError
+    with Engine(tmp_path / "s") as again:
+        assert again.mvreg("m").values() == [b"merged"]

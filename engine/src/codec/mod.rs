@@ -42,8 +42,12 @@ pub const KIND_IBLT: u8 = 4;
 /// Kind byte of a sync message of protocol 1 (retired: refused with a
 /// message naming the protocol).
 pub const KIND_SYNC: u8 = 5;
-/// Kind byte of a sync message of protocol 2 (causal records exchanged).
+/// Kind byte of a sync message of protocol 2 (causal records exchanged;
+/// retired: refused with a message naming the protocol).
 pub const KIND_SYNC2: u8 = 7;
+/// Kind byte of a sync message of protocol 3 (lists travel as borrowed
+/// byte strings, so a session's memory is bounded).
+pub const KIND_SYNC3: u8 = 10;
 /// Kind byte of a stored value holding parts the merge operator could not
 /// join within [`MAX_STATE_LEN`] (never on the wire; see FORMAT.md).
 pub const KIND_PARTS: u8 = 6;
@@ -216,6 +220,20 @@ pub(crate) fn decode_body_max<T: Decode<()>, const LIMIT: usize>(
     body: &[u8],
 ) -> Result<T, CodecError> {
     match bincode::decode_from_slice::<T, _>(body, config_with::<LIMIT>()) {
+        Ok((v, used)) if used == body.len() => Ok(v),
+        Ok((_, used)) => Err(CodecError::Malformed(format!(
+            "{} trailing bytes after the encoding",
+            body.len() - used
+        ))),
+        Err(e) => Err(map_decode_error::<LIMIT>(e)),
+    }
+}
+
+/// [`decode_body_max`] for a type that borrows from the body.
+pub(crate) fn borrow_decode_body_max<'a, T: bincode::BorrowDecode<'a, ()>, const LIMIT: usize>(
+    body: &'a [u8],
+) -> Result<T, CodecError> {
+    match bincode::borrow_decode_from_slice::<T, _>(body, config_with::<LIMIT>()) {
         Ok((v, used)) if used == body.len() => Ok(v),
         Ok((_, used)) => Err(CodecError::Malformed(format!(
             "{} trailing bytes after the encoding",

@@ -24,7 +24,7 @@ use super::batch::KeyedDelta;
 use super::{CommitState, Engine, CF_LOG, CF_META, META_SEQ};
 use crate::causal::CausalContext;
 use crate::codec::Changes;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -201,12 +201,9 @@ impl Engine {
             }
         };
         if let Err(e) = written {
-            let text = e.to_string();
             return numbered
                 .into_iter()
-                .map(|n| {
-                    n.and_then(|_| Err(Error::Storage(format!("group commit failed: {text}"))))
-                })
+                .map(|n| n.and_then(|_| Err(e.shared_copy("group commit failed"))))
                 .collect();
         }
         // Published in queue order, after the keys are marked dirty: every

@@ -114,8 +114,11 @@ pub struct Engine {
     pub(crate) feed: feed::Feed,
     /// The causal record: every dot whose effects this replica holds.
     pub(crate) context: Mutex<CausalContext>,
-    /// Notified whenever `context` grows (see `Engine::wait_for`).
+    /// Notified whenever `context` grows (see `Engine::wait_for`), and by
+    /// `Engine::interrupt_waits`.
     pub(crate) context_grew: Condvar,
+    /// Set by `Engine::interrupt_waits`: waits return `Error::Closed`.
+    pub(crate) waits_interrupted: AtomicBool,
     pub(crate) locks: StripedLocks,
     pub(crate) types: types::TypeCache,
     pub(crate) write_opts: rocksdb::WriteOptions,
@@ -233,6 +236,7 @@ impl Engine {
             group: Default::default(),
             context: Mutex::new(context),
             context_grew: Condvar::new(),
+            waits_interrupted: AtomicBool::new(false),
             clock: HybridClock::new(floor),
             locks: StripedLocks::new(options.lock_stripes),
             types: types::TypeCache::new(options.type_cache_entries),

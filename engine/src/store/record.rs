@@ -28,6 +28,7 @@ use crate::causal::{CausalContext, ReplicaId};
 use crate::codec::{decode_context, decode_vv, encode_context};
 use crate::error::{Error, Result};
 use rocksdb::DB;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// Load the last local sequence number and the record at open. A store
@@ -71,7 +72,9 @@ impl Engine {
     /// timeout that passes first: [`Error::NotYetVisible`] saying how many
     /// dots are missing. Woken by the writes and merges that grow the
     /// record, never by polling. Afterwards every read on this replica sees
-    /// the token's effects (read-your-writes, monotonic reads).
+    /// the token's effects (read-your-writes, monotonic reads). A wait
+    /// interrupted by [`Engine::interrupt_waits`] (or one asked for after
+    /// it) returns [`Error::Closed`].
     pub fn wait_for(&self, token: &CausalContext, timeout: Option<Duration>) -> Result<()> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut ctx = self.context.lock();
@@ -79,6 +82,11 @@ impl Engine {
             let missing = ctx.missing(token);
             if missing == 0 {
                 return Ok(());
+            }
+            // Read under the lock `interrupt_waits` sets it under: no
+            // wake-up is lost.
+            if timeout.is_some() && self.waits_interrupted.load(Ordering::Acquire) {
+                return Err(Error::Closed);
             }
             let timed_out = match (timeout, deadline) {
                 (None, _) => true,
@@ -97,6 +105,18 @@ impl Engine {
                 return Err(Error::NotYetVisible { missing });
             }
         }
+    }
+
+    /// Wake every [`Engine::wait_for`] in progress and make every later one
+    /// that would wait return [`Error::Closed`] at once (one that needs no
+    /// wait still succeeds). For an engine shared with threads that may be
+    /// waiting, before it is closed: the C ABI's `cvg_engine_close` calls
+    /// it, so a wait does not keep a closed engine open until its timeout.
+    /// It cannot be undone.
+    pub fn interrupt_waits(&self) {
+        let _ctx = self.context.lock();
+        self.waits_interrupted.store(true, Ordering::Release);
+        self.context_grew.notify_all();
     }
 
     /// Add a converged sync peer's record to this replica's (the session

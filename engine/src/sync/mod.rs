@@ -20,14 +20,26 @@
 //! Only states of differing keys travel. Every merge is a CRDT join, so a
 //! lost, duplicated or reordered message can only end the session (with a
 //! typed error); a new session then converges.
+//!
+//! A session's memory is bounded by its [`Config`], not by the replica's
+//! size or by what the peer claims: key lists are diffed as a stream,
+//! states are read as messages are pulled, and one session repairs at
+//! most `Config::max_keys` differing keys each way (the rest is left to
+//! the next session: this one ends `Diverged`, `Stats::truncated`).
 
+mod driver;
 mod message;
 mod outcome;
 mod session;
+mod stream;
 
-pub use message::{decode, encode, Body, Envelope, KeyState, ShortHash};
+pub use driver::{sync_engines, SideResult};
+pub use message::{
+    decode, encode, entries, hashes, hashes_blob, push_entry, push_state, states, states_blob,
+    Body, Envelope, KeyState, Sender, ShortHash, StateIter, CONTROL_MESSAGE_LEN, ENTRY_LEN,
+};
 pub use outcome::{Outcome, Role, Stats};
-pub use session::{sync_engines, Session, SideResult};
+pub use session::Session;
 
 use crate::aae::iblt::Iblt;
 use crate::aae::Node;
@@ -84,10 +96,18 @@ pub struct Config {
     /// and then joined in one atomic write, so they become visible
     /// together (causal delivery: no effect shows before a cause that
     /// travels in a later part). Past this many bytes of states (default
-    /// 64 MiB) the session joins what it holds and continues part by part:
+    /// 16 MiB) the session joins what it holds and continues part by part:
     /// its memory stays bounded, at the cost of that guarantee for the
-    /// rest of the session (`Stats::staging_overflowed`).
+    /// rest of the session (`Stats::staging_overflowed`). Staged states
+    /// are counted with 1 KiB of overhead each (what joining a state holds
+    /// in the write path).
     pub stage_bytes: usize,
+    /// Most differing keys one session repairs in each direction (default
+    /// 2^20, 8 MiB of key hashes per direction). A larger difference is
+    /// repaired in part: the session ends `Diverged` with
+    /// `Stats::truncated`, and the next session goes on. Also bounds the
+    /// key hashes a peer may ask for.
+    pub max_keys: usize,
 }
 
 impl Default for Config {
@@ -96,7 +116,8 @@ impl Default for Config {
             message_budget: 4 << 20,
             max_message: crate::codec::MAX_MESSAGE_LEN,
             iblt: true,
-            stage_bytes: 64 << 20,
+            stage_bytes: 16 << 20,
+            max_keys: 1 << 20,
         }
     }
 }

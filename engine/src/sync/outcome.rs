@@ -57,6 +57,9 @@ pub struct Stats {
     /// The peer's states passed `Config::stage_bytes`, so they were joined
     /// part by part instead of in one atomic write at their last part.
     pub staging_overflowed: bool,
+    /// More keys differed than `Config::max_keys`: this session repaired
+    /// part of the difference (it ends `Diverged`); run another.
+    pub truncated: bool,
     /// Time spent finding the differing keys (estimate, IBLT fold and
     /// peel, key-list diff), in microseconds; excludes reading, shipping
     /// and merging states.

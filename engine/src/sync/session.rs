@@ -1,34 +1,70 @@
 //! The session state machine (one per side) and a driver that syncs two
 //! engines in one process.
+//!
+//! A side takes the peer's messages with [`Session::receive`] and gives
+//! its own with [`Session::next_message`], one at a time: what it sends
+//! is built as it is pulled (states read from the store a few at a time),
+//! so a side never holds its whole reply. [`Session::handle`] does both
+//! for callers that want every reply at once.
 
-use super::message::{decode, encode, Body, Envelope, KeyState, ShortHash};
+use super::message::{
+    decode, encode, entries, hashes, hashes_blob, states, Body, Envelope, Sender, ShortHash,
+};
 use super::outcome::{Outcome, Role, Stats};
-use super::{Config, SyncError, SyncStore};
+use super::stream::{CappedHashes, Differ, KeyListStream, StateStream, EST_LEVEL, EST_NODES};
+use super::{Config, KeyState, SyncError, SyncStore};
 use crate::aae::iblt::{cells_for, Iblt};
-use crate::aae::{FANOUT_BITS, SEGMENT_BITS};
 use crate::causal::CausalContext;
-use std::collections::HashSet;
+use std::collections::VecDeque;
 
-/// Tree level whose nodes estimate the difference: 1,024 nodes.
-const EST_LEVEL: usize = 2;
-const EST_BITS: u32 = SEGMENT_BITS - EST_LEVEL as u32 * FANOUT_BITS;
-const EST_NODES: usize = 1 << EST_BITS;
-
+/// What a side expects next. Phases before the exchange belong to one
+/// role; the exchange phases to whichever side ended up in them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
+    /// Responder: the initiator's `Summary`.
     AwaitSummary,
+    /// Initiator: `Equal` or `Estimate`.
     AwaitSummaryReply,
+    /// Responder: the initiator's `Iblt` or the first part of its key list.
     AwaitDiff,
+    /// Initiator, after sending its IBLT: `Exchange` (the responder
+    /// peeled it) or a key list (it did not).
+    AwaitPeel,
+    /// The side diffing the peer's key list: its next part.
     CollectKeyList,
-    CollectExchange,
+    /// The side whose keys were diffed by the peer: `Exchange` parts.
+    AwaitExchange,
+    /// The side that sent `Exchange`: `States` parts.
     AwaitStates,
+    /// The side that sent `States`: the verdict.
     AwaitDone,
     Done(Outcome),
     Failed,
 }
 
+/// Output built as it is pulled.
+enum Stream {
+    /// Our key list of the differing subtrees.
+    KeyList(KeyListStream),
+    /// Our differing states, then the key hashes we want.
+    Exchange {
+        states: StateStream,
+        want: Vec<u64>,
+        want_pos: usize,
+    },
+    /// The states the peer wants, then our root.
+    States(StateStream),
+}
+
 /// One side of a sync session over a [`SyncStore`] (`&Engine`,
 /// `Arc<Engine>`, or anything implementing it).
+///
+/// Memory: besides the message being received (borrowed) and the one
+/// being built (about `Config::message_budget`), a side holds at most one
+/// estimate-level subtree of its own entries, two lists of at most
+/// `Config::max_keys` key hashes (8 bytes each), the peer's staged states
+/// (at most `Config::stage_bytes`) and the causal records; nothing grows
+/// with the replica's size or with what the peer claims.
 pub struct Session<S: SyncStore> {
     store: S,
     role: Role,
@@ -37,9 +73,10 @@ pub struct Session<S: SyncStore> {
     seq_out: u32,
     seq_in: u32,
     phase: Phase,
-    theirs: Vec<(u64, u128)>,
-    differing: Vec<u64>,
-    wants: Vec<u64>,
+    /// The peer's key list being diffed (`CollectKeyList`).
+    differ: Option<Differ>,
+    /// The key hashes the peer wants (`AwaitExchange`).
+    wants: CappedHashes,
     /// The peer's causal record from its first message; added to ours when
     /// the session converges.
     their_context: Option<CausalContext>,
@@ -47,6 +84,9 @@ pub struct Session<S: SyncStore> {
     /// arrives (see `Config::stage_bytes`).
     staged: Vec<KeyState>,
     staged_bytes: u64,
+    /// Messages ready to send, then the stream that builds the rest.
+    queue: VecDeque<Vec<u8>>,
+    stream: Option<Stream>,
     stats: Stats,
 }
 
@@ -56,51 +96,23 @@ fn random_id() -> u64 {
     crate::causal::ReplicaId::random().0 as u64
 }
 
-fn key_range(node: usize) -> (u64, u64) {
-    let shift = 64 - EST_BITS;
-    let lo = (node as u64) << shift;
-    (lo, lo | ((1u64 << shift) - 1))
-}
+/// Staged bytes counted per state beyond its key and value: what joining
+/// it holds in the write path (its batch operation, decoded state,
+/// operand, dirty mark; about 1 KiB for a small counter, measured with
+/// `sync_memory`), so that many tiny states cannot make the join hold
+/// much more memory than `stage_bytes` says.
+const STAGE_OVERHEAD: u64 = 1024;
 
-/// Full states of `keys`, skipping keys that vanished.
-fn load_states<S: SyncStore + ?Sized>(
-    store: &S,
-    keys: Vec<Vec<u8>>,
-) -> Result<Vec<KeyState>, SyncError> {
-    let values = store.states_of(&keys)?;
-    Ok(keys
-        .into_iter()
-        .zip(values)
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
-        .collect())
-}
-
-/// Split states into message parts of about `budget` bytes each (a state
-/// larger than the budget travels alone); returns the parts (at least one)
-/// and the size of the last.
-fn split_states(states: Vec<KeyState>, budget: usize) -> (Vec<Vec<KeyState>>, usize) {
-    let mut parts: Vec<Vec<KeyState>> = vec![Vec::new()];
-    let mut size = 0usize;
-    for s in states {
-        let len = s.0.len() + s.1.len() + 16;
-        if size + len > budget && size > 0 {
-            parts.push(Vec::new());
-            size = 0;
-        }
-        size += len;
-        if let Some(p) = parts.last_mut() {
-            p.push(s);
-        }
-    }
-    (parts, size)
-}
-
-fn state_len(states: &[KeyState]) -> u64 {
-    states.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum()
+/// Counts and payload bytes of a state list.
+fn state_totals(blob: &[u8]) -> (u64, u64) {
+    states(blob).fold((0, 0), |(n, b), (k, v)| {
+        (n + 1, b + (k.len() + v.len()) as u64)
+    })
 }
 
 impl<S: SyncStore> Session<S> {
     fn new(store: S, role: Role, config: Config, id: Option<u64>, phase: Phase) -> Self {
+        let cap = config.max_keys;
         Session {
             store,
             role,
@@ -109,12 +121,13 @@ impl<S: SyncStore> Session<S> {
             seq_out: 0,
             seq_in: 0,
             phase,
-            theirs: Vec::new(),
-            differing: Vec::new(),
-            wants: Vec::new(),
+            differ: None,
+            wants: CappedHashes::new(cap),
             their_context: None,
             staged: Vec::new(),
             staged_bytes: 0,
+            queue: VecDeque::new(),
+            stream: None,
             stats: Stats::default(),
         }
     }
@@ -159,10 +172,17 @@ impl<S: SyncStore> Session<S> {
         }
     }
 
-    /// Whether the session has ended (done or failed): nothing more to
-    /// send or receive.
+    /// Whether the session has ended (done or failed): it accepts no more
+    /// messages. A side that ended done may still have messages to send
+    /// (the verdict): pull them with [`Session::next_message`].
     pub fn is_finished(&self) -> bool {
         matches!(self.phase, Phase::Done(_) | Phase::Failed)
+    }
+
+    /// Whether this side has messages to send (pull them with
+    /// [`Session::next_message`] before passing it the peer's next one).
+    pub fn has_output(&self) -> bool {
+        !self.queue.is_empty() || self.stream.is_some()
     }
 
     /// Traffic so far.
@@ -170,11 +190,9 @@ impl<S: SyncStore> Session<S> {
         &self.stats
     }
 
-    fn envelope(&mut self, body: Body) -> Vec<u8> {
+    fn envelope(&mut self, body: Body<'_>) -> Vec<u8> {
         let (states, sbytes) = match &body {
-            Body::Exchange { states, .. } | Body::States { states, .. } => {
-                (states.len() as u64, state_len(states))
-            }
+            Body::Exchange { states, .. } | Body::States { states, .. } => state_totals(states),
             _ => (0, 0),
         };
         let msg = encode(&Envelope {
@@ -190,27 +208,137 @@ impl<S: SyncStore> Session<S> {
         msg
     }
 
-    /// Handle one message from the peer; returns the messages to send back
-    /// (possibly none). An error ends the session.
-    pub fn handle(&mut self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, SyncError> {
+    fn fail<T>(&mut self, e: SyncError) -> Result<T, SyncError> {
+        self.phase = Phase::Failed;
+        self.queue.clear();
+        self.stream = None;
+        self.staged.clear();
+        self.staged_bytes = 0;
+        Err(e)
+    }
+
+    /// Take one message from the peer. Pull this side's replies with
+    /// [`Session::next_message`] (until it returns `None`) before passing
+    /// the next one: a message that arrives while this side still has
+    /// messages to send is out of turn. An error ends the session.
+    pub fn receive(&mut self, bytes: &[u8]) -> Result<(), SyncError> {
         if self.is_finished() {
             return Err(SyncError::Ended);
         }
-        match self.handle_inner(bytes) {
-            Ok(out) => {
-                if !out.is_empty() {
+        if self.has_output() {
+            return self.fail(SyncError::Unexpected(
+                "a message arrived while this side still had messages to send \
+                 (pull them with next_message first)"
+                    .into(),
+            ));
+        }
+        match self.receive_inner(bytes) {
+            Ok(()) => {
+                if self.has_output() {
                     self.stats.flights += 1;
                 }
-                Ok(out)
+                Ok(())
             }
-            Err(e) => {
-                self.phase = Phase::Failed;
-                Err(e)
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// The next message to send, built now, or `None` when this side has
+    /// nothing to send until the peer answers (or the session ended). An
+    /// error (reading the store) ends the session.
+    pub fn next_message(&mut self) -> Result<Option<Vec<u8>>, SyncError> {
+        if let Some(m) = self.queue.pop_front() {
+            return Ok(Some(m));
+        }
+        let Some(stream) = self.stream.take() else {
+            return Ok(None);
+        };
+        match self.build(stream) {
+            Ok(m) => Ok(Some(m)),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// Handle one message from the peer; returns every message to send
+    /// back (possibly none). Holds the whole reply at once: callers that
+    /// bound memory use [`Session::receive`] and
+    /// [`Session::next_message`]. An error ends the session.
+    pub fn handle(&mut self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, SyncError> {
+        self.receive(bytes)?;
+        let mut out = Vec::new();
+        while let Some(m) = self.next_message()? {
+            out.push(m);
+        }
+        Ok(out)
+    }
+
+    /// Build the next message of a stream; put the stream back unless that
+    /// was its last message.
+    fn build(&mut self, stream: Stream) -> Result<Vec<u8>, SyncError> {
+        let budget = self.config.message_budget;
+        match stream {
+            Stream::KeyList(mut list) => {
+                let (blob, last) = list.next_part(&self.store)?;
+                let msg = self.envelope(Body::KeyList {
+                    differing: list.bitmap().to_vec(),
+                    entries: &blob,
+                    last,
+                });
+                if !last {
+                    self.stream = Some(Stream::KeyList(list));
+                }
+                Ok(msg)
+            }
+            Stream::Exchange {
+                mut states,
+                want,
+                mut want_pos,
+            } => {
+                let mut blob = Vec::new();
+                states.fill(&self.store, &mut blob, budget)?;
+                let mut want_blob = Vec::new();
+                if states.is_done() {
+                    let room = budget.saturating_sub(blob.len()) / 8;
+                    let n = room.max(usize::from(blob.is_empty()));
+                    let end = (want_pos + n).min(want.len());
+                    want_blob = hashes_blob(&want[want_pos..end]);
+                    want_pos = end;
+                }
+                let last = states.is_done() && want_pos == want.len();
+                let msg = self.envelope(Body::Exchange {
+                    states: &blob,
+                    want: &want_blob,
+                    last,
+                });
+                if !last {
+                    self.stream = Some(Stream::Exchange {
+                        states,
+                        want,
+                        want_pos,
+                    });
+                }
+                Ok(msg)
+            }
+            Stream::States(mut states) => {
+                let mut blob = Vec::new();
+                states.fill(&self.store, &mut blob, budget)?;
+                let last = states.is_done();
+                // The root after everything received was merged.
+                let root = if last { self.store.root()?.hash } else { 0 };
+                let msg = self.envelope(Body::States {
+                    states: &blob,
+                    root,
+                    last,
+                });
+                if !last {
+                    self.stream = Some(Stream::States(states));
+                }
+                Ok(msg)
             }
         }
     }
 
-    fn handle_inner(&mut self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, SyncError> {
+    fn receive_inner(&mut self, bytes: &[u8]) -> Result<(), SyncError> {
         let env = decode(bytes, self.config.max_message, EST_NODES)?;
         match self.id {
             None => self.id = Some(env.session),
@@ -228,12 +356,24 @@ impl<S: SyncStore> Session<S> {
                 env.seq, self.seq_in
             )));
         }
+        match (env.body.sent_by(), self.role) {
+            (Sender::Initiator, Role::Initiator) | (Sender::Responder, Role::Responder) => {
+                return Err(SyncError::Unexpected(format!(
+                    "{} is sent by the {:?}, and this side is the {:?} too",
+                    env.body.name(),
+                    self.role,
+                    self.role
+                )))
+            }
+            _ => {}
+        }
         self.seq_in += 1;
         self.stats.messages_received += 1;
         self.stats.bytes_received += bytes.len() as u64;
         if let Body::Exchange { states, .. } | Body::States { states, .. } = &env.body {
-            self.stats.states_received += states.len() as u64;
-            self.stats.state_bytes_received += state_len(states);
+            let (n, b) = state_totals(states);
+            self.stats.states_received += n;
+            self.stats.state_bytes_received += b;
         }
         match (self.phase, env.body) {
             (
@@ -247,53 +387,80 @@ impl<S: SyncStore> Session<S> {
             (Phase::AwaitSummaryReply, Body::Equal { context }) => {
                 self.store.learn_context(&context)?;
                 self.phase = Phase::Done(Outcome::Equal);
-                Ok(Vec::new())
+                Ok(())
             }
             (Phase::AwaitSummaryReply, Body::Estimate { hashes, context }) => {
                 self.their_context = Some(context);
                 self.on_estimate(&hashes)
             }
-            (Phase::AwaitDiff, Body::Iblt { differing, table }) => self.on_iblt(differing, &table),
+            (Phase::AwaitDiff, Body::Iblt { differing, table }) => self.on_iblt(differing, table),
             (
-                Phase::AwaitDiff | Phase::CollectKeyList,
+                Phase::AwaitDiff | Phase::AwaitPeel | Phase::CollectKeyList,
                 Body::KeyList {
                     differing,
-                    entries,
+                    entries: list,
                     last,
                 },
             ) => {
+                let differ = match self.differ.as_mut() {
+                    Some(d) if d.bitmap() != differing.as_slice() => {
+                        return Err(SyncError::Malformed(
+                            "key list parts list different subtrees".into(),
+                        ))
+                    }
+                    Some(d) => d,
+                    None => self
+                        .differ
+                        .insert(Differ::new(differing, self.config.max_keys)),
+                };
                 self.phase = Phase::CollectKeyList;
-                self.differing = differing;
-                self.theirs.extend(entries);
+                differ.feed(&self.store, entries(list))?;
                 if last {
-                    self.on_key_list()
-                } else {
-                    Ok(Vec::new())
+                    self.on_key_list()?;
                 }
+                Ok(())
             }
-            (Phase::AwaitDiff | Phase::CollectExchange, Body::Exchange { states, want, last }) => {
-                self.phase = Phase::CollectExchange;
-                self.stage(states, last)?;
-                self.wants.extend(want);
+            (
+                Phase::AwaitPeel | Phase::AwaitExchange,
+                Body::Exchange {
+                    states: list,
+                    want,
+                    last,
+                },
+            ) => {
+                self.phase = Phase::AwaitExchange;
+                self.stage(list, last)?;
+                for kh in hashes(want) {
+                    self.wants.push(kh);
+                }
                 if last {
-                    self.on_exchange_done()
-                } else {
-                    Ok(Vec::new())
+                    let wants =
+                        std::mem::replace(&mut self.wants, CappedHashes::new(self.config.max_keys));
+                    let (khs, truncated) = wants.into_sorted();
+                    self.stats.truncated |= truncated;
+                    self.phase = Phase::AwaitDone;
+                    self.stream = Some(Stream::States(StateStream::new(khs)));
                 }
+                Ok(())
             }
-            (Phase::AwaitStates, Body::States { states, root, last }) => {
-                self.stage(states, last)?;
-                if !last {
-                    return Ok(Vec::new());
+            (
+                Phase::AwaitStates,
+                Body::States {
+                    states: list,
+                    root,
+                    last,
+                },
+            ) => {
+                self.stage(list, last)?;
+                if last {
+                    let converged = self.store.root()?.hash == root;
+                    self.finish(converged)?;
+                    let done = self.envelope(Body::Done { converged });
+                    self.queue.push_back(done);
                 }
-                let converged = self.store.root()?.hash == root;
-                self.finish(converged)?;
-                Ok(vec![self.envelope(Body::Done { converged })])
+                Ok(())
             }
-            (Phase::AwaitDone, Body::Done { converged }) => {
-                self.finish(converged)?;
-                Ok(Vec::new())
-            }
+            (Phase::AwaitDone, Body::Done { converged }) => self.finish(converged),
             (phase, body) => Err(SyncError::Unexpected(format!(
                 "{} while in {phase:?}",
                 body.name()
@@ -302,15 +469,27 @@ impl<S: SyncStore> Session<S> {
     }
 
     /// Hold the peer's states until their last part, then join them all in
-    /// one atomic write; past `Config::stage_bytes`, join what is held now.
-    fn stage(&mut self, states: Vec<KeyState>, last: bool) -> Result<(), SyncError> {
-        self.staged_bytes += state_len(&states);
-        self.staged.extend(states);
-        let over = self.staged_bytes > self.config.stage_bytes as u64;
-        if over {
-            self.stats.staging_overflowed = true;
+    /// one atomic write; past `Config::stage_bytes`, join what is held
+    /// first and go on part by part.
+    fn stage(&mut self, list: &[u8], last: bool) -> Result<(), SyncError> {
+        for (k, v) in states(list) {
+            let size = (k.len() + v.len()) as u64 + STAGE_OVERHEAD;
+            if self.staged_bytes + size > self.config.stage_bytes as u64 && !self.staged.is_empty()
+            {
+                self.stats.staging_overflowed = true;
+                self.join_staged()?;
+            }
+            self.staged_bytes += size;
+            self.staged.push((k.to_vec(), v.to_vec()));
         }
-        if (last || over) && !self.staged.is_empty() {
+        if last {
+            self.join_staged()?;
+        }
+        Ok(())
+    }
+
+    fn join_staged(&mut self) -> Result<(), SyncError> {
+        if !self.staged.is_empty() {
             let staged = std::mem::take(&mut self.staged);
             self.staged_bytes = 0;
             self.stats.states_rejected += self.store.merge_states(&staged)?;
@@ -340,13 +519,15 @@ impl<S: SyncStore> Session<S> {
         root: u128,
         count: u64,
         theirs: CausalContext,
-    ) -> Result<Vec<Vec<u8>>, SyncError> {
+    ) -> Result<(), SyncError> {
         let context = self.store.context()?;
         let mine = self.store.root()?;
         if mine.hash == root && mine.count == count {
             self.store.learn_context(&theirs)?;
             self.phase = Phase::Done(Outcome::Equal);
-            return Ok(vec![self.envelope(Body::Equal { context })]);
+            let msg = self.envelope(Body::Equal { context });
+            self.queue.push_back(msg);
+            return Ok(());
         }
         self.their_context = Some(theirs);
         let hashes: Vec<ShortHash> = self
@@ -356,10 +537,12 @@ impl<S: SyncStore> Session<S> {
             .map(|h| *h as ShortHash)
             .collect();
         self.phase = Phase::AwaitDiff;
-        Ok(vec![self.envelope(Body::Estimate { hashes, context })])
+        let msg = self.envelope(Body::Estimate { hashes, context });
+        self.queue.push_back(msg);
+        Ok(())
     }
 
-    fn on_estimate(&mut self, theirs: &[ShortHash]) -> Result<Vec<Vec<u8>>, SyncError> {
+    fn on_estimate(&mut self, theirs: &[ShortHash]) -> Result<(), SyncError> {
         let t = std::time::Instant::now();
         let mine = self.store.level_hashes(EST_LEVEL)?;
         let mut differing = vec![0u64; EST_NODES.div_ceil(64)];
@@ -394,208 +577,84 @@ impl<S: SyncStore> Session<S> {
         } else {
             cells_for(estimate * margin)
         };
-        self.phase = Phase::AwaitDiff;
         match size.filter(|_| self.config.iblt) {
             Some(size) => {
                 let table = self.store.iblt(size)?.to_wire();
                 self.stats.diff_micros += t.elapsed().as_micros() as u64;
-                Ok(vec![self.envelope(Body::Iblt { differing, table })])
+                self.phase = Phase::AwaitPeel;
+                let msg = self.envelope(Body::Iblt {
+                    differing,
+                    table: &table,
+                });
+                self.queue.push_back(msg);
             }
-            None => self.key_list(differing),
+            None => {
+                // Too many differences for a table: our key list; the
+                // responder diffs it and sends Exchange.
+                self.phase = Phase::AwaitExchange;
+                self.stream = Some(Stream::KeyList(KeyListStream::new(
+                    differing,
+                    self.config.message_budget,
+                )));
+            }
         }
+        Ok(())
     }
 
-    fn on_iblt(&mut self, differing: Vec<u64>, table: &[u8]) -> Result<Vec<Vec<u8>>, SyncError> {
+    fn on_iblt(&mut self, differing: Vec<u64>, table: &[u8]) -> Result<(), SyncError> {
         let t = std::time::Instant::now();
         let mut diff =
             Iblt::from_wire(table).ok_or_else(|| SyncError::Malformed("IBLT table".into()))?;
         let mine = self.store.iblt(diff.size())?;
         diff.subtract(&mine);
-        match diff.peel() {
+        let peeled = diff.peel();
+        self.stats.diff_micros += t.elapsed().as_micros() as u64;
+        match peeled {
             Some((only_theirs, only_mine)) => {
-                let wanted: HashSet<(u64, u32)> = only_mine.iter().map(|e| (e.kh, e.eh)).collect();
-                let mut khs: Vec<u64> = only_mine.iter().map(|e| e.kh).collect();
-                khs.sort_unstable();
-                khs.dedup();
-                let keys: Vec<Vec<u8>> = self
-                    .store
-                    .entries_for(&khs)?
-                    .into_iter()
-                    .filter(|(kh, _, eh)| wanted.contains(&(*kh, *eh as u32)))
-                    .map(|(_, key, _)| key)
-                    .collect();
-                self.stats.diff_micros += t.elapsed().as_micros() as u64;
-                let states = load_states(&self.store, keys)?;
-                let mut want: Vec<u64> = only_theirs.iter().map(|e| e.kh).collect();
-                want.sort_unstable();
-                want.dedup();
-                self.phase = Phase::AwaitStates;
-                Ok(self.exchange(states, want))
+                let mut ship = CappedHashes::new(self.config.max_keys);
+                let mut want = CappedHashes::new(self.config.max_keys);
+                only_mine.iter().for_each(|e| ship.push(e.kh));
+                only_theirs.iter().for_each(|e| want.push(e.kh));
+                self.exchange(ship, want);
             }
             None => {
-                self.stats.diff_micros += t.elapsed().as_micros() as u64;
-                // Too many differences for this table: list our entries in
-                // the differing subtrees; the peer diffs and sends Exchange.
-                let out = self.key_list(differing)?;
-                self.phase = Phase::CollectExchange;
-                Ok(out)
+                // Too many differences for this table: our key list of the
+                // differing subtrees; the initiator diffs it and sends
+                // Exchange.
+                self.phase = Phase::AwaitExchange;
+                self.stream = Some(Stream::KeyList(KeyListStream::new(
+                    differing,
+                    self.config.message_budget,
+                )));
             }
         }
+        Ok(())
     }
 
-    /// Our (key hash, entry hash) pairs in the differing subtrees, in parts.
-    fn key_list(&mut self, differing: Vec<u64>) -> Result<Vec<Vec<u8>>, SyncError> {
-        let per_part = (self.config.message_budget / 25).max(1);
-        let mut parts = Vec::new();
-        let mut cur: Vec<(u64, u128)> = Vec::new();
-        for (kh, _, eh) in self.differing_entries(&differing)? {
-            cur.push((kh, eh));
-            if cur.len() == per_part {
-                parts.push(std::mem::take(&mut cur));
-            }
-        }
-        parts.push(cur);
-        let n = parts.len();
-        Ok(parts
-            .into_iter()
-            .enumerate()
-            .map(|(i, entries)| {
-                self.envelope(Body::KeyList {
-                    differing: differing.clone(),
-                    entries,
-                    last: i + 1 == n,
-                })
-            })
-            .collect())
-    }
-
-    /// Our (key hash, key, entry hash) entries in the estimate-level
-    /// subtrees set in `bitmap`.
-    fn differing_entries(&self, bitmap: &[u64]) -> Result<Vec<(u64, Vec<u8>, u128)>, SyncError> {
-        let mut out = Vec::new();
-        for node in (0..EST_NODES).filter(|i| bitmap[i / 64] & (1 << (i % 64)) != 0) {
-            let (lo, hi) = key_range(node);
-            out.extend(self.store.entries_in(lo, hi)?);
-        }
-        Ok(out)
-    }
-
-    /// The peer's key list is complete: diff it against ours.
-    fn on_key_list(&mut self) -> Result<Vec<Vec<u8>>, SyncError> {
+    /// The peer's key list is complete: ship what differs.
+    fn on_key_list(&mut self) -> Result<(), SyncError> {
         let t = std::time::Instant::now();
-        let theirs: HashSet<(u64, u128)> = std::mem::take(&mut self.theirs).into_iter().collect();
-        let mut mine_set = HashSet::new();
-        let mut keys = Vec::new();
-        for (kh, key, eh) in self.differing_entries(&self.differing)? {
-            mine_set.insert((kh, eh));
-            if !theirs.contains(&(kh, eh)) {
-                keys.push(key);
-            }
-        }
-        let mut want: Vec<u64> = theirs
-            .iter()
-            .filter(|e| !mine_set.contains(e))
-            .map(|(kh, _)| *kh)
-            .collect();
-        want.sort_unstable();
-        want.dedup();
+        let Some(mut differ) = self.differ.take() else {
+            return Err(SyncError::Unexpected(
+                "a key list without a first part".into(),
+            ));
+        };
+        differ.finish(&self.store)?;
         self.stats.diff_micros += t.elapsed().as_micros() as u64;
-        let states = load_states(&self.store, keys)?;
+        self.exchange(differ.ship, differ.want);
+        Ok(())
+    }
+
+    /// Start sending Exchange: our states of `ship`, then `want`.
+    fn exchange(&mut self, ship: CappedHashes, want: CappedHashes) {
+        let (ship, t1) = ship.into_sorted();
+        let (want, t2) = want.into_sorted();
+        self.stats.truncated |= t1 || t2;
         self.phase = Phase::AwaitStates;
-        Ok(self.exchange(states, want))
-    }
-
-    /// Exchange messages: our differing states and our wants, in parts.
-    fn exchange(&mut self, states: Vec<KeyState>, want: Vec<u64>) -> Vec<Vec<u8>> {
-        let budget = self.config.message_budget;
-        let (state_parts, mut size) = split_states(states, budget);
-        let mut parts: Vec<(Vec<KeyState>, Vec<u64>)> =
-            state_parts.into_iter().map(|p| (p, Vec::new())).collect();
-        for w in want {
-            if size + 9 > budget {
-                parts.push((Vec::new(), Vec::new()));
-                size = 0;
-            }
-            size += 9;
-            if let Some(p) = parts.last_mut() {
-                p.1.push(w);
-            }
-        }
-        let n = parts.len();
-        parts
-            .into_iter()
-            .enumerate()
-            .map(|(i, (states, want))| {
-                self.envelope(Body::Exchange {
-                    states,
-                    want,
-                    last: i + 1 == n,
-                })
-            })
-            .collect()
-    }
-
-    /// The peer's exchange is complete: send what it wants, with our root.
-    fn on_exchange_done(&mut self) -> Result<Vec<Vec<u8>>, SyncError> {
-        let mut wants = std::mem::take(&mut self.wants);
-        wants.sort_unstable();
-        wants.dedup();
-        let keys: Vec<Vec<u8>> = self
-            .store
-            .entries_for(&wants)?
-            .into_iter()
-            .map(|(_, key, _)| key)
-            .collect();
-        let (parts, _) = split_states(load_states(&self.store, keys)?, self.config.message_budget);
-        let root = self.store.root()?.hash;
-        self.phase = Phase::AwaitDone;
-        let n = parts.len();
-        Ok(parts
-            .into_iter()
-            .enumerate()
-            .map(|(i, states)| {
-                self.envelope(Body::States {
-                    states,
-                    root,
-                    last: i + 1 == n,
-                })
-            })
-            .collect())
-    }
-}
-
-/// One side's result of [`sync_engines`].
-pub type SideResult = (Outcome, Stats);
-
-/// Sync two stores in one process (used by the demo and tests): `a`
-/// initiates, messages are delivered in order. Returns both sides' outcome
-/// and stats.
-pub fn sync_engines<A, B>(
-    a: &A,
-    b: &B,
-    config: Config,
-) -> Result<(SideResult, SideResult), SyncError>
-where
-    A: SyncStore + ?Sized,
-    B: SyncStore + ?Sized,
-{
-    let (a, b): (&A, &B) = (a, b);
-    let (mut sa, first) = Session::initiate(a, config.clone())?;
-    let mut sb = Session::respond(b, config);
-    let mut to_b = vec![first];
-    let mut to_a: Vec<Vec<u8>> = Vec::new();
-    while !to_b.is_empty() || !to_a.is_empty() {
-        for m in std::mem::take(&mut to_b) {
-            to_a.extend(sb.handle(&m)?);
-        }
-        for m in std::mem::take(&mut to_a) {
-            to_b.extend(sa.handle(&m)?);
-        }
-    }
-    match (sa.outcome(), sb.outcome()) {
-        (Some(oa), Some(ob)) => Ok(((oa, *sa.stats()), (ob, *sb.stats()))),
-        _ => Err(SyncError::Unexpected(
-            "the exchange stopped before both sides finished".into(),
-        )),
+        self.stream = Some(Stream::Exchange {
+            states: StateStream::new(ship),
+            want,
+            want_pos: 0,
+        });
     }
 }

@@ -33,7 +33,10 @@ void test_version_and_errors(void) {
         CVG_STATUS_MERGE_FUNCTION == 13 && CVG_STATUS_PANIC == 14 &&
         CVG_STATUS_OTHER == 15 && CVG_STATUS_SYNC_PROTOCOL == 16 &&
         CVG_STATUS_STATE_TOO_LARGE == 17 && CVG_STATUS_NOT_YET_VISIBLE == 18 &&
-        CVG_STATUS_PENDING_FULL == 19 && CVG_STATUS_CURSOR_TOO_OLD == 20);
+        CVG_STATUS_PENDING_FULL == 19 && CVG_STATUS_CURSOR_TOO_OLD == 20 &&
+        CVG_STATUS_CLOSED == 21 && CVG_STATUS_LOCKED == 22 &&
+        CVG_STATUS_IO == 23 && CVG_STATUS_BUSY == 24 &&
+        CVG_STATUS_NO_SPACE == 25);
   CHECK(strcmp(cvg_status_name(CVG_STATUS_PENDING_FULL), "CVG_STATUS_PENDING_FULL") == 0);
   CHECK(strcmp(cvg_status_name(CVG_STATUS_CURSOR_TOO_OLD), "CVG_STATUS_CURSOR_TOO_OLD") == 0);
   CHECK(strcmp(cvg_status_name(CVG_STATUS_MERGE_FUNCTION),
@@ -160,7 +163,7 @@ void test_options_and_open(const char *base) {
   EXPECT_ERR(CVG_STATUS_NULL_POINTER, cvg_engine_replica_id(ce, NULL));
   EXPECT_ERR(CVG_STATUS_NULL_POINTER, cvg_engine_replica_id(NULL, got));
   /* The directory is locked while open. */
-  EXPECT_ERR(CVG_STATUS_STORAGE, cvg_engine_open(path, opts, &e2));
+  EXPECT_ERR(CVG_STATUS_LOCKED, cvg_engine_open(path, opts, &e2));
   OK(cvg_engine_increment(ce, S("persisted"), 7, NULL));
   OK(cvg_engine_close(e));
 
@@ -205,6 +208,7 @@ int main(int argc, char **argv) {
   test_sync_loop(base);
   test_tokens(base);
   test_delivery(base);
-  printf("converge C API tests: 16 passed, 0 failed\n");
+  test_close(base);
+  printf("converge C API tests: 17 passed, 0 failed\n");
   return 0;
 }

@@ -145,6 +145,42 @@ void test_sync_sessions(const char *base) {
   same_roots(a, b);
   OK(cvg_sync_engines(a, b, NULL, &oa, &ob));
   CHECK(oa == CVG_SYNC_EQUAL && ob == CVG_SYNC_EQUAL);
+
+  /* Pulled replies: receive, then next_message until it has none; a
+   * message given while replies are waiting is out of turn. */
+  {
+    cvg_sync_t *pa = NULL, *pb = NULL;
+    cvg_bytes_t f = {NULL, 0}, m = {NULL, 0}, none = {NULL, 0};
+    bool more = false;
+    uint32_t flags = 99;
+    OK(cvg_engine_increment(a, S("pull"), 1, NULL));
+    OK(cvg_sync_initiate(a, NULL, &pa, &f));
+    OK(cvg_sync_respond(b, NULL, &pb));
+    OK(cvg_sync_receive(pb, f.ptr, f.len));
+    OK(cvg_sync_next_message(pb, &m, &more));
+    CHECK(more && m.len > 0); /* the estimate */
+    OK(cvg_sync_next_message(pb, &none, &more));
+    CHECK(!more && none.len == 0);
+    cvg_bytes_free(&none);
+    OK(cvg_sync_receive(pa, m.ptr, m.len));
+    cvg_bytes_free(&m);
+    /* a has its IBLT to send: another message now is out of turn. */
+    EXPECT_ERR(CVG_STATUS_SYNC_PROTOCOL, cvg_sync_receive(pa, f.ptr, f.len));
+    OK(cvg_sync_outcome(pa, &oa));
+    CHECK(oa == CVG_SYNC_FAILED);
+    OK(cvg_sync_next_message(pa, &none, &more));
+    CHECK(!more);
+    cvg_bytes_free(&none);
+    OK(cvg_sync_flags(pb, &flags));
+    CHECK(flags == 0);
+    EXPECT_ERR(CVG_STATUS_NULL_POINTER, cvg_sync_receive(NULL, S("x")));
+    EXPECT_ERR(CVG_STATUS_NULL_POINTER, cvg_sync_next_message(pb, NULL, &more));
+    EXPECT_ERR(CVG_STATUS_NULL_POINTER, cvg_sync_next_message(pb, &m, NULL));
+    EXPECT_ERR(CVG_STATUS_NULL_POINTER, cvg_sync_flags(NULL, &flags));
+    cvg_sync_free(pa);
+    cvg_sync_free(pb);
+    cvg_bytes_free(&f);
+  }
   OK(cvg_engine_close(a));
   OK(cvg_engine_close(b));
 }

@@ -56,25 +56,25 @@ static void queue_free(queue_t *q) {
  * replies must still be sent). */
 static cvg_status_t deliver_one(cvg_sync_t *session, queue_t *in, queue_t *out) {
   message_t m = in->items[in->head++];
-  cvg_list_t *replies = NULL;
-  cvg_status_t st = cvg_sync_handle(session, m.data, m.len, &replies);
-  size_t i;
+  cvg_status_t st = cvg_sync_receive(session, m.data, m.len);
+  bool more = true;
   free(m.data);
   if (st != CVG_STATUS_OK)
     return st; /* this side is now CVG_SYNC_FAILED; the peer is not told */
-  for (i = 0; i < cvg_list_len(replies) && st == CVG_STATUS_OK; i++) {
-    cvg_slice_t reply;
-    st = cvg_list_get(replies, i, &reply);
-    if (st == CVG_STATUS_OK)
+  /* The replies are built as they are pulled: send each one. */
+  while (st == CVG_STATUS_OK && more) {
+    cvg_bytes_t reply = {NULL, 0};
+    st = cvg_sync_next_message(session, &reply, &more);
+    if (st == CVG_STATUS_OK && more)
       queue_push(out, reply.ptr, reply.len);
+    cvg_bytes_free(&reply);
   }
-  cvg_list_free(replies);
   return st;
 }
 
 /* One sync session between engines `a` (the initiator) and `b`, the
  * messages carried by hand. The loop stops when no message is in flight
- * either way: both sides have then ended, unless a cvg_sync_handle failed
+ * either way: both sides have then ended, unless a cvg_sync_receive failed
  * (that side is then FAILED, the other still RUNNING). On success,
  * `*outcome_a` and `*outcome_b` hold both sides' outcomes; on failure the
  * status is returned and the thread's error message tells why. */
@@ -237,11 +237,12 @@ static void test_failed_pair(const cvg_engine_t *a, const cvg_engine_t *b) {
   CHECK(!roots_equal(a, b));
 }
 
-/* cvg_engine_close always consumes the handle: with a session still open
- * it reports CVG_STATUS_INVALID_ARGUMENT, the session keeps working and
- * keeps the store open, and freeing the session closes the store. (ASan
- * and valgrind would report a handle the failed close did not free.) */
-static void test_close_consumes_the_handle(const char *base, const cvg_engine_t *a) {
+/* cvg_engine_close with a session still open reports
+ * CVG_STATUS_INVALID_ARGUMENT: the engine is closed to new calls, the
+ * session keeps working and keeps the store open, and freeing the session
+ * closes the store. (ASan and valgrind would report a store the session
+ * did not release.) */
+static void test_close_with_a_session_open(const char *base, const cvg_engine_t *a) {
   char path[1024];
   cvg_engine_t *c = open_engine(base, "loop-c", 0x43);
   cvg_engine_t *again = NULL;
@@ -253,8 +254,12 @@ static void test_close_consumes_the_handle(const char *base, const cvg_engine_t 
   snprintf(path, sizeof path, "%s/loop-c", base);
   OK(cvg_sync_respond(c, NULL, &sc));
   EXPECT_ERR(CVG_STATUS_INVALID_ARGUMENT, cvg_engine_close(c));
-  /* `c` is gone; the store is still open (its directory stays locked). */
-  EXPECT_ERR(CVG_STATUS_STORAGE, cvg_engine_open(path, NULL, &again));
+  /* `c` is closed: calls and a second close say so. The store is still
+   * open (its directory stays locked). */
+  EXPECT_ERR(CVG_STATUS_CLOSED, cvg_engine_close(c));
+  EXPECT_ERR(CVG_STATUS_CLOSED, cvg_sync_respond(c, NULL, &sa));
+  CHECK(sa == NULL);
+  EXPECT_ERR(CVG_STATUS_LOCKED, cvg_engine_open(path, NULL, &again));
   CHECK(again == NULL);
   OK(cvg_sync_initiate(a, NULL, &sa, &first));
   OK(cvg_sync_handle(sc, first.ptr, first.len, &replies));
@@ -301,7 +306,7 @@ void test_sync_loop(const char *base) {
   test_failed_pair(a, b);
   CHECK(sync_and_report(b, a) == 0);
   CHECK(roots_equal(a, b));
-  test_close_consumes_the_handle(base, a);
+  test_close_with_a_session_open(base, a);
 
   /* The example reports a failure: a NULL engine. */
   oa = ob = 99;

@@ -96,5 +96,6 @@ void test_bulk(const char *base);
 void test_sync_loop(const char *base);
 void test_tokens(const char *base);
 void test_delivery(const char *base);
+void test_close(const char *base);
 
 #endif

@@ -171,12 +171,13 @@ static void test_sync(const std::string &base, const converge::options &oc,
     CHECK(status_of([&] { r.outcome(); }) == CVG_STATUS_NULL_POINTER);
   }
 
-  // close() releases the handle whatever the status; a live session keeps
+  // close() closes the engine whatever the status; a live session keeps
   // the store open until it goes.
   converge::sync_session alive = d.sync_respond();
   CHECK(status_of([&] { d.close(); }) == CVG_STATUS_INVALID_ARGUMENT);
-  CHECK(d.get() == nullptr);
-  CHECK(status_of([&] { converge::engine again(base + "/sync-d"); }) == CVG_STATUS_STORAGE);
+  CHECK(status_of([&] { d.counter("k1"); }) == CVG_STATUS_CLOSED);
+  d.close(); // a second close does nothing
+  CHECK(status_of([&] { converge::engine again(base + "/sync-d"); }) == CVG_STATUS_LOCKED);
   alive = converge::sync_session(nullptr); // frees the session: the store closes
   converge::engine again(base + "/sync-d", od);
   CHECK(again.counter("k1") == 2 && again.verify_tree().consistent);
@@ -490,7 +491,7 @@ int main(int argc, char **argv) {
   CHECK(status_of([&] { a.counter("cart"); }) == CVG_STATUS_WRONG_TYPE);
   CHECK(status_of([&] { converge::options().durability(7); }) ==
         CVG_STATUS_INVALID_ARGUMENT);
-  CHECK(status_of([&] { converge::engine again(base + "/a"); }) == CVG_STATUS_STORAGE);
+  CHECK(status_of([&] { converge::engine again(base + "/a"); }) == CVG_STATUS_LOCKED);
   CHECK(a.key_type("nope") == CVG_CRDT_NONE && !a.state("nope").has_value());
 
   // Move-only handles: a moved-from engine is empty; close() reports.
@@ -499,7 +500,8 @@ int main(int argc, char **argv) {
   CHECK(status_of([&] { a.flush(); }) == CVG_STATUS_NULL_POINTER);
   moved.close();
   b.close();
-  b.close(); // closing an empty engine is a no-op
+  b.close(); // a second close is a no-op
+  a.close(); // so is closing a moved-from engine
   std::printf("converge C++ wrapper tests: 5 passed, 0 failed\n");
   return 0;
 }

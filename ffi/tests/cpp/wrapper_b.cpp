@@ -4,6 +4,8 @@
 #include "converge.hpp"
 
 #include <deque>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 
@@ -39,9 +41,12 @@ std::pair<cvg_sync_outcome_t, cvg_sync_outcome_t> sync_by_hand(const converge::e
     std::deque<converge::bytes> &in = to_b.empty() ? to_a : to_b;
     std::deque<converge::bytes> &out = to_b.empty() ? to_b : to_a;
     converge::sync_session &side = to_b.empty() ? start.session : responder;
-    for (converge::bytes &reply : side.handle(in.front()))
-      out.push_back(std::move(reply));
+    side.receive(in.front());
     in.pop_front();
+    while (std::optional<converge::bytes> reply = side.next_message())
+      out.push_back(std::move(*reply));
+    if (side.flags() != 0)
+      throw std::runtime_error("a small session is neither truncated nor overflowed");
   }
   return {start.session.outcome(), responder.outcome()};
 }
