@@ -53,6 +53,7 @@ help:
 	@echo "make lib     - build libconverge (.so/.a), the CLI and everything else (dev profile)"
 	@echo "make sim SEEDS=N  - deterministic simulation of N seeds (engine/tests/sim.rs)"
 	@echo "make soak KILLS=N - kill -9 soak: N SIGKILLs of a writer and of a syncing process"
+	@echo "make fuzz    - every fuzz target for FUZZ_SECONDS (default 60) with AddressSanitizer"
 
 # System packages RocksDB's build needs: libclang (bindgen), a C++ compiler,
 # ccache; valgrind and python3-venv for the C and Python tests.
@@ -82,6 +83,7 @@ test-rust: setup
 -include bindings/python/python.mk
 -include benches/benches.mk
 -include engine/sim.mk
+-include fuzz/fuzz.mk
 
 # After the suites above have built everything: every cargo invocation that
 # make test, make demo and the C/Python targets run must find librocksdb-sys

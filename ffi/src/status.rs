@@ -183,12 +183,17 @@ thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
+// `try_with`, not `with`: a call made while the thread exits (from a C
+// `atexit` handler or a C++ static destructor, which run after the thread's
+// storage is destroyed) has no message to keep, and `with` would panic
+// outside the panic boundary and abort the process. Found by the `ffi`
+// fuzz target (docs/RELIABILITY.md); tested by ffi/tests/exit_handler.rs.
 fn set_last_error(message: String) {
-    LAST_ERROR.with(|m| *m.borrow_mut() = message);
+    let _ = LAST_ERROR.try_with(|m| *m.borrow_mut() = message);
 }
 
 fn clear_last_error() {
-    LAST_ERROR.with(|m| m.borrow_mut().clear());
+    let _ = LAST_ERROR.try_with(|m| m.borrow_mut().clear());
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
