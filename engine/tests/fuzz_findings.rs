@@ -64,3 +64,34 @@ fn a_state_in_a_non_canonical_encoding_is_refused_and_changes_nothing() {
     );
     assert_eq!(replica.root().unwrap(), source.root().unwrap());
 }
+
+/// Found reviewing what the decoders reserve (not by a fuzzer run: a
+/// libFuzzer malloc limit of 2 GiB sits just above the old reservation):
+/// bincode reserves a collection's claimed length before reading it, and
+/// the claim limit was the same for every input (32 times the 64 MiB state
+/// limit), so a 10-byte state claiming a version vector of 50 million
+/// entries made the decoder reserve 1.6 GB before it found the input
+/// short. Claims now scale with the input's size: refused as too large,
+/// without the reservation.
+#[test]
+fn a_few_bytes_cannot_claim_gigabytes() {
+    // G-Counter (variant 0) whose version vector claims 50,000,000 entries
+    // (varint: 0xFC then a u32).
+    let mut b = vec![FORMAT_VERSION, KIND_STATE, 0, 0xFC];
+    b.extend_from_slice(&50_000_000u32.to_le_bytes());
+    let bytes = seal(b);
+    assert!(bytes.len() < 16);
+    assert!(
+        matches!(
+            converge::codec::decode_state(&bytes),
+            Err(CodecError::TooLarge { .. })
+        ),
+        "{:?}",
+        converge::codec::decode_state(&bytes)
+    );
+    // A legitimate state of the same shape still decodes.
+    let e = engine(1);
+    e.increment(b"c", 3).unwrap();
+    let ok = e.state_bytes(b"c").unwrap().unwrap();
+    assert!(converge::codec::decode_state(&ok).is_ok());
+}

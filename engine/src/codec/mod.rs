@@ -68,10 +68,11 @@ pub const KIND_CHANGES: u8 = 9;
 /// this only stops length prefixes that claim more than the input holds.
 pub(crate) const CLAIM_FACTOR: usize = 32;
 
-/// Claim limit of state, delta and context decoding.
+/// Claim limit of state, delta and context decoding (of the largest
+/// inputs: smaller ones get less, see [`decode_body`]).
 pub(crate) const STATE_CLAIMS: usize = MAX_STATE_LEN * CLAIM_FACTOR;
 
-/// Claim limit of sync message decoding.
+/// Claim limit of the largest inputs (changes pages, sync messages).
 pub(crate) const MESSAGE_CLAIMS: usize = MAX_MESSAGE_LEN * CLAIM_FACTOR;
 
 type Config<const LIMIT: usize> = bincode::config::Configuration<
@@ -210,10 +211,36 @@ fn diagnose(bytes: &[u8]) -> CodecError {
     }
 }
 
-/// Decode a whole body: every byte must be used.
+/// Decode a whole body: every byte must be used. What decoding may claim
+/// scales with the body (see [`scaled_claims`]).
 pub(crate) fn decode_body<T: Decode<()>>(body: &[u8]) -> Result<T, CodecError> {
-    decode_body_max::<T, STATE_CLAIMS>(body)
+    scaled_claims!(body.len(), decode_body_max, T, body)
 }
+
+/// [`borrow_decode_body_max`] with claims that scale with the body.
+pub(crate) fn borrow_decode_body<'a, T: bincode::BorrowDecode<'a, ()>>(
+    body: &'a [u8],
+) -> Result<T, CodecError> {
+    scaled_claims!(body.len(), borrow_decode_body_max, T, body)
+}
+
+/// Call `$f::<$t, LIMIT>($body)` with the claim limit of the smallest size
+/// tier (4 KiB, 256 KiB, 8 MiB, the message ceiling) that holds `$len`
+/// bytes, times [`CLAIM_FACTOR`]. bincode reserves a collection's claimed
+/// length before reading it (`Vec::with_capacity`), so with one limit for
+/// every input a few forged bytes could make the decoder reserve
+/// gigabytes; scaled, a body reserves at most 32 times its tier.
+macro_rules! scaled_claims {
+    ($len:expr, $f:ident, $t:ty, $body:expr) => {
+        match $len {
+            n if n <= 4 << 10 => $f::<$t, { (4 << 10) * CLAIM_FACTOR }>($body),
+            n if n <= 256 << 10 => $f::<$t, { (256 << 10) * CLAIM_FACTOR }>($body),
+            n if n <= 8 << 20 => $f::<$t, { (8 << 20) * CLAIM_FACTOR }>($body),
+            _ => $f::<$t, MESSAGE_CLAIMS>($body),
+        }
+    };
+}
+use scaled_claims;
 
 /// [`decode_body`] claiming at most `LIMIT` bytes (see [`CLAIM_FACTOR`]).
 pub(crate) fn decode_body_max<T: Decode<()>, const LIMIT: usize>(
@@ -476,7 +503,7 @@ impl Changes {
     /// [`MAX_MESSAGE_LEN`] bytes.
     pub fn decode(bytes: &[u8]) -> Result<Changes, CodecError> {
         let (_, body) = split_header_max(bytes, &[KIND_CHANGES], MAX_MESSAGE_LEN)?;
-        let w: ChangesIn = decode_body_max::<_, MESSAGE_CLAIMS>(body)?;
+        let w: ChangesIn = decode_body(body)?;
         let mut total: u64 = 0;
         for (i, &(r, lo, hi)) in w.runs.iter().enumerate() {
             if lo == 0 || hi < lo {

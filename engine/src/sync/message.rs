@@ -16,7 +16,7 @@ use super::SyncError;
 use crate::aae::iblt::Iblt;
 use crate::causal::CausalContext;
 use crate::codec::{
-    borrow_decode_body_max, config_with, encode_with, split_header_max, FORMAT_VERSION, KIND_SYNC,
+    borrow_decode_body, config_with, encode_with, split_header_max, FORMAT_VERSION, KIND_SYNC,
     KIND_SYNC2, KIND_SYNC3, MAX_MESSAGE_LEN, MAX_STATE_LEN,
 };
 use crate::error::CodecError;
@@ -37,13 +37,6 @@ pub const CONTROL_MESSAGE_LEN: usize = 1 << 20;
 /// Largest `Iblt` message: the largest table (3 · 30,720 cells of 17
 /// bytes) with its bitmap and envelope.
 const IBLT_MESSAGE_LEN: usize = 3 * crate::aae::iblt::MAX_CELLS * 17 + 4096;
-
-/// What decoding one message may claim (bincode's limit). The lists are
-/// borrowed from the input, not allocated, but bincode counts them too, so
-/// the limit is the message ceiling plus room for the small fields; the
-/// kinds whose fields are allocated are held to [`CONTROL_MESSAGE_LEN`]
-/// first.
-const CLAIMS: usize = MAX_MESSAGE_LEN + (16 << 20);
 
 /// Bytes of one key-list entry on the wire: key hash u64 LE, entry hash
 /// u128 LE.
@@ -222,7 +215,7 @@ pub fn decode(
             max: ceiling,
         });
     }
-    let env: Envelope<'_> = borrow_decode_body_max::<_, CLAIMS>(body)?;
+    let env: Envelope<'_> = borrow_decode_body(body)?;
     let words = estimate_nodes.div_ceil(64);
     let ok = match &env.body {
         Body::Estimate { hashes, context } => {
