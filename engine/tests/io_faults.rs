@@ -195,17 +195,28 @@ fn file_size_limit_child() {
 #[test]
 fn a_failing_write_poisons_the_engine_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "file_size_limit_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(DIR_ENV, dir.path())
-        .output()
-        .unwrap();
+    let acked = run_child("file_size_limit_child", dir.path(), None, "write");
+    reopen_and_check(dir.path(), acked);
+}
+
+/// Run the ignored test `child` in a child process on the store in `dir`
+/// (with `preload` as `LD_PRELOAD`); it must succeed and print how many
+/// writes were acknowledged (`acked N`) and the error that stopped them
+/// (`error …`). Returns the count; prints which `what` failed after it.
+fn run_child(child: &str, dir: &Path, preload: Option<&Path>, what: &str) -> u64 {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        child,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(DIR_ENV, dir);
+    if let Some(p) = preload {
+        cmd.env("LD_PRELOAD", p);
+    }
+    let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -219,9 +230,9 @@ fn a_failing_write_poisons_the_engine_and_loses_nothing() {
         .parse()
         .unwrap();
     if let Some((_, err)) = stdout.lines().find_map(|l| l.split_once("error ")) {
-        println!("write failed after {acked} acknowledged writes: {err}");
+        println!("{what} failed after {acked} acknowledged writes: {err}");
     }
-    reopen_and_check(dir.path(), acked);
+    acked
 }
 
 /// The fsync shim, compiled into `dir`: its path.
@@ -276,32 +287,6 @@ fn a_failing_fsync_poisons_the_engine_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let shim_dir = tempfile::tempdir().unwrap();
     let shim = fsync_shim(shim_dir.path());
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "fsync_fault_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(DIR_ENV, dir.path())
-        .env("LD_PRELOAD", &shim)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "child failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let acked: u64 = stdout
-        .lines()
-        .find_map(|l| l.split_once("acked ").map(|(_, n)| n))
-        .unwrap_or_else(|| panic!("the child did not report its writes: {stdout}"))
-        .parse()
-        .unwrap();
-    if let Some((_, err)) = stdout.lines().find_map(|l| l.split_once("error ")) {
-        println!("fsync failed after {acked} acknowledged writes: {err}");
-    }
+    let acked = run_child("fsync_fault_child", dir.path(), Some(&shim), "fsync");
     reopen_and_check(dir.path(), acked);
 }

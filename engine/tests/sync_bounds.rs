@@ -108,6 +108,20 @@ fn replies_are_pulled_one_at_a_time_and_a_message_out_of_turn_ends_the_session()
     assert_eq!(dump(&a), before);
 }
 
+/// A forged first message of session `id`: a Summary whose root differs
+/// from any replica's, with an empty record.
+fn summary(id: u64) -> Vec<u8> {
+    sync::encode(&Envelope {
+        session: id,
+        seq: 0,
+        body: Body::Summary {
+            root: 1,
+            count: 1,
+            context: Default::default(),
+        },
+    })
+}
+
 fn session_of(first: &[u8]) -> u64 {
     sync::decode(first, usize::MAX, 1024).unwrap().session
 }
@@ -120,16 +134,7 @@ fn messages_of_the_wrong_role_are_refused() {
     let (mut sa, first) = Session::initiate(&*a, Config::default()).unwrap();
     let id = session_of(&first);
     // The initiator is sent a Summary (an initiator's message).
-    let summary = sync::encode(&Envelope {
-        session: id,
-        seq: 0,
-        body: Body::Summary {
-            root: 1,
-            count: 1,
-            context: Default::default(),
-        },
-    });
-    match sa.receive(&summary) {
+    match sa.receive(&summary(id)) {
         Err(SyncError::Unexpected(m)) => assert!(m.contains("Initiator"), "{m}"),
         other => panic!("{other:?}"),
     }
@@ -155,16 +160,7 @@ fn messages_of_the_wrong_role_are_refused() {
 fn responder_awaiting_diff(b: &Engine) -> (Session<&Engine>, u64) {
     let mut sb = Session::respond(b, Config::default());
     let id = 77;
-    let summary = sync::encode(&Envelope {
-        session: id,
-        seq: 0,
-        body: Body::Summary {
-            root: 1,
-            count: 1,
-            context: Default::default(),
-        },
-    });
-    sb.receive(&summary).unwrap();
+    sb.receive(&summary(id)).unwrap();
     assert!(sb.next_message().unwrap().is_some());
     (sb, id)
 }

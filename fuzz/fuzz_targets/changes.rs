@@ -27,20 +27,14 @@ use std::sync::Mutex;
 
 static ENGINE: Mutex<Scratch<Engine>> =
     Mutex::new(Scratch::new("changes", fixture::open_fixture, close));
-static INPUTS: Mutex<u64> = Mutex::new(0);
 
 fn close() {
     lock(&ENGINE).close();
 }
 
 fuzz_target!(|data: &[u8]| {
-    let number = {
-        let mut n = lock(&INPUTS);
-        *n += 1;
-        *n
-    };
     let mut slot = lock(&ENGINE);
-    let e = slot.get();
+    let (e, number) = slot.next_input();
     let mut input = Input::new(data);
     let mode = input.byte();
     while !input.is_empty() {

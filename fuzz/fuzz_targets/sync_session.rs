@@ -28,7 +28,6 @@ use std::sync::Mutex;
 
 static ENGINE: Mutex<Scratch<Engine>> =
     Mutex::new(Scratch::new("sync_session", fixture::open_fixture, close));
-static INPUTS: Mutex<u64> = Mutex::new(0);
 
 fn close() {
     lock(&ENGINE).close();
@@ -38,13 +37,8 @@ fn close() {
 const DEFAULT_SESSION: u64 = 0x5e55;
 
 fuzz_target!(|data: &[u8]| {
-    let number = {
-        let mut n = lock(&INPUTS);
-        *n += 1;
-        *n
-    };
     let mut slot = lock(&ENGINE);
-    let e = slot.get();
+    let (e, number) = slot.next_input();
     let mut input = Input::new(data);
     let mode = input.byte();
     let config = Config {

@@ -126,6 +126,12 @@ impl<T> Scratch<T> {
     /// The value for the next input: the current one, or a fresh one every
     /// [`RESET_EVERY`] calls.
     pub fn get(&mut self) -> &T {
+        self.next_input().0
+    }
+
+    /// [`Scratch::get`], with the number of this input (1, 2, … over the
+    /// process).
+    pub fn next_input(&mut self) -> (&T, u64) {
         if self.value.is_some() && self.uses % RESET_EVERY == 0 {
             self.close();
         }
@@ -142,7 +148,7 @@ impl<T> Scratch<T> {
             }
         }
         match &self.value {
-            Some((v, _)) => v,
+            Some((v, _)) => (v, self.uses),
             None => unreachable!("opened above"),
         }
     }

@@ -67,31 +67,22 @@ fn start() -> usize {
     live
 }
 
-fn peak_rss_kib() -> u64 {
+/// A `kB` field of /proc/self/status (`VmHWM`: peak resident set since
+/// the last reset; `VmRSS`: now), or 0.
+fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
         })
         .unwrap_or(0)
 }
 
 fn report(name: &str, base: usize, rss_before: u64, wire: u64, outcome: &str) {
     let heap = PEAK.load(Ordering::Relaxed).saturating_sub(base) as f64 / MIB;
-    let rss = peak_rss_kib().saturating_sub(rss_before) as f64 / 1024.0;
+    let rss = status_kib("VmHWM").saturating_sub(rss_before) as f64 / 1024.0;
     println!(
         "{name:<44} wire {:>7.1} MiB  peak heap +{heap:>6.1} MiB  peak RSS +{rss:>6.1} MiB  {outcome}",
         wire as f64 / MIB
@@ -134,7 +125,7 @@ fn msg(session: u64, seq: u32, body: Body<'_>) -> Vec<u8> {
 }
 
 /// Drain a side's output, returning the bytes pulled.
-fn drain<S: sync::SyncStore>(s: &mut Session<S>) -> Res<u64> {
+fn drain<S: sync::SyncStore>(s: &mut Session<S>) -> Result<u64, sync::SyncError> {
     let mut n = 0;
     while let Some(m) = s.next_message()? {
         n += m.len() as u64;
@@ -147,7 +138,7 @@ fn drain<S: sync::SyncStore>(s: &mut Session<S>) -> Res<u64> {
 fn forged_key_lists(victim: &Engine, parts: u32, part_bytes: usize) -> Res<()> {
     let (_, first) = Session::initiate(victim, Config::default())?;
     let session = sync::decode(&first, usize::MAX, 1024)?.session;
-    let rss0 = rss_kib();
+    let rss0 = status_kib("VmRSS");
     let base = start();
     let mut s = Session::respond(victim, Config::default());
     // The victim's own Summary, replayed: roots equal would end it, so
@@ -186,12 +177,7 @@ fn forged_key_lists(victim: &Engine, parts: u32, part_bytes: usize) -> Res<()> {
         );
         wire += m.len() as u64;
         drop(blob);
-        let step_result = (|| -> Result<(), sync::SyncError> {
-            s.receive(&m)?;
-            while s.next_message()?.is_some() {}
-            Ok(())
-        })();
-        if let Err(e) = step_result {
+        if let Err(e) = s.receive(&m).and_then(|()| drain(&mut s)) {
             outcome = format!("ended: {e}");
             break;
         }
@@ -217,7 +203,7 @@ fn forged_wants(victim: &Engine, parts: u32, part_bytes: usize) -> Res<()> {
         iblt: false,
         ..Config::default()
     };
-    let rss0 = rss_kib();
+    let rss0 = status_kib("VmRSS");
     let base = start();
     let (mut s, first) = Session::initiate(victim, cfg)?;
     let session = sync::decode(&first, usize::MAX, 1024)?.session;
@@ -280,7 +266,7 @@ fn forged_context(victim: &Engine) -> Res<()> {
             context: ctx,
         },
     );
-    let rss0 = rss_kib();
+    let rss0 = status_kib("VmRSS");
     let base = start();
     let mut s = Session::respond(victim, Config::default());
     let r = s.receive(&m);
@@ -302,7 +288,7 @@ fn forged_context(victim: &Engine) -> Res<()> {
 /// An honest session between `full` and an empty replica, message by
 /// message; reports the largest message too.
 fn honest(full: &Engine, empty: &Engine) -> Res<()> {
-    let rss0 = rss_kib();
+    let rss0 = status_kib("VmRSS");
     let base = start();
     let ((oa, sa), (ob, sb)) = sync::sync_engines(full, empty, Config::default())?;
     report(

@@ -246,25 +246,32 @@ use scaled_claims;
 pub(crate) fn decode_body_max<T: Decode<()>, const LIMIT: usize>(
     body: &[u8],
 ) -> Result<T, CodecError> {
-    match bincode::decode_from_slice::<T, _>(body, config_with::<LIMIT>()) {
-        Ok((v, used)) if used == body.len() => Ok(v),
-        Ok((_, used)) => Err(CodecError::Malformed(format!(
-            "{} trailing bytes after the encoding",
-            body.len() - used
-        ))),
-        Err(e) => Err(map_decode_error::<LIMIT>(e)),
-    }
+    whole::<T, LIMIT>(
+        body.len(),
+        bincode::decode_from_slice::<T, _>(body, config_with::<LIMIT>()),
+    )
 }
 
 /// [`decode_body_max`] for a type that borrows from the body.
 pub(crate) fn borrow_decode_body_max<'a, T: bincode::BorrowDecode<'a, ()>, const LIMIT: usize>(
     body: &'a [u8],
 ) -> Result<T, CodecError> {
-    match bincode::borrow_decode_from_slice::<T, _>(body, config_with::<LIMIT>()) {
-        Ok((v, used)) if used == body.len() => Ok(v),
+    whole::<T, LIMIT>(
+        body.len(),
+        bincode::borrow_decode_from_slice::<T, _>(body, config_with::<LIMIT>()),
+    )
+}
+
+/// The value of a decode of a `len`-byte body that must use every byte.
+fn whole<T, const LIMIT: usize>(
+    len: usize,
+    decoded: Result<(T, usize), bincode::error::DecodeError>,
+) -> Result<T, CodecError> {
+    match decoded {
+        Ok((v, used)) if used == len => Ok(v),
         Ok((_, used)) => Err(CodecError::Malformed(format!(
             "{} trailing bytes after the encoding",
-            body.len() - used
+            len - used
         ))),
         Err(e) => Err(map_decode_error::<LIMIT>(e)),
     }

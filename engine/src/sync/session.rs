@@ -588,15 +588,9 @@ impl<S: SyncStore> Session<S> {
                 });
                 self.queue.push_back(msg);
             }
-            None => {
-                // Too many differences for a table: our key list; the
-                // responder diffs it and sends Exchange.
-                self.phase = Phase::AwaitExchange;
-                self.stream = Some(Stream::KeyList(KeyListStream::new(
-                    differing,
-                    self.config.message_budget,
-                )));
-            }
+            // Too many differences for a table: our key list; the
+            // responder diffs it and sends Exchange.
+            None => self.send_key_list(differing),
         }
         Ok(())
     }
@@ -617,18 +611,22 @@ impl<S: SyncStore> Session<S> {
                 only_theirs.iter().for_each(|e| want.push(e.kh));
                 self.exchange(ship, want);
             }
-            None => {
-                // Too many differences for this table: our key list of the
-                // differing subtrees; the initiator diffs it and sends
-                // Exchange.
-                self.phase = Phase::AwaitExchange;
-                self.stream = Some(Stream::KeyList(KeyListStream::new(
-                    differing,
-                    self.config.message_budget,
-                )));
-            }
+            // Too many differences for this table: our key list of the
+            // differing subtrees; the initiator diffs it and sends
+            // Exchange.
+            None => self.send_key_list(differing),
         }
         Ok(())
+    }
+
+    /// Start sending our key list of the subtrees in `differing`; the peer
+    /// diffs it and answers with Exchange.
+    fn send_key_list(&mut self, differing: Vec<u64>) {
+        self.phase = Phase::AwaitExchange;
+        self.stream = Some(Stream::KeyList(KeyListStream::new(
+            differing,
+            self.config.message_budget,
+        )));
     }
 
     /// The peer's key list is complete: ship what differs.

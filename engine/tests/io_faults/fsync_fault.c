@@ -10,10 +10,6 @@ static long calls_left = -1; /* -1: not armed */
 
 void converge_fault_arm(long n) { __atomic_store_n(&calls_left, n, __ATOMIC_SEQ_CST); }
 
-long converge_fault_failures(void);
-static long failures = 0;
-long converge_fault_failures(void) { return __atomic_load_n(&failures, __ATOMIC_SEQ_CST); }
-
 static int fail_now(void) {
   long left = __atomic_load_n(&calls_left, __ATOMIC_SEQ_CST);
   while (left > 0) {
@@ -21,31 +17,26 @@ static int fail_now(void) {
                                     __ATOMIC_SEQ_CST))
       return 0;
   }
-  if (left == 0) {
-    __atomic_add_fetch(&failures, 1, __ATOMIC_SEQ_CST);
-    return 1;
+  return left == 0;
+}
+
+/* Fail with EIO once armed calls run out, else call the real `name`. */
+static int sync_call(int fd, int (**real)(int), const char *name) {
+  if (fail_now()) {
+    errno = EIO;
+    return -1;
   }
-  return 0;
+  if (!*real)
+    *real = (int (*)(int))dlsym(RTLD_NEXT, name);
+  return (*real)(fd);
 }
 
 int fsync(int fd) {
   static int (*real)(int);
-  if (fail_now()) {
-    errno = EIO;
-    return -1;
-  }
-  if (!real)
-    real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-  return real(fd);
+  return sync_call(fd, &real, "fsync");
 }
 
 int fdatasync(int fd) {
   static int (*real)(int);
-  if (fail_now()) {
-    errno = EIO;
-    return -1;
-  }
-  if (!real)
-    real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-  return real(fd);
+  return sync_call(fd, &real, "fdatasync");
 }
