@@ -1,0 +1,267 @@
+//! Counters of a node and the `/metrics` endpoint (Prometheus text format,
+//! version 0.0.4) served over HTTP/1.1 with hyper.
+
+use super::Shared;
+use crate::proto::ReplicationMode;
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Request, Response};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+
+/// A node's counters.
+#[derive(Default)]
+pub struct Metrics {
+    writes: [AtomicU64; 3],
+    write_ops: AtomicU64,
+    write_errors: AtomicU64,
+    write_micros: AtomicU64,
+    ack_timeouts: AtomicU64,
+    reads: AtomicU64,
+    pushed_ops: AtomicU64,
+    push_failures: AtomicU64,
+    received_bytes: AtomicU64,
+    fallbacks: AtomicU64,
+    gossip_errors: AtomicU64,
+    labelled: Mutex<BTreeMap<(&'static str, String), u64>>,
+}
+
+impl Metrics {
+    /// A write acknowledged under `mode`.
+    pub fn wrote(&self, mode: ReplicationMode, ops: u64, took: Duration) {
+        self.writes[mode as usize].fetch_add(1, Relaxed);
+        self.write_ops.fetch_add(ops, Relaxed);
+        self.write_micros
+            .fetch_add(took.as_micros() as u64, Relaxed);
+    }
+    /// A write refused or failed.
+    pub fn write_failed(&self) {
+        self.write_errors.fetch_add(1, Relaxed);
+    }
+    /// A semi-sync or sync write not acknowledged in time.
+    pub fn ack_timeout(&self) {
+        self.ack_timeouts.fetch_add(1, Relaxed);
+    }
+    /// A read served.
+    pub fn read(&self) {
+        self.reads.fetch_add(1, Relaxed);
+    }
+    /// Operations pushed to a peer.
+    pub fn pushed_out(&self, ops: u64) {
+        self.pushed_ops.fetch_add(ops, Relaxed);
+    }
+    /// A push that failed.
+    pub fn push_failed(&self) {
+        self.push_failures.fetch_add(1, Relaxed);
+    }
+    /// A page pushed to this node (its bytes).
+    pub fn pushed_in(&self, bytes: u64) {
+        self.received_bytes.fetch_add(bytes, Relaxed);
+    }
+    /// A peer sent to anti-entropy because its cursor was too old.
+    pub fn fallback(&self) {
+        self.fallbacks.fetch_add(1, Relaxed);
+    }
+    /// A gossip datagram foca refused.
+    pub fn gossip_error(&self) {
+        self.gossip_errors.fetch_add(1, Relaxed);
+    }
+    fn bump(&self, name: &'static str, label: String) {
+        let mut m = self.labelled.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry((name, label)).or_insert(0) += 1;
+    }
+    /// A sync session ended (`role`: initiator or responder).
+    pub fn session(&self, role: &str, outcome: &str) {
+        self.bump(
+            "converge_sync_sessions_total",
+            format!("role=\"{role}\",outcome=\"{outcome}\""),
+        );
+    }
+    /// A membership change (up, down, renamed).
+    pub fn member(&self, change: &str) {
+        self.bump(
+            "converge_membership_changes_total",
+            format!("change=\"{change}\""),
+        );
+    }
+}
+
+/// The metrics in Prometheus text format.
+pub fn render(shared: &Shared) -> String {
+    let m = &shared.metrics;
+    let mut out = String::new();
+    let mut counter = |name: &str, help: &str, rows: &[(String, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (labels, v) in rows {
+            if labels.is_empty() {
+                let _ = writeln!(out, "{name} {v}");
+            } else {
+                let _ = writeln!(out, "{name}{{{labels}}} {v}");
+            }
+        }
+    };
+    let one = |a: &AtomicU64| vec![(String::new(), a.load(Relaxed))];
+    counter(
+        "converge_writes_total",
+        "Writes acknowledged, by replication mode.",
+        &["async", "semi_sync", "sync"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (format!("mode=\"{n}\""), m.writes[i].load(Relaxed)))
+            .collect::<Vec<_>>(),
+    );
+    counter(
+        "converge_write_ops_total",
+        "Operations in acknowledged writes.",
+        &one(&m.write_ops),
+    );
+    counter(
+        "converge_write_errors_total",
+        "Writes refused or failed.",
+        &one(&m.write_errors),
+    );
+    counter(
+        "converge_write_seconds_micros_total",
+        "Microseconds spent in acknowledged writes (with replication waits).",
+        &one(&m.write_micros),
+    );
+    counter(
+        "converge_ack_timeouts_total",
+        "Semi-sync or sync writes not acknowledged by enough peers in time.",
+        &one(&m.ack_timeouts),
+    );
+    counter("converge_reads_total", "Reads served.", &one(&m.reads));
+    counter(
+        "converge_pushed_ops_total",
+        "Operations of this node pushed to peers.",
+        &one(&m.pushed_ops),
+    );
+    counter(
+        "converge_push_failures_total",
+        "Pushes that failed (retried from the acknowledged cursor).",
+        &one(&m.push_failures),
+    );
+    counter(
+        "converge_push_received_bytes_total",
+        "Bytes of pages pushed to this node.",
+        &one(&m.received_bytes),
+    );
+    counter(
+        "converge_cursor_fallbacks_total",
+        "Peers sent to anti-entropy because the log no longer served their cursor.",
+        &one(&m.fallbacks),
+    );
+    counter(
+        "converge_gossip_errors_total",
+        "Gossip datagrams foca refused.",
+        &one(&m.gossip_errors),
+    );
+    let labelled = m.labelled.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for (name, help) in [
+        ("converge_sync_sessions_total", "Anti-entropy sessions, by role and outcome."),
+        ("converge_membership_changes_total", "Membership changes seen."),
+    ] {
+        let rows: Vec<(String, u64)> = labelled
+            .iter()
+            .filter(|((n, _), _)| *n == name)
+            .map(|((_, l), v)| (l.clone(), *v))
+            .collect();
+        counter(name, help, &rows);
+    }
+    let me = shared.me;
+    let last = shared.engine.context().vv().get(me);
+    let pending = shared.engine.pending();
+    let now = Instant::now();
+    let _ = writeln!(
+        out,
+        "# HELP converge_pending_entries Deltas and pages waiting for their dependencies.\n\
+         # TYPE converge_pending_entries gauge\nconverge_pending_entries {}",
+        pending.entries
+    );
+    let _ = writeln!(
+        out,
+        "# HELP converge_last_seq The last operation this node issued.\n\
+         # TYPE converge_last_seq gauge\nconverge_last_seq {last}"
+    );
+    let peers = shared.peers().clone();
+    let _ = writeln!(
+        out,
+        "# HELP converge_peer_up Whether a peer is alive (1), suspect (0.5) or down (0).\n\
+         # TYPE converge_peer_up gauge"
+    );
+    for (r, p) in &peers {
+        let v = match p.health {
+            super::PeerHealth::Alive => "1",
+            super::PeerHealth::Suspect => "0.5",
+            super::PeerHealth::Down => "0",
+        };
+        let _ = writeln!(out, "converge_peer_up{{peer=\"{r}\"}} {v}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP converge_replication_lag_ops Operations of this node a peer has not acknowledged.\n\
+         # TYPE converge_replication_lag_ops gauge"
+    );
+    for (r, p) in &peers {
+        let lag = last.saturating_sub(p.acked.vv().get(me));
+        let _ = writeln!(out, "converge_replication_lag_ops{{peer=\"{r}\"}} {lag}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP converge_replication_lag_seconds Seconds since a peer last held every operation of this node.\n\
+         # TYPE converge_replication_lag_seconds gauge"
+    );
+    for (r, p) in &peers {
+        let lag = last.saturating_sub(p.acked.vv().get(me));
+        let secs = if lag == 0 {
+            0.0
+        } else {
+            now.duration_since(p.caught_up_at).as_secs_f64()
+        };
+        let _ = writeln!(out, "converge_replication_lag_seconds{{peer=\"{r}\"}} {secs:.3}");
+    }
+    out
+}
+
+/// Serve `GET /metrics` on `addr` until the node stops.
+pub async fn serve(shared: Arc<Shared>, addr: SocketAddr) -> std::io::Result<JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "metrics endpoint listening");
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let shared = shared.clone();
+                    async move {
+                        let resp = if req.uri().path() == "/metrics" {
+                            let body = tokio::task::spawn_blocking(move || render(&shared))
+                                .await
+                                .unwrap_or_default();
+                            Response::builder()
+                                .header("content-type", "text/plain; version=0.0.4")
+                                .body(Full::new(Bytes::from(body)))
+                        } else {
+                            Response::builder()
+                                .status(404)
+                                .body(Full::new(Bytes::from_static(b"not found\n")))
+                        };
+                        resp
+                    }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, svc)
+                    .await;
+            });
+        }
+    }))
+}

@@ -1,0 +1,326 @@
+//! `converge serve`: one engine served over gRPC, replicated to its peers.
+//!
+//! - [`api`]: the client service (`converge.v1.Converge`).
+//! - [`peer`]: the replication service (`converge.v1.Replication`) and the
+//!   anti-entropy sessions it carries, both sides.
+//! - [`members`]: membership and failure detection (foca's SWIM over UDP).
+//! - [`push`]: per live peer, the changes feed streamed to it; the periodic
+//!   anti-entropy session with a random live peer.
+//! - [`metrics`]: counters and the Prometheus `/metrics` endpoint.
+//! - [`status`]: engine errors as gRPC statuses.
+//!
+//! The engine's calls block (RocksDB): they run on tokio's blocking pool
+//! (`spawn_blocking`), never on the async workers.
+
+pub mod api;
+pub mod members;
+pub mod metrics;
+pub mod peer;
+pub mod push;
+pub mod status;
+
+use converge::{CausalContext, Engine, Options, ReplicaId};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Everything `converge serve` is told; every timer and limit has a
+/// documented default (docs/NODE.md).
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// The store directory.
+    pub data: PathBuf,
+    /// Where the gRPC server listens (TCP) and membership binds (UDP).
+    pub listen: SocketAddr,
+    /// The address peers use to reach this node (gRPC and gossip); the
+    /// listen address by default.
+    pub advertise: Option<SocketAddr>,
+    /// Seed addresses to join through (any live member).
+    pub join: Vec<SocketAddr>,
+    /// Serve Prometheus metrics over HTTP here.
+    pub metrics: Option<SocketAddr>,
+    /// Interval between anti-entropy sessions with a random live peer.
+    pub anti_entropy_interval: Duration,
+    /// SWIM probe period (failure detection within about 4 of them).
+    pub probe_period: Duration,
+    /// Operations per pushed page of the changes feed.
+    pub push_page: usize,
+    /// Timeout of one peer RPC (a push, a connection attempt).
+    pub rpc_timeout: Duration,
+    /// Default wait for semi-sync and sync acknowledgements.
+    pub ack_timeout: Duration,
+    /// Longest wait a read may ask for.
+    pub max_read_wait: Duration,
+    /// Largest client request accepted, in bytes.
+    pub max_request_bytes: usize,
+}
+
+impl NodeConfig {
+    /// The defaults for a node with this store and listen address.
+    pub fn new(data: PathBuf, listen: SocketAddr) -> NodeConfig {
+        NodeConfig {
+            data,
+            listen,
+            advertise: None,
+            join: Vec::new(),
+            metrics: None,
+            anti_entropy_interval: Duration::from_secs(10),
+            probe_period: Duration::from_millis(1000),
+            push_page: 1024,
+            rpc_timeout: Duration::from_secs(5),
+            ack_timeout: Duration::from_secs(5),
+            max_read_wait: Duration::from_secs(30),
+            max_request_bytes: 20 << 20,
+        }
+    }
+
+    /// The address peers reach this node at.
+    pub fn advertised(&self) -> SocketAddr {
+        self.advertise.unwrap_or(self.listen)
+    }
+}
+
+/// A node failed to start or stopped on an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The engine failed (opening or closing the store).
+    #[error("engine: {0}")]
+    Engine(#[from] converge::Error),
+    /// A socket could not be bound or used.
+    #[error("network: {0}")]
+    Io(#[from] std::io::Error),
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// A peer RPC failed.
+    #[error("peer: {0}")]
+    Peer(#[from] tonic::Status),
+    /// A sync session failed.
+    #[error("sync: {0}")]
+    Sync(#[from] converge::sync::SyncError),
+    /// A blocking task failed.
+    #[error("task: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// Membership state of a peer, as this node sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerHealth {
+    /// Answering probes.
+    Alive,
+    /// Missed probes; not yet declared down.
+    Suspect,
+    /// Declared down by the cluster.
+    Down,
+}
+
+impl PeerHealth {
+    /// Lower-case name (status output).
+    pub fn name(self) -> &'static str {
+        match self {
+            PeerHealth::Alive => "alive",
+            PeerHealth::Suspect => "suspect",
+            PeerHealth::Down => "down",
+        }
+    }
+}
+
+/// What this node knows of one peer.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    /// Its gRPC (and gossip) address.
+    pub addr: SocketAddr,
+    /// Its identity's incarnation (bumped at each start).
+    pub bump: u64,
+    /// Membership state.
+    pub health: PeerHealth,
+    /// This node's operations the peer holds (acknowledged).
+    pub acked: CausalContext,
+    /// When the peer last held every operation of this node.
+    pub caught_up_at: Instant,
+    /// Whether a push task serves it now.
+    pub pushing: bool,
+}
+
+/// State shared by the services and tasks of a node.
+pub struct Shared {
+    /// The engine.
+    pub engine: Arc<Engine>,
+    /// This replica.
+    pub me: ReplicaId,
+    /// The configuration.
+    pub config: NodeConfig,
+    /// Peers by replica id.
+    peers: Mutex<BTreeMap<ReplicaId, Peer>>,
+    /// Bumped after every local write: wakes the push tasks.
+    pub wrote: watch::Sender<u64>,
+    /// Bumped whenever a peer acknowledges: wakes semi-sync/sync writers.
+    pub acked: watch::Sender<u64>,
+    /// Set on shutdown.
+    pub stopping: watch::Sender<bool>,
+    /// Counters.
+    pub metrics: metrics::Metrics,
+}
+
+impl Shared {
+    /// The peers table (never held across an await).
+    pub fn peers(&self) -> MutexGuard<'_, BTreeMap<ReplicaId, Peer>> {
+        // A panic while holding it leaves plain data: keep using it.
+        self.peers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Live peers and their addresses.
+    pub fn alive(&self) -> Vec<(ReplicaId, SocketAddr)> {
+        self.peers()
+            .iter()
+            .filter(|(_, p)| p.health == PeerHealth::Alive)
+            .map(|(r, p)| (*r, p.addr))
+            .collect()
+    }
+
+    /// Record that `peer` holds `held` of this node's operations.
+    pub fn record_ack(&self, peer: ReplicaId, held: &CausalContext) {
+        let last = self.engine.context().vv().get(self.me);
+        let mut peers = self.peers();
+        if let Some(p) = peers.get_mut(&peer) {
+            p.acked.merge(held);
+            if p.acked.vv().get(self.me) >= last {
+                p.caught_up_at = Instant::now();
+            }
+        }
+        drop(peers);
+        self.acked.send_modify(|n| *n += 1);
+    }
+
+    /// Whether the node is shutting down.
+    pub fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    /// The local IP outgoing connections are made from (the listen
+    /// address's, so that peers and fault-injecting proxies see which node
+    /// connects), or `None` for a wildcard listen address.
+    pub fn local_ip(&self) -> Option<IpAddr> {
+        let ip = self.config.listen.ip();
+        (!ip.is_unspecified()).then_some(ip)
+    }
+}
+
+/// Open the engine and serve until SIGTERM or SIGINT; then leave the
+/// cluster, stop serving, and close the engine cleanly.
+pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
+    let data = config.data.clone();
+    let engine = tokio::task::spawn_blocking(move || Engine::open(&data, Options::default()))
+        .await??;
+    let engine = Arc::new(engine);
+    let me = engine.replica_id();
+    let shared = Arc::new(Shared {
+        engine: engine.clone(),
+        me,
+        config: config.clone(),
+        peers: Mutex::new(BTreeMap::new()),
+        wrote: watch::channel(0).0,
+        acked: watch::channel(0).0,
+        stopping: watch::channel(false).0,
+        metrics: metrics::Metrics::default(),
+    });
+    tracing::info!(replica = %me, listen = %config.listen, advertise = %config.advertised(),
+        data = %config.data.display(), "node starting");
+
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let membership = members::start(shared.clone()).await?;
+    let metrics_task = match config.metrics {
+        Some(addr) => Some(metrics::serve(shared.clone(), addr).await?),
+        None => None,
+    };
+    let ae_task = tokio::spawn(push::anti_entropy_loop(shared.clone()));
+
+    let mut stop_rx = shared.stopping.subscribe();
+    let signals = tokio::spawn(stop_on_signal(shared.clone()));
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let server = tonic::transport::Server::builder()
+        .concurrency_limit_per_connection(256)
+        .add_service(api::service(shared.clone()))
+        .add_service(peer::service(shared.clone()))
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        });
+    println!("converge node {me} listening on {}", config.listen);
+    let served = server.await;
+    signals.abort();
+    // Stop everything that holds the engine, then close it.
+    shared.stopping.send_replace(true);
+    engine.interrupt_waits();
+    let _ = membership.await;
+    ae_task.abort();
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
+    push::wait_stopped(&shared).await;
+    drop(shared);
+    close_engine(engine).await?;
+    served?;
+    tracing::info!("node stopped");
+    Ok(())
+}
+
+/// Set the stop flag on SIGTERM or SIGINT.
+async fn stop_on_signal(shared: Arc<Shared>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+    shared.stopping.send_replace(true);
+}
+
+/// Close the engine once every task released it (blocking calls still
+/// running finish first); flush and fsync the WAL if some never does.
+async fn close_engine(mut engine: Arc<Engine>) -> Result<(), NodeError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Arc::try_unwrap(engine) {
+            Ok(e) => {
+                tokio::task::spawn_blocking(move || e.close()).await??;
+                return Ok(());
+            }
+            Err(shared) if Instant::now() < deadline => {
+                engine = shared;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(shared) => {
+                tracing::warn!("engine still in use after 10 s: flushing instead of closing");
+                tokio::task::spawn_blocking(move || {
+                    shared.flush()?;
+                    shared.sync_wal()
+                })
+                .await??;
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Run a blocking engine call off the async workers.
+pub async fn blocking<T, F>(engine: &Arc<Engine>, f: F) -> Result<T, tonic::Status>
+where
+    F: FnOnce(&Engine) -> Result<T, converge::Error> + Send + 'static,
+    T: Send + 'static,
+{
+    let engine = engine.clone();
+    tokio::task::spawn_blocking(move || f(&engine))
+        .await
+        .map_err(status::join)?
+        .map_err(status::engine)
+}
