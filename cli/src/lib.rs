@@ -11,9 +11,9 @@
 //! - [`cluster`]: start, stop and kill `converge serve` processes (demo,
 //!   benchmarks, tests).
 
-// pub mod client;
-// pub mod cluster;
-// pub mod netfault;
+pub mod client;
+pub mod cluster;
+pub mod netfault;
 pub mod node;
 pub mod wire;
 

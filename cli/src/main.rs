@@ -1,48 +1,297 @@
-//! `converge`: the command-line tool. `converge demo` shows two replicas
-//! diverging and converging; the other commands inspect a store.
+//! `converge`: the node (`converge serve`), its client, and offline tools.
+//! See `converge --help` and docs/NODE.md.
 
+mod bench;
 mod demo;
+mod demo_cluster;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use converge::{Engine, Options};
+use converge_cli::client::{self, CliError, WriteMode};
+use converge_cli::node::{self, NodeConfig};
+use converge_cli::proto::{op::Kind, MvWrite, OrRemove, ReplicationMode};
+use converge_cli::wire;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+const AFTER_HELP: &str = "\
+Examples:
+  converge serve --data /tmp/n1 --listen 127.0.0.1:7701
+  converge serve --data /tmp/n2 --listen 127.0.0.1:7702 --join 127.0.0.1:7701
+  converge --node 127.0.0.1:7701 incr likes 5
+  converge --node 127.0.0.1:7702 get likes
+  converge --node 127.0.0.1:7701 add cart socks --mode sync
+  converge --node 127.0.0.1:7701 status --json
+  converge verify /tmp/n1      (offline, node stopped)
+  converge demo                (a three-node cluster on loopback)
+
+Exit codes: 0 ok, 1 other error, 2 usage, 3 key absent, 4 refused by the
+node (bad argument, wrong type, too large), 5 node unreachable or
+unavailable (or a token not visible in time), 6 semi-sync/sync write not
+acknowledged by enough peers in time (it is committed locally), 7 store
+inconsistent (verify).";
 
 #[derive(Parser)]
 #[command(
     name = "converge",
     version,
-    about = "Converge replication storage engine"
+    about = "Converge: a replicated CRDT store. Run nodes, talk to them, inspect stores.",
+    after_help = AFTER_HELP
 )]
 struct Cli {
+    /// The node to talk to (host:port).
+    #[arg(long, global = true, env = "CONVERGE_NODE", default_value = "127.0.0.1:7700")]
+    node: String,
+    /// Print one JSON object instead of text.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    /// Acknowledged after the local commit.
+    Async,
+    /// Acknowledged once --acks live peers hold it.
+    SemiSync,
+    /// Acknowledged once every live peer holds it.
+    Sync,
+}
+
+#[derive(clap::Args, Clone, Copy)]
+struct Replication {
+    /// When the write is acknowledged.
+    #[arg(long, value_enum, default_value = "async")]
+    mode: Mode,
+    /// Semi-sync: how many peers must hold the write.
+    #[arg(long, default_value_t = 1)]
+    acks: u32,
+    /// Semi-sync and sync: wait at most this long for the peers (0: the
+    /// node's default).
+    #[arg(long, default_value_t = 0)]
+    ack_timeout_ms: u32,
+}
+
+impl Replication {
+    fn mode(self) -> WriteMode {
+        WriteMode {
+            mode: match self.mode {
+                Mode::Async => ReplicationMode::Async,
+                Mode::SemiSync => ReplicationMode::SemiSync,
+                Mode::Sync => ReplicationMode::Sync,
+            },
+            acks: self.acks,
+            timeout_ms: self.ack_timeout_ms,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SetKind {
+    /// OR-Set (add wins; elements can be re-added).
+    Or,
+    /// G-Set (grow only).
+    G,
+    /// 2P-Set (a removed element never comes back).
+    #[value(name = "2p")]
+    TwoP,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RegisterKind {
+    /// Last writer wins.
+    Lww,
+    /// First writer wins.
+    Fww,
+    /// Multi-value: concurrent writes stay as siblings.
+    Mv,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
-    /// Two replicas diverge during a partition and converge again.
-    Demo,
+    /// Run a node: serve the store in DIR over gRPC and replicate it.
+    Serve(ServeArgs),
+    /// Add N (default 1) to a counter (G-Counter; --pn: PN-Counter, N may
+    /// be negative).
+    Incr {
+        /// The key.
+        key: String,
+        /// The amount.
+        #[arg(default_value_t = 1, allow_hyphen_values = true)]
+        by: i64,
+        /// A PN-Counter.
+        #[arg(long)]
+        pn: bool,
+        #[command(flatten)]
+        replication: Replication,
+    },
+    /// Add an element to a set.
+    Add {
+        /// The key.
+        key: String,
+        /// The element.
+        element: String,
+        /// The kind of set.
+        #[arg(long = "set", value_enum, default_value = "or")]
+        kind: SetKind,
+        #[command(flatten)]
+        replication: Replication,
+    },
+    /// Remove an element from a set (OR-Set: the adds observed now).
+    Rm {
+        /// The key.
+        key: String,
+        /// The element.
+        element: String,
+        /// The kind of set (or, 2p).
+        #[arg(long = "set", value_enum, default_value = "or")]
+        kind: SetKind,
+        #[command(flatten)]
+        replication: Replication,
+    },
+    /// Write a register.
+    Set {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+        /// The kind of register.
+        #[arg(long = "register", value_enum, default_value = "lww")]
+        kind: RegisterKind,
+        /// MV: the token of the read this write replaces (hex; default:
+        /// read the key first and replace what it holds).
+        #[arg(long)]
+        context: Option<String>,
+        #[command(flatten)]
+        replication: Replication,
+    },
+    /// Print a key's value (exit code 3 if absent).
+    Get {
+        /// The key.
+        key: String,
+        /// Read no older than this session token (hex, from a write or
+        /// read with --json or --token).
+        #[arg(long)]
+        at_least: Option<String>,
+        /// Wait this long for the token to become visible.
+        #[arg(long, default_value_t = 0)]
+        wait_ms: u32,
+        /// Also print the read's token.
+        #[arg(long)]
+        token: bool,
+        /// Read a stopped node's store directory instead of a node.
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
     /// List keys (optionally by prefix) with their CRDT types.
     Keys {
-        /// Store directory.
-        dir: PathBuf,
         /// Only keys starting with this prefix.
         #[arg(default_value = "")]
         prefix: String,
+        /// Read a stopped node's store directory instead of a node.
+        #[arg(long)]
+        data: Option<PathBuf>,
     },
-    /// Print a key's value.
-    Get {
-        /// Store directory.
-        dir: PathBuf,
-        /// The key.
-        key: String,
+    /// The node, its view of the cluster (members, lag) and its root.
+    Status,
+    /// Run one anti-entropy session between the node and PEER now.
+    Sync {
+        /// The peer's address (host:port).
+        peer: String,
     },
-    /// Print the anti-entropy root and check it against the data.
+    /// Print a store's anti-entropy root and check it against the data
+    /// (offline: the node must be stopped).
     Verify {
         /// Store directory.
         dir: PathBuf,
     },
+    /// A three-node cluster on loopback: partition, concurrent edits,
+    /// conflicts, healing (--local: two in-process replicas instead).
+    Demo {
+        /// The in-process two-replica demo.
+        #[arg(long)]
+        local: bool,
+    },
+    /// Measure increments through gRPC on a local cluster, per
+    /// replication mode, against the embedded engine; replication lag;
+    /// time to converge after a partition.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Store directory (created if missing).
+    #[arg(long)]
+    data: PathBuf,
+    /// gRPC (TCP) and gossip (UDP) address.
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    listen: SocketAddr,
+    /// The address peers reach this node at (default: --listen).
+    #[arg(long)]
+    advertise: Option<SocketAddr>,
+    /// A member to join through (repeatable).
+    #[arg(long)]
+    join: Vec<SocketAddr>,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long)]
+    metrics: Option<SocketAddr>,
+    /// Milliseconds between anti-entropy sessions with a random peer.
+    #[arg(long, default_value_t = 10_000)]
+    anti_entropy_ms: u64,
+    /// SWIM probe period in milliseconds (a dead node is declared down
+    /// after about 4 of them).
+    #[arg(long, default_value_t = 1000)]
+    probe_ms: u64,
+    /// Operations per pushed page.
+    #[arg(long, default_value_t = 1024)]
+    push_page: usize,
+    /// Default wait for semi-sync/sync acknowledgements, in ms.
+    #[arg(long, default_value_t = 5000)]
+    ack_timeout_ms: u64,
+    /// Log filter: error, warn, info, debug or trace.
+    #[arg(long, default_value = "info")]
+    log: tracing::Level,
+    /// Log as JSON lines.
+    #[arg(long)]
+    log_json: bool,
+}
+
+fn serve(a: ServeArgs) -> Result<(), CliError> {
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(a.log)
+        .with_writer(std::io::stderr);
+    if a.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    if a.push_page == 0 || a.probe_ms == 0 || a.anti_entropy_ms == 0 {
+        return Err(CliError::new(
+            2,
+            "--push-page, --probe-ms and --anti-entropy-ms must be positive",
+        ));
+    }
+    let mut c = NodeConfig::new(a.data, a.listen);
+    c.advertise = a.advertise;
+    c.join = a.join;
+    c.metrics = a.metrics;
+    c.anti_entropy_interval = Duration::from_millis(a.anti_entropy_ms);
+    c.probe_period = Duration::from_millis(a.probe_ms);
+    c.push_page = a.push_page;
+    c.ack_timeout = Duration::from_millis(a.ack_timeout_ms);
+    let rt = runtime()?;
+    rt.block_on(node::serve(c))
+        .map_err(|e| CliError::new(1, e.to_string()))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(1, format!("cannot start the runtime: {e}")))
 }
 
 fn open_existing(dir: &PathBuf) -> converge::Result<Engine> {
@@ -53,10 +302,12 @@ fn open_existing(dir: &PathBuf) -> converge::Result<Engine> {
     Engine::open(dir, opts)
 }
 
-fn run(cli: Cli) -> converge::Result<()> {
-    match cli.cmd {
-        Cmd::Demo => demo::run(),
-        Cmd::Keys { dir, prefix } => {
+fn offline(cmd: Cmd) -> Result<(), CliError> {
+    match cmd {
+        Cmd::Keys {
+            prefix,
+            data: Some(dir),
+        } => {
             let e = open_existing(&dir)?;
             for item in e.keys(prefix.as_bytes())? {
                 let (k, t) = item?;
@@ -64,36 +315,173 @@ fn run(cli: Cli) -> converge::Result<()> {
             }
             Ok(())
         }
-        Cmd::Get { dir, key } => {
+        Cmd::Get {
+            key,
+            data: Some(dir),
+            ..
+        } => {
             let e = open_existing(&dir)?;
             match e.read(key.as_bytes())? {
-                None => println!("(absent)"),
-                Some(v) => println!("{}", demo::show(&v)),
+                None => {
+                    println!("(absent)");
+                    Err(CliError::new(3, ""))
+                }
+                Some(v) => {
+                    println!("{}", demo::show(&v));
+                    Ok(())
+                }
             }
-            Ok(())
         }
         Cmd::Verify { dir } => {
             let e = open_existing(&dir)?;
             let root = e.root()?;
             let report = e.verify()?;
             println!("root {:032x}  keys {}", root.hash, root.count);
-            println!(
-                "{}",
-                if report.consistent {
-                    "tree consistent with the data"
-                } else {
-                    "TREE INCONSISTENT with the data"
-                }
-            );
             if report.consistent {
+                println!("tree consistent with the data");
                 Ok(())
             } else {
-                Err(converge::Error::Corruption(format!(
-                    "{} segments differ",
-                    report.bad_segments.len()
-                )))
+                Err(CliError::new(
+                    7,
+                    format!(
+                        "TREE INCONSISTENT with the data: {} segments differ",
+                        report.bad_segments.len()
+                    ),
+                ))
             }
         }
+        _ => Err(CliError::new(1, "not an offline command")),
+    }
+}
+
+async fn online(node: &str, json: bool, cmd: Cmd) -> Result<(), CliError> {
+    let mut c = client::connect(node).await?;
+    let c = &mut c;
+    match cmd {
+        Cmd::Incr {
+            key,
+            by,
+            pn,
+            replication,
+        } => {
+            let kind = if pn {
+                Kind::PnAdd(by)
+            } else {
+                let n = u64::try_from(by)
+                    .map_err(|_| CliError::new(2, "a G-Counter only grows: use --pn"))?;
+                Kind::Increment(n)
+            };
+            let what = format!("{key} += {by}");
+            client::write(c, vec![client::op(&key, kind)], replication.mode(), &what, json)
+                .await?;
+        }
+        Cmd::Add {
+            key,
+            element,
+            kind,
+            replication,
+        } => {
+            let e = element.as_bytes().to_vec();
+            let kind = match kind {
+                SetKind::Or => Kind::OrsetAdd(e),
+                SetKind::G => Kind::GsetAdd(e),
+                SetKind::TwoP => Kind::TwopAdd(e),
+            };
+            let what = format!("added {element:?} to {key}");
+            client::write(c, vec![client::op(&key, kind)], replication.mode(), &what, json)
+                .await?;
+        }
+        Cmd::Rm {
+            key,
+            element,
+            kind,
+            replication,
+        } => {
+            let e = element.as_bytes().to_vec();
+            let kind = match kind {
+                SetKind::Or => Kind::OrsetRemove(OrRemove {
+                    element: e,
+                    observed: Vec::new(),
+                }),
+                SetKind::TwoP => Kind::TwopRemove(e),
+                SetKind::G => return Err(CliError::new(2, "a G-Set has no remove")),
+            };
+            let what = format!("removed {element:?} from {key}");
+            client::write(c, vec![client::op(&key, kind)], replication.mode(), &what, json)
+                .await?;
+        }
+        Cmd::Set {
+            key,
+            value,
+            kind,
+            context,
+            replication,
+        } => {
+            let v = value.as_bytes().to_vec();
+            let kind = match kind {
+                RegisterKind::Lww => Kind::LwwSet(v),
+                RegisterKind::Fww => Kind::FwwSet(v),
+                RegisterKind::Mv => {
+                    let context = match context {
+                        Some(t) => wire::unhex(&t)
+                            .ok_or_else(|| CliError::new(2, "--context is not hex"))?,
+                        None => mv_context(c, &key).await?,
+                    };
+                    Kind::MvWrite(MvWrite { value: v, context })
+                }
+            };
+            let what = format!("{key} = {value:?}");
+            client::write(c, vec![client::op(&key, kind)], replication.mode(), &what, json)
+                .await?;
+        }
+        Cmd::Get {
+            key,
+            at_least,
+            wait_ms,
+            token,
+            ..
+        } => {
+            client::get(c, &key, at_least.as_deref(), wait_ms, json, token).await?;
+        }
+        Cmd::Keys { prefix, .. } => client::keys(c, &prefix, json).await?,
+        Cmd::Status => client::status(c, json).await?,
+        Cmd::Sync { peer } => client::sync(c, &peer, json).await?,
+        _ => return Err(CliError::new(1, "not a client command")),
+    }
+    Ok(())
+}
+
+/// The context of an MV register's current siblings (to replace them).
+async fn mv_context(
+    c: &mut converge_cli::proto::converge_client::ConvergeClient<tonic::transport::Channel>,
+    key: &str,
+) -> Result<Vec<u8>, CliError> {
+    use converge_cli::proto::read_reply::Value as V;
+    let r = c
+        .read(converge_cli::proto::ReadRequest {
+            key: key.as_bytes().to_vec(),
+            at_least: Vec::new(),
+            timeout_ms: 0,
+        })
+        .await
+        .map_err(CliError::status)?
+        .into_inner();
+    Ok(match r.value {
+        Some(V::Mv(mv)) => mv.context,
+        _ => Vec::new(),
+    })
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.cmd {
+        Cmd::Serve(a) => serve(a),
+        Cmd::Demo { local: true } => demo::run().map_err(CliError::from),
+        Cmd::Demo { local: false } => runtime()?.block_on(demo_cluster::run()),
+        Cmd::Bench(args) => runtime()?.block_on(bench::run(args, cli.json)),
+        cmd @ (Cmd::Verify { .. }
+        | Cmd::Keys { data: Some(_), .. }
+        | Cmd::Get { data: Some(_), .. }) => offline(cmd),
+        cmd => runtime()?.block_on(online(&cli.node, cli.json, cmd)),
     }
 }
 
@@ -101,8 +489,10 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("converge: {e}");
-            ExitCode::FAILURE
+            if !e.message.is_empty() {
+                eprintln!("converge: {}", e.message);
+            }
+            ExitCode::from(e.code)
         }
     }
 }

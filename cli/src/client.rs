@@ -1,0 +1,309 @@
+//! The client side of the CLI: each command is one or a few RPCs to a
+//! node, printed for people (default) or as one JSON object (`--json`).
+//!
+//! Exit codes (docs/NODE.md): 0 success; 1 any other error; 2 usage
+//! error; 3 the key is absent (`get`); 4 the node refused the request
+//! (bad argument, wrong type, oversized); 5 the node is unreachable or
+//! unavailable, or a read's token was not visible in time; 6 a
+//! semi-sync/sync write was committed locally but not acknowledged by
+//! enough peers in time; 7 `verify` found the store inconsistent.
+
+use crate::proto::converge_client::ConvergeClient;
+use crate::proto::{self, op::Kind, ReplicationMode};
+use crate::wire;
+use serde_json::json;
+use tonic::transport::Channel;
+use tonic::Code;
+
+/// A failed command: the message and the exit code.
+#[derive(Debug)]
+pub struct CliError {
+    /// Process exit code.
+    pub code: u8,
+    /// What to print.
+    pub message: String,
+}
+
+impl CliError {
+    /// An error with an exit code.
+    pub fn new(code: u8, message: impl Into<String>) -> CliError {
+        CliError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The exit code of a status from a read or an async write.
+    pub fn status(s: tonic::Status) -> CliError {
+        let code = match s.code() {
+            Code::InvalidArgument
+            | Code::FailedPrecondition
+            | Code::OutOfRange
+            | Code::ResourceExhausted => 4,
+            Code::Unavailable | Code::DeadlineExceeded => 5,
+            _ => 1,
+        };
+        CliError::new(code, format!("{:?}: {}", s.code(), s.message()))
+    }
+
+    /// The exit code of a status from a semi-sync or sync write.
+    fn write_status(s: tonic::Status) -> CliError {
+        if s.code() == Code::DeadlineExceeded {
+            CliError::new(6, format!("not acknowledged in time: {}", s.message()))
+        } else {
+            CliError::status(s)
+        }
+    }
+}
+
+impl From<converge::Error> for CliError {
+    fn from(e: converge::Error) -> Self {
+        let code = match e {
+            converge::Error::Corruption(_) => 7,
+            _ => 1,
+        };
+        CliError::new(code, e.to_string())
+    }
+}
+
+/// Connect to a node.
+pub async fn connect(node: &str) -> Result<ConvergeClient<Channel>, CliError> {
+    let url = if node.starts_with("http://") {
+        node.to_string()
+    } else {
+        format!("http://{node}")
+    };
+    ConvergeClient::connect(url)
+        .await
+        .map(|c| c.max_decoding_message_size(64 << 20))
+        .map_err(|e| CliError::new(5, format!("cannot reach the node at {node}: {e}")))
+}
+
+/// How a write is replicated before it is acknowledged.
+#[derive(Clone, Copy, Debug)]
+pub struct WriteMode {
+    /// The mode.
+    pub mode: ReplicationMode,
+    /// Semi-sync: peers that must hold the write.
+    pub acks: u32,
+    /// Wait for the peers at most this long (0: the node's default).
+    pub timeout_ms: u32,
+}
+
+/// An operation on one key.
+pub fn op(key: &str, kind: Kind) -> proto::Op {
+    proto::Op {
+        key: key.as_bytes().to_vec(),
+        kind: Some(kind),
+    }
+}
+
+/// Send a write; print what it did.
+pub async fn write(
+    c: &mut ConvergeClient<Channel>,
+    ops: Vec<proto::Op>,
+    mode: WriteMode,
+    what: &str,
+    json_out: bool,
+) -> Result<proto::WriteReply, CliError> {
+    let req = proto::WriteRequest {
+        ops,
+        replication: mode.mode as i32,
+        min_acks: mode.acks,
+        ack_timeout_ms: mode.timeout_ms,
+    };
+    let reply = c
+        .write(req)
+        .await
+        .map_err(|s| {
+            if mode.mode == ReplicationMode::Async {
+                CliError::status(s)
+            } else {
+                CliError::write_status(s)
+            }
+        })?
+        .into_inner();
+    let token = wire::hex(&reply.token);
+    if json_out {
+        println!(
+            "{}",
+            json!({"ok": true, "token": token, "acked_by": reply.acked_by})
+        );
+    } else if mode.mode == ReplicationMode::Async {
+        println!("{what}");
+    } else {
+        println!("{what} (held by {} peers)", reply.acked_by);
+    }
+    Ok(reply)
+}
+
+/// Read a key; print its value. Exit code 3 if absent.
+pub async fn get(
+    c: &mut ConvergeClient<Channel>,
+    key: &str,
+    at_least: Option<&str>,
+    wait_ms: u32,
+    json_out: bool,
+    show_token: bool,
+) -> Result<proto::ReadReply, CliError> {
+    let at_least = match at_least {
+        Some(t) => wire::unhex(t).ok_or_else(|| CliError::new(2, "the token is not hex"))?,
+        None => Vec::new(),
+    };
+    let reply = c
+        .read(proto::ReadRequest {
+            key: key.as_bytes().to_vec(),
+            at_least,
+            timeout_ms: wait_ms,
+        })
+        .await
+        .map_err(CliError::status)?
+        .into_inner();
+    if json_out {
+        println!("{}", read_json(key, &reply));
+    } else {
+        println!("{}", wire::show(&reply));
+        if show_token {
+            println!("token {}", wire::hex(&reply.token));
+        }
+    }
+    if reply.found {
+        Ok(reply)
+    } else {
+        Err(CliError::new(3, ""))
+    }
+}
+
+/// A read as JSON.
+pub fn read_json(key: &str, r: &proto::ReadReply) -> serde_json::Value {
+    use proto::read_reply::Value as V;
+    let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let value = match &r.value {
+        Some(V::Counter(n)) => json!(n),
+        Some(V::Set(set)) => json!(set.members.iter().map(|m| s(m)).collect::<Vec<_>>()),
+        Some(V::Register(reg)) if reg.present => json!(s(&reg.value)),
+        Some(V::Mv(mv)) => json!(mv.siblings.iter().map(|x| s(&x.value)).collect::<Vec<_>>()),
+        _ => serde_json::Value::Null,
+    };
+    json!({
+        "key": key,
+        "found": r.found,
+        "type": r.crdt_type,
+        "value": value,
+        "token": wire::hex(&r.token),
+    })
+}
+
+/// List keys (all pages), with a spinner when it takes more than one.
+pub async fn keys(
+    c: &mut ConvergeClient<Channel>,
+    prefix: &str,
+    json_out: bool,
+) -> Result<(), CliError> {
+    let mut start_after = Vec::new();
+    let mut all = Vec::new();
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    loop {
+        let page = c
+            .keys(proto::KeysRequest {
+                prefix: prefix.as_bytes().to_vec(),
+                start_after: start_after.clone(),
+                limit: 1000,
+            })
+            .await
+            .map_err(CliError::status)?
+            .into_inner();
+        if let Some(last) = page.keys.last() {
+            start_after = last.key.clone();
+        }
+        all.extend(page.keys);
+        if !page.more {
+            break;
+        }
+        spinner.set_message(format!("{} keys", all.len()));
+        spinner.tick();
+    }
+    spinner.finish_and_clear();
+    if json_out {
+        let v: Vec<_> = all
+            .iter()
+            .map(|k| json!({"key": String::from_utf8_lossy(&k.key), "type": k.crdt_type}))
+            .collect();
+        println!("{}", json!(v));
+    } else {
+        for k in &all {
+            println!("{}\t{}", String::from_utf8_lossy(&k.key), k.crdt_type);
+        }
+    }
+    Ok(())
+}
+
+/// Print a node's status.
+pub async fn status(c: &mut ConvergeClient<Channel>, json_out: bool) -> Result<(), CliError> {
+    let s = c
+        .status(proto::StatusRequest {})
+        .await
+        .map_err(CliError::status)?
+        .into_inner();
+    if json_out {
+        let members: Vec<_> = s
+            .members
+            .iter()
+            .map(|m| {
+                json!({"replica_id": m.replica_id, "address": m.address, "state": m.state,
+                       "lag_ops": m.lag_ops, "lag_seconds": m.lag_seconds})
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"replica_id": s.replica_id, "address": s.address, "root": s.root,
+                   "keys": s.keys, "last_seq": s.last_seq, "pending": s.pending_entries,
+                   "protocol_version": s.protocol_version, "members": members})
+        );
+        return Ok(());
+    }
+    println!("node     {} at {}", s.replica_id, s.address);
+    println!("root     {}  ({} keys)", s.root, s.keys);
+    println!(
+        "ops      {} issued, {} pending deltas",
+        s.last_seq, s.pending_entries
+    );
+    if s.members.is_empty() {
+        println!("members  (none seen)");
+    }
+    for m in &s.members {
+        println!(
+            "member   {} at {:<21} {:<8} lag {} ops, {:.1} s",
+            m.replica_id, m.address, m.state, m.lag_ops, m.lag_seconds
+        );
+    }
+    Ok(())
+}
+
+/// Ask a node to run an anti-entropy session with a peer.
+pub async fn sync(
+    c: &mut ConvergeClient<Channel>,
+    peer: &str,
+    json_out: bool,
+) -> Result<(), CliError> {
+    let r = c
+        .sync(proto::SyncRequest { peer: peer.into() })
+        .await
+        .map_err(CliError::status)?
+        .into_inner();
+    if json_out {
+        println!(
+            "{}",
+            json!({"outcome": r.outcome, "bytes_sent": r.bytes_sent,
+                   "bytes_received": r.bytes_received, "states_sent": r.states_sent,
+                   "states_received": r.states_received})
+        );
+    } else {
+        println!(
+            "{}: sent {} states ({} bytes), received {} states ({} bytes)",
+            r.outcome, r.states_sent, r.bytes_sent, r.states_received, r.bytes_received
+        );
+    }
+    Ok(())
+}
