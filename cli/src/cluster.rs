@@ -28,6 +28,11 @@ pub struct ClusterOptions {
     pub probe_ms: u64,
     /// Log filter given to the nodes (`--log`).
     pub log: String,
+    /// Nodes started by [`Cluster::start`] (the others by
+    /// [`Cluster::spawn`]); all of them when `None`.
+    pub start: Option<usize>,
+    /// Nodes other than node 0 join through node 0 only (one seed).
+    pub seed_only: bool,
 }
 
 impl Default for ClusterOptions {
@@ -38,6 +43,8 @@ impl Default for ClusterOptions {
             anti_entropy_ms: 1000,
             probe_ms: 300,
             log: "info".into(),
+            start: None,
+            seed_only: false,
         }
     }
 }
@@ -122,7 +129,7 @@ impl Cluster {
             bin: bin.to_path_buf(),
             options,
         };
-        for i in 0..c.nodes.len() {
+        for i in 0..c.options.start.unwrap_or(c.nodes.len()) {
             c.spawn(i)?;
         }
         Ok(c)
@@ -134,7 +141,7 @@ impl Cluster {
             .nodes
             .iter()
             .enumerate()
-            .filter(|(j, _)| *j != i)
+            .filter(|(j, _)| *j != i && (i == 0 || !self.options.seed_only || *j == 0))
             .map(|(_, n)| n.advertise.to_string())
             .collect();
         let n = &mut self.nodes[i];

@@ -235,8 +235,16 @@ fn notify(shared: &Arc<Shared>, n: OwnedNotification<Id>) {
             }
         }
         OwnedNotification::Rename(old, new) => {
-            tracing::info!(old = ?old, new = ?new, "member renamed (restarted)");
+            tracing::info!(old = ?old, new = ?new, "member renamed (new incarnation)");
             shared.metrics.member("renamed");
+            // Later news (suspect, down) is about the new incarnation.
+            let mut peers = shared.peers();
+            if let Some(p) = peers.get_mut(&converge::ReplicaId(new.replica)) {
+                if new.bump > p.bump {
+                    p.bump = new.bump;
+                    p.addr = new.addr;
+                }
+            }
         }
         OwnedNotification::Defunct => {
             tracing::warn!("this node was declared down; rejoining with a new incarnation");

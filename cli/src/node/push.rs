@@ -13,7 +13,10 @@
 //! backoff (200 ms doubling to 5 s).
 
 use super::{blocking, peer, PeerHealth, Shared};
+use crate::proto::replication_client::ReplicationClient;
 use crate::proto::{self, PushRequest};
+use std::net::SocketAddr;
+use tonic::transport::Channel;
 use converge::sync::Outcome;
 use converge::{CausalContext, ReplicaId};
 use rand::RngExt;
@@ -65,6 +68,7 @@ async fn push_loop(shared: Arc<Shared>, peer: ReplicaId) {
     // (Re)start from the persisted cursor, registering the peer first.
     let mut cursor: Option<CausalContext> = None;
     let mut need_sync = false;
+    let mut conn: Option<(SocketAddr, ReplicationClient<Channel>)> = None;
     while keep_going(&shared, peer) {
         if cursor.is_none() {
             match blocking(&shared.engine, move |e| {
@@ -129,7 +133,7 @@ async fn push_loop(shared: Arc<Shared>, peer: ReplicaId) {
             }
             continue;
         };
-        match send_page(&shared, peer, changes.encode()).await {
+        match send_page(&shared, peer, &mut conn, changes.encode()).await {
             Ok(()) => {
                 shared.metrics.pushed_out(page.operations);
                 cursor = Some(page.next);
@@ -138,8 +142,10 @@ async fn push_loop(shared: Arc<Shared>, peer: ReplicaId) {
             Err(s) => {
                 tracing::debug!(%peer, error = %s, "push failed");
                 shared.metrics.push_failed();
-                // Restart from what the peer acknowledged.
+                // Restart from what the peer acknowledged, on a new
+                // connection.
                 cursor = None;
+                conn = None;
                 pause(&mut backoff, &mut stopping).await;
             }
         }
@@ -147,14 +153,25 @@ async fn push_loop(shared: Arc<Shared>, peer: ReplicaId) {
     tracing::info!(%peer, "push replication stopped");
 }
 
-/// Send one page and record what the peer holds.
-async fn send_page(shared: &Arc<Shared>, peer: ReplicaId, changes: Vec<u8>) -> Result<(), String> {
+/// Send one page and record what the peer holds. The connection is kept
+/// between pages (and remade when the peer's address changes).
+async fn send_page(
+    shared: &Arc<Shared>,
+    peer: ReplicaId,
+    conn: &mut Option<(SocketAddr, ReplicationClient<Channel>)>,
+    changes: Vec<u8>,
+) -> Result<(), String> {
     let addr = shared
         .peers()
         .get(&peer)
         .map(|p| p.addr)
         .ok_or("peer forgotten")?;
-    let mut client = peer::client(shared, addr).map_err(|s| s.to_string())?;
+    if conn.as_ref().is_none_or(|(a, _)| *a != addr) {
+        *conn = Some((addr, peer::client(shared, addr).map_err(|s| s.to_string())?));
+    }
+    let Some((_, client)) = conn.as_mut() else {
+        return Err("no connection".into());
+    };
     let req = PushRequest {
         protocol_version: crate::PROTOCOL_VERSION,
         sender: shared.me.to_bytes().to_vec(),
