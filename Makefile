@@ -46,7 +46,8 @@ TEST_TARGETS :=
 
 help:
 	@echo "make test    - set up, lint, and run every test (Rust, C/C++, Python, bench smoke)"
-	@echo "make demo    - two replicas diverge and converge"
+	@echo "make demo    - a three-node cluster on loopback: partition, conflicts, healing"
+	@echo "make cluster-test - five nodes through rounds of partitions, loss and kill -9"
 	@echo "make bench   - quick benchmark report (bench-results/quick.json)"
 	@echo "make bench-causal - token/dependency sizes, changes feed, group commit"
 	@echo "make header  - regenerate include/converge.h"
@@ -84,6 +85,7 @@ test-rust: setup
 -include benches/benches.mk
 -include engine/sim.mk
 -include fuzz/fuzz.mk
+-include cli/cli.mk
 
 # After the suites above have built everything: every cargo invocation that
 # make test, make demo and the C/Python targets run must find librocksdb-sys
@@ -98,7 +100,8 @@ test: setup lint test-rust $(TEST_TARGETS) check-build-once
 lib: ffi-lib
 
 # Built with the same selection as `make test`, then run: nothing is
-# recompiled after `make test`.
+# recompiled after `make test`. Starts three `converge serve` processes on
+# loopback (free ports, its own temporary stores) and stops them.
 demo: setup
 	$(CARGO) build -q $(CARGO_SEL)
 	$(TARGET_DIR)/debug/converge demo

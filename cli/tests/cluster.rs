@@ -6,54 +6,12 @@
 
 mod common;
 
-use common::{add, members, Client};
+use common::{members, Run};
 use converge_cli::cluster::{Cluster, ClusterOptions};
 use converge_cli::proto::ReplicationMode as Mode;
 use std::time::{Duration, Instant};
 
-const KEY: &str = "acked";
 const MODES: [Mode; 3] = [Mode::Async, Mode::SemiSync, Mode::Sync];
-
-/// What the scenario wrote and had acknowledged.
-struct Run {
-    acked: Vec<String>,
-    writes: usize,
-}
-
-impl Run {
-    /// Write `elem` on `clients[on]` under `mode`; if acknowledged, read
-    /// it back on `clients[check]` with its token: the read must contain
-    /// it or fail "not yet visible", never return an older set.
-    async fn write(
-        &mut self,
-        clients: &mut [Client],
-        on: usize,
-        check: usize,
-        mode: Mode,
-        elem: String,
-        read_wait_ms: u32,
-    ) -> Result<bool, String> {
-        self.writes += 1;
-        let reply = match add(&mut clients[on], KEY, &elem, mode, 8000).await {
-            Ok(r) => r,
-            // Not acknowledged (a semi-sync/sync wait ran out, or too
-            // few live peers): no promise to check.
-            Err(s) if matches!(s.code(), tonic::Code::DeadlineExceeded | tonic::Code::Unavailable) => {
-                return Ok(false)
-            }
-            Err(s) => return Err(format!("write {elem} on node {on}: {s}")),
-        };
-        self.acked.push(elem.clone());
-        match members(&mut clients[check], KEY, &reply.token, read_wait_ms).await {
-            Ok(m) if m.contains(&elem) => Ok(true),
-            Ok(m) => Err(format!(
-                "node {check} read with the token of {elem} and returned a set without it: {m:?}"
-            )),
-            Err(s) if s.code() == tonic::Code::DeadlineExceeded => Ok(true),
-            Err(s) => Err(format!("token read of {elem} on node {check}: {s}")),
-        }
-    }
-}
 
 async fn scenario(cl: &mut Cluster, seed: u64) -> Result<(), String> {
     let wait = Duration::from_secs(30);
@@ -64,10 +22,7 @@ async fn scenario(cl: &mut Cluster, seed: u64) -> Result<(), String> {
     for i in 0..3 {
         c.push(cl.client(i, wait).await?);
     }
-    let mut run = Run {
-        acked: Vec::new(),
-        writes: 0,
-    };
+    let mut run = Run::default();
     // The operation schedule derives from the seed.
     let mut rng = seed | 1;
     let mut next = move || {
@@ -141,7 +96,7 @@ async fn scenario(cl: &mut Cluster, seed: u64) -> Result<(), String> {
     let healed = Instant::now();
     let (root, took) = cl.wait_converged(&[0, 1, 2], Duration::from_secs(60)).await?;
     for (i, cli) in c.iter_mut().enumerate() {
-        let m = members(cli, KEY, &[], 0).await.map_err(|s| s.to_string())?;
+        let m = members(cli, common::KEY, &[], 0).await.map_err(|s| s.to_string())?;
         let missing: Vec<_> = run.acked.iter().filter(|e| !m.contains(e)).collect();
         if !missing.is_empty() {
             return Err(format!("node {i} lacks acknowledged writes {missing:?}"));

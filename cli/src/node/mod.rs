@@ -213,6 +213,10 @@ impl Shared {
 /// Open the engine and serve until SIGTERM or SIGINT; then leave the
 /// cluster, stop serving, and close the engine cleanly.
 pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
+    // First of all, so that a SIGTERM during start-up stops cleanly too.
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate())?;
+    let int = signal(SignalKind::interrupt())?;
     let data = config.data.clone();
     let engine = tokio::task::spawn_blocking(move || Engine::open(&data, Options::default()))
         .await??;
@@ -240,7 +244,7 @@ pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
     let ae_task = tokio::spawn(push::anti_entropy_loop(shared.clone()));
 
     let mut stop_rx = shared.stopping.subscribe();
-    let signals = tokio::spawn(stop_on_signal(shared.clone()));
+    let signals = tokio::spawn(stop_on_signal(shared.clone(), term, int));
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let server = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(256)
@@ -269,15 +273,11 @@ pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
 }
 
 /// Set the stop flag on SIGTERM or SIGINT.
-async fn stop_on_signal(shared: Arc<Shared>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
+async fn stop_on_signal(
+    shared: Arc<Shared>,
+    mut term: tokio::signal::unix::Signal,
+    mut int: tokio::signal::unix::Signal,
+) {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = int.recv() => tracing::info!("SIGINT: shutting down"),

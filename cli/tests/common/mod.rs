@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use converge_cli::proto::converge_client::ConvergeClient;
-use converge_cli::proto::{self, op::Kind, read_reply::Value as V, ReplicationMode};
+use converge_cli::proto::{self, op::Kind, read_reply::Value as V, ReplicationMode, ReplicationMode as Mode};
 use std::path::PathBuf;
 use tonic::transport::Channel;
 
@@ -97,3 +97,51 @@ pub async fn metrics(addr: std::net::SocketAddr) -> String {
     s.read_to_string(&mut out).await.expect("response");
     out
 }
+
+/// The OR-Set every scenario writes to.
+pub const KEY: &str = "acked";
+
+/// What the scenario wrote and had acknowledged.
+#[derive(Default)]
+pub struct Run {
+    /// Elements whose write was acknowledged.
+    pub acked: Vec<String>,
+    /// Writes attempted.
+    pub writes: usize,
+}
+
+impl Run {
+    /// Write `elem` on `clients[on]` under `mode`; if acknowledged, read
+    /// it back on `clients[check]` with its token: the read must contain
+    /// it or fail "not yet visible", never return an older set.
+    pub async fn write(
+        &mut self,
+        clients: &mut [Client],
+        on: usize,
+        check: usize,
+        mode: Mode,
+        elem: String,
+        read_wait_ms: u32,
+    ) -> Result<bool, String> {
+        self.writes += 1;
+        let reply = match add(&mut clients[on], KEY, &elem, mode, 8000).await {
+            Ok(r) => r,
+            // Not acknowledged (a semi-sync/sync wait ran out, or too
+            // few live peers): no promise to check.
+            Err(s) if matches!(s.code(), tonic::Code::DeadlineExceeded | tonic::Code::Unavailable) => {
+                return Ok(false)
+            }
+            Err(s) => return Err(format!("write {elem} on node {on}: {s}")),
+        };
+        self.acked.push(elem.clone());
+        match members(&mut clients[check], KEY, &reply.token, read_wait_ms).await {
+            Ok(m) if m.contains(&elem) => Ok(true),
+            Ok(m) => Err(format!(
+                "node {check} read with the token of {elem} and returned a set without it: {m:?}"
+            )),
+            Err(s) if s.code() == tonic::Code::DeadlineExceeded => Ok(true),
+            Err(s) => Err(format!("token read of {elem} on node {check}: {s}")),
+        }
+    }
+}
+
