@@ -124,7 +124,10 @@ async fn grpc(
     mode: ReplicationMode,
     name: &str,
 ) -> Result<Sample, CliError> {
-    let client = cluster.client(0, Duration::from_secs(30)).await.map_err(fail)?;
+    let client = cluster
+        .client(0, Duration::from_secs(30))
+        .await
+        .map_err(fail)?;
     let per = args.ops / args.concurrency;
     let pb = bar(per * args.concurrency, name);
     let start = Instant::now();
@@ -169,8 +172,14 @@ async fn grpc(
 /// Writes at `rate` per second on node 0 for `secs`; for each, the time
 /// until a token read on node 1 returns.
 async fn lag(args: &BenchArgs, cluster: &Cluster) -> Result<Sample, CliError> {
-    let mut w = cluster.client(0, Duration::from_secs(30)).await.map_err(fail)?;
-    let r = cluster.client(1, Duration::from_secs(30)).await.map_err(fail)?;
+    let mut w = cluster
+        .client(0, Duration::from_secs(30))
+        .await
+        .map_err(fail)?;
+    let r = cluster
+        .client(1, Duration::from_secs(30))
+        .await
+        .map_err(fail)?;
     let n = (args.rate * args.lag_secs) as usize;
     let pb = bar(n, "replication lag");
     let gap = Duration::from_secs_f64(1.0 / args.rate.max(1) as f64);
@@ -227,11 +236,20 @@ async fn partition(args: &BenchArgs, cluster: &Cluster) -> Result<(u64, Duration
     let ips: Vec<_> = cluster.nodes.iter().map(|n| n.ip).collect();
     let rest: Vec<_> = ips[1..].to_vec();
     cluster.faults.partition(&[&[ips[0]], &rest]);
-    let mut a = cluster.client(0, Duration::from_secs(30)).await.map_err(fail)?;
-    let mut b = cluster.client(1, Duration::from_secs(30)).await.map_err(fail)?;
+    let mut a = cluster
+        .client(0, Duration::from_secs(30))
+        .await
+        .map_err(fail)?;
+    let mut b = cluster
+        .client(1, Duration::from_secs(30))
+        .await
+        .map_err(fail)?;
     let end = Instant::now() + Duration::from_secs(args.partition_secs);
     let pb = ProgressBar::new_spinner();
-    pb.set_message(format!("partitioned for {} s, writing on both sides", args.partition_secs));
+    pb.set_message(format!(
+        "partitioned for {} s, writing on both sides",
+        args.partition_secs
+    ));
     let mut n = 0u64;
     while Instant::now() < end {
         for (c, side) in [(&mut a, "a"), (&mut b, "b")] {

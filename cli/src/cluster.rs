@@ -247,7 +247,12 @@ impl Cluster {
     }
 
     /// Wait until node `i` sees exactly `alive` live peers.
-    pub async fn wait_alive(&self, i: usize, alive: usize, timeout: Duration) -> Result<(), String> {
+    pub async fn wait_alive(
+        &self,
+        i: usize,
+        alive: usize,
+        timeout: Duration,
+    ) -> Result<(), String> {
         let mut c = self.client(i, timeout).await?;
         let deadline = Instant::now() + timeout;
         loop {

@@ -78,8 +78,8 @@ pub async fn run() -> Result<(), CliError> {
         result = Err(fail("a node did not stop cleanly on SIGTERM"));
     }
     if let Err(e) = &result {
-        for i in 0..3 {
-            eprintln!("--- node {} log ---\n{}", NAMES[i], cluster.log_tail(i, 20));
+        for (i, name) in NAMES.iter().enumerate() {
+            eprintln!("--- node {name} log ---\n{}", cluster.log_tail(i, 20));
         }
         eprintln!("demo failed: {}", e.message);
     } else {
@@ -93,7 +93,10 @@ pub async fn run() -> Result<(), CliError> {
 
 async fn story(cluster: &mut Cluster) -> Result<(), CliError> {
     for (i, n) in cluster.nodes.iter().enumerate() {
-        println!("  node {} listens on {}, peers reach it at {}", NAMES[i], n.listen, n.advertise);
+        println!(
+            "  node {} listens on {}, peers reach it at {}",
+            NAMES[i], n.listen, n.advertise
+        );
     }
     for i in 0..3 {
         cluster.wait_alive(i, 2, WAIT).await.map_err(fail)?;

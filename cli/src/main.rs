@@ -42,7 +42,12 @@ inconsistent (verify).";
 )]
 struct Cli {
     /// The node to talk to (host:port).
-    #[arg(long, global = true, env = "CONVERGE_NODE", default_value = "127.0.0.1:7700")]
+    #[arg(
+        long,
+        global = true,
+        env = "CONVERGE_NODE",
+        default_value = "127.0.0.1:7700"
+    )]
     node: String,
     /// Print one JSON object instead of text.
     #[arg(long, global = true)]
@@ -372,8 +377,14 @@ async fn online(node: &str, json: bool, cmd: Cmd) -> Result<(), CliError> {
                 Kind::Increment(n)
             };
             let what = format!("{key} += {by}");
-            client::write(c, vec![client::op(&key, kind)], replication.mode(), &what, json)
-                .await?;
+            client::write(
+                c,
+                vec![client::op(&key, kind)],
+                replication.mode(),
+                &what,
+                json,
+            )
+            .await?;
         }
         Cmd::Add {
             key,
@@ -388,8 +399,14 @@ async fn online(node: &str, json: bool, cmd: Cmd) -> Result<(), CliError> {
                 SetKind::TwoP => Kind::TwopAdd(e),
             };
             let what = format!("added {element:?} to {key}");
-            client::write(c, vec![client::op(&key, kind)], replication.mode(), &what, json)
-                .await?;
+            client::write(
+                c,
+                vec![client::op(&key, kind)],
+                replication.mode(),
+                &what,
+                json,
+            )
+            .await?;
         }
         Cmd::Rm {
             key,
@@ -407,8 +424,14 @@ async fn online(node: &str, json: bool, cmd: Cmd) -> Result<(), CliError> {
                 SetKind::G => return Err(CliError::new(2, "a G-Set has no remove")),
             };
             let what = format!("removed {element:?} from {key}");
-            client::write(c, vec![client::op(&key, kind)], replication.mode(), &what, json)
-                .await?;
+            client::write(
+                c,
+                vec![client::op(&key, kind)],
+                replication.mode(),
+                &what,
+                json,
+            )
+            .await?;
         }
         Cmd::Set {
             key,
@@ -431,8 +454,14 @@ async fn online(node: &str, json: bool, cmd: Cmd) -> Result<(), CliError> {
                 }
             };
             let what = format!("{key} = {value:?}");
-            client::write(c, vec![client::op(&key, kind)], replication.mode(), &what, json)
-                .await?;
+            client::write(
+                c,
+                vec![client::op(&key, kind)],
+                replication.mode(),
+                &what,
+                json,
+            )
+            .await?;
         }
         Cmd::Get {
             key,

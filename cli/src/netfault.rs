@@ -56,10 +56,7 @@ impl Faults {
 
     /// Split the nodes into groups that cannot reach each other.
     pub fn partition(&self, groups: &[&[IpAddr]]) {
-        self.state().groups = groups
-            .iter()
-            .map(|g| g.iter().copied().collect())
-            .collect();
+        self.state().groups = groups.iter().map(|g| g.iter().copied().collect()).collect();
     }
 
     /// Remove the partition.

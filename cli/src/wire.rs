@@ -159,7 +159,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Bytes from lower-case or upper-case hex.
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -174,7 +174,10 @@ mod tests {
 
     #[test]
     fn hex_round_trips_and_refuses_bad_digits() {
-        assert_eq!(unhex(&hex(&[0, 1, 0xab, 0xff])), Some(vec![0, 1, 0xab, 0xff]));
+        assert_eq!(
+            unhex(&hex(&[0, 1, 0xab, 0xff])),
+            Some(vec![0, 1, 0xab, 0xff])
+        );
         assert_eq!(unhex("abc"), None);
         assert_eq!(unhex("zz"), None);
     }
@@ -183,7 +186,10 @@ mod tests {
     fn a_bad_context_or_an_empty_write_is_refused() {
         assert!(matches!(
             context(&[9, 9, 9], "at_least"),
-            Err(WireError::Context { field: "at_least", .. })
+            Err(WireError::Context {
+                field: "at_least",
+                ..
+            })
         ));
         assert!(context(&[], "x").is_ok_and(|c| c.is_empty()));
         assert!(matches!(batch(vec![]), Err(WireError::OpCount { n: 0 })));

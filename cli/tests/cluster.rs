@@ -42,7 +42,9 @@ async fn scenario(cl: &mut Cluster, seed: u64) -> Result<(), String> {
                 .write(&mut c, on, check, *mode, format!("healthy-{m}-{j}"), 10_000)
                 .await?;
             if !acked {
-                return Err(format!("healthy write {m}-{j} on node {on} not acknowledged"));
+                return Err(format!(
+                    "healthy write {m}-{j} on node {on} not acknowledged"
+                ));
             }
         }
     }
@@ -53,8 +55,15 @@ async fn scenario(cl: &mut Cluster, seed: u64) -> Result<(), String> {
     for (m, mode) in MODES.iter().enumerate() {
         for j in 0..6 {
             let on = next();
-            run.write(&mut c, on, (on + 1) % 3, *mode, format!("lossy-{m}-{j}"), 2000)
-                .await?;
+            run.write(
+                &mut c,
+                on,
+                (on + 1) % 3,
+                *mode,
+                format!("lossy-{m}-{j}"),
+                2000,
+            )
+            .await?;
         }
     }
     cl.faults.set_delay(Duration::ZERO);
@@ -72,8 +81,15 @@ async fn scenario(cl: &mut Cluster, seed: u64) -> Result<(), String> {
             .await?;
         for (m, mode) in MODES.iter().enumerate() {
             let on = 1 + j % 2;
-            run.write(&mut c, on, 3 - on, *mode, format!("majority-{m}-{j}"), 10_000)
-                .await?;
+            run.write(
+                &mut c,
+                on,
+                3 - on,
+                *mode,
+                format!("majority-{m}-{j}"),
+                10_000,
+            )
+            .await?;
         }
     }
     cl.faults.heal();
@@ -82,21 +98,32 @@ async fn scenario(cl: &mut Cluster, seed: u64) -> Result<(), String> {
     cl.kill(2);
     for j in 0..6 {
         let on = j % 2;
-        run.write(&mut c, on, 1 - on, MODES[j % 3], format!("while-dead-{j}"), 10_000)
-            .await?;
+        run.write(
+            &mut c,
+            on,
+            1 - on,
+            MODES[j % 3],
+            format!("while-dead-{j}"),
+            10_000,
+        )
+        .await?;
     }
     cl.spawn(2).map_err(|e| e.to_string())?;
     c[2] = cl.client(2, wait).await?;
-    for j in 0..3 {
-        run.write(&mut c, 2, j % 2, MODES[j], format!("restarted-{j}"), 10_000)
+    for (j, mode) in MODES.iter().enumerate() {
+        run.write(&mut c, 2, j % 2, *mode, format!("restarted-{j}"), 10_000)
             .await?;
     }
 
     // 5. Healed: every acknowledged write everywhere, equal roots.
     let healed = Instant::now();
-    let (root, took) = cl.wait_converged(&[0, 1, 2], Duration::from_secs(60)).await?;
+    let (root, took) = cl
+        .wait_converged(&[0, 1, 2], Duration::from_secs(60))
+        .await?;
     for (i, cli) in c.iter_mut().enumerate() {
-        let m = members(cli, common::KEY, &[], 0).await.map_err(|s| s.to_string())?;
+        let m = members(cli, common::KEY, &[], 0)
+            .await
+            .map_err(|s| s.to_string())?;
         let missing: Vec<_> = run.acked.iter().filter(|e| !m.contains(e)).collect();
         if !missing.is_empty() {
             return Err(format!("node {i} lacks acknowledged writes {missing:?}"));

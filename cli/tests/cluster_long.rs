@@ -34,8 +34,15 @@ async fn round(cl: &mut Cluster, run: &mut Run, r: usize, rng: &mut u64) -> Resu
     for j in 0..15 {
         let on = next();
         let check = (on + 1 + next() % (N - 1)) % N;
-        run.write(&mut c, on, check, MODES[j % 3], format!("r{r}-lossy-{j}"), 3000)
-            .await?;
+        run.write(
+            &mut c,
+            on,
+            check,
+            MODES[j % 3],
+            format!("r{r}-lossy-{j}"),
+            3000,
+        )
+        .await?;
     }
     cl.faults.set_delay(Duration::ZERO);
     cl.faults.set_loss(0.0);
@@ -45,8 +52,15 @@ async fn round(cl: &mut Cluster, run: &mut Run, r: usize, rng: &mut u64) -> Resu
     for j in 0..15 {
         let on = next();
         let same_side = if on < 2 { 1 - on } else { 2 + (on - 1) % 3 };
-        run.write(&mut c, on, same_side, MODES[j % 3], format!("r{r}-split-{j}"), 3000)
-            .await?;
+        run.write(
+            &mut c,
+            on,
+            same_side,
+            MODES[j % 3],
+            format!("r{r}-split-{j}"),
+            3000,
+        )
+        .await?;
     }
     cl.faults.heal();
     // Two kill -9s and restarts, one SIGTERM restart.
@@ -58,8 +72,15 @@ async fn round(cl: &mut Cluster, run: &mut Run, r: usize, rng: &mut u64) -> Resu
     for j in 0..9 {
         let on = alive[j % alive.len()];
         let check = alive[(j + 1) % alive.len()];
-        run.write(&mut c, on, check, MODES[j % 3], format!("r{r}-dead-{j}"), 3000)
-            .await?;
+        run.write(
+            &mut c,
+            on,
+            check,
+            MODES[j % 3],
+            format!("r{r}-dead-{j}"),
+            3000,
+        )
+        .await?;
     }
     cl.spawn(a).map_err(|e| e.to_string())?;
     cl.spawn(b).map_err(|e| e.to_string())?;

@@ -108,7 +108,11 @@ async fn bad_input_gets_a_typed_status_and_changes_nothing() {
     let wait = std::time::Duration::from_secs(30);
     let mut c = cl.client(0, wait).await.expect("client");
     let url = format!("http://{}", cl.nodes[0].listen);
-    let ch = Channel::from_shared(url).expect("url").connect().await.expect("connect");
+    let ch = Channel::from_shared(url)
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
     let mut peer = ReplicationClient::new(ch.clone()).max_encoding_message_size(100 << 20);
 
     // Some data first.
@@ -128,7 +132,12 @@ async fn bad_input_gets_a_typed_status_and_changes_nothing() {
     // decode Protobuf message") before any handler runs.
     let r = raw_call(ch.clone(), "/converge.v1.Converge/Write", vec![0xff; 7]).await;
     expect("not protobuf", r, Code::Internal);
-    let r = raw_call(ch.clone(), "/converge.v1.Replication/Push", vec![0x12, 0x50, 1]).await;
+    let r = raw_call(
+        ch.clone(),
+        "/converge.v1.Replication/Push",
+        vec![0x12, 0x50, 1],
+    )
+    .await;
     expect("truncated push", r, Code::Internal);
     // A message of a newer client: an operation of a kind we do not know
     // (field 99 of Op, skipped by the decoder, leaves no kind).
@@ -137,21 +146,52 @@ async fn bad_input_gets_a_typed_status_and_changes_nothing() {
     expect("unknown op kind", r, Code::InvalidArgument);
     let mut unknown_mode = write(b"x", Kind::Increment(1));
     unknown_mode.replication = 7;
-    expect("unknown mode", c.write(unknown_mode).await, Code::InvalidArgument);
+    expect(
+        "unknown mode",
+        c.write(unknown_mode).await,
+        Code::InvalidArgument,
+    );
     let mut no_ops = write(b"x", Kind::Increment(1));
     no_ops.ops.clear();
-    expect("no operations", c.write(no_ops).await, Code::InvalidArgument);
+    expect(
+        "no operations",
+        c.write(no_ops).await,
+        Code::InvalidArgument,
+    );
 
     // Oversized: over the request limit (tonic refuses it before the
     // handler, with OUT_OF_RANGE), over the value limit, over the key
     // limit.
     let huge = write(b"big", Kind::LwwSet(vec![7; 21 << 20]));
-    expect("21 MiB request", c.clone().max_encoding_message_size(64 << 20).write(huge).await, Code::OutOfRange);
+    expect(
+        "21 MiB request",
+        c.clone()
+            .max_encoding_message_size(64 << 20)
+            .write(huge)
+            .await,
+        Code::OutOfRange,
+    );
     let big = write(b"big", Kind::LwwSet(vec![7; (16 << 20) + 1]));
-    expect("16 MiB + 1 value", c.clone().max_encoding_message_size(64 << 20).write(big).await, Code::InvalidArgument);
-    expect("70 KiB key", c.write(write(&vec![b'k'; 70 << 10], Kind::Increment(1))).await, Code::InvalidArgument);
+    expect(
+        "16 MiB + 1 value",
+        c.clone()
+            .max_encoding_message_size(64 << 20)
+            .write(big)
+            .await,
+        Code::InvalidArgument,
+    );
+    expect(
+        "70 KiB key",
+        c.write(write(&vec![b'k'; 70 << 10], Kind::Increment(1)))
+            .await,
+        Code::InvalidArgument,
+    );
     // The wrong type for a key.
-    expect("wrong type", c.write(write(b"cart", Kind::Increment(1))).await, Code::FailedPrecondition);
+    expect(
+        "wrong type",
+        c.write(write(b"cart", Kind::Increment(1))).await,
+        Code::FailedPrecondition,
+    );
 
     // A peer speaking a newer protocol, a malformed page, a bad sender.
     let push = |v: u32, sender: Vec<u8>, changes: Vec<u8>| proto::PushRequest {
@@ -160,12 +200,32 @@ async fn bad_input_gets_a_typed_status_and_changes_nothing() {
         changes,
     };
     let id = ReplicaId(42).to_bytes().to_vec();
-    expect("newer protocol", peer.push(push(2, id.clone(), vec![])).await, Code::FailedPrecondition);
-    expect("no protocol", peer.push(push(0, id.clone(), vec![])).await, Code::InvalidArgument);
-    expect("garbage page", peer.push(push(1, id.clone(), vec![1, 2, 3, 4])).await, Code::InvalidArgument);
-    expect("bad sender", peer.push(push(1, vec![1, 2, 3], vec![])).await, Code::InvalidArgument);
+    expect(
+        "newer protocol",
+        peer.push(push(2, id.clone(), vec![])).await,
+        Code::FailedPrecondition,
+    );
+    expect(
+        "no protocol",
+        peer.push(push(0, id.clone(), vec![])).await,
+        Code::InvalidArgument,
+    );
+    expect(
+        "garbage page",
+        peer.push(push(1, id.clone(), vec![1, 2, 3, 4])).await,
+        Code::InvalidArgument,
+    );
+    expect(
+        "bad sender",
+        peer.push(push(1, vec![1, 2, 3], vec![])).await,
+        Code::InvalidArgument,
+    );
     let oversized_page = push(1, id.clone(), vec![0; 70 << 20]);
-    expect("oversized page", peer.push(oversized_page).await, Code::OutOfRange);
+    expect(
+        "oversized page",
+        peer.push(oversized_page).await,
+        Code::OutOfRange,
+    );
 
     // Anti-entropy: a newer protocol; then a garbage sync message.
     let frames = |v: u32, m: Vec<u8>| {
@@ -174,7 +234,11 @@ async fn bad_input_gets_a_typed_status_and_changes_nothing() {
             message: m,
         }])
     };
-    expect("newer sync protocol", peer.anti_entropy(frames(99, vec![1])).await.map(|_| ()), Code::FailedPrecondition);
+    expect(
+        "newer sync protocol",
+        peer.anti_entropy(frames(99, vec![1])).await.map(|_| ()),
+        Code::FailedPrecondition,
+    );
     match peer.anti_entropy(frames(1, vec![9; 40])).await {
         Err(s) => assert_eq!(s.code(), Code::InvalidArgument, "{s:?}"),
         Ok(r) => {
@@ -194,20 +258,47 @@ async fn bad_input_gets_a_typed_status_and_changes_nothing() {
     // Forged tokens: bytes that do not decode, operations of this node it
     // never issued, a timeout over the limit; an honest token of an
     // unknown replica is "not yet visible" once the wait runs out.
-    expect("garbage token", c.read(read(b"likes", vec![2, 0, 1], 0)).await, Code::InvalidArgument);
+    expect(
+        "garbage token",
+        c.read(read(b"likes", vec![2, 0, 1], 0)).await,
+        Code::InvalidArgument,
+    );
     let mut forged = CausalContext::new();
     forged.insert_range(me, 1, 1_000_000);
-    expect("forged own ops", c.read(read(b"likes", encode_context(&forged), 100)).await, Code::InvalidArgument);
-    expect("wait over the limit", c.read(read(b"likes", good.token.clone(), 40_000)).await, Code::InvalidArgument);
+    expect(
+        "forged own ops",
+        c.read(read(b"likes", encode_context(&forged), 100)).await,
+        Code::InvalidArgument,
+    );
+    expect(
+        "wait over the limit",
+        c.read(read(b"likes", good.token.clone(), 40_000)).await,
+        Code::InvalidArgument,
+    );
     let mut elsewhere = CausalContext::new();
     elsewhere.insert_range(ReplicaId(7), 1, 3);
-    expect("unknown replica's ops", c.read(read(b"likes", encode_context(&elsewhere), 100)).await, Code::DeadlineExceeded);
+    expect(
+        "unknown replica's ops",
+        c.read(read(b"likes", encode_context(&elsewhere), 100))
+            .await,
+        Code::DeadlineExceeded,
+    );
 
     // Still serving, nothing changed.
     let after = status(&mut c).await;
     assert_eq!(
-        (&after.root, after.keys, after.last_seq, after.pending_entries),
-        (&before.root, before.keys, before.last_seq, before.pending_entries)
+        (
+            &after.root,
+            after.keys,
+            after.last_seq,
+            after.pending_entries
+        ),
+        (
+            &before.root,
+            before.keys,
+            before.last_seq,
+            before.pending_entries
+        )
     );
     let r = c
         .read(read(b"likes", good.token, 1000))

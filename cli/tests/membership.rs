@@ -39,7 +39,10 @@ async fn down_and_back(cl: &mut Cluster) -> Result<(), String> {
             break;
         }
         if std::time::Instant::now() > deadline {
-            return Err(format!("the killed node is still {} after {WAIT:?}", m.state));
+            return Err(format!(
+                "the killed node is still {} after {WAIT:?}",
+                m.state
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -126,7 +129,9 @@ async fn join_from_one_seed(cl: &mut Cluster) -> Result<(), String> {
     }
     let text = common::metrics(cl.nodes[2].metrics).await;
     if !text.contains("converge_sync_sessions_total{role=\"responder\",outcome=\"converged\"}") {
-        return Err(format!("no converged catch-up session in the newcomer's metrics:\n{text}"));
+        return Err(format!(
+            "no converged catch-up session in the newcomer's metrics:\n{text}"
+        ));
     }
     Ok(())
 }

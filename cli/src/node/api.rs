@@ -250,12 +250,13 @@ impl Converge for Api {
             .peer
             .parse()
             .map_err(|e| Status::invalid_argument(format!("peer address: {e}")))?;
-        let (outcome, stats) = super::peer::initiate(&self.shared, peer)
-            .await
-            .map_err(|e| match e {
-                super::NodeError::Peer(s) => s,
-                other => Status::unavailable(other.to_string()),
-            })?;
+        let (outcome, stats) =
+            super::peer::initiate(&self.shared, peer)
+                .await
+                .map_err(|e| match e {
+                    super::NodeError::Peer(s) => s,
+                    other => Status::unavailable(other.to_string()),
+                })?;
         Ok(Response::new(proto::SyncReply {
             outcome: super::peer::outcome_name(outcome).into(),
             bytes_sent: stats.bytes_sent,

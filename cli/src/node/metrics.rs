@@ -163,8 +163,14 @@ pub fn render(shared: &Shared) -> String {
     );
     let labelled = m.labelled.lock().unwrap_or_else(|p| p.into_inner()).clone();
     for (name, help) in [
-        ("converge_sync_sessions_total", "Anti-entropy sessions, by role and outcome."),
-        ("converge_membership_changes_total", "Membership changes seen."),
+        (
+            "converge_sync_sessions_total",
+            "Anti-entropy sessions, by role and outcome.",
+        ),
+        (
+            "converge_membership_changes_total",
+            "Membership changes seen.",
+        ),
     ] {
         let rows: Vec<(String, u64)> = labelled
             .iter()
@@ -223,7 +229,10 @@ pub fn render(shared: &Shared) -> String {
         } else {
             now.duration_since(p.caught_up_at).as_secs_f64()
         };
-        let _ = writeln!(out, "converge_replication_lag_seconds{{peer=\"{r}\"}} {secs:.3}");
+        let _ = writeln!(
+            out,
+            "converge_replication_lag_seconds{{peer=\"{r}\"}} {secs:.3}"
+        );
     }
     out
 }

@@ -218,8 +218,8 @@ pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
     let term = signal(SignalKind::terminate())?;
     let int = signal(SignalKind::interrupt())?;
     let data = config.data.clone();
-    let engine = tokio::task::spawn_blocking(move || Engine::open(&data, Options::default()))
-        .await??;
+    let engine =
+        tokio::task::spawn_blocking(move || Engine::open(&data, Options::default())).await??;
     let engine = Arc::new(engine);
     let me = engine.replica_id();
     let shared = Arc::new(Shared {

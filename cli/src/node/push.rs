@@ -15,13 +15,13 @@
 use super::{blocking, peer, PeerHealth, Shared};
 use crate::proto::replication_client::ReplicationClient;
 use crate::proto::{self, PushRequest};
-use std::net::SocketAddr;
-use tonic::transport::Channel;
 use converge::sync::Outcome;
 use converge::{CausalContext, ReplicaId};
 use rand::RngExt;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tonic::transport::Channel;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);

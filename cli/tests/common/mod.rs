@@ -4,7 +4,9 @@
 #![allow(dead_code)]
 
 use converge_cli::proto::converge_client::ConvergeClient;
-use converge_cli::proto::{self, op::Kind, read_reply::Value as V, ReplicationMode, ReplicationMode as Mode};
+use converge_cli::proto::{
+    self, op::Kind, read_reply::Value as V, ReplicationMode, ReplicationMode as Mode,
+};
 use std::path::PathBuf;
 use tonic::transport::Channel;
 
@@ -128,7 +130,12 @@ impl Run {
             Ok(r) => r,
             // Not acknowledged (a semi-sync/sync wait ran out, or too
             // few live peers): no promise to check.
-            Err(s) if matches!(s.code(), tonic::Code::DeadlineExceeded | tonic::Code::Unavailable) => {
+            Err(s)
+                if matches!(
+                    s.code(),
+                    tonic::Code::DeadlineExceeded | tonic::Code::Unavailable
+                ) =>
+            {
                 return Ok(false)
             }
             Err(s) => return Err(format!("write {elem} on node {on}: {s}")),
@@ -144,4 +151,3 @@ impl Run {
         }
     }
 }
-
