@@ -66,6 +66,16 @@ impl From<converge::Error> for CliError {
     }
 }
 
+/// A spinner on stderr (hidden when stderr is not a terminal) for a call
+/// that may take more than a second.
+fn spinner(msg: String) -> indicatif::ProgressBar {
+    let s = indicatif::ProgressBar::new_spinner();
+    s.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    s.set_message(msg);
+    s.enable_steady_tick(std::time::Duration::from_millis(100));
+    s
+}
+
 /// Connect to a node.
 pub async fn connect(node: &str) -> Result<ConvergeClient<Channel>, CliError> {
     let url = if node.starts_with("http://") {
@@ -112,9 +122,13 @@ pub async fn write(
         min_acks: mode.acks,
         ack_timeout_ms: mode.timeout_ms,
     };
-    let reply = c
-        .write(req)
-        .await
+    let waiting = (mode.mode != ReplicationMode::Async)
+        .then(|| spinner("waiting for the peers to acknowledge".into()));
+    let reply = c.write(req).await;
+    if let Some(w) = waiting {
+        w.finish_and_clear();
+    }
+    let reply = reply
         .map_err(|s| {
             if mode.mode == ReplicationMode::Async {
                 CliError::status(s)
@@ -287,11 +301,10 @@ pub async fn sync(
     peer: &str,
     json_out: bool,
 ) -> Result<(), CliError> {
-    let r = c
-        .sync(proto::SyncRequest { peer: peer.into() })
-        .await
-        .map_err(CliError::status)?
-        .into_inner();
+    let busy = spinner(format!("anti-entropy session with {peer}"));
+    let r = c.sync(proto::SyncRequest { peer: peer.into() }).await;
+    busy.finish_and_clear();
+    let r = r.map_err(CliError::status)?.into_inner();
     if json_out {
         println!(
             "{}",
