@@ -103,15 +103,24 @@ impl Cluster {
         let mut proxies = BTreeMap::new();
         for i in 0..options.nodes {
             let ip = node_ip(i);
-            let listen = SocketAddr::new(ip, free_port(ip)?);
+            // Three distinct ports: a port just released may be handed
+            // out again.
+            let mut ports = Vec::new();
+            while ports.len() < 3 {
+                let p = free_port(ip)?;
+                if !ports.contains(&p) {
+                    ports.push(p);
+                }
+            }
+            let listen = SocketAddr::new(ip, ports[0]);
             let advertise = if options.proxied {
-                let front = SocketAddr::new(ip, free_port(ip)?);
+                let front = SocketAddr::new(ip, ports[1]);
                 proxies.insert(i, Proxy::start(front, listen, faults.clone()).await?);
                 front
             } else {
                 listen
             };
-            let metrics = SocketAddr::new(ip, free_port(ip)?);
+            let metrics = SocketAddr::new(ip, ports[2]);
             nodes.push(NodeProc {
                 ip,
                 listen,
