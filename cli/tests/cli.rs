@@ -128,3 +128,70 @@ async fn json_output_and_exit_codes() {
     let k = cli(n, &["keys", "--data", &data, "ca"]);
     assert_eq!(k.stdout.trim(), "cart\torset");
 }
+
+/// Exit code 6: a sync write the peer cannot acknowledge (partitioned,
+/// but not yet suspected: probes every 5 s) times out, stays committed
+/// locally, and reaches the peer once the partition heals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unacknowledged_sync_write_exits_6_and_still_replicates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = ClusterOptions {
+        nodes: 2,
+        proxied: true,
+        probe_ms: 5000,
+        anti_entropy_ms: 600_000,
+        ..ClusterOptions::default()
+    };
+    let cl = Cluster::start(&common::bin(), dir.path(), opts, 1)
+        .await
+        .expect("start");
+    let wait = Duration::from_secs(60);
+    cl.wait_alive(0, 1, wait).await.expect("members");
+    let n = cl.nodes[0].listen.to_string();
+    let ok = cli(
+        &n,
+        &[
+            "add",
+            "cart",
+            "socks",
+            "--mode",
+            "sync",
+            "--ack-timeout-ms",
+            "5000",
+        ],
+    );
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert!(ok.stdout.contains("held by 1 peers"), "{}", ok.stdout);
+
+    cl.faults.partition(&[&[cl.nodes[0].ip], &[cl.nodes[1].ip]]);
+    let late = cli(
+        &n,
+        &[
+            "--json",
+            "add",
+            "cart",
+            "hat",
+            "--mode",
+            "sync",
+            "--ack-timeout-ms",
+            "300",
+        ],
+    );
+    assert_eq!(
+        late.code, 6,
+        "stdout {} stderr {}",
+        late.stdout, late.stderr
+    );
+    let here = json(&cli(&n, &["--json", "get", "cart"]));
+    assert_eq!(
+        here["value"],
+        serde_json::json!(["hat", "socks"]),
+        "committed locally"
+    );
+
+    cl.faults.heal();
+    cl.wait_converged(&[0, 1], wait).await.expect("converge");
+    let m = cl.nodes[1].listen.to_string();
+    let there = json(&cli(&m, &["--json", "get", "cart"]));
+    assert_eq!(there["value"], serde_json::json!(["hat", "socks"]));
+}
