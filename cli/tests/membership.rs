@@ -50,6 +50,19 @@ async fn down_and_back(cl: &mut Cluster) -> Result<(), String> {
     let w = add(&mut c0, "k", "while-away", Mode::Async, 0)
         .await
         .map_err(|s| s.to_string())?;
+    // The dead node's lag: one operation, of a positive age.
+    let s = status(&mut c0).await;
+    let m = s
+        .members
+        .iter()
+        .find(|m| m.replica_id == victim)
+        .ok_or("node 0 forgot the killed node")?;
+    if m.lag_ops != 1 || m.lag_seconds <= 0.0 {
+        return Err(format!(
+            "lag of the dead node: {} ops, {} s",
+            m.lag_ops, m.lag_seconds
+        ));
+    }
     cl.spawn(2).map_err(|e| e.to_string())?;
     cl.wait_alive(0, 2, WAIT).await?;
     cl.wait_alive(2, 2, WAIT).await?;
@@ -59,6 +72,23 @@ async fn down_and_back(cl: &mut Cluster) -> Result<(), String> {
         .map_err(|s| s.to_string())?;
     if got != ["while-away"] {
         return Err(format!("the returned node reads {got:?}"));
+    }
+    // Its acknowledgement clears the lag.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let s = status(&mut c0).await;
+        let lag = s
+            .members
+            .iter()
+            .find(|m| m.replica_id == victim)
+            .map(|m| m.lag_ops);
+        if lag == Some(0) {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!("the returned node still lags: {lag:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let text = common::metrics(cl.nodes[0].metrics).await;
     for needle in [

@@ -93,7 +93,8 @@ impl Converge for Api {
                 return Err(s);
             }
         };
-        self.shared.wrote.send_modify(|n| *n += 1);
+        let seq = deltas.iter().map(|d| d.delta.seq).max().unwrap_or(0);
+        self.shared.wrote(seq);
         let token = token_of(&deltas);
         let acked_by = if need > 0 {
             let timeout = match req.ack_timeout_ms {
@@ -209,23 +210,18 @@ impl Converge for Api {
             Ok((e.root()?, e.context().vv().get(e.replica_id()), e.pending()))
         })
         .await?;
-        let now = Instant::now();
         let members = self
             .shared
             .peers()
             .iter()
             .map(|(r, p)| {
-                let lag_ops = last.saturating_sub(p.acked.vv().get(self.shared.me));
+                let (lag_ops, lag_seconds) = self.shared.lag(&p.acked);
                 proto::Member {
                     replica_id: r.to_string(),
                     address: p.addr.to_string(),
                     state: p.health.name().into(),
                     lag_ops,
-                    lag_seconds: if lag_ops == 0 {
-                        0.0
-                    } else {
-                        now.duration_since(p.caught_up_at).as_secs_f64()
-                    },
+                    lag_seconds,
                 }
             })
             .collect();

@@ -212,7 +212,6 @@ fn notify(shared: &Arc<Shared>, n: OwnedNotification<Id>) {
                     bump: id.bump,
                     health: PeerHealth::Alive,
                     acked: converge::CausalContext::new(),
-                    caught_up_at: Instant::now(),
                     pushing: false,
                 });
                 p.addr = id.addr;

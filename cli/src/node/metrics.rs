@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::task::JoinHandle;
 
 /// A node's counters.
@@ -179,10 +179,8 @@ pub fn render(shared: &Shared) -> String {
             .collect();
         counter(name, help, &rows);
     }
-    let me = shared.me;
-    let last = shared.engine.context().vv().get(me);
+    let last = shared.engine.context().vv().get(shared.me);
     let pending = shared.engine.pending();
-    let now = Instant::now();
     let _ = writeln!(
         out,
         "# HELP converge_pending_entries Deltas and pages waiting for their dependencies.\n\
@@ -208,27 +206,24 @@ pub fn render(shared: &Shared) -> String {
         };
         let _ = writeln!(out, "converge_peer_up{{peer=\"{r}\"}} {v}");
     }
+    let lags: Vec<(String, (u64, f64))> = peers
+        .iter()
+        .map(|(r, p)| (r.to_string(), shared.lag(&p.acked)))
+        .collect();
     let _ = writeln!(
         out,
         "# HELP converge_replication_lag_ops Operations of this node a peer has not acknowledged.\n\
          # TYPE converge_replication_lag_ops gauge"
     );
-    for (r, p) in &peers {
-        let lag = last.saturating_sub(p.acked.vv().get(me));
-        let _ = writeln!(out, "converge_replication_lag_ops{{peer=\"{r}\"}} {lag}");
+    for (r, (ops, _)) in &lags {
+        let _ = writeln!(out, "converge_replication_lag_ops{{peer=\"{r}\"}} {ops}");
     }
     let _ = writeln!(
         out,
-        "# HELP converge_replication_lag_seconds Seconds since a peer last held every operation of this node.\n\
+        "# HELP converge_replication_lag_seconds Age of the oldest operation of this node a peer has not acknowledged.\n\
          # TYPE converge_replication_lag_seconds gauge"
     );
-    for (r, p) in &peers {
-        let lag = last.saturating_sub(p.acked.vv().get(me));
-        let secs = if lag == 0 {
-            0.0
-        } else {
-            now.duration_since(p.caught_up_at).as_secs_f64()
-        };
+    for (r, (_, secs)) in &lags {
         let _ = writeln!(
             out,
             "converge_replication_lag_seconds{{peer=\"{r}\"}} {secs:.3}"

@@ -20,7 +20,7 @@ pub mod push;
 pub mod status;
 
 use converge::{CausalContext, Engine, Options, ReplicaId};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -140,8 +140,6 @@ pub struct Peer {
     pub health: PeerHealth,
     /// This node's operations the peer holds (acknowledged).
     pub acked: CausalContext,
-    /// When the peer last held every operation of this node.
-    pub caught_up_at: Instant,
     /// Whether a push task serves it now.
     pub pushing: bool,
 }
@@ -164,7 +162,13 @@ pub struct Shared {
     pub stopping: watch::Sender<bool>,
     /// Counters.
     pub metrics: metrics::Metrics,
+    /// (last sequence number, commit time) of recent local writes, for
+    /// replication lag in seconds; at most `WRITE_TIMES` of them.
+    write_times: Mutex<VecDeque<(u64, Instant)>>,
 }
+
+/// Local writes whose commit time is kept for the lag in seconds.
+const WRITE_TIMES: usize = 1 << 16;
 
 impl Shared {
     /// The peers table (never held across an await).
@@ -184,16 +188,39 @@ impl Shared {
 
     /// Record that `peer` holds `held` of this node's operations.
     pub fn record_ack(&self, peer: ReplicaId, held: &CausalContext) {
-        let last = self.engine.context().vv().get(self.me);
-        let mut peers = self.peers();
-        if let Some(p) = peers.get_mut(&peer) {
+        if let Some(p) = self.peers().get_mut(&peer) {
             p.acked.merge(held);
-            if p.acked.vv().get(self.me) >= last {
-                p.caught_up_at = Instant::now();
-            }
         }
-        drop(peers);
         self.acked.send_modify(|n| *n += 1);
+    }
+
+    /// A local write committed, its last operation numbered `seq`: wake
+    /// the push tasks.
+    pub fn wrote(&self, seq: u64) {
+        {
+            let mut t = self.write_times.lock().unwrap_or_else(|p| p.into_inner());
+            if t.len() == WRITE_TIMES {
+                t.pop_front();
+            }
+            t.push_back((seq, Instant::now()));
+        }
+        self.wrote.send_modify(|n| *n += 1);
+    }
+
+    /// A peer's lag: this node's operations it has not acknowledged, and
+    /// the age of the oldest of them (from the commit times kept; for a
+    /// peer behind all of them, the age of the oldest kept: a lower
+    /// bound).
+    pub fn lag(&self, acked: &CausalContext) -> (u64, f64) {
+        let last = self.engine.context().vv().get(self.me);
+        let held = acked.vv().get(self.me);
+        let ops = last.saturating_sub(held);
+        if ops == 0 {
+            return (0, 0.0);
+        }
+        let t = self.write_times.lock().unwrap_or_else(|p| p.into_inner());
+        let oldest = t.iter().find(|(seq, _)| *seq > held).map(|(_, at)| *at);
+        (ops, oldest.map_or(0.0, |at| at.elapsed().as_secs_f64()))
     }
 
     /// Whether the node is shutting down.
@@ -231,6 +258,7 @@ pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
         acked: watch::channel(0).0,
         stopping: watch::channel(false).0,
         metrics: metrics::Metrics::default(),
+        write_times: Mutex::new(VecDeque::new()),
     });
     tracing::info!(replica = %me, listen = %config.listen, advertise = %config.advertised(),
         data = %config.data.display(), "node starting");
