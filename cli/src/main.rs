@@ -256,6 +256,15 @@ struct ServeArgs {
     /// Default wait for semi-sync/sync acknowledgements, in ms.
     #[arg(long, default_value_t = 5000)]
     ack_timeout_ms: u64,
+    /// Timeout of one peer RPC (a push, a connection attempt), in ms.
+    #[arg(long, default_value_t = 5000)]
+    rpc_timeout_ms: u64,
+    /// Longest wait a token read may ask for, in ms.
+    #[arg(long, default_value_t = 30_000)]
+    max_read_wait_ms: u64,
+    /// Largest client request accepted, in bytes.
+    #[arg(long, default_value_t = 20 << 20)]
+    max_request_bytes: usize,
     /// Log filter: error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     log: tracing::Level,
@@ -273,10 +282,10 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
     } else {
         builder.init();
     }
-    if a.push_page == 0 || a.probe_ms == 0 || a.anti_entropy_ms == 0 {
+    if a.push_page == 0 || a.probe_ms == 0 || a.anti_entropy_ms == 0 || a.rpc_timeout_ms == 0 {
         return Err(CliError::new(
             2,
-            "--push-page, --probe-ms and --anti-entropy-ms must be positive",
+            "--push-page, --probe-ms, --anti-entropy-ms and --rpc-timeout-ms must be positive",
         ));
     }
     let mut c = NodeConfig::new(a.data, a.listen);
@@ -287,6 +296,9 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
     c.probe_period = Duration::from_millis(a.probe_ms);
     c.push_page = a.push_page;
     c.ack_timeout = Duration::from_millis(a.ack_timeout_ms);
+    c.rpc_timeout = Duration::from_millis(a.rpc_timeout_ms);
+    c.max_read_wait = Duration::from_millis(a.max_read_wait_ms);
+    c.max_request_bytes = a.max_request_bytes;
     let rt = runtime()?;
     rt.block_on(node::serve(c))
         .map_err(|e| CliError::new(1, e.to_string()))

@@ -237,3 +237,43 @@ pub fn free_port(ip: IpAddr) -> std::io::Result<u16> {
 
 /// Map of proxies by node index, for callers that keep them together.
 pub type Proxies = BTreeMap<usize, Proxy>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_cuts_only_across_groups() {
+        let f = Faults::new(1);
+        let (a, b, c, client) = (
+            node_ip(0),
+            node_ip(1),
+            node_ip(2),
+            IpAddr::from([127, 0, 0, 1]),
+        );
+        assert!(f.linked(a, b));
+        f.partition(&[&[a], &[b, c]]);
+        assert!(!f.linked(a, b) && !f.linked(c, a));
+        assert!(f.linked(b, c) && f.linked(c, b));
+        assert!(f.linked(client, a), "addresses of no node pass");
+        f.heal();
+        assert!(f.linked(a, b));
+    }
+
+    #[test]
+    fn losses_follow_the_rate_and_the_seed() {
+        let f = Faults::new(9);
+        assert!(!(0..100).any(|_| f.lose()));
+        f.set_loss(1.0);
+        assert!((0..100).all(|_| f.lose()));
+        let run = |seed| {
+            let f = Faults::new(seed);
+            f.set_loss(0.3);
+            (0..1000).map(|_| f.lose()).collect::<Vec<_>>()
+        };
+        let a = run(42);
+        assert_eq!(a, run(42), "one seed, one schedule");
+        let lost = a.iter().filter(|l| **l).count();
+        assert!((200..400).contains(&lost), "{lost} of 1000 lost at 30 %");
+    }
+}

@@ -274,3 +274,53 @@ fn publish_suspects(shared: &Shared, foca: &Gossip) {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use foca::Identity;
+
+    #[test]
+    fn a_restarted_node_wins_over_its_old_incarnation() {
+        let old = Id {
+            addr: SocketAddr::from(([127, 0, 0, 1], 7700)),
+            replica: 5,
+            bump: 10,
+        };
+        let new = old.renew().expect("renewable");
+        assert_eq!((new.bump, new.replica, new.addr()), (11, 5, old.addr()));
+        assert!(new.win_addr_conflict(&old));
+        assert!(!old.win_addr_conflict(&new));
+    }
+
+    #[test]
+    fn the_probe_period_sets_the_failure_detection_timers() {
+        let c = foca_config(Duration::from_millis(200));
+        assert_eq!(c.probe_period, Duration::from_millis(200));
+        assert_eq!(c.probe_rtt, Duration::from_millis(100));
+        assert_eq!(c.suspect_to_down_after, Duration::from_millis(600));
+        let announce = c.periodic_announce_to_down_members.expect("on");
+        assert_eq!(announce.frequency, Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn timers_fire_by_due_time_then_in_scheduling_order() {
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_millis(5);
+        let mut heap = BinaryHeap::new();
+        for (at, seq, token) in [(t1, 1, 1u8), (t0, 2, 2), (t0, 3, 3), (t1, 0, 4)] {
+            heap.push(Reverse((
+                at,
+                seq,
+                TimerSlot(Timer::<Id>::PeriodicGossip(token)),
+            )));
+        }
+        let order: Vec<u8> = std::iter::from_fn(|| heap.pop())
+            .map(|Reverse((_, _, TimerSlot(t)))| match t {
+                Timer::PeriodicGossip(n) => n,
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(order, [2, 3, 4, 1]);
+    }
+}
