@@ -33,6 +33,8 @@ pub struct ClusterOptions {
     pub start: Option<usize>,
     /// Nodes other than node 0 join through node 0 only (one seed).
     pub seed_only: bool,
+    /// More `converge serve` arguments for every node.
+    pub extra: Vec<String>,
 }
 
 impl Default for ClusterOptions {
@@ -45,6 +47,7 @@ impl Default for ClusterOptions {
             log: "info".into(),
             start: None,
             seed_only: false,
+            extra: Vec::new(),
         }
     }
 }
@@ -177,6 +180,7 @@ impl Cluster {
         for j in join {
             cmd.arg("--join").arg(j);
         }
+        cmd.args(&self.options.extra);
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);

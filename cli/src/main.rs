@@ -95,6 +95,16 @@ impl Replication {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum DurabilityArg {
+    /// The WAL is fsynced before a write is acknowledged.
+    Sync,
+    /// The WAL is written, not fsynced: survives a crash of the process.
+    Buffered,
+    /// No WAL (bulk loads that can be redone).
+    None,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum SetKind {
     /// OR-Set (add wins; elements can be re-added).
     Or,
@@ -265,6 +275,15 @@ struct ServeArgs {
     /// Largest client request accepted, in bytes.
     #[arg(long, default_value_t = 20 << 20)]
     max_request_bytes: usize,
+    /// Log bytes the changes feed keeps for peers that have not
+    /// acknowledged them; a peer further behind catches up by
+    /// anti-entropy.
+    #[arg(long, default_value_t = 64 << 20)]
+    feed_retain_bytes: u64,
+    /// When an acknowledged write is safe: sync (fsync per commit group),
+    /// buffered (survives a process crash), none.
+    #[arg(long, value_enum, default_value = "buffered")]
+    durability: DurabilityArg,
     /// Log filter: error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     log: tracing::Level,
@@ -299,6 +318,12 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
     c.rpc_timeout = Duration::from_millis(a.rpc_timeout_ms);
     c.max_read_wait = Duration::from_millis(a.max_read_wait_ms);
     c.max_request_bytes = a.max_request_bytes;
+    c.engine.feed_retain_bytes = a.feed_retain_bytes;
+    c.engine.durability = match a.durability {
+        DurabilityArg::Sync => converge::Durability::Sync,
+        DurabilityArg::Buffered => converge::Durability::Buffered,
+        DurabilityArg::None => converge::Durability::None,
+    };
     let rt = runtime()?;
     rt.block_on(node::serve(c))
         .map_err(|e| CliError::new(1, e.to_string()))

@@ -56,6 +56,8 @@ pub struct NodeConfig {
     pub max_read_wait: Duration,
     /// Largest client request accepted, in bytes.
     pub max_request_bytes: usize,
+    /// The engine's options (durability, feed retention, ...).
+    pub engine: Options,
 }
 
 impl NodeConfig {
@@ -74,6 +76,7 @@ impl NodeConfig {
             ack_timeout: Duration::from_secs(5),
             max_read_wait: Duration::from_secs(30),
             max_request_bytes: 20 << 20,
+            engine: Options::default(),
         }
     }
 
@@ -245,8 +248,8 @@ pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
     let term = signal(SignalKind::terminate())?;
     let int = signal(SignalKind::interrupt())?;
     let data = config.data.clone();
-    let engine =
-        tokio::task::spawn_blocking(move || Engine::open(&data, Options::default())).await??;
+    let options = config.engine.clone();
+    let engine = tokio::task::spawn_blocking(move || Engine::open(&data, options)).await??;
     let engine = Arc::new(engine);
     let me = engine.replica_id();
     let shared = Arc::new(Shared {
