@@ -253,27 +253,54 @@ pub async fn keys(
     Ok(())
 }
 
-/// Print a node's status.
+/// The root of the node at `addr`, or why it could not be read.
+async fn root_of(addr: &str) -> Result<String, String> {
+    let ask = async {
+        let mut c = connect(addr).await.map_err(|e| e.message)?;
+        c.status(proto::StatusRequest {})
+            .await
+            .map(|s| s.into_inner().root)
+            .map_err(|s| s.message().to_string())
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(2), ask)
+        .await
+        .unwrap_or_else(|_| Err("timed out".into()))
+}
+
+/// Print a node's status, with the root of every live member (asked
+/// directly, at the address the node knows it by).
 pub async fn status(c: &mut ConvergeClient<Channel>, json_out: bool) -> Result<(), CliError> {
     let s = c
         .status(proto::StatusRequest {})
         .await
         .map_err(CliError::status)?
         .into_inner();
+    let mut roots = Vec::new();
+    for m in &s.members {
+        roots.push(if m.state == "alive" {
+            root_of(&m.address).await
+        } else {
+            Err(m.state.clone())
+        });
+    }
+    let converged = roots.iter().all(|r| r.as_ref().is_ok_and(|r| *r == s.root));
     if json_out {
         let members: Vec<_> = s
             .members
             .iter()
-            .map(|m| {
+            .zip(&roots)
+            .map(|(m, r)| {
                 json!({"replica_id": m.replica_id, "address": m.address, "state": m.state,
-                       "lag_ops": m.lag_ops, "lag_seconds": m.lag_seconds})
+                       "lag_ops": m.lag_ops, "lag_seconds": m.lag_seconds,
+                       "root": r.as_ref().ok()})
             })
             .collect();
         println!(
             "{}",
             json!({"replica_id": s.replica_id, "address": s.address, "root": s.root,
                    "keys": s.keys, "last_seq": s.last_seq, "pending": s.pending_entries,
-                   "protocol_version": s.protocol_version, "members": members})
+                   "protocol_version": s.protocol_version, "members": members,
+                   "converged": converged})
         );
         return Ok(());
     }
@@ -286,10 +313,25 @@ pub async fn status(c: &mut ConvergeClient<Channel>, json_out: bool) -> Result<(
     if s.members.is_empty() {
         println!("members  (none seen)");
     }
-    for m in &s.members {
+    for (m, r) in s.members.iter().zip(&roots) {
+        let root = match r {
+            Ok(r) if *r == s.root => "same root".to_string(),
+            Ok(r) => format!("root {r}"),
+            Err(e) => format!("root unknown ({e})"),
+        };
         println!(
-            "member   {} at {:<21} {:<8} lag {} ops, {:.1} s",
+            "member   {} at {:<21} {:<8} lag {} ops, {:.1} s; {root}",
             m.replica_id, m.address, m.state, m.lag_ops, m.lag_seconds
+        );
+    }
+    if !s.members.is_empty() {
+        println!(
+            "cluster  {}",
+            if converged {
+                "converged: every live member has this root"
+            } else {
+                "not converged (yet)"
+            }
         );
     }
     Ok(())

@@ -93,6 +93,7 @@ async fn json_output_and_exit_codes() {
     assert_eq!(keys.as_array().map(Vec::len), Some(4));
     let s = json(&cli(n, &["--json", "status"]));
     assert_eq!(s["keys"], 4);
+    assert_eq!(s["converged"], true, "alone, trivially");
 
     // 3: absent; 4: refused (wrong type; a bad token); 2: usage.
     assert_eq!(cli(n, &["get", "nothing"]).code, 3);
@@ -194,4 +195,7 @@ async fn an_unacknowledged_sync_write_exits_6_and_still_replicates() {
     let m = cl.nodes[1].listen.to_string();
     let there = json(&cli(&m, &["--json", "get", "cart"]));
     assert_eq!(there["value"], serde_json::json!(["hat", "socks"]));
+    let s = json(&cli(&m, &["--json", "status"]));
+    assert_eq!(s["members"][0]["root"], s["root"], "{s}");
+    assert_eq!(s["converged"], true, "{s}");
 }

@@ -152,7 +152,7 @@ async fn acknowledged_writes_survive_faults_partition_and_kill() {
         nodes: 3,
         proxied: true,
         anti_entropy_ms: 500,
-        probe_ms: 200,
+        probe_ms: 400,
         log: "info".into(),
         ..ClusterOptions::default()
     };

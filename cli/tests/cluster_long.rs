@@ -143,7 +143,7 @@ async fn five_nodes_through_rounds_of_faults() {
         nodes: N,
         proxied: true,
         anti_entropy_ms: 1000,
-        probe_ms: 250,
+        probe_ms: 400,
         log: "info".into(),
         ..ClusterOptions::default()
     };
