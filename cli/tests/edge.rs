@@ -307,3 +307,121 @@ async fn bad_input_gets_a_typed_status_and_changes_nothing() {
         .into_inner();
     assert_eq!(r.value, Some(proto::read_reply::Value::Counter("3".into())));
 }
+
+/// A peer that accepts the connection and then says nothing: the session
+/// the node initiates ends (HTTP/2 keep-alive notices the silence:
+/// UNAVAILABLE; or the session's idle timeout of four RPC timeouts:
+/// DEADLINE_EXCEEDED) instead of hanging, and the node keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_peer_ends_the_session_instead_of_hanging_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = ClusterOptions {
+        nodes: 1,
+        proxied: false,
+        extra: vec!["--rpc-timeout-ms".into(), "300".into()],
+        ..ClusterOptions::default()
+    };
+    let cl = Cluster::start(&common::bin(), dir.path(), opts, 1)
+        .await
+        .expect("start");
+    let mut c = cl
+        .client(0, std::time::Duration::from_secs(30))
+        .await
+        .expect("client");
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = silent.local_addr().expect("addr");
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            conns.push(s); // accepted, never answered
+        }
+    });
+    // A hang is the failure this test looks for; 60 s is far beyond
+    // either timeout.
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        c.sync(proto::SyncRequest {
+            peer: addr.to_string(),
+        }),
+    )
+    .await
+    .expect("the session hung");
+    match r {
+        Err(s) if matches!(s.code(), Code::Unavailable | Code::DeadlineExceeded) => {}
+        other => panic!("silent peer: {other:?}"),
+    }
+    held.abort();
+    status(&mut c).await;
+}
+
+/// A peer that speaks gRPC, opens the session stream and then never sends
+/// a message.
+struct Mute;
+
+#[tonic::async_trait]
+impl converge_cli::proto::replication_server::Replication for Mute {
+    async fn push(
+        &self,
+        _: tonic::Request<proto::PushRequest>,
+    ) -> Result<tonic::Response<proto::PushReply>, Status> {
+        Err(Status::unimplemented("mute"))
+    }
+
+    type AntiEntropyStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = Result<proto::SyncFrame, Status>> + Send>,
+    >;
+
+    async fn anti_entropy(
+        &self,
+        _: tonic::Request<tonic::Streaming<proto::SyncFrame>>,
+    ) -> Result<tonic::Response<Self::AntiEntropyStream>, Status> {
+        Ok(tonic::Response::new(Box::pin(tokio_stream::pending())))
+    }
+}
+
+/// The session's idle timeout (four RPC timeouts) ends a session whose
+/// peer keeps the connection alive but never answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mute_peer_ends_the_session_at_the_idle_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = ClusterOptions {
+        nodes: 1,
+        proxied: false,
+        extra: vec!["--rpc-timeout-ms".into(), "300".into()],
+        ..ClusterOptions::default()
+    };
+    let cl = Cluster::start(&common::bin(), dir.path(), opts, 1)
+        .await
+        .expect("start");
+    let mut c = cl
+        .client(0, std::time::Duration::from_secs(30))
+        .await
+        .expect("client");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(converge_cli::proto::replication_server::ReplicationServer::new(Mute))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        c.sync(proto::SyncRequest {
+            peer: addr.to_string(),
+        }),
+    )
+    .await
+    .expect("the session hung");
+    server.abort();
+    match r {
+        Err(s) if s.code() == Code::DeadlineExceeded => {
+            assert!(s.message().contains("silent"), "{s:?}")
+        }
+        other => panic!("mute peer: {other:?}"),
+    }
+    status(&mut c).await;
+}

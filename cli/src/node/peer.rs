@@ -45,6 +45,9 @@ pub fn client(shared: &Shared, addr: SocketAddr) -> Result<ReplicationClient<Cha
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| Status::invalid_argument(format!("peer address {addr}: {e}")))?
         .connect_timeout(shared.config.rpc_timeout)
+        .http2_keep_alive_interval(shared.config.rpc_timeout)
+        .keep_alive_timeout(shared.config.rpc_timeout)
+        .keep_alive_while_idle(true)
         .tcp_nodelay(true)
         .local_address(shared.local_ip());
     Ok(ReplicationClient::new(endpoint.connect_lazy())
@@ -127,7 +130,8 @@ impl Replication for Peers {
         let shared = self.shared.clone();
         let err_tx = out_tx.clone();
         tokio::spawn(async move {
-            let feed = tokio::spawn(forward(inbound, Some(first.message), in_tx));
+            let idle = idle_timeout(&shared);
+            let feed = tokio::spawn(forward(inbound, Some(first.message), in_tx, idle));
             let session = Session::respond(engine, Config::default());
             let send = move |m: Vec<u8>, first: bool| {
                 out_tx
@@ -161,18 +165,31 @@ fn frame(message: Vec<u8>, first: bool) -> SyncFrame {
     }
 }
 
-/// Move the peer's messages into the session's channel.
+/// How long a session waits for the peer's next message before it gives
+/// up (dropping the channel ends the session with an error): four RPC
+/// timeouts.
+fn idle_timeout(shared: &Shared) -> std::time::Duration {
+    shared.config.rpc_timeout * 4
+}
+
+/// Move the peer's messages into the session's channel; stop when the
+/// peer is silent for `idle`.
 async fn forward(
     mut inbound: Streaming<SyncFrame>,
     first: Option<Vec<u8>>,
     to_session: mpsc::Sender<Vec<u8>>,
+    idle: std::time::Duration,
 ) -> Result<(), Status> {
     if let Some(m) = first {
         if to_session.send(m).await.is_err() {
             return Ok(());
         }
     }
-    while let Some(f) = inbound.message().await? {
+    loop {
+        let next = tokio::time::timeout(idle, inbound.message())
+            .await
+            .map_err(|_| Status::deadline_exceeded("the peer went silent mid-session"))?;
+        let Some(f) = next? else { break };
         if to_session.send(f.message).await.is_err() {
             break;
         }
@@ -235,11 +252,18 @@ pub async fn initiate(
         };
         drive(session, Some(first), send, in_rx)
     });
+    let idle = idle_timeout(shared);
     let result = async {
-        let response = client.anti_entropy(ReceiverStream::new(out_rx)).await?;
+        let response = tokio::time::timeout(idle, client.anti_entropy(ReceiverStream::new(out_rx)))
+            .await
+            .map_err(|_| Status::deadline_exceeded("the peer did not answer the session"))??;
         let mut inbound = response.into_inner();
         let mut first = true;
-        while let Some(f) = inbound.next().await {
+        loop {
+            let next = tokio::time::timeout(idle, inbound.next())
+                .await
+                .map_err(|_| Status::deadline_exceeded("the peer went silent mid-session"))?;
+            let Some(f) = next else { break };
             let f = f?;
             if first {
                 check_version(f.protocol_version)?;
