@@ -11,7 +11,7 @@ mod set;
 pub use counter::{GCounter, PNCounter};
 pub use orset::ORSet;
 pub use register::{
-    FirstWins, FwwRegister, LastWins, LwwRegister, MvRegister, Sibling, Stamped,
+    DeleteStamp, FirstWins, FwwRegister, LastWins, LwwRegister, MvRegister, Sibling, Stamped,
     TimestampedRegister, WinPolicy,
 };
 pub use set::{GSet, TwoPSet};
@@ -108,7 +108,12 @@ impl fmt::Display for CrdtType {
 }
 
 /// The state of one key: one of the CRDT types.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+///
+/// Encoding (FORMAT.md §3): the type's variant index (0–7, in tag order),
+/// then its fields; a state that has seen a delete uses index 8–15 and
+/// appends its tombstone, so states that were never deleted encode as
+/// before deletes existed.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum State {
     /// A G-Counter.
     GCounter(GCounter),
@@ -195,11 +200,78 @@ impl State {
         match self {
             State::GCounter(s) => s.is_canonical(),
             State::PNCounter(s) => s.is_canonical(),
-            State::GSet(_) => true,
+            State::GSet(s) => s.is_canonical(),
             State::TwoPSet(s) => s.is_canonical(),
             State::ORSet(s) => s.is_canonical(),
-            State::LwwRegister(_) | State::FwwRegister(_) => true,
+            State::LwwRegister(s) => s.is_canonical(),
+            State::FwwRegister(s) => s.is_canonical(),
             State::MvRegister(s) => s.is_canonical(),
+        }
+    }
+
+    /// Delete the key, removing what `observed` (the state the caller read;
+    /// of this state's type) holds; registers are deleted at `ts` instead.
+    /// Returns the delta. Per type (ARCHITECTURE.md, "Deletes"): counters
+    /// reset-remove the observed increments, OR-Set and MV register remove
+    /// the observed adds and writes, G-Set and 2P-Set remove the observed
+    /// elements, LWW writes a timestamped tombstone, FWW starts an epoch.
+    pub fn delete(
+        &mut self,
+        observed: &State,
+        ts: crate::causal::Timestamp,
+        replica: crate::causal::ReplicaId,
+    ) -> Result<State, TypeMismatch> {
+        Ok(match (self, observed) {
+            (State::GCounter(a), State::GCounter(o)) => State::GCounter(a.delete(o)),
+            (State::PNCounter(a), State::PNCounter(o)) => State::PNCounter(a.delete(o)),
+            (State::GSet(a), State::GSet(o)) => State::GSet(a.delete(o)),
+            (State::TwoPSet(a), State::TwoPSet(o)) => State::TwoPSet(a.delete(o)),
+            (State::ORSet(a), State::ORSet(o)) => State::ORSet(a.delete(o.context())),
+            (State::LwwRegister(a), State::LwwRegister(_)) => {
+                State::LwwRegister(a.delete(ts, replica))
+            }
+            (State::FwwRegister(a), State::FwwRegister(_)) => {
+                State::FwwRegister(a.delete(ts, replica))
+            }
+            (State::MvRegister(a), State::MvRegister(o)) => {
+                State::MvRegister(a.delete(o.context()))
+            }
+            (a, b) => {
+                return Err(TypeMismatch {
+                    expected: a.crdt_type(),
+                    found: b.crdt_type(),
+                })
+            }
+        })
+    }
+
+    /// Whether the key reads as absent: it was deleted and nothing the
+    /// deletes did not observe happened since. Distinct from empty (a set
+    /// whose elements were removed, a counter at zero).
+    pub fn is_absent(&self) -> bool {
+        match self {
+            State::GCounter(s) => s.is_absent(),
+            State::PNCounter(s) => s.is_absent(),
+            State::GSet(s) => s.is_absent(),
+            State::TwoPSet(s) => s.is_absent(),
+            State::ORSet(s) => s.is_absent(),
+            State::LwwRegister(s) => s.is_absent(),
+            State::FwwRegister(s) => s.is_absent(),
+            State::MvRegister(s) => s.is_absent(),
+        }
+    }
+
+    /// Whether the state holds a tombstone (a delete was applied to it).
+    pub fn has_tomb(&self) -> bool {
+        match self {
+            State::GCounter(s) => s.has_tomb(),
+            State::PNCounter(s) => s.has_tomb(),
+            State::GSet(s) => s.has_tomb(),
+            State::TwoPSet(s) => s.has_tomb(),
+            State::ORSet(s) => s.has_tomb(),
+            State::LwwRegister(s) => s.has_tomb(),
+            State::FwwRegister(s) => s.has_tomb(),
+            State::MvRegister(s) => s.has_tomb(),
         }
     }
 
@@ -211,6 +283,7 @@ impl State {
     /// The largest hybrid-clock timestamp inside (registers only), so a
     /// replica that merges it can order its own later writes after it.
     pub fn max_timestamp(&self) -> Option<crate::causal::Timestamp> {
+        // (Registers: the write's or the delete's, whichever is later.)
         match self {
             State::LwwRegister(r) => r.timestamp(),
             State::FwwRegister(r) => r.timestamp(),
@@ -218,3 +291,159 @@ impl State {
         }
     }
 }
+
+/// Variant index of a state with a tombstone: its type's index plus this.
+const TOMB_VARIANT: u32 = 8;
+
+impl Encode for State {
+    fn encode<E: bincode::enc::Encoder>(
+        &self,
+        e: &mut E,
+    ) -> Result<(), bincode::error::EncodeError> {
+        let tomb = self.has_tomb();
+        let index = (self.crdt_type().tag() - 1) as u32 + if tomb { TOMB_VARIANT } else { 0 };
+        index.encode(e)?;
+        match self {
+            State::GCounter(c) => {
+                let (counts, t) = c.parts();
+                counts.encode(e)?;
+                if tomb {
+                    t.encode(e)?;
+                }
+            }
+            State::PNCounter(c) => {
+                let (inc, dec) = c.parts();
+                inc.parts().0.encode(e)?;
+                dec.parts().0.encode(e)?;
+                if tomb {
+                    inc.parts().1.encode(e)?;
+                    dec.parts().1.encode(e)?;
+                }
+            }
+            State::GSet(s) => {
+                let (elems, t) = s.parts();
+                elems.encode(e)?;
+                if tomb {
+                    t.encode(e)?;
+                }
+            }
+            State::TwoPSet(s) => {
+                let (added, removed, t) = s.parts();
+                added.encode(e)?;
+                removed.encode(e)?;
+                if tomb {
+                    t.encode(e)?;
+                }
+            }
+            State::ORSet(s) => {
+                let (entries, ctx, t) = s.parts();
+                entries.encode(e)?;
+                ctx.encode(e)?;
+                if tomb {
+                    t.encode(e)?;
+                }
+            }
+            State::LwwRegister(r) => encode_register(r.parts(), tomb, e)?,
+            State::FwwRegister(r) => encode_register(r.parts(), tomb, e)?,
+            State::MvRegister(r) => {
+                let (values, ctx, t) = r.parts();
+                values.encode(e)?;
+                ctx.encode(e)?;
+                if tomb {
+                    t.encode(e)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn encode_register<E: bincode::enc::Encoder>(
+    (current, deleted): (&Option<Stamped>, &Option<DeleteStamp>),
+    tomb: bool,
+    e: &mut E,
+) -> Result<(), bincode::error::EncodeError> {
+    current.encode(e)?;
+    if let (true, Some(d)) = (tomb, deleted) {
+        d.encode(e)?;
+    }
+    Ok(())
+}
+
+impl<C> Decode<C> for State {
+    fn decode<D: bincode::de::Decoder<Context = C>>(
+        d: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        let index = u32::decode(d)?;
+        let tomb = index >= TOMB_VARIANT;
+        let ty = u8::try_from(index % TOMB_VARIANT + 1)
+            .ok()
+            .filter(|_| index < 2 * TOMB_VARIANT)
+            .and_then(CrdtType::from_tag)
+            .ok_or(bincode::error::DecodeError::Other("unknown state variant"))?;
+        // A tombstone part that decodes as "none" re-encodes without it:
+        // the canonical-bytes check of full states rejects it.
+        macro_rules! opt {
+            ($t:ty) => {
+                if tomb {
+                    <$t>::decode(d)?
+                } else {
+                    <$t>::default()
+                }
+            };
+        }
+        Ok(match ty {
+            CrdtType::GCounter => {
+                let counts = Decode::decode(d)?;
+                State::GCounter(GCounter::from_parts(counts, opt!(counter::CounterTomb)))
+            }
+            CrdtType::PNCounter => {
+                let inc = Decode::decode(d)?;
+                let dec = Decode::decode(d)?;
+                let (ti, td) = if tomb {
+                    (
+                        counter::CounterTomb::decode(d)?,
+                        counter::CounterTomb::decode(d)?,
+                    )
+                } else {
+                    Default::default()
+                };
+                State::PNCounter(PNCounter::from_parts(
+                    GCounter::from_parts(inc, ti),
+                    GCounter::from_parts(dec, td),
+                ))
+            }
+            CrdtType::GSet => {
+                let elems = Decode::decode(d)?;
+                State::GSet(GSet::from_parts(elems, opt!(set::SetTomb)))
+            }
+            CrdtType::TwoPSet => {
+                let added = Decode::decode(d)?;
+                let removed = Decode::decode(d)?;
+                State::TwoPSet(TwoPSet::from_parts(added, removed, opt!(set::SetTomb)))
+            }
+            CrdtType::ORSet => {
+                let entries = Decode::decode(d)?;
+                let ctx = Decode::decode(d)?;
+                State::ORSet(ORSet::from_parts(entries, ctx, opt!(orset::CtxTomb)))
+            }
+            CrdtType::LwwRegister => {
+                let current = Decode::decode(d)?;
+                let deleted = if tomb { Some(Decode::decode(d)?) } else { None };
+                State::LwwRegister(LwwRegister::from_parts(current, deleted))
+            }
+            CrdtType::FwwRegister => {
+                let current = Decode::decode(d)?;
+                let deleted = if tomb { Some(Decode::decode(d)?) } else { None };
+                State::FwwRegister(FwwRegister::from_parts(current, deleted))
+            }
+            CrdtType::MvRegister => {
+                let values = Decode::decode(d)?;
+                let ctx = Decode::decode(d)?;
+                State::MvRegister(MvRegister::from_parts(values, ctx, opt!(orset::CtxTomb)))
+            }
+        })
+    }
+}
+
+bincode::impl_borrow_decode!(State);

@@ -1,7 +1,15 @@
 //! Registers: last-writer-wins and first-writer-wins on hybrid logical
 //! timestamps, and the multi-value register whose concurrent writes become
 //! siblings tracked by dots (dotted version vectors).
+//!
+//! Deletes: an LWW register's delete is a timestamped tombstone ordered like
+//! any write (a later write re-creates the key, an earlier one stays
+//! hidden). An FWW register's delete starts a new epoch at its timestamp:
+//! writes made before it (in an older epoch) lose, and the first write of
+//! the new epoch wins. An MV register's delete removes the siblings its
+//! context observed; a concurrent write survives.
 
+use super::orset::CtxTomb;
 use super::Lattice;
 use crate::causal::{CausalContext, Dot, ReplicaId, Timestamp};
 use bincode::{Decode, Encode};
@@ -24,7 +32,13 @@ pub struct Stamped {
 pub trait WinPolicy {
     /// Whether `candidate` replaces `current`.
     fn wins(candidate: &Stamped, current: &Stamped) -> bool;
+    /// Whether a delete starts an epoch (first-writer-wins: writes of an
+    /// older epoch lose) rather than being ordered as a write.
+    const EPOCHS: bool;
 }
+
+/// When and by whom a register was deleted.
+pub type DeleteStamp = (Timestamp, ReplicaId);
 
 /// Keep the write with the greatest (timestamp, replica, value).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Encode, Decode)]
@@ -38,20 +52,40 @@ impl WinPolicy for LastWins {
     fn wins(candidate: &Stamped, current: &Stamped) -> bool {
         candidate > current
     }
+    const EPOCHS: bool = false;
 }
 
 impl WinPolicy for FirstWins {
     fn wins(candidate: &Stamped, current: &Stamped) -> bool {
         candidate < current
     }
+    const EPOCHS: bool = true;
 }
 
-/// A register of one timestamped write, chosen by the policy `P`. Encodes
-/// as `Option<Stamped>` (the policy takes no bytes).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+/// A register of one timestamped write, chosen by the policy `P`, and the
+/// latest delete (LWW: the tombstone; FWW: the epoch). Encodes as
+/// `Option<Stamped>`, then the delete when there is one (the policy takes
+/// no bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TimestampedRegister<P> {
     current: Option<Stamped>,
+    deleted: Option<DeleteStamp>,
     policy: PhantomData<P>,
+}
+
+impl<P> Default for TimestampedRegister<P> {
+    fn default() -> Self {
+        TimestampedRegister {
+            current: None,
+            deleted: None,
+            policy: PhantomData,
+        }
+    }
+}
+
+/// Whether write `w` was made after delete `d` in timestamp order.
+fn after(w: &Stamped, d: &DeleteStamp) -> bool {
+    (w.ts, w.replica) > *d
 }
 
 /// Last-writer-wins register: the write with the greatest timestamp wins.
@@ -63,6 +97,7 @@ pub type FwwRegister = TimestampedRegister<FirstWins>;
 
 impl<P: WinPolicy> TimestampedRegister<P> {
     /// Write `value` at `ts` (kept only if it wins); returns the delta.
+    /// An FWW write belongs to the epoch of the state it is made on.
     pub fn set(&mut self, ts: Timestamp, replica: ReplicaId, value: &[u8]) -> Self {
         let delta = TimestampedRegister {
             current: Some(Stamped {
@@ -70,6 +105,19 @@ impl<P: WinPolicy> TimestampedRegister<P> {
                 replica,
                 value: value.to_vec(),
             }),
+            deleted: if P::EPOCHS { self.deleted } else { None },
+            policy: PhantomData,
+        };
+        self.join(&delta);
+        delta
+    }
+
+    /// Delete the key at `ts` (a clock tick later than anything this
+    /// replica has seen); returns the delta.
+    pub fn delete(&mut self, ts: Timestamp, replica: ReplicaId) -> Self {
+        let delta = TimestampedRegister {
+            current: None,
+            deleted: Some((ts, replica)),
             policy: PhantomData,
         };
         self.join(&delta);
@@ -81,20 +129,73 @@ impl<P: WinPolicy> TimestampedRegister<P> {
         self.current.as_ref()
     }
 
-    pub(crate) fn timestamp(&self) -> Option<Timestamp> {
-        self.current.as_ref().map(|s| s.ts)
+    /// Whether the register was deleted and not written since.
+    pub fn is_absent(&self) -> bool {
+        self.deleted.is_some() && self.current.is_none()
     }
-}
 
-impl<P: WinPolicy> Lattice for TimestampedRegister<P> {
-    fn join(&mut self, other: &Self) {
-        let replace = match (&self.current, &other.current) {
+    pub(crate) fn has_tomb(&self) -> bool {
+        self.deleted.is_some()
+    }
+
+    pub(crate) fn parts(&self) -> (&Option<Stamped>, &Option<DeleteStamp>) {
+        (&self.current, &self.deleted)
+    }
+
+    pub(crate) fn from_parts(current: Option<Stamped>, deleted: Option<DeleteStamp>) -> Self {
+        TimestampedRegister {
+            current,
+            deleted,
+            policy: PhantomData,
+        }
+    }
+
+    pub(crate) fn is_canonical(&self) -> bool {
+        // LWW: a write the tombstone hides is not kept.
+        P::EPOCHS
+            || match (&self.current, &self.deleted) {
+                (Some(w), Some(d)) => after(w, d),
+                _ => true,
+            }
+    }
+
+    pub(crate) fn timestamp(&self) -> Option<Timestamp> {
+        let w = self.current.as_ref().map(|s| s.ts);
+        w.max(self.deleted.map(|d| d.0))
+    }
+
+    fn join_writes(&mut self, other: &Option<Stamped>) {
+        let replace = match (&self.current, other) {
             (_, None) => false,
             (None, Some(_)) => true,
             (Some(a), Some(b)) => P::wins(b, a),
         };
         if replace {
-            self.current.clone_from(&other.current);
+            self.current.clone_from(other);
+        }
+    }
+}
+
+impl<P: WinPolicy> Lattice for TimestampedRegister<P> {
+    fn join(&mut self, other: &Self) {
+        if P::EPOCHS {
+            // The later epoch wins whole; within one, the first write.
+            match self.deleted.cmp(&other.deleted) {
+                std::cmp::Ordering::Less => {
+                    self.current.clone_from(&other.current);
+                    self.deleted = other.deleted;
+                }
+                std::cmp::Ordering::Equal => self.join_writes(&other.current),
+                std::cmp::Ordering::Greater => {}
+            }
+            return;
+        }
+        self.join_writes(&other.current);
+        self.deleted = self.deleted.max(other.deleted);
+        if let (Some(w), Some(d)) = (&self.current, &self.deleted) {
+            if !after(w, d) {
+                self.current = None;
+            }
         }
     }
 }
@@ -111,10 +212,11 @@ pub struct Sibling {
 /// Multi-value register: a write based on a read context replaces every
 /// value that context covers; writes concurrent with each other all stay,
 /// as siblings, until a write whose context covers them all.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MvRegister {
     values: BTreeMap<Dot, Vec<u8>>,
     ctx: CausalContext,
+    tomb: CtxTomb,
 }
 
 impl MvRegister {
@@ -128,6 +230,7 @@ impl MvRegister {
         let delta = MvRegister {
             values: BTreeMap::from([(dot, value.to_vec())]),
             ctx,
+            tomb: CtxTomb::default(),
         };
         self.join(&delta);
         delta
@@ -149,8 +252,44 @@ impl MvRegister {
         &self.ctx
     }
 
+    /// Delete the key: remove the siblings `observed` (the context of the
+    /// read the delete is based on) covers; returns the delta.
+    pub fn delete(&mut self, observed: &CausalContext) -> MvRegister {
+        let delta = MvRegister {
+            values: BTreeMap::new(),
+            ctx: observed.clone(),
+            tomb: CtxTomb::of(observed),
+        };
+        self.join(&delta);
+        delta
+    }
+
+    /// Whether the register was deleted and not written since.
+    pub fn is_absent(&self) -> bool {
+        self.values.is_empty() && self.tomb.covers(&self.ctx)
+    }
+
+    pub(crate) fn has_tomb(&self) -> bool {
+        self.tomb != CtxTomb::default()
+    }
+
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn parts(&self) -> (&BTreeMap<Dot, Vec<u8>>, &CausalContext, &CtxTomb) {
+        (&self.values, &self.ctx, &self.tomb)
+    }
+
+    pub(crate) fn from_parts(
+        values: BTreeMap<Dot, Vec<u8>>,
+        ctx: CausalContext,
+        tomb: CtxTomb,
+    ) -> MvRegister {
+        MvRegister { values, ctx, tomb }
+    }
+
     pub(crate) fn is_canonical(&self) -> bool {
-        self.ctx.is_canonical() && self.values.keys().all(|d| self.ctx.contains(d))
+        self.ctx.is_canonical()
+            && self.tomb.is_canonical(&self.ctx)
+            && self.values.keys().all(|d| self.ctx.contains(d))
     }
 }
 
@@ -165,6 +304,9 @@ impl Lattice for MvRegister {
             }
         }
         self.ctx.merge(&other.ctx);
+        if other.has_tomb() {
+            self.tomb.join(&other.tomb);
+        }
     }
 }
 
@@ -194,6 +336,60 @@ mod tests {
         assert_eq!(a.get().unwrap().value, b"b");
         a.set(ts(4), A, b"old");
         assert_eq!(a.get().unwrap().value, b"b");
+    }
+
+    #[test]
+    fn lww_delete_is_an_ordered_tombstone() {
+        let mut a = LwwRegister::default();
+        let w = a.set(ts(5), A, b"v");
+        let del = a.delete(ts(6), A);
+        assert!(a.is_absent() && a.is_canonical());
+        let mut b = LwwRegister::default();
+        let late = b.set(ts(7), B, b"later");
+        b.join(&del);
+        b.join(&w);
+        a.join(&late);
+        assert_eq!(a, b);
+        assert_eq!(a.get().unwrap().value, b"later");
+        let mut c = LwwRegister::default();
+        c.join(&w);
+        c.join(&del);
+        assert!(c.is_absent(), "an earlier write stays hidden");
+    }
+
+    #[test]
+    fn fww_delete_starts_an_epoch() {
+        let mut a = FwwRegister::default();
+        a.set(ts(5), A, b"first");
+        let mut b = a.clone();
+        let del = a.delete(ts(6), A);
+        assert!(a.is_absent());
+        let old = b.set(ts(7), B, b"old epoch");
+        let new = a.set(ts(8), A, b"new epoch");
+        let newer = a.set(ts(9), B, b"second of the epoch");
+        b.join(&del);
+        b.join(&newer);
+        b.join(&new);
+        a.join(&old);
+        assert_eq!(a, b);
+        assert_eq!(a.get().unwrap().value, b"new epoch");
+    }
+
+    #[test]
+    fn mv_delete_keeps_concurrent_write() {
+        let mut a = MvRegister::default();
+        a.write(A, b"x", &CausalContext::new());
+        let mut b = a.clone();
+        let seen = a.context().clone();
+        let del = a.delete(&seen);
+        assert!(a.is_absent() && a.is_canonical());
+        let y = b.write(B, b"y", &CausalContext::new());
+        b.join(&del);
+        a.join(&y);
+        assert_eq!(a, b);
+        let sib: Vec<_> = a.siblings().into_iter().map(|s| s.value).collect();
+        assert_eq!(sib, vec![b"y".to_vec()]);
+        assert!(!a.is_absent());
     }
 
     #[test]
