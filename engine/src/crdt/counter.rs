@@ -24,6 +24,9 @@ pub(crate) struct CounterTomb {
     pub(crate) deleted: bool,
     /// Per replica, the largest entry a delete observed.
     pub(crate) removed: VersionVector,
+    /// The deletes applied: per origin, the largest sequence number (see
+    /// [`crate::State::mark_delete`]).
+    pub(crate) dels: VersionVector,
 }
 
 /// An increment would overflow a replica's 64-bit entry.
@@ -50,6 +53,7 @@ impl GCounter {
             tomb: CounterTomb {
                 deleted: true,
                 removed,
+                dels: VersionVector::new(),
             },
         };
         self.join(&delta);
@@ -77,6 +81,37 @@ impl GCounter {
         GCounter { counts, tomb }
     }
 
+    pub(crate) fn dels_mut(&mut self) -> &mut VersionVector {
+        &mut self.tomb.dels
+    }
+
+    pub(crate) fn dels(&self) -> &VersionVector {
+        &self.tomb.dels
+    }
+
+    pub(crate) fn is_delete(&self) -> bool {
+        self.tomb.deleted
+    }
+
+    /// Forget the deletes (collected): entries they removed entirely go,
+    /// entries counted beyond them keep what was removed.
+    pub(crate) fn collect(&mut self) {
+        let removed = std::mem::take(&mut self.tomb.removed);
+        let mut counts = VersionVector::new();
+        for (r, c) in self.counts.iter() {
+            let gone = removed.get(r);
+            if c > gone {
+                counts.observe(r, c);
+                if gone > 0 {
+                    self.tomb.removed.observe(r, gone);
+                }
+            }
+        }
+        self.counts = counts;
+        self.tomb.deleted = false;
+        self.tomb.dels = VersionVector::new();
+    }
+
     /// This replica's entry.
     pub fn entry(&self, replica: ReplicaId) -> u64 {
         self.counts.get(replica)
@@ -91,6 +126,14 @@ impl GCounter {
         let next = self.entry(replica).checked_add(n).ok_or(CounterOverflow)?;
         self.counts.observe(replica, next);
         delta.counts.observe(replica, next);
+        // After a delete the entry is absolute but only its part beyond
+        // what the delete removed counts: the delta says so, so that a
+        // replica that collected the delete (and forgot it) counts the
+        // same.
+        let removed = self.tomb.removed.get(replica);
+        if removed > 0 {
+            delta.tomb.removed.observe(replica, removed);
+        }
         Ok(delta)
     }
 
@@ -102,7 +145,7 @@ impl GCounter {
     pub(crate) fn is_canonical(&self) -> bool {
         self.counts.is_canonical()
             && self.tomb.removed.is_canonical()
-            && (self.tomb.deleted || self.tomb.removed.is_empty())
+            && self.tomb.dels.is_canonical()
     }
 }
 
@@ -112,6 +155,7 @@ impl Lattice for GCounter {
         if other.has_tomb() {
             self.tomb.deleted |= other.tomb.deleted;
             self.tomb.removed.merge(&other.tomb.removed);
+            self.tomb.dels.merge(&other.tomb.dels);
         }
     }
 }
@@ -172,6 +216,11 @@ impl PNCounter {
         self.inc.is_canonical()
             && self.dec.is_canonical()
             && self.inc.tomb.deleted == self.dec.tomb.deleted
+            && self.inc.tomb.dels == self.dec.tomb.dels
+    }
+
+    pub(crate) fn halves_mut(&mut self) -> (&mut GCounter, &mut GCounter) {
+        (&mut self.inc, &mut self.dec)
     }
 }
 

@@ -261,6 +261,103 @@ impl State {
         }
     }
 
+    /// Whether this is the delta of a delete (or a state a delete reached).
+    pub(crate) fn is_delete(&self) -> bool {
+        match self {
+            State::GCounter(s) => s.is_delete(),
+            State::PNCounter(s) => s.parts().0.is_delete(),
+            State::GSet(s) => s.tomb().deleted,
+            State::TwoPSet(s) => s.tomb().deleted,
+            State::ORSet(s) => s.tomb().deleted,
+            State::LwwRegister(s) => s.is_delete(),
+            State::FwwRegister(s) => s.is_delete(),
+            State::MvRegister(s) => s.tomb().deleted,
+        }
+    }
+
+    /// Record that the delete with `dot` (origin, sequence number) was
+    /// applied to this state: the collection rule waits until every
+    /// replica has acknowledged it. The write path marks the delta of a
+    /// local delete when its sequence number is assigned, and a peer's
+    /// delete delta when it merges it.
+    pub(crate) fn mark_delete(&mut self, dot: crate::causal::Dot) {
+        let mark = |v: &mut crate::causal::VersionVector| v.observe(dot.replica, dot.counter);
+        match self {
+            State::GCounter(s) => mark(s.dels_mut()),
+            State::PNCounter(s) => {
+                let (i, d) = s.halves_mut();
+                mark(i.dels_mut());
+                mark(d.dels_mut());
+            }
+            State::GSet(s) => mark(&mut s.tomb_mut().dels),
+            State::TwoPSet(s) => mark(&mut s.tomb_mut().dels),
+            State::ORSet(s) => mark(&mut s.tomb_mut().dels),
+            State::LwwRegister(s) => mark(s.dels_mut()),
+            State::FwwRegister(s) => mark(s.dels_mut()),
+            State::MvRegister(s) => mark(&mut s.tomb_mut().dels),
+        }
+    }
+
+    /// The deletes applied to this state: per origin, the largest
+    /// sequence number (empty if none).
+    pub fn deletes(&self) -> &crate::causal::VersionVector {
+        match self {
+            State::GCounter(s) => s.dels(),
+            State::PNCounter(s) => s.parts().0.dels(),
+            State::GSet(s) => &s.tomb().dels,
+            State::TwoPSet(s) => &s.tomb().dels,
+            State::ORSet(s) => &s.tomb().dels,
+            State::LwwRegister(s) => s.dels(),
+            State::FwwRegister(s) => s.dels(),
+            State::MvRegister(s) => &s.tomb().dels,
+        }
+    }
+
+    /// Forget the tombstone, once every replica has seen the deletes (see
+    /// `Engine::collect`): what the deletes removed goes with it, what
+    /// outlived them stays. Returns `false` if nothing stays (the key is
+    /// purged).
+    pub(crate) fn collect(&mut self) -> bool {
+        let absent = self.is_absent();
+        match self {
+            State::GCounter(s) => s.collect(),
+            State::PNCounter(s) => {
+                let (i, d) = s.halves_mut();
+                i.collect();
+                d.collect();
+            }
+            State::GSet(s) => s.collect(),
+            State::TwoPSet(s) => s.collect(),
+            State::ORSet(s) => s.collect(),
+            State::LwwRegister(s) => s.collect(),
+            State::FwwRegister(s) => s.collect(),
+            State::MvRegister(s) => s.collect(),
+        }
+        !absent && !self.is_empty()
+    }
+
+    /// The largest dot counter of `replica` in the state's context (OR-Set,
+    /// MV register; 0 for the other types).
+    pub(crate) fn own_dot_max(&self, replica: crate::causal::ReplicaId) -> u64 {
+        let ctx = match self {
+            State::ORSet(s) => s.context(),
+            State::MvRegister(s) => s.context(),
+            _ => return 0,
+        };
+        ctx.next_dot(replica).counter - 1
+    }
+
+    /// For a key this replica holds no state of: make its next dot (OR-Set,
+    /// MV register) at least `floor + 1`, so that dots of a collected key
+    /// are never issued again.
+    pub(crate) fn seed_floor(&mut self, replica: crate::causal::ReplicaId, floor: u64) {
+        match self {
+            State::ORSet(s) => s.seed_floor(replica, floor),
+            State::MvRegister(s) => s.seed_floor(replica, floor),
+            _ => {}
+        }
+    }
+
     /// Whether the state holds a tombstone (a delete was applied to it).
     pub fn has_tomb(&self) -> bool {
         match self {
@@ -343,8 +440,18 @@ impl Encode for State {
                     t.encode(e)?;
                 }
             }
-            State::LwwRegister(r) => encode_register(r.parts(), tomb, e)?,
-            State::FwwRegister(r) => encode_register(r.parts(), tomb, e)?,
+            State::LwwRegister(r) => {
+                r.current().encode(e)?;
+                if tomb {
+                    r.tomb().encode(e)?;
+                }
+            }
+            State::FwwRegister(r) => {
+                r.current().encode(e)?;
+                if tomb {
+                    r.tomb().encode(e)?;
+                }
+            }
             State::MvRegister(r) => {
                 let (values, ctx, t) = r.parts();
                 values.encode(e)?;
@@ -356,18 +463,6 @@ impl Encode for State {
         }
         Ok(())
     }
-}
-
-fn encode_register<E: bincode::enc::Encoder>(
-    (current, deleted): (&Option<Stamped>, &Option<DeleteStamp>),
-    tomb: bool,
-    e: &mut E,
-) -> Result<(), bincode::error::EncodeError> {
-    current.encode(e)?;
-    if let (true, Some(d)) = (tomb, deleted) {
-        d.encode(e)?;
-    }
-    Ok(())
 }
 
 impl<C> Decode<C> for State {
@@ -429,13 +524,11 @@ impl<C> Decode<C> for State {
             }
             CrdtType::LwwRegister => {
                 let current = Decode::decode(d)?;
-                let deleted = if tomb { Some(Decode::decode(d)?) } else { None };
-                State::LwwRegister(LwwRegister::from_parts(current, deleted))
+                State::LwwRegister(LwwRegister::from_parts(current, opt!(register::RegTomb)))
             }
             CrdtType::FwwRegister => {
                 let current = Decode::decode(d)?;
-                let deleted = if tomb { Some(Decode::decode(d)?) } else { None };
-                State::FwwRegister(FwwRegister::from_parts(current, deleted))
+                State::FwwRegister(FwwRegister::from_parts(current, opt!(register::RegTomb)))
             }
             CrdtType::MvRegister => {
                 let values = Decode::decode(d)?;

@@ -30,12 +30,15 @@ pub(crate) struct CtxTomb {
     pub(crate) deleted: bool,
     /// The join of the deletes' contexts (within the state's context).
     pub(crate) ctx: CausalContext,
+    /// The deletes applied (see [`crate::State::mark_delete`]).
+    pub(crate) dels: crate::causal::VersionVector,
 }
 
 impl CtxTomb {
     pub(crate) fn join(&mut self, other: &CtxTomb) {
         self.deleted |= other.deleted;
         self.ctx.merge(&other.ctx);
+        self.dels.merge(&other.dels);
     }
 
     /// A delete based on `observed`: its delta's tombstone.
@@ -43,6 +46,7 @@ impl CtxTomb {
         CtxTomb {
             deleted: true,
             ctx: observed.clone(),
+            dels: Default::default(),
         }
     }
 
@@ -53,6 +57,7 @@ impl CtxTomb {
 
     pub(crate) fn is_canonical(&self, within: &CausalContext) -> bool {
         self.ctx.is_canonical()
+            && self.dels.is_canonical()
             && (self.deleted || self.ctx.is_empty())
             && within.includes(&self.ctx)
     }
@@ -111,6 +116,28 @@ impl ORSet {
 
     pub(crate) fn has_tomb(&self) -> bool {
         self.tomb != CtxTomb::default()
+    }
+
+    pub(crate) fn tomb_mut(&mut self) -> &mut CtxTomb {
+        &mut self.tomb
+    }
+
+    pub(crate) fn tomb(&self) -> &CtxTomb {
+        &self.tomb
+    }
+
+    /// Forget the deletes (collected); the context stays.
+    pub(crate) fn collect(&mut self) {
+        self.tomb = CtxTomb::default();
+    }
+
+    /// Make this replica's next dot on the key at least `floor + 1`, its
+    /// earlier dots counted as seen (see `Engine::collect`: dots of a
+    /// collected key are never issued again).
+    pub(crate) fn seed_floor(&mut self, replica: ReplicaId, floor: u64) {
+        if floor > 0 {
+            self.ctx.insert_range(replica, 1, floor);
+        }
     }
 
     #[allow(clippy::type_complexity)]

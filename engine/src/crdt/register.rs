@@ -40,6 +40,14 @@ pub trait WinPolicy {
 /// When and by whom a register was deleted.
 pub type DeleteStamp = (Timestamp, ReplicaId);
 
+/// A register's tombstone: the latest delete, and the deletes applied
+/// (see [`crate::State::mark_delete`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub(crate) struct RegTomb {
+    pub(crate) at: Option<DeleteStamp>,
+    pub(crate) dels: crate::causal::VersionVector,
+}
+
 /// Keep the write with the greatest (timestamp, replica, value).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Encode, Decode)]
 pub struct LastWins;
@@ -70,6 +78,7 @@ impl WinPolicy for FirstWins {
 pub struct TimestampedRegister<P> {
     current: Option<Stamped>,
     deleted: Option<DeleteStamp>,
+    dels: crate::causal::VersionVector,
     policy: PhantomData<P>,
 }
 
@@ -78,6 +87,7 @@ impl<P> Default for TimestampedRegister<P> {
         TimestampedRegister {
             current: None,
             deleted: None,
+            dels: Default::default(),
             policy: PhantomData,
         }
     }
@@ -106,6 +116,7 @@ impl<P: WinPolicy> TimestampedRegister<P> {
                 value: value.to_vec(),
             }),
             deleted: if P::EPOCHS { self.deleted } else { None },
+            dels: Default::default(),
             policy: PhantomData,
         };
         self.join(&delta);
@@ -118,6 +129,7 @@ impl<P: WinPolicy> TimestampedRegister<P> {
         let delta = TimestampedRegister {
             current: None,
             deleted: Some((ts, replica)),
+            dels: Default::default(),
             policy: PhantomData,
         };
         self.join(&delta);
@@ -135,28 +147,55 @@ impl<P: WinPolicy> TimestampedRegister<P> {
     }
 
     pub(crate) fn has_tomb(&self) -> bool {
-        self.deleted.is_some()
+        self.deleted.is_some() || !self.dels.is_empty()
     }
 
-    pub(crate) fn parts(&self) -> (&Option<Stamped>, &Option<DeleteStamp>) {
-        (&self.current, &self.deleted)
+    pub(crate) fn tomb(&self) -> RegTomb {
+        RegTomb {
+            at: self.deleted,
+            dels: self.dels.clone(),
+        }
     }
 
-    pub(crate) fn from_parts(current: Option<Stamped>, deleted: Option<DeleteStamp>) -> Self {
+    pub(crate) fn from_parts(current: Option<Stamped>, tomb: RegTomb) -> Self {
         TimestampedRegister {
             current,
-            deleted,
+            deleted: tomb.at,
+            dels: tomb.dels,
             policy: PhantomData,
         }
     }
 
+    pub(crate) fn current(&self) -> &Option<Stamped> {
+        &self.current
+    }
+
+    pub(crate) fn dels_mut(&mut self) -> &mut crate::causal::VersionVector {
+        &mut self.dels
+    }
+
+    pub(crate) fn dels(&self) -> &crate::causal::VersionVector {
+        &self.dels
+    }
+
+    pub(crate) fn is_delete(&self) -> bool {
+        self.deleted.is_some() && self.current.is_none()
+    }
+
+    /// Forget the deletes (collected): a write that outlived them stays.
+    pub(crate) fn collect(&mut self) {
+        self.deleted = None;
+        self.dels = Default::default();
+    }
+
     pub(crate) fn is_canonical(&self) -> bool {
         // LWW: a write the tombstone hides is not kept.
-        P::EPOCHS
-            || match (&self.current, &self.deleted) {
-                (Some(w), Some(d)) => after(w, d),
-                _ => true,
-            }
+        self.dels.is_canonical()
+            && (P::EPOCHS
+                || match (&self.current, &self.deleted) {
+                    (Some(w), Some(d)) => after(w, d),
+                    _ => true,
+                })
     }
 
     pub(crate) fn timestamp(&self) -> Option<Timestamp> {
@@ -180,6 +219,7 @@ impl<P: WinPolicy> Lattice for TimestampedRegister<P> {
     fn join(&mut self, other: &Self) {
         if P::EPOCHS {
             // The later epoch wins whole; within one, the first write.
+            self.dels.merge(&other.dels);
             match self.deleted.cmp(&other.deleted) {
                 std::cmp::Ordering::Less => {
                     self.current.clone_from(&other.current);
@@ -192,6 +232,7 @@ impl<P: WinPolicy> Lattice for TimestampedRegister<P> {
         }
         self.join_writes(&other.current);
         self.deleted = self.deleted.max(other.deleted);
+        self.dels.merge(&other.dels);
         if let (Some(w), Some(d)) = (&self.current, &self.deleted) {
             if !after(w, d) {
                 self.current = None;
@@ -271,6 +312,26 @@ impl MvRegister {
 
     pub(crate) fn has_tomb(&self) -> bool {
         self.tomb != CtxTomb::default()
+    }
+
+    pub(crate) fn tomb_mut(&mut self) -> &mut CtxTomb {
+        &mut self.tomb
+    }
+
+    pub(crate) fn tomb(&self) -> &CtxTomb {
+        &self.tomb
+    }
+
+    /// Forget the deletes (collected); the context stays.
+    pub(crate) fn collect(&mut self) {
+        self.tomb = CtxTomb::default();
+    }
+
+    /// See [`super::ORSet`]'s `seed_floor`.
+    pub(crate) fn seed_floor(&mut self, replica: ReplicaId, floor: u64) {
+        if floor > 0 {
+            self.ctx.insert_range(replica, 1, floor);
+        }
     }
 
     #[allow(clippy::type_complexity)]

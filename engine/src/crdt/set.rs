@@ -24,12 +24,15 @@ pub(crate) struct SetTomb {
     pub(crate) deleted: bool,
     /// The elements deletes observed.
     pub(crate) removed: BTreeSet<Vec<u8>>,
+    /// The deletes applied (see [`crate::State::mark_delete`]).
+    pub(crate) dels: crate::causal::VersionVector,
 }
 
 impl SetTomb {
     fn join(&mut self, other: &SetTomb) {
         self.deleted |= other.deleted;
         self.removed.extend(other.removed.iter().cloned());
+        self.dels.merge(&other.dels);
     }
 }
 
@@ -55,10 +58,24 @@ impl GSet {
             tomb: SetTomb {
                 deleted: true,
                 removed,
+                dels: Default::default(),
             },
         };
         self.join(&delta);
         delta
+    }
+
+    pub(crate) fn tomb_mut(&mut self) -> &mut SetTomb {
+        &mut self.tomb
+    }
+
+    pub(crate) fn tomb(&self) -> &SetTomb {
+        &self.tomb
+    }
+
+    /// Forget the deletes (collected).
+    pub(crate) fn collect(&mut self) {
+        self.tomb = SetTomb::default();
     }
 
     /// Whether the set was deleted and no element was added since.
@@ -80,6 +97,7 @@ impl GSet {
 
     pub(crate) fn is_canonical(&self) -> bool {
         (self.tomb.deleted || self.tomb.removed.is_empty())
+            && self.tomb.dels.is_canonical()
             && self.elems.is_disjoint(&self.tomb.removed)
     }
 
@@ -180,10 +198,26 @@ impl TwoPSet {
             tomb: SetTomb {
                 deleted: true,
                 removed,
+                dels: Default::default(),
             },
         };
         self.join(&delta);
         delta
+    }
+
+    pub(crate) fn tomb_mut(&mut self) -> &mut SetTomb {
+        &mut self.tomb
+    }
+
+    pub(crate) fn tomb(&self) -> &SetTomb {
+        &self.tomb
+    }
+
+    /// Forget the deletes (collected): the elements they removed may be
+    /// added again.
+    pub(crate) fn collect(&mut self) {
+        let tomb = std::mem::take(&mut self.tomb);
+        self.removed.retain(|e| !tomb.removed.contains(e));
     }
 
     /// Whether the set was deleted and nothing was added or removed since.
@@ -215,6 +249,7 @@ impl TwoPSet {
     pub(crate) fn is_canonical(&self) -> bool {
         self.added.is_disjoint(&self.removed)
             && (self.tomb.deleted || self.tomb.removed.is_empty())
+            && self.tomb.dels.is_canonical()
             && self.tomb.removed.is_subset(&self.removed)
     }
 }
