@@ -496,7 +496,7 @@ fn op_for(e: &Engine, key: &[u8], ty: CrdtType, kind: u8) -> Op {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
+    #![proptest_config(ProptestConfig::with_cases(16))]
 
     #[test]
     fn random_deletes_and_collections_converge(steps in prop::collection::vec(step(), 1..50)) {

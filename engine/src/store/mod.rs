@@ -289,6 +289,18 @@ impl Engine {
         self.context.lock().vv().clone()
     }
 
+    /// Flush, then compact every column family fully: reclaims the space
+    /// of deleted entries (purged keys, truncated log) now rather than when
+    /// RocksDB's background compaction gets to them. Blocks until done.
+    pub fn compact(&self) -> Result<()> {
+        self.flush()?;
+        for name in ALL_CFS {
+            self.db
+                .compact_range_cf(cf(&self.db, name)?, None::<&[u8]>, None::<&[u8]>);
+        }
+        Ok(())
+    }
+
     /// Flush memtables to SST files (a checkpoint; not needed for
     /// durability, which the WAL gives).
     pub fn flush(&self) -> Result<()> {
