@@ -67,11 +67,14 @@ fn cart_delete_on_phone_loses_to_concurrent_add_on_laptop() {
     let tv = phone.orset_add(b"cart", b"tv").unwrap();
     ship(&[tv], &laptop);
     // Checkout on the phone deletes the cart; the laptop adds a radio.
-    let del = phone.delete(b"cart", None).unwrap().expect("a delete delta");
+    let del = phone
+        .delete(b"cart", None)
+        .unwrap()
+        .expect("a delete delta");
     assert_eq!(phone.read(b"cart").unwrap(), None);
     let radio = laptop.orset_add(b"cart", b"radio").unwrap();
-    ship(&[radio.clone()], &phone);
-    ship(&[del.clone()], &laptop);
+    ship(std::slice::from_ref(&radio), &phone);
+    ship(std::slice::from_ref(&del), &laptop);
     // Duplicates change nothing.
     ship(&[del, radio], &laptop);
     for e in [&phone, &laptop] {
@@ -128,9 +131,17 @@ fn every_type_delete_against_a_concurrent_update() {
     let (a, _) = concurrent(Op::PnAdd(5), Op::PnAdd(-3), false);
     assert_eq!(a.counter_value(b"k").unwrap(), -3);
     // Sets: the observed element goes, a concurrent new element stays.
-    let (a, _) = concurrent(Op::GSetAdd(b"x".to_vec()), Op::GSetAdd(b"y".to_vec()), false);
+    let (a, _) = concurrent(
+        Op::GSetAdd(b"x".to_vec()),
+        Op::GSetAdd(b"y".to_vec()),
+        false,
+    );
     assert_eq!(members_of(&a, b"k"), vec![b"y".to_vec()]);
-    let (a, _) = concurrent(Op::TwoPAdd(b"x".to_vec()), Op::TwoPAdd(b"y".to_vec()), false);
+    let (a, _) = concurrent(
+        Op::TwoPAdd(b"x".to_vec()),
+        Op::TwoPAdd(b"y".to_vec()),
+        false,
+    );
     assert_eq!(members_of(&a, b"k"), vec![b"y".to_vec()]);
     let (a, _) = concurrent(Op::OrAdd(b"x".to_vec()), Op::OrAdd(b"x".to_vec()), false);
     assert_eq!(
@@ -446,7 +457,12 @@ fn a_page_repeating_held_operations_is_refused_after_collection() {
     b.apply_changes(&first.changes.unwrap().encode()).unwrap();
     a.delete(b"s", None).unwrap();
     a.orset_add(b"t", b"y").unwrap();
-    let both = a.changes_since(&start, 10).unwrap().changes.unwrap().encode();
+    let both = a
+        .changes_since(&start, 10)
+        .unwrap()
+        .changes
+        .unwrap()
+        .encode();
     sync_ack(&a, &b).unwrap();
     assert_eq!(b.collect().unwrap().purged, 1);
     // The page holds the add of `s` again (with the delete, as one state)
@@ -587,4 +603,48 @@ fn strip_ctx(v: Option<Value>) -> Option<Value> {
         }),
         other => other,
     })
+}
+
+#[test]
+fn retiring_a_member_releases_collection_and_restarts_keep_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = engine(2);
+    let c = engine(3);
+    {
+        let a = Engine::open(dir.path(), small_options(1)).unwrap();
+        members(&[&a, &b, &c]);
+        a.lww_set(b"reg", b"v").unwrap();
+        a.delete(b"reg", None).unwrap();
+        sync_ack(&a, &b).unwrap();
+        let r = a.tombstones().unwrap();
+        assert_eq!(r.waiting_on, vec![(c.replica_id(), 1)]);
+        a.close().unwrap();
+    }
+    // Membership, acknowledgements and tombstones survive a restart.
+    let a = Engine::open(dir.path(), small_options(1)).unwrap();
+    assert_eq!(a.members().len(), 2);
+    assert_eq!(
+        a.tombstones().unwrap().waiting_on,
+        vec![(c.replica_id(), 1)]
+    );
+    // C is retired: collection no longer waits for it.
+    a.remove_peer(c.replica_id()).unwrap();
+    let r = a.collect().unwrap();
+    assert_eq!((r.collected, r.purged), (1, 1));
+    assert!(r.horizon.get(a.replica_id()) > 0);
+    a.close().unwrap();
+    let a = Engine::open(dir.path(), small_options(1)).unwrap();
+    assert_eq!(
+        a.collection_horizon(),
+        r.horizon,
+        "the horizon is persisted"
+    );
+    assert!(a.state(b"reg").unwrap().is_none());
+    // An oversized key is refused before anything is touched.
+    let big = vec![0u8; converge::MAX_KEY_LEN + 1];
+    assert!(matches!(
+        a.delete(&big, None),
+        Err(Error::KeyTooLarge { .. })
+    ));
+    a.close().unwrap();
 }

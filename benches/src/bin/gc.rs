@@ -208,7 +208,9 @@ fn throughput(n: u64) -> Res<()> {
     let ours = n as f64 / t.elapsed().as_secs_f64();
     e.close()?;
 
-    let rdir = tempfile::Builder::new().prefix("converge-gc-raw-").tempdir()?;
+    let rdir = tempfile::Builder::new()
+        .prefix("converge-gc-raw-")
+        .tempdir()?;
     let o = Options::default().durability(Durability::Buffered);
     let db = rocksdb::DB::open(&o.rocksdb_options(), rdir.path())?;
     let w = o.write_options();
@@ -281,10 +283,7 @@ fn metadata() -> Res<()> {
         steady as f64 / members as f64
     );
     println!("| deleted: the tombstone | {tomb} B |");
-    println!(
-        "| collected (purged: {}) | {after} B |",
-        r.purged
-    );
+    println!("| collected (purged: {}) | {after} B |", r.purged);
     e.close()?;
     Ok(())
 }

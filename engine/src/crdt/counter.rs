@@ -13,7 +13,7 @@ use bincode::{Decode, Encode};
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GCounter {
     counts: VersionVector,
-    tomb: CounterTomb,
+    tomb: super::Boxed<CounterTomb>,
 }
 
 /// What deletes of a counter observed (nothing for a counter never
@@ -33,13 +33,25 @@ pub(crate) struct CounterTomb {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CounterOverflow;
 
+static NO_COUNTER_TOMB: CounterTomb = CounterTomb {
+    deleted: false,
+    removed: VersionVector::new(),
+    dels: VersionVector::new(),
+};
+
+impl super::Empty for CounterTomb {
+    fn empty() -> &'static Self {
+        &NO_COUNTER_TOMB
+    }
+}
+
 impl GCounter {
     /// The counter's value: the sum of all entries, less what deletes
     /// observed of each.
     pub fn value(&self) -> u128 {
         self.counts
             .iter()
-            .map(|(r, c)| c.saturating_sub(self.tomb.removed.get(r)) as u128)
+            .map(|(r, c)| c.saturating_sub(self.tomb.get().removed.get(r)) as u128)
             .sum()
     }
 
@@ -47,14 +59,14 @@ impl GCounter {
     /// delta. Increments it did not observe survive.
     pub fn delete(&mut self, observed: &GCounter) -> GCounter {
         let mut removed = observed.counts.clone();
-        removed.merge(&observed.tomb.removed);
+        removed.merge(&observed.tomb.get().removed);
         let delta = GCounter {
             counts: VersionVector::new(),
-            tomb: CounterTomb {
+            tomb: super::Boxed::from(CounterTomb {
                 deleted: true,
                 removed,
                 dels: VersionVector::new(),
-            },
+            }),
         };
         self.join(&delta);
         delta
@@ -62,54 +74,57 @@ impl GCounter {
 
     /// Whether the counter was deleted and nothing was counted since.
     pub fn is_absent(&self) -> bool {
-        self.tomb.deleted
-            && self
-                .counts
-                .iter()
-                .all(|(r, c)| c <= self.tomb.removed.get(r))
+        let t = self.tomb.get();
+        t.deleted && self.counts.iter().all(|(r, c)| c <= t.removed.get(r))
     }
 
     pub(crate) fn has_tomb(&self) -> bool {
-        self.tomb != CounterTomb::default()
+        self.tomb.is_some()
     }
 
     pub(crate) fn parts(&self) -> (&VersionVector, &CounterTomb) {
-        (&self.counts, &self.tomb)
+        (&self.counts, self.tomb.get())
     }
 
     pub(crate) fn from_parts(counts: VersionVector, tomb: CounterTomb) -> GCounter {
-        GCounter { counts, tomb }
+        GCounter {
+            counts,
+            tomb: super::Boxed::from(tomb),
+        }
     }
 
     pub(crate) fn dels_mut(&mut self) -> &mut VersionVector {
-        &mut self.tomb.dels
+        &mut self.tomb.get_mut().dels
     }
 
     pub(crate) fn dels(&self) -> &VersionVector {
-        &self.tomb.dels
+        &self.tomb.get().dels
     }
 
     pub(crate) fn is_delete(&self) -> bool {
-        self.tomb.deleted
+        self.tomb.get().deleted
     }
 
     /// Forget the deletes (collected): entries they removed entirely go,
     /// entries counted beyond them keep what was removed.
     pub(crate) fn collect(&mut self) {
-        let removed = std::mem::take(&mut self.tomb.removed);
+        let removed = self.tomb.take().removed;
         let mut counts = VersionVector::new();
+        let mut kept = VersionVector::new();
         for (r, c) in self.counts.iter() {
             let gone = removed.get(r);
             if c > gone {
                 counts.observe(r, c);
                 if gone > 0 {
-                    self.tomb.removed.observe(r, gone);
+                    kept.observe(r, gone);
                 }
             }
         }
         self.counts = counts;
-        self.tomb.deleted = false;
-        self.tomb.dels = VersionVector::new();
+        self.tomb = super::Boxed::from(CounterTomb {
+            removed: kept,
+            ..CounterTomb::default()
+        });
     }
 
     /// This replica's entry.
@@ -130,9 +145,9 @@ impl GCounter {
         // what the delete removed counts: the delta says so, so that a
         // replica that collected the delete (and forgot it) counts the
         // same.
-        let removed = self.tomb.removed.get(replica);
+        let removed = self.tomb.get().removed.get(replica);
         if removed > 0 {
-            delta.tomb.removed.observe(replica, removed);
+            delta.tomb.get_mut().removed.observe(replica, removed);
         }
         Ok(delta)
     }
@@ -144,8 +159,8 @@ impl GCounter {
 
     pub(crate) fn is_canonical(&self) -> bool {
         self.counts.is_canonical()
-            && self.tomb.removed.is_canonical()
-            && self.tomb.dels.is_canonical()
+            && self.tomb.get().removed.is_canonical()
+            && self.tomb.get().dels.is_canonical()
     }
 }
 
@@ -153,9 +168,10 @@ impl Lattice for GCounter {
     fn join(&mut self, other: &Self) {
         self.counts.merge(&other.counts);
         if other.has_tomb() {
-            self.tomb.deleted |= other.tomb.deleted;
-            self.tomb.removed.merge(&other.tomb.removed);
-            self.tomb.dels.merge(&other.tomb.dels);
+            let (t, o) = (self.tomb.get_mut(), other.tomb.get());
+            t.deleted |= o.deleted;
+            t.removed.merge(&o.removed);
+            t.dels.merge(&o.dels);
         }
     }
 }
@@ -215,8 +231,8 @@ impl PNCounter {
         // A delete marks both halves.
         self.inc.is_canonical()
             && self.dec.is_canonical()
-            && self.inc.tomb.deleted == self.dec.tomb.deleted
-            && self.inc.tomb.dels == self.dec.tomb.dels
+            && self.inc.tomb.get().deleted == self.dec.tomb.get().deleted
+            && self.inc.tomb.get().dels == self.dec.tomb.get().dels
     }
 
     pub(crate) fn halves_mut(&mut self) -> (&mut GCounter, &mut GCounter) {

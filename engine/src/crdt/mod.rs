@@ -19,6 +19,49 @@ pub use set::{GSet, TwoPSet};
 use bincode::{Decode, Encode};
 use std::fmt;
 
+/// A tombstone held out of line: states that never saw a delete (nearly
+/// all) pay one pointer for it, and `State` stays small. Never holds the
+/// empty tombstone (`get_mut` is only used to set something).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Boxed<T>(Option<Box<T>>);
+
+/// A type with a shared empty value.
+pub(crate) trait Empty: Default + PartialEq + 'static {
+    fn empty() -> &'static Self;
+}
+
+impl<T: Empty> Boxed<T> {
+    /// The value, or the empty one.
+    pub(crate) fn get(&self) -> &T {
+        self.0.as_deref().unwrap_or(T::empty())
+    }
+
+    /// The value, made if there was none (to set something in it).
+    pub(crate) fn get_mut(&mut self) -> &mut T {
+        self.0.get_or_insert_with(Default::default)
+    }
+
+    /// Whether there is a (non-empty) value.
+    pub(crate) fn is_some(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Drop the value.
+    pub(crate) fn clear(&mut self) {
+        self.0 = None;
+    }
+
+    /// Take the value out (the empty one if none).
+    pub(crate) fn take(&mut self) -> T {
+        self.0.take().map(|b| *b).unwrap_or_default()
+    }
+
+    /// Hold `t` (nothing if it is empty).
+    pub(crate) fn from(t: T) -> Boxed<T> {
+        Boxed((t != T::default()).then(|| Box::new(t)))
+    }
+}
+
 /// A join-semilattice.
 pub trait Lattice {
     /// Merge `other` into `self`: least upper bound.
@@ -540,3 +583,17 @@ impl<C> Decode<C> for State {
 }
 
 bincode::impl_borrow_decode!(State);
+
+#[cfg(test)]
+mod size {
+    /// Tombstones are held out of line: a state that never saw a delete
+    /// pays one pointer (the write path moves states around a lot).
+    #[test]
+    fn state_stays_small() {
+        assert!(
+            std::mem::size_of::<super::State>() <= 96,
+            "{}",
+            std::mem::size_of::<super::State>()
+        );
+    }
+}

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct ORSet {
     entries: BTreeMap<Vec<u8>, BTreeSet<Dot>>,
     ctx: CausalContext,
-    tomb: CtxTomb,
+    tomb: super::Boxed<CtxTomb>,
 }
 
 /// What deletes of a causal type (OR-Set, MV register) observed.
@@ -32,6 +32,18 @@ pub(crate) struct CtxTomb {
     pub(crate) ctx: CausalContext,
     /// The deletes applied (see [`crate::State::mark_delete`]).
     pub(crate) dels: crate::causal::VersionVector,
+}
+
+static NO_CTX_TOMB: CtxTomb = CtxTomb {
+    deleted: false,
+    ctx: CausalContext::new(),
+    dels: crate::causal::VersionVector::new(),
+};
+
+impl super::Empty for CtxTomb {
+    fn empty() -> &'static Self {
+        &NO_CTX_TOMB
+    }
 }
 
 impl CtxTomb {
@@ -103,7 +115,7 @@ impl ORSet {
         let delta = ORSet {
             entries: BTreeMap::new(),
             ctx: observed.clone(),
-            tomb: CtxTomb::of(observed),
+            tomb: super::Boxed::from(CtxTomb::of(observed)),
         };
         self.join(&delta);
         delta
@@ -111,24 +123,24 @@ impl ORSet {
 
     /// Whether the set was deleted and nothing was added or removed since.
     pub fn is_absent(&self) -> bool {
-        self.entries.is_empty() && self.tomb.covers(&self.ctx)
+        self.entries.is_empty() && self.tomb.get().covers(&self.ctx)
     }
 
     pub(crate) fn has_tomb(&self) -> bool {
-        self.tomb != CtxTomb::default()
+        self.tomb.is_some()
     }
 
     pub(crate) fn tomb_mut(&mut self) -> &mut CtxTomb {
-        &mut self.tomb
+        self.tomb.get_mut()
     }
 
     pub(crate) fn tomb(&self) -> &CtxTomb {
-        &self.tomb
+        self.tomb.get()
     }
 
     /// Forget the deletes (collected); the context stays.
     pub(crate) fn collect(&mut self) {
-        self.tomb = CtxTomb::default();
+        self.tomb.clear();
     }
 
     /// Make this replica's next dot on the key at least `floor + 1`, its
@@ -142,7 +154,7 @@ impl ORSet {
 
     #[allow(clippy::type_complexity)]
     pub(crate) fn parts(&self) -> (&BTreeMap<Vec<u8>, BTreeSet<Dot>>, &CausalContext, &CtxTomb) {
-        (&self.entries, &self.ctx, &self.tomb)
+        (&self.entries, &self.ctx, self.tomb.get())
     }
 
     pub(crate) fn from_parts(
@@ -150,7 +162,11 @@ impl ORSet {
         ctx: CausalContext,
         tomb: CtxTomb,
     ) -> ORSet {
-        ORSet { entries, ctx, tomb }
+        ORSet {
+            entries,
+            ctx,
+            tomb: super::Boxed::from(tomb),
+        }
     }
 
     /// Whether `elem` is a member.
@@ -180,7 +196,7 @@ impl ORSet {
 
     pub(crate) fn is_canonical(&self) -> bool {
         self.ctx.is_canonical()
-            && self.tomb.is_canonical(&self.ctx)
+            && self.tomb.get().is_canonical(&self.ctx)
             && self
                 .entries
                 .values()
@@ -199,7 +215,7 @@ impl Lattice for ORSet {
         }
         self.ctx.merge(&other.ctx);
         if other.has_tomb() {
-            self.tomb.join(&other.tomb);
+            self.tomb.get_mut().join(other.tomb.get());
         }
     }
 }

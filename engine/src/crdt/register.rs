@@ -77,17 +77,33 @@ impl WinPolicy for FirstWins {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TimestampedRegister<P> {
     current: Option<Stamped>,
-    deleted: Option<DeleteStamp>,
-    dels: crate::causal::VersionVector,
+    tomb: super::Boxed<RegTomb>,
     policy: PhantomData<P>,
+}
+
+/// Last-writer-wins register: the write with the greatest timestamp wins.
+pub type LwwRegister = TimestampedRegister<LastWins>;
+
+/// First-writer-wins register: the write with the smallest timestamp wins,
+/// so once replicas have exchanged states the first value is final.
+pub type FwwRegister = TimestampedRegister<FirstWins>;
+
+static NO_REG_TOMB: RegTomb = RegTomb {
+    at: None,
+    dels: crate::causal::VersionVector::new(),
+};
+
+impl super::Empty for RegTomb {
+    fn empty() -> &'static Self {
+        &NO_REG_TOMB
+    }
 }
 
 impl<P> Default for TimestampedRegister<P> {
     fn default() -> Self {
         TimestampedRegister {
             current: None,
-            deleted: None,
-            dels: Default::default(),
+            tomb: super::Boxed::default(),
             policy: PhantomData,
         }
     }
@@ -98,25 +114,21 @@ fn after(w: &Stamped, d: &DeleteStamp) -> bool {
     (w.ts, w.replica) > *d
 }
 
-/// Last-writer-wins register: the write with the greatest timestamp wins.
-pub type LwwRegister = TimestampedRegister<LastWins>;
-
-/// First-writer-wins register: the write with the smallest timestamp wins,
-/// so once replicas have exchanged states the first value is final.
-pub type FwwRegister = TimestampedRegister<FirstWins>;
-
 impl<P: WinPolicy> TimestampedRegister<P> {
     /// Write `value` at `ts` (kept only if it wins); returns the delta.
     /// An FWW write belongs to the epoch of the state it is made on.
     pub fn set(&mut self, ts: Timestamp, replica: ReplicaId, value: &[u8]) -> Self {
+        let epoch = if P::EPOCHS { self.tomb.get().at } else { None };
         let delta = TimestampedRegister {
             current: Some(Stamped {
                 ts,
                 replica,
                 value: value.to_vec(),
             }),
-            deleted: if P::EPOCHS { self.deleted } else { None },
-            dels: Default::default(),
+            tomb: super::Boxed::from(RegTomb {
+                at: epoch,
+                dels: Default::default(),
+            }),
             policy: PhantomData,
         };
         self.join(&delta);
@@ -128,8 +140,10 @@ impl<P: WinPolicy> TimestampedRegister<P> {
     pub fn delete(&mut self, ts: Timestamp, replica: ReplicaId) -> Self {
         let delta = TimestampedRegister {
             current: None,
-            deleted: Some((ts, replica)),
-            dels: Default::default(),
+            tomb: super::Boxed::from(RegTomb {
+                at: Some((ts, replica)),
+                dels: Default::default(),
+            }),
             policy: PhantomData,
         };
         self.join(&delta);
@@ -143,25 +157,21 @@ impl<P: WinPolicy> TimestampedRegister<P> {
 
     /// Whether the register was deleted and not written since.
     pub fn is_absent(&self) -> bool {
-        self.deleted.is_some() && self.current.is_none()
+        self.tomb.get().at.is_some() && self.current.is_none()
     }
 
     pub(crate) fn has_tomb(&self) -> bool {
-        self.deleted.is_some() || !self.dels.is_empty()
+        self.tomb.is_some()
     }
 
-    pub(crate) fn tomb(&self) -> RegTomb {
-        RegTomb {
-            at: self.deleted,
-            dels: self.dels.clone(),
-        }
+    pub(crate) fn tomb(&self) -> &RegTomb {
+        self.tomb.get()
     }
 
     pub(crate) fn from_parts(current: Option<Stamped>, tomb: RegTomb) -> Self {
         TimestampedRegister {
             current,
-            deleted: tomb.at,
-            dels: tomb.dels,
+            tomb: super::Boxed::from(tomb),
             policy: PhantomData,
         }
     }
@@ -171,28 +181,28 @@ impl<P: WinPolicy> TimestampedRegister<P> {
     }
 
     pub(crate) fn dels_mut(&mut self) -> &mut crate::causal::VersionVector {
-        &mut self.dels
+        &mut self.tomb.get_mut().dels
     }
 
     pub(crate) fn dels(&self) -> &crate::causal::VersionVector {
-        &self.dels
+        &self.tomb.get().dels
     }
 
     pub(crate) fn is_delete(&self) -> bool {
-        self.deleted.is_some() && self.current.is_none()
+        self.is_absent()
     }
 
     /// Forget the deletes (collected): a write that outlived them stays.
     pub(crate) fn collect(&mut self) {
-        self.deleted = None;
-        self.dels = Default::default();
+        self.tomb.clear();
     }
 
     pub(crate) fn is_canonical(&self) -> bool {
+        let t = self.tomb.get();
         // LWW: a write the tombstone hides is not kept.
-        self.dels.is_canonical()
+        t.dels.is_canonical()
             && (P::EPOCHS
-                || match (&self.current, &self.deleted) {
+                || match (&self.current, &t.at) {
                     (Some(w), Some(d)) => after(w, d),
                     _ => true,
                 })
@@ -200,7 +210,7 @@ impl<P: WinPolicy> TimestampedRegister<P> {
 
     pub(crate) fn timestamp(&self) -> Option<Timestamp> {
         let w = self.current.as_ref().map(|s| s.ts);
-        w.max(self.deleted.map(|d| d.0))
+        w.max(self.tomb.get().at.map(|d| d.0))
     }
 
     fn join_writes(&mut self, other: &Option<Stamped>) {
@@ -213,27 +223,38 @@ impl<P: WinPolicy> TimestampedRegister<P> {
             self.current.clone_from(other);
         }
     }
+
+    fn join_tomb(&mut self, other: &RegTomb) {
+        if other != RegTomb::empty_ref() {
+            let t = self.tomb.get_mut();
+            t.dels.merge(&other.dels);
+            t.at = t.at.max(other.at);
+        }
+    }
+}
+
+impl RegTomb {
+    fn empty_ref() -> &'static RegTomb {
+        &NO_REG_TOMB
+    }
 }
 
 impl<P: WinPolicy> Lattice for TimestampedRegister<P> {
     fn join(&mut self, other: &Self) {
+        let (mine, theirs) = (self.tomb.get().at, other.tomb.get().at);
         if P::EPOCHS {
             // The later epoch wins whole; within one, the first write.
-            self.dels.merge(&other.dels);
-            match self.deleted.cmp(&other.deleted) {
-                std::cmp::Ordering::Less => {
-                    self.current.clone_from(&other.current);
-                    self.deleted = other.deleted;
-                }
+            match mine.cmp(&theirs) {
+                std::cmp::Ordering::Less => self.current.clone_from(&other.current),
                 std::cmp::Ordering::Equal => self.join_writes(&other.current),
                 std::cmp::Ordering::Greater => {}
             }
+            self.join_tomb(other.tomb.get());
             return;
         }
         self.join_writes(&other.current);
-        self.deleted = self.deleted.max(other.deleted);
-        self.dels.merge(&other.dels);
-        if let (Some(w), Some(d)) = (&self.current, &self.deleted) {
+        self.join_tomb(other.tomb.get());
+        if let (Some(w), Some(d)) = (&self.current, &self.tomb.get().at) {
             if !after(w, d) {
                 self.current = None;
             }
@@ -257,7 +278,7 @@ pub struct Sibling {
 pub struct MvRegister {
     values: BTreeMap<Dot, Vec<u8>>,
     ctx: CausalContext,
-    tomb: CtxTomb,
+    tomb: super::Boxed<CtxTomb>,
 }
 
 impl MvRegister {
@@ -271,7 +292,7 @@ impl MvRegister {
         let delta = MvRegister {
             values: BTreeMap::from([(dot, value.to_vec())]),
             ctx,
-            tomb: CtxTomb::default(),
+            tomb: super::Boxed::default(),
         };
         self.join(&delta);
         delta
@@ -299,7 +320,7 @@ impl MvRegister {
         let delta = MvRegister {
             values: BTreeMap::new(),
             ctx: observed.clone(),
-            tomb: CtxTomb::of(observed),
+            tomb: super::Boxed::from(CtxTomb::of(observed)),
         };
         self.join(&delta);
         delta
@@ -307,24 +328,24 @@ impl MvRegister {
 
     /// Whether the register was deleted and not written since.
     pub fn is_absent(&self) -> bool {
-        self.values.is_empty() && self.tomb.covers(&self.ctx)
+        self.values.is_empty() && self.tomb.get().covers(&self.ctx)
     }
 
     pub(crate) fn has_tomb(&self) -> bool {
-        self.tomb != CtxTomb::default()
+        self.tomb.is_some()
     }
 
     pub(crate) fn tomb_mut(&mut self) -> &mut CtxTomb {
-        &mut self.tomb
+        self.tomb.get_mut()
     }
 
     pub(crate) fn tomb(&self) -> &CtxTomb {
-        &self.tomb
+        self.tomb.get()
     }
 
     /// Forget the deletes (collected); the context stays.
     pub(crate) fn collect(&mut self) {
-        self.tomb = CtxTomb::default();
+        self.tomb.clear();
     }
 
     /// See [`super::ORSet`]'s `seed_floor`.
@@ -336,7 +357,7 @@ impl MvRegister {
 
     #[allow(clippy::type_complexity)]
     pub(crate) fn parts(&self) -> (&BTreeMap<Dot, Vec<u8>>, &CausalContext, &CtxTomb) {
-        (&self.values, &self.ctx, &self.tomb)
+        (&self.values, &self.ctx, self.tomb.get())
     }
 
     pub(crate) fn from_parts(
@@ -344,12 +365,16 @@ impl MvRegister {
         ctx: CausalContext,
         tomb: CtxTomb,
     ) -> MvRegister {
-        MvRegister { values, ctx, tomb }
+        MvRegister {
+            values,
+            ctx,
+            tomb: super::Boxed::from(tomb),
+        }
     }
 
     pub(crate) fn is_canonical(&self) -> bool {
         self.ctx.is_canonical()
-            && self.tomb.is_canonical(&self.ctx)
+            && self.tomb.get().is_canonical(&self.ctx)
             && self.values.keys().all(|d| self.ctx.contains(d))
     }
 }
@@ -366,7 +391,7 @@ impl Lattice for MvRegister {
         }
         self.ctx.merge(&other.ctx);
         if other.has_tomb() {
-            self.tomb.join(&other.tomb);
+            self.tomb.get_mut().join(other.tomb.get());
         }
     }
 }

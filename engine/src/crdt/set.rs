@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GSet {
     elems: BTreeSet<Vec<u8>>,
-    tomb: SetTomb,
+    tomb: super::Boxed<SetTomb>,
 }
 
 /// What deletes of a G-Set or 2P-Set removed.
@@ -26,6 +26,18 @@ pub(crate) struct SetTomb {
     pub(crate) removed: BTreeSet<Vec<u8>>,
     /// The deletes applied (see [`crate::State::mark_delete`]).
     pub(crate) dels: crate::causal::VersionVector,
+}
+
+static NO_SET_TOMB: SetTomb = SetTomb {
+    deleted: false,
+    removed: BTreeSet::new(),
+    dels: crate::causal::VersionVector::new(),
+};
+
+impl super::Empty for SetTomb {
+    fn empty() -> &'static Self {
+        &NO_SET_TOMB
+    }
 }
 
 impl SetTomb {
@@ -42,7 +54,7 @@ impl GSet {
     pub fn add(&mut self, elem: &[u8]) -> GSet {
         let delta = GSet {
             elems: BTreeSet::from([elem.to_vec()]),
-            tomb: SetTomb::default(),
+            tomb: super::Boxed::default(),
         };
         self.join(&delta);
         delta
@@ -52,53 +64,57 @@ impl GSet {
     /// delta.
     pub fn delete(&mut self, observed: &GSet) -> GSet {
         let mut removed = observed.elems.clone();
-        removed.extend(observed.tomb.removed.iter().cloned());
+        removed.extend(observed.tomb.get().removed.iter().cloned());
         let delta = GSet {
             elems: BTreeSet::new(),
-            tomb: SetTomb {
+            tomb: super::Boxed::from(SetTomb {
                 deleted: true,
                 removed,
                 dels: Default::default(),
-            },
+            }),
         };
         self.join(&delta);
         delta
     }
 
     pub(crate) fn tomb_mut(&mut self) -> &mut SetTomb {
-        &mut self.tomb
+        self.tomb.get_mut()
     }
 
     pub(crate) fn tomb(&self) -> &SetTomb {
-        &self.tomb
+        self.tomb.get()
     }
 
     /// Forget the deletes (collected).
     pub(crate) fn collect(&mut self) {
-        self.tomb = SetTomb::default();
+        self.tomb.clear();
     }
 
     /// Whether the set was deleted and no element was added since.
     pub fn is_absent(&self) -> bool {
-        self.tomb.deleted && self.elems.is_empty()
+        self.tomb.get().deleted && self.elems.is_empty()
     }
 
     pub(crate) fn has_tomb(&self) -> bool {
-        self.tomb != SetTomb::default()
+        self.tomb.is_some()
     }
 
     pub(crate) fn parts(&self) -> (&BTreeSet<Vec<u8>>, &SetTomb) {
-        (&self.elems, &self.tomb)
+        (&self.elems, self.tomb.get())
     }
 
     pub(crate) fn from_parts(elems: BTreeSet<Vec<u8>>, tomb: SetTomb) -> GSet {
-        GSet { elems, tomb }
+        GSet {
+            elems,
+            tomb: super::Boxed::from(tomb),
+        }
     }
 
     pub(crate) fn is_canonical(&self) -> bool {
-        (self.tomb.deleted || self.tomb.removed.is_empty())
-            && self.tomb.dels.is_canonical()
-            && self.elems.is_disjoint(&self.tomb.removed)
+        let t = self.tomb.get();
+        (t.deleted || t.removed.is_empty())
+            && t.dels.is_canonical()
+            && self.elems.is_disjoint(&t.removed)
     }
 
     /// Whether `elem` is in the set.
@@ -124,14 +140,16 @@ impl GSet {
 
 impl Lattice for GSet {
     fn join(&mut self, other: &Self) {
-        self.tomb.join(&other.tomb);
+        if other.has_tomb() {
+            self.tomb.get_mut().join(other.tomb.get());
+        }
+        let removed = &self.tomb.get().removed;
         for e in &other.elems {
-            if !self.tomb.removed.contains(e) {
+            if !removed.contains(e) {
                 self.elems.insert(e.clone());
             }
         }
-        if !other.tomb.removed.is_empty() {
-            let removed = &self.tomb.removed;
+        if !other.tomb.get().removed.is_empty() {
             self.elems.retain(|e| !removed.contains(e));
         }
     }
@@ -148,7 +166,7 @@ impl Lattice for GSet {
 pub struct TwoPSet {
     added: BTreeSet<Vec<u8>>,
     removed: BTreeSet<Vec<u8>>,
-    tomb: SetTomb,
+    tomb: super::Boxed<SetTomb>,
 }
 
 impl TwoPSet {
@@ -191,47 +209,48 @@ impl TwoPSet {
     /// returns the delta.
     pub fn delete(&mut self, observed: &TwoPSet) -> TwoPSet {
         let mut removed = observed.added.clone();
-        removed.extend(observed.tomb.removed.iter().cloned());
+        removed.extend(observed.tomb.get().removed.iter().cloned());
         let delta = TwoPSet {
             added: BTreeSet::new(),
             removed: removed.clone(),
-            tomb: SetTomb {
+            tomb: super::Boxed::from(SetTomb {
                 deleted: true,
                 removed,
                 dels: Default::default(),
-            },
+            }),
         };
         self.join(&delta);
         delta
     }
 
     pub(crate) fn tomb_mut(&mut self) -> &mut SetTomb {
-        &mut self.tomb
+        self.tomb.get_mut()
     }
 
     pub(crate) fn tomb(&self) -> &SetTomb {
-        &self.tomb
+        self.tomb.get()
     }
 
     /// Forget the deletes (collected): the elements they removed may be
     /// added again.
     pub(crate) fn collect(&mut self) {
-        let tomb = std::mem::take(&mut self.tomb);
+        let tomb = self.tomb.take();
         self.removed.retain(|e| !tomb.removed.contains(e));
     }
 
     /// Whether the set was deleted and nothing was added or removed since.
     pub fn is_absent(&self) -> bool {
-        self.tomb.deleted && self.added.is_empty() && self.removed.is_subset(&self.tomb.removed)
+        let t = self.tomb.get();
+        t.deleted && self.added.is_empty() && self.removed.is_subset(&t.removed)
     }
 
     pub(crate) fn has_tomb(&self) -> bool {
-        self.tomb != SetTomb::default()
+        self.tomb.is_some()
     }
 
     #[allow(clippy::type_complexity)]
     pub(crate) fn parts(&self) -> (&BTreeSet<Vec<u8>>, &BTreeSet<Vec<u8>>, &SetTomb) {
-        (&self.added, &self.removed, &self.tomb)
+        (&self.added, &self.removed, self.tomb.get())
     }
 
     pub(crate) fn from_parts(
@@ -242,21 +261,23 @@ impl TwoPSet {
         TwoPSet {
             added,
             removed,
-            tomb,
+            tomb: super::Boxed::from(tomb),
         }
     }
 
     pub(crate) fn is_canonical(&self) -> bool {
         self.added.is_disjoint(&self.removed)
-            && (self.tomb.deleted || self.tomb.removed.is_empty())
-            && self.tomb.dels.is_canonical()
-            && self.tomb.removed.is_subset(&self.removed)
+            && (self.tomb.get().deleted || self.tomb.get().removed.is_empty())
+            && self.tomb.get().dels.is_canonical()
+            && self.tomb.get().removed.is_subset(&self.removed)
     }
 }
 
 impl Lattice for TwoPSet {
     fn join(&mut self, other: &Self) {
-        self.tomb.join(&other.tomb);
+        if other.has_tomb() {
+            self.tomb.get_mut().join(other.tomb.get());
+        }
         self.removed.extend(other.removed.iter().cloned());
         for e in &other.added {
             if !self.removed.contains(e) {

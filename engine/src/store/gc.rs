@@ -132,12 +132,15 @@ fn holds(ctx: &CausalContext, dels: &VersionVector) -> bool {
 
 impl Engine {
     /// Collect the tombstones whose deletes every member has acknowledged
-    /// (see the module documentation of `store/gc.rs` and ARCHITECTURE.md,
-    /// "Deletes and garbage collection"): each such key forgets its
-    /// tombstone, and keys that read as absent are removed entirely. Keys
-    /// are collected one atomic write at a time; a crash in the middle
-    /// leaves every key either collected or not. Safe to run at any time,
-    /// concurrently with writes; one collection runs at a time.
+    /// (ARCHITECTURE.md, "Deletes and garbage collection"): each such key
+    /// forgets its tombstone, and keys that read as absent are removed
+    /// entirely (call [`Engine::compact`] to reclaim the space at once).
+    /// The members are the registered peers ([`Engine::register_peer`]);
+    /// a replica with none collects as soon as its own record holds the
+    /// deletes, so register every replica that shares the data before it
+    /// deletes. Keys are collected one atomic write at a time; a crash in
+    /// the middle leaves every key either collected or not. Safe to run at
+    /// any time, concurrently with writes; one collection runs at a time.
     pub fn collect(&self) -> Result<CollectReport> {
         self.check_writable()?;
         self.scan_tombstones(true)
