@@ -50,6 +50,7 @@ help:
 	@echo "make cluster-test - five nodes through rounds of partitions, loss and kill -9"
 	@echo "make bench   - quick benchmark report (bench-results/quick.json)"
 	@echo "make bench-causal - token/dependency sizes, changes feed, group commit"
+	@echo "make bench-gc [KEYS=N] - deletes and tombstone collection: space, throughput, metadata"
 	@echo "make header  - regenerate include/converge.h"
 	@echo "make lib     - build libconverge (.so/.a), the CLI and everything else (dev profile)"
 	@echo "make sim SEEDS=N  - deterministic simulation of N seeds (engine/tests/sim.rs)"

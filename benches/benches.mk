@@ -8,7 +8,7 @@
 
 BENCH_OUT := $(ROOT)/bench-results
 
-.PHONY: bench bench-build bench-full bench-smoke bench-causal
+.PHONY: bench bench-build bench-full bench-smoke bench-causal bench-gc
 
 # Release builds use one selection too, so bench, bench-full and
 # bench-python-rust share one release build.
@@ -26,6 +26,12 @@ bench-smoke: setup
 	$(CARGO) build -q $(CARGO_SEL)
 	$(TARGET_DIR)/debug/report --suite smoke --out $(TARGET_DIR)/bench-smoke
 	d=$$(mktemp -d) && $(TARGET_DIR)/debug/feed $$d 2000 >/dev/null && $(TARGET_DIR)/debug/token_sizes $$d >/dev/null; s=$$?; rm -rf $$d; exit $$s
+	$(TARGET_DIR)/debug/gc --keys 2000 --deletes 2000 >/dev/null 2>&1
+
+# Deletes and collection: space before and after on three replicas, delete
+# throughput against raw RocksDB, OR-Set metadata (BENCHMARKS.md).
+bench-gc: bench-build
+	$(TARGET_DIR)/release/gc --keys $(or $(KEYS),1000000)
 
 # Sizes of tokens and dependencies, and the changes feed (BENCHMARKS.md).
 bench-causal: bench-build

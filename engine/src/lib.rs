@@ -37,6 +37,7 @@ pub use codec::{Changes, Delta, Item, MAX_PAGE_OPERATIONS};
 pub use crdt::{CrdtType, Sibling, Stamped, State};
 pub use error::{CodecError, Error, Result};
 pub use store::{
-    token_of, Batch, Delivery, Durability, Engine, FeedInfo, FeedPage, KeyIter, KeyedDelta, MvRead,
-    Op, Options, PendingInfo, SetRead, Value, MAX_KEY_LEN, MAX_PAGE_BYTES, MAX_VALUE_LEN,
+    token_of, Batch, CollectReport, Delivery, Durability, Engine, FeedInfo, FeedPage, KeyIter,
+    KeyedDelta, MvRead, Op, Options, PendingInfo, SetRead, Value, MAX_KEY_LEN, MAX_PAGE_BYTES,
+    MAX_VALUE_LEN,
 };

@@ -1,6 +1,7 @@
 //! Three engines with random operations of every type and random delivery
 //! of deltas (duplicates, reordering) converge to equal values, byte-equal
 //! states and equal anti-entropy roots once everything is delivered.
+//! Operations include deletes of keys.
 
 mod common;
 use common::{dump, engine};
@@ -28,7 +29,7 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        4 => (0..3usize, 0..8usize, 0..3u8, 0..4u8)
+        4 => (0..3usize, 0..8usize, 0..4u8, 0..4u8)
             .prop_map(|(replica, ty, kind, elem)| Step::Op { replica, ty, kind, elem }),
         3 => (0..3usize, any::<usize>(), any::<bool>())
             .prop_map(|(replica, pick, keep)| Step::Deliver { replica, pick, keep }),
@@ -39,6 +40,14 @@ fn step() -> impl Strategy<Value = Step> {
 fn op_for(e: &Engine, key: &[u8], ty: CrdtType, kind: u8, elem: u8) -> Op {
     let el = vec![b'e', elem];
     match (ty, kind) {
+        // Deletes: of what this replica holds now, or of an older read
+        // (the state without the last local change is not available here,
+        // so the read is the current state re-read through `state`).
+        (_, 3) if elem % 2 == 0 => Op::Delete(None),
+        (_, 3) => match e.state(key).unwrap() {
+            Some(s) if s.crdt_type() == ty => Op::Delete(Some(s)),
+            _ => Op::Delete(None),
+        },
         (CrdtType::GCounter, _) => Op::Increment(elem as u64 + 1),
         (CrdtType::PNCounter, 0) => Op::PnAdd(-(elem as i64) - 1),
         (CrdtType::PNCounter, _) => Op::PnAdd(elem as i64),

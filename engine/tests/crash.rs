@@ -339,3 +339,90 @@ fn sigkill_during_sync_sessions() {
     report.finish();
     assert!(na > 0 && nb > 0, "the child never acknowledged a write");
 }
+
+/// Child: write, delete and collect forever (a replica with no other
+/// member, so every tombstone is stable at once): batch `i` counts in one
+/// of 50 live counters and fills the set `gone{i}`, then `gone{i}` is
+/// deleted (prints `i` once the delete is acknowledged); every fifth
+/// round collects.
+#[test]
+#[ignore = "child process of sigkill_during_collection_keeps_the_store_consistent"]
+fn collect_child() {
+    let (Ok(dir), Ok(start)) = (std::env::var(DIR_ENV), std::env::var(START_ENV)) else {
+        panic!("run by the crash test only");
+    };
+    let start: u64 = start.parse().unwrap();
+    let e = Engine::open(dir, sync_options(43)).unwrap();
+    let mut out = std::io::stdout().lock();
+    for i in start.. {
+        let gone = format!("gone{i}");
+        let mut b = Batch::new();
+        b.increment(format!("live{}", i % 50), 1)
+            .orset_add(gone.clone(), b"x".to_vec())
+            .orset_add(gone.clone(), b"y".to_vec());
+        e.write(&b).unwrap();
+        e.delete(gone.as_bytes(), None).unwrap();
+        use std::io::Write;
+        writeln!(out, "{i}").unwrap();
+        out.flush().unwrap();
+        if i % 5 == 4 {
+            e.collect().unwrap();
+        }
+    }
+}
+
+#[test]
+fn sigkill_during_collection_keeps_the_store_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let kills = env_u64("CONVERGE_KILLS").unwrap_or(4);
+    let mut rng = Rng::from_env();
+    let mut acked: u64 = 0;
+    // Batches that landed without their delete being acknowledged: the
+    // next child writes them again, counting once more.
+    let mut redone: i128 = 0;
+    for round in 0..kills {
+        let lines = kill_child_after(
+            "collect_child",
+            &[(DIR_ENV, dir.path().display().to_string())],
+            &[(START_ENV, acked.to_string())],
+            rng.lifetime(),
+        );
+        if let Some(last) = lines.iter().rev().find_map(|l| l.parse::<u64>().ok()) {
+            acked = last + 1;
+        }
+        let e = Engine::open(dir.path(), sync_options(43)).unwrap();
+        // No deleted set comes back, collected or not.
+        for i in 0..acked {
+            let gone = format!("gone{i}");
+            assert_eq!(
+                e.read(gone.as_bytes()).unwrap(),
+                None,
+                "round {round}: gone{i} is back"
+            );
+        }
+        // The live counters count every acknowledged batch (and perhaps
+        // the one in flight, and the ones written again).
+        let total: i128 = (0..50)
+            .map(|k| e.counter_value(format!("live{k}").as_bytes()).unwrap())
+            .sum();
+        let least = acked as i128 + redone;
+        assert!(
+            total >= least && total <= least + 1,
+            "round {round}: {total} counted, {acked} acknowledged, {redone} redone"
+        );
+        redone = total - acked as i128;
+        assert!(e.verify().unwrap().consistent, "round {round}");
+        // Collection finishes what the kill interrupted.
+        e.collect().unwrap();
+        let left = e.tombstones().unwrap();
+        assert_eq!(left.waiting, 0, "round {round}: {left:?}");
+        let stored = e.stored_keys(b"gone").unwrap().count();
+        assert!(
+            stored <= 1,
+            "round {round}: {stored} deleted sets still stored"
+        );
+        e.settle().unwrap();
+        assert!(e.verify().unwrap().consistent, "round {round}");
+    }
+    assert!(acked > 0, "the child never acknowledged a delete");
+}

@@ -17,8 +17,11 @@ pub struct CausalContext {
 
 impl CausalContext {
     /// The empty context.
-    pub fn new() -> CausalContext {
-        CausalContext::default()
+    pub const fn new() -> CausalContext {
+        CausalContext {
+            vv: VersionVector::new(),
+            cloud: BTreeSet::new(),
+        }
     }
 
     /// A context covering exactly what `vv` covers.

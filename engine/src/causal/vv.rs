@@ -27,8 +27,10 @@ pub struct VersionVector {
 
 impl VersionVector {
     /// The empty vector (nothing seen).
-    pub fn new() -> VersionVector {
-        VersionVector::default()
+    pub const fn new() -> VersionVector {
+        VersionVector {
+            entries: Vec::new(),
+        }
     }
 
     fn find(&self, replica: ReplicaId) -> Result<usize, usize> {

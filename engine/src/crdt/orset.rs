@@ -4,6 +4,11 @@
 //! concurrent with it has a dot the remove never saw, so it survives (add
 //! wins), and re-adding after a remove simply makes a new dot. Removed
 //! elements leave nothing behind but context, which stays compact.
+//!
+//! A delete of the key removes every add its context observed (the context
+//! of the read it is based on); adds it did not observe survive (update
+//! wins). The delete's context is kept as the key's tombstone so that the
+//! key reads as absent until something new is added or removed.
 
 use super::Lattice;
 use crate::causal::{CausalContext, Dot, ReplicaId};
@@ -11,10 +16,63 @@ use bincode::{Decode, Encode};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// An add-wins observed-remove set.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ORSet {
     entries: BTreeMap<Vec<u8>, BTreeSet<Dot>>,
     ctx: CausalContext,
+    tomb: super::Boxed<CtxTomb>,
+}
+
+/// What deletes of a causal type (OR-Set, MV register) observed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub(crate) struct CtxTomb {
+    /// Whether a delete was applied.
+    pub(crate) deleted: bool,
+    /// The join of the deletes' contexts (within the state's context).
+    pub(crate) ctx: CausalContext,
+    /// The deletes applied (see [`crate::State::mark_delete`]).
+    pub(crate) dels: crate::causal::VersionVector,
+}
+
+static NO_CTX_TOMB: CtxTomb = CtxTomb {
+    deleted: false,
+    ctx: CausalContext::new(),
+    dels: crate::causal::VersionVector::new(),
+};
+
+impl super::Empty for CtxTomb {
+    fn empty() -> &'static Self {
+        &NO_CTX_TOMB
+    }
+}
+
+impl CtxTomb {
+    pub(crate) fn join(&mut self, other: &CtxTomb) {
+        self.deleted |= other.deleted;
+        self.ctx.merge(&other.ctx);
+        self.dels.merge(&other.dels);
+    }
+
+    /// A delete based on `observed`: its delta's tombstone.
+    pub(crate) fn of(observed: &CausalContext) -> CtxTomb {
+        CtxTomb {
+            deleted: true,
+            ctx: observed.clone(),
+            dels: Default::default(),
+        }
+    }
+
+    /// Whether a state with context `ctx` and nothing live reads as absent.
+    pub(crate) fn covers(&self, ctx: &CausalContext) -> bool {
+        self.deleted && self.ctx.includes(ctx)
+    }
+
+    pub(crate) fn is_canonical(&self, within: &CausalContext) -> bool {
+        self.ctx.is_canonical()
+            && self.dels.is_canonical()
+            && (self.deleted || self.ctx.is_empty())
+            && within.includes(&self.ctx)
+    }
 }
 
 impl ORSet {
@@ -51,6 +109,66 @@ impl ORSet {
         delta
     }
 
+    /// Delete the key: remove every add `observed` (the context of the
+    /// read the delete is based on) covers; returns the delta.
+    pub fn delete(&mut self, observed: &CausalContext) -> ORSet {
+        let delta = ORSet {
+            entries: BTreeMap::new(),
+            ctx: observed.clone(),
+            tomb: super::Boxed::from(CtxTomb::of(observed)),
+        };
+        self.join(&delta);
+        delta
+    }
+
+    /// Whether the set was deleted and nothing was added or removed since.
+    pub fn is_absent(&self) -> bool {
+        self.entries.is_empty() && self.tomb.get().covers(&self.ctx)
+    }
+
+    pub(crate) fn has_tomb(&self) -> bool {
+        self.tomb.is_some()
+    }
+
+    pub(crate) fn tomb_mut(&mut self) -> &mut CtxTomb {
+        self.tomb.get_mut()
+    }
+
+    pub(crate) fn tomb(&self) -> &CtxTomb {
+        self.tomb.get()
+    }
+
+    /// Forget the deletes (collected); the context stays.
+    pub(crate) fn collect(&mut self) {
+        self.tomb.clear();
+    }
+
+    /// Make this replica's next dot on the key at least `floor + 1`, its
+    /// earlier dots counted as seen (see `Engine::collect`: dots of a
+    /// collected key are never issued again).
+    pub(crate) fn seed_floor(&mut self, replica: ReplicaId, floor: u64) {
+        if floor > 0 {
+            self.ctx.insert_range(replica, 1, floor);
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn parts(&self) -> (&BTreeMap<Vec<u8>, BTreeSet<Dot>>, &CausalContext, &CtxTomb) {
+        (&self.entries, &self.ctx, self.tomb.get())
+    }
+
+    pub(crate) fn from_parts(
+        entries: BTreeMap<Vec<u8>, BTreeSet<Dot>>,
+        ctx: CausalContext,
+        tomb: CtxTomb,
+    ) -> ORSet {
+        ORSet {
+            entries,
+            ctx,
+            tomb: super::Boxed::from(tomb),
+        }
+    }
+
     /// Whether `elem` is a member.
     pub fn contains(&self, elem: &[u8]) -> bool {
         self.entries.contains_key(elem)
@@ -78,6 +196,7 @@ impl ORSet {
 
     pub(crate) fn is_canonical(&self) -> bool {
         self.ctx.is_canonical()
+            && self.tomb.get().is_canonical(&self.ctx)
             && self
                 .entries
                 .values()
@@ -95,6 +214,9 @@ impl Lattice for ORSet {
             self.join_walk(other);
         }
         self.ctx.merge(&other.ctx);
+        if other.has_tomb() {
+            self.tomb.get_mut().join(other.tomb.get());
+        }
     }
 }
 
@@ -245,6 +367,31 @@ mod tests {
         assert!(a.contains(b"x"), "B's add was not observed by the remove");
         a.remove(b"x", None);
         assert!(!a.contains(b"x"));
+    }
+}
+
+#[cfg(test)]
+mod delete {
+    use super::*;
+
+    #[test]
+    fn delete_removes_observed_adds_and_concurrent_add_survives() {
+        let (a_id, b_id) = (ReplicaId(1), ReplicaId(2));
+        let mut phone = ORSet::default();
+        phone.add(a_id, b"tv");
+        let mut laptop = phone.clone();
+        let seen = phone.context().clone();
+        let del = phone.delete(&seen);
+        assert!(phone.is_absent() && phone.is_canonical());
+        let radio = laptop.add(b_id, b"radio");
+        laptop.join(&del);
+        phone.join(&radio);
+        assert_eq!(phone, laptop);
+        assert_eq!(phone.members().collect::<Vec<_>>(), vec![&b"radio"[..]]);
+        assert!(!phone.is_absent());
+        // Removing the survivor leaves an empty set, not an absent key.
+        phone.remove(b"radio", None);
+        assert!(phone.is_empty() && !phone.is_absent());
     }
 }
 

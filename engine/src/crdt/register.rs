@@ -1,7 +1,15 @@
 //! Registers: last-writer-wins and first-writer-wins on hybrid logical
 //! timestamps, and the multi-value register whose concurrent writes become
 //! siblings tracked by dots (dotted version vectors).
+//!
+//! Deletes: an LWW register's delete is a timestamped tombstone ordered like
+//! any write (a later write re-creates the key, an earlier one stays
+//! hidden). An FWW register's delete starts a new epoch at its timestamp:
+//! writes made before it (in an older epoch) lose, and the first write of
+//! the new epoch wins. An MV register's delete removes the siblings its
+//! context observed; a concurrent write survives.
 
+use super::orset::CtxTomb;
 use super::Lattice;
 use crate::causal::{CausalContext, Dot, ReplicaId, Timestamp};
 use bincode::{Decode, Encode};
@@ -24,6 +32,20 @@ pub struct Stamped {
 pub trait WinPolicy {
     /// Whether `candidate` replaces `current`.
     fn wins(candidate: &Stamped, current: &Stamped) -> bool;
+    /// Whether a delete starts an epoch (first-writer-wins: writes of an
+    /// older epoch lose) rather than being ordered as a write.
+    const EPOCHS: bool;
+}
+
+/// When and by whom a register was deleted.
+pub type DeleteStamp = (Timestamp, ReplicaId);
+
+/// A register's tombstone: the latest delete, and the deletes applied
+/// (see [`crate::State::mark_delete`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub(crate) struct RegTomb {
+    pub(crate) at: Option<DeleteStamp>,
+    pub(crate) dels: crate::causal::VersionVector,
 }
 
 /// Keep the write with the greatest (timestamp, replica, value).
@@ -38,19 +60,24 @@ impl WinPolicy for LastWins {
     fn wins(candidate: &Stamped, current: &Stamped) -> bool {
         candidate > current
     }
+    const EPOCHS: bool = false;
 }
 
 impl WinPolicy for FirstWins {
     fn wins(candidate: &Stamped, current: &Stamped) -> bool {
         candidate < current
     }
+    const EPOCHS: bool = true;
 }
 
-/// A register of one timestamped write, chosen by the policy `P`. Encodes
-/// as `Option<Stamped>` (the policy takes no bytes).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+/// A register of one timestamped write, chosen by the policy `P`, and the
+/// latest delete (LWW: the tombstone; FWW: the epoch). Encodes as
+/// `Option<Stamped>`, then the delete when there is one (the policy takes
+/// no bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TimestampedRegister<P> {
     current: Option<Stamped>,
+    tomb: super::Boxed<RegTomb>,
     policy: PhantomData<P>,
 }
 
@@ -61,14 +88,61 @@ pub type LwwRegister = TimestampedRegister<LastWins>;
 /// so once replicas have exchanged states the first value is final.
 pub type FwwRegister = TimestampedRegister<FirstWins>;
 
+static NO_REG_TOMB: RegTomb = RegTomb {
+    at: None,
+    dels: crate::causal::VersionVector::new(),
+};
+
+impl super::Empty for RegTomb {
+    fn empty() -> &'static Self {
+        &NO_REG_TOMB
+    }
+}
+
+impl<P> Default for TimestampedRegister<P> {
+    fn default() -> Self {
+        TimestampedRegister {
+            current: None,
+            tomb: super::Boxed::default(),
+            policy: PhantomData,
+        }
+    }
+}
+
+/// Whether write `w` was made after delete `d` in timestamp order.
+fn after(w: &Stamped, d: &DeleteStamp) -> bool {
+    (w.ts, w.replica) > *d
+}
+
 impl<P: WinPolicy> TimestampedRegister<P> {
     /// Write `value` at `ts` (kept only if it wins); returns the delta.
+    /// An FWW write belongs to the epoch of the state it is made on.
     pub fn set(&mut self, ts: Timestamp, replica: ReplicaId, value: &[u8]) -> Self {
+        let epoch = if P::EPOCHS { self.tomb.get().at } else { None };
         let delta = TimestampedRegister {
             current: Some(Stamped {
                 ts,
                 replica,
                 value: value.to_vec(),
+            }),
+            tomb: super::Boxed::from(RegTomb {
+                at: epoch,
+                dels: Default::default(),
+            }),
+            policy: PhantomData,
+        };
+        self.join(&delta);
+        delta
+    }
+
+    /// Delete the key at `ts` (a clock tick later than anything this
+    /// replica has seen); returns the delta.
+    pub fn delete(&mut self, ts: Timestamp, replica: ReplicaId) -> Self {
+        let delta = TimestampedRegister {
+            current: None,
+            tomb: super::Boxed::from(RegTomb {
+                at: Some((ts, replica)),
+                dels: Default::default(),
             }),
             policy: PhantomData,
         };
@@ -81,20 +155,109 @@ impl<P: WinPolicy> TimestampedRegister<P> {
         self.current.as_ref()
     }
 
-    pub(crate) fn timestamp(&self) -> Option<Timestamp> {
-        self.current.as_ref().map(|s| s.ts)
+    /// Whether the register was deleted and not written since.
+    pub fn is_absent(&self) -> bool {
+        self.tomb.get().at.is_some() && self.current.is_none()
     }
-}
 
-impl<P: WinPolicy> Lattice for TimestampedRegister<P> {
-    fn join(&mut self, other: &Self) {
-        let replace = match (&self.current, &other.current) {
+    pub(crate) fn has_tomb(&self) -> bool {
+        self.tomb.is_some()
+    }
+
+    pub(crate) fn tomb(&self) -> &RegTomb {
+        self.tomb.get()
+    }
+
+    pub(crate) fn from_parts(current: Option<Stamped>, tomb: RegTomb) -> Self {
+        TimestampedRegister {
+            current,
+            tomb: super::Boxed::from(tomb),
+            policy: PhantomData,
+        }
+    }
+
+    pub(crate) fn current(&self) -> &Option<Stamped> {
+        &self.current
+    }
+
+    pub(crate) fn dels_mut(&mut self) -> &mut crate::causal::VersionVector {
+        &mut self.tomb.get_mut().dels
+    }
+
+    pub(crate) fn dels(&self) -> &crate::causal::VersionVector {
+        &self.tomb.get().dels
+    }
+
+    pub(crate) fn is_delete(&self) -> bool {
+        self.is_absent()
+    }
+
+    /// Forget the deletes (collected): a write that outlived them stays.
+    pub(crate) fn collect(&mut self) {
+        self.tomb.clear();
+    }
+
+    pub(crate) fn is_canonical(&self) -> bool {
+        let t = self.tomb.get();
+        // LWW: a write the tombstone hides is not kept.
+        t.dels.is_canonical()
+            && (P::EPOCHS
+                || match (&self.current, &t.at) {
+                    (Some(w), Some(d)) => after(w, d),
+                    _ => true,
+                })
+    }
+
+    pub(crate) fn timestamp(&self) -> Option<Timestamp> {
+        let w = self.current.as_ref().map(|s| s.ts);
+        w.max(self.tomb.get().at.map(|d| d.0))
+    }
+
+    fn join_writes(&mut self, other: &Option<Stamped>) {
+        let replace = match (&self.current, other) {
             (_, None) => false,
             (None, Some(_)) => true,
             (Some(a), Some(b)) => P::wins(b, a),
         };
         if replace {
-            self.current.clone_from(&other.current);
+            self.current.clone_from(other);
+        }
+    }
+
+    fn join_tomb(&mut self, other: &RegTomb) {
+        if other != RegTomb::empty_ref() {
+            let t = self.tomb.get_mut();
+            t.dels.merge(&other.dels);
+            t.at = t.at.max(other.at);
+        }
+    }
+}
+
+impl RegTomb {
+    fn empty_ref() -> &'static RegTomb {
+        &NO_REG_TOMB
+    }
+}
+
+impl<P: WinPolicy> Lattice for TimestampedRegister<P> {
+    fn join(&mut self, other: &Self) {
+        let (mine, theirs) = (self.tomb.get().at, other.tomb.get().at);
+        if P::EPOCHS {
+            // The later epoch wins whole; within one, the first write.
+            match mine.cmp(&theirs) {
+                std::cmp::Ordering::Less => self.current.clone_from(&other.current),
+                std::cmp::Ordering::Equal => self.join_writes(&other.current),
+                std::cmp::Ordering::Greater => {}
+            }
+            self.join_tomb(other.tomb.get());
+            return;
+        }
+        self.join_writes(&other.current);
+        self.join_tomb(other.tomb.get());
+        if let (Some(w), Some(d)) = (&self.current, &self.tomb.get().at) {
+            if !after(w, d) {
+                self.current = None;
+            }
         }
     }
 }
@@ -111,10 +274,11 @@ pub struct Sibling {
 /// Multi-value register: a write based on a read context replaces every
 /// value that context covers; writes concurrent with each other all stay,
 /// as siblings, until a write whose context covers them all.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MvRegister {
     values: BTreeMap<Dot, Vec<u8>>,
     ctx: CausalContext,
+    tomb: super::Boxed<CtxTomb>,
 }
 
 impl MvRegister {
@@ -128,6 +292,7 @@ impl MvRegister {
         let delta = MvRegister {
             values: BTreeMap::from([(dot, value.to_vec())]),
             ctx,
+            tomb: super::Boxed::default(),
         };
         self.join(&delta);
         delta
@@ -149,8 +314,68 @@ impl MvRegister {
         &self.ctx
     }
 
+    /// Delete the key: remove the siblings `observed` (the context of the
+    /// read the delete is based on) covers; returns the delta.
+    pub fn delete(&mut self, observed: &CausalContext) -> MvRegister {
+        let delta = MvRegister {
+            values: BTreeMap::new(),
+            ctx: observed.clone(),
+            tomb: super::Boxed::from(CtxTomb::of(observed)),
+        };
+        self.join(&delta);
+        delta
+    }
+
+    /// Whether the register was deleted and not written since.
+    pub fn is_absent(&self) -> bool {
+        self.values.is_empty() && self.tomb.get().covers(&self.ctx)
+    }
+
+    pub(crate) fn has_tomb(&self) -> bool {
+        self.tomb.is_some()
+    }
+
+    pub(crate) fn tomb_mut(&mut self) -> &mut CtxTomb {
+        self.tomb.get_mut()
+    }
+
+    pub(crate) fn tomb(&self) -> &CtxTomb {
+        self.tomb.get()
+    }
+
+    /// Forget the deletes (collected); the context stays.
+    pub(crate) fn collect(&mut self) {
+        self.tomb.clear();
+    }
+
+    /// See [`super::ORSet`]'s `seed_floor`.
+    pub(crate) fn seed_floor(&mut self, replica: ReplicaId, floor: u64) {
+        if floor > 0 {
+            self.ctx.insert_range(replica, 1, floor);
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn parts(&self) -> (&BTreeMap<Dot, Vec<u8>>, &CausalContext, &CtxTomb) {
+        (&self.values, &self.ctx, self.tomb.get())
+    }
+
+    pub(crate) fn from_parts(
+        values: BTreeMap<Dot, Vec<u8>>,
+        ctx: CausalContext,
+        tomb: CtxTomb,
+    ) -> MvRegister {
+        MvRegister {
+            values,
+            ctx,
+            tomb: super::Boxed::from(tomb),
+        }
+    }
+
     pub(crate) fn is_canonical(&self) -> bool {
-        self.ctx.is_canonical() && self.values.keys().all(|d| self.ctx.contains(d))
+        self.ctx.is_canonical()
+            && self.tomb.get().is_canonical(&self.ctx)
+            && self.values.keys().all(|d| self.ctx.contains(d))
     }
 }
 
@@ -165,6 +390,9 @@ impl Lattice for MvRegister {
             }
         }
         self.ctx.merge(&other.ctx);
+        if other.has_tomb() {
+            self.tomb.get_mut().join(other.tomb.get());
+        }
     }
 }
 
@@ -194,6 +422,60 @@ mod tests {
         assert_eq!(a.get().unwrap().value, b"b");
         a.set(ts(4), A, b"old");
         assert_eq!(a.get().unwrap().value, b"b");
+    }
+
+    #[test]
+    fn lww_delete_is_an_ordered_tombstone() {
+        let mut a = LwwRegister::default();
+        let w = a.set(ts(5), A, b"v");
+        let del = a.delete(ts(6), A);
+        assert!(a.is_absent() && a.is_canonical());
+        let mut b = LwwRegister::default();
+        let late = b.set(ts(7), B, b"later");
+        b.join(&del);
+        b.join(&w);
+        a.join(&late);
+        assert_eq!(a, b);
+        assert_eq!(a.get().unwrap().value, b"later");
+        let mut c = LwwRegister::default();
+        c.join(&w);
+        c.join(&del);
+        assert!(c.is_absent(), "an earlier write stays hidden");
+    }
+
+    #[test]
+    fn fww_delete_starts_an_epoch() {
+        let mut a = FwwRegister::default();
+        a.set(ts(5), A, b"first");
+        let mut b = a.clone();
+        let del = a.delete(ts(6), A);
+        assert!(a.is_absent());
+        let old = b.set(ts(7), B, b"old epoch");
+        let new = a.set(ts(8), A, b"new epoch");
+        let newer = a.set(ts(9), B, b"second of the epoch");
+        b.join(&del);
+        b.join(&newer);
+        b.join(&new);
+        a.join(&old);
+        assert_eq!(a, b);
+        assert_eq!(a.get().unwrap().value, b"new epoch");
+    }
+
+    #[test]
+    fn mv_delete_keeps_concurrent_write() {
+        let mut a = MvRegister::default();
+        a.write(A, b"x", &CausalContext::new());
+        let mut b = a.clone();
+        let seen = a.context().clone();
+        let del = a.delete(&seen);
+        assert!(a.is_absent() && a.is_canonical());
+        let y = b.write(B, b"y", &CausalContext::new());
+        b.join(&del);
+        a.join(&y);
+        assert_eq!(a, b);
+        let sib: Vec<_> = a.siblings().into_iter().map(|s| s.value).collect();
+        assert_eq!(sib, vec![b"y".to_vec()]);
+        assert!(!a.is_absent());
     }
 
     #[test]

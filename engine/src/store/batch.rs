@@ -3,7 +3,7 @@
 
 use crate::causal::{CausalContext, Dot};
 use crate::codec::Delta;
-use crate::crdt::CrdtType;
+use crate::crdt::{CrdtType, State};
 
 /// One operation on one key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +33,10 @@ pub enum Op {
     MvWrite(Vec<u8>, CausalContext),
     /// Join a peer's encoded delta or full state into the key.
     Merge(Vec<u8>),
+    /// Delete the key (any type), removing what the given state (read
+    /// earlier, of the key's type) holds, or, with `None`, what this
+    /// replica holds now; see [`crate::Engine::delete`].
+    Delete(Option<State>),
 }
 
 impl Op {
@@ -49,6 +53,7 @@ impl Op {
             Op::FwwSet(_) => CrdtType::FwwRegister,
             Op::MvWrite(..) => CrdtType::MvRegister,
             Op::Merge(_) => return None,
+            Op::Delete(observed) => return observed.as_ref().map(State::crdt_type),
         })
     }
 
@@ -57,7 +62,12 @@ impl Op {
     pub fn needs_state(&self) -> bool {
         matches!(
             self,
-            Op::Increment(_) | Op::PnAdd(_) | Op::OrAdd(_) | Op::OrRemove(..) | Op::MvWrite(..)
+            Op::Increment(_)
+                | Op::PnAdd(_)
+                | Op::OrAdd(_)
+                | Op::OrRemove(..)
+                | Op::MvWrite(..)
+                | Op::Delete(_)
         )
     }
 
@@ -72,7 +82,7 @@ impl Op {
             | Op::LwwSet(v)
             | Op::FwwSet(v)
             | Op::MvWrite(v, _) => v.len(),
-            Op::Increment(_) | Op::PnAdd(_) | Op::Merge(_) => 0,
+            Op::Increment(_) | Op::PnAdd(_) | Op::Merge(_) | Op::Delete(_) => 0,
         }
     }
 }
@@ -171,6 +181,11 @@ impl Batch {
     /// Join a peer's encoded delta or state into `key`.
     pub fn merge(&mut self, key: impl Into<Vec<u8>>, bytes: impl Into<Vec<u8>>) -> &mut Self {
         self.push(key, Op::Merge(bytes.into()))
+    }
+
+    /// Delete `key`; see [`crate::Engine::delete`].
+    pub fn delete(&mut self, key: impl Into<Vec<u8>>, observed: Option<State>) -> &mut Self {
+        self.push(key, Op::Delete(observed))
     }
 
     /// Number of operations.

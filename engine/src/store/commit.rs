@@ -294,8 +294,28 @@ impl Engine {
             deps.merge(&group_remote.project(&touched));
             first.delta.deps = Some(deps);
         }
+        let mut deletes = false;
         for (i, d) in r.deltas.iter_mut().enumerate() {
             d.delta.seq = base + 1 + i as u64;
+            if d.delta.state.is_delete() {
+                // A delete is known by its dot from now on (collection
+                // waits until every member acknowledged it): in the delta
+                // shipped and logged, and, by one more operand, in the
+                // key's state.
+                let dot = crate::causal::Dot::new(self.replica, d.delta.seq);
+                d.delta.state.mark_delete(dot);
+                let mut marker = crate::crdt::State::empty(d.delta.state.crdt_type());
+                marker.mark_delete(dot);
+                r.wb.merge_cf(
+                    self.cf(super::CF_STATE)?,
+                    &d.key,
+                    crate::codec::encode_state(&marker),
+                );
+                deletes = true;
+            }
+        }
+        if deletes && r.logged.is_some() {
+            r.logged = Some(super::feed::encode_log_ops(&r.deltas));
         }
         let mut log_bytes = 0;
         if let (Some(ops), Some(first)) = (&r.logged, r.deltas.first()) {

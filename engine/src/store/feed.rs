@@ -86,7 +86,7 @@ pub struct FeedInfo {
 pub(crate) struct Feed {
     floor: AtomicU64,
     bytes: AtomicU64,
-    peers: Mutex<BTreeMap<ReplicaId, CausalContext>>,
+    pub(super) peers: Mutex<BTreeMap<ReplicaId, CausalContext>>,
     pub(super) truncating: Mutex<()>,
 }
 
@@ -445,15 +445,25 @@ impl Engine {
     pub fn apply_changes(&self, bytes: &[u8]) -> Result<Delivery> {
         self.check_writable()?;
         let page = Changes::decode(bytes)?;
-        let (held, ready) = {
+        let (held, some_held, ready) = {
             let ctx = self.context.lock();
             (
                 ctx.includes(&page.dots),
+                ctx.includes_any(&page.dots),
                 ctx.first_missing(None, &page.deps).is_none(),
             )
         };
         if held {
             return Ok(Delivery::Duplicate);
+        }
+        if some_held && !self.gc.horizon.lock().is_empty() {
+            // Its coalesced states could carry operations applied here
+            // before, of a key whose tombstone was collected since.
+            return Err(Error::InvalidArgument(
+                "the page repeats operations this replica holds and tombstones were collected: \
+                 ask the peer again from this replica's context"
+                    .into(),
+            ));
         }
         let done = if ready {
             // The page is ours: its states move into the write, not copied.
@@ -493,12 +503,14 @@ impl Engine {
         })
     }
 
-    /// Register a peer the log is kept for: operations it has not
-    /// acknowledged are not truncated, except past
+    /// Register a peer: a replica that shares this replica's data (a
+    /// member, for the collection of tombstones: see [`Engine::collect`])
+    /// and that the log is kept for: operations it has not acknowledged
+    /// are not truncated, except past
     /// [`super::Options::feed_retain_bytes`]. Registering a registered
-    /// peer changes nothing.
+    /// peer changes nothing. Works with the changes feed off too (then
+    /// only membership is kept).
     pub fn register_peer(&self, peer: ReplicaId) -> Result<()> {
-        self.check_feed()?;
         self.check_writable()?;
         let mut peers = self.feed.peers.lock();
         if peers.contains_key(&peer) {
@@ -511,8 +523,10 @@ impl Engine {
 
     /// Record that `peer` holds `cursor` (joined with what it acknowledged
     /// before), and truncate the log of what every registered peer holds.
+    /// A cursor is a causal context the peer holds: the `next` of a page
+    /// it applied, its record, or [`crate::sync::Session::acknowledged`]
+    /// after a sync session with it.
     pub fn acknowledge(&self, peer: ReplicaId, cursor: &CausalContext) -> Result<()> {
-        self.check_feed()?;
         self.check_writable()?;
         self.check_cursor(cursor)?;
         {
@@ -533,10 +547,10 @@ impl Engine {
         self.truncate_log()
     }
 
-    /// Forget a registered peer (the log is no longer kept for it).
-    /// Removing an unknown peer changes nothing.
+    /// Forget a registered peer (retire a member: the log is no longer
+    /// kept for it, and collection no longer waits for it). Removing an
+    /// unknown peer changes nothing.
     pub fn remove_peer(&self, peer: ReplicaId) -> Result<()> {
-        self.check_feed()?;
         self.check_writable()?;
         let mut peers = self.feed.peers.lock();
         if peers.remove(&peer).is_some() {

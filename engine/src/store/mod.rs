@@ -16,6 +16,7 @@
 mod batch;
 mod commit;
 mod feed;
+mod gc;
 mod locks;
 mod merge;
 mod options;
@@ -28,6 +29,7 @@ mod write;
 
 pub use batch::{token_of, Batch, KeyedDelta, Op};
 pub use feed::{Delivery, FeedInfo, FeedPage, MAX_PAGE_BYTES};
+pub use gc::CollectReport;
 pub use options::{Durability, Options};
 pub use pending::PendingInfo;
 pub use read::{KeyIter, MvRead, SetRead, Value};
@@ -112,6 +114,8 @@ pub struct Engine {
     pub(crate) pending: pending::Pending,
     /// The changes feed.
     pub(crate) feed: feed::Feed,
+    /// The collection of tombstones (`gc.rs`).
+    pub(crate) gc: gc::Gc,
     /// The causal record: every dot whose effects this replica holds.
     pub(crate) context: Mutex<CausalContext>,
     /// Notified whenever `context` grows (see `Engine::wait_for`), and by
@@ -221,6 +225,7 @@ impl Engine {
         let tree = Arc::new(Tree::load(&db, options.anti_entropy)?);
         let pending_index = pending::load(&db, &context)?;
         let feed = feed::Feed::load(&db, seq, options.changes_feed)?;
+        let gc = gc::Gc::load(&db)?;
         // The first operation after open depends on everything the record
         // holds of peers (what was merged since the last operation before
         // the restart is not known).
@@ -233,6 +238,7 @@ impl Engine {
                 ..Default::default()
             },
             feed,
+            gc,
             group: Default::default(),
             context: Mutex::new(context),
             context_grew: Condvar::new(),
@@ -281,6 +287,18 @@ impl Engine {
     /// all of its operations 1..=n. Never more than it holds.
     pub fn version_vector(&self) -> VersionVector {
         self.context.lock().vv().clone()
+    }
+
+    /// Flush, then compact every column family fully: reclaims the space
+    /// of deleted entries (purged keys, truncated log) now rather than when
+    /// RocksDB's background compaction gets to them. Blocks until done.
+    pub fn compact(&self) -> Result<()> {
+        self.flush()?;
+        for name in ALL_CFS {
+            self.db
+                .compact_range_cf(cf(&self.db, name)?, None::<&[u8]>, None::<&[u8]>);
+        }
+        Ok(())
     }
 
     /// Flush memtables to SST files (a checkpoint; not needed for

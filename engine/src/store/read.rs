@@ -93,17 +93,29 @@ impl Engine {
         }
     }
 
-    /// The CRDT type of `key`, or `None` if it was never written.
+    /// The CRDT type of `key`, or `None` if it was never written or reads
+    /// as absent (deleted).
     pub fn key_type(&self, key: &[u8]) -> Result<Option<CrdtType>> {
         match self.db.get_pinned_cf(self.cf(CF_TYPES)?, key)? {
-            Some(b) => Ok(Some(parse_entry(&b)?.ty)),
+            Some(b) => {
+                let m = parse_entry(&b)?;
+                if m.tomb && self.state(key)?.is_none_or(|s| s.is_absent()) {
+                    return Ok(None);
+                }
+                Ok(Some(m.ty))
+            }
             None => Ok(None),
         }
     }
 
-    /// The value of `key`, whatever its type; `None` if never written.
+    /// The value of `key`, whatever its type; `None` if never written or
+    /// deleted (absent: see [`Engine::delete`]). A key whose set is empty
+    /// or whose counter is zero is present: `Some`.
     pub fn read(&self, key: &[u8]) -> Result<Option<Value>> {
-        Ok(self.state(key)?.map(|s| Value::of(&s)))
+        Ok(self
+            .state(key)?
+            .filter(|s| !s.is_absent())
+            .map(|s| Value::of(&s)))
     }
 
     /// A session read: wait until this replica holds `at_least` (a token:
@@ -184,13 +196,32 @@ impl Engine {
     }
 
     /// Keys starting with `prefix` (all keys for an empty prefix), in byte
-    /// order, with their types. Sees a consistent snapshot.
+    /// order, with their types; keys that read as absent (deleted) are
+    /// skipped. Sees a consistent snapshot.
     pub fn keys(&self, prefix: &[u8]) -> Result<KeyIter<'_>> {
-        let mut it = self.db.raw_iterator_cf(self.cf(CF_TYPES)?);
+        self.key_iter(prefix, false)
+    }
+
+    /// Every key starting with `prefix` that has a stored state, including
+    /// keys that read as absent: their tombstones are states a peer needs
+    /// (for example when copying full states by hand; anti-entropy finds
+    /// them by itself).
+    pub fn stored_keys(&self, prefix: &[u8]) -> Result<KeyIter<'_>> {
+        self.key_iter(prefix, true)
+    }
+
+    fn key_iter(&self, prefix: &[u8], with_absent: bool) -> Result<KeyIter<'_>> {
+        let snap = self.db.snapshot();
+        let mut ro = rocksdb::ReadOptions::default();
+        ro.set_snapshot(&snap);
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(CF_TYPES)?, ro);
         it.seek(prefix);
         Ok(KeyIter {
             it,
+            snap,
+            state_cf: self.cf(CF_STATE)?,
             prefix: prefix.to_vec(),
+            with_absent,
             done: false,
         })
     }
@@ -199,33 +230,64 @@ impl Engine {
 /// Iterator over keys and their types; see [`Engine::keys`].
 pub struct KeyIter<'a> {
     it: rocksdb::DBRawIteratorWithThreadMode<'a, rocksdb::DB>,
+    /// The snapshot the types iterator reads, for the states of keys a
+    /// delete reached.
+    snap: rocksdb::SnapshotWithThreadMode<'a, rocksdb::DB>,
+    state_cf: &'a rocksdb::ColumnFamily,
     prefix: Vec<u8>,
+    with_absent: bool,
     done: bool,
+}
+
+impl KeyIter<'_> {
+    /// Whether a key whose entry flags a tombstone reads as absent.
+    fn absent(&self, key: &[u8]) -> Result<bool> {
+        match self.snap.get_pinned_cf(self.state_cf, key)? {
+            Some(b) => Ok(decode_stored(key, &b)?.is_absent()),
+            None => Ok(true),
+        }
+    }
 }
 
 impl Iterator for KeyIter<'_> {
     type Item = Result<(Vec<u8>, CrdtType)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
+        loop {
+            if self.done {
+                return None;
+            }
+            if !self.it.valid() {
+                self.done = true;
+                return self.it.status().err().map(|e| Err(e.into()));
+            }
+            let key = self.it.key()?;
+            if !key.starts_with(&self.prefix) {
+                self.done = true;
+                return None;
+            }
+            let key = key.to_vec();
+            let out = match self.it.value() {
+                Some(v) => parse_entry(v),
+                None => Err(Error::Corruption("stored type entry is missing".into())),
+            };
+            let out = match out {
+                // A key a delete reached: listed unless it reads as absent.
+                Ok(m) if m.tomb && !self.with_absent => match self.absent(&key) {
+                    Ok(true) => {
+                        self.it.next();
+                        continue;
+                    }
+                    Ok(false) => Ok((key, m.ty)),
+                    Err(e) => Err(e),
+                },
+                Ok(m) => Ok((key, m.ty)),
+                Err(e) => Err(e),
+            };
+            // The first error ends the iteration.
+            self.done = out.is_err();
+            self.it.next();
+            return Some(out);
         }
-        if !self.it.valid() {
-            self.done = true;
-            return self.it.status().err().map(|e| Err(e.into()));
-        }
-        let key = self.it.key()?;
-        if !key.starts_with(&self.prefix) {
-            self.done = true;
-            return None;
-        }
-        let out = match self.it.value() {
-            Some(v) => parse_entry(v).map(|m| (key.to_vec(), m.ty)),
-            None => Err(Error::Corruption("stored type entry is missing".into())),
-        };
-        // The first error ends the iteration.
-        self.done = out.is_err();
-        self.it.next();
-        Some(out)
     }
 }

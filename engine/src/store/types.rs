@@ -15,6 +15,10 @@
 //! state and checks the exact size. Every writer of a key holds the key's
 //! stripe lock, so the bound of a key changes under that lock only.
 //!
+//! A sixth byte, present once a delete reached the key, flags that the
+//! key may read as absent: key listing reads the state of flagged keys
+//! only (see `read.rs`).
+//!
 //! A full cache shard is simply emptied (crude, but bounded and cheap).
 
 use crate::codec::MAX_STATE_LEN;
@@ -42,6 +46,8 @@ pub(crate) struct KeyMeta {
     /// The bound persisted in `types` (≥ `used`); `None` for an entry
     /// written before reservations existed: the size is then unknown.
     pub(crate) reserved: Option<u64>,
+    /// Whether a delete reached the key (its state holds a tombstone).
+    pub(crate) tomb: bool,
 }
 
 impl KeyMeta {
@@ -56,7 +62,8 @@ impl KeyMeta {
 }
 
 /// Decode a `types` entry: the type tag, then (since reservations exist)
-/// the reservation as 4 bytes little-endian.
+/// the reservation as 4 bytes little-endian, then (once a delete reached
+/// the key) a flags byte, `1`.
 pub(crate) fn parse_entry(b: &[u8]) -> Result<KeyMeta> {
     let tag = |t: u8| {
         CrdtType::from_tag(t)
@@ -67,13 +74,15 @@ pub(crate) fn parse_entry(b: &[u8]) -> Result<KeyMeta> {
             ty: tag(*t)?,
             used: u64::MAX,
             reserved: None,
+            tomb: false,
         }),
-        [t, r @ ..] if r.len() == 4 => {
-            let r = u32::from_le_bytes([r[0], r[1], r[2], r[3]]) as u64;
+        [t, r0, r1, r2, r3, flags @ ..] if matches!(flags, [] | [1]) => {
+            let r = u32::from_le_bytes([*r0, *r1, *r2, *r3]) as u64;
             Ok(KeyMeta {
                 ty: tag(*t)?,
                 used: r,
                 reserved: Some(r),
+                tomb: !flags.is_empty(),
             })
         }
         _ => Err(Error::Corruption("stored type entry is damaged".into())),
@@ -81,9 +90,13 @@ pub(crate) fn parse_entry(b: &[u8]) -> Result<KeyMeta> {
 }
 
 /// Encode a `types` entry.
-pub(crate) fn encode_entry(ty: CrdtType, reserved: u64) -> [u8; 5] {
+pub(crate) fn encode_entry(ty: CrdtType, reserved: u64, tomb: bool) -> Vec<u8> {
     let r = (reserved.min(MAX_STATE_LEN as u64) as u32).to_le_bytes();
-    [ty.tag(), r[0], r[1], r[2], r[3]]
+    let mut v = vec![ty.tag(), r[0], r[1], r[2], r[3]];
+    if tomb {
+        v.push(1);
+    }
+    v
 }
 
 /// Sharded map with a total capacity.
@@ -111,6 +124,14 @@ impl TypeCache {
             return None;
         }
         self.shard(key).lock().get(key).copied()
+    }
+
+    /// Forget `key` (purged by a collection, holding its stripe).
+    pub(crate) fn remove(&self, key: &[u8]) {
+        if self.per_shard == 0 {
+            return;
+        }
+        self.shard(key).lock().remove(key);
     }
 
     /// Remember what a write (holding the key's stripe) left of `key`.

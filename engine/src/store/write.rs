@@ -56,6 +56,15 @@ struct Slot<'a> {
     /// `types.rs`.
     used: u64,
     reserved: Option<u64>,
+    /// Whether the `types` entry flags a tombstone.
+    tomb: bool,
+    /// Whether the batch writes the key as an FWW register (blind, unless
+    /// a delete reached the key: the write belongs to the epoch the
+    /// state holds).
+    fww: bool,
+    /// The collection floor this batch seeded the key's empty state with
+    /// (its first local delta carries it too); 0: none.
+    seed: u64,
     /// Current state, for keys whose state is read (then replaced by a put).
     state: Option<State>,
     /// Join of everything this batch writes to a key that is not read.
@@ -287,6 +296,10 @@ impl Engine {
                 }
             }
         }
+        for s in slots.iter_mut() {
+            // An FWW write to a key a delete reached writes in its epoch.
+            s.needs_state |= s.fww && s.tomb;
+        }
         let state_cf = self.cf(CF_STATE)?;
         for s in slots.iter_mut().filter(|s| s.needs_state) {
             if let Some(b) = self.db.get_pinned_cf(state_cf, s.key)? {
@@ -318,6 +331,14 @@ impl Engine {
             let slot = &mut slots[index[key]];
             let ty = match &prep {
                 Prepared::Merge(item, _) => item.state().crdt_type(),
+                // A delete based on what this replica holds: of the key's
+                // type; nothing to delete if the key does not exist or
+                // already reads as absent.
+                Prepared::Local(Op::Delete(None)) => match (slot.ty, &slot.state) {
+                    (Some(_), Some(st)) if st.is_absent() => continue,
+                    (Some(t), _) => t,
+                    (None, _) => continue,
+                },
                 Prepared::Local(op) => op.crdt_type().unwrap_or(CrdtType::GCounter),
             };
             // Checked before anything else, so a delta that will wait in the
@@ -331,8 +352,12 @@ impl Engine {
             let (incoming, op) = match prep {
                 Prepared::Merge(item, _) => {
                     let s = match item {
-                        Item::Delta(d) => {
+                        Item::Delta(mut d) => {
                             let dot = Dot::new(d.origin, d.seq);
+                            if d.state.is_delete() {
+                                // Collection waits for this delete by its dot.
+                                d.state.mark_delete(dot);
+                            }
                             match self.deliverable(key, d, &remote, extra) {
                                 Some(s) => {
                                     remote.insert(dot);
@@ -343,6 +368,16 @@ impl Engine {
                         }
                         Item::State(s) => s,
                     };
+                    // A tombstone this replica collected already: collected
+                    // on arrival too, with what it removed.
+                    let had_tomb = s.has_tomb();
+                    let Some(s) = self.strip_collected(s) else {
+                        slot.raw = None;
+                        continue;
+                    };
+                    if had_tomb && !s.has_tomb() {
+                        slot.raw = None;
+                    }
                     max_ts = max_ts.max(s.max_timestamp());
                     (Some(s), None)
                 }
@@ -354,7 +389,15 @@ impl Engine {
                 slot.used = 0;
             }
             if slot.needs_state && slot.state.is_none() {
-                slot.state = Some(State::empty(ty));
+                // A key this replica holds no state of (never written, or
+                // purged): its dots start above the collection floor.
+                let mut st = State::empty(ty);
+                let floor = self.gc.floor.load(std::sync::atomic::Ordering::Acquire);
+                if floor > 0 {
+                    st.seed_floor(self.replica, floor);
+                    slot.seed = floor;
+                }
+                slot.state = Some(st);
             }
             let delta = match (incoming, op) {
                 (Some(s), _) => {
@@ -365,7 +408,11 @@ impl Engine {
                     s
                 }
                 (None, Some(op)) => {
-                    let d = self.apply_local(op, slot.state.as_mut(), ty)?;
+                    let mut d = self.apply_local(op, slot.state.as_mut(), ty)?;
+                    if slot.seed > 0 {
+                        // The first delta says so too (compact contexts).
+                        d.seed_floor(self.replica, std::mem::take(&mut slot.seed));
+                    }
                     if let State::LwwRegister(_) | State::FwwRegister(_) = d {
                         max_ts = max_ts.max(d.max_timestamp());
                     }
@@ -402,7 +449,7 @@ impl Engine {
     /// Whether a merged delta may become visible now: `Some(state)` if
     /// so (no recorded dependencies, or all held by the record or by this
     /// batch), else `None` after adding it to the pages to park (unless it
-    /// is pending already).
+    /// is pending already), or when the record holds it already.
     fn deliverable(
         &self,
         key: &[u8],
@@ -410,10 +457,15 @@ impl Engine {
         batch: &CausalContext,
         extra: &mut Extra,
     ) -> Option<State> {
+        let dot = Dot::new(d.origin, d.seq);
+        if self.context.lock().contains(&dot) {
+            // Applied before: its effects are here, or were collected with
+            // a tombstone (applying it again could bring them back).
+            return None;
+        }
         let Some(deps) = &d.deps else {
             return Some(d.state);
         };
-        let dot = Dot::new(d.origin, d.seq);
         if deps.is_empty() {
             // The common case: only the origin's earlier operations, held
             // as a prefix of the record's vector or the batch's.
@@ -491,6 +543,12 @@ impl Engine {
             return Ok(None);
         };
         let state_cf = self.cf(CF_STATE)?;
+        let tomb = slot.tomb
+            || slot
+                .state
+                .as_ref()
+                .or(slot.operand.as_ref())
+                .is_some_and(State::has_tomb);
         let used = match (&slot.state, &slot.operand) {
             (Some(st), _) => put_checked(wb, state_cf, slot.key, st)?,
             (None, Some(operand)) => {
@@ -521,12 +579,20 @@ impl Engine {
             }
             (None, None) => return Ok(None),
         };
-        // A new key has no reservation yet.
+        if tomb && !slot.tomb {
+            // Indexed for collection (`gc.rs`).
+            wb.put_cf(self.cf(CF_META)?, super::gc::tomb_key(slot.key), []);
+        }
+        // A new key has no reservation yet; a key a delete reached for
+        // the first time gets its flag.
         let reserved = match slot.reserved {
-            Some(r) if used <= r => r,
+            Some(r) if used <= r && tomb == slot.tomb => r,
             _ => {
-                let r = KeyMeta::reservation_for(used);
-                wb.put_cf(self.cf(CF_TYPES)?, slot.key, encode_entry(ty, r));
+                let r = match slot.reserved {
+                    Some(r) if used <= r => r,
+                    _ => KeyMeta::reservation_for(used),
+                };
+                wb.put_cf(self.cf(CF_TYPES)?, slot.key, encode_entry(ty, r, tomb));
                 r
             }
         };
@@ -534,6 +600,7 @@ impl Engine {
             ty,
             used,
             reserved: Some(reserved),
+            tomb,
         }))
     }
 
@@ -568,6 +635,18 @@ impl Engine {
                 State::FwwRegister(r.set(self.clock.tick(), me, v))
             }
             (Op::MvWrite(v, ctx), State::MvRegister(r)) => State::MvRegister(r.write(me, v, ctx)),
+            (Op::Delete(observed), st) => {
+                let now;
+                let observed = match observed {
+                    Some(o) => o,
+                    None => {
+                        now = st.clone();
+                        &now
+                    }
+                };
+                st.delete(observed, self.clock.tick(), me)
+                    .map_err(mismatch)?
+            }
             (op, st) => {
                 return Err(Error::WrongType {
                     stored: st.crdt_type(),
@@ -575,6 +654,30 @@ impl Engine {
                 })
             }
         })
+    }
+
+    /// Delete `key`, whatever its type, as a replicated operation (a delta
+    /// like any other: ship it, log it, sync it). `observed` is the state
+    /// the caller read (from [`Engine::state`], of the key's type) and the
+    /// delete removes what it holds; `None` removes what this replica holds
+    /// now. Per type: counters forget the observed increments (concurrent
+    /// ones survive and count from zero); OR-Set and MV register remove
+    /// the observed adds and writes (concurrent ones survive); G-Set and
+    /// 2P-Set remove the observed elements (re-adding one of them has no
+    /// effect while the tombstone lives); an LWW register gets a tombstone
+    /// at the next clock tick, ordered like a write; an FWW register starts
+    /// a new epoch in which the first write wins again.
+    ///
+    /// Afterwards the key reads as absent ([`Engine::read`] returns `None`,
+    /// [`Engine::keys`] skips it) until a write the delete did not observe
+    /// re-creates it; it keeps its type meanwhile (a write of another type
+    /// is `WrongType`). Returns the delta, or `None` when there was nothing
+    /// to delete (`observed` is `None` and the key does not exist or
+    /// already reads as absent).
+    pub fn delete(&self, key: &[u8], observed: Option<&State>) -> Result<Option<KeyedDelta>> {
+        let mut b = Batch::with_capacity(1);
+        b.delete(key, observed.cloned());
+        Ok(self.write(&b)?.pop())
     }
 
     /// Join a peer's encoded delta or full state into `key`.
@@ -679,6 +782,7 @@ impl Slot<'_> {
         self.ty = Some(m.ty);
         self.used = m.used;
         self.reserved = m.reserved;
+        self.tomb = m.tomb;
     }
 }
 
@@ -729,6 +833,9 @@ fn slots_of<'a>(items: &[(&'a [u8], Prepared<'a>)]) -> (HashMap<&'a [u8], usize>
                 is_new: false,
                 used: u64::MAX,
                 reserved: None,
+                tomb: false,
+                fww: false,
+                seed: 0,
                 state: None,
                 operand: None,
                 raw: None,
@@ -737,6 +844,7 @@ fn slots_of<'a>(items: &[(&'a [u8], Prepared<'a>)]) -> (HashMap<&'a [u8], usize>
         });
         let slot = &mut slots[i];
         slot.needs_state |= matches!(prep, Prepared::Local(op) if op.needs_state());
+        slot.fww |= matches!(prep, Prepared::Local(Op::FwwSet(_)));
         slot.ops += 1;
         slot.raw = match (slot.ops, prep) {
             (1, Prepared::Merge(Item::State(_), Some(bytes))) => Some(*bytes),

@@ -72,6 +72,25 @@ pub enum SyncError {
     /// The session already ended (done or failed).
     #[error("the sync session has ended")]
     Ended,
+    /// The peer holds data but its record lacks deletes whose tombstones
+    /// this replica collected: it was restored from an old copy of its
+    /// directory, or missed deletes every member acknowledged. Syncing
+    /// could bring purged keys back, so the session is refused. Recovery:
+    /// rebuild that replica (an empty directory, a new replica id) and sync
+    /// it from a live one; see ARCHITECTURE.md, "Deletes and garbage
+    /// collection".
+    #[error(
+        "the peer's record lacks collected deletes of {origin} up to {needed} (it holds {has}): \
+         it was restored from an old copy or missed deletes; rebuild it from a live replica"
+    )]
+    BehindHorizon {
+        /// The origin of the deletes missing.
+        origin: crate::causal::ReplicaId,
+        /// The sequence number collected up to.
+        needed: u64,
+        /// What the peer's record holds of that origin.
+        has: u64,
+    },
     /// The local engine failed (for example a received state is invalid).
     #[error("engine error during sync: {0}")]
     Engine(#[from] Error),
@@ -148,6 +167,12 @@ pub trait SyncStore {
     /// Add a converged peer's record to this replica's: it holds the
     /// effects of those dots now.
     fn learn_context(&self, context: &CausalContext) -> Result<(), Error>;
+    /// The deletes whose tombstones this replica collected (see
+    /// `Engine::collect`): a peer with data whose record lacks them is
+    /// refused. A store that never collects returns the empty vector.
+    fn horizon(&self) -> Result<crate::causal::VersionVector, Error> {
+        Ok(crate::causal::VersionVector::new())
+    }
 }
 
 /// Forward every [`SyncStore`] method through a pointer type, so a session
@@ -182,6 +207,9 @@ macro_rules! forward_sync_store {
             fn learn_context(&self, context: &CausalContext) -> Result<(), Error> {
                 (**self).learn_context(context)
             }
+            fn horizon(&self) -> Result<crate::causal::VersionVector, Error> {
+                (**self).horizon()
+            }
         }
     )*};
 }
@@ -212,6 +240,9 @@ impl SyncStore for crate::Engine {
     }
     fn learn_context(&self, context: &CausalContext) -> Result<(), Error> {
         crate::Engine::learn_context(self, context)
+    }
+    fn horizon(&self) -> Result<crate::causal::VersionVector, Error> {
+        Ok(self.collection_horizon())
     }
     fn merge_states(&self, states: &[KeyState]) -> Result<u64, Error> {
         // A key whose join would pass the state size limit is left out and

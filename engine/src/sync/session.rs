@@ -80,6 +80,9 @@ pub struct Session<S: SyncStore> {
     /// The peer's causal record from its first message; added to ours when
     /// the session converges.
     their_context: Option<CausalContext>,
+    /// The records both sides sent (theirs, ours), for
+    /// [`Session::acknowledged`].
+    records: (Option<CausalContext>, Option<CausalContext>),
     /// The peer's states received so far, joined when their last part
     /// arrives (see `Config::stage_bytes`).
     staged: Vec<KeyState>,
@@ -124,6 +127,7 @@ impl<S: SyncStore> Session<S> {
             differ: None,
             wants: CappedHashes::new(cap),
             their_context: None,
+            records: (None, None),
             staged: Vec::new(),
             staged_bytes: 0,
             queue: VecDeque::new(),
@@ -145,6 +149,7 @@ impl<S: SyncStore> Session<S> {
             Some(random_id()),
             Phase::AwaitSummaryReply,
         );
+        s.records.1 = Some(context.clone());
         let msg = s.envelope(Body::Summary {
             root: root.hash,
             count: root.count,
@@ -162,6 +167,44 @@ impl<S: SyncStore> Session<S> {
     /// This side's role.
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// What the peer holds after a session that ended `Equal` or
+    /// `Converged`: both records as they were sent (the peer holds the
+    /// data both listed). Pass it to `Engine::acknowledge` for the peer
+    /// (the session does not know the peer's replica id): the collection
+    /// of tombstones waits for every member's acknowledgement. `None`
+    /// otherwise.
+    pub fn acknowledged(&self) -> Option<CausalContext> {
+        match self.outcome() {
+            Some(Outcome::Equal | Outcome::Converged) => {
+                let (theirs, ours) = &self.records;
+                let mut ctx = theirs.clone()?;
+                if let Some(o) = ours {
+                    ctx.merge(o);
+                }
+                Some(ctx)
+            }
+            _ => None,
+        }
+    }
+
+    /// Refuse a peer that holds data but whose record lacks deletes this
+    /// replica collected (see [`SyncError::BehindHorizon`]).
+    fn check_horizon(&self, theirs: &CausalContext, has_data: bool) -> Result<(), SyncError> {
+        if !has_data {
+            return Ok(());
+        }
+        let horizon = self.store.horizon()?;
+        let missing = horizon.iter().find(|(o, s)| theirs.vv().get(*o) < *s);
+        match missing {
+            Some((origin, needed)) => Err(SyncError::BehindHorizon {
+                origin,
+                needed,
+                has: theirs.vv().get(origin),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The outcome, once the session is done.
@@ -385,11 +428,16 @@ impl<S: SyncStore> Session<S> {
                 },
             ) => self.on_summary(root, count, context),
             (Phase::AwaitSummaryReply, Body::Equal { context }) => {
+                // Equal roots: the same data, nothing to refuse.
                 self.store.learn_context(&context)?;
+                self.records.0 = Some(context);
                 self.phase = Phase::Done(Outcome::Equal);
                 Ok(())
             }
             (Phase::AwaitSummaryReply, Body::Estimate { hashes, context }) => {
+                // An empty replica's tree hashes to zeros: it may catch up.
+                self.check_horizon(&context, hashes.iter().any(|h| *h != 0))?;
+                self.records.0 = Some(context.clone());
                 self.their_context = Some(context);
                 self.on_estimate(&hashes)
             }
@@ -522,6 +570,7 @@ impl<S: SyncStore> Session<S> {
     ) -> Result<(), SyncError> {
         let context = self.store.context()?;
         let mine = self.store.root()?;
+        self.records = (Some(theirs.clone()), Some(context.clone()));
         if mine.hash == root && mine.count == count {
             self.store.learn_context(&theirs)?;
             self.phase = Phase::Done(Outcome::Equal);
@@ -529,6 +578,7 @@ impl<S: SyncStore> Session<S> {
             self.queue.push_back(msg);
             return Ok(());
         }
+        self.check_horizon(&theirs, count > 0)?;
         self.their_context = Some(theirs);
         let hashes: Vec<ShortHash> = self
             .store

@@ -35,18 +35,18 @@ pub fn small_options(id: u128) -> Options {
     }
 }
 
-/// Copy every key's full state from `from` into `to`.
+/// Copy every key's full state (tombstones included) from `from` into `to`.
 pub fn push_all(from: &Engine, to: &Engine) {
-    for item in from.keys(b"").expect("keys") {
+    for item in from.stored_keys(b"").expect("keys") {
         let (k, _) = item.expect("key");
         let bytes = from.state_bytes(&k).expect("state").expect("present");
         to.merge(&k, &bytes).expect("merge");
     }
 }
 
-/// Every key with its encoded state.
+/// Every stored key (tombstones included) with its encoded state.
 pub fn dump(e: &Engine) -> Vec<(Vec<u8>, Vec<u8>)> {
-    e.keys(b"")
+    e.stored_keys(b"")
         .expect("keys")
         .map(|r| {
             let (k, _) = r.expect("key");
