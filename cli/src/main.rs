@@ -23,6 +23,7 @@ Examples:
   converge --node 127.0.0.1:7701 incr likes 5
   converge --node 127.0.0.1:7702 get likes
   converge --node 127.0.0.1:7701 add cart socks --mode sync
+  converge --node 127.0.0.1:7701 delete cart
   converge --node 127.0.0.1:7701 status --json
   converge verify /tmp/n1      (offline, node stopped)
   converge demo                (a three-node cluster on loopback)
@@ -180,6 +181,14 @@ enum Cmd {
         /// read the key first and replace what it holds).
         #[arg(long)]
         context: Option<String>,
+        #[command(flatten)]
+        replication: Replication,
+    },
+    /// Delete a key (any type): it reads as absent until a write the
+    /// delete did not see re-creates it.
+    Delete {
+        /// The key.
+        key: String,
         #[command(flatten)]
         replication: Replication,
     },
@@ -491,6 +500,20 @@ async fn online(node: &str, json: bool, cmd: Cmd) -> Result<(), CliError> {
                 }
             };
             let what = format!("{key} = {value:?}");
+            client::write(
+                c,
+                vec![client::op(&key, kind)],
+                replication.mode(),
+                &what,
+                json,
+            )
+            .await?;
+        }
+        Cmd::Delete { key, replication } => {
+            let kind = Kind::Delete(converge_cli::proto::Delete {
+                observed: Vec::new(),
+            });
+            let what = format!("deleted {key}");
             client::write(
                 c,
                 vec![client::op(&key, kind)],

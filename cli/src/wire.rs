@@ -21,6 +21,14 @@ pub enum WireError {
         /// Why.
         source: CodecError,
     },
+    /// A state field does not decode.
+    #[error("field `{field}` is not a valid encoded state: {source}")]
+    State {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        source: CodecError,
+    },
     /// An operation without a kind (an unknown one, from a newer client).
     #[error("operation {0} has no kind this node knows")]
     NoKind(usize),
@@ -76,6 +84,18 @@ pub fn batch(ops: Vec<proto::Op>) -> Result<Batch, WireError> {
             Kind::LwwSet(v) => Op::LwwSet(v),
             Kind::FwwSet(v) => Op::FwwSet(v),
             Kind::MvWrite(w) => Op::MvWrite(w.value, context(&w.context, "mv_write.context")?),
+            Kind::Delete(d) => Op::Delete(if d.observed.is_empty() {
+                None
+            } else {
+                Some(
+                    converge::codec::decode_state(&d.observed).map_err(|source| {
+                        WireError::State {
+                            field: "delete.observed",
+                            source,
+                        }
+                    })?,
+                )
+            }),
         };
         b.push(op.key, o);
     }

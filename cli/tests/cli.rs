@@ -93,6 +93,11 @@ async fn json_output_and_exit_codes() {
     assert_eq!(keys.as_array().map(Vec::len), Some(4));
     let s = json(&cli(n, &["--json", "status"]));
     assert_eq!(s["keys"], 4);
+    // A deleted key reads as absent and leaves the listing.
+    assert_eq!(cli(n, &["set", "tmp", "x"]).code, 0);
+    assert_eq!(cli(n, &["delete", "tmp", "--mode", "async"]).code, 0);
+    assert_eq!(cli(n, &["get", "tmp"]).code, 3);
+    assert!(!cli(n, &["keys"]).stdout.contains("tmp"));
     assert_eq!(s["converged"], true, "alone, trivially");
 
     // 3: absent; 4: refused (wrong type; a bad token); 2: usage.
@@ -163,6 +168,11 @@ async fn an_unacknowledged_sync_write_exits_6_and_still_replicates() {
     );
     assert_eq!(ok.code, 0, "{}", ok.stderr);
     assert!(ok.stdout.contains("held by 1 peers"), "{}", ok.stdout);
+    let m = cl.nodes[1].listen.to_string();
+    assert_eq!(cli(&n, &["set", "tmp", "v", "--mode", "sync"]).code, 0);
+    let del = cli(&n, &["delete", "tmp", "--mode", "sync"]);
+    assert!(del.stdout.contains("held by 1 peers"), "{}", del.stdout);
+    assert_eq!(cli(&m, &["get", "tmp"]).code, 3, "the delete replicated");
 
     cl.faults.partition(&[&[cl.nodes[0].ip], &[cl.nodes[1].ip]]);
     let late = cli(
@@ -192,7 +202,6 @@ async fn an_unacknowledged_sync_write_exits_6_and_still_replicates() {
 
     cl.faults.heal();
     cl.wait_converged(&[0, 1], wait).await.expect("converge");
-    let m = cl.nodes[1].listen.to_string();
     let there = json(&cli(&m, &["--json", "get", "cart"]));
     assert_eq!(there["value"], serde_json::json!(["hat", "socks"]));
     let s = json(&cli(&m, &["--json", "status"]));

@@ -37,6 +37,8 @@ pub fn sync(e: SyncError) -> Status {
         SyncError::Engine(e) => engine(e),
         SyncError::TooLarge { .. } => Status::resource_exhausted(e.to_string()),
         SyncError::Codec(_) | SyncError::Malformed(_) => Status::invalid_argument(e.to_string()),
+        // The peer must be rebuilt: retrying cannot help.
+        SyncError::BehindHorizon { .. } => Status::failed_precondition(e.to_string()),
         other => Status::aborted(other.to_string()),
     }
 }
