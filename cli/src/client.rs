@@ -223,7 +223,8 @@ pub async fn keys(
             .keys(proto::KeysRequest {
                 prefix: prefix.as_bytes().to_vec(),
                 start_after: start_after.clone(),
-                limit: 1000,
+                // The largest page: each page scans from the prefix.
+                limit: 10_000,
             })
             .await
             .map_err(CliError::status)?

@@ -316,6 +316,12 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
             "--push-page, --probe-ms, --anti-entropy-ms and --rpc-timeout-ms must be positive",
         ));
     }
+    if a.listen.ip().is_unspecified() && a.advertise.is_none() {
+        return Err(CliError::new(
+            2,
+            "listening on a wildcard address: give --advertise, the address peers can reach",
+        ));
+    }
     let mut c = NodeConfig::new(a.data, a.listen);
     c.advertise = a.advertise;
     c.join = a.join;

@@ -128,6 +128,7 @@ impl Proxy {
         let tcp_task = tokio::spawn(async move {
             loop {
                 let Ok((conn, from)) = tcp.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 };
                 let f = f.clone();

@@ -113,6 +113,12 @@ async fn json_output_and_exit_codes() {
     assert_eq!(cli(n, &["get", "likes", "--at-least", "xyz"]).code, 2);
     assert_eq!(cli(n, &["incr", "likes", "-1"]).code, 2);
     assert_eq!(cli(n, &["frobnicate"]).code, 2);
+    let wild = dir.path().join("wild");
+    let w = wild.to_string_lossy();
+    assert_eq!(
+        cli(n, &["serve", "--data", &w, "--listen", "0.0.0.0:7"]).code,
+        2
+    );
     // 5: a semi-sync write with no live peer (nothing written), a node
     // that is not there.
     assert_eq!(cli(n, &["incr", "likes", "--mode", "semi-sync"]).code, 5);

@@ -151,6 +151,14 @@ async fn bad_input_gets_a_typed_status_and_changes_nothing() {
         c.write(unknown_mode).await,
         Code::InvalidArgument,
     );
+    let mut long_wait = write(b"x", Kind::Increment(1));
+    long_wait.replication = Mode::Sync as i32;
+    long_wait.ack_timeout_ms = 40_000;
+    expect(
+        "ack wait over the limit",
+        c.write(long_wait).await,
+        Code::InvalidArgument,
+    );
     let mut no_ops = write(b"x", Kind::Increment(1));
     no_ops.ops.clear();
     expect(

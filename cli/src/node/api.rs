@@ -70,6 +70,13 @@ impl Converge for Api {
         let req = request.into_inner();
         let mode = Replication::try_from(req.replication)
             .map_err(|_| Status::invalid_argument("unknown replication mode"))?;
+        if u64::from(req.ack_timeout_ms) > self.shared.config.max_read_wait.as_millis() as u64 {
+            return Err(Status::invalid_argument(format!(
+                "ack_timeout_ms {} exceeds this node's limit of {} ms (nothing was written)",
+                req.ack_timeout_ms,
+                self.shared.config.max_read_wait.as_millis()
+            )));
+        }
         let n_ops = req.ops.len();
         let batch = wire::batch(req.ops).map_err(status::wire)?;
         // Who must hold it, fixed at the time of the write.

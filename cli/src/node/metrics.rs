@@ -239,6 +239,8 @@ pub async fn serve(shared: Arc<Shared>, addr: SocketAddr) -> std::io::Result<Joi
     Ok(tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
+                // Out of descriptors or similar: do not spin.
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
             let shared = shared.clone();
