@@ -226,6 +226,13 @@ enum Cmd {
         /// The peer's address (host:port).
         peer: String,
     },
+    /// Retire a member that left for good (by replica id, as `status`
+    /// shows it): the log is no longer kept for it and tombstone
+    /// collection no longer waits for it. Refused while it is alive.
+    Forget {
+        /// The member's replica id (32 hex digits).
+        replica_id: String,
+    },
     /// Print a store's anti-entropy root and check it against the data
     /// (offline: the node must be stopped).
     Verify {
@@ -541,6 +548,22 @@ async fn online(node: &str, json: bool, cmd: Cmd) -> Result<(), CliError> {
         Cmd::Keys { prefix, .. } => client::keys(c, &prefix, json).await?,
         Cmd::Status => client::status(c, json).await?,
         Cmd::Sync { peer } => client::sync(c, &peer, json).await?,
+        Cmd::Forget { replica_id } => {
+            let r = c
+                .forget(converge_cli::proto::ForgetRequest {
+                    replica_id: replica_id.clone(),
+                })
+                .await
+                .map_err(CliError::status)?
+                .into_inner();
+            if json {
+                println!("{}", serde_json::json!({"known": r.known}));
+            } else if r.known {
+                println!("forgot {replica_id}");
+            } else {
+                println!("{replica_id} was not known");
+            }
+        }
         _ => return Err(CliError::new(1, "not a client command")),
     }
     Ok(())

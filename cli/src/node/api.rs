@@ -268,4 +268,35 @@ impl Converge for Api {
             states_received: stats.states_received,
         }))
     }
+
+    async fn forget(
+        &self,
+        request: Request<proto::ForgetRequest>,
+    ) -> Result<Response<proto::ForgetReply>, Status> {
+        let id = request.into_inner().replica_id;
+        let peer = u128::from_str_radix(&id, 16)
+            .ok()
+            .filter(|_| id.len() == 32)
+            .map(ReplicaId)
+            .ok_or_else(|| Status::invalid_argument("replica_id must be 32 hex digits"))?;
+        if peer == self.shared.me {
+            return Err(Status::invalid_argument("a node cannot forget itself"));
+        }
+        let in_table = self.shared.forget(peer).map_err(|h| {
+            Status::failed_precondition(format!(
+                "member {peer} is {}: stop it (and wait until it is down) first",
+                h.name()
+            ))
+        })?;
+        let in_feed = blocking(&self.shared.engine, move |e| {
+            let known = e.feed_info()?.peers.iter().any(|(r, _)| *r == peer);
+            e.remove_peer(peer)?;
+            Ok(known)
+        })
+        .await?;
+        tracing::info!(%peer, "member forgotten");
+        Ok(Response::new(proto::ForgetReply {
+            known: in_table || in_feed,
+        }))
+    }
 }

@@ -226,6 +226,16 @@ impl Shared {
         (ops, oldest.map_or(0.0, |at| at.elapsed().as_secs_f64()))
     }
 
+    /// Forget a member that is down (see `Converge.Forget`): whether it
+    /// was known. `Err` names its state when it is not down.
+    pub fn forget(&self, peer: ReplicaId) -> Result<bool, PeerHealth> {
+        let mut peers = self.peers();
+        match peers.get(&peer).map(|p| p.health) {
+            Some(PeerHealth::Down) | None => Ok(peers.remove(&peer).is_some()),
+            Some(h) => Err(h),
+        }
+    }
+
     /// Whether the node is shutting down.
     pub fn is_stopping(&self) -> bool {
         *self.stopping.borrow()
