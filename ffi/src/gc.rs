@@ -82,7 +82,10 @@ unsafe fn report(
                     tombstones: *n,
                 })
                 .collect();
-            write_out(blockers_out, Box::into_raw(Box::new(cvg_blockers_t { items })));
+            write_out(
+                blockers_out,
+                Box::into_raw(Box::new(cvg_blockers_t { items })),
+            );
         }
         if !horizon_out.is_null() {
             let vv = codec::encode_vv(&r.horizon);
@@ -148,7 +151,15 @@ pub unsafe extern "C" fn cvg_engine_collect(
     horizon_out: *mut cvg_bytes_t,
 ) -> cvg_status_t {
     // SAFETY: forwarded caller guarantees.
-    unsafe { scan(engine, report_out, blockers_out, horizon_out, Engine::collect) }
+    unsafe {
+        scan(
+            engine,
+            report_out,
+            blockers_out,
+            horizon_out,
+            Engine::collect,
+        )
+    }
 }
 
 /// What `cvg_engine_collect` would collect now, and what waits on whom,
@@ -165,7 +176,15 @@ pub unsafe extern "C" fn cvg_engine_tombstones(
     horizon_out: *mut cvg_bytes_t,
 ) -> cvg_status_t {
     // SAFETY: forwarded caller guarantees.
-    unsafe { scan(engine, report_out, blockers_out, horizon_out, Engine::tombstones) }
+    unsafe {
+        scan(
+            engine,
+            report_out,
+            blockers_out,
+            horizon_out,
+            Engine::tombstones,
+        )
+    }
 }
 
 /// Number of entries (0 for NULL).

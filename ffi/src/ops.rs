@@ -326,7 +326,11 @@ pub unsafe extern "C" fn cvg_engine_delete(
     delta_out: *mut cvg_bytes_t,
 ) -> cvg_status_t {
     // SAFETY: forwarded caller guarantees.
-    unsafe { op(engine, key, key_len, delta_out, |e, k| Ok(e.delete(k, None)?)) }
+    unsafe {
+        op(engine, key, key_len, delta_out, |e, k| {
+            Ok(e.delete(k, None)?)
+        })
+    }
 }
 
 /// Delete `key`, removing only what `observed` holds: the encoded full

@@ -526,7 +526,12 @@ pub unsafe extern "C" fn cvg_sync_acknowledged(
             ))
         })?;
         // SAFETY: checked non-NULL.
-        unsafe { write_out(context_out, cvg_bytes_t::from_vec(codec::encode_context(&ctx))) };
+        unsafe {
+            write_out(
+                context_out,
+                cvg_bytes_t::from_vec(codec::encode_context(&ctx)),
+            )
+        };
         Ok(())
     })
 }
