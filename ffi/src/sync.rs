@@ -616,6 +616,19 @@ mod tests {
     }
 
     #[test]
+    fn a_peer_behind_the_horizon_has_its_own_status() {
+        let f = failure(SyncError::BehindHorizon {
+            origin: engine::ReplicaId::from_bytes([3; 16]),
+            needed: 7,
+            has: 2,
+        });
+        assert_eq!(f.status, cvg_status_t::CVG_STATUS_BEHIND_HORIZON);
+        assert!(f.message.contains("up to 7"), "{}", f.message);
+        let protocol = failure(SyncError::Malformed("x".into()));
+        assert_eq!(protocol.status, cvg_status_t::CVG_STATUS_CORRUPT_INPUT);
+    }
+
+    #[test]
     fn every_engine_outcome_has_a_distinct_number() {
         let ours = [
             Outcome::Equal,
