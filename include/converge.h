@@ -264,6 +264,20 @@ enum cvg_status_t
    * acknowledged is lost.
    */
   CVG_STATUS_NO_SPACE = 25,
+  /**
+   * A sync session was refused: the peer holds data but its causal
+   * record lacks deletes whose tombstones this replica already collected
+   * (`cvg_engine_collect`): it was restored from an old copy of its
+   * directory, or missed deletes every member acknowledged. Syncing it
+   * could bring purged keys back, so nothing was exchanged. Recovery:
+   * rebuild that replica from a live one: open a new, empty store (with
+   * a new replica id: the old copy may lack operations its id already
+   * issued) and sync it (a replica that holds no data is always
+   * accepted); on the other replicas, retire the old id
+   * (`cvg_engine_remove_peer`) and register the new one. The message
+   * names the origin and the sequence numbers.
+   */
+  CVG_STATUS_BEHIND_HORIZON = 26,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -293,6 +307,17 @@ typedef uint32_t cvg_status_t;
 typedef struct cvg_batch_t cvg_batch_t;
 
 /**
+ * The replicas holding collection back, by ascending replica id. Owned;
+ * created by `cvg_engine_collect` or `cvg_engine_tombstones`, released by
+ * `cvg_blockers_free`.
+ *
+ * Thread safety: immutable. `cvg_blockers_len` and `cvg_blockers_get` may
+ * run on any number of threads at once; `cvg_blockers_free` needs
+ * exclusive access (no reader running) and may be called from any thread.
+ */
+typedef struct cvg_blockers_t cvg_blockers_t;
+
+/**
  * The output of a merge function: a growable byte buffer owned by the
  * library, valid only during the callback it is passed to. Append the
  * merged value with `cvg_buffer_append`. Thread safety: only the callback
@@ -303,7 +328,8 @@ typedef struct cvg_buffer_t cvg_buffer_t;
 
 /**
  * The deltas of a `cvg_engine_write`, one per local operation (merges
- * produce none), in batch order, each with its key. Owned; created by
+ * produce none, nor do deletes with nothing to delete), in batch order,
+ * each with its key. Owned; created by
  * `cvg_engine_write`, released by `cvg_deltas_free`.
  *
  * Thread safety: immutable. `cvg_deltas_len`, `cvg_deltas_get`,
@@ -341,7 +367,8 @@ typedef struct cvg_engine_t cvg_engine_t;
 /**
  * An iterator over the keys of an engine that start with a prefix, in
  * byte order, with their types, over a consistent snapshot taken when it
- * was created. Created by `cvg_engine_keys`, released by `cvg_iter_free`.
+ * was created. Created by `cvg_engine_keys` or `cvg_engine_stored_keys`,
+ * released by `cvg_iter_free`.
  * It holds a reference to the engine's store and keeps it open, even
  * after `cvg_engine_close`, until freed: free every iterator before
  * closing the engine to close the store at once (see there).
@@ -592,6 +619,49 @@ typedef struct cvg_feed_info_t {
    */
   uint64_t peers;
 } cvg_feed_info_t;
+
+/**
+ * What `cvg_engine_collect` did, or what `cvg_engine_tombstones` finds
+ * now without collecting.
+ */
+typedef struct cvg_collect_report_t {
+  /**
+   * Tombstones collected (forgotten): every member had acknowledged
+   * their deletes. From `cvg_engine_tombstones`: how many could be.
+   */
+  uint64_t collected;
+  /**
+   * Of those, keys removed entirely (they read as absent: nothing
+   * outlived the delete). Their space is reclaimed by compaction.
+   */
+  uint64_t purged;
+  /**
+   * Tombstones whose deletes are not stable yet: some member (or this
+   * replica's own record) lacks one of them.
+   */
+  uint64_t waiting;
+  /**
+   * How many replicas hold collection back (the entries of the
+   * `cvg_blockers_t` list, when asked for).
+   */
+  uint64_t blockers;
+} cvg_collect_report_t;
+
+/**
+ * One replica holding collection back: a member whose acknowledged
+ * context lacks a delete (or this replica itself, when its own record
+ * lacks one: a delete received before operations it depends on).
+ */
+typedef struct cvg_blocker_t {
+  /**
+   * Its 16-byte replica id.
+   */
+  uint8_t replica[16];
+  /**
+   * How many tombstones wait for it.
+   */
+  uint64_t tombstones;
+} cvg_blocker_t;
 
 /**
  * Durability of every write, for `cvg_options_set_durability`: one of the
@@ -1060,6 +1130,36 @@ cvg_status_t cvg_batch_mv_write(struct cvg_batch_t *batch,
                                 size_t value_len,
                                 const uint8_t *context,
                                 size_t context_len);
+
+/**
+ * Add a delete of `key` (any type): everything the key holds when the
+ * batch is applied, earlier operations of the batch included; see
+ * `cvg_engine_delete`. A delete with nothing to delete (the key reads as
+ * absent then) does nothing and has no delta in the write's
+ * `cvg_deltas_t`.
+ *
+ * # Safety
+ * `batch` is NULL or live; `key` points to `key_len` bytes.
+ */
+cvg_status_t cvg_batch_delete(struct cvg_batch_t *batch, const uint8_t *key, size_t key_len);
+
+/**
+ * Add a delete of `key` that removes only what `observed` holds (the
+ * encoded state of an earlier `cvg_engine_state_bytes` read); see
+ * `cvg_engine_delete_observed`. The state is decoded now:
+ * `CVG_STATUS_CORRUPT_INPUT` if it does not (`(NULL, 0)` included), and
+ * nothing is added; a state of another type than the key holds makes
+ * `cvg_engine_write` fail with `CVG_STATUS_WRONG_TYPE`.
+ *
+ * # Safety
+ * `batch` is NULL or live; `key` and `observed` point to their lengths in
+ * bytes.
+ */
+cvg_status_t cvg_batch_delete_observed(struct cvg_batch_t *batch,
+                                       const uint8_t *key,
+                                       size_t key_len,
+                                       const uint8_t *observed,
+                                       size_t observed_len);
 
 /**
  * Apply `batch` atomically: every operation or none (a failure writes
@@ -1554,10 +1654,14 @@ cvg_status_t cvg_engine_feed_info(const struct cvg_engine_t *engine,
                                   struct cvg_list_t **cursors_out);
 
 /**
- * Register a peer (its 16-byte replica id: `peer_len` must be 16) the
- * log is kept for: the operations it has not acknowledged
- * (`cvg_engine_acknowledge`) are not truncated, except past the
- * retention bound (`cvg_options_set_feed_retain_bytes`). Registering a
+ * Register a peer (its 16-byte replica id: `peer_len` must be 16): a
+ * replica that shares this replica's data. It is a member for the
+ * collection of tombstones (`cvg_engine_collect` waits for its
+ * acknowledgements; `cvg_engine_members` lists it), and, with the changes
+ * feed on, the log is kept for it: the operations it has not
+ * acknowledged (`cvg_engine_acknowledge`) are not truncated, except past
+ * the retention bound (`cvg_options_set_feed_retain_bytes`). Works with
+ * the changes feed off (then only membership is kept). Registering a
  * registered peer changes nothing. Registered peers are persisted.
  *
  * # Safety
@@ -1570,7 +1674,12 @@ cvg_status_t cvg_engine_register_peer(const struct cvg_engine_t *engine,
 /**
  * Record that the registered `peer` holds `cursor` (joined with what it
  * acknowledged before: acknowledging never moves back), and truncate the
- * log of what every registered peer holds. `CVG_STATUS_INVALID_ARGUMENT`
+ * log of what every registered peer holds. A cursor is an encoded causal
+ * context the peer holds: the `next` of a page it applied, its
+ * `cvg_engine_context`, or `cvg_sync_acknowledged` after a sync session
+ * with it; the collection of tombstones waits for these
+ * acknowledgements. Works with the changes feed off (membership only).
+ * `CVG_STATUS_INVALID_ARGUMENT`
  * for a peer that is not registered or a cursor claiming operations this
  * replica has not issued; `CVG_STATUS_CORRUPT_INPUT` for a cursor that
  * does not decode.
@@ -1586,9 +1695,10 @@ cvg_status_t cvg_engine_acknowledge(const struct cvg_engine_t *engine,
                                     size_t cursor_len);
 
 /**
- * Forget a registered peer: the log is no longer kept for it (and is
- * truncated of what the remaining peers hold). Removing a peer that is
- * not registered changes nothing.
+ * Forget a registered peer (retire a member): the log is no longer kept
+ * for it (and is truncated of what the remaining peers hold), and the
+ * collection of tombstones no longer waits for it. Works with the changes
+ * feed off. Removing a peer that is not registered changes nothing.
  *
  * # Safety
  * `engine` is NULL or a live handle; `peer` points to `peer_len` bytes.
@@ -1598,8 +1708,104 @@ cvg_status_t cvg_engine_remove_peer(const struct cvg_engine_t *engine,
                                     size_t peer_len);
 
 /**
+ * Collect the tombstones whose deletes every member has acknowledged:
+ * each such key forgets its tombstone, and a key that reads as absent is
+ * removed entirely (state, type, anti-entropy entry; compaction reclaims
+ * the space). A delete is stable once this replica's record and the
+ * context every member acknowledged (`cvg_engine_acknowledge`, fed by
+ * `cvg_sync_acknowledged` or the changes feed's cursors) hold it: then
+ * every replica holds the tombstone and nothing can bring the key back
+ * (a collected key never returns through redelivered deltas, pages of
+ * changes or anti-entropy; a peer restored from an old copy is refused
+ * with `CVG_STATUS_BEHIND_HORIZON`). With no member registered, every
+ * delete this replica holds is stable: register every replica that
+ * shares the data before collecting.
+ *
+ * `*report_out` says what was collected and what still waits; a member
+ * that does not acknowledge (offline) holds collection back, visibly:
+ * `*blockers_out` (optional: may be NULL; free with `cvg_blockers_free`)
+ * lists the replicas waited on and how many tombstones wait for each.
+ * `*horizon_out` (optional; free with `cvg_bytes_free`) receives the
+ * deletes collected so far on this replica, an encoded version vector
+ * (the format of `cvg_engine_version_vector`).
+ *
+ * Keys are collected one atomic write at a time: a crash in the middle
+ * leaves every key either collected or not. Safe at any time,
+ * concurrently with writes and syncs; one collection runs at a time
+ * (a second waits). `CVG_STATUS_POISONED` after a failed write.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; the outputs are NULL or writable.
+ */
+cvg_status_t cvg_engine_collect(const struct cvg_engine_t *engine,
+                                struct cvg_collect_report_t *report_out,
+                                struct cvg_blockers_t **blockers_out,
+                                struct cvg_bytes_t *horizon_out);
+
+/**
+ * What `cvg_engine_collect` would collect now, and what waits on whom,
+ * without collecting anything: the same outputs (`collected` and
+ * `purged` count what it would do). Reads only.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; the outputs are NULL or writable.
+ */
+cvg_status_t cvg_engine_tombstones(const struct cvg_engine_t *engine,
+                                   struct cvg_collect_report_t *report_out,
+                                   struct cvg_blockers_t **blockers_out,
+                                   struct cvg_bytes_t *horizon_out);
+
+/**
+ * Number of entries (0 for NULL).
+ *
+ * # Safety
+ * `blockers` is NULL or live.
+ */
+size_t cvg_blockers_len(const struct cvg_blockers_t *blockers);
+
+/**
+ * Entry `index` into `*blocker_out`. `CVG_STATUS_INVALID_ARGUMENT` if
+ * `index` is not below `cvg_blockers_len(blockers)`.
+ *
+ * # Safety
+ * `blockers` is NULL or live; `blocker_out` is NULL or writable.
+ */
+cvg_status_t cvg_blockers_get(const struct cvg_blockers_t *blockers,
+                              size_t index,
+                              struct cvg_blocker_t *blocker_out);
+
+/**
+ * Free a list of blockers. The pointer is invalid after the call. NULL
+ * is a no-op.
+ *
+ * # Safety
+ * `blockers` is NULL or live with no call running on it; it is not used
+ * afterwards.
+ */
+void cvg_blockers_free(struct cvg_blockers_t *blockers);
+
+/**
+ * The members: the replicas registered as sharing this replica's data
+ * (`cvg_engine_register_peer`), whose acknowledgements collection waits
+ * for. `*ids_out` is a list of their 16-byte replica ids in ascending
+ * order; `*contexts_out` (optional: may be NULL) a list of the causal
+ * contexts they acknowledged (encoded, as `cvg_engine_acknowledge` takes
+ * them), item `i` of each list belonging to the same member. Free the lists with
+ * `cvg_list_free`. Works with the changes feed off (unlike
+ * `cvg_engine_feed_info`, which lists the same replicas as peers).
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; the outputs are NULL or writable.
+ */
+cvg_status_t cvg_engine_members(const struct cvg_engine_t *engine,
+                                struct cvg_list_t **ids_out,
+                                struct cvg_list_t **contexts_out);
+
+/**
  * A new iterator over the keys of `engine` starting with `prefix`
  * (`(NULL, 0)`: every key) into `*iter_out` (free with `cvg_iter_free`).
+ * Keys that read as absent (deleted: see `cvg_engine_delete`) are
+ * skipped; `cvg_engine_stored_keys` lists them too.
  *
  * # Safety
  * `engine` is NULL or a live handle; `prefix` points to `prefix_len`
@@ -1609,6 +1815,21 @@ cvg_status_t cvg_engine_keys(const struct cvg_engine_t *engine,
                              const uint8_t *prefix,
                              size_t prefix_len,
                              struct cvg_iter_t **iter_out);
+
+/**
+ * As `cvg_engine_keys`, but also lists the keys that read as absent
+ * (deleted, their tombstone not collected yet), with the type they keep:
+ * every key that has a stored state. Their tombstones are states a peer
+ * needs when states are copied by hand (`cvg_engine_state_bytes`, then
+ * `cvg_engine_merge`); anti-entropy finds them by itself.
+ *
+ * # Safety
+ * As `cvg_engine_keys`.
+ */
+cvg_status_t cvg_engine_stored_keys(const struct cvg_engine_t *engine,
+                                    const uint8_t *prefix,
+                                    size_t prefix_len,
+                                    struct cvg_iter_t **iter_out);
 
 /**
  * Advance the iterator. `*has_key_out` is true and `*key_out` /
@@ -1806,6 +2027,61 @@ cvg_status_t cvg_engine_mv_write(const struct cvg_engine_t *engine,
                                  const uint8_t *context,
                                  size_t context_len,
                                  struct cvg_bytes_t *delta_out);
+
+/**
+ * Delete `key`, whatever its type: remove everything this replica holds
+ * of it now. The delete replicates like any operation (ship the delta to
+ * peers' `cvg_engine_merge`); per type it removes what was observed, so
+ * an update concurrent with it survives (counters: reset-remove, the
+ * concurrent increments count from zero; OR-Set and MV register:
+ * update-wins; G-Set and 2P-Set: the observed elements go; LWW: a
+ * timestamped tombstone ordered like a write; FWW: a new epoch, where
+ * the first write after the delete wins). See docs/C_API.md, "Deletes
+ * and the collection of tombstones".
+ *
+ * Afterwards the key reads as absent: `cvg_engine_key_type` gives
+ * `CVG_CRDT_NONE`, the reads of its type give what they give for a key
+ * never written (a counter 0, a set no members, a register not found, an
+ * MV register no siblings), `cvg_engine_keys` skips it (but
+ * `cvg_engine_stored_keys` lists it, and `cvg_engine_state_bytes` gives
+ * its tombstone, which peers need). Until its tombstone is collected
+ * (`cvg_engine_collect`) it keeps its type: a write or read of another
+ * type gives `CVG_STATUS_WRONG_TYPE`, a write of the same type
+ * re-creates it. Once collected, the key is gone entirely.
+ *
+ * Nothing to delete (the key was never written, or already reads as
+ * absent) is not an error: the call succeeds, changes nothing and sets
+ * `*delta_out` to `{NULL, 0}`. A real delta is never empty.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `key` points to `key_len` bytes;
+ * `delta_out` is NULL or writable.
+ */
+cvg_status_t cvg_engine_delete(const struct cvg_engine_t *engine,
+                               const uint8_t *key,
+                               size_t key_len,
+                               struct cvg_bytes_t *delta_out);
+
+/**
+ * Delete `key`, removing only what `observed` holds: the encoded full
+ * state of an earlier `cvg_engine_state_bytes` read of the key (on this
+ * replica or another), so what was written after that read survives.
+ * Otherwise as `cvg_engine_delete` (nothing to delete: `*delta_out` is
+ * `{NULL, 0}`). `observed` is decoded first: bytes that do not decode
+ * (`(NULL, 0)` included) give `CVG_STATUS_CORRUPT_INPUT`, a state of
+ * another type than the key holds `CVG_STATUS_WRONG_TYPE`; nothing
+ * changes then.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `key` and `observed` point to their
+ * lengths in bytes; `delta_out` is NULL or writable.
+ */
+cvg_status_t cvg_engine_delete_observed(const struct cvg_engine_t *engine,
+                                        const uint8_t *key,
+                                        size_t key_len,
+                                        const uint8_t *observed,
+                                        size_t observed_len,
+                                        struct cvg_bytes_t *delta_out);
 
 /**
  * New options with the engine's defaults: a replica id generated at first
@@ -2247,6 +2523,25 @@ cvg_status_t cvg_sync_outcome(const struct cvg_sync_t *session, cvg_sync_outcome
  * `session` is NULL or a live session; `stats_out` is NULL or writable.
  */
 cvg_status_t cvg_sync_stats(const struct cvg_sync_t *session, struct cvg_sync_stats_t *stats_out);
+
+/**
+ * What the peer of a session that ended `CVG_SYNC_EQUAL` or
+ * `CVG_SYNC_CONVERGED` holds, as an encoded causal context, into
+ * `*context_out` (free with `cvg_bytes_free`): the join of the records
+ * both sides sent. Pass it to `cvg_engine_acknowledge` for the peer's
+ * replica id (the session does not know it) when the peer is a member:
+ * the collection of tombstones (`cvg_engine_collect`) waits for every
+ * member's acknowledgement. `CVG_STATUS_INVALID_ARGUMENT` (the message
+ * names the outcome) while the session runs, and after it ended
+ * `CVG_SYNC_DIVERGED` or `CVG_SYNC_FAILED`: then nothing is known to be
+ * held by both sides; acknowledge nothing and run another session.
+ *
+ * # Safety
+ * `session` is NULL or a live session (not inside `cvg_sync_handle`);
+ * `context_out` is NULL or writable.
+ */
+cvg_status_t cvg_sync_acknowledged(const struct cvg_sync_t *session,
+                                   struct cvg_bytes_t *context_out);
 
 /**
  * Free a session, at any point of it (an unfinished session simply

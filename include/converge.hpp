@@ -16,6 +16,15 @@
 //   changes_since(cursor, limit), apply_changes(page), feed_info(),
 //   register_peer / acknowledge / remove_peer; cursors are bytes like
 //   tokens.
+// - Deletes and the collection of tombstones: engine::del(k) and
+//   del_observed(k, state) return the delta, or std::nullopt when there
+//   was nothing to delete; batch::del / del_observed; engine::collect()
+//   and tombstones() (a collect_report: what was collected, what waits on
+//   whom); engine::membership() (the registered replicas and what they
+//   acknowledged; not members(k), which reads a set);
+//   sync_session::acknowledged(); engine::stored_keys() also lists keys
+//   that read as absent. A sync with a replica behind the collection
+//   horizon throws CVG_STATUS_BEHIND_HORIZON.
 // - Thread safety is the C API's (docs/C_API.md, "Threads"): const methods
 //   may run on several threads at once on the same object (engine: every
 //   operation and read; batch: size() and being written by engine::write;
@@ -118,6 +127,34 @@ struct feed_state {
   std::vector<feed_peer> peers;
 };
 
+/// A replica holding the collection of tombstones back (collect_report).
+struct blocker {
+  replica_id id;
+  /// How many tombstones wait for it.
+  uint64_t tombstones;
+};
+
+/// What engine::collect did, or engine::tombstones finds now.
+struct collect_report {
+  /// Tombstones collected (tombstones(): that could be collected now).
+  uint64_t collected;
+  /// Of those, keys removed entirely.
+  uint64_t purged;
+  /// Tombstones whose deletes some member (or this replica) lacks.
+  uint64_t waiting;
+  /// The replicas waited on, by ascending id.
+  std::vector<blocker> waiting_on;
+  /// The deletes collected so far, an encoded version vector.
+  bytes horizon;
+};
+
+/// A registered replica (engine::membership) and the causal context it
+/// acknowledged.
+struct member {
+  replica_id id;
+  bytes acknowledged;
+};
+
 /// An open replica store (move-only). Const methods, close() included, may
 /// run on any number of threads at once; assignment needs exclusive
 /// access.
@@ -191,6 +228,26 @@ public:
   bytes mv_write(byte_view k, byte_view v, byte_view ctx) const {
     return op([&](cvg_bytes_t *o) { return cvg_engine_mv_write(h_, k.data(), k.size(), v.data(), v.size(), ctx.data(),
                                   ctx.size(), o); });
+  }
+  /// Delete `k`, whatever its type (what this replica holds of it now):
+  /// the delta, or std::nullopt when there was nothing to delete (never
+  /// written, or already absent). The key then reads as absent.
+  std::optional<bytes> del(byte_view k) const {
+    bytes d = op([&](cvg_bytes_t *o) { return cvg_engine_delete(h_, k.data(), k.size(), o); });
+    if (d.empty())
+      return std::nullopt;
+    return d;
+  }
+  /// Delete only what `observed` (an earlier state(k) read) holds: later
+  /// writes survive. Bad bytes throw CVG_STATUS_CORRUPT_INPUT, a state of
+  /// another type CVG_STATUS_WRONG_TYPE; nothing changes then.
+  std::optional<bytes> del_observed(byte_view k, byte_view observed) const {
+    bytes d = op([&](cvg_bytes_t *o) {
+      return cvg_engine_delete_observed(h_, k.data(), k.size(), observed.data(), observed.size(), o);
+    });
+    if (d.empty())
+      return std::nullopt;
+    return d;
   }
   /// Join a peer's delta or state into `k`.
   void merge(byte_view k, byte_view b) const {
@@ -301,6 +358,13 @@ public:
   key_iterator keys(byte_view prefix = byte_view(nullptr, 0)) const {
     cvg_iter_t *it = nullptr;
     detail::check(cvg_engine_keys(h_, prefix.data(), prefix.size(), &it));
+    return key_iterator(it);
+  }
+  /// As keys(), but also the keys that read as absent (deleted, their
+  /// tombstones not collected yet).
+  key_iterator stored_keys(byte_view prefix = byte_view(nullptr, 0)) const {
+    cvg_iter_t *it = nullptr;
+    detail::check(cvg_engine_stored_keys(h_, prefix.data(), prefix.size(), &it));
     return key_iterator(it);
   }
   bytes version_vector() const {
@@ -436,6 +500,36 @@ public:
     detail::check(cvg_engine_remove_peer(h_, peer.data(), peer.size()));
   }
 
+  // Deletes and the collection of tombstones (docs/C_API.md, "Deletes and
+  // the collection of tombstones").
+  /// Collect the tombstones every member has acknowledged; what waits, on
+  /// whom.
+  collect_report collect() const { return scan(&cvg_engine_collect); }
+  /// What collect() would collect now, without collecting.
+  collect_report tombstones() const { return scan(&cvg_engine_tombstones); }
+  /// The registered replicas (register_peer) and the contexts they
+  /// acknowledged, by ascending id. Works with the changes feed off.
+  std::vector<member> membership() const {
+    cvg_list_t *ids = nullptr, *ctxs = nullptr;
+    detail::check(cvg_engine_members(h_, &ids, &ctxs));
+    std::vector<bytes> id_bytes;
+    try {
+      id_bytes = detail::take_list(ids); // frees ids, also when it throws
+    } catch (...) {
+      cvg_list_free(ctxs);
+      throw;
+    }
+    std::vector<bytes> acked = detail::take_list(ctxs);
+    std::vector<member> r;
+    for (size_t i = 0; i < id_bytes.size() && i < acked.size(); i++) {
+      member m{replica_id{}, std::move(acked[i])};
+      for (size_t j = 0; j < m.id.size() && j < id_bytes[i].size(); j++)
+        m.id[j] = id_bytes[i][j];
+      r.push_back(std::move(m));
+    }
+    return r;
+  }
+
   void flush() const { detail::check(cvg_engine_flush(h_)); }
   void sync_wal() const { detail::check(cvg_engine_sync_wal(h_)); }
 
@@ -472,6 +566,30 @@ private:
     cvg_bytes_t out{nullptr, 0};
     detail::check(call(&out));
     return detail::take(out);
+  }
+  /// cvg_engine_collect or cvg_engine_tombstones, into a collect_report.
+  template <class Fn> collect_report scan(Fn fn) const {
+    cvg_collect_report_t r{};
+    cvg_blockers_t *bl = nullptr;
+    cvg_bytes_t horizon{nullptr, 0};
+    detail::check(fn(h_, &r, &bl, &horizon));
+    collect_report out{r.collected, r.purged, r.waiting, {}, bytes()};
+    try {
+      out.horizon = detail::take(horizon); // frees horizon, also when it throws
+      for (size_t i = 0; i < cvg_blockers_len(bl); i++) {
+        cvg_blocker_t b;
+        detail::check(cvg_blockers_get(bl, i, &b));
+        blocker x{replica_id{}, b.tombstones};
+        for (size_t j = 0; j < x.id.size(); j++)
+          x.id[j] = b.replica[j];
+        out.waiting_on.push_back(x);
+      }
+    } catch (...) {
+      cvg_blockers_free(bl);
+      throw;
+    }
+    cvg_blockers_free(bl);
+    return out;
   }
   cvg_engine_t *h_ = nullptr;
 };

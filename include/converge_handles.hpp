@@ -408,6 +408,20 @@ public:
                                                   e.size(), ctx.data(), ctx.size()));
     return *this;
   }
+  /// Delete `k` (any type): what it holds when the batch is applied. A
+  /// delete with nothing to delete has no delta in the write's deltas.
+  batch &del(byte_view k) {
+    detail::check(cvg_batch_delete(h_, k.data(), k.size()));
+    return *this;
+  }
+  /// Delete what `observed` (an engine::state() read of `k`) holds. Bytes
+  /// that do not decode throw CVG_STATUS_CORRUPT_INPUT now; a state of
+  /// another type makes engine::write throw CVG_STATUS_WRONG_TYPE.
+  batch &del_observed(byte_view k, byte_view observed) {
+    detail::check(cvg_batch_delete_observed(h_, k.data(), k.size(), observed.data(),
+                                            observed.size()));
+    return *this;
+  }
   batch &lww_set(byte_view k, byte_view v) {
     detail::check(cvg_batch_lww_set(h_, k.data(), k.size(), v.data(), v.size()));
     return *this;
@@ -593,6 +607,19 @@ public:
   }
   /// Whether this side has ended (outcome() is not CVG_SYNC_RUNNING).
   bool ended() const { return outcome() != CVG_SYNC_RUNNING; }
+  /// After a session that ended CVG_SYNC_EQUAL or CVG_SYNC_CONVERGED: what
+  /// the peer holds (an encoded causal context), to pass to
+  /// engine::acknowledge for the peer's id when it is a member (the
+  /// collection of tombstones waits for it). std::nullopt otherwise
+  /// (running, diverged, failed): acknowledge nothing.
+  std::optional<bytes> acknowledged() const {
+    cvg_sync_outcome_t o = outcome();
+    if (o != CVG_SYNC_EQUAL && o != CVG_SYNC_CONVERGED)
+      return std::nullopt;
+    cvg_bytes_t out{nullptr, 0};
+    detail::check(cvg_sync_acknowledged(h_, &out));
+    return detail::take(out);
+  }
   /// This side's traffic so far.
   cvg_sync_stats_t stats() const {
     cvg_sync_stats_t st{};

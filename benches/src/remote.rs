@@ -59,9 +59,12 @@ fn versus_merge(runs: usize, what: &str, load: Load, payloads: &[Vec<u8>]) -> Be
 pub fn records(sizes: &Sizes, progress: &mut dyn FnMut(&Record)) -> BenchResult<Vec<Record>> {
     let keys = sizes.keyspaces.first().copied().unwrap_or(10_000);
     let set_keys = keys.min(1_000);
-    let counter_deltas = counter_deltas(ACTORS, 64 * ACTORS)?;
+    // One delta per operation: a delta is one operation of its origin (a
+    // dot), and a replica applies it once (a second copy is skipped).
+    let unique = sizes.merge_ops.max(sizes.ops_batch1);
+    let counter_deltas = counter_deltas(ACTORS, unique)?;
     let counter_states = counter_states(ACTORS, 16)?;
-    let set_deltas = orset_deltas(ACTORS, ORSET_ELEMENTS, 64 * ACTORS);
+    let set_deltas = orset_deltas(ACTORS, ORSET_ELEMENTS, unique);
     let set_states = orset_states(ORSET_ELEMENTS, 4);
     let n = sizes.merge_ops;
     let plan: Vec<(String, Load, &[Vec<u8>])> = vec![

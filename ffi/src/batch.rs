@@ -28,7 +28,8 @@ pub struct cvg_batch_t {
 }
 
 /// The deltas of a `cvg_engine_write`, one per local operation (merges
-/// produce none), in batch order, each with its key. Owned; created by
+/// produce none, nor do deletes with nothing to delete), in batch order,
+/// each with its key. Owned; created by
 /// `cvg_engine_write`, released by `cvg_deltas_free`.
 ///
 /// Thread safety: immutable. `cvg_deltas_len`, `cvg_deltas_get`,
@@ -385,6 +386,57 @@ pub unsafe extern "C" fn cvg_batch_mv_write(
             let value = input(value, value_len, "value")?;
             let ctx = codec::decode_context(input(context, context_len, "context")?)?;
             b.mv_write(k, value, ctx);
+            Ok(())
+        })
+    }
+}
+
+/// Add a delete of `key` (any type): everything the key holds when the
+/// batch is applied, earlier operations of the batch included; see
+/// `cvg_engine_delete`. A delete with nothing to delete (the key reads as
+/// absent then) does nothing and has no delta in the write's
+/// `cvg_deltas_t`.
+///
+/// # Safety
+/// `batch` is NULL or live; `key` points to `key_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_batch_delete(
+    batch: *mut cvg_batch_t,
+    key: *const u8,
+    key_len: usize,
+) -> cvg_status_t {
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        add(batch, key, key_len, |b, k| {
+            b.delete(k, None);
+            Ok(())
+        })
+    }
+}
+
+/// Add a delete of `key` that removes only what `observed` holds (the
+/// encoded state of an earlier `cvg_engine_state_bytes` read); see
+/// `cvg_engine_delete_observed`. The state is decoded now:
+/// `CVG_STATUS_CORRUPT_INPUT` if it does not (`(NULL, 0)` included), and
+/// nothing is added; a state of another type than the key holds makes
+/// `cvg_engine_write` fail with `CVG_STATUS_WRONG_TYPE`.
+///
+/// # Safety
+/// `batch` is NULL or live; `key` and `observed` point to their lengths in
+/// bytes.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_batch_delete_observed(
+    batch: *mut cvg_batch_t,
+    key: *const u8,
+    key_len: usize,
+    observed: *const u8,
+    observed_len: usize,
+) -> cvg_status_t {
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        add(batch, key, key_len, |b, k| {
+            let state = codec::decode_state(input(observed, observed_len, "observed")?)?;
+            b.delete(k, Some(state));
             Ok(())
         })
     }

@@ -302,10 +302,14 @@ pub unsafe extern "C" fn cvg_engine_feed_info(
     })
 }
 
-/// Register a peer (its 16-byte replica id: `peer_len` must be 16) the
-/// log is kept for: the operations it has not acknowledged
-/// (`cvg_engine_acknowledge`) are not truncated, except past the
-/// retention bound (`cvg_options_set_feed_retain_bytes`). Registering a
+/// Register a peer (its 16-byte replica id: `peer_len` must be 16): a
+/// replica that shares this replica's data. It is a member for the
+/// collection of tombstones (`cvg_engine_collect` waits for its
+/// acknowledgements; `cvg_engine_members` lists it), and, with the changes
+/// feed on, the log is kept for it: the operations it has not
+/// acknowledged (`cvg_engine_acknowledge`) are not truncated, except past
+/// the retention bound (`cvg_options_set_feed_retain_bytes`). Works with
+/// the changes feed off (then only membership is kept). Registering a
 /// registered peer changes nothing. Registered peers are persisted.
 ///
 /// # Safety
@@ -325,7 +329,12 @@ pub unsafe extern "C" fn cvg_engine_register_peer(
 
 /// Record that the registered `peer` holds `cursor` (joined with what it
 /// acknowledged before: acknowledging never moves back), and truncate the
-/// log of what every registered peer holds. `CVG_STATUS_INVALID_ARGUMENT`
+/// log of what every registered peer holds. A cursor is an encoded causal
+/// context the peer holds: the `next` of a page it applied, its
+/// `cvg_engine_context`, or `cvg_sync_acknowledged` after a sync session
+/// with it; the collection of tombstones waits for these
+/// acknowledgements. Works with the changes feed off (membership only).
+/// `CVG_STATUS_INVALID_ARGUMENT`
 /// for a peer that is not registered or a cursor claiming operations this
 /// replica has not issued; `CVG_STATUS_CORRUPT_INPUT` for a cursor that
 /// does not decode.
@@ -354,9 +363,10 @@ pub unsafe extern "C" fn cvg_engine_acknowledge(
     })
 }
 
-/// Forget a registered peer: the log is no longer kept for it (and is
-/// truncated of what the remaining peers hold). Removing a peer that is
-/// not registered changes nothing.
+/// Forget a registered peer (retire a member): the log is no longer kept
+/// for it (and is truncated of what the remaining peers hold), and the
+/// collection of tombstones no longer waits for it. Works with the changes
+/// feed off. Removing a peer that is not registered changes nothing.
 ///
 /// # Safety
 /// `engine` is NULL or a live handle; `peer` points to `peer_len` bytes.

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 /// An iterator over the keys of an engine that start with a prefix, in
 /// byte order, with their types, over a consistent snapshot taken when it
-/// was created. Created by `cvg_engine_keys`, released by `cvg_iter_free`.
+/// was created. Created by `cvg_engine_keys` or `cvg_engine_stored_keys`,
+/// released by `cvg_iter_free`.
 /// It holds a reference to the engine's store and keeps it open, even
 /// after `cvg_engine_close`, until freed: free every iterator before
 /// closing the engine to close the store at once (see there).
@@ -32,6 +33,8 @@ pub struct cvg_iter_t {
 
 /// A new iterator over the keys of `engine` starting with `prefix`
 /// (`(NULL, 0)`: every key) into `*iter_out` (free with `cvg_iter_free`).
+/// Keys that read as absent (deleted: see `cvg_engine_delete`) are
+/// skipped; `cvg_engine_stored_keys` lists them too.
 ///
 /// # Safety
 /// `engine` is NULL or a live handle; `prefix` points to `prefix_len`
@@ -43,13 +46,52 @@ pub unsafe extern "C" fn cvg_engine_keys(
     prefix_len: usize,
     iter_out: *mut *mut cvg_iter_t,
 ) -> cvg_status_t {
+    // SAFETY: forwarded caller guarantees.
+    unsafe { new_iter(engine, prefix, prefix_len, iter_out, false) }
+}
+
+/// As `cvg_engine_keys`, but also lists the keys that read as absent
+/// (deleted, their tombstone not collected yet), with the type they keep:
+/// every key that has a stored state. Their tombstones are states a peer
+/// needs when states are copied by hand (`cvg_engine_state_bytes`, then
+/// `cvg_engine_merge`); anti-entropy finds them by itself.
+///
+/// # Safety
+/// As `cvg_engine_keys`.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_engine_stored_keys(
+    engine: *const cvg_engine_t,
+    prefix: *const u8,
+    prefix_len: usize,
+    iter_out: *mut *mut cvg_iter_t,
+) -> cvg_status_t {
+    // SAFETY: forwarded caller guarantees.
+    unsafe { new_iter(engine, prefix, prefix_len, iter_out, true) }
+}
+
+/// Create an iterator for `cvg_engine_keys` (`stored`: false) or
+/// `cvg_engine_stored_keys` (true).
+///
+/// # Safety
+/// As `cvg_engine_keys`.
+unsafe fn new_iter(
+    engine: *const cvg_engine_t,
+    prefix: *const u8,
+    prefix_len: usize,
+    iter_out: *mut *mut cvg_iter_t,
+    stored: bool,
+) -> cvg_status_t {
     ffi_boundary!({
         let handle = crate::engine::engine(engine)?;
         // SAFETY: forwarded caller guarantee.
         let prefix = unsafe { input(prefix, prefix_len, "prefix") }?;
         required(iter_out, "iter_out")?;
         let owner = Arc::clone(handle.arc());
-        let it = owner.keys(prefix)?;
+        let it = if stored {
+            owner.stored_keys(prefix)?
+        } else {
+            owner.keys(prefix)?
+        };
         // SAFETY: `it` borrows the engine inside `owner`'s allocation, which
         // the iterator keeps alive in `_engine` and which never moves; the
         // field order drops `iter` first. The 'static lifetime never

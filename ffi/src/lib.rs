@@ -11,7 +11,9 @@
 //! - `registry`: what an engine handle is (a generation-tagged slot of a
 //!   process-wide table) and how a call holds its engine while it runs;
 //! - [`feed`]: causal delivery (the pending area) and the changes feed;
-//! - [`ops`]: one CRDT operation per call, each returning its delta;
+//! - [`gc`]: the collection of tombstones and the membership it waits for;
+//! - [`ops`]: one CRDT operation (or delete) per call, each returning its
+//!   delta;
 //! - [`read`]: typed reads (counters, sets, registers, MV siblings);
 //! - [`batch`]: atomic batches and their packed deltas;
 //! - [`bulk`]: many batch operations, or all deltas, in one call;
@@ -34,6 +36,7 @@ pub mod bytes;
 pub mod callback;
 pub mod engine;
 pub mod feed;
+pub mod gc;
 pub mod iter;
 pub mod ops;
 pub mod options;
@@ -138,6 +141,7 @@ mod tests {
         shared_across_threads::<batch::cvg_deltas_t>();
         shared_across_threads::<bytes::cvg_list_t>();
         shared_across_threads::<read::cvg_siblings_t>();
+        shared_across_threads::<gc::cvg_blockers_t>();
         shared_across_threads::<sync::cvg_sync_t>();
         moved_across_threads::<iter::cvg_iter_t>();
     }

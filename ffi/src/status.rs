@@ -109,6 +109,18 @@ pub enum cvg_status_t {
     /// poisons the engine: free space, then close and reopen. Nothing
     /// acknowledged is lost.
     CVG_STATUS_NO_SPACE = 25,
+    /// A sync session was refused: the peer holds data but its causal
+    /// record lacks deletes whose tombstones this replica already collected
+    /// (`cvg_engine_collect`): it was restored from an old copy of its
+    /// directory, or missed deletes every member acknowledged. Syncing it
+    /// could bring purged keys back, so nothing was exchanged. Recovery:
+    /// rebuild that replica from a live one: open a new, empty store (with
+    /// a new replica id: the old copy may lack operations its id already
+    /// issued) and sync it (a replica that holds no data is always
+    /// accepted); on the other replicas, retire the old id
+    /// (`cvg_engine_remove_peer`) and register the new one. The message
+    /// names the origin and the sequence numbers.
+    CVG_STATUS_BEHIND_HORIZON = 26,
 }
 
 use cvg_status_t::*;
@@ -331,6 +343,7 @@ pub extern "C" fn cvg_status_name(status: u32) -> *const c_char {
             23 => c"CVG_STATUS_IO",
             24 => c"CVG_STATUS_BUSY",
             25 => c"CVG_STATUS_NO_SPACE",
+            26 => c"CVG_STATUS_BEHIND_HORIZON",
             _ => c"CVG_STATUS_UNKNOWN",
         };
         name.as_ptr()
@@ -401,6 +414,7 @@ mod tests {
             CVG_STATUS_IO,
             CVG_STATUS_BUSY,
             CVG_STATUS_NO_SPACE,
+            CVG_STATUS_BEHIND_HORIZON,
         ] {
             let name = unsafe { std::ffi::CStr::from_ptr(cvg_status_name(s as u32)) };
             assert_eq!(name.to_str().unwrap(), format!("{s:?}"));

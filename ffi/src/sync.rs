@@ -14,7 +14,7 @@ use crate::cvg_status_t;
 use crate::engine::cvg_engine_t;
 use crate::status::{ffi_boundary, Failure};
 use engine::sync::{self as esync, Config, Outcome, Session, SyncError};
-use engine::Engine;
+use engine::{codec, Engine};
 use std::ffi::{c_char, CStr};
 use std::sync::Arc;
 
@@ -88,18 +88,19 @@ pub const CVG_SYNC_FAILED: cvg_sync_outcome_t = 5;
 /// alone.
 #[no_mangle]
 pub extern "C" fn cvg_sync_outcome_name(outcome: cvg_sync_outcome_t) -> *const c_char {
-    ffi_boundary!(c"unknown".as_ptr() => {
-        let name: &'static CStr = match outcome {
-            CVG_SYNC_RUNNING => c"running",
-            CVG_SYNC_EQUAL => c"equal",
-            CVG_SYNC_REPAIRED => c"repaired",
-            CVG_SYNC_CONVERGED => c"converged",
-            CVG_SYNC_DIVERGED => c"diverged",
-            CVG_SYNC_FAILED => c"failed",
-            _ => c"unknown",
-        };
-        name.as_ptr()
-    })
+    ffi_boundary!(c"unknown".as_ptr() => { outcome_name(outcome).as_ptr() })
+}
+
+fn outcome_name(outcome: cvg_sync_outcome_t) -> &'static CStr {
+    match outcome {
+        CVG_SYNC_RUNNING => c"running",
+        CVG_SYNC_EQUAL => c"equal",
+        CVG_SYNC_REPAIRED => c"repaired",
+        CVG_SYNC_CONVERGED => c"converged",
+        CVG_SYNC_DIVERGED => c"diverged",
+        CVG_SYNC_FAILED => c"failed",
+        _ => c"unknown",
+    }
 }
 
 /// Traffic of one side of a session.
@@ -166,6 +167,17 @@ pub struct cvg_sync_t {
     inner: Session<Arc<Engine>>,
 }
 
+impl cvg_sync_t {
+    /// This side's `CVG_SYNC_*` outcome so far.
+    fn outcome(&self) -> cvg_sync_outcome_t {
+        match (self.inner.outcome(), self.inner.is_finished()) {
+            (Some(o), _) => outcome(o),
+            (None, true) => CVG_SYNC_FAILED,
+            (None, false) => CVG_SYNC_RUNNING,
+        }
+    }
+}
+
 /// The default session limits.
 #[no_mangle]
 pub extern "C" fn cvg_sync_config_default() -> cvg_sync_config_t {
@@ -197,14 +209,19 @@ fn config(c: Option<&cvg_sync_config_t>) -> Result<Config, Failure> {
 }
 
 /// A sync failure on its way to C: engine errors keep their status; bad
-/// bytes are `CVG_STATUS_CORRUPT_INPUT`; a message out of sequence, of
-/// another session or for an ended session is `CVG_STATUS_SYNC_PROTOCOL`.
+/// bytes are `CVG_STATUS_CORRUPT_INPUT`; a peer whose record lacks
+/// collected deletes is `CVG_STATUS_BEHIND_HORIZON`; a message out of
+/// sequence, of another session or for an ended session is
+/// `CVG_STATUS_SYNC_PROTOCOL`.
 fn failure(e: SyncError) -> Failure {
     match e {
         SyncError::Engine(e) => Failure::from(e),
         SyncError::Codec(c) => Failure::from(c),
         e @ (SyncError::Malformed(_) | SyncError::TooLarge { .. }) => {
             Failure::new(cvg_status_t::CVG_STATUS_CORRUPT_INPUT, e.to_string())
+        }
+        e @ SyncError::BehindHorizon { .. } => {
+            Failure::new(cvg_status_t::CVG_STATUS_BEHIND_HORIZON, e.to_string())
         }
         e => Failure::new(cvg_status_t::CVG_STATUS_SYNC_PROTOCOL, e.to_string()),
     }
@@ -428,13 +445,8 @@ pub unsafe extern "C" fn cvg_sync_outcome(
         // SAFETY: forwarded caller guarantees.
         let s = unsafe { reference(session, "session") }?;
         required(outcome_out, "outcome_out")?;
-        let o = match (s.inner.outcome(), s.inner.is_finished()) {
-            (Some(o), _) => outcome(o),
-            (None, true) => CVG_SYNC_FAILED,
-            (None, false) => CVG_SYNC_RUNNING,
-        };
         // SAFETY: checked non-NULL.
-        unsafe { write_out(outcome_out, o) };
+        unsafe { write_out(outcome_out, s.outcome()) };
         Ok(())
     })
 }
@@ -479,6 +491,47 @@ pub unsafe extern "C" fn cvg_sync_stats(
         required(stats_out, "stats_out")?;
         // SAFETY: checked non-NULL.
         unsafe { write_out(stats_out, stats(s.inner.stats())) };
+        Ok(())
+    })
+}
+
+/// What the peer of a session that ended `CVG_SYNC_EQUAL` or
+/// `CVG_SYNC_CONVERGED` holds, as an encoded causal context, into
+/// `*context_out` (free with `cvg_bytes_free`): the join of the records
+/// both sides sent. Pass it to `cvg_engine_acknowledge` for the peer's
+/// replica id (the session does not know it) when the peer is a member:
+/// the collection of tombstones (`cvg_engine_collect`) waits for every
+/// member's acknowledgement. `CVG_STATUS_INVALID_ARGUMENT` (the message
+/// names the outcome) while the session runs, and after it ended
+/// `CVG_SYNC_DIVERGED` or `CVG_SYNC_FAILED`: then nothing is known to be
+/// held by both sides; acknowledge nothing and run another session.
+///
+/// # Safety
+/// `session` is NULL or a live session (not inside `cvg_sync_handle`);
+/// `context_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_sync_acknowledged(
+    session: *const cvg_sync_t,
+    context_out: *mut cvg_bytes_t,
+) -> cvg_status_t {
+    ffi_boundary!({
+        // SAFETY: forwarded caller guarantees.
+        let s = unsafe { reference(session, "session") }?;
+        required(context_out, "context_out")?;
+        let ctx = s.inner.acknowledged().ok_or_else(|| {
+            let o = outcome_name(s.outcome()).to_string_lossy();
+            Failure::invalid(format!(
+                "the session is {o}: only a session that ended equal or converged \
+                 has an acknowledged context"
+            ))
+        })?;
+        // SAFETY: checked non-NULL.
+        unsafe {
+            write_out(
+                context_out,
+                cvg_bytes_t::from_vec(codec::encode_context(&ctx)),
+            )
+        };
         Ok(())
     })
 }
@@ -560,6 +613,19 @@ mod tests {
         for unknown in [6, 7, 100, u8::MAX] {
             assert_eq!(name(unknown), "unknown");
         }
+    }
+
+    #[test]
+    fn a_peer_behind_the_horizon_has_its_own_status() {
+        let f = failure(SyncError::BehindHorizon {
+            origin: engine::ReplicaId::from_bytes([3; 16]),
+            needed: 7,
+            has: 2,
+        });
+        assert_eq!(f.status, cvg_status_t::CVG_STATUS_BEHIND_HORIZON);
+        assert!(f.message.contains("up to 7"), "{}", f.message);
+        let protocol = failure(SyncError::Malformed("x".into()));
+        assert_eq!(protocol.status, cvg_status_t::CVG_STATUS_CORRUPT_INPUT);
     }
 
     #[test]

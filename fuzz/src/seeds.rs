@@ -1,7 +1,7 @@
 //! What the seed corpora are recorded from: the contents of the engine
 //! under test ([`populate`], every CRDT type) and of the peers that talk to
 //! it ([`populate_peer`]: overlapping keys with other contents, keys the
-//! fixture lacks, and deltas with recorded dependencies).
+//! fixture lacks, deltas with recorded dependencies, and deletes).
 
 use converge::{CausalContext, Engine, KeyedDelta, Result};
 
@@ -62,5 +62,12 @@ pub fn populate_peer(peer: &Engine, third: &Engine) -> Result<Vec<KeyedDelta>> {
     d.push(peer.increment(b"gc", 1)?);
     let read = peer.mv_read(b"mv")?;
     d.push(peer.mv_write(b"mv", b"resolved", &read.context)?);
+    // Deletes (states with tombstones, variants 8-15), concurrent with the
+    // engine under test's writes of the same keys, and one re-created.
+    for key in [&b"pn"[..], b"tp", b"lw", b"fw", b"p0", b"k03"] {
+        d.extend(peer.delete(key, None)?);
+    }
+    d.extend(peer.delete(b"or", None)?);
+    d.push(peer.orset_add(b"or", b"after-delete")?);
     Ok(d)
 }

@@ -12,7 +12,7 @@
 //!    state; then the key deleted: the tombstone's size before and after
 //!    collection.
 //!
-//! `target/release/gc [--keys 1000000] [--deletes 200000]`
+//! `target/release/gc [--keys 1000000] [--deletes 200000] [--only metadata,throughput,space]`
 
 use converge::sync::{Config, Session};
 use converge::{Batch, Durability, Engine, Options, ReplicaId};
@@ -295,8 +295,21 @@ fn main() -> Res<()> {
         "gc benchmark, {} (release build)",
         std::env::args().collect::<Vec<_>>().join(" ")
     );
-    metadata()?;
-    throughput(deletes)?;
-    space(keys)?;
+    let args: Vec<String> = std::env::args().collect();
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let run = |part: &str| only.as_deref().is_none_or(|o| o.split(',').any(|p| p == part));
+    if run("metadata") {
+        metadata()?;
+    }
+    if run("throughput") {
+        throughput(deletes)?;
+    }
+    if run("space") {
+        space(keys)?;
+    }
     Ok(())
 }

@@ -13,7 +13,10 @@ read-your-writes and monotonic reads across replicas. Deltas that arrive
 before their causal dependencies wait in a pending area
 (``Engine.pending()``); the changes feed (``Engine.changes_since``,
 ``Engine.apply_changes``, ``Delivery``) pushes a replica's operations to a
-peer from a causal cursor (see ``converge.feed``).
+peer from a causal cursor (see ``converge.feed``). ``Engine.delete``
+deletes a key of any type as a replicated operation; ``Engine.collect()``
+forgets tombstones once every member (``register_peer``) has acknowledged
+them (see ``converge.gc``).
 """
 
 from ._ffi import lib as _lib
@@ -37,6 +40,7 @@ from .errors import (
     ConvergeError,
     CorruptInputError,
     CorruptionError,
+    BehindHorizonError,
     BusyError,
     CounterOverflowError,
     CursorTooOldError,
@@ -61,6 +65,7 @@ from .errors import (
     WrongTypeError,
 )
 from .feed import FeedInfo, FeedPage, PendingInfo
+from .gc import CollectReport, Member
 from .limits import MAX_KEY_LEN, MAX_MESSAGE_LEN, MAX_STATE_LEN, MAX_VALUE_LEN
 from .sync import SyncSession, SyncStats
 from .tokens import delta_token, join_tokens
@@ -82,8 +87,10 @@ def library_path() -> str:
 
 __all__ = [
     "Batch",
+    "BehindHorizonError",
     "BusyError",
     "ClosedError",
+    "CollectReport",
     "ConvergeError",
     "CorruptInputError",
     "CorruptionError",
@@ -108,6 +115,7 @@ __all__ = [
     "LWWRegister",
     "MVRead",
     "MVRegister",
+    "Member",
     "MergeFunctionError",
     "NoSpaceError",
     "NotYetVisibleError",

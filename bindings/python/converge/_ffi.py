@@ -131,6 +131,18 @@ class FeedInfoStruct(Structure):
     _fields_ = [(name, c_uint64) for name in ("floor", "last", "bytes", "peers")]
 
 
+class CollectReportStruct(Structure):
+    """``cvg_collect_report_t``: what a collection did (or would do)."""
+
+    _fields_ = [(name, c_uint64) for name in ("collected", "purged", "waiting", "blockers")]
+
+
+class BlockerStruct(Structure):
+    """``cvg_blocker_t``: a replica holding collection back."""
+
+    _fields_ = [("replica", c_uint8 * 16), ("tombstones", c_uint64)]
+
+
 #: ``cvg_merge_fn``: ``int (*)(void *user_data, const cvg_sibling_t *, size_t, cvg_buffer_t *)``.
 MERGE_FN = CFUNCTYPE(c_int, c_void_p, POINTER(SiblingStruct), c_size_t, c_void_p)
 
@@ -147,6 +159,8 @@ STRUCTS = {
     "cvg_sync_stats_t": SyncStatsStruct,
     "cvg_pending_info_t": PendingInfoStruct,
     "cvg_feed_info_t": FeedInfoStruct,
+    "cvg_collect_report_t": CollectReportStruct,
+    "cvg_blocker_t": BlockerStruct,
 }
 
 # Short names for the declaration table. Opaque handles are c_void_p; byte
@@ -178,6 +192,8 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "cvg_batch_merge": (_S, [_H, _B, _N, _B, _N]),
     "cvg_batch_orset_remove_observed": (_S, [_H, _B, _N, _B, _N, _B, _N]),
     "cvg_batch_mv_write": (_S, [_H, _B, _N, _B, _N, _B, _N]),
+    "cvg_batch_delete": (_S, [_H, _B, _N]),
+    "cvg_batch_delete_observed": (_S, [_H, _B, _N, _B, _N]),
     "cvg_engine_write": (_S, [_H, _H, _HP]),
     "cvg_deltas_len": (c_size_t, [_H]),
     "cvg_deltas_get": (_S, [_H, c_size_t, _SLICE, _SLICE]),
@@ -223,7 +239,14 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "cvg_engine_register_peer": (_S, [_H, _B, _N]),
     "cvg_engine_acknowledge": (_S, [_H, _B, _N, _B, _N]),
     "cvg_engine_remove_peer": (_S, [_H, _B, _N]),
+    "cvg_engine_collect": (_S, [_H, POINTER(CollectReportStruct), _HP, _BYTES]),
+    "cvg_engine_tombstones": (_S, [_H, POINTER(CollectReportStruct), _HP, _BYTES]),
+    "cvg_blockers_len": (c_size_t, [_H]),
+    "cvg_blockers_get": (_S, [_H, c_size_t, POINTER(BlockerStruct)]),
+    "cvg_blockers_free": (None, [_H]),
+    "cvg_engine_members": (_S, [_H, _HP, _HP]),
     "cvg_engine_keys": (_S, [_H, _B, _N, _HP]),
+    "cvg_engine_stored_keys": (_S, [_H, _B, _N, _HP]),
     "cvg_iter_next": (_S, [_H, POINTER(c_bool), _SLICE, POINTER(c_uint8)]),
     "cvg_iter_free": (None, [_H]),
     "cvg_engine_increment": (_S, [_H, _B, _N, c_uint64, _BYTES]),
@@ -237,6 +260,8 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "cvg_engine_orset_remove": (_S, [_H, _B, _N, _B, _N, _BYTES]),
     "cvg_engine_orset_remove_observed": (_S, [_H, _B, _N, _B, _N, _B, _N, _BYTES]),
     "cvg_engine_mv_write": (_S, [_H, _B, _N, _B, _N, _B, _N, _BYTES]),
+    "cvg_engine_delete": (_S, [_H, _B, _N, _BYTES]),
+    "cvg_engine_delete_observed": (_S, [_H, _B, _N, _B, _N, _BYTES]),
     "cvg_options_new": (_H, []),
     "cvg_options_free": (None, [_H]),
     "cvg_options_set_replica_id": (_S, [_H, _B, _N]),
@@ -275,6 +300,7 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "cvg_sync_flags": (_S, [_H, POINTER(c_uint32)]),
     "cvg_sync_outcome": (_S, [_H, POINTER(c_uint8)]),
     "cvg_sync_stats": (_S, [_H, POINTER(SyncStatsStruct)]),
+    "cvg_sync_acknowledged": (_S, [_H, _BYTES]),
     "cvg_sync_free": (None, [_H]),
     "cvg_sync_engines": (
         _S,

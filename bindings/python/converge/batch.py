@@ -148,6 +148,20 @@ class Batch(ManagedHandle):
         c = b"" if context is None else as_bytes(context, "context")
         self._add(lib.cvg_batch_mv_write, key, v, len(v), c, len(c))
 
+    def delete(self, key: BytesLike, observed: Optional[BytesLike] = None) -> None:
+        """Delete ``key`` (any type): what it holds when the batch is
+        applied, earlier operations of the batch included; or, with
+        ``observed`` (an earlier ``Engine.state_bytes(key)``), only what
+        that state holds. A delete with nothing to delete does nothing and
+        has no delta in ``deltas``. ``observed`` is decoded now:
+        ``CorruptInputError`` if it does not, and nothing is added; a state
+        of another type makes the commit raise ``WrongTypeError``."""
+        if observed is None:
+            self._add(lib.cvg_batch_delete, key)
+        else:
+            o = as_bytes(observed, "observed")
+            self._add(lib.cvg_batch_delete_observed, key, o, len(o))
+
     def merge(self, key: BytesLike, data: BytesLike) -> None:
         """Join a peer's delta or state ``data`` into ``key``; bytes that do
         not decode make ``commit()`` raise ``CorruptInputError``."""

@@ -27,6 +27,7 @@ from ._handle import BytesLike, ManagedHandle, as_bytes, as_replica_id, as_u64
 from .enums import CrdtType, Durability, SyncOutcome
 from .errors import ClosedError, InvalidArgumentError, error
 from .feed import FeedMethods
+from .gc import DeleteMethods
 from .types import Root, VerifyReport
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ def _open_options(
     return opts
 
 
-class Engine(FeedMethods, ManagedHandle):
+class Engine(FeedMethods, DeleteMethods, ManagedHandle):
     """An open replica store (a RocksDB directory).
 
     ``with converge.Engine(path, replica_id=..., durability="buffered") as db:``
@@ -126,8 +127,10 @@ class Engine(FeedMethods, ManagedHandle):
     ``InvalidArgumentError``), ``max_successive_merges``,
     ``type_cache_entries``; for causal delivery and the changes feed (see
     ``converge.feed``): ``changes_feed`` (keep the log of local operations,
-    default true; without it ``changes_since``, ``feed_info`` and the peer
-    calls raise ``InvalidArgumentError``), ``feed_retain_bytes`` (log bytes
+    default true; without it ``changes_since`` and ``feed_info`` raise
+    ``InvalidArgumentError``, while the peer calls still keep the
+    membership deletes are collected by: see ``converge.gc``),
+    ``feed_retain_bytes`` (log bytes
     kept even for peers that have not acknowledged, default 64 MiB),
     ``max_pending`` and ``max_pending_bytes`` (the pending area's bounds,
     default 100,000 entries and 256 MiB; past them ``PendingFullError``).
@@ -269,15 +272,17 @@ class Engine(FeedMethods, ManagedHandle):
     def key_type(self, key: BytesLike) -> Optional[CrdtType]:
         """The CRDT type of ``key`` (a ``CrdtType``, equal to its name:
         ``"gcounter"``, ``"orset"``, ...), ``None`` if it was never
-        written."""
+        written or reads as absent (deleted)."""
         k = as_bytes(key, "key")
         out = c_uint8()
         self._call(lib.cvg_engine_key_type, k, len(k), byref(out))
         return crdt_type(out.value)
 
     def state_bytes(self, key: BytesLike) -> Optional[bytes]:
-        """The encoded full state of ``key`` (for ``merge`` on a peer),
-        ``None`` if it was never written."""
+        """The encoded full state of ``key`` (for ``merge`` on a peer, or
+        as ``delete(key, observed=...)``), ``None`` if it was never written.
+        A deleted key whose tombstone is not collected yet has a state: its
+        tombstone, which peers need."""
         k = as_bytes(key, "key")
         found, out = c_bool(), Bytes()
         self._call(lib.cvg_engine_state_bytes, k, len(k), byref(found), byref(out))
@@ -392,8 +397,15 @@ class Engine(FeedMethods, ManagedHandle):
 
     def keys(self, prefix: BytesLike = b"") -> "KeyIterator":
         """An iterator of ``(key, CrdtType)`` over the keys starting with
-        ``prefix``, in byte order, over a snapshot taken now."""
+        ``prefix``, in byte order, over a snapshot taken now. Keys that
+        read as absent (deleted) are skipped."""
         return KeyIterator(self, as_bytes(prefix, "prefix"))
+
+    def stored_keys(self, prefix: BytesLike = b"") -> "KeyIterator":
+        """As ``keys()``, but also the keys that read as absent (deleted,
+        their tombstones not collected yet), with the type they keep:
+        every key with a stored state."""
+        return KeyIterator(self, as_bytes(prefix, "prefix"), stored=True)
 
     def batch(self, *, deltas: bool = True) -> "Batch":
         """A new atomic batch. ``with db.batch() as b:`` commits it on a
@@ -509,12 +521,13 @@ class KeyIterator(ManagedHandle):
     engine's ``close()``; keeps its engine alive. One thread at a time
     advances it (a lock enforces that)."""
 
-    def __init__(self, db: Engine, prefix: bytes) -> None:
+    def __init__(self, db: Engine, prefix: bytes, *, stored: bool = False) -> None:
         self._db = db
         self._lock = threading.Lock()
         self._exhausted = False
         out = c_void_p()
-        db._call(lib.cvg_engine_keys, prefix, len(prefix), byref(out))
+        fn = lib.cvg_engine_stored_keys if stored else lib.cvg_engine_keys
+        db._call(fn, prefix, len(prefix), byref(out))
         super().__init__(out.value, _iter_free)  # type: ignore[arg-type]
         db._adopt(self)
 

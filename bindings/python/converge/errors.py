@@ -212,6 +212,20 @@ class CursorTooOldError(ConvergeError):
     c_name = "CVG_STATUS_CURSOR_TOO_OLD"
 
 
+class BehindHorizonError(ConvergeError):
+    """A sync session was refused: the peer holds data but its causal
+    record lacks deletes whose tombstones this replica already collected
+    (``Engine.collect``). It was restored from an old copy of its
+    directory, or missed deletes every member acknowledged; syncing it
+    could bring purged keys back, so nothing was exchanged. Recovery:
+    rebuild that replica from a live one (a new, empty store with a new
+    replica id, synced from a live replica: a replica holding no data is
+    always accepted), and on the other replicas retire the old id
+    (``remove_peer``) and register the new one."""
+
+    c_name = "CVG_STATUS_BEHIND_HORIZON"
+
+
 #: The one table: C status number -> exception class.
 STATUS_ERRORS: dict[int, type[ConvergeError]] = {
     1: InvalidArgumentError,
@@ -239,6 +253,7 @@ STATUS_ERRORS: dict[int, type[ConvergeError]] = {
     23: StorageIOError,
     24: BusyError,
     25: NoSpaceError,
+    26: BehindHorizonError,
 }
 
 _last_error_message = lib.cvg_last_error_message

@@ -164,23 +164,31 @@ class FeedMethods:
         return FeedInfo(info.floor, info.last, info.bytes, peers)
 
     def register_peer(self, peer: ReplicaIdLike) -> None:
-        """Keep the log for ``peer`` (its replica id: 16 bytes, an int or a
-        ``uuid.UUID``) until it acknowledges, up to ``feed_retain_bytes``.
-        Registering twice changes nothing; registrations are persisted."""
+        """Register ``peer`` (its replica id: 16 bytes, an int or a
+        ``uuid.UUID``) as sharing this replica's data: a member, whose
+        acknowledgements the collection of tombstones waits for (see
+        ``converge.gc``), and, with the changes feed on, a peer the log is
+        kept for until it acknowledges, up to ``feed_retain_bytes``. Works
+        with the feed off. Registering twice changes nothing; registrations
+        are persisted."""
         p = as_replica_id(peer, "peer")
         self._call(lib.cvg_engine_register_peer, p, len(p))
 
     def acknowledge(self, peer: ReplicaIdLike, cursor: BytesLike) -> None:
         """Record that the registered ``peer`` holds ``cursor`` (joined with
         what it acknowledged before), and truncate the log of what every
-        registered peer holds. ``InvalidArgumentError`` for a peer not
+        registered peer holds. ``cursor`` is an encoded causal context the
+        peer holds: the ``next`` of a page it applied, its ``context()``, or
+        ``SyncSession.acknowledged()`` after a session with it. Works with
+        the feed off. ``InvalidArgumentError`` for a peer not
         registered or a cursor claiming operations this replica has not
         issued."""
         p, c = as_replica_id(peer, "peer"), as_bytes(cursor, "cursor")
         self._call(lib.cvg_engine_acknowledge, p, len(p), c, len(c))
 
     def remove_peer(self, peer: ReplicaIdLike) -> None:
-        """Forget a registered peer: the log is no longer kept for it.
-        Removing an unknown peer changes nothing."""
+        """Forget a registered peer (retire a member): the log is no longer
+        kept for it and collection no longer waits for it. Works with the
+        feed off. Removing an unknown peer changes nothing."""
         p = as_replica_id(peer, "peer")
         self._call(lib.cvg_engine_remove_peer, p, len(p))

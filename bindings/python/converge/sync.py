@@ -26,7 +26,7 @@ import threading
 from ctypes import byref, c_bool, c_uint8, c_uint32, c_void_p, string_at
 from typing import TYPE_CHECKING, NamedTuple, Optional
 
-from ._ffi import Bytes, Slice, SyncConfigStruct, SyncStatsStruct, lib
+from ._ffi import Bytes, Slice, SyncConfigStruct, SyncStatsStruct, lib, take_bytes
 from ._handle import BytesLike, ManagedHandle, as_bytes
 from .enums import SyncOutcome
 from .errors import error
@@ -193,6 +193,22 @@ class SyncSession(ManagedHandle):
     def done(self) -> bool:
         """Whether this side has ended (``outcome`` is not ``RUNNING``)."""
         return self.outcome.ended
+
+    def acknowledged(self) -> Optional[bytes]:
+        """After this side ended ``EQUAL`` or ``CONVERGED``: what the peer
+        holds, as an encoded causal context (the join of the records both
+        sides sent). Pass it to ``Engine.acknowledge(peer_id, ...)`` when
+        the peer is a member: the collection of tombstones waits for every
+        member's acknowledgement. ``None`` while the session runs and after
+        it ended ``DIVERGED`` or ``FAILED``: acknowledge nothing then."""
+        if self.outcome not in (SyncOutcome.EQUAL, SyncOutcome.CONVERGED):
+            return None
+        out = Bytes()
+        with self._lock:
+            rc = lib.cvg_sync_acknowledged(self._handle(), byref(out))
+            if rc:
+                raise error(rc)
+        return take_bytes(out)
 
     def stats(self) -> SyncStats:
         """This side's traffic so far."""

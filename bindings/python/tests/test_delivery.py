@@ -253,9 +253,14 @@ def test_the_readme_push_example_runs(tmp_path: pathlib.Path) -> None:
 def test_options_and_a_disabled_feed(open_engine: Open) -> None:
     off = open_engine(replica_id=4, changes_feed=False)
     off.counter("n").increment()
-    for call in (lambda: off.changes_since(b"", 1), off.feed_info, lambda: off.register_peer(1)):
+    for call in (lambda: off.changes_since(b"", 1), off.feed_info):
         with pytest.raises(converge.InvalidArgumentError, match="disabled"):
             call()
+    # The peer calls keep the membership deletes are collected by.
+    off.register_peer(1)
+    assert [m.replica_id for m in off.members()] == [(1).to_bytes(16, "big")]
+    off.remove_peer(1)
+    assert off.members() == []
     a = open_engine(replica_id=1)
     page = a.changes_since(b"", 1)
     a.counter("m").increment()

@@ -519,14 +519,25 @@ static void bad_feed_input(const char *base) {
   CHECK(deliver(b, page) == CVG_DELIVERY_APPLIED);
   CHECK(counter_of(b, "n") == 1);
 
-  /* With the feed off: no log, no feed calls; pages still apply. */
+  /* With the feed off: no log, no feed calls; pages still apply. The
+   * peer calls keep membership (for the collection of tombstones). */
   EXPECT_ERR(CVG_STATUS_INVALID_ARGUMENT,
              cvg_engine_changes_since(off, NULL, 0, 10, &out, &next, NULL, NULL));
   {
     cvg_feed_info_t info;
     EXPECT_ERR(CVG_STATUS_INVALID_ARGUMENT, cvg_engine_feed_info(off, &info, NULL, NULL));
   }
-  EXPECT_ERR(CVG_STATUS_INVALID_ARGUMENT, cvg_engine_register_peer(off, peer, 16));
+  OK(cvg_engine_register_peer(off, peer, 16));
+  {
+    cvg_list_t *ids = NULL;
+    OK(cvg_engine_members(off, &ids, NULL));
+    CHECK(cvg_list_len(ids) == 1);
+    cvg_list_free(ids);
+    OK(cvg_engine_remove_peer(off, peer, 16));
+    OK(cvg_engine_members(off, &ids, NULL));
+    CHECK(cvg_list_len(ids) == 0);
+    cvg_list_free(ids);
+  }
   CHECK(deliver(off, page) == CVG_DELIVERY_APPLIED);
   CHECK(counter_of(off, "n") == 1);
 

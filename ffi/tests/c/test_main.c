@@ -36,7 +36,7 @@ void test_version_and_errors(void) {
         CVG_STATUS_PENDING_FULL == 19 && CVG_STATUS_CURSOR_TOO_OLD == 20 &&
         CVG_STATUS_CLOSED == 21 && CVG_STATUS_LOCKED == 22 &&
         CVG_STATUS_IO == 23 && CVG_STATUS_BUSY == 24 &&
-        CVG_STATUS_NO_SPACE == 25);
+        CVG_STATUS_NO_SPACE == 25 && CVG_STATUS_BEHIND_HORIZON == 26);
   CHECK(strcmp(cvg_status_name(CVG_STATUS_PENDING_FULL), "CVG_STATUS_PENDING_FULL") == 0);
   CHECK(strcmp(cvg_status_name(CVG_STATUS_CURSOR_TOO_OLD), "CVG_STATUS_CURSOR_TOO_OLD") == 0);
   CHECK(strcmp(cvg_status_name(CVG_STATUS_MERGE_FUNCTION),
@@ -209,6 +209,7 @@ int main(int argc, char **argv) {
   test_tokens(base);
   test_delivery(base);
   test_close(base);
-  printf("converge C API tests: 17 passed, 0 failed\n");
+  test_deletes(base);
+  printf("converge C API tests: 18 passed, 0 failed\n");
   return 0;
 }

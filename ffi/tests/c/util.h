@@ -97,5 +97,6 @@ void test_sync_loop(const char *base);
 void test_tokens(const char *base);
 void test_delivery(const char *base);
 void test_close(const char *base);
+void test_deletes(const char *base);
 
 #endif

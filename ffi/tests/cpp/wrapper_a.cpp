@@ -375,6 +375,110 @@ static void test_delivery(const std::string &base) {
   CHECK(off.apply_changes(*page.changes) == CVG_DELIVERY_APPLIED);
 }
 
+// One session carried by handle(), `a` initiating (sync_with would hide
+// the sessions, and with them what to acknowledge); then each side
+// acknowledges what the other holds (both are members).
+static void sync_ack(const converge::engine &a, const converge::engine &b) {
+  converge::sync_start start = a.sync_initiate();
+  converge::sync_session responder = b.sync_respond();
+  // The messages in flight to `to`, one turn at a time.
+  std::vector<converge::bytes> in_flight{start.first_message};
+  converge::sync_session *to = &responder;
+  while (!in_flight.empty()) {
+    std::vector<converge::bytes> replies;
+    for (const converge::bytes &m : in_flight)
+      for (converge::bytes &r : to->handle(m))
+        replies.push_back(std::move(r));
+    in_flight = std::move(replies);
+    to = to == &responder ? &start.session : &responder;
+  }
+  CHECK(start.session.acknowledged().has_value() && responder.acknowledged().has_value());
+  a.acknowledge(b.id(), *start.session.acknowledged());
+  b.acknowledge(a.id(), *responder.acknowledged());
+}
+
+// Deletes and the collection of tombstones: the cart, nothing to delete,
+// observed deletes and batches, three members with one offline, a replica
+// behind the horizon refused.
+static void test_deletes(const std::string &base) {
+  converge::engine phone(base + "/del-phone", opts(21));
+  converge::engine laptop(base + "/del-laptop", opts(22).changes_feed(false));
+  converge::engine third(base + "/del-third", opts(23));
+  const converge::engine *all[3] = {&phone, &laptop, &third};
+  for (const converge::engine *x : all)
+    for (const converge::engine *y : all)
+      if (x != y)
+        x->register_peer(y->id());
+  std::vector<converge::member> ms = laptop.membership();
+  CHECK(ms.size() == 2 && ms[0].id == phone.id() && ms[1].id == third.id());
+
+  laptop.merge("cart", phone.orset_add("cart", "tv"));
+  std::optional<converge::bytes> del = phone.del("cart");
+  CHECK(del.has_value() && phone.key_type("cart") == CVG_CRDT_NONE);
+  CHECK(phone.members("cart").members.empty());
+  converge::bytes radio = laptop.orset_add("cart", "radio");
+  phone.merge("cart", radio);
+  laptop.merge("cart", *del);
+  laptop.merge("cart", *del);
+  CHECK(first_member(phone, "cart") == "radio" && first_member(laptop, "cart") == "radio");
+  CHECK(!phone.del("never").has_value());
+
+  // Observed: only what the read held goes. Bad input changes nothing.
+  phone.increment("c", 3);
+  converge::bytes read = *phone.state("c");
+  phone.increment("c", 4);
+  CHECK(phone.del_observed("c", read).has_value() && phone.counter("c") == 4);
+  converge::bytes before = *phone.state("c");
+  CHECK(status_of([&] { phone.del_observed("c", "junk"); }) == CVG_STATUS_CORRUPT_INPUT);
+  phone.gset_add("g", "x");
+  CHECK(status_of([&] { phone.del_observed("c", *phone.state("g")); }) == CVG_STATUS_WRONG_TYPE);
+  CHECK(*phone.state("c") == before);
+  converge::batch b;
+  b.del("g").del("never");
+  CHECK(status_of([&] { b.del_observed("g", "junk"); }) == CVG_STATUS_CORRUPT_INPUT);
+  CHECK(b.size() == 2 && phone.write(b).size() == 1);
+  {
+    converge::key_iterator it = phone.stored_keys("g");
+    CHECK(it.next()->first == "g" && !it.next().has_value());
+    CHECK(!phone.keys("g").next().has_value());
+  }
+
+  // Collection waits for every member; the offline one is named. Three
+  // tombstones: "c" (its value outlived the observed delete), "g", "cart".
+  // A replica that collected and one that did not yet hold different
+  // states for those keys (sessions between them end DIVERGED): collect on
+  // every replica once each knows the others hold the deletes.
+  sync_ack(phone, laptop);
+  sync_ack(phone, third);
+  sync_ack(laptop, third);
+  for (const converge::engine *x : all) {
+    CHECK(x->collect().collected == 3);
+    CHECK(x->tombstones().waiting == 0);
+  }
+  CHECK(phone.sync_with(laptop).first == CVG_SYNC_EQUAL);
+  CHECK(phone.sync_with(third).first == CVG_SYNC_EQUAL);
+  phone.del("cart"); // the radio
+  converge::collect_report r = phone.collect();
+  CHECK(r.collected == 0 && r.waiting == 1 && r.waiting_on.size() == 2);
+  sync_ack(phone, laptop);
+  r = phone.tombstones();
+  CHECK(r.waiting == 1 && r.waiting_on.size() == 1 && r.waiting_on[0].id == third.id() &&
+        r.waiting_on[0].tombstones == 1);
+  sync_ack(third, phone);
+  r = phone.collect();
+  CHECK(r.collected == 1 && r.purged == 1 && r.waiting == 0 && r.waiting_on.empty());
+  CHECK(!r.horizon.empty() && !phone.state("cart").has_value());
+
+  // A replica that missed the collected delete and holds data is refused.
+  converge::engine late(base + "/del-late", opts(24));
+  late.increment("mine", 1);
+  CHECK(status_of([&] { late.sync_with(phone); }) == CVG_STATUS_BEHIND_HORIZON);
+  CHECK(std::string(converge::status_name(CVG_STATUS_BEHIND_HORIZON)) ==
+        "CVG_STATUS_BEHIND_HORIZON");
+  converge::sync_start running = phone.sync_initiate();
+  CHECK(!running.session.acknowledged().has_value());
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: %s <empty scratch directory>\n", argv[0]);
@@ -484,6 +588,7 @@ int main(int argc, char **argv) {
   test_sync(base, opts(3), opts(4));
   test_tokens(base, opts(5), opts(6));
   test_delivery(base);
+  test_deletes(base);
 
   // Errors carry their status; nothing changes.
   CHECK(status_of_wrong_type(a) == CVG_STATUS_WRONG_TYPE);
@@ -502,6 +607,6 @@ int main(int argc, char **argv) {
   b.close();
   b.close(); // a second close is a no-op
   a.close(); // so is closing a moved-from engine
-  std::printf("converge C++ wrapper tests: 5 passed, 0 failed\n");
+  std::printf("converge C++ wrapper tests: 6 passed, 0 failed\n");
   return 0;
 }
