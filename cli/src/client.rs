@@ -146,7 +146,8 @@ pub async fn write(
     } else if mode.mode == ReplicationMode::Async {
         println!("{what}");
     } else {
-        println!("{what} (held by {} peers)", reply.acked_by);
+        let n = reply.acked_by;
+        println!("{what} (held by {n} peer{})", if n == 1 { "" } else { "s" });
     }
     Ok(reply)
 }

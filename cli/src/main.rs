@@ -219,7 +219,8 @@ enum Cmd {
         #[arg(long)]
         data: Option<PathBuf>,
     },
-    /// The node, its view of the cluster (members, lag) and its root.
+    /// The node, its view of the cluster (members, lag) and the roots of
+    /// every live member.
     Status,
     /// Run one anti-entropy session between the node and PEER now.
     Sync {

@@ -173,11 +173,11 @@ async fn an_unacknowledged_sync_write_exits_6_and_still_replicates() {
         ],
     );
     assert_eq!(ok.code, 0, "{}", ok.stderr);
-    assert!(ok.stdout.contains("held by 1 peers"), "{}", ok.stdout);
+    assert!(ok.stdout.contains("held by 1 peer)"), "{}", ok.stdout);
     let m = cl.nodes[1].listen.to_string();
     assert_eq!(cli(&n, &["set", "tmp", "v", "--mode", "sync"]).code, 0);
     let del = cli(&n, &["delete", "tmp", "--mode", "sync"]);
-    assert!(del.stdout.contains("held by 1 peers"), "{}", del.stdout);
+    assert!(del.stdout.contains("held by 1 peer)"), "{}", del.stdout);
     assert_eq!(cli(&m, &["get", "tmp"]).code, 3, "the delete replicated");
 
     cl.faults.partition(&[&[cl.nodes[0].ip], &[cl.nodes[1].ip]]);
