@@ -295,6 +295,9 @@ impl Cluster {
         nodes: &[usize],
         timeout: Duration,
     ) -> Result<(String, Duration), String> {
+        if nodes.is_empty() {
+            return Err("no nodes to compare".into());
+        }
         let start = Instant::now();
         let mut clients = Vec::new();
         for &i in nodes {
