@@ -301,7 +301,10 @@ fn main() -> Res<()> {
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
         .cloned();
-    let run = |part: &str| only.as_deref().is_none_or(|o| o.split(',').any(|p| p == part));
+    let run = |part: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|p| p == part))
+    };
     if run("metadata") {
         metadata()?;
     }
