@@ -648,3 +648,29 @@ fn retiring_a_member_releases_collection_and_restarts_keep_everything() {
     ));
     a.close().unwrap();
 }
+
+#[test]
+fn a_peer_that_collected_tells_the_others_in_its_next_session() {
+    let [a, b, c] = three(2);
+    a.delete(b"cart", None).unwrap();
+    sync_ack(&a, &b).unwrap();
+    sync_ack(&a, &c).unwrap();
+    assert_eq!(a.collect().unwrap().purged, 1);
+    // C is offline now. B still waits for C's acknowledgement, but A's
+    // horizon, learned in the next session, says the delete is stable.
+    assert_eq!(
+        b.tombstones().unwrap().waiting_on,
+        vec![(c.replica_id(), 1)]
+    );
+    sync_ack(&b, &a).unwrap();
+    let r = b.collect().unwrap();
+    assert_eq!((r.collected, r.purged), (1, 1));
+    // The next session finds them equal.
+    let (mut sa, first) = Session::initiate(&*a, Config::default()).unwrap();
+    let mut sb = Session::respond(&*b, Config::default());
+    sb.receive(&first).unwrap();
+    while let Some(m) = sb.next_message().unwrap() {
+        sa.receive(&m).unwrap();
+    }
+    assert_eq!(sa.outcome(), Some(converge::sync::Outcome::Equal));
+}

@@ -289,7 +289,7 @@ fn a_sync_message_of_the_limit_passes_the_size_check_one_byte_more_does_not() {
     use converge::CodecError;
     let mut bytes = vec![0u8; MAX_MESSAGE_LEN + 1];
     bytes[0] = converge::codec::FORMAT_VERSION;
-    bytes[1] = converge::codec::KIND_SYNC3;
+    bytes[1] = converge::codec::KIND_SYNC4;
     // One byte over the default limit: refused before decoding.
     let max = Config::default().max_message;
     assert_eq!(max, MAX_MESSAGE_LEN);
@@ -315,10 +315,15 @@ fn a_sync_message_of_the_limit_passes_the_size_check_one_byte_more_does_not() {
         Err(SyncError::Malformed(m)) => assert!(m.contains("protocol-1"), "{m}"),
         other => panic!("{other:?}"),
     }
-    // And one of sync protocol 2.
+    // And one of sync protocol 2, and of protocol 3 (no horizons).
     bytes[1] = converge::codec::KIND_SYNC2;
     match decode(&bytes, max, 1024) {
         Err(SyncError::Malformed(m)) => assert!(m.contains("protocol-2"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    bytes[1] = converge::codec::KIND_SYNC3;
+    match decode(&bytes, max, 1024) {
+        Err(SyncError::Malformed(m)) => assert!(m.contains("protocol-3"), "{m}"),
         other => panic!("{other:?}"),
     }
 }

@@ -267,6 +267,7 @@ fn hostile_messages_are_rejected_and_change_nothing() {
                 session: 1,
                 seq: 0,
                 body: Body::Estimate {
+                    horizon: Default::default(),
                     hashes: vec![1, 2, 3],
                     context: Default::default(),
                 },
@@ -278,6 +279,7 @@ fn hostile_messages_are_rejected_and_change_nothing() {
                 session: 1,
                 seq: 5,
                 body: Body::Summary {
+                    horizon: Default::default(),
                     root: 1,
                     count: 1,
                     context: Default::default(),

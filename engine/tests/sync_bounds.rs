@@ -115,6 +115,7 @@ fn summary(id: u64) -> Vec<u8> {
         session: id,
         seq: 0,
         body: Body::Summary {
+            horizon: Default::default(),
             root: 1,
             count: 1,
             context: Default::default(),
@@ -144,6 +145,7 @@ fn messages_of_the_wrong_role_are_refused() {
         session: id,
         seq: 0,
         body: Body::Estimate {
+            horizon: Default::default(),
             hashes: vec![0; 1024],
             context: Default::default(),
         },
@@ -278,6 +280,7 @@ fn forged_wants_beyond_max_keys_are_capped() {
         session: id,
         seq: 0,
         body: Body::Estimate {
+            horizon: Default::default(),
             hashes: vec![7; 1024],
             context: Default::default(),
         },
@@ -318,6 +321,7 @@ fn an_oversized_control_message_is_refused_before_decoding() {
         session: 1,
         seq: 0,
         body: Body::Summary {
+            horizon: Default::default(),
             root: 1,
             count: 1,
             context: ctx,

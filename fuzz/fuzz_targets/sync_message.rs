@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
                 Body::Iblt { differing, .. } | Body::KeyList { differing, .. } => {
                     assert_eq!(differing.len(), ESTIMATE_NODES / 64);
                 }
-                Body::Summary { context, .. } | Body::Equal { context } => {
+                Body::Summary { context, .. } | Body::Equal { context, .. } => {
                     // Canonical: its encoding decodes as a token.
                     let token = converge::codec::encode_context(context);
                     assert_eq!(

@@ -278,8 +278,10 @@ fn metadata() -> Res<()> {
     let after = e.state_bytes(b"cart")?.map_or(0, |b| b.len());
     println!("\n### Metadata of an OR-Set churned by 64 replicas\n");
     println!("| stage | encoded state |\n|---|---|");
+    let adds = 200 * 64;
+    let removes = (200 - 16) * 64;
     println!(
-        "| steady state: {members} live elements after 25,600 adds and 24,576 removes | {steady} B ({:.1} B per live element) |",
+        "| steady state: {members} live elements after {adds} adds and {removes} removes | {steady} B ({:.1} B per live element) |",
         steady as f64 / members as f64
     );
     println!("| deleted: the tombstone | {tomb} B |");

@@ -147,6 +147,7 @@ fn forged_key_lists(victim: &Engine, parts: u32, part_bytes: usize) -> Res<()> {
         session,
         0,
         Body::Summary {
+            horizon: Default::default(),
             root: 1,
             count: 1,
             context: Default::default(),
@@ -211,6 +212,7 @@ fn forged_wants(victim: &Engine, parts: u32, part_bytes: usize) -> Res<()> {
         session,
         0,
         Body::Estimate {
+            horizon: Default::default(),
             hashes: vec![7; 1024],
             context: Default::default(),
         },
@@ -261,6 +263,7 @@ fn forged_context(victim: &Engine) -> Res<()> {
         5,
         0,
         Body::Summary {
+            horizon: Default::default(),
             root: 1,
             count: 1,
             context: ctx,

@@ -48,6 +48,9 @@ pub const KIND_SYNC2: u8 = 7;
 /// Kind byte of a sync message of protocol 3 (lists travel as borrowed
 /// byte strings, so a session's memory is bounded).
 pub const KIND_SYNC3: u8 = 10;
+/// Kind byte of a sync message of protocol 4 (protocol 3 with each side's
+/// collection horizon in its first message; see `sync::message`).
+pub const KIND_SYNC4: u8 = 11;
 /// Kind byte of a stored value holding parts the merge operator could not
 /// join within [`MAX_STATE_LEN`] (never on the wire; see FORMAT.md).
 pub const KIND_PARTS: u8 = 6;

@@ -57,6 +57,8 @@ pub(crate) const META_TOMB: &[u8] = b"tomb/";
 pub(crate) const META_GC_HORIZON: &[u8] = b"gc/horizon";
 /// The largest dot issued on a purged key (u64 big-endian).
 pub(crate) const META_GC_FLOOR: &[u8] = b"gc/floor";
+/// The deletes peers collected (a kind-3 version vector): stable.
+pub(crate) const META_GC_LEARNED: &[u8] = b"gc/learned";
 
 /// Keys [`Engine::collect`] examines per pass of its index scan before
 /// writing what it collected.
@@ -65,6 +67,9 @@ const COLLECT_CHUNK: usize = 1024;
 /// In-memory state of the collector.
 pub(crate) struct Gc {
     pub(crate) horizon: Mutex<VersionVector>,
+    /// The horizons peers reported in sync sessions: deletes they
+    /// collected, so stable.
+    learned: Mutex<VersionVector>,
     pub(crate) floor: AtomicU64,
     /// One collection at a time.
     running: Mutex<()>,
@@ -95,6 +100,10 @@ impl Gc {
             Some(b) => decode_vv(&b).map_err(|e| Error::Corruption(format!("gc horizon: {e}")))?,
             None => VersionVector::new(),
         };
+        let learned = match db.get_cf(meta, META_GC_LEARNED)? {
+            Some(b) => decode_vv(&b).map_err(|e| Error::Corruption(format!("gc learned: {e}")))?,
+            None => VersionVector::new(),
+        };
         let floor = match db.get_cf(meta, META_GC_FLOOR)? {
             Some(b) => u64::from_be_bytes(
                 b.as_slice()
@@ -105,6 +114,7 @@ impl Gc {
         };
         Ok(Gc {
             horizon: Mutex::new(horizon),
+            learned: Mutex::new(learned),
             floor: AtomicU64::new(floor),
             running: Mutex::new(()),
         })
@@ -227,12 +237,17 @@ impl Engine {
             }
             return Ok(());
         }
+        // A peer collected these deletes: they are stable.
+        let learned = {
+            let l = self.gc.learned.lock();
+            dels.iter().all(|(o, s)| l.get(o) >= s)
+        };
         let mut stable = true;
-        if !holds(record, &dels) {
+        if !learned && !holds(record, &dels) {
             stable = false;
             *blockers.entry(self.replica).or_default() += 1;
         }
-        for (m, acked) in members {
+        for (m, acked) in members.iter().filter(|_| !learned) {
             if !holds(acked, &dels) {
                 stable = false;
                 *blockers.entry(*m).or_default() += 1;
@@ -301,6 +316,30 @@ impl Engine {
         if self.options.anti_entropy {
             self.tree.mark_dirty_owned(vec![key.to_vec()]);
         }
+        Ok(())
+    }
+
+    /// Learn a peer's collection horizon (from a sync session): the
+    /// tombstones of those deletes are stable, since the peer collected
+    /// them only once every member had acknowledged them, and the next
+    /// [`Engine::collect`] collects them here too without waiting for
+    /// acknowledgements. This assumes every replica registers the same
+    /// members (ARCHITECTURE.md).
+    pub fn learn_horizon(&self, horizon: &VersionVector) -> Result<()> {
+        let mut l = self.gc.learned.lock();
+        let mut joined = l.clone();
+        joined.merge(horizon);
+        if joined == *l {
+            return Ok(());
+        }
+        self.check_writable()?;
+        self.db.put_cf_opt(
+            self.cf(CF_META)?,
+            META_GC_LEARNED,
+            encode_vv(&joined),
+            &self.write_opts,
+        )?;
+        *l = joined;
         Ok(())
     }
 

@@ -1,8 +1,10 @@
 //! Sync protocol messages: an envelope (session id, per-direction sequence
 //! number) around one body, encoded like every other Converge value (format
-//! version, kind [`KIND_SYNC3`] = protocol 3, bincode body, checksum). A
-//! message of protocol 1 or 2 (kinds [`KIND_SYNC`], [`KIND_SYNC2`]) is
-//! refused with a message saying so.
+//! version, kind [`KIND_SYNC4`] = protocol 4, bincode body, checksum). A
+//! message of protocol 1, 2 or 3 (kinds [`KIND_SYNC`], [`KIND_SYNC2`],
+//! [`KIND_SYNC3`]) is refused with a message saying so. Protocol 4 is
+//! protocol 3 with each side's collection horizon (the deletes whose
+//! tombstones it collected) in `Summary`, `Equal` and `Estimate`.
 //!
 //! Memory: the lists that grow with the number of keys (key lists, wanted
 //! key hashes, key states) travel as fixed-layout byte strings that the
@@ -14,10 +16,10 @@
 
 use super::SyncError;
 use crate::aae::iblt::Iblt;
-use crate::causal::CausalContext;
+use crate::causal::{CausalContext, VersionVector};
 use crate::codec::{
     borrow_decode_body, config_with, encode_with, split_header_max, FORMAT_VERSION, KIND_SYNC,
-    KIND_SYNC2, KIND_SYNC3, MAX_MESSAGE_LEN, MAX_STATE_LEN,
+    KIND_SYNC2, KIND_SYNC3, KIND_SYNC4, MAX_MESSAGE_LEN, MAX_STATE_LEN,
 };
 use crate::error::CodecError;
 use bincode::{BorrowDecode, Encode};
@@ -69,11 +71,15 @@ pub enum Body<'a> {
         count: u64,
         /// The initiator's causal record at the start of the session.
         context: CausalContext,
+        /// The deletes whose tombstones the initiator collected.
+        horizon: VersionVector,
     },
     /// Responder: the roots are equal; nothing to do. Carries its record.
     Equal {
         /// The responder's causal record at the start of the session.
         context: CausalContext,
+        /// The deletes whose tombstones the responder collected.
+        horizon: VersionVector,
     },
     /// Responder: its estimate-level node hashes (truncated), from which
     /// the initiator estimates how many keys differ, and its record.
@@ -82,6 +88,8 @@ pub enum Body<'a> {
         hashes: Vec<ShortHash>,
         /// The responder's causal record at the start of the session.
         context: CausalContext,
+        /// The deletes whose tombstones the responder collected.
+        horizon: VersionVector,
     },
     /// Initiator: its IBLT folded to fit the estimated difference, and which
     /// estimate-level subtrees differ (a bitmap).
@@ -174,7 +182,7 @@ impl Body<'_> {
 
 /// Encode a message.
 pub fn encode(env: &Envelope<'_>) -> Vec<u8> {
-    encode_with(KIND_SYNC3, env)
+    encode_with(KIND_SYNC4, env)
 }
 
 /// Decode a message no larger than `max_len` bytes (and never larger than
@@ -191,14 +199,18 @@ pub fn decode(
             max: max_len,
         });
     }
-    if let [FORMAT_VERSION, kind @ (KIND_SYNC | KIND_SYNC2), ..] = bytes {
-        let protocol = if *kind == KIND_SYNC { 1 } else { 2 };
+    if let [FORMAT_VERSION, kind @ (KIND_SYNC | KIND_SYNC2 | KIND_SYNC3), ..] = bytes {
+        let protocol = match *kind {
+            KIND_SYNC => 1,
+            KIND_SYNC2 => 2,
+            _ => 3,
+        };
         return Err(SyncError::Malformed(format!(
             "a protocol-{protocol} sync message (kind {kind}): the peer runs an older \
-             Converge; both sides need sync protocol 3"
+             Converge; both sides need sync protocol 4"
         )));
     }
-    let (_, body) = split_header_max(bytes, &[KIND_SYNC3], MAX_MESSAGE_LEN)?;
+    let (_, body) = split_header_max(bytes, &[KIND_SYNC4], MAX_MESSAGE_LEN)?;
     // The body's variant index follows the session id and sequence number:
     // the kinds whose fields are allocated must be small.
     let variant = bincode::decode_from_slice::<(u64, u32, u32), _>(body, config_with::<64>())
@@ -218,9 +230,11 @@ pub fn decode(
     let env: Envelope<'_> = borrow_decode_body(body)?;
     let words = estimate_nodes.div_ceil(64);
     let ok = match &env.body {
-        Body::Estimate { hashes, context } => {
-            hashes.len() == estimate_nodes && context.is_canonical()
-        }
+        Body::Estimate {
+            hashes,
+            context,
+            horizon,
+        } => hashes.len() == estimate_nodes && context.is_canonical() && horizon.is_canonical(),
         Body::Iblt { differing, table } => {
             differing.len() == words && Iblt::from_wire(table).is_some()
         }
@@ -231,7 +245,10 @@ pub fn decode(
             want.len() % 8 == 0 && StateIter::well_framed(states)
         }
         Body::States { states, .. } => StateIter::well_framed(states),
-        Body::Summary { context, .. } | Body::Equal { context } => context.is_canonical(),
+        Body::Summary {
+            context, horizon, ..
+        }
+        | Body::Equal { context, horizon } => context.is_canonical() && horizon.is_canonical(),
         Body::Done { .. } => true,
     };
     if ok {

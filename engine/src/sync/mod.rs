@@ -81,7 +81,7 @@ pub enum SyncError {
     /// collection".
     #[error(
         "the peer's record lacks collected deletes of {origin} up to {needed} (it holds {has}): \
-         it was restored from an old copy or missed deletes; rebuild it from a live replica"
+         it was restored from an old copy or missed deletes; start it again empty, with a new replica id"
     )]
     BehindHorizon {
         /// The origin of the deletes missing.
@@ -173,6 +173,12 @@ pub trait SyncStore {
     fn horizon(&self) -> Result<crate::causal::VersionVector, Error> {
         Ok(crate::causal::VersionVector::new())
     }
+    /// A peer's horizon: it collected the tombstones of these deletes, so
+    /// they are stable (every member holds them) and this replica may
+    /// collect them too. A store that never collects ignores it.
+    fn learn_horizon(&self, _horizon: &crate::causal::VersionVector) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 /// Forward every [`SyncStore`] method through a pointer type, so a session
@@ -210,6 +216,9 @@ macro_rules! forward_sync_store {
             fn horizon(&self) -> Result<crate::causal::VersionVector, Error> {
                 (**self).horizon()
             }
+            fn learn_horizon(&self, h: &crate::causal::VersionVector) -> Result<(), Error> {
+                (**self).learn_horizon(h)
+            }
         }
     )*};
 }
@@ -243,6 +252,9 @@ impl SyncStore for crate::Engine {
     }
     fn horizon(&self) -> Result<crate::causal::VersionVector, Error> {
         Ok(self.collection_horizon())
+    }
+    fn learn_horizon(&self, h: &crate::causal::VersionVector) -> Result<(), Error> {
+        crate::Engine::learn_horizon(self, h)
     }
     fn merge_states(&self, states: &[KeyState]) -> Result<u64, Error> {
         // A key whose join would pass the state size limit is left out and

@@ -150,10 +150,12 @@ impl<S: SyncStore> Session<S> {
             Phase::AwaitSummaryReply,
         );
         s.records.1 = Some(context.clone());
+        let horizon = s.store.horizon()?;
         let msg = s.envelope(Body::Summary {
             root: root.hash,
             count: root.count,
             context,
+            horizon,
         });
         s.stats.flights += 1;
         Ok((s, msg))
@@ -425,18 +427,28 @@ impl<S: SyncStore> Session<S> {
                     root,
                     count,
                     context,
+                    horizon,
                 },
-            ) => self.on_summary(root, count, context),
-            (Phase::AwaitSummaryReply, Body::Equal { context }) => {
+            ) => self.on_summary(root, count, context, horizon),
+            (Phase::AwaitSummaryReply, Body::Equal { context, horizon }) => {
                 // Equal roots: the same data, nothing to refuse.
                 self.store.learn_context(&context)?;
+                self.store.learn_horizon(&horizon)?;
                 self.records.0 = Some(context);
                 self.phase = Phase::Done(Outcome::Equal);
                 Ok(())
             }
-            (Phase::AwaitSummaryReply, Body::Estimate { hashes, context }) => {
+            (
+                Phase::AwaitSummaryReply,
+                Body::Estimate {
+                    hashes,
+                    context,
+                    horizon,
+                },
+            ) => {
                 // An empty replica's tree hashes to zeros: it may catch up.
                 self.check_horizon(&context, hashes.iter().any(|h| *h != 0))?;
+                self.store.learn_horizon(&horizon)?;
                 self.records.0 = Some(context.clone());
                 self.their_context = Some(context);
                 self.on_estimate(&hashes)
@@ -567,18 +579,22 @@ impl<S: SyncStore> Session<S> {
         root: u128,
         count: u64,
         theirs: CausalContext,
+        their_horizon: crate::causal::VersionVector,
     ) -> Result<(), SyncError> {
         let context = self.store.context()?;
         let mine = self.store.root()?;
+        let horizon = self.store.horizon()?;
         self.records = (Some(theirs.clone()), Some(context.clone()));
         if mine.hash == root && mine.count == count {
             self.store.learn_context(&theirs)?;
+            self.store.learn_horizon(&their_horizon)?;
             self.phase = Phase::Done(Outcome::Equal);
-            let msg = self.envelope(Body::Equal { context });
+            let msg = self.envelope(Body::Equal { context, horizon });
             self.queue.push_back(msg);
             return Ok(());
         }
         self.check_horizon(&theirs, count > 0)?;
+        self.store.learn_horizon(&their_horizon)?;
         self.their_context = Some(theirs);
         let hashes: Vec<ShortHash> = self
             .store
@@ -587,7 +603,11 @@ impl<S: SyncStore> Session<S> {
             .map(|h| *h as ShortHash)
             .collect();
         self.phase = Phase::AwaitDiff;
-        let msg = self.envelope(Body::Estimate { hashes, context });
+        let msg = self.envelope(Body::Estimate {
+            hashes,
+            context,
+            horizon,
+        });
         self.queue.push_back(msg);
         Ok(())
     }
