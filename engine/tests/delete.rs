@@ -286,6 +286,11 @@ fn absence_survives_restart_and_travels_by_feed_and_sync() {
 /// Three replicas, all members of each other, sharing `n` counters and a
 /// cart.
 fn three(n: usize) -> [TempEngine; 3] {
+    three_with(n).0
+}
+
+/// [`three`], and the deltas of the writes it made on A.
+fn three_with(n: usize) -> ([TempEngine; 3], Vec<converge::KeyedDelta>) {
     let reps = [engine(1), engine(2), engine(3)];
     members(&[&*reps[0], &*reps[1], &*reps[2]]);
     let mut b = Batch::new();
@@ -293,16 +298,16 @@ fn three(n: usize) -> [TempEngine; 3] {
         b.increment(format!("c{i:03}").into_bytes(), 1 + i as u64);
     }
     b.orset_add(b"cart".to_vec(), b"tv".to_vec());
-    reps[0].write(&b).unwrap();
+    let written = reps[0].write(&b).unwrap();
     for (i, j) in [(0, 1), (0, 2), (1, 2)] {
         sync_ack(&reps[i], &reps[j]).unwrap();
     }
-    reps
+    (reps, written)
 }
 
 #[test]
 fn collection_waits_for_every_member_then_purges_everywhere() {
-    let [a, b, c] = three(20);
+    let ([a, b, c], originals) = three_with(20);
     let mut del = Batch::new();
     del.delete(b"cart".to_vec(), None);
     for i in 0..5 {
@@ -349,17 +354,18 @@ fn collection_waits_for_every_member_then_purges_everywhere() {
     assert_eq!(a.root().unwrap().count, 15);
 
     // Resurrection attempts: the pre-delete writes and the deletes
-    // delivered again, to a replica that collected.
-    let mut again = Batch::new();
-    again.orset_add(b"cart".to_vec(), b"tv".to_vec());
-    let fresh = engine(9);
-    let old_add = fresh.write(&again).unwrap();
-    let _ = old_add; // (another replica's add is a new add: not a resurrection)
-    for d in &deltas {
-        a.merge(&d.key, &d.delta.encode()).unwrap();
+    // delivered again, to every replica (all collected), in both orders.
+    for e in [&a, &b, &c] {
+        for d in originals.iter().chain(&deltas) {
+            e.merge(&d.key, &d.delta.encode()).unwrap();
+        }
+        for d in deltas.iter().chain(&originals) {
+            e.merge(&d.key, &d.delta.encode()).unwrap();
+        }
+        assert!(e.state(b"cart").unwrap().is_none());
+        assert!(e.state(b"c000").unwrap().is_none());
+        assert_eq!(e.stored_keys(b"").unwrap().count(), 15);
     }
-    assert!(a.state(b"cart").unwrap().is_none());
-    assert_eq!(a.stored_keys(b"").unwrap().count(), 15);
 }
 
 #[test]
