@@ -276,7 +276,7 @@ def test_a_replica_restored_from_an_old_copy_is_refused(open_engine: Factory, tm
     before = dump(a)
     with pytest.raises(BehindHorizonError) as info:
         a.sync_with(restored)
-    assert info.value.status == 26 and "rebuild" in info.value.message
+    assert info.value.status == 26 and "new replica id" in info.value.message
     with pytest.raises(BehindHorizonError):
         sync_ack(restored, a)
     assert dump(a) == before

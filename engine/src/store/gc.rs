@@ -83,7 +83,8 @@ pub struct CollectReport {
     pub collected: u64,
     /// Of those, keys removed entirely (they read as absent).
     pub purged: u64,
-    /// Tombstones whose deletes are not stable yet.
+    /// Tombstones whose deletes are not stable yet (or whose key's state
+    /// cannot be read: over the size limit or damaged).
     pub waiting: u64,
     /// For each replica holding collection back (a member whose
     /// acknowledged context, or this replica's own record, lacks a
@@ -222,7 +223,16 @@ impl Engine {
     ) -> Result<()> {
         let _guard = self.locks.lock_all(vec![self.locks.stripe(key)]);
         let meta = self.cf(CF_META)?;
-        let state = self.state(key)?;
+        let state = match self.state(key) {
+            Ok(s) => s,
+            // A key whose state cannot be read (over the size limit, or
+            // damaged) concerns that key only: it stays as it is.
+            Err(Error::StateTooLarge { .. } | Error::Corruption(_)) => {
+                report.waiting += 1;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         let dels = state
             .as_ref()
             .map(|s| s.deletes().clone())
