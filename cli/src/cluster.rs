@@ -4,7 +4,7 @@
 //! node joins through every other one, so any of them can restart alone.
 //! Children are killed when the cluster is dropped, whatever happened.
 
-use crate::netfault::{free_port, node_ip, Faults, Proxy};
+use crate::netfault::{cluster_ip, free_port, Faults, Proxy};
 use crate::proto::converge_client::ConvergeClient;
 use crate::proto::StatusRequest;
 use std::collections::BTreeMap;
@@ -104,8 +104,11 @@ impl Cluster {
         let faults = Faults::new(seed);
         let mut nodes = Vec::new();
         let mut proxies = BTreeMap::new();
+        // A block of loopback addresses of its own (1..=250, in turn).
+        static NEXT_BLOCK: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+        let block = 1 + NEXT_BLOCK.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 250;
         for i in 0..options.nodes {
-            let ip = node_ip(i);
+            let ip = cluster_ip(block, i);
             // Three distinct ports: a port just released may be handed
             // out again.
             let mut ports = Vec::new();

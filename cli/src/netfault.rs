@@ -219,7 +219,15 @@ async fn pipe(
 
 /// Per-node loopback IPs: node `i` (from 0) at 127.0.0.(10 + i).
 pub fn node_ip(i: usize) -> IpAddr {
-    IpAddr::from([127, 0, 0, 10 + i as u8])
+    cluster_ip(0, i)
+}
+
+/// Node `i` of the cluster using address block `block`: 127.0.block.(10 +
+/// i). Clusters started at the same time in one process (tests run in
+/// parallel) use different blocks, so a port one picks can never be one
+/// the other is about to bind or connect from.
+pub fn cluster_ip(block: u8, i: usize) -> IpAddr {
+    IpAddr::from([127, 0, block, 10 + i as u8])
 }
 
 /// A port free for both TCP and UDP on `ip` now (the OS picks it; another
