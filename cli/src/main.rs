@@ -277,6 +277,10 @@ struct ServeArgs {
     /// after about 4 of them).
     #[arg(long, default_value_t = 1000)]
     probe_ms: u64,
+    /// Milliseconds between collections of tombstones (deleted keys are
+    /// purged once every member has seen their deletes); 0: never.
+    #[arg(long, default_value_t = 10_000)]
+    collect_ms: u64,
     /// Operations per pushed page.
     #[arg(long, default_value_t = 1024)]
     push_page: usize,
@@ -335,6 +339,7 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
     c.join = a.join;
     c.metrics = a.metrics;
     c.anti_entropy_interval = Duration::from_millis(a.anti_entropy_ms);
+    c.collect_interval = (a.collect_ms > 0).then(|| Duration::from_millis(a.collect_ms));
     c.probe_period = Duration::from_millis(a.probe_ms);
     c.push_page = a.push_page;
     c.ack_timeout = Duration::from_millis(a.ack_timeout_ms);

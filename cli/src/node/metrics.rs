@@ -28,6 +28,9 @@ pub struct Metrics {
     received_bytes: AtomicU64,
     fallbacks: AtomicU64,
     gossip_errors: AtomicU64,
+    tombstones_collected: AtomicU64,
+    keys_purged: AtomicU64,
+    tombstones_waiting: AtomicU64,
     labelled: Mutex<BTreeMap<(&'static str, String), u64>>,
 }
 
@@ -70,6 +73,12 @@ impl Metrics {
     /// A gossip datagram foca refused.
     pub fn gossip_error(&self) {
         self.gossip_errors.fetch_add(1, Relaxed);
+    }
+    /// A collection of tombstones ran.
+    pub fn collected(&self, r: &converge::CollectReport) {
+        self.tombstones_collected.fetch_add(r.collected, Relaxed);
+        self.keys_purged.fetch_add(r.purged, Relaxed);
+        self.tombstones_waiting.store(r.waiting, Relaxed);
     }
     fn bump(&self, name: &'static str, label: String) {
         let mut m = self.labelled.lock().unwrap_or_else(|p| p.into_inner());
@@ -161,6 +170,16 @@ pub fn render(shared: &Shared) -> String {
         "Gossip datagrams foca refused.",
         &one(&m.gossip_errors),
     );
+    counter(
+        "converge_tombstones_collected_total",
+        "Tombstones collected (every member had acknowledged their deletes).",
+        &one(&m.tombstones_collected),
+    );
+    counter(
+        "converge_keys_purged_total",
+        "Deleted keys removed entirely by collection.",
+        &one(&m.keys_purged),
+    );
     let labelled = m.labelled.lock().unwrap_or_else(|p| p.into_inner()).clone();
     for (name, help) in [
         (
@@ -179,6 +198,12 @@ pub fn render(shared: &Shared) -> String {
             .collect();
         counter(name, help, &rows);
     }
+    let _ = writeln!(
+        out,
+        "# HELP converge_tombstones_waiting Tombstones waiting for acknowledgements (at the last collection).\n\
+         # TYPE converge_tombstones_waiting gauge\nconverge_tombstones_waiting {}",
+        m.tombstones_waiting.load(Relaxed)
+    );
     let last = shared.engine.context().vv().get(shared.me);
     let pending = shared.engine.pending();
     let _ = writeln!(

@@ -44,6 +44,9 @@ pub struct NodeConfig {
     pub metrics: Option<SocketAddr>,
     /// Interval between anti-entropy sessions with a random live peer.
     pub anti_entropy_interval: Duration,
+    /// Interval between collections of tombstones (`Engine::collect`);
+    /// `None`: never.
+    pub collect_interval: Option<Duration>,
     /// SWIM probe period (failure detection within about 4 of them).
     pub probe_period: Duration,
     /// Operations per pushed page of the changes feed.
@@ -70,6 +73,7 @@ impl NodeConfig {
             join: Vec::new(),
             metrics: None,
             anti_entropy_interval: Duration::from_secs(10),
+            collect_interval: Some(Duration::from_secs(10)),
             probe_period: Duration::from_millis(1000),
             push_page: 1024,
             rpc_timeout: Duration::from_secs(5),
@@ -283,6 +287,7 @@ pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
         None => None,
     };
     let ae_task = tokio::spawn(push::anti_entropy_loop(shared.clone()));
+    let collect_task = tokio::spawn(push::collect_loop(shared.clone()));
 
     let mut stop_rx = shared.stopping.subscribe();
     let signals = tokio::spawn(stop_on_signal(shared.clone(), term, int));
@@ -302,6 +307,7 @@ pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
     engine.interrupt_waits();
     let _ = membership.await;
     ae_task.abort();
+    collect_task.abort();
     if let Some(t) = metrics_task {
         t.abort();
     }

@@ -259,3 +259,33 @@ pub async fn anti_entropy_loop(shared: Arc<Shared>) {
         }
     }
 }
+
+/// Every `NodeConfig::collect_interval`, collect the tombstones every
+/// member has acknowledged (or a peer reported collected): deleted keys
+/// are purged once every node has seen their deletes.
+pub async fn collect_loop(shared: Arc<Shared>) {
+    let Some(every) = shared.config.collect_interval else {
+        return;
+    };
+    let mut stopping = shared.stopping.subscribe();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stopping.changed() => return,
+        }
+        match blocking(&shared.engine, |e| e.collect()).await {
+            Ok(r) => {
+                shared.metrics.collected(&r);
+                if r.collected > 0 {
+                    tracing::info!(
+                        collected = r.collected,
+                        purged = r.purged,
+                        waiting = r.waiting,
+                        "tombstones collected"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "collecting tombstones failed"),
+        }
+    }
+}
