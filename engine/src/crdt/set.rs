@@ -205,11 +205,13 @@ impl TwoPSet {
         self.removed.iter().map(|e| e.as_slice())
     }
 
-    /// Delete the key: remove forever the elements `observed` holds;
-    /// returns the delta.
+    /// Delete the key: remove forever the elements `observed` holds, and
+    /// take the removes it observed into the tombstone too (they are part
+    /// of what the delete covers: the key reads as absent, and collection
+    /// forgets them); returns the delta.
     pub fn delete(&mut self, observed: &TwoPSet) -> TwoPSet {
         let mut removed = observed.added.clone();
-        removed.extend(observed.tomb.get().removed.iter().cloned());
+        removed.extend(observed.removed.iter().cloned());
         let delta = TwoPSet {
             added: BTreeSet::new(),
             removed: removed.clone(),
@@ -344,6 +346,22 @@ mod tests {
         assert_eq!(p, q);
         assert_eq!(p.members().collect::<Vec<_>>(), vec![&b"z"[..]]);
         assert!(p.is_canonical() && !p.is_absent());
+    }
+
+    #[test]
+    fn a_two_p_remove_the_delete_observed_leaves_the_key_absent() {
+        let mut p = TwoPSet::default();
+        p.add(b"x");
+        p.add(b"y");
+        p.remove(b"y");
+        let seen = p.clone();
+        p.delete(&seen);
+        assert!(p.is_absent() && p.is_canonical());
+        // A remove the delete did not observe: present (and empty).
+        let mut q = TwoPSet::default();
+        q.join(&p);
+        q.remove(b"z");
+        assert!(!q.is_absent());
     }
 
     #[test]
