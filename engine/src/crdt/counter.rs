@@ -235,6 +235,16 @@ impl PNCounter {
             && self.inc.tomb.get().dels == self.dec.tomb.get().dels
     }
 
+    /// The increments, as a G-Counter.
+    pub fn increments(&self) -> &GCounter {
+        &self.inc
+    }
+
+    /// The decrements (as positive amounts), as a G-Counter.
+    pub fn decrements(&self) -> &GCounter {
+        &self.dec
+    }
+
     pub(crate) fn halves_mut(&mut self) -> (&mut GCounter, &mut GCounter) {
         (&mut self.inc, &mut self.dec)
     }

@@ -35,7 +35,10 @@ impl World {
                 assert!(holds, "replica {b} read a token the model says it lacks");
                 assert!(at.includes(token), "the read's context lacks the token");
                 let state = e.state(key).expect("state");
-                assert_eq!(value, state.as_ref().map(Value::of));
+                assert_eq!(
+                    value,
+                    state.as_ref().filter(|s| !s.is_absent()).map(Value::of)
+                );
                 let want = join_of(&self.ops, key, |d| token.contains(d));
                 if let Some(want) = want {
                     let state = state.expect("a token's key has a state");
@@ -117,7 +120,9 @@ impl World {
                 "key {key:?}: the state is not the join of every acknowledged delta"
             );
             let want = expected_value(&self.ops, key);
-            let got = got.map(|s| comparable(Value::of(&s)));
+            let got = got
+                .filter(|s| !s.is_absent())
+                .map(|s| comparable(Value::of(&s)));
             assert_eq!(
                 got, want,
                 "key {key:?}: the value is not what the operations make"

@@ -26,6 +26,12 @@ pub enum Intent {
         /// The siblings the write's read context covered.
         replaces: Vec<Vec<u8>>,
     },
+    /// A delete of the key based on what the replica held: the operations
+    /// on the key whose effects its state held then.
+    Delete {
+        /// Their dots.
+        observed: BTreeSet<Dot>,
+    },
 }
 
 /// One acknowledged operation.
@@ -128,6 +134,23 @@ pub fn join_of<'a>(
     acc
 }
 
+/// Whether a delete based on `state` removes the effect of the operation
+/// whose delta is `delta`: the state holds it. For counters, only the
+/// counts matter (an increment made after an earlier delete carries that
+/// delete's mark, which the deleting replica may not hold yet).
+pub fn observed_by(state: &State, delta: &State) -> bool {
+    let within = |s: &converge::crdt::GCounter, d: &converge::crdt::GCounter| {
+        d.entries().all(|(r, c)| s.entry(r) >= c)
+    };
+    match (state, delta) {
+        (State::GCounter(s), State::GCounter(d)) => within(s, d),
+        (State::PNCounter(s), State::PNCounter(d)) => {
+            within(s.increments(), d.increments()) && within(s.decrements(), d.decrements())
+        }
+        _ => covers(state, delta),
+    }
+}
+
 /// Whether `big` holds everything `small` does (`big ⊔ small = big`).
 pub fn covers(big: &State, small: &State) -> bool {
     let mut j = big.clone();
@@ -137,10 +160,51 @@ pub fn covers(big: &State, small: &State) -> bool {
 /// The value a key must have once every operation is everywhere, derived
 /// from the operations' meaning (not from the lattice join): counters sum,
 /// sets hold what was added and not removed, LWW keeps the greatest stamp
-/// and FWW the least, an MV register every value no later write replaced.
+/// and FWW the least, an MV register every value no later write replaced;
+/// and a delete takes away the operations it observed (LWW: writes stamped
+/// before it). `None`: the key reads as absent (deleted, and every other
+/// operation on it observed by a delete; LWW: no write after the last
+/// delete).
 pub fn expected_value(ops: &[OpRec], key: &[u8]) -> Option<Value> {
-    let ops: Vec<&OpRec> = ops.iter().filter(|o| o.key == key).collect();
-    let first = ops.first()?;
+    let all: Vec<&OpRec> = ops.iter().filter(|o| o.key == key).collect();
+    let mut observed: BTreeSet<Dot> = BTreeSet::new();
+    let mut deletes = Vec::new();
+    for o in &all {
+        if let Intent::Delete { observed: seen } = &o.intent {
+            observed.extend(seen.iter().copied());
+            deletes.push(*o);
+        }
+    }
+    let ops: Vec<&OpRec> = all
+        .iter()
+        .copied()
+        .filter(|o| !matches!(o.intent, Intent::Delete { .. }))
+        .collect();
+    let first = ops.first().or(all.first())?;
+    // (An operation with no effect, a PN add of 0, re-creates nothing; nor
+    // does a remove of an element whose add a delete observed: the delete
+    // covers its effect.)
+    let inserted: BTreeMap<&[u8], Dot> = ops
+        .iter()
+        .filter_map(|o| match &o.intent {
+            Intent::Insert(e) => Some((e.as_slice(), o.dot)),
+            _ => None,
+        })
+        .collect();
+    let live: Vec<&OpRec> = ops
+        .iter()
+        .copied()
+        .filter(|o| !observed.contains(&o.dot) && !o.delta.is_empty())
+        .filter(|o| match &o.intent {
+            Intent::Remove(e) => inserted
+                .get(e.as_slice())
+                .is_none_or(|d| !observed.contains(d)),
+            _ => true,
+        })
+        .collect();
+    if !deletes.is_empty() && !matches!(first.delta, State::LwwRegister(_)) && live.is_empty() {
+        return None;
+    }
     let stamps = || {
         ops.iter().map(|o| match Value::of(&o.delta) {
             Value::Register(Some(s)) => s,
@@ -149,7 +213,7 @@ pub fn expected_value(ops: &[OpRec], key: &[u8]) -> Option<Value> {
     };
     Some(match &first.delta {
         State::GCounter(_) | State::PNCounter(_) => Value::Counter(
-            ops.iter()
+            live.iter()
                 .map(|o| match o.intent {
                     Intent::Add(n) => n,
                     _ => unreachable!(),
@@ -161,8 +225,13 @@ pub fn expected_value(ops: &[OpRec], key: &[u8]) -> Option<Value> {
             let mut removed = BTreeSet::new();
             for o in &ops {
                 match &o.intent {
-                    Intent::Insert(e) => members.insert(e.clone()),
-                    Intent::Remove(e) => removed.insert(e.clone()),
+                    Intent::Insert(e) if !observed.contains(&o.dot) => {
+                        members.insert(e.clone());
+                    }
+                    Intent::Insert(_) => {}
+                    Intent::Remove(e) => {
+                        removed.insert(e.clone());
+                    }
                     _ => unreachable!(),
                 };
             }
@@ -172,14 +241,32 @@ pub fn expected_value(ops: &[OpRec], key: &[u8]) -> Option<Value> {
                 context: Default::default(),
             }));
         }
-        State::LwwRegister(_) => Value::Register(stamps().max()),
+        State::LwwRegister(_) => {
+            let last_delete = deletes
+                .iter()
+                .map(|d| {
+                    (
+                        d.delta.max_timestamp().expect("a delete's stamp"),
+                        d.dot.replica,
+                    )
+                })
+                .max();
+            let last = stamps().max();
+            match (last, last_delete) {
+                (Some(w), Some(d)) if (w.ts, w.replica) <= d => return None,
+                (None, _) => return None,
+                (w, _) => Value::Register(w),
+            }
+        }
         State::FwwRegister(_) => Value::Register(stamps().min()),
         State::MvRegister(_) => {
             let mut values = BTreeMap::new();
             let mut replaced = BTreeSet::new();
             for o in &ops {
                 if let Intent::Write { value, replaces } = &o.intent {
-                    values.insert(value.clone(), ());
+                    if !observed.contains(&o.dot) {
+                        values.insert(value.clone(), ());
+                    }
                     replaced.extend(replaces.iter().cloned());
                 }
             }

@@ -2,7 +2,7 @@
 //! the network between them, sync sessions driven message by message, and
 //! crashes; every step is checked against the model.
 
-use super::model::{needs_of, Intent, OpRec, RecordModel};
+use super::model::{needs_of, observed_by, Intent, OpRec, RecordModel};
 use super::net::{dots_of, Message, Net, Payload, Rng, WireDelta};
 use converge::crdt::LwwRegister;
 use converge::sync::{Config, Outcome, Session, SyncError};
@@ -260,8 +260,29 @@ impl World {
         let e = self.engine(r);
         let mut b = Batch::new();
         let mut intents = Vec::new();
+        let mut in_batch: BTreeSet<&str> = BTreeSet::new();
         for _ in 0..1 + self.rng.below(3) {
             let key = KEYS[self.rng.below(KEYS.len())];
+            // Now and then a delete of a key that reads as present and
+            // that the batch has not written yet (what it observes is then
+            // the stored state). Not of FWW keys: the model does not
+            // follow their epochs.
+            if !key.starts_with('f') && !in_batch.contains(key) && self.rng.chance(1, 8) {
+                let state = e.state(key.as_bytes()).expect("state");
+                if let Some(state) = state.filter(|s| !s.is_absent()) {
+                    let observed = self
+                        .ops
+                        .iter()
+                        .filter(|o| o.key == key.as_bytes() && observed_by(&state, &o.delta))
+                        .map(|o| o.dot)
+                        .collect();
+                    b.delete(key, None);
+                    intents.push(Intent::Delete { observed });
+                    in_batch.insert(key);
+                    continue;
+                }
+            }
+            in_batch.insert(key);
             self.next_tag += 1;
             let tag = format!("{r}:{}", self.next_tag).into_bytes();
             let intent = match key.as_bytes()[0] {
