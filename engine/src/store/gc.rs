@@ -97,14 +97,14 @@ pub struct CollectReport {
 impl Gc {
     pub(super) fn load(db: &rocksdb::DB) -> Result<Gc> {
         let meta = super::cf(db, CF_META)?;
-        let horizon = match db.get_cf(meta, META_GC_HORIZON)? {
-            Some(b) => decode_vv(&b).map_err(|e| Error::Corruption(format!("gc horizon: {e}")))?,
-            None => VersionVector::new(),
+        let vv = |key: &[u8], what: &str| -> Result<VersionVector> {
+            match db.get_cf(meta, key)? {
+                Some(b) => decode_vv(&b).map_err(|e| Error::Corruption(format!("gc {what}: {e}"))),
+                None => Ok(VersionVector::new()),
+            }
         };
-        let learned = match db.get_cf(meta, META_GC_LEARNED)? {
-            Some(b) => decode_vv(&b).map_err(|e| Error::Corruption(format!("gc learned: {e}")))?,
-            None => VersionVector::new(),
-        };
+        let horizon = vv(META_GC_HORIZON, "horizon")?;
+        let learned = vv(META_GC_LEARNED, "learned")?;
         let floor = match db.get_cf(meta, META_GC_FLOOR)? {
             Some(b) => u64::from_be_bytes(
                 b.as_slice()
@@ -124,7 +124,7 @@ impl Gc {
     /// Whether every delete of `dels` was collected here.
     pub(crate) fn covers(&self, dels: &VersionVector) -> bool {
         let h = self.horizon.lock();
-        !h.is_empty() && dels.iter().all(|(o, s)| h.get(o) >= s)
+        !h.is_empty() && h.descends(dels)
     }
 }
 
@@ -134,11 +134,6 @@ pub(crate) fn tomb_key(key: &[u8]) -> Vec<u8> {
     k.extend_from_slice(META_TOMB);
     k.extend_from_slice(key);
     k
-}
-
-/// Whether `ctx` holds every delete of `dels` up to its number.
-fn holds(ctx: &CausalContext, dels: &VersionVector) -> bool {
-    dels.iter().all(|(o, s)| ctx.vv().get(o) >= s)
 }
 
 impl Engine {
@@ -247,18 +242,16 @@ impl Engine {
             }
             return Ok(());
         }
-        // A peer collected these deletes: they are stable.
-        let learned = {
-            let l = self.gc.learned.lock();
-            dels.iter().all(|(o, s)| l.get(o) >= s)
-        };
+        // A peer collected these deletes: they are stable. Otherwise the
+        // record and every member must hold each delete up to its number.
+        let learned = self.gc.learned.lock().descends(&dels);
         let mut stable = true;
-        if !learned && !holds(record, &dels) {
+        if !learned && !record.vv().descends(&dels) {
             stable = false;
             *blockers.entry(self.replica).or_default() += 1;
         }
         for (m, acked) in members.iter().filter(|_| !learned) {
-            if !holds(acked, &dels) {
+            if !acked.vv().descends(&dels) {
                 stable = false;
                 *blockers.entry(*m).or_default() += 1;
             }
@@ -283,45 +276,42 @@ impl Engine {
         let mut wb = rocksdb::WriteBatch::default();
         wb.delete_cf(meta, tomb_key(key));
         let types_cf = self.cf(CF_TYPES)?;
-        if keeps {
+        // What the key's cache entry becomes (`None`: purged).
+        let kept = if keeps {
             let bytes = encode_state(&state);
             let used = bytes.len() as u64;
             let reserved = super::types::KeyMeta::reservation_for(used);
+            let m = super::types::KeyMeta {
+                ty,
+                used,
+                reserved: Some(reserved),
+                tomb: state.has_tomb(),
+            };
             wb.put_cf(self.cf(CF_STATE)?, key, bytes);
             wb.put_cf(
                 types_cf,
                 key,
-                super::types::encode_entry(ty, reserved, state.has_tomb()),
+                super::types::encode_entry(ty, reserved, m.tomb),
             );
+            Some(m)
         } else {
             wb.delete_cf(self.cf(CF_STATE)?, key);
             wb.delete_cf(types_cf, key);
-        }
-        // The horizon and floor in the same write: a crash leaves both or
-        // neither.
-        let horizon = {
-            let mut h = self.gc.horizon.lock();
-            h.merge(&dels);
-            h.clone()
+            None
         };
+        // The horizon and floor in the same write: a crash leaves both or
+        // neither. (One collection runs at a time: nothing else moves them.)
+        let mut horizon = self.gc.horizon.lock().clone();
+        horizon.merge(&dels);
         wb.put_cf(meta, META_GC_HORIZON, encode_vv(&horizon));
         let floor = self.gc.floor.load(Ordering::Acquire).max(own_max);
         wb.put_cf(meta, META_GC_FLOOR, floor.to_be_bytes());
         self.write_or_poison(wb)?;
+        *self.gc.horizon.lock() = horizon;
         self.gc.floor.store(floor, Ordering::Release);
-        if keeps {
-            let used = encode_state(&state).len() as u64;
-            self.types.insert(
-                key,
-                super::types::KeyMeta {
-                    ty,
-                    used,
-                    reserved: Some(super::types::KeyMeta::reservation_for(used)),
-                    tomb: state.has_tomb(),
-                },
-            );
-        } else {
-            self.types.remove(key);
+        match kept {
+            Some(m) => self.types.insert(key, m),
+            None => self.types.remove(key),
         }
         if self.options.anti_entropy {
             self.tree.mark_dirty_owned(vec![key.to_vec()]);

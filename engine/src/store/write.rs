@@ -458,20 +458,25 @@ impl Engine {
         extra: &mut Extra,
     ) -> Option<State> {
         let dot = Dot::new(d.origin, d.seq);
-        if self.context.lock().contains(&dot) {
-            // Applied before: its effects are here, or were collected with
-            // a tombstone (applying it again could bring them back).
-            return None;
-        }
-        let Some(deps) = &d.deps else {
-            return Some(d.state);
-        };
-        if deps.is_empty() {
-            // The common case: only the origin's earlier operations, held
-            // as a prefix of the record's vector or the batch's.
-            let held = self.context.lock().vv().get(d.origin);
-            if held.max(batch.vv().get(d.origin)) + 1 >= d.seq {
-                return Some(d.state);
+        {
+            let ctx = self.context.lock();
+            if ctx.contains(&dot) {
+                // Applied before: its effects are here, or were collected
+                // with a tombstone (applying it again could bring them
+                // back).
+                return None;
+            }
+            match &d.deps {
+                None => return Some(d.state),
+                // The common case: only the origin's earlier operations,
+                // held as a prefix of the record's vector or the batch's.
+                Some(deps)
+                    if deps.is_empty()
+                        && ctx.vv().get(d.origin).max(batch.vv().get(d.origin)) + 1 >= d.seq =>
+                {
+                    return Some(d.state)
+                }
+                Some(_) => {}
             }
         }
         let Some(needs) = d.requires() else {
@@ -585,17 +590,15 @@ impl Engine {
         }
         // A new key has no reservation yet; a key a delete reached for
         // the first time gets its flag.
-        let reserved = match slot.reserved {
-            Some(r) if used <= r && tomb == slot.tomb => r,
-            _ => {
-                let r = match slot.reserved {
-                    Some(r) if used <= r => r,
-                    _ => KeyMeta::reservation_for(used),
-                };
-                wb.put_cf(self.cf(CF_TYPES)?, slot.key, encode_entry(ty, r, tomb));
-                r
-            }
-        };
+        let kept = slot.reserved.filter(|r| used <= *r);
+        let reserved = kept.unwrap_or_else(|| KeyMeta::reservation_for(used));
+        if kept.is_none() || tomb != slot.tomb {
+            wb.put_cf(
+                self.cf(CF_TYPES)?,
+                slot.key,
+                encode_entry(ty, reserved, tomb),
+            );
+        }
         Ok(Some(KeyMeta {
             ty,
             used,
