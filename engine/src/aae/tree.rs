@@ -5,9 +5,9 @@ use super::hash::{entry_hash, key_hash, segment_of};
 use super::iblt::{Entry, Iblt, MAX_CELLS};
 use crate::error::{Error, Result};
 use crate::store::{cf, CF_AAE_KEYS, CF_AAE_LEAVES, CF_META, CF_STATE};
+use foldhash::{HashSet, HashSetExt};
 use parking_lot::Mutex;
 use rocksdb::DB;
-use foldhash::{HashSet, HashSetExt};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Bits of key hash that pick the segment: 2^20 leaves.

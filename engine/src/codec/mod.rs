@@ -245,6 +245,9 @@ macro_rules! scaled_claims {
 }
 use scaled_claims;
 
+mod skim;
+pub(crate) use skim::skim_state;
+
 /// [`decode_body`] claiming at most `LIMIT` bytes (see [`CLAIM_FACTOR`]).
 pub(crate) fn decode_body_max<T: Decode<()>, const LIMIT: usize>(
     body: &[u8],

@@ -24,9 +24,9 @@
 use crate::codec::MAX_STATE_LEN;
 use crate::crdt::CrdtType;
 use crate::error::{Error, Result};
-use parking_lot::Mutex;
 use foldhash::HashMap;
 use foldhash::HashMapExt;
+use parking_lot::Mutex;
 
 const SHARDS: usize = 16;
 

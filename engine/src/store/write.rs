@@ -1,10 +1,12 @@
 //! The write path. For a batch:
-//! 1. validate every key, value and merge payload (decode + canonical check);
+//! 1. validate every key, value and merge payload (decode + canonical
+//!    check; full states of the plain counters, G-Set and OR-Set are
+//!    skimmed instead, `codec/skim.rs`, and decoded only if needed);
 //! 2. lock the stripes of the batch's keys (ascending, so no deadlock);
 //! 3. look up each key's type and size bound (a bounded in-memory cache,
 //!    then one multi-get on `types`; no state read; see `types.rs`);
-//! 4. read the states of keys whose operations need them (counters, OR-Set,
-//!    MV register), apply the operations in order to an in-batch overlay,
+//! 4. read the states of keys whose operations need them (counters whose
+//!    own entries the type cache does not know, OR-Set, MV register), apply the operations in order to an in-batch overlay,
 //!    producing one delta per local operation; a merged delta whose
 //!    dependencies the record (or the batch) does not hold is set aside to
 //!    be parked in the pending area (`pending.rs`) instead;
@@ -88,6 +90,11 @@ struct Slot<'a> {
 pub(super) enum Prepared<'a> {
     Local(&'a Op),
     Merge(Item, Option<&'a [u8]>),
+    /// A full state certified canonical without decoding it
+    /// (`codec::skim_state`): written through as the key's operand, and
+    /// decoded only if the batch needs it as a state (other operations on
+    /// the key).
+    Raw(CrdtType, &'a [u8]),
 }
 
 /// What a commit brings besides its operations.
@@ -354,7 +361,14 @@ impl Engine {
         let mut remote = CausalContext::new();
         for (key, prep) in items {
             let slot = &mut slots[index[key]];
+            let prep = match prep {
+                Prepared::Raw(_, bytes) if slot.ops > 1 || slot.needs_state => {
+                    Prepared::Merge(decode_item(bytes)?, Some(bytes))
+                }
+                p => p,
+            };
             let ty = match &prep {
+                Prepared::Raw(ty, _) => *ty,
                 Prepared::Merge(item, _) => item.state().crdt_type(),
                 // A delete based on what this replica holds: of the key's
                 // type; nothing to delete if the key does not exist or
@@ -407,6 +421,8 @@ impl Engine {
                     (Some(s), None)
                 }
                 Prepared::Local(op) => (None, Some(op)),
+                // Written through by `stage` (`slot.raw`).
+                Prepared::Raw(..) => (None, None),
             };
             if slot.ty.is_none() {
                 slot.ty = Some(ty);
@@ -583,16 +599,18 @@ impl Engine {
                 .as_ref()
                 .or(slot.operand.as_ref())
                 .is_some_and(State::has_tomb);
-        let used = match (&slot.state, &slot.operand) {
-            (Some(st), _) => put_checked(wb, state_cf, slot.key, st)?,
-            (None, Some(operand)) => {
+        let used = match (&slot.state, &slot.operand, slot.raw) {
+            (Some(st), _, _) => put_checked(wb, state_cf, slot.key, st)?,
+            (None, None, None) => return Ok(None),
+            (None, operand, raw) => {
                 let encoded;
-                let bytes = match slot.raw {
-                    Some(raw) => raw,
-                    None => {
+                let bytes = match (raw, operand) {
+                    (Some(raw), _) => raw,
+                    (None, Some(operand)) => {
                         encoded = encode_state(operand);
                         &encoded
                     }
+                    (None, None) => unreachable!("matched above"),
                 };
                 let bound = slot
                     .used
@@ -607,11 +625,14 @@ impl Engine {
                         Some(b) => decode_stored(slot.key, &b)?,
                         None => State::empty(ty),
                     };
-                    st.try_join(operand).map_err(mismatch)?;
+                    match operand {
+                        Some(operand) => st.try_join(operand),
+                        None => st.try_join(&crate::codec::decode_state(bytes)?),
+                    }
+                    .map_err(mismatch)?;
                     put_checked(wb, state_cf, slot.key, &st)?
                 }
             }
-            (None, None) => return Ok(None),
         };
         if tomb && !slot.tomb {
             // Indexed for collection (`gc.rs`).
@@ -901,7 +922,9 @@ fn slots_of<'a>(items: &[(&'a [u8], Prepared<'a>)]) -> (HashMap<&'a [u8], usize>
         slot.counts_only &= matches!(prep, Prepared::Local(Op::Increment(_) | Op::PnAdd(_)));
         slot.ops += 1;
         slot.raw = match (slot.ops, prep) {
-            (1, Prepared::Merge(Item::State(_), Some(bytes))) => Some(*bytes),
+            (1, Prepared::Merge(Item::State(_), Some(bytes)) | Prepared::Raw(_, bytes)) => {
+                Some(*bytes)
+            }
             _ => None,
         };
     }
@@ -928,7 +951,10 @@ fn validate(batch: &Batch) -> Result<Vec<(&[u8], Prepared<'_>)>> {
         out.push((
             key.as_slice(),
             match op {
-                Op::Merge(bytes) => Prepared::Merge(decode_item(bytes)?, Some(bytes)),
+                Op::Merge(bytes) => match crate::codec::skim_state(bytes) {
+                    Some(ty) => Prepared::Raw(ty, bytes),
+                    None => Prepared::Merge(decode_item(bytes)?, Some(bytes)),
+                },
                 _ => Prepared::Local(op),
             },
         ));
