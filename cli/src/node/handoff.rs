@@ -1,0 +1,213 @@
+//! The partitioned layout's background work: rebalancing, anti-entropy
+//! per partition, and delivery of hints.
+//!
+//! **Rebalancing** (every `--rebalance-ms`): for each partition, the
+//! replicas are the N members of highest rendezvous weight over the known
+//! membership (alive, suspect and down members alike: a node that fails
+//! keeps its partitions until it is forgotten, so failures move no data;
+//! sloppy quorum covers them). A node that becomes a replica opens the
+//! partition's engine and fills it by an anti-entropy session with a live
+//! replica; only then does it answer quorum reads (`ready`). A node that
+//! is no longer a replica (two rounds in a row) hands the partition off,
+//! one anti-entropy session with each of its replicas, all alive and all
+//! converged, before it closes and removes the engine.
+//!
+//! **Anti-entropy** (every `--anti-entropy-ms`): for each partition held,
+//! one session with a random live replica of it.
+//!
+//! **Hints** (every 500 ms): the hints kept for a member that is alive
+//! again are delivered to it (full states: visible at once) and deleted.
+
+use super::placement::replicas;
+use super::{peer, quorum, PeerHealth, Shared};
+use crate::proto::Entry;
+use converge::sync::Outcome;
+use converge::ReplicaId;
+use rand::RngExt;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The replicas of partition `p` in this node's view.
+pub fn replicas_of(shared: &Shared, p: u32) -> Vec<ReplicaId> {
+    replicas(p, &shared.members(), shared.config.replicas)
+}
+
+/// Whether a session converged the two sides.
+fn converged(o: Outcome) -> bool {
+    matches!(o, Outcome::Equal | Outcome::Converged)
+}
+
+/// One anti-entropy session on partition `p` with `r`: whether it
+/// converged.
+async fn session(shared: &Arc<Shared>, p: u32, r: ReplicaId) -> bool {
+    let (Some(addr), Some(engine)) = (shared.addr_of(r), shared.parts.get(p)) else {
+        return false;
+    };
+    match peer::initiate_part(shared, addr, p, engine).await {
+        Ok((o, stats)) => {
+            shared.metrics.partition_sync(stats.bytes_sent + stats.bytes_received);
+            tracing::debug!(partition = p, peer = %r, outcome = peer::outcome_name(o),
+                sent = stats.bytes_sent, received = stats.bytes_received, "partition anti-entropy");
+            converged(o)
+        }
+        Err(e) => {
+            tracing::debug!(partition = p, peer = %r, error = %e, "partition session failed");
+            false
+        }
+    }
+}
+
+/// Fill partition `p` from one live replica; mark it ready on success.
+async fn fill(shared: &Arc<Shared>, p: u32, reps: &[ReplicaId]) {
+    let me = shared.me;
+    let others: Vec<ReplicaId> = reps.iter().copied().filter(|r| *r != me).collect();
+    let mut done = others.is_empty();
+    for r in others {
+        if shared.health(r) == Some(PeerHealth::Alive) && session(shared, p, r).await {
+            done = true;
+            break;
+        }
+    }
+    if done {
+        match shared.parts.set_ready(p) {
+            Ok(()) => tracing::info!(partition = p, "partition filled; serving reads"),
+            Err(e) => tracing::warn!(partition = p, error = %e, "cannot mark the partition ready"),
+        }
+    }
+}
+
+/// Hand partition `p` to its replicas, then drop it: whether it was.
+async fn hand_off(shared: &Arc<Shared>, p: u32, reps: &[ReplicaId]) -> bool {
+    for r in reps {
+        if shared.health(*r) != Some(PeerHealth::Alive) || !session(shared, p, *r).await {
+            return false;
+        }
+    }
+    match shared.parts.drop_partition(p).await {
+        Ok(()) => {
+            tracing::info!(partition = p, "partition handed off and dropped");
+            shared.metrics.handoff();
+            true
+        }
+        Err(e) => {
+            tracing::warn!(partition = p, error = %e, "dropping the partition failed");
+            false
+        }
+    }
+}
+
+/// Whether this node knows the cluster well enough to act on placement:
+/// a node told to join acts once it has seen a member.
+fn joined(shared: &Shared) -> bool {
+    shared.config.join.is_empty() || !shared.peers().is_empty()
+}
+
+/// The rebalancing loop (partitioned layout).
+pub async fn rebalance_loop(shared: Arc<Shared>) {
+    let mut stopping = shared.stopping.subscribe();
+    let mut leaving: BTreeSet<u32> = BTreeSet::new();
+    loop {
+        if joined(&shared) {
+            let me = shared.me;
+            let mut next_leaving = BTreeSet::new();
+            for p in 0..shared.parts.q {
+                if shared.is_stopping() {
+                    return;
+                }
+                let reps = replicas_of(&shared, p);
+                let mine = reps.contains(&me);
+                let held = shared.parts.get(p).is_some();
+                if mine && !held {
+                    if let Err(s) = shared.parts.open_or_create(p).await {
+                        tracing::warn!(partition = p, error = %s, "cannot open the partition");
+                        continue;
+                    }
+                }
+                if mine && !shared.parts.is_ready(p) {
+                    fill(&shared, p, &reps).await;
+                }
+                if !mine && held {
+                    // Two rounds in a row, so a passing view does not
+                    // move data.
+                    if !leaving.contains(&p) || !hand_off(&shared, p, &reps).await {
+                        next_leaving.insert(p);
+                    }
+                }
+            }
+            leaving = next_leaving;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(shared.config.rebalance_interval) => {}
+            _ = stopping.changed() => return,
+        }
+    }
+}
+
+/// Periodic anti-entropy of every partition held (partitioned layout).
+pub async fn anti_entropy_loop(shared: Arc<Shared>) {
+    let mut stopping = shared.stopping.subscribe();
+    let mut rng: rand::rngs::StdRng = rand::make_rng();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(shared.config.anti_entropy_interval) => {}
+            _ = stopping.changed() => return,
+        }
+        for (p, _) in shared.parts.held() {
+            if shared.is_stopping() {
+                return;
+            }
+            let others: Vec<ReplicaId> = replicas_of(&shared, p)
+                .into_iter()
+                .filter(|r| *r != shared.me && shared.health(*r) == Some(PeerHealth::Alive))
+                .collect();
+            if others.is_empty() {
+                continue;
+            }
+            let r = others[rng.random_range(0..others.len())];
+            session(&shared, p, r).await;
+        }
+    }
+}
+
+/// Hints per delivery round and target.
+const HINT_BATCH: usize = 256;
+
+/// Deliver the hints of members that are alive (any layout).
+pub async fn hints_loop(shared: Arc<Shared>) {
+    let mut stopping = shared.stopping.subscribe();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stopping.changed() => return,
+        }
+        for (target, _) in shared.hints.pending() {
+            if shared.health(target) != Some(PeerHealth::Alive) {
+                continue;
+            }
+            let hints = shared.hints.clone();
+            let Ok(Ok(batch)) =
+                tokio::task::spawn_blocking(move || hints.load(target, HINT_BATCH)).await
+            else {
+                continue;
+            };
+            for h in batch {
+                let entry = Entry {
+                    key: h.key.clone(),
+                    item: h.state.clone(),
+                };
+                match quorum::deliver(&shared, target, h.partition, vec![entry], None).await {
+                    Ok(_) => {
+                        let hints = shared.hints.clone();
+                        let _ = tokio::task::spawn_blocking(move || hints.delivered(target, &h)).await;
+                        shared.metrics.hint_delivered();
+                    }
+                    Err(e) => {
+                        tracing::debug!(%target, error = %e, "hint delivery failed; later");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
