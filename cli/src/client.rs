@@ -424,10 +424,17 @@ fn print_placement(s: &proto::StatusReply) {
             (true, false) => "held, filling".to_string(),
             _ => "not held".to_string(),
         };
-        println!("  p{:04}  replicas {}  ({here})", p.partition, short.join(" "));
+        println!(
+            "  p{:04}  replicas {}  ({here})",
+            p.partition,
+            short.join(" ")
+        );
     }
     for h in &s.hints {
-        println!("hints    {} for {} ({} bytes)", h.hints, h.replica_id, h.bytes);
+        println!(
+            "hints    {} for {} ({} bytes)",
+            h.hints, h.replica_id, h.bytes
+        );
     }
 }
 

@@ -397,7 +397,10 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
         return Err(CliError::new(2, "--w and --r cannot exceed --replicas"));
     }
     if a.rebalance_ms == 0 || a.repair_rate == 0 {
-        return Err(CliError::new(2, "--rebalance-ms and --repair-rate must be positive"));
+        return Err(CliError::new(
+            2,
+            "--rebalance-ms and --repair-rate must be positive",
+        ));
     }
     let mut c = NodeConfig::new(a.data, a.listen);
     c.partitions = a.partitions;

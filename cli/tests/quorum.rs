@@ -69,7 +69,9 @@ async fn scenario(cl: &mut Cluster) -> Result<(), String> {
         .map_err(|s| format!("W=1: {s}"))?;
     // W=1 with the cluster's default R (a majority, 3) of N=5: 1+3 ≤ 5.
     if reply.consistency != "eventual" {
-        return Err(format!("W=1 with the default R=3 of N=5 is eventual: {reply:?}"));
+        return Err(format!(
+            "W=1 with the default R=3 of N=5 is eventual: {reply:?}"
+        ));
     }
     let got = read(&mut c[1], "w1r5", 5, 5)
         .await
@@ -96,7 +98,11 @@ async fn scenario(cl: &mut Cluster) -> Result<(), String> {
         cl.wait_alive(i, 4, WAIT).await?;
     }
     c[4] = cl.client(4, WAIT).await?;
-    let before = value(&read(&mut c[0], "w5r1", 5, 5).await.map_err(|s| s.to_string())?);
+    let before = value(
+        &read(&mut c[0], "w5r1", 5, 5)
+            .await
+            .map_err(|s| s.to_string())?,
+    );
     let reply = incr(&mut c[0], "w5r1", 1, 5, 5)
         .await
         .map_err(|s| format!("W=5, all up: {s}"))?;
@@ -154,8 +160,16 @@ async fn textbook_configurations_on_five_nodes() {
         probe_ms: 200,
         anti_entropy_ms: 1000,
         extra: [
-            "--partitions", "4", "--replicas", "5", "--collect-ms", "0",
-            "--rebalance-ms", "300", "--rpc-timeout-ms", "2000",
+            "--partitions",
+            "4",
+            "--replicas",
+            "5",
+            "--collect-ms",
+            "0",
+            "--rebalance-ms",
+            "300",
+            "--rpc-timeout-ms",
+            "2000",
         ]
         .iter()
         .map(|s| s.to_string())

@@ -81,7 +81,8 @@ async fn scenario(cl: &mut Cluster) -> Result<(), String> {
     let log = Arc::new(Mutex::new(Log::default()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
-        let (log, stop, keys, mut clients) = (log.clone(), stop.clone(), keys.clone(), clients.clone());
+        let (log, stop, keys, mut clients) =
+            (log.clone(), stop.clone(), keys.clone(), clients.clone());
         tokio::spawn(async move {
             let mut i = 0usize;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -140,8 +141,15 @@ async fn scenario(cl: &mut Cluster) -> Result<(), String> {
     }
     // No acknowledged write is lost (R=2 of the two live replicas).
     for k in &keys {
-        let got = value(&read(&mut c1, k, 3, 2).await.map_err(|s| format!("{k}: {s}"))?);
-        let (a, t) = (acked.get(k).copied().unwrap_or(0), tried.get(k).copied().unwrap_or(0));
+        let got = value(
+            &read(&mut c1, k, 3, 2)
+                .await
+                .map_err(|s| format!("{k}: {s}"))?,
+        );
+        let (a, t) = (
+            acked.get(k).copied().unwrap_or(0),
+            tried.get(k).copied().unwrap_or(0),
+        );
         if got < a || got > t {
             return Err(format!("{k}: read {got}, acknowledged {a}, tried {t}"));
         }
@@ -160,7 +168,12 @@ async fn scenario(cl: &mut Cluster) -> Result<(), String> {
             let mut delivered = 0;
             for &i in &coordinators {
                 let mut c = cl.client(i, WAIT).await.ok()?;
-                left += qc::status(&mut c).await.hints.iter().map(|h| h.hints).sum::<u64>();
+                left += qc::status(&mut c)
+                    .await
+                    .hints
+                    .iter()
+                    .map(|h| h.hints)
+                    .sum::<u64>();
                 delivered += qc::metric(cl, i, "converge_hints_delivered_total").await;
             }
             (left == 0 && delivered > 0).then_some(())
@@ -171,18 +184,25 @@ async fn scenario(cl: &mut Cluster) -> Result<(), String> {
     // it and repair it.
     let mut behind = 0;
     for k in &keys {
-        let joined = read(&mut c1, k, 3, 3).await.map_err(|s| format!("{k} R=3: {s}"))?;
+        let joined = read(&mut c1, k, 3, 3)
+            .await
+            .map_err(|s| format!("{k} R=3: {s}"))?;
         behind += joined.stale;
         let want = value(&joined);
         if want < acked.get(k).copied().unwrap_or(0) {
             return Err(format!("{k}: R=3 read {want} < acknowledged"));
         }
         let reps = qc::replicas_of(&mut c1, k).await;
-        if let Some(v) = ids.iter().position(|id| reps.contains(id) && *id == ids[victim]) {
+        if let Some(v) = ids
+            .iter()
+            .position(|id| reps.contains(id) && *id == ids[victim])
+        {
             let cl = &*cl;
-            qc::eventually(&format!("read repair of {k} on the victim"), WAIT, || async move {
-                (local_value(cl, v, k).await.ok()?? >= want).then_some(())
-            })
+            qc::eventually(
+                &format!("read repair of {k} on the victim"),
+                WAIT,
+                || async move { (local_value(cl, v, k).await.ok()?? >= want).then_some(()) },
+            )
             .await?;
         }
     }
@@ -212,9 +232,23 @@ async fn a_replica_killed_mid_write_loses_nothing_and_is_repaired() {
         probe_ms: 200,
         anti_entropy_ms: 60_000,
         extra: [
-            "--partitions", "8", "--replicas", "3", "--w", "2", "--r", "2",
-            "--sloppy-quorum", "--max-hints", "4", "--collect-ms", "0",
-            "--rebalance-ms", "300", "--rpc-timeout-ms", "2000",
+            "--partitions",
+            "8",
+            "--replicas",
+            "3",
+            "--w",
+            "2",
+            "--r",
+            "2",
+            "--sloppy-quorum",
+            "--max-hints",
+            "4",
+            "--collect-ms",
+            "0",
+            "--rebalance-ms",
+            "300",
+            "--rpc-timeout-ms",
+            "2000",
         ]
         .iter()
         .map(|s| s.to_string())

@@ -227,7 +227,9 @@ impl Converge for Api {
                 n: 0,
                 r: 0,
             };
-            return quorum::coordinate_read(&self.shared, q).await.map(Response::new);
+            return quorum::coordinate_read(&self.shared, q)
+                .await
+                .map(Response::new);
         }
         let at_least = wire::context(&req.at_least, "at_least").map_err(status::wire)?;
         // A token claiming operations of this replica it never issued was

@@ -46,7 +46,9 @@ async fn session(shared: &Arc<Shared>, p: u32, r: ReplicaId) -> bool {
     };
     match peer::initiate_part(shared, addr, p, engine).await {
         Ok((o, stats)) => {
-            shared.metrics.partition_sync(stats.bytes_sent + stats.bytes_received);
+            shared
+                .metrics
+                .partition_sync(stats.bytes_sent + stats.bytes_received);
             tracing::debug!(partition = p, peer = %r, outcome = peer::outcome_name(o),
                 sent = stats.bytes_sent, received = stats.bytes_received, "partition anti-entropy");
             converged(o)
@@ -199,7 +201,8 @@ pub async fn hints_loop(shared: Arc<Shared>) {
                 match quorum::deliver(&shared, target, h.partition, vec![entry], None).await {
                     Ok(_) => {
                         let hints = shared.hints.clone();
-                        let _ = tokio::task::spawn_blocking(move || hints.delivered(target, &h)).await;
+                        let _ =
+                            tokio::task::spawn_blocking(move || hints.delivered(target, &h)).await;
                         shared.metrics.hint_delivered();
                     }
                     Err(e) => {

@@ -55,13 +55,16 @@ pub enum HintError {
     Io(#[from] std::io::Error),
 }
 
+/// Per target (hints, bytes), and the next file's sequence number.
+type Counts = (BTreeMap<ReplicaId, (u64, u64)>, u64);
+
 /// The hints of a node.
 pub struct Hints {
     dir: PathBuf,
     max_hints: u64,
     max_bytes: u64,
     /// Per target: (hints, bytes); and the next sequence number.
-    state: Mutex<(BTreeMap<ReplicaId, (u64, u64)>, u64)>,
+    state: Mutex<Counts>,
 }
 
 fn encode(partition: u32, key: &[u8], state: &[u8]) -> Vec<u8> {
@@ -105,7 +108,10 @@ impl Hints {
             for f in std::fs::read_dir(target.path())? {
                 let f = f?;
                 let name = f.file_name().to_string_lossy().into_owned();
-                if let Some(seq) = name.strip_suffix(".hint").and_then(|s| s.parse::<u64>().ok()) {
+                if let Some(seq) = name
+                    .strip_suffix(".hint")
+                    .and_then(|s| s.parse::<u64>().ok())
+                {
                     let e: &mut (u64, u64) = per.entry(id).or_default();
                     e.0 += 1;
                     e.1 += f.metadata()?.len();
@@ -125,7 +131,7 @@ impl Hints {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (BTreeMap<ReplicaId, (u64, u64)>, u64)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -141,10 +147,9 @@ impl Hints {
         let bytes = encode(partition, key, state);
         let seq = {
             let mut st = self.lock();
-            let (hints, total) = st
-                .0
-                .values()
-                .fold((0, 0), |(h, b), (h2, b2)| (h + h2, b + b2));
+            let (hints, total) =
+                st.0.values()
+                    .fold((0, 0), |(h, b), (h2, b2)| (h + h2, b + b2));
             if hints + 1 > self.max_hints || total + bytes.len() as u64 > self.max_bytes {
                 return Err(HintError::Full {
                     hints,
@@ -260,13 +265,19 @@ mod tests {
         ));
         drop(h);
         // A crash mid-write leaves a .tmp file: not a hint.
-        std::fs::write(dir.path().join("hints").join(a.to_string()).join("9.tmp"), b"x")
-            .expect("tmp");
+        std::fs::write(
+            dir.path().join("hints").join(a.to_string()).join("9.tmp"),
+            b"x",
+        )
+        .expect("tmp");
         let h = Hints::open(dir.path(), 2, 1 << 20).expect("reopen");
         assert_eq!(h.pending().get(&a).map(|c| c.0), Some(2));
         let got = h.load(a, 10).expect("load");
         assert_eq!(got.len(), 2);
-        assert_eq!((got[0].partition, &got[0].key[..], &got[0].state[..]), (3, &b"key"[..], &b"state-1"[..]));
+        assert_eq!(
+            (got[0].partition, &got[0].key[..], &got[0].state[..]),
+            (3, &b"key"[..], &b"state-1"[..])
+        );
         h.delivered(a, &got[0]).expect("delivered");
         assert_eq!(h.pending().get(&a).map(|c| c.0), Some(1));
         // Room again.
@@ -280,7 +291,11 @@ mod tests {
         let a = ReplicaId(7);
         let h = Hints::open(dir.path(), 10, 1 << 20).expect("open");
         h.store(a, 0, b"key", b"s").expect("store");
-        let f = dir.path().join("hints").join(a.to_string()).join(format!("{:020}.hint", 0));
+        let f = dir
+            .path()
+            .join("hints")
+            .join(a.to_string())
+            .join(format!("{:020}.hint", 0));
         std::fs::write(&f, [9u8, 1, 2]).expect("damage");
         assert!(h.load(a, 10).expect("load").is_empty());
         assert!(!f.exists());

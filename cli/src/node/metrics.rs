@@ -232,17 +232,61 @@ pub fn render(shared: &Shared) -> String {
         &one(&m.keys_purged),
     );
     for (name, help, v) in [
-        ("converge_quorum_writes_total", "Quorum writes acknowledged (as coordinator).", &m.quorum_writes),
-        ("converge_quorum_write_micros_total", "Microseconds spent in acknowledged quorum writes.", &m.quorum_write_micros),
-        ("converge_quorum_reads_total", "Quorum reads answered (as coordinator).", &m.quorum_reads),
-        ("converge_unavailable_total", "Quorum requests refused: fewer than W or R replicas reachable or answering.", &m.unavailable),
-        ("converge_read_repairs_total", "Read repairs delivered.", &m.read_repairs),
-        ("converge_read_repair_bytes_total", "Bytes of states sent by read repair.", &m.read_repair_bytes),
-        ("converge_read_repairs_dropped_total", "Read repairs dropped because the queue was full.", &m.read_repairs_dropped),
-        ("converge_hints_stored_total", "Hints kept for nodes that were down (sloppy quorum).", &m.hints_stored),
-        ("converge_hints_delivered_total", "Hints delivered to their node.", &m.hints_delivered),
-        ("converge_handoffs_total", "Partitions handed off to their new replicas and dropped.", &m.handoffs),
-        ("converge_partition_sync_bytes_total", "Bytes of per-partition anti-entropy sessions this node initiated (both directions).", &m.partition_sync_bytes),
+        (
+            "converge_quorum_writes_total",
+            "Quorum writes acknowledged (as coordinator).",
+            &m.quorum_writes,
+        ),
+        (
+            "converge_quorum_write_micros_total",
+            "Microseconds spent in acknowledged quorum writes.",
+            &m.quorum_write_micros,
+        ),
+        (
+            "converge_quorum_reads_total",
+            "Quorum reads answered (as coordinator).",
+            &m.quorum_reads,
+        ),
+        (
+            "converge_unavailable_total",
+            "Quorum requests refused: fewer than W or R replicas reachable or answering.",
+            &m.unavailable,
+        ),
+        (
+            "converge_read_repairs_total",
+            "Read repairs delivered.",
+            &m.read_repairs,
+        ),
+        (
+            "converge_read_repair_bytes_total",
+            "Bytes of states sent by read repair.",
+            &m.read_repair_bytes,
+        ),
+        (
+            "converge_read_repairs_dropped_total",
+            "Read repairs dropped because the queue was full.",
+            &m.read_repairs_dropped,
+        ),
+        (
+            "converge_hints_stored_total",
+            "Hints kept for nodes that were down (sloppy quorum).",
+            &m.hints_stored,
+        ),
+        (
+            "converge_hints_delivered_total",
+            "Hints delivered to their node.",
+            &m.hints_delivered,
+        ),
+        (
+            "converge_handoffs_total",
+            "Partitions handed off to their new replicas and dropped.",
+            &m.handoffs,
+        ),
+        (
+            "converge_partition_sync_bytes_total",
+            "Bytes of per-partition anti-entropy sessions this node initiated (both directions).",
+            &m.partition_sync_bytes,
+        ),
     ] {
         counter(name, help, &one(v));
     }

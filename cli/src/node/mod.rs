@@ -31,8 +31,8 @@ pub mod quorum;
 pub mod repair;
 pub mod status;
 
-use converge::{CausalContext, Engine, Options, ReplicaId};
 use crate::proto::quorum_client::QuorumClient;
+use converge::{CausalContext, Engine, Options, ReplicaId};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

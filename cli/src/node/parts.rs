@@ -96,7 +96,12 @@ pub fn check_layout(root: &Path, q: u32) -> Result<(), String> {
 impl Parts {
     /// The partitions of a node whose node engine is `engine`; opens the
     /// partition engines found on disk (partitioned layout).
-    pub fn open(root: &Path, q: u32, node: &Options, engine: Arc<Engine>) -> converge::Result<Parts> {
+    pub fn open(
+        root: &Path,
+        q: u32,
+        node: &Options,
+        engine: Arc<Engine>,
+    ) -> converge::Result<Parts> {
         let parts = Parts {
             q,
             root: root.to_path_buf(),
@@ -140,7 +145,10 @@ impl Parts {
 
     /// The partitions held, with their engines.
     pub fn held(&self) -> Vec<(u32, Arc<Engine>)> {
-        lock(&self.open).iter().map(|(p, e)| (*p, e.clone())).collect()
+        lock(&self.open)
+            .iter()
+            .map(|(p, e)| (*p, e.clone()))
+            .collect()
     }
 
     /// Check a partition number from a peer or a request.
@@ -219,7 +227,9 @@ impl Parts {
             lock(&self.open).clear();
             return;
         }
-        let all: Vec<Arc<Engine>> = std::mem::take(&mut *lock(&self.open)).into_values().collect();
+        let all: Vec<Arc<Engine>> = std::mem::take(&mut *lock(&self.open))
+            .into_values()
+            .collect();
         for e in all {
             if let Err(err) = close(e, true).await {
                 tracing::warn!(error = %err, "closing a partition failed");
@@ -244,9 +254,7 @@ async fn close(mut engine: Arc<Engine>, flush_if_busy: bool) -> Result<(), Strin
                 engine = shared;
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            Err(_) if !flush_if_busy => {
-                return Err("the partition's engine is still in use".into())
-            }
+            Err(_) if !flush_if_busy => return Err("the partition's engine is still in use".into()),
             Err(shared) => {
                 return tokio::task::spawn_blocking(move || {
                     shared.flush()?;

@@ -7,9 +7,9 @@
 //! in flight whatever the peer sends.
 
 use super::{status, Shared};
-use crate::proto::replication_client::ReplicationClient;
 use crate::proto::quorum_client::QuorumClient;
 use crate::proto::quorum_server::{Quorum, QuorumServer};
+use crate::proto::replication_client::ReplicationClient;
 use crate::proto::replication_server::{Replication, ReplicationServer};
 use crate::proto::{self, SyncFrame};
 use crate::{wire, PROTOCOL_VERSION};
@@ -230,7 +230,11 @@ impl Quorum for QuorumPeers {
                 b.copy_from_slice(&req.hint_for);
                 Some(ReplicaId::from_bytes(b))
             }
-            _ => return Err(Status::invalid_argument("hint_for must be a 16-byte replica id")),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "hint_for must be a 16-byte replica id",
+                ))
+            }
         };
         let visible =
             super::quorum::receive(&self.shared, req.partition, req.entries, hint_for).await?;
@@ -255,7 +259,6 @@ impl Quorum for QuorumPeers {
             None => proto::FetchReply::default(),
         }))
     }
-
 }
 
 fn frame(message: Vec<u8>, first: bool) -> SyncFrame {

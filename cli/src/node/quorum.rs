@@ -113,7 +113,11 @@ pub fn plan(
         replicas: pref,
         standins,
         need,
-        consistency: if need + other > n { "strong" } else { "eventual" },
+        consistency: if need + other > n {
+            "strong"
+        } else {
+            "eventual"
+        },
     })
 }
 
@@ -259,8 +263,13 @@ pub async fn apply(
         .collect();
     let (tx, mut rx) = mpsc::channel::<bool>(reachable);
     for r in up {
-        let (shared, engine, entries, keys, tx) =
-            (shared.clone(), engine.clone(), entries.clone(), keys.clone(), tx.clone());
+        let (shared, engine, entries, keys, tx) = (
+            shared.clone(),
+            engine.clone(),
+            entries.clone(),
+            keys.clone(),
+            tx.clone(),
+        );
         tokio::spawn(async move {
             let ok = deliver_write(&shared, r, partition, &engine, entries, &keys).await;
             let _ = tx.send(ok).await;
@@ -412,7 +421,9 @@ pub async fn receive(
             Status::invalid_argument(format!("entry {i} is not a delta or a state: {err}"))
         })?;
         match item {
-            Item::Delta(d) if hint_for.is_none() => dots.insert(converge::Dot::new(d.origin, d.seq)),
+            Item::Delta(d) if hint_for.is_none() => {
+                dots.insert(converge::Dot::new(d.origin, d.seq))
+            }
             Item::Delta(_) => {
                 return Err(Status::invalid_argument(
                     "a hint carries full states, not deltas (nothing kept)",
@@ -580,7 +591,13 @@ pub async fn coordinate_read(
         )));
     }
     let joined = join(&answers)?;
-    let stale = super::repair::schedule(shared, partition, &req.key, &joined, &answers_view(&answers));
+    let stale = super::repair::schedule(
+        shared,
+        partition,
+        &req.key,
+        &joined,
+        &answers_view(&answers),
+    );
     // Late answers are checked for repair in the background.
     let (shared2, key, joined2) = (shared.clone(), req.key.clone(), joined.clone());
     tokio::spawn(async move {
