@@ -2,6 +2,7 @@
 //! See `converge --help` and docs/NODE.md.
 
 mod bench;
+mod bench_quorum;
 mod demo;
 mod demo_cluster;
 

@@ -431,7 +431,17 @@ pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
 
     let mut stop_rx = shared.stopping.subscribe();
     let signals = tokio::spawn(stop_on_signal(shared.clone(), term, int));
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // No Nagle on accepted connections either (the peer clients set it on
+    // theirs): a small reply held back for a delayed ACK costs ~40 ms.
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |s| {
+            if let Ok(s) = &s {
+                let _ = s.set_nodelay(true);
+            }
+            s
+        },
+    );
     let server = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(256)
         .add_service(api::service(shared.clone()))
