@@ -51,9 +51,12 @@ async fn start(args: &BenchArgs, nodes: usize, dir: &std::path::Path) -> Result<
         let mut c = cl.client(i, WAIT).await.map_err(fail)?;
         let deadline = Instant::now() + WAIT;
         loop {
-            let s = c.status(proto::StatusRequest {}).await.map_err(fail)?.into_inner();
-            if s
-                .placement
+            let s = c
+                .status(proto::StatusRequest {})
+                .await
+                .map_err(fail)?
+                .into_inner();
+            if s.placement
                 .iter()
                 .all(|p| !p.replicas.contains(&s.replica_id) || p.ready)
             {
@@ -177,7 +180,11 @@ async fn metric_sum(cl: &Cluster, nodes: &[usize], name: &str) -> u64 {
 
 /// Node 4 down for `args.outage_secs` under W=2 writes; then R=3 reads of
 /// every key: the read repairs (count, bytes) they cause.
-async fn outage(args: &BenchArgs, cl: &mut Cluster, nodes: usize) -> Result<serde_json::Value, CliError> {
+async fn outage(
+    args: &BenchArgs,
+    cl: &mut Cluster,
+    nodes: usize,
+) -> Result<serde_json::Value, CliError> {
     let victim = nodes - 1;
     let others: Vec<usize> = (0..victim).collect();
     let all: Vec<usize> = (0..nodes).collect();
@@ -187,7 +194,10 @@ async fn outage(args: &BenchArgs, cl: &mut Cluster, nodes: usize) -> Result<serd
     let gap = Duration::from_secs_f64(1.0 / args.rate.max(1) as f64);
     let mut tick = tokio::time::interval(gap);
     let pb = indicatif::ProgressBar::new_spinner();
-    pb.set_message(format!("node {victim} down for {} s, W=2 writes", args.outage_secs));
+    pb.set_message(format!(
+        "node {victim} down for {} s, W=2 writes",
+        args.outage_secs
+    ));
     let mut written = 0u64;
     let mut failed = 0u64;
     while Instant::now() < end {
@@ -246,16 +256,21 @@ async fn outage(args: &BenchArgs, cl: &mut Cluster, nodes: usize) -> Result<serd
     }
     let bytes = metric_sum(cl, &all, "converge_read_repair_bytes_total").await - bytes0;
     let dropped = metric_sum(cl, &others, "converge_read_repairs_dropped_total").await;
-    Ok(json!({"outage_s": args.outage_secs, "writes_during_outage": written,
+    Ok(
+        json!({"outage_s": args.outage_secs, "writes_during_outage": written,
               "writes_failed": failed, "keys_read": KEYS, "read_s": read_s,
               "stale_answers": stale, "read_repairs": repairs, "read_repair_bytes": bytes,
-              "repairs_dropped": dropped}))
+              "repairs_dropped": dropped}),
+    )
 }
 
 /// The quorum benchmark (`converge bench --quorum`).
 pub async fn run(args: BenchArgs, json_out: bool) -> Result<(), CliError> {
     if args.concurrency == 0 || args.ops < args.concurrency {
-        return Err(CliError::new(2, "need --concurrency >= 1, --ops >= --concurrency"));
+        return Err(CliError::new(
+            2,
+            "need --concurrency >= 1, --ops >= --concurrency",
+        ));
     }
     let mut rows = Vec::new();
     let mut rss = Vec::new();
@@ -279,7 +294,10 @@ pub async fn run(args: BenchArgs, json_out: bool) -> Result<(), CliError> {
             .iter()
             .map(|(n, q, w, r)| json!({"nodes": n, "w_r": q, "write": w.json(), "read": r.json()}))
             .collect();
-        let m: Vec<_> = rss.iter().map(|(n, v)| json!({"nodes": n, "rss_mib": v})).collect();
+        let m: Vec<_> = rss
+            .iter()
+            .map(|(n, v)| json!({"nodes": n, "rss_mib": v}))
+            .collect();
         println!(
             "{}",
             json!({"quorum": r, "rss": m, "outage": outage_result,

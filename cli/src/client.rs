@@ -371,7 +371,14 @@ pub async fn status(c: &mut ConvergeClient<Channel>, json_out: bool) -> Result<(
         return Ok(());
     }
     println!("node     {} at {}", s.replica_id, s.address);
-    println!("root     {}  ({} keys)", s.root, s.keys);
+    if s.partitions > 1 {
+        println!(
+            "root     (one per partition, below)  ({} keys held)",
+            s.keys
+        );
+    } else {
+        println!("root     {}  ({} keys)", s.root, s.keys);
+    }
     println!(
         "ops      {} issued, {} pending deltas",
         s.last_seq, s.pending_entries
@@ -391,7 +398,7 @@ pub async fn status(c: &mut ConvergeClient<Channel>, json_out: bool) -> Result<(
         );
     }
     print_placement(&s);
-    if !s.members.is_empty() {
+    if !s.members.is_empty() && s.partitions <= 1 {
         println!(
             "cluster  {}",
             if converged {

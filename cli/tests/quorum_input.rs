@@ -62,6 +62,63 @@ async fn scenario(cl: &mut Cluster) -> Result<(), String> {
     incr(&mut c2, "likes", 1, 2, 2)
         .await
         .map_err(|s| format!("n=2: {s}"))?;
+    // A session token: a quorum read at least as new as a write; a token
+    // no replica holds is refused rather than answered with older data.
+    let t = incr(&mut c0, "tok", 1, 0, 2)
+        .await
+        .map_err(|s| s.to_string())?
+        .token;
+    let r = c2
+        .quorum_read(proto::QuorumReadRequest {
+            key: b"tok".to_vec(),
+            at_least: t.clone(),
+            timeout_ms: 0,
+            n: 0,
+            r: 1,
+        })
+        .await
+        .map_err(|s| format!("token read: {s}"))?
+        .into_inner();
+    if value(&r) != 1 {
+        return Err(format!("token read: {r:?}"));
+    }
+    let mut forged = converge::CausalContext::new();
+    forged.insert(converge::Dot::new(converge::ReplicaId(42), 7));
+    expect(
+        "a token no replica holds",
+        c2.quorum_read(proto::QuorumReadRequest {
+            key: b"tok".to_vec(),
+            at_least: converge::codec::encode_context(&forged),
+            timeout_ms: 0,
+            n: 0,
+            r: 1,
+        })
+        .await,
+        Code::DeadlineExceeded,
+    )?;
+    // A delete goes through the same path.
+    let del = c0
+        .quorum_write(proto::QuorumWriteRequest {
+            ops: vec![proto::Op {
+                key: b"tok".to_vec(),
+                kind: Some(Kind::Delete(proto::Delete::default())),
+            }],
+            n: 0,
+            w: 3,
+            ack_timeout_ms: 0,
+        })
+        .await
+        .map_err(|s| format!("delete: {s}"))?
+        .into_inner();
+    if del.acked_by != 3 {
+        return Err(format!("delete: {del:?}"));
+    }
+    let r = read(&mut c2, "tok", 0, 1)
+        .await
+        .map_err(|s| s.to_string())?;
+    if r.found {
+        return Err(format!("deleted key read back: {r:?}"));
+    }
     // The CLI: --n/--w/--r, JSON output with the consistency.
     let node = cl.nodes[1].listen.to_string();
     let (code, out, err) = cli(&["--node", &node, "--json", "incr", "likes", "1", "--w", "3"]);
@@ -193,6 +250,42 @@ async fn scenario(cl: &mut Cluster) -> Result<(), String> {
         .map_err(|s| s.to_string())?;
     if value(&r) != 7 {
         return Err(format!("likes changed: {r:?}"));
+    }
+    // A node with another partition count joins the gossip: the members
+    // refuse to place data on it.
+    let ip: std::net::IpAddr = "127.0.0.1".parse().map_err(|e| format!("{e}"))?;
+    let port = converge_cli::netfault::free_port(ip).map_err(|e| e.to_string())?;
+    let odd_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut odd = Command::new(qc::bin())
+        .args([
+            "serve",
+            "--partitions",
+            "2",
+            "--probe-ms",
+            "200",
+            "--log",
+            "warn",
+        ])
+        .arg("--data")
+        .arg(odd_dir.path())
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--join")
+        .arg(cl.nodes[0].advertise.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let refused = qc::eventually("the odd member refused", WAIT, || async {
+        let text = qc::metrics_text(cl, 0).await;
+        text.contains("change=\"refused\"").then_some(())
+    })
+    .await;
+    let _ = odd.kill();
+    let _ = odd.wait();
+    refused?;
+    if qc::status(&mut c0).await.members.len() != 2 {
+        return Err("the odd member was taken into the peers table".into());
     }
     // Start-up refusals: --replicas without partitions; node 0's store
     // with another partition count (refused before the store is opened).

@@ -59,11 +59,21 @@ async fn n5_w3_r3_with_every_pair_of_nodes_down() {
         nodes: 5,
         proxied: false,
         probe_ms: 200,
-        extra: args(&["--partitions", "4", "--replicas", "5", "--collect-ms", "0",
-            "--rebalance-ms", "300"]),
+        extra: args(&[
+            "--partitions",
+            "4",
+            "--replicas",
+            "5",
+            "--collect-ms",
+            "0",
+            "--rebalance-ms",
+            "300",
+        ]),
         ..ClusterOptions::default()
     };
-    let mut cl = Cluster::start(&qc::bin(), dir.path(), opts, 4).await.expect("start");
+    let mut cl = Cluster::start(&qc::bin(), dir.path(), opts, 4)
+        .await
+        .expect("start");
     if let Err(e) = pairs(&mut cl).await {
         for i in 0..5 {
             eprintln!("--- node {i} ---\n{}", cl.log_tail(i, 25));
@@ -112,10 +122,18 @@ async fn join(cl: &mut Cluster) -> Result<(), String> {
     let moved: usize = before
         .iter()
         .zip(&after)
-        .map(|(b, a)| a.replicas.iter().filter(|r| !b.replicas.contains(r)).count())
+        .map(|(b, a)| {
+            a.replicas
+                .iter()
+                .filter(|r| !b.replicas.contains(r))
+                .count()
+        })
         .sum();
     let slots = after.len() * 2;
-    eprintln!("replica slots moved: {moved} of {slots} (1/M = {:.0})", slots as f64 / 5.0);
+    eprintln!(
+        "replica slots moved: {moved} of {slots} (1/M = {:.0})",
+        slots as f64 / 5.0
+    );
     if moved == 0 || moved * 2 > slots {
         return Err(format!("{moved} of {slots} replica slots moved"));
     }
@@ -151,11 +169,21 @@ async fn a_joining_node_takes_its_partitions_and_the_others_hand_them_off() {
         proxied: false,
         probe_ms: 200,
         anti_entropy_ms: 60_000,
-        extra: args(&["--partitions", "32", "--replicas", "2", "--collect-ms", "0",
-            "--rebalance-ms", "300"]),
+        extra: args(&[
+            "--partitions",
+            "32",
+            "--replicas",
+            "2",
+            "--collect-ms",
+            "0",
+            "--rebalance-ms",
+            "300",
+        ]),
         ..ClusterOptions::default()
     };
-    let mut cl = Cluster::start(&qc::bin(), dir.path(), opts, 5).await.expect("start");
+    let mut cl = Cluster::start(&qc::bin(), dir.path(), opts, 5)
+        .await
+        .expect("start");
     if let Err(e) = join(&mut cl).await {
         for i in 0..5 {
             eprintln!("--- node {i} ---\n{}", cl.log_tail(i, 25));

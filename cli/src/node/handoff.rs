@@ -8,7 +8,8 @@
 //! sloppy quorum covers them). A node that becomes a replica opens the
 //! partition's engine and fills it by an anti-entropy session with a live
 //! replica; only then does it answer quorum reads (`ready`). A node that
-//! is no longer a replica (two rounds in a row) hands the partition off,
+//! is no longer a replica (two rounds in a row, and no member joined for
+//! three rounds and ten probe periods) hands the partition off,
 //! one anti-entropy session with each of its replicas, all alive and all
 //! converged, before it closes and removes the engine.
 //!
@@ -105,6 +106,13 @@ fn joined(shared: &Shared) -> bool {
     shared.config.join.is_empty() || !shared.peers().is_empty()
 }
 
+/// Whether membership has been stable long enough to hand data off: no
+/// member joined for three rebalancing rounds and ten probe periods.
+fn settled(shared: &Shared) -> bool {
+    let c = &shared.config;
+    shared.membership_stable_for() >= (c.rebalance_interval * 3).max(c.probe_period * 10)
+}
+
 /// The rebalancing loop (partitioned layout).
 pub async fn rebalance_loop(shared: Arc<Shared>) {
     let mut stopping = shared.stopping.subscribe();
@@ -130,9 +138,12 @@ pub async fn rebalance_loop(shared: Arc<Shared>) {
                     fill(&shared, p, &reps).await;
                 }
                 if !mine && held {
-                    // Two rounds in a row, so a passing view does not
-                    // move data.
-                    if !leaving.contains(&p) || !hand_off(&shared, p, &reps).await {
+                    // Two rounds in a row, with membership stable, so a
+                    // passing or partial view does not move data.
+                    if !leaving.contains(&p)
+                        || !settled(&shared)
+                        || !hand_off(&shared, p, &reps).await
+                    {
                         next_leaving.insert(p);
                     }
                 }

@@ -208,6 +208,9 @@ pub struct Shared {
     pub hints: Arc<hints::Hints>,
     /// Read repairs waiting for the worker.
     pub repairs: tokio::sync::mpsc::Sender<repair::Repair>,
+    /// When a member last joined the peers table (or the node started):
+    /// partitions are handed off only once membership has been stable.
+    changed_at: Mutex<Instant>,
     /// Connections to peers' replication services, by address.
     conns: Mutex<HashMap<SocketAddr, QuorumClient<tonic::transport::Channel>>>,
     /// This replica.
@@ -311,6 +314,19 @@ impl Shared {
         self.peers().get(&r).map(|p| p.health)
     }
 
+    /// A member joined the peers table.
+    pub fn membership_changed(&self) {
+        *self.changed_at.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// How long membership has been stable.
+    pub fn membership_stable_for(&self) -> Duration {
+        self.changed_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
+    }
+
     /// A peer's address.
     pub fn addr_of(&self, r: ReplicaId) -> Option<SocketAddr> {
         if r == self.me {
@@ -394,6 +410,7 @@ pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
         hints,
         repairs: repair_tx,
         conns: Mutex::new(HashMap::new()),
+        changed_at: Mutex::new(Instant::now()),
         me,
         config: config.clone(),
         peers: Mutex::new(BTreeMap::new()),

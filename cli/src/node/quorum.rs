@@ -10,7 +10,8 @@
 //! keys' full states at once. With `--sloppy-quorum`, a replica that
 //! membership reports down is replaced by the next live node of the
 //! preference list, which keeps the keys' states as a persisted hint
-//! (`hints.rs`). The reply comes once W replicas (the applying one
+//! (`hints.rs`); so does a live replica whose delivery fails (it may be
+//! dead and not yet detected). The reply comes once W replicas (the applying one
 //! included, stand-ins counted) committed; the remaining deliveries go on.
 //! Fewer than W reachable before writing: `UNAVAILABLE`, nothing written;
 //! fewer than W committed in time: `UNAVAILABLE` saying how many did (the
@@ -221,7 +222,10 @@ pub async fn apply(
         .iter()
         .partition(|r| shared.health(**r) != Some(PeerHealth::Down));
     // Stand-ins for the replicas that are down (sloppy quorum).
+    // Stand-ins left over back the live replicas whose delivery fails
+    // (one each, in order).
     let mut hinted: Vec<(ReplicaId, ReplicaId)> = Vec::new();
+    let mut spare: Vec<ReplicaId> = Vec::new();
     if shared.config.sloppy_quorum {
         let mut free = plan
             .standins
@@ -234,6 +238,7 @@ pub async fn apply(
                 None => break,
             }
         }
+        spare = free.collect();
     }
     let reachable = 1 + up.len() + hinted.len();
     if reachable < plan.need {
@@ -262,7 +267,7 @@ pub async fn apply(
         })
         .collect();
     let (tx, mut rx) = mpsc::channel::<bool>(reachable);
-    for r in up {
+    for (i, r) in up.into_iter().enumerate() {
         let (shared, engine, entries, keys, tx) = (
             shared.clone(),
             engine.clone(),
@@ -270,8 +275,12 @@ pub async fn apply(
             keys.clone(),
             tx.clone(),
         );
+        let fallback = spare.get(i).copied();
         tokio::spawn(async move {
-            let ok = deliver_write(&shared, r, partition, &engine, entries, &keys).await;
+            let mut ok = deliver_write(&shared, r, partition, &engine, entries, &keys).await;
+            if let (false, Some(s)) = (ok, fallback) {
+                ok = deliver_hint(&shared, r, s, partition, &engine, &keys).await;
+            }
             let _ = tx.send(ok).await;
         });
     }

@@ -95,6 +95,11 @@ pub async fn wait_ready(cl: &Cluster, i: usize, timeout: Duration) -> Result<(),
     }
 }
 
+/// Node `i`'s metrics text.
+pub async fn metrics_text(cl: &Cluster, i: usize) -> String {
+    fetch_metrics(cl.nodes[i].metrics).await
+}
+
 /// The value of an unlabelled metric of node `i`.
 pub async fn metric(cl: &Cluster, i: usize, name: &str) -> u64 {
     let text = fetch_metrics(cl.nodes[i].metrics).await;
