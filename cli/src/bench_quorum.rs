@@ -278,13 +278,14 @@ pub async fn run(args: BenchArgs, json_out: bool) -> Result<(), CliError> {
     for nodes in [3usize, 5] {
         let dir = tempfile::tempdir().map_err(fail)?;
         let mut cl = start(&args, nodes, dir.path()).await?;
+        let idle = rss_mib(&cl, nodes);
         for q in [1u32, 2, 3] {
             let w = run_ops(&args, &cl, nodes, q, true, format!("{nodes} nodes W={q}")).await?;
             let r = run_ops(&args, &cl, nodes, q, false, format!("{nodes} nodes R={q}")).await?;
             rows.push((nodes, q, w, r));
         }
         let mem = rss_mib(&cl, nodes);
-        rss.push((nodes, mem));
+        rss.push((nodes, idle, mem));
         if nodes == 5 && args.outage_secs > 0 {
             outage_result = outage(&args, &mut cl, nodes).await?;
         }
@@ -296,7 +297,7 @@ pub async fn run(args: BenchArgs, json_out: bool) -> Result<(), CliError> {
             .collect();
         let m: Vec<_> = rss
             .iter()
-            .map(|(n, v)| json!({"nodes": n, "rss_mib": v}))
+            .map(|(n, idle, v)| json!({"nodes": n, "rss_mib_idle": idle, "rss_mib": v}))
             .collect();
         println!(
             "{}",
@@ -326,9 +327,18 @@ pub async fn run(args: BenchArgs, json_out: bool) -> Result<(), CliError> {
             r.pct(0.99)
         );
     }
-    for (n, mem) in &rss {
-        let list: Vec<String> = mem.iter().map(|m| format!("{m:.0}")).collect();
-        println!("resident memory, {n} nodes (MiB each): {}", list.join(", "));
+    for (n, idle, mem) in &rss {
+        let show = |v: &Vec<f64>| {
+            v.iter()
+                .map(|m| format!("{m:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "resident memory, {n} nodes (MiB each): {} after start, {} after the runs",
+            show(idle),
+            show(mem)
+        );
     }
     if !outage_result.is_null() {
         println!("outage: {outage_result}");

@@ -48,6 +48,9 @@ pub struct Parts {
     ready: Mutex<BTreeSet<u32>>,
     /// Partitions being closed and removed (refuse to reopen meanwhile).
     closing: Mutex<BTreeSet<u32>>,
+    /// Held while an engine is being opened: two requests for a partition
+    /// not held yet must not race for RocksDB's lock.
+    opening: tokio::sync::Mutex<()>,
 }
 
 /// A partition's directory.
@@ -110,6 +113,7 @@ impl Parts {
             open: Mutex::new(BTreeMap::new()),
             ready: Mutex::new(BTreeSet::new()),
             closing: Mutex::new(BTreeSet::new()),
+            opening: tokio::sync::Mutex::new(()),
         };
         if q <= 1 {
             lock(&parts.open).insert(0, engine);
@@ -169,6 +173,10 @@ impl Parts {
         if let Some(e) = self.get(p) {
             return Ok(e);
         }
+        let _opening = self.opening.lock().await;
+        if let Some(e) = self.get(p) {
+            return Ok(e);
+        }
         if lock(&self.closing).contains(&p) {
             return Err(Status::unavailable(format!(
                 "partition {p} is being handed off from this node"
@@ -179,14 +187,8 @@ impl Parts {
         let opened = tokio::task::spawn_blocking(move || Engine::open(dir, options))
             .await
             .map_err(super::status::join)?;
-        let mut open = lock(&self.open);
-        if let Some(e) = open.get(&p) {
-            // Opened concurrently: RocksDB's lock made ours fail, or it
-            // is a second handle we drop.
-            return Ok(e.clone());
-        }
         let e = Arc::new(opened.map_err(super::status::engine)?);
-        open.insert(p, e.clone());
+        lock(&self.open).insert(p, e.clone());
         tracing::info!(partition = p, "partition opened");
         Ok(e)
     }
