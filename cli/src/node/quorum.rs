@@ -165,12 +165,13 @@ pub async fn coordinate_write(
     if plan.replicas.contains(&me) {
         return apply(shared, partition, req.ops, req.n, req.w, req.ack_timeout_ms).await;
     }
-    let Some(addr) = plan
+    let candidates: Vec<(ReplicaId, std::net::SocketAddr)> = plan
         .replicas
         .iter()
-        .find(|r| shared.health(**r) == Some(PeerHealth::Alive))
-        .and_then(|r| shared.addr_of(*r))
-    else {
+        .filter(|r| shared.health(**r) == Some(PeerHealth::Alive))
+        .filter_map(|r| Some((*r, shared.addr_of(*r)?)))
+        .collect();
+    if candidates.is_empty() {
         shared.metrics.unavailable();
         return Err(Status::unavailable(format!(
             "0 of the {} replicas of partition {partition} are alive: \
@@ -178,8 +179,7 @@ pub async fn coordinate_write(
             plan.replicas.len(),
             plan.need
         )));
-    };
-    let mut client = shared.peer_client(addr)?;
+    }
     let fwd = proto::ApplyRequest {
         protocol_version: PROTOCOL_VERSION,
         partitions: shared.parts.q,
@@ -190,13 +190,46 @@ pub async fn coordinate_write(
         ack_timeout_ms: req.ack_timeout_ms,
     };
     let wait = shared.ack_wait(req.ack_timeout_ms) + shared.config.rpc_timeout;
-    match tokio::time::timeout(wait, client.apply(fwd)).await {
-        Ok(r) => r.map(|r| r.into_inner()),
-        Err(_) => Err(Status::unavailable(format!(
-            "the replica at {addr} did not answer the forwarded write in time: \
-             it may or may not be committed"
-        ))),
+    let mut refused = 0;
+    for (replica, addr) in &candidates {
+        let mut client = shared.peer_client(*addr)?;
+        match tokio::time::timeout(wait, client.apply(fwd.clone())).await {
+            // Refused at connect: the request never left this node, so
+            // the next replica may apply it without doubling it.
+            Ok(Err(s)) if never_sent(&s) => {
+                tracing::debug!(%replica, "replica refused the connection; next one");
+                refused += 1;
+            }
+            Ok(r) => return r.map(|r| r.into_inner()),
+            Err(_) => {
+                return Err(Status::unavailable(format!(
+                    "the replica at {addr} did not answer the forwarded write in time: \
+                     it may or may not be committed"
+                )))
+            }
+        }
     }
+    shared.metrics.unavailable();
+    Err(Status::unavailable(format!(
+        "the {refused} live replicas of partition {partition} refused connections: \
+         0 committed, {} needed (nothing written)",
+        plan.need
+    )))
+}
+
+/// Whether a failed RPC provably never reached the peer: its connection
+/// was refused (TCP RST to the SYN; nothing was sent).
+fn never_sent(s: &Status) -> bool {
+    let mut e: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
+    while let Some(err) = e {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return true;
+            }
+        }
+        e = err.source();
+    }
+    false
 }
 
 /// Apply a quorum write on this replica and replicate it (the applying
