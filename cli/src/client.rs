@@ -216,12 +216,15 @@ pub async fn get(
     } else {
         println!("{}", wire::show(&reply));
         if !reply.consistency.is_empty() {
+            let behind = match reply.stale {
+                0 => String::new(),
+                n => format!("; {n} behind, repairing"),
+            };
             eprintln!(
-                "({} replica{} answered, {}; {} behind, repairing)",
+                "({} replica{} answered, {}{behind})",
                 reply.answered,
                 if reply.answered == 1 { "" } else { "s" },
                 reply.consistency,
-                reply.stale
             );
         }
         if show_token {
@@ -328,7 +331,10 @@ pub async fn status(c: &mut ConvergeClient<Channel>, json_out: bool) -> Result<(
         .into_inner();
     let mut roots = Vec::new();
     for m in &s.members {
-        roots.push(if m.state == "alive" {
+        // The partitioned layout has one root per partition, not per node.
+        roots.push(if s.partitions > 1 {
+            Err("per partition".into())
+        } else if m.state == "alive" {
             root_of(&m.address).await
         } else {
             Err(m.state.clone())
@@ -388,10 +394,16 @@ pub async fn status(c: &mut ConvergeClient<Channel>, json_out: bool) -> Result<(
     }
     for (m, r) in s.members.iter().zip(&roots) {
         let root = match r {
+            Err(_) if s.partitions > 1 => String::new(),
             Ok(r) if *r == s.root => "same root".to_string(),
             Ok(r) => format!("root {r}"),
             Err(e) => format!("root unknown ({e})"),
         };
+        if s.partitions > 1 {
+            // No changes feed in the partitioned layout: no lag to show.
+            println!("member   {} at {:<21} {}", m.replica_id, m.address, m.state);
+            continue;
+        }
         println!(
             "member   {} at {:<21} {:<8} lag {} ops, {:.1} s; {root}",
             m.replica_id, m.address, m.state, m.lag_ops, m.lag_seconds
