@@ -137,13 +137,18 @@ async fn join(cl: &mut Cluster) -> Result<(), String> {
     if moved == 0 || moved * 2 > slots {
         return Err(format!("{moved} of {slots} replica slots moved"));
     }
-    let mut handoffs = 0;
-    for i in 0..4 {
-        handoffs += qc::metric(cl, i, "converge_handoffs_total").await;
-    }
-    if handoffs as usize != moved {
-        return Err(format!("{handoffs} hand-offs for {moved} moved slots"));
-    }
+    // Every moved slot was handed off (a partition leaves the status
+    // before its engine is closed and counted; a node that opened an
+    // extra partition from a partial view at start-up hands it off too).
+    let handoffs = qc::eventually("hand-offs counted", WAIT, || async {
+        let mut n = 0;
+        for i in 0..4 {
+            n += qc::metric(cl, i, "converge_handoffs_total").await;
+        }
+        (n as usize >= moved).then_some(n)
+    })
+    .await?;
+    eprintln!("hand-offs: {handoffs}");
     // Every key keeps its value, read from every node.
     for i in 0..5 {
         let mut c = cl.client(i, WAIT).await?;

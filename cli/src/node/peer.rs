@@ -145,6 +145,18 @@ impl Replication for Peers {
         check_version(first.protocol_version)?;
         super::quorum::check_partitions(&self.shared, partitions)?;
         let engine = if self.shared.parts.partitioned() {
+            // A partition is created here only on a replica of it (a
+            // hand-off to it, or its fill): a session from a new replica
+            // must not resurrect one this node already handed off.
+            self.shared.parts.check(partition)?;
+            let me = self.shared.me;
+            if self.shared.parts.get(partition).is_none()
+                && !super::handoff::replicas_of(&self.shared, partition).contains(&me)
+            {
+                return Err(Status::failed_precondition(format!(
+                    "this node neither holds nor replicates partition {partition}"
+                )));
+            }
             self.shared.parts.open_or_create(partition).await?
         } else {
             self.shared.parts.check(partition)?;
