@@ -127,6 +127,16 @@ impl GCounter {
         });
     }
 
+    /// A counter holding only `replica`'s entry `count` (what the write
+    /// path knows of a counter it does not read; see `store/types.rs`).
+    pub(crate) fn with_entry(replica: ReplicaId, count: u64) -> GCounter {
+        let mut g = GCounter::default();
+        if count > 0 {
+            g.counts.observe(replica, count);
+        }
+        g
+    }
+
     /// This replica's entry.
     pub fn entry(&self, replica: ReplicaId) -> u64 {
         self.counts.get(replica)

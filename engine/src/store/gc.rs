@@ -286,6 +286,7 @@ impl Engine {
                 used,
                 reserved: Some(reserved),
                 tomb: state.has_tomb(),
+                own: None,
             };
             wb.put_cf(self.cf(CF_STATE)?, key, bytes);
             wb.put_cf(

@@ -48,6 +48,13 @@ pub(crate) struct KeyMeta {
     pub(crate) reserved: Option<u64>,
     /// Whether a delete reached the key (its state holds a tombstone).
     pub(crate) tomb: bool,
+    /// For a counter without a tombstone: this replica's own entries
+    /// (increments, decrements; a G-Counter has no decrements), exactly.
+    /// Known only in memory, from a write that read the state or a
+    /// previous one like it: a local increment then needs no state read
+    /// (its delta is this replica's next entry). Any other write to the
+    /// key forgets them, unless it read the state.
+    pub(crate) own: Option<[u64; 2]>,
 }
 
 impl KeyMeta {
@@ -75,6 +82,7 @@ pub(crate) fn parse_entry(b: &[u8]) -> Result<KeyMeta> {
             used: u64::MAX,
             reserved: None,
             tomb: false,
+            own: None,
         }),
         [t, r0, r1, r2, r3, flags @ ..] if matches!(flags, [] | [1]) => {
             let r = u32::from_le_bytes([*r0, *r1, *r2, *r3]) as u64;
@@ -83,6 +91,7 @@ pub(crate) fn parse_entry(b: &[u8]) -> Result<KeyMeta> {
                 used: r,
                 reserved: Some(r),
                 tomb: !flags.is_empty(),
+                own: None,
             })
         }
         _ => Err(Error::Corruption("stored type entry is damaged".into())),

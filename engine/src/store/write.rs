@@ -40,7 +40,7 @@ use crate::causal::{CausalContext, Dot, Timestamp};
 use crate::codec::{
     decode_item, encode_context, encode_state, Changes, Delta, Item, MAX_STATE_LEN,
 };
-use crate::crdt::{CrdtType, State};
+use crate::crdt::{CrdtType, GCounter, PNCounter, State};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 
@@ -65,8 +65,17 @@ struct Slot<'a> {
     /// The collection floor this batch seeded the key's empty state with
     /// (its first local delta carries it too); 0: none.
     seed: u64,
+    /// Whether every operation of the batch on the key is a local counter
+    /// increment (G-Counter or PN-Counter).
+    counts_only: bool,
+    /// This replica's counter entries, known without reading the state
+    /// (see `KeyMeta::own`).
+    own: Option<[u64; 2]>,
     /// Current state, for keys whose state is read (then replaced by a put).
     state: Option<State>,
+    /// For counters incremented blind: a counter holding only this
+    /// replica's entries, which the increments advance.
+    mine: Option<State>,
     /// Join of everything this batch writes to a key that is not read.
     operand: Option<State>,
     /// The validated bytes of a key's only operation, a full-state merge:
@@ -299,6 +308,22 @@ impl Engine {
         for s in slots.iter_mut() {
             // An FWW write to a key a delete reached writes in its epoch.
             s.needs_state |= s.fww && s.tomb;
+            // Increments of a counter whose own entries are known need no
+            // read: their deltas are this replica's next entries.
+            if let (true, false, Some([inc, dec])) = (s.counts_only, s.tomb, s.own) {
+                let me = self.replica;
+                s.mine = match s.ty {
+                    Some(CrdtType::GCounter) => {
+                        Some(State::GCounter(GCounter::with_entry(me, inc)))
+                    }
+                    Some(CrdtType::PNCounter) => Some(State::PNCounter(PNCounter::from_parts(
+                        GCounter::with_entry(me, inc),
+                        GCounter::with_entry(me, dec),
+                    ))),
+                    _ => None,
+                };
+                s.needs_state &= s.mine.is_none();
+            }
         }
         let state_cf = self.cf(CF_STATE)?;
         for s in slots.iter_mut().filter(|s| s.needs_state) {
@@ -408,7 +433,11 @@ impl Engine {
                     s
                 }
                 (None, Some(op)) => {
-                    let mut d = self.apply_local(op, slot.state.as_mut(), ty)?;
+                    let target = match slot.state.as_mut() {
+                        Some(st) => Some(st),
+                        None => slot.mine.as_mut(),
+                    };
+                    let mut d = self.apply_local(op, target, ty)?;
                     if slot.seed > 0 {
                         // The first delta says so too (compact contexts).
                         d.seed_floor(self.replica, std::mem::take(&mut slot.seed));
@@ -604,6 +633,14 @@ impl Engine {
             used,
             reserved: Some(reserved),
             tomb,
+            own: if tomb {
+                None
+            } else {
+                slot.state
+                    .as_ref()
+                    .or(slot.mine.as_ref())
+                    .and_then(|st| own_entries(st, self.replica))
+            },
         }))
     }
 
@@ -786,6 +823,16 @@ impl Slot<'_> {
         self.used = m.used;
         self.reserved = m.reserved;
         self.tomb = m.tomb;
+        self.own = m.own;
+    }
+}
+
+/// A counter's entries of `me` (increments, decrements).
+fn own_entries(st: &State, me: crate::causal::ReplicaId) -> Option<[u64; 2]> {
+    match st {
+        State::GCounter(g) => Some([g.entry(me), 0]),
+        State::PNCounter(c) => Some([c.increments().entry(me), c.decrements().entry(me)]),
+        _ => None,
     }
 }
 
@@ -839,7 +886,10 @@ fn slots_of<'a>(items: &[(&'a [u8], Prepared<'a>)]) -> (HashMap<&'a [u8], usize>
                 tomb: false,
                 fww: false,
                 seed: 0,
+                counts_only: true,
+                own: None,
                 state: None,
+                mine: None,
                 operand: None,
                 raw: None,
             });
@@ -848,6 +898,7 @@ fn slots_of<'a>(items: &[(&'a [u8], Prepared<'a>)]) -> (HashMap<&'a [u8], usize>
         let slot = &mut slots[i];
         slot.needs_state |= matches!(prep, Prepared::Local(op) if op.needs_state());
         slot.fww |= matches!(prep, Prepared::Local(Op::FwwSet(_)));
+        slot.counts_only &= matches!(prep, Prepared::Local(Op::Increment(_) | Op::PnAdd(_)));
         slot.ops += 1;
         slot.raw = match (slot.ops, prep) {
             (1, Prepared::Merge(Item::State(_), Some(bytes))) => Some(*bytes),
