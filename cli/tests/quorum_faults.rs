@@ -273,3 +273,126 @@ async fn a_replica_killed_mid_write_loses_nothing_and_is_repaired() {
         panic!("{e}");
     }
 }
+
+/// A quorum delete removes what a read quorum holds, not only what its
+/// applying replica holds: node 2 misses an OR-Set add while it is down
+/// (no hints, anti-entropy once a minute), then coordinates (and applies)
+/// the delete of that set; the add is gone on every replica.
+async fn delete_scenario(cl: &mut Cluster) -> Result<(), String> {
+    for i in 0..3 {
+        cl.wait_alive(i, 2, WAIT).await?;
+        qc::wait_ready(cl, i, WAIT).await?;
+    }
+    let mut c1 = cl.client(1, WAIT).await?;
+    cl.kill(2);
+    let add = |elem: &str| proto::QuorumWriteRequest {
+        ops: vec![proto::Op {
+            key: b"cart".to_vec(),
+            kind: Some(proto::op::Kind::OrsetAdd(elem.as_bytes().to_vec())),
+        }],
+        n: 3,
+        w: 2,
+        ack_timeout_ms: 5000,
+    };
+    c1.quorum_write(add("socks"))
+        .await
+        .map_err(|s| format!("add while node 2 is down: {s}"))?;
+    cl.spawn(2).map_err(|e| e.to_string())?;
+    for i in 0..3 {
+        cl.wait_alive(i, 2, WAIT).await?;
+    }
+    if local_set(cl, 2, "cart")
+        .await?
+        .is_some_and(|m| !m.is_empty())
+    {
+        return Err("node 2 should have missed the add".into());
+    }
+    let mut c2 = cl.client(2, WAIT).await?;
+    let del = c2
+        .quorum_write(proto::QuorumWriteRequest {
+            ops: vec![proto::Op {
+                key: b"cart".to_vec(),
+                kind: Some(proto::op::Kind::Delete(proto::Delete::default())),
+            }],
+            n: 3,
+            w: 3,
+            ack_timeout_ms: 5000,
+        })
+        .await
+        .map_err(|s| format!("delete on node 2: {s}"))?
+        .into_inner();
+    if del.token.is_empty() {
+        return Err("the delete was no operation: it did not see the add".into());
+    }
+    for i in 0..3 {
+        let mut c = cl.client(i, WAIT).await?;
+        let r = read(&mut c, "cart", 3, 3)
+            .await
+            .map_err(|s| s.to_string())?;
+        if r.found {
+            return Err(format!("node {i} reads the deleted set: {r:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// The OR-Set `key` as node `i` holds it itself (`None`: never written).
+async fn local_set(cl: &Cluster, i: usize, key: &str) -> Result<Option<Vec<Vec<u8>>>, String> {
+    let mut c = QuorumClient::connect(format!("http://{}", cl.nodes[i].listen))
+        .await
+        .map_err(|e| e.to_string())?;
+    let r = c
+        .fetch(proto::FetchRequest {
+            protocol_version: 1,
+            partitions: 2,
+            partition: converge_cli::node::placement::partition_of(key.as_bytes(), 2),
+            key: key.as_bytes().to_vec(),
+        })
+        .await
+        .map_err(|s| s.to_string())?
+        .into_inner();
+    if r.state.is_empty() {
+        return Ok(None);
+    }
+    let s = decode_state(&r.state).map_err(|e| e.to_string())?;
+    Ok(match converge::Value::of(&s) {
+        converge::Value::Set(set) => Some(set.members),
+        _ => None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quorum_delete_removes_what_a_read_quorum_holds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = ClusterOptions {
+        nodes: 3,
+        proxied: false,
+        probe_ms: 200,
+        anti_entropy_ms: 60_000,
+        extra: [
+            "--partitions",
+            "2",
+            "--replicas",
+            "3",
+            "--collect-ms",
+            "0",
+            "--rebalance-ms",
+            "300",
+            "--rpc-timeout-ms",
+            "2000",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        ..ClusterOptions::default()
+    };
+    let mut cl = Cluster::start(&qc::bin(), dir.path(), opts, 6)
+        .await
+        .expect("start");
+    if let Err(e) = delete_scenario(&mut cl).await {
+        for i in 0..3 {
+            eprintln!("--- node {i} ---\n{}", cl.log_tail(i, 25));
+        }
+        panic!("{e}");
+    }
+}

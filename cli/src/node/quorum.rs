@@ -247,8 +247,12 @@ pub async fn apply(
             "the operations do not all belong to the partition named (nothing written)",
         ));
     }
-    let batch = wire::batch(ops).map_err(status::wire)?;
+    // Validate first: bad input changes nothing, and costs no read.
+    wire::batch(ops.clone()).map_err(status::wire)?;
     let plan = plan(shared, partition, n, w, true)?;
+    let mut ops = ops;
+    observe_deletes(shared, &mut ops, n).await?;
+    let batch = wire::batch(ops).map_err(status::wire)?;
     let me = shared.me;
     let others: Vec<ReplicaId> = plan.replicas.iter().copied().filter(|r| *r != me).collect();
     let (up, down): (Vec<ReplicaId>, Vec<ReplicaId>) = others
@@ -570,14 +574,28 @@ pub async fn local_fetch(
     .await
 }
 
-/// A quorum read coordinated by this node.
-pub async fn coordinate_read(
+/// The answers of a read quorum, still running fetches, and their
+/// deadline.
+struct Gathered {
+    plan: Plan,
+    answers: Vec<Answer>,
+    seen: CausalContext,
+    rest: JoinSet<Option<Answer>>,
+    deadline: tokio::time::Instant,
+}
+
+/// Ask the live replicas of `key` and wait for R answers whose records
+/// together hold `at_least`.
+async fn gather(
     shared: &Arc<Shared>,
-    req: proto::QuorumReadRequest,
-) -> Result<proto::ReadReply, Status> {
-    let at_least = wire::context(&req.at_least, "at_least").map_err(status::wire)?;
-    let partition = super::placement::partition_of(&req.key, shared.parts.q);
-    let plan = plan(shared, partition, req.n, req.r, false)?;
+    key: &[u8],
+    n: u32,
+    r: u32,
+    at_least: &CausalContext,
+    extra_wait: Duration,
+) -> Result<Gathered, Status> {
+    let partition = super::placement::partition_of(key, shared.parts.q);
+    let plan = plan(shared, partition, n, r, false)?;
     let targets: Vec<ReplicaId> = plan
         .replicas
         .iter()
@@ -594,19 +612,18 @@ pub async fn coordinate_read(
             plan.need
         )));
     }
-    let mut set = JoinSet::new();
+    let mut rest = JoinSet::new();
     for r in targets {
-        set.spawn(fetch(shared.clone(), r, partition, req.key.clone()));
+        rest.spawn(fetch(shared.clone(), r, partition, key.to_vec()));
     }
-    let wait = shared.config.rpc_timeout + Duration::from_millis(u64::from(req.timeout_ms));
-    let deadline = tokio::time::Instant::now() + wait;
+    let deadline = tokio::time::Instant::now() + shared.config.rpc_timeout + extra_wait;
     let mut answers: Vec<Answer> = Vec::new();
     let mut seen = CausalContext::new();
     loop {
-        if answers.len() >= plan.need && seen.includes(&at_least) {
+        if answers.len() >= plan.need && seen.includes(at_least) {
             break;
         }
-        match tokio::time::timeout_at(deadline, set.join_next()).await {
+        match tokio::time::timeout_at(deadline, rest.join_next()).await {
             Ok(Some(Ok(Some(a)))) => {
                 seen.merge(&a.context);
                 answers.push(a);
@@ -617,7 +634,7 @@ pub async fn coordinate_read(
     }
     if answers.len() < plan.need {
         shared.metrics.unavailable();
-        set.abort_all();
+        rest.abort_all();
         return Err(Status::unavailable(format!(
             "only {} of the {} replicas needed answered (n = {})",
             answers.len(),
@@ -625,13 +642,62 @@ pub async fn coordinate_read(
             plan.replicas.len()
         )));
     }
-    if !seen.includes(&at_least) {
-        set.abort_all();
+    if !seen.includes(at_least) {
+        rest.abort_all();
         return Err(Status::deadline_exceeded(format!(
             "the {} replicas that answered do not hold the session token yet",
             answers.len()
         )));
     }
+    Ok(Gathered {
+        plan,
+        answers,
+        seen,
+        rest,
+        deadline,
+    })
+}
+
+/// Give each delete of `ops` that names no observed state the join of a
+/// read quorum's states of its key (R: the cluster's default), so that it
+/// removes what R replicas hold, not only what the applying replica
+/// holds (which may be behind). A key no replica holds is left as is.
+async fn observe_deletes(
+    shared: &Arc<Shared>,
+    ops: &mut [proto::Op],
+    n: u32,
+) -> Result<(), Status> {
+    for op in ops.iter_mut() {
+        let Some(proto::op::Kind::Delete(d)) = &mut op.kind else {
+            continue;
+        };
+        if !d.observed.is_empty() {
+            continue;
+        }
+        let mut g = gather(shared, &op.key, n, 0, &CausalContext::new(), Duration::ZERO).await?;
+        g.rest.abort_all();
+        if let Some(s) = join(&g.answers)? {
+            d.observed = converge::codec::encode_state(&s);
+        }
+    }
+    Ok(())
+}
+
+/// A quorum read coordinated by this node.
+pub async fn coordinate_read(
+    shared: &Arc<Shared>,
+    req: proto::QuorumReadRequest,
+) -> Result<proto::ReadReply, Status> {
+    let at_least = wire::context(&req.at_least, "at_least").map_err(status::wire)?;
+    let extra = Duration::from_millis(u64::from(req.timeout_ms));
+    let Gathered {
+        plan,
+        answers,
+        seen,
+        rest: mut set,
+        deadline,
+    } = gather(shared, &req.key, req.n, req.r, &at_least, extra).await?;
+    let partition = plan.partition;
     let joined = join(&answers)?;
     let stale = super::repair::schedule(
         shared,
@@ -642,6 +708,7 @@ pub async fn coordinate_read(
     );
     // Late answers are checked for repair in the background.
     let (shared2, key, joined2) = (shared.clone(), req.key.clone(), joined.clone());
+    let early = answers_view(&answers);
     tokio::spawn(async move {
         let mut late = Vec::new();
         while let Ok(Some(r)) = tokio::time::timeout_at(deadline, set.join_next()).await {
@@ -653,8 +720,13 @@ pub async fn coordinate_read(
             return;
         }
         let Ok(more) = join(&late) else { return };
-        let j = join_opt(joined2, more);
-        super::repair::schedule(&shared2, partition, &key, &j, &answers_view(&late));
+        let j = join_opt(joined2.clone(), more);
+        // Newer than the reply's join: the early answers are behind it too.
+        let mut view = answers_view(&late);
+        if j != joined2 {
+            view.extend(early);
+        }
+        super::repair::schedule(&shared2, partition, &key, &j, &view);
     });
     shared.metrics.quorum_read();
     let (found, crdt_type, value) = match &joined {
