@@ -134,19 +134,43 @@ async fn scenario(cl: &mut Cluster) -> Result<(), String> {
     }
     // Hints wait on the stand-ins.
     let mut hinted = 0;
+    let mut holder = None;
     for &i in &coordinators {
         let mut c = cl.client(i, WAIT).await?;
-        hinted += qc::status(&mut c)
+        let n = qc::status(&mut c)
             .await
             .hints
             .iter()
             .filter(|h| h.replica_id == ids[victim])
             .map(|h| h.hints)
             .sum::<u64>();
+        if n > 0 && holder.is_none() {
+            holder = Some((i, n));
+        }
+        hinted += n;
     }
-    if hinted == 0 {
+    let Some((holder, held)) = holder else {
         return Err("no hints were kept for the dead replica".into());
+    };
+    // A stand-in killed with its hints keeps them: they are files.
+    cl.kill(holder);
+    cl.spawn(holder).map_err(|e| e.to_string())?;
+    let mut ch = cl.client(holder, WAIT).await?;
+    let kept: u64 = qc::status(&mut ch)
+        .await
+        .hints
+        .iter()
+        .map(|h| h.hints)
+        .sum();
+    if kept != held {
+        return Err(format!(
+            "node {holder} held {held} hints before kill -9, {kept} after"
+        ));
     }
+    for &i in &coordinators {
+        cl.wait_alive(i, 3, WAIT).await?;
+    }
+    eprintln!("{hinted} hints kept; node {holder} kept its {held} across kill -9");
     // No acknowledged write is lost (R=2 of the two live replicas).
     for k in &keys {
         let got = value(

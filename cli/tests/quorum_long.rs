@@ -2,7 +2,9 @@
 //! - N=5 W=3 R=3 with every pair of the five nodes down in turn;
 //! - a fifth node joins a four-node cluster (32 partitions, N=2): the
 //!   partitions it now holds are filled by anti-entropy, the nodes that
-//!   lost them hand them off and drop them, and every key keeps its value.
+//!   lost them hand them off and drop them, and every key keeps its value;
+//!   then a node is killed and forgotten: its partitions get new replicas,
+//!   filled from the remaining ones, and every key still reads its value.
 
 mod qc;
 
@@ -150,7 +152,65 @@ async fn join(cl: &mut Cluster) -> Result<(), String> {
     .await?;
     eprintln!("hand-offs: {handoffs}");
     // Every key keeps its value, read from every node.
-    for i in 0..5 {
+    check_keys(cl, &[0, 1, 2, 3, 4]).await?;
+
+    // A node leaves for good: killed, then forgotten by the others; its
+    // partitions get new replicas, filled from the remaining one.
+    cl.kill(1);
+    let live = [0usize, 2, 3, 4];
+    for &i in &live {
+        cl.wait_alive(i, 3, WAIT).await?;
+    }
+    let mut c2 = cl.client(2, WAIT).await?;
+    let id1 = qc::status(&mut c2)
+        .await
+        .members
+        .iter()
+        .find(|m| m.address == cl.nodes[1].advertise.to_string())
+        .map(|m| m.replica_id.clone())
+        .ok_or("node 1 not in node 2's members")?;
+    for &i in &live {
+        let mut c = cl.client(i, WAIT).await?;
+        qc::eventually(&format!("node {i} sees node 1 down"), WAIT, || {
+            let (mut c, id) = (c.clone(), id1.clone());
+            async move {
+                let s = qc::status(&mut c).await;
+                s.members
+                    .iter()
+                    .any(|m| m.replica_id == id && m.state == "down")
+                    .then_some(())
+            }
+        })
+        .await?;
+        c.forget(converge_cli::proto::ForgetRequest {
+            replica_id: id1.clone(),
+        })
+        .await
+        .map_err(|s| format!("forget on node {i}: {s}"))?;
+    }
+    for &i in &live {
+        let mut c = cl.client(i, WAIT).await?;
+        qc::eventually(&format!("node {i} settled after the forget"), WAIT, || {
+            let mut c = c.clone();
+            async move {
+                let s = qc::status(&mut c).await;
+                (s.placement.iter().all(|p| {
+                    p.replicas.len() == 2
+                        && p.replicas.contains(&s.replica_id) == (p.held && p.ready)
+                }))
+                .then_some(())
+            }
+        })
+        .await?;
+        c = cl.client(i, WAIT).await?;
+        let _ = qc::status(&mut c).await;
+    }
+    check_keys(cl, &live).await
+}
+
+/// Every key reads its value (R=2 of N=2) through each of `nodes`.
+async fn check_keys(cl: &Cluster, nodes: &[usize]) -> Result<(), String> {
+    for &i in nodes {
         let mut c = cl.client(i, WAIT).await?;
         for k in 0..KEYS {
             let got = read(&mut c, &format!("key{k}"), 2, 2)
