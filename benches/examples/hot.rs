@@ -1,35 +1,57 @@
-//! Run one local workload in a loop, for profiling (`perf record`).
-//! `hot KIND SECONDS [feed] [aae]` with KIND counter|lww|orset-add|orset-remove|mvreg.
+//! Run one workload of the report in a loop on fresh engines, for
+//! profiling (`perf record`), and print the median throughput:
+//! `hot KIND SECONDS [BATCH] [FEED 0|1] [AAE 0|1]` with KIND one of the
+//! local kinds (counter, orset-add, orset-remove, lww, mvreg) or a remote
+//! merge (r-counter-delta, r-counter-state, r-orset-delta, r-orset-state).
 use converge::{Durability, Engine, Options};
-use converge_benches::fixtures::local_replica;
+use converge_benches::fixtures::{
+    counter_deltas, counter_states, local_replica, orset_deltas, orset_states,
+};
 use converge_benches::local::{engine_rate, Kind};
 use converge_benches::measure::Load;
+use converge_benches::remote;
 
-fn main() {
+fn main() -> converge_benches::BenchResult<()> {
     let a: Vec<String> = std::env::args().collect();
-    let kind = Kind::ALL
-        .into_iter()
-        .find(|k| k.name() == a[1])
-        .expect("kind");
-    let secs: u64 = a[2].parse().unwrap();
-    let feed = a.get(3).map(|s| s == "1").unwrap_or(true);
-    let aae = a.get(4).map(|s| s == "1").unwrap_or(true);
+    let arg = |i: usize, d: &str| a.get(i).cloned().unwrap_or_else(|| d.to_string());
+    let what = arg(1, "counter");
+    let secs: u64 = arg(2, "5").parse()?;
+    let batch: usize = arg(3, "100").parse()?;
+    let feed = arg(4, "1") == "1";
+    let aae = arg(5, "1") == "1";
+    let payloads: Option<(Vec<Vec<u8>>, u64)> = match what.as_str() {
+        "r-counter-delta" => Some((counter_deltas(64, 100_000)?, 10_000)),
+        "r-counter-state" => Some((counter_states(64, 16)?, 10_000)),
+        "r-orset-delta" => Some((orset_deltas(64, 1_000, 100_000), 10_000)),
+        "r-orset-state" => Some((orset_states(1_000, 4), 1_000)),
+        _ => None,
+    };
+    let kind = Kind::ALL.into_iter().find(|k| k.name() == what);
+    if payloads.is_none() && kind.is_none() {
+        return Err(format!("unknown workload {what}").into());
+    }
     let t = std::time::Instant::now();
     let mut rs = Vec::new();
     while t.elapsed().as_secs() < secs {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir()?;
         let mut o = Options::with_replica(local_replica()).durability(Durability::Buffered);
         o.changes_feed = feed;
         o.anti_entropy = aae;
-        let engine = Engine::open(dir.path(), o).unwrap();
-        let load = Load::new(100_000, 10_000, 100);
-        rs.push(engine_rate(&engine, kind, &load).unwrap());
+        let engine = Engine::open(dir.path(), o)?;
+        rs.push(match (&payloads, kind) {
+            (Some((p, keys)), _) => {
+                let ops = if *keys == 1_000 { 2_000 } else { 100_000 };
+                remote::engine_rate(&engine, &Load::new(ops, *keys, batch), p)?
+            }
+            (None, Some(k)) => engine_rate(&engine, k, &Load::new(100_000, 10_000, batch))?,
+            (None, None) => unreachable!(),
+        });
     }
-    rs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    rs.sort_by(|a, b| a.total_cmp(b));
     println!(
-        "{} feed={feed} aae={aae}: median {:.0} ops/s over {}",
-        a[1],
+        "{what} batch={batch} feed={feed} aae={aae}: median {:.0} ops/s over {} runs",
         rs[rs.len() / 2],
         rs.len()
     );
+    Ok(())
 }

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::store::{cf, CF_AAE_KEYS, CF_AAE_LEAVES, CF_META, CF_STATE};
 use parking_lot::Mutex;
 use rocksdb::DB;
-use std::collections::HashSet;
+use foldhash::{HashSet, HashSetExt};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Bits of key hash that pick the segment: 2^20 leaves.

@@ -25,7 +25,8 @@ use crate::codec::MAX_STATE_LEN;
 use crate::crdt::CrdtType;
 use crate::error::{Error, Result};
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use foldhash::HashMap;
+use foldhash::HashMapExt;
 
 const SHARDS: usize = 16;
 

@@ -42,7 +42,7 @@ use crate::codec::{
 };
 use crate::crdt::{CrdtType, GCounter, PNCounter, State};
 use crate::error::{Error, Result};
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 /// Per-key working state while a batch is applied.
 struct Slot<'a> {
