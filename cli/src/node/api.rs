@@ -1,7 +1,7 @@
 //! The client service: writes (with their replication mode), reads with
 //! session tokens, key listing, status and on-demand sync.
 
-use super::{blocking, quorum, status, Shared};
+use super::{blocking, quorum, quorum_read, status, Shared};
 use crate::proto::converge_server::{Converge, ConvergeServer};
 use crate::proto::{self, ReplicationMode as Replication};
 use crate::wire;
@@ -227,7 +227,7 @@ impl Converge for Api {
                 n: 0,
                 r: 0,
             };
-            return quorum::coordinate_read(&self.shared, q)
+            return quorum_read::coordinate_read(&self.shared, q)
                 .await
                 .map(Response::new);
         }
@@ -430,7 +430,7 @@ impl Converge for Api {
         &self,
         request: Request<proto::QuorumReadRequest>,
     ) -> Result<Response<proto::ReadReply>, Status> {
-        quorum::coordinate_read(&self.shared, request.into_inner())
+        quorum_read::coordinate_read(&self.shared, request.into_inner())
             .await
             .map(Response::new)
     }

@@ -10,7 +10,8 @@
 //! - [`status`]: engine errors as gRPC statuses.
 //! - [`placement`]: key → partition, partition → replicas (rendezvous).
 //! - [`parts`]: the engines of the partitions a node holds.
-//! - [`quorum`]: quorum writes and reads (N/W/R), both sides.
+//! - [`quorum`]: quorum writes (N/W), both sides; [`quorum_read`]: quorum
+//!   reads (R), both sides.
 //! - [`repair`]: rate-limited read repair.
 //! - [`hints`]: persisted hints of the sloppy quorum.
 //! - [`handoff`]: rebalancing, per-partition anti-entropy, hint delivery.
@@ -28,6 +29,7 @@ pub mod peer;
 pub mod placement;
 pub mod push;
 pub mod quorum;
+pub mod quorum_read;
 pub mod repair;
 pub mod status;
 

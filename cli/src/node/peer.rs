@@ -260,7 +260,7 @@ impl Quorum for QuorumPeers {
         let req = request.into_inner();
         check_version(req.protocol_version)?;
         super::quorum::check_partitions(&self.shared, req.partitions)?;
-        let got = super::quorum::local_fetch(&self.shared, req.partition, req.key).await?;
+        let got = super::quorum_read::local_fetch(&self.shared, req.partition, req.key).await?;
         self.shared.metrics.read();
         Ok(Response::new(match got {
             Some((state, context)) => proto::FetchReply {
