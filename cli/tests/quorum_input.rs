@@ -251,9 +251,57 @@ async fn scenario(cl: &mut Cluster) -> Result<(), String> {
     if value(&r) != 7 {
         return Err(format!("likes changed: {r:?}"));
     }
+    // An Apply forwarded to a node that is not one of the n = 2 replicas
+    // in its own view (a coordinator with another view would do that): it
+    // writes nothing and says so, rather than apply the write and count
+    // itself toward W.
+    let ids = qc::ids(cl, 3).await?;
+    let members: Vec<converge::ReplicaId> = ids
+        .iter()
+        .map(|s| converge_cli::node::hints::parse_id(s).ok_or(format!("bad id {s}")))
+        .collect::<Result<_, _>>()?;
+    let top2 = converge_cli::node::placement::replicas(0, &members, 2);
+    let outsider = (0..3)
+        .find(|i| !top2.contains(&members[*i]))
+        .ok_or("no outsider")?;
+    let mut co = cl.client(outsider, WAIT).await?;
+    let before = qc::status(&mut co).await;
+    let mut po = QuorumClient::connect(format!("http://{}", cl.nodes[outsider].listen))
+        .await
+        .map_err(|e| e.to_string())?;
+    let got = po
+        .apply(proto::ApplyRequest {
+            protocol_version: 1,
+            partitions: 1,
+            partition: 0,
+            ops: vec![proto::Op {
+                key: b"outsider".to_vec(),
+                kind: Some(Kind::Increment(1)),
+            }],
+            n: 2,
+            w: 2,
+            ack_timeout_ms: 0,
+        })
+        .await;
+    match &got {
+        Err(s)
+            if s.code() == Code::FailedPrecondition
+                && s.metadata().get("converge-not-applied").is_some() => {}
+        other => return Err(format!("Apply on a non-replica: {other:?}")),
+    }
+    let after = qc::status(&mut co).await;
+    if (after.root.clone(), after.keys, after.last_seq)
+        != (before.root.clone(), before.keys, before.last_seq)
+    {
+        return Err(format!(
+            "an Apply refused by a non-replica changed it: {before:?} → {after:?}"
+        ));
+    }
     // A node with another partition count joins the gossip: the members
     // refuse to place data on it.
-    let ip: std::net::IpAddr = "127.0.0.1".parse().map_err(|e| format!("{e}"))?;
+    // On the cluster's own loopback block, not 127.0.0.1 (shared with the
+    // other tests running in parallel).
+    let ip = cl.nodes[0].ip;
     let port = converge_cli::netfault::free_port(ip).map_err(|e| e.to_string())?;
     let odd_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut odd = Command::new(qc::bin())
@@ -269,7 +317,7 @@ async fn scenario(cl: &mut Cluster) -> Result<(), String> {
         .arg("--data")
         .arg(odd_dir.path())
         .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
+        .arg(std::net::SocketAddr::new(ip, port).to_string())
         .arg("--join")
         .arg(cl.nodes[0].advertise.to_string())
         .stdout(std::process::Stdio::null())

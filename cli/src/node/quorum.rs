@@ -195,7 +195,7 @@ pub async fn coordinate_write(
             // Refused at connect: the request never left this node, so
             // the next replica may apply it without doubling it.
             Ok(Err(s)) if never_sent(&s) => {
-                tracing::debug!(%replica, "replica refused the connection; next one");
+                tracing::debug!(%replica, error = %s, "replica refused the write unapplied; next one");
                 refused += 1;
             }
             Ok(r) => return r.map(|r| r.into_inner()),
@@ -209,15 +209,33 @@ pub async fn coordinate_write(
     }
     shared.metrics.unavailable();
     Err(Status::unavailable(format!(
-        "the {refused} live replicas of partition {partition} refused connections: \
+        "the {refused} live replicas of partition {partition} refused the write unapplied \
+         (connection refused, or not a replica in their view): \
          0 committed, {} needed (nothing written)",
         plan.need
     )))
 }
 
-/// Whether a failed RPC provably never reached the peer: its connection
-/// was refused (TCP RST to the SYN; nothing was sent).
+/// Metadata of a refusal that provably wrote nothing (the write may go to
+/// another replica).
+const NOT_APPLIED: &str = "converge-not-applied";
+
+/// Mark a refusal of `Apply` as having written nothing.
+fn not_applied(mut s: Status) -> Status {
+    s.metadata_mut().insert(
+        NOT_APPLIED,
+        tonic::metadata::MetadataValue::from_static("1"),
+    );
+    s
+}
+
+/// Whether a failed RPC provably never applied the write: its connection
+/// was refused (TCP RST to the SYN; nothing was sent), or the replica
+/// said it wrote nothing because it is not a replica in its view.
 fn never_sent(s: &Status) -> bool {
+    if s.metadata().get(NOT_APPLIED).is_some() {
+        return true;
+    }
     let mut e: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
     while let Some(err) = e {
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
@@ -248,10 +266,22 @@ pub async fn apply(
     // Validate first: bad input changes nothing, and costs no read.
     wire::batch(ops.clone()).map_err(status::wire)?;
     let plan = plan(shared, partition, n, w, true)?;
+    let me = shared.me;
+    // A coordinator whose view of the membership differs may forward to a
+    // node that, in its own view, is not a replica: it must not apply the
+    // write and count itself toward W (its copy would not be read, and is
+    // handed off later). Nothing is written: the coordinator may try the
+    // next replica.
+    if !plan.replicas.contains(&me) {
+        return Err(not_applied(Status::failed_precondition(format!(
+            "this node is not one of the {} replicas of partition {partition} \
+             in its view of the membership (nothing written)",
+            plan.replicas.len()
+        ))));
+    }
     let mut ops = ops;
     super::quorum_read::observe_deletes(shared, &mut ops, n).await?;
     let batch = wire::batch(ops).map_err(status::wire)?;
-    let me = shared.me;
     let others: Vec<ReplicaId> = plan.replicas.iter().copied().filter(|r| *r != me).collect();
     let (up, down): (Vec<ReplicaId>, Vec<ReplicaId>) = others
         .iter()
