@@ -23,7 +23,7 @@ use super::placement::replicas;
 use super::{peer, quorum, PeerHealth, Shared};
 use crate::proto::Entry;
 use converge::sync::Outcome;
-use converge::ReplicaId;
+use converge::{Engine, ReplicaId};
 use rand::RngExt;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -42,7 +42,16 @@ fn converged(o: Outcome) -> bool {
 /// One anti-entropy session on partition `p` with `r`: whether it
 /// converged.
 async fn session(shared: &Arc<Shared>, p: u32, r: ReplicaId) -> bool {
-    let (Some(addr), Some(engine)) = (shared.addr_of(r), shared.parts.get(p)) else {
+    match shared.parts.get(p) {
+        Some(engine) => session_with(shared, p, r, engine).await,
+        None => false,
+    }
+}
+
+/// One anti-entropy session on partition `p` (its engine `engine`) with
+/// `r`: whether it converged.
+async fn session_with(shared: &Arc<Shared>, p: u32, r: ReplicaId, engine: Arc<Engine>) -> bool {
+    let Some(addr) = shared.addr_of(r) else {
         return false;
     };
     match peer::initiate_part(shared, addr, p, engine).await {
@@ -81,13 +90,40 @@ async fn fill(shared: &Arc<Shared>, p: u32, reps: &[ReplicaId]) {
 }
 
 /// Hand partition `p` to its replicas, then drop it: whether it was.
+///
+/// A first round of sessions while the partition still takes requests
+/// moves the bulk; then the partition is detached (new deliveries, hints,
+/// repairs and sessions are refused: a sender does not count a refused
+/// delivery toward W), the requests already holding its engine finish,
+/// and a last round of sessions hands off what they wrote. Only then is
+/// the store removed: a write this node acknowledged after the first
+/// round is not lost with it.
 async fn hand_off(shared: &Arc<Shared>, p: u32, reps: &[ReplicaId]) -> bool {
     for r in reps {
         if shared.health(*r) != Some(PeerHealth::Alive) || !session(shared, p, *r).await {
             return false;
         }
     }
-    match shared.parts.drop_partition(p).await {
+    let Some(engine) = shared.parts.detach(p).await else {
+        return false;
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while Arc::strong_count(&engine) > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut done = Arc::strong_count(&engine) == 1;
+    for r in reps {
+        if !done {
+            break;
+        }
+        done = shared.health(*r) == Some(PeerHealth::Alive)
+            && session_with(shared, p, *r, engine.clone()).await;
+    }
+    if !done {
+        shared.parts.reattach(p, engine);
+        return false;
+    }
+    match shared.parts.drop_detached(p, engine).await {
         Ok(()) => {
             tracing::info!(partition = p, "partition handed off and dropped");
             shared.metrics.handoff();
@@ -166,7 +202,10 @@ pub async fn anti_entropy_loop(shared: Arc<Shared>) {
             _ = tokio::time::sleep(shared.config.anti_entropy_interval) => {}
             _ = stopping.changed() => return,
         }
-        for (p, _) in shared.parts.held() {
+        // Partition numbers only: holding the engines for the whole round
+        // would keep a hand-off from closing one.
+        let held: Vec<u32> = shared.parts.held().into_iter().map(|(p, _)| p).collect();
+        for p in held {
             if shared.is_stopping() {
                 return;
             }

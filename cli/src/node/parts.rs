@@ -202,19 +202,37 @@ impl Parts {
         Ok(())
     }
 
-    /// Close partition `p` and remove its store (after its hand-off).
-    pub async fn drop_partition(&self, p: u32) -> Result<(), String> {
+    /// Stop serving partition `p` ahead of its drop: from now on a request
+    /// for it is refused (`UNAVAILABLE`, nothing written) until
+    /// [`Parts::reattach`] or [`Parts::drop_detached`]. Its engine, if held;
+    /// requests that took it before keep it until they finish.
+    pub async fn detach(&self, p: u32) -> Option<Arc<Engine>> {
+        if !self.partitioned() {
+            return None;
+        }
+        // Not while a request is opening it.
+        let _opening = self.opening.lock().await;
+        let e = lock(&self.open).remove(&p)?;
+        lock(&self.closing).insert(p);
+        Some(e)
+    }
+
+    /// Serve a detached partition again (its hand-off did not complete).
+    pub fn reattach(&self, p: u32, e: Arc<Engine>) {
+        lock(&self.open).insert(p, e);
+        lock(&self.closing).remove(&p);
+    }
+
+    /// Close a detached partition and remove its store (after its
+    /// hand-off).
+    pub async fn drop_detached(&self, p: u32, engine: Arc<Engine>) -> Result<(), String> {
         if !self.partitioned() {
             return Err("the single layout never drops its engine".into());
         }
         lock(&self.closing).insert(p);
         lock(&self.ready).remove(&p);
         let _ = std::fs::remove_file(ready_file(&self.root, p));
-        let engine = lock(&self.open).remove(&p);
-        let result = match engine {
-            Some(e) => close(e, false).await,
-            None => Ok(()),
-        };
+        let result = close(engine, false).await;
         let result = result.and_then(|()| {
             std::fs::remove_dir_all(dir_of(&self.root, p)).map_err(|e| e.to_string())
         });
