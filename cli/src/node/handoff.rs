@@ -70,15 +70,51 @@ async fn session_with(shared: &Arc<Shared>, p: u32, r: ReplicaId, engine: Arc<En
     }
 }
 
-/// Fill partition `p` from one live replica; mark it ready on success.
+/// Whether replica `r` holds partition `p` filled (`None`: no answer).
+async fn peer_filled(shared: &Arc<Shared>, r: ReplicaId, p: u32) -> Option<bool> {
+    let addr = shared.addr_of(r)?;
+    let mut client = shared.peer_client(addr).ok()?;
+    let req = crate::proto::FetchRequest {
+        protocol_version: crate::PROTOCOL_VERSION,
+        partitions: shared.parts.q,
+        partition: p,
+        key: Vec::new(),
+    };
+    let reply = tokio::time::timeout(shared.config.rpc_timeout, client.fetch(req))
+        .await
+        .ok()?
+        .ok()?;
+    Some(reply.into_inner().held)
+}
+
+/// Fill partition `p` from a live replica that holds it filled; mark it
+/// ready on success. A session with a replica that is itself still
+/// filling (two nodes that took the partition at once) would mark it
+/// ready empty, and reads would then count it: only when every other
+/// replica answers that none holds it filled (a partition new to the
+/// cluster) is it filled from all of them instead.
 async fn fill(shared: &Arc<Shared>, p: u32, reps: &[ReplicaId]) {
     let me = shared.me;
     let others: Vec<ReplicaId> = reps.iter().copied().filter(|r| *r != me).collect();
     let mut done = others.is_empty();
-    for r in others {
-        if shared.health(r) == Some(PeerHealth::Alive) && session(shared, p, r).await {
+    let mut unfilled = Vec::new();
+    for r in &others {
+        if shared.health(*r) != Some(PeerHealth::Alive) {
+            continue;
+        }
+        let filled = peer_filled(shared, *r, p).await;
+        if filled == Some(false) {
+            unfilled.push(*r);
+        }
+        if filled == Some(true) && session(shared, p, *r).await {
             done = true;
             break;
+        }
+    }
+    if !done && unfilled.len() == others.len() {
+        done = true;
+        for r in &unfilled {
+            done = done && session(shared, p, *r).await;
         }
     }
     if done {
@@ -234,7 +270,12 @@ pub async fn hints_loop(shared: Arc<Shared>) {
             _ = stopping.changed() => return,
         }
         for (target, _) in shared.hints.pending() {
-            if shared.health(target) != Some(PeerHealth::Alive) {
+            // A target no longer among the members (forgotten) never
+            // comes back: its hints go to the partition's replicas now,
+            // once this node's view is complete and stable (a member not
+            // seen yet after a restart is not taken for a forgotten one).
+            let forgotten = shared.health(target).is_none() && joined(&shared) && settled(&shared);
+            if shared.health(target) != Some(PeerHealth::Alive) && !forgotten {
                 continue;
             }
             let hints = shared.hints.clone();
@@ -248,8 +289,15 @@ pub async fn hints_loop(shared: Arc<Shared>) {
                     key: h.key.clone(),
                     item: h.state.clone(),
                 };
-                match quorum::deliver(&shared, target, h.partition, vec![entry], None).await {
-                    Ok(_) => {
+                let sent = if forgotten {
+                    redirect(&shared, h.partition, entry).await
+                } else {
+                    quorum::deliver(&shared, target, h.partition, vec![entry], None)
+                        .await
+                        .map(|_| ())
+                };
+                match sent {
+                    Ok(()) => {
                         let hints = shared.hints.clone();
                         let _ =
                             tokio::task::spawn_blocking(move || hints.delivered(target, &h)).await;
@@ -263,4 +311,23 @@ pub async fn hints_loop(shared: Arc<Shared>) {
             }
         }
     }
+}
+
+/// Deliver a hint of a forgotten member to every live replica of its
+/// partition (this node's view); `Ok` once all of them, at least one,
+/// joined it.
+async fn redirect(shared: &Arc<Shared>, p: u32, entry: Entry) -> Result<(), tonic::Status> {
+    let live: Vec<ReplicaId> = replicas_of(shared, p)
+        .into_iter()
+        .filter(|r| shared.health(*r) == Some(PeerHealth::Alive))
+        .collect();
+    if live.is_empty() {
+        return Err(tonic::Status::unavailable(format!(
+            "no live replica of partition {p}"
+        )));
+    }
+    for r in live {
+        quorum::deliver(shared, r, p, vec![entry.clone()], None).await?;
+    }
+    Ok(())
 }
