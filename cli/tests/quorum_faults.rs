@@ -70,6 +70,47 @@ async fn scenario(cl: &mut Cluster) -> Result<(), String> {
         .iter()
         .position(|id| *id == reps[0])
         .ok_or("victim not found")?;
+    // A node that is not a replica of k0's partition refuses its
+    // deliveries (a sender with another view would count it toward W):
+    // nothing joined.
+    let outsider = ids
+        .iter()
+        .position(|id| !reps.contains(id))
+        .ok_or("every node replicates k0")?;
+    let state = {
+        let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let e = converge::Engine::open(tmp.path().join("x"), converge::Options::default())
+            .map_err(|e| e.to_string())?;
+        e.increment(b"k0", 1000).map_err(|e| e.to_string())?;
+        converge::codec::encode_state(
+            &e.state(b"k0")
+                .map_err(|e| e.to_string())?
+                .ok_or("no state")?,
+        )
+    };
+    let mut po = QuorumClient::connect(format!("http://{}", cl.nodes[outsider].listen))
+        .await
+        .map_err(|e| e.to_string())?;
+    let got = po
+        .deliver(proto::DeliverRequest {
+            protocol_version: 1,
+            partitions: PARTITIONS,
+            partition: converge_cli::node::placement::partition_of(b"k0", PARTITIONS),
+            entries: vec![proto::Entry {
+                key: b"k0".to_vec(),
+                item: state,
+            }],
+            hint_for: Vec::new(),
+        })
+        .await;
+    match &got {
+        Err(s) if s.code() == tonic::Code::FailedPrecondition => {}
+        other => {
+            return Err(format!(
+                "Deliver to a non-replica (node {outsider}): {other:?}"
+            ))
+        }
+    }
     let coordinators: Vec<usize> = (0..5).filter(|i| *i != victim).collect();
     let mut clients = Vec::new();
     for &i in &coordinators {

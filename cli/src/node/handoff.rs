@@ -292,9 +292,16 @@ pub async fn hints_loop(shared: Arc<Shared>) {
                 let sent = if forgotten {
                     redirect(&shared, h.partition, entry).await
                 } else {
-                    quorum::deliver(&shared, target, h.partition, vec![entry], None)
+                    match quorum::deliver(&shared, target, h.partition, vec![entry.clone()], None)
                         .await
-                        .map(|_| ())
+                    {
+                        // The target is no longer a replica of the
+                        // partition: its replicas take the hint.
+                        Err(s) if quorum::refused_unapplied(&s) => {
+                            redirect(&shared, h.partition, entry).await
+                        }
+                        other => other.map(|_| ()),
+                    }
                 };
                 match sent {
                     Ok(()) => {

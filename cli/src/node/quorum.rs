@@ -220,7 +220,13 @@ pub async fn coordinate_write(
 /// another replica).
 const NOT_APPLIED: &str = "converge-not-applied";
 
-/// Mark a refusal of `Apply` as having written nothing.
+/// Whether a refusal says it wrote nothing because this node is not a
+/// replica in the refusing node's view.
+pub fn refused_unapplied(s: &Status) -> bool {
+    s.metadata().get(NOT_APPLIED).is_some()
+}
+
+/// Mark a refusal of `Apply` or `Deliver` as having written nothing.
 fn not_applied(mut s: Status) -> Status {
     s.metadata_mut().insert(
         NOT_APPLIED,
@@ -233,7 +239,7 @@ fn not_applied(mut s: Status) -> Status {
 /// was refused (TCP RST to the SYN; nothing was sent), or the replica
 /// said it wrote nothing because it is not a replica in its view.
 fn never_sent(s: &Status) -> bool {
-    if s.metadata().get(NOT_APPLIED).is_some() {
+    if refused_unapplied(s) {
         return true;
     }
     let mut e: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
@@ -491,6 +497,11 @@ pub async fn receive(
     // Decode everything first: bad bytes change nothing.
     let mut dots = CausalContext::new();
     for (i, e) in entries.iter().enumerate() {
+        if super::placement::partition_of(&e.key, shared.parts.q) != partition {
+            return Err(Status::invalid_argument(format!(
+                "entry {i}'s key is not in partition {partition} (nothing joined)"
+            )));
+        }
         let item = decode_item(&e.item).map_err(|err| {
             Status::invalid_argument(format!("entry {i} is not a delta or a state: {err}"))
         })?;
@@ -523,6 +534,17 @@ pub async fn receive(
         })?;
         shared.metrics.hints_stored(n);
         return Ok(true);
+    }
+    // A sender with another view of the membership may take this node for
+    // a replica: joining here (into a partition opened empty, never read,
+    // handed off later) would let the sender count it toward W.
+    if shared.parts.partitioned()
+        && !super::handoff::replicas_of(shared, partition).contains(&shared.me)
+    {
+        return Err(not_applied(Status::failed_precondition(format!(
+            "this node is not a replica of partition {partition} in its view \
+             of the membership (nothing joined)"
+        ))));
     }
     let engine = shared.parts.open_or_create(partition).await?;
     blocking(&engine, move |e| {
