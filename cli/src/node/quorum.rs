@@ -337,7 +337,8 @@ pub async fn apply(
             item: d.delta.encode(),
         })
         .collect();
-    let (tx, mut rx) = mpsc::channel::<bool>(reachable);
+    // Per delivery: whether it committed, and whether on a stand-in.
+    let (tx, mut rx) = mpsc::channel::<(bool, bool)>(reachable);
     for (i, r) in up.into_iter().enumerate() {
         let (shared, engine, entries, keys, tx) = (
             shared.clone(),
@@ -348,28 +349,36 @@ pub async fn apply(
         );
         let fallback = spare.get(i).copied();
         tokio::spawn(async move {
-            let mut ok = deliver_write(&shared, r, partition, &engine, entries, &keys).await;
-            if let (false, Some(s)) = (ok, fallback) {
-                ok = deliver_hint(&shared, r, s, partition, &engine, &keys).await;
-            }
-            let _ = tx.send(ok).await;
+            let ok = deliver_write(&shared, r, partition, &engine, entries, &keys).await;
+            let outcome = match (ok, fallback) {
+                (false, Some(s)) => (
+                    deliver_hint(&shared, r, s, partition, &engine, &keys).await,
+                    true,
+                ),
+                _ => (ok, false),
+            };
+            let _ = tx.send(outcome).await;
         });
     }
     for (target, standin) in hinted {
         let (shared, engine, keys, tx) = (shared.clone(), engine.clone(), keys.clone(), tx.clone());
         tokio::spawn(async move {
             let ok = deliver_hint(&shared, target, standin, partition, &engine, &keys).await;
-            let _ = tx.send(ok).await;
+            let _ = tx.send((ok, true)).await;
         });
     }
     drop(tx);
     let deadline = tokio::time::Instant::now() + shared.ack_wait(ack_timeout_ms);
     let mut committed = 1usize;
     let mut failed = 0usize;
+    let mut by_hint = 0usize;
     while committed < plan.need {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(true)) => committed += 1,
-            Ok(Some(false)) => failed += 1,
+            Ok(Some((true, hint))) => {
+                committed += 1;
+                by_hint += usize::from(hint);
+            }
+            Ok(Some((false, _))) => failed += 1,
             Ok(None) | Err(_) => break,
         }
     }
@@ -386,7 +395,13 @@ pub async fn apply(
     Ok(proto::WriteReply {
         token: wire::context_bytes(&token),
         acked_by: committed as u32,
-        consistency: plan.consistency.into(),
+        // A stand-in's hint counted toward W (sloppy quorum): the W are
+        // not all among the N a read asks, so W + R > N promises nothing.
+        consistency: if by_hint > 0 {
+            "eventual".into()
+        } else {
+            plan.consistency.into()
+        },
     })
 }
 
