@@ -48,6 +48,7 @@ help:
 	@echo "make test    - set up, lint, and run every test (Rust, C/C++, Python, bench smoke)"
 	@echo "make demo    - a three-node cluster on loopback: partition, conflicts, healing"
 	@echo "make cluster-test - five nodes through rounds of partitions, loss and kill -9"
+	@echo "make quorum-test - quorums: N=5 W=3 R=3 with every pair of nodes down; a node joining and hand-off"
 	@echo "make bench   - quick benchmark report (bench-results/quick.json)"
 	@echo "make bench-causal - token/dependency sizes, changes feed, group commit"
 	@echo "make bench-gc [KEYS=N] - deletes and tombstone collection: space, throughput, metadata"

@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 pub struct BenchArgs {
     /// Increments per measurement.
     #[arg(long, default_value_t = 5000)]
-    ops: usize,
+    pub ops: usize,
     /// Concurrent clients (threads for the embedded engine).
     #[arg(long, default_value_t = 16)]
-    concurrency: usize,
+    pub concurrency: usize,
     /// Nodes in the cluster.
     #[arg(long, default_value_t = 3)]
     nodes: usize,
@@ -29,26 +29,36 @@ pub struct BenchArgs {
     lag_secs: u64,
     /// Writes per second of that load.
     #[arg(long, default_value_t = 200)]
-    rate: u64,
+    pub rate: u64,
     /// Seconds of partition (writes on both sides) before healing.
     #[arg(long, default_value_t = 10)]
     partition_secs: u64,
+    /// Measure quorum requests instead (N=3, W/R 1/1, 2/2, 3/3 on 3 and 5
+    /// nodes; memory; read repair after an outage).
+    #[arg(long)]
+    pub quorum: bool,
+    /// Quorum: partitions of the clusters.
+    #[arg(long, default_value_t = 16)]
+    pub partitions: u32,
+    /// Quorum: seconds one node is down under W=2 writes (0: skip).
+    #[arg(long, default_value_t = 30)]
+    pub outage_secs: u64,
 }
 
-fn fail(e: impl std::fmt::Display) -> CliError {
+pub fn fail(e: impl std::fmt::Display) -> CliError {
     CliError::new(1, format!("bench: {e}"))
 }
 
 /// Latencies of one measurement.
-struct Sample {
-    name: String,
-    ops: usize,
-    took: Duration,
-    lat: Vec<Duration>,
+pub struct Sample {
+    pub name: String,
+    pub ops: usize,
+    pub took: Duration,
+    pub lat: Vec<Duration>,
 }
 
 impl Sample {
-    fn pct(&self, p: f64) -> f64 {
+    pub fn pct(&self, p: f64) -> f64 {
         if self.lat.is_empty() {
             return 0.0;
         }
@@ -57,16 +67,16 @@ impl Sample {
         let i = ((v.len() as f64 - 1.0) * p).round() as usize;
         v[i].as_secs_f64() * 1e3
     }
-    fn rate(&self) -> f64 {
+    pub fn rate(&self) -> f64 {
         self.ops as f64 / self.took.as_secs_f64()
     }
-    fn json(&self) -> serde_json::Value {
+    pub fn json(&self) -> serde_json::Value {
         json!({"name": self.name, "ops": self.ops, "ops_per_s": self.rate(),
                "p50_ms": self.pct(0.5), "p99_ms": self.pct(0.99)})
     }
 }
 
-fn bar(n: usize, what: &str) -> ProgressBar {
+pub fn bar(n: usize, what: &str) -> ProgressBar {
     let b = ProgressBar::new(n as u64);
     b.set_style(
         ProgressStyle::with_template("{msg:>22} [{bar:30}] {pos}/{len} {per_sec}")
@@ -281,6 +291,9 @@ async fn partition(args: &BenchArgs, cluster: &Cluster) -> Result<(u64, Duration
 
 /// Run every measurement and print the results.
 pub async fn run(args: BenchArgs, json_out: bool) -> Result<(), CliError> {
+    if args.quorum {
+        return crate::bench_quorum::run(args, json_out).await;
+    }
     if args.concurrency == 0 || args.ops < args.concurrency || args.nodes < 2 {
         return Err(CliError::new(
             2,

@@ -98,6 +98,8 @@ pub struct WriteMode {
     pub acks: u32,
     /// Wait for the peers at most this long (0: the node's default).
     pub timeout_ms: u32,
+    /// A quorum write: (n, w), 0 for the cluster's default.
+    pub quorum: Option<(u32, u32)>,
 }
 
 /// An operation on one key.
@@ -116,15 +118,28 @@ pub async fn write(
     what: &str,
     json_out: bool,
 ) -> Result<proto::WriteReply, CliError> {
-    let req = proto::WriteRequest {
-        ops,
-        replication: mode.mode as i32,
-        min_acks: mode.acks,
-        ack_timeout_ms: mode.timeout_ms,
-    };
-    let waiting = (mode.mode != ReplicationMode::Async)
+    let waiting = (mode.mode != ReplicationMode::Async || mode.quorum.is_some())
         .then(|| spinner("waiting for the peers to acknowledge".into()));
-    let reply = c.write(req).await;
+    let reply = match mode.quorum {
+        Some((n, w)) => {
+            c.quorum_write(proto::QuorumWriteRequest {
+                ops,
+                n,
+                w,
+                ack_timeout_ms: mode.timeout_ms,
+            })
+            .await
+        }
+        None => {
+            c.write(proto::WriteRequest {
+                ops,
+                replication: mode.mode as i32,
+                min_acks: mode.acks,
+                ack_timeout_ms: mode.timeout_ms,
+            })
+            .await
+        }
+    };
     if let Some(w) = waiting {
         w.finish_and_clear();
     }
@@ -141,7 +156,15 @@ pub async fn write(
     if json_out {
         println!(
             "{}",
-            json!({"ok": true, "token": token, "acked_by": reply.acked_by})
+            json!({"ok": true, "token": token, "acked_by": reply.acked_by,
+                   "consistency": reply.consistency})
+        );
+    } else if !reply.consistency.is_empty() {
+        let n = reply.acked_by;
+        println!(
+            "{what} (committed on {n} replica{}, {})",
+            if n == 1 { "" } else { "s" },
+            reply.consistency
         );
     } else if mode.mode == ReplicationMode::Async {
         println!("{what}");
@@ -160,24 +183,50 @@ pub async fn get(
     wait_ms: u32,
     json_out: bool,
     show_token: bool,
+    quorum: Option<(u32, u32)>,
 ) -> Result<proto::ReadReply, CliError> {
     let at_least = match at_least {
         Some(t) => wire::unhex(t).ok_or_else(|| CliError::new(2, "the token is not hex"))?,
         None => Vec::new(),
     };
-    let reply = c
-        .read(proto::ReadRequest {
-            key: key.as_bytes().to_vec(),
-            at_least,
-            timeout_ms: wait_ms,
-        })
-        .await
-        .map_err(CliError::status)?
-        .into_inner();
+    let reply = match quorum {
+        Some((n, r)) => {
+            c.quorum_read(proto::QuorumReadRequest {
+                key: key.as_bytes().to_vec(),
+                at_least,
+                timeout_ms: wait_ms,
+                n,
+                r,
+            })
+            .await
+        }
+        None => {
+            c.read(proto::ReadRequest {
+                key: key.as_bytes().to_vec(),
+                at_least,
+                timeout_ms: wait_ms,
+            })
+            .await
+        }
+    }
+    .map_err(CliError::status)?
+    .into_inner();
     if json_out {
         println!("{}", read_json(key, &reply));
     } else {
         println!("{}", wire::show(&reply));
+        if !reply.consistency.is_empty() {
+            let behind = match reply.stale {
+                0 => String::new(),
+                n => format!("; {n} behind, repairing"),
+            };
+            eprintln!(
+                "({} replica{} answered, {}{behind})",
+                reply.answered,
+                if reply.answered == 1 { "" } else { "s" },
+                reply.consistency,
+            );
+        }
         if show_token {
             println!("token {}", wire::hex(&reply.token));
         }
@@ -206,6 +255,9 @@ pub fn read_json(key: &str, r: &proto::ReadReply) -> serde_json::Value {
         "type": r.crdt_type,
         "value": value,
         "token": wire::hex(&r.token),
+        "consistency": r.consistency,
+        "answered": r.answered,
+        "stale": r.stale,
     })
 }
 
@@ -279,7 +331,10 @@ pub async fn status(c: &mut ConvergeClient<Channel>, json_out: bool) -> Result<(
         .into_inner();
     let mut roots = Vec::new();
     for m in &s.members {
-        roots.push(if m.state == "alive" {
+        // The partitioned layout has one root per partition, not per node.
+        roots.push(if s.partitions > 1 {
+            Err("per partition".into())
+        } else if m.state == "alive" {
             root_of(&m.address).await
         } else {
             Err(m.state.clone())
@@ -297,17 +352,39 @@ pub async fn status(c: &mut ConvergeClient<Channel>, json_out: bool) -> Result<(
                        "root": r.as_ref().ok()})
             })
             .collect();
+        let placement: Vec<_> = s
+            .placement
+            .iter()
+            .map(|p| {
+                json!({"partition": p.partition, "replicas": p.replicas, "held": p.held,
+                       "ready": p.ready, "keys": p.keys, "root": p.root})
+            })
+            .collect();
+        let hints: Vec<_> = s
+            .hints
+            .iter()
+            .map(|h| json!({"replica_id": h.replica_id, "hints": h.hints, "bytes": h.bytes}))
+            .collect();
         println!(
             "{}",
             json!({"replica_id": s.replica_id, "address": s.address, "root": s.root,
                    "keys": s.keys, "last_seq": s.last_seq, "pending": s.pending_entries,
                    "protocol_version": s.protocol_version, "members": members,
-                   "converged": converged})
+                   "converged": converged, "partitions": s.partitions,
+                   "replicas": s.replicas, "sloppy_quorum": s.sloppy_quorum,
+                   "placement": placement, "hints": hints})
         );
         return Ok(());
     }
     println!("node     {} at {}", s.replica_id, s.address);
-    println!("root     {}  ({} keys)", s.root, s.keys);
+    if s.partitions > 1 {
+        println!(
+            "root     (one per partition, below)  ({} keys held)",
+            s.keys
+        );
+    } else {
+        println!("root     {}  ({} keys)", s.root, s.keys);
+    }
     println!(
         "ops      {} issued, {} pending deltas",
         s.last_seq, s.pending_entries
@@ -317,16 +394,23 @@ pub async fn status(c: &mut ConvergeClient<Channel>, json_out: bool) -> Result<(
     }
     for (m, r) in s.members.iter().zip(&roots) {
         let root = match r {
+            Err(_) if s.partitions > 1 => String::new(),
             Ok(r) if *r == s.root => "same root".to_string(),
             Ok(r) => format!("root {r}"),
             Err(e) => format!("root unknown ({e})"),
         };
+        if s.partitions > 1 {
+            // No changes feed in the partitioned layout: no lag to show.
+            println!("member   {} at {:<21} {}", m.replica_id, m.address, m.state);
+            continue;
+        }
         println!(
             "member   {} at {:<21} {:<8} lag {} ops, {:.1} s; {root}",
             m.replica_id, m.address, m.state, m.lag_ops, m.lag_seconds
         );
     }
-    if !s.members.is_empty() {
+    print_placement(&s);
+    if !s.members.is_empty() && s.partitions <= 1 {
         println!(
             "cluster  {}",
             if converged {
@@ -337,6 +421,40 @@ pub async fn status(c: &mut ConvergeClient<Channel>, json_out: bool) -> Result<(
         );
     }
     Ok(())
+}
+
+/// The placement part of `status` (text).
+fn print_placement(s: &proto::StatusReply) {
+    let n = if s.replicas == 0 {
+        "every member".to_string()
+    } else {
+        s.replicas.to_string()
+    };
+    println!(
+        "placement {} partition{}, replicas {n}, sloppy quorum {}",
+        s.partitions,
+        if s.partitions == 1 { "" } else { "s" },
+        if s.sloppy_quorum { "on" } else { "off" }
+    );
+    for p in &s.placement {
+        let short: Vec<&str> = p.replicas.iter().map(|r| &r[..8.min(r.len())]).collect();
+        let here = match (p.held, p.ready) {
+            (true, true) => format!("held, {} keys", p.keys),
+            (true, false) => "held, filling".to_string(),
+            _ => "not held".to_string(),
+        };
+        println!(
+            "  p{:04}  replicas {}  ({here})",
+            p.partition,
+            short.join(" ")
+        );
+    }
+    for h in &s.hints {
+        println!(
+            "hints    {} for {} ({} bytes)",
+            h.hints, h.replica_id, h.bytes
+        );
+    }
 }
 
 /// Ask a node to run an anti-entropy session with a peer.

@@ -226,6 +226,11 @@ impl Cluster {
         }
     }
 
+    /// Node `i`'s process id, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].child.as_ref().map(|c| c.id())
+    }
+
     /// Whether node `i`'s process is running.
     pub fn running(&mut self, i: usize) -> bool {
         match self.nodes[i].child.as_mut() {

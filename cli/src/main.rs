@@ -2,6 +2,7 @@
 //! See `converge --help` and docs/NODE.md.
 
 mod bench;
+mod bench_quorum;
 mod demo;
 mod demo_cluster;
 
@@ -79,6 +80,14 @@ struct Replication {
     /// node's default).
     #[arg(long, default_value_t = 0)]
     ack_timeout_ms: u32,
+    /// Quorum write: replicas of the key (default: the cluster's
+    /// --replicas).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    n: Option<u32>,
+    /// Quorum write: replicas that must commit it (default: the node's
+    /// --w, a majority of n).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    w: Option<u32>,
 }
 
 impl Replication {
@@ -91,6 +100,8 @@ impl Replication {
             },
             acks: self.acks,
             timeout_ms: self.ack_timeout_ms,
+            quorum: (self.n.is_some() || self.w.is_some())
+                .then(|| (self.n.unwrap_or(0), self.w.unwrap_or(0))),
         }
     }
 }
@@ -209,6 +220,14 @@ enum Cmd {
         /// Read a stopped node's store directory instead of a node.
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Quorum read: replicas of the key (default: the cluster's
+        /// --replicas).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        n: Option<u32>,
+        /// Quorum read: replicas that must answer (default: the node's
+        /// --r, a majority of n).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        r: Option<u32>,
     },
     /// List keys (optionally by prefix) with their CRDT types.
     Keys {
@@ -311,6 +330,41 @@ struct ServeArgs {
     /// Log as JSON lines.
     #[arg(long)]
     log_json: bool,
+    /// Partitions of the keyspace (the same on every node, fixed for the
+    /// life of the cluster); 1: one engine holds every key.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    partitions: u32,
+    /// Replicas of each key (N); 0: every member. Below the member count
+    /// it needs --partitions > 1.
+    #[arg(long, default_value_t = 0)]
+    replicas: usize,
+    /// Default W of quorum writes (0: a majority of N).
+    #[arg(long = "w", default_value_t = 0)]
+    write_quorum: usize,
+    /// Default R of quorum reads (0: a majority of N).
+    #[arg(long = "r", default_value_t = 0)]
+    read_quorum: usize,
+    /// Sloppy quorum: a write to a replica that is down goes to the next
+    /// live node of the preference list, which keeps it as a hint and
+    /// hands it over when the replica returns.
+    #[arg(long)]
+    sloppy_quorum: bool,
+    /// Hints kept at most (sloppy quorum).
+    #[arg(long, default_value_t = 100_000)]
+    max_hints: u64,
+    /// Bytes of hints kept at most (sloppy quorum).
+    #[arg(long, default_value_t = 256 << 20)]
+    max_hint_bytes: u64,
+    /// Read repairs waiting at most (more are dropped and counted).
+    #[arg(long, default_value_t = 1024)]
+    repair_queue: usize,
+    /// Read repairs sent per second at most.
+    #[arg(long, default_value_t = 1000)]
+    repair_rate: u32,
+    /// Milliseconds between placement checks (partitioned layout: fill
+    /// new partitions, hand off old ones).
+    #[arg(long, default_value_t = 2000)]
+    rebalance_ms: u64,
 }
 
 fn serve(a: ServeArgs) -> Result<(), CliError> {
@@ -334,7 +388,32 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
             "listening on a wildcard address: give --advertise, the address peers can reach",
         ));
     }
+    if a.partitions == 1 && a.replicas > 0 {
+        return Err(CliError::new(
+            2,
+            "--replicas needs --partitions > 1 (with one partition every node holds every key)",
+        ));
+    }
+    if a.replicas > 0 && (a.write_quorum > a.replicas || a.read_quorum > a.replicas) {
+        return Err(CliError::new(2, "--w and --r cannot exceed --replicas"));
+    }
+    if a.rebalance_ms == 0 || a.repair_rate == 0 {
+        return Err(CliError::new(
+            2,
+            "--rebalance-ms and --repair-rate must be positive",
+        ));
+    }
     let mut c = NodeConfig::new(a.data, a.listen);
+    c.partitions = a.partitions;
+    c.replicas = a.replicas;
+    c.write_quorum = a.write_quorum;
+    c.read_quorum = a.read_quorum;
+    c.sloppy_quorum = a.sloppy_quorum;
+    c.max_hints = a.max_hints;
+    c.max_hint_bytes = a.max_hint_bytes;
+    c.repair_queue = a.repair_queue;
+    c.repair_rate = a.repair_rate;
+    c.rebalance_interval = Duration::from_millis(a.rebalance_ms);
     c.advertise = a.advertise;
     c.join = a.join;
     c.metrics = a.metrics;
@@ -547,9 +626,12 @@ async fn online(node: &str, json: bool, cmd: Cmd) -> Result<(), CliError> {
             at_least,
             wait_ms,
             token,
+            n,
+            r,
             ..
         } => {
-            client::get(c, &key, at_least.as_deref(), wait_ms, json, token).await?;
+            let quorum = (n.is_some() || r.is_some()).then(|| (n.unwrap_or(0), r.unwrap_or(0)));
+            client::get(c, &key, at_least.as_deref(), wait_ms, json, token, quorum).await?;
         }
         Cmd::Keys { prefix, .. } => client::keys(c, &prefix, json).await?,
         Cmd::Status => client::status(c, json).await?,

@@ -1,7 +1,7 @@
 //! The client service: writes (with their replication mode), reads with
 //! session tokens, key listing, status and on-demand sync.
 
-use super::{blocking, status, Shared};
+use super::{blocking, quorum, quorum_read, status, Shared};
 use crate::proto::converge_server::{Converge, ConvergeServer};
 use crate::proto::{self, ReplicationMode as Replication};
 use crate::wire;
@@ -24,6 +24,85 @@ pub fn service(shared: Arc<Shared>) -> ConvergeServer<Api> {
 }
 
 impl Api {
+    /// `Keys` in the partitioned layout: the keys of every partition this
+    /// node holds, in byte order (each page scans them all).
+    async fn partitioned_keys(
+        &self,
+        req: proto::KeysRequest,
+        limit: usize,
+    ) -> Result<Response<proto::KeysReply>, Status> {
+        let mut all: Vec<proto::KeyEntry> = Vec::new();
+        for (_, engine) in self.shared.parts.held() {
+            let (prefix, after) = (req.prefix.clone(), req.start_after.clone());
+            let part = blocking(&engine, move |e| {
+                let mut out = Vec::new();
+                for item in e.keys(&prefix)? {
+                    let (k, t) = item?;
+                    if after.is_empty() || k > after {
+                        out.push(proto::KeyEntry {
+                            key: k,
+                            crdt_type: wire::type_name(t),
+                        });
+                    }
+                }
+                Ok(out)
+            })
+            .await?;
+            all.extend(part);
+        }
+        all.sort_by(|a, b| a.key.cmp(&b.key));
+        all.dedup_by(|a, b| a.key == b.key);
+        let more = all.len() > limit;
+        all.truncate(limit);
+        Ok(Response::new(proto::KeysReply { keys: all, more }))
+    }
+
+    /// Placement, as this node computes it, and what it holds.
+    async fn placement(&self) -> Result<Vec<proto::PartitionInfo>, Status> {
+        let mut out = Vec::new();
+        for p in 0..self.shared.parts.q.max(1) {
+            let replicas = super::handoff::replicas_of(&self.shared, p)
+                .iter()
+                .map(|r| r.to_string())
+                .collect();
+            let (keys, root) = match self.shared.parts.get(p) {
+                Some(e) => {
+                    let root = blocking(&e, |e| e.root()).await?;
+                    (root.count, format!("{:032x}", root.hash))
+                }
+                None => (0, String::new()),
+            };
+            out.push(proto::PartitionInfo {
+                partition: p,
+                replicas,
+                held: self.shared.parts.get(p).is_some(),
+                ready: self.shared.parts.is_ready(p),
+                keys,
+                root,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A quorum write, counted in the metrics.
+    async fn quorum(
+        &self,
+        req: proto::QuorumWriteRequest,
+    ) -> Result<Response<proto::WriteReply>, Status> {
+        let started = Instant::now();
+        let n_ops = req.ops.len() as u64;
+        match quorum::coordinate_write(&self.shared, req).await {
+            Ok(r) => {
+                self.shared.metrics.quorum_write(n_ops, started.elapsed());
+                Ok(Response::new(r))
+            }
+            Err(s) => {
+                self.shared.metrics.write_failed();
+                Err(s)
+            }
+        }
+    }
+
     /// Wait until `need` of `targets` hold `token`, or the timeout.
     async fn wait_acks(
         &self,
@@ -68,6 +147,15 @@ impl Converge for Api {
     ) -> Result<Response<proto::WriteReply>, Status> {
         let started = Instant::now();
         let req = request.into_inner();
+        if self.shared.parts.partitioned() {
+            let q = proto::QuorumWriteRequest {
+                ops: req.ops,
+                n: 0,
+                w: 0,
+                ack_timeout_ms: req.ack_timeout_ms,
+            };
+            return self.quorum(q).await;
+        }
         let mode = Replication::try_from(req.replication)
             .map_err(|_| Status::invalid_argument("unknown replication mode"))?;
         if u64::from(req.ack_timeout_ms) > self.shared.config.max_read_wait.as_millis() as u64 {
@@ -122,6 +210,7 @@ impl Converge for Api {
         Ok(Response::new(proto::WriteReply {
             token: wire::context_bytes(&token),
             acked_by,
+            consistency: String::new(),
         }))
     }
 
@@ -130,6 +219,18 @@ impl Converge for Api {
         request: Request<proto::ReadRequest>,
     ) -> Result<Response<proto::ReadReply>, Status> {
         let req = request.into_inner();
+        if self.shared.parts.partitioned() {
+            let q = proto::QuorumReadRequest {
+                key: req.key,
+                at_least: req.at_least,
+                timeout_ms: req.timeout_ms,
+                n: 0,
+                r: 0,
+            };
+            return quorum_read::coordinate_read(&self.shared, q)
+                .await
+                .map(Response::new);
+        }
         let at_least = wire::context(&req.at_least, "at_least").map_err(status::wire)?;
         // A token claiming operations of this replica it never issued was
         // not made by any node: refuse it rather than wait for it.
@@ -173,6 +274,7 @@ impl Converge for Api {
             crdt_type,
             value,
             token: wire::context_bytes(&ctx),
+            ..Default::default()
         }))
     }
 
@@ -188,6 +290,9 @@ impl Converge for Api {
             }
             n => n as usize,
         };
+        if self.shared.parts.partitioned() {
+            return self.partitioned_keys(req, limit).await;
+        }
         let (keys, more) = blocking(&self.shared.engine, move |e| {
             let mut out = Vec::new();
             for item in e.keys(&req.prefix)? {
@@ -232,15 +337,39 @@ impl Converge for Api {
                 }
             })
             .collect();
+        let placement = self.placement().await?;
+        let hints = self
+            .shared
+            .hints
+            .pending()
+            .into_iter()
+            .map(|(r, (hints, bytes))| proto::HintQueue {
+                replica_id: r.to_string(),
+                hints,
+                bytes,
+            })
+            .collect();
+        let partitioned = self.shared.parts.partitioned();
+        let (root, keys) = if partitioned {
+            // No single root: the sum of the keys held.
+            (String::new(), placement.iter().map(|p| p.keys).sum())
+        } else {
+            (format!("{:032x}", root.hash), root.count)
+        };
         Ok(Response::new(proto::StatusReply {
             replica_id: self.shared.me.to_string(),
             address: self.shared.config.advertised().to_string(),
             protocol_version: crate::PROTOCOL_VERSION,
-            root: format!("{:032x}", root.hash),
-            keys: root.count,
+            root,
+            keys,
             last_seq: last,
             pending_entries: pending.entries,
             members,
+            partitions: self.shared.parts.q.max(1),
+            replicas: self.shared.config.replicas as u32,
+            sloppy_quorum: self.shared.config.sloppy_quorum,
+            placement,
+            hints,
         }))
     }
 
@@ -253,13 +382,34 @@ impl Converge for Api {
             .peer
             .parse()
             .map_err(|e| Status::invalid_argument(format!("peer address: {e}")))?;
-        let (outcome, stats) =
+        let to_status = |e| match e {
+            super::NodeError::Peer(s) => s,
+            other => Status::unavailable(other.to_string()),
+        };
+        let (outcome, stats) = if self.shared.parts.partitioned() {
+            // One session per partition held; "diverged" if any did.
+            let mut outcome = converge::sync::Outcome::Equal;
+            let mut total = converge::sync::Stats::default();
+            for (p, e) in self.shared.parts.held() {
+                let (o, s) = super::peer::initiate_part(&self.shared, peer, p, e)
+                    .await
+                    .map_err(to_status)?;
+                total.bytes_sent += s.bytes_sent;
+                total.bytes_received += s.bytes_received;
+                total.states_sent += s.states_sent;
+                total.states_received += s.states_received;
+                outcome = match (outcome, o) {
+                    (converge::sync::Outcome::Equal, o) => o,
+                    (prev, converge::sync::Outcome::Equal) => prev,
+                    (_, o) => o,
+                };
+            }
+            (outcome, total)
+        } else {
             super::peer::initiate(&self.shared, peer)
                 .await
-                .map_err(|e| match e {
-                    super::NodeError::Peer(s) => s,
-                    other => Status::unavailable(other.to_string()),
-                })?;
+                .map_err(to_status)?
+        };
         Ok(Response::new(proto::SyncReply {
             outcome: super::peer::outcome_name(outcome).into(),
             bytes_sent: stats.bytes_sent,
@@ -267,6 +417,22 @@ impl Converge for Api {
             states_sent: stats.states_sent,
             states_received: stats.states_received,
         }))
+    }
+
+    async fn quorum_write(
+        &self,
+        request: Request<proto::QuorumWriteRequest>,
+    ) -> Result<Response<proto::WriteReply>, Status> {
+        self.quorum(request.into_inner()).await
+    }
+
+    async fn quorum_read(
+        &self,
+        request: Request<proto::QuorumReadRequest>,
+    ) -> Result<Response<proto::ReadReply>, Status> {
+        quorum_read::coordinate_read(&self.shared, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn forget(

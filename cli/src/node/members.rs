@@ -30,6 +30,9 @@ pub struct Id {
     pub replica: u128,
     /// Incarnation: the start time in ms, bumped when foca renews it.
     pub bump: u64,
+    /// The member's `--partitions`: a member with another count is not
+    /// taken into the peers table (placement would disagree).
+    pub partitions: u32,
 }
 
 impl foca::Identity for Id {
@@ -94,6 +97,7 @@ async fn run(shared: Arc<Shared>, socket: UdpSocket) {
         addr: shared.config.advertised(),
         replica: shared.me.0,
         bump,
+        partitions: shared.parts.q.max(1),
     };
     let config = foca_config(shared.config.probe_period);
     let mut buf = vec![0u8; config.max_packet_size.get()];
@@ -135,6 +139,7 @@ async fn run(shared: Arc<Shared>, socket: UdpSocket) {
                             addr: *seed,
                             replica: 0,
                             bump: 0,
+                            partitions: 0,
                         };
                         if *seed != shared.config.advertised() {
                             r = r.and(foca.announce(placeholder, &mut rt));
@@ -201,8 +206,17 @@ impl Ord for TimerSlot {
 /// Turn a foca notification into the peers table.
 fn notify(shared: &Arc<Shared>, n: OwnedNotification<Id>) {
     match n {
+        OwnedNotification::MemberUp(id)
+            if id.replica != shared.me.0 && id.partitions != shared.parts.q.max(1) =>
+        {
+            shared.metrics.member("refused");
+            tracing::error!(peer = %converge::ReplicaId(id.replica), addr = %id.addr,
+                theirs = id.partitions, ours = shared.parts.q.max(1),
+                "member runs with another --partitions: not taken into placement");
+        }
         OwnedNotification::MemberUp(id) if id.replica != shared.me.0 => {
             let replica = converge::ReplicaId(id.replica);
+            shared.membership_changed();
             tracing::info!(peer = %replica, addr = %id.addr, "member up");
             shared.metrics.member("up");
             {
@@ -286,6 +300,7 @@ mod tests {
             addr: SocketAddr::from(([127, 0, 0, 1], 7700)),
             replica: 5,
             bump: 10,
+            partitions: 1,
         };
         let new = old.renew().expect("renewable");
         assert_eq!((new.bump, new.replica, new.addr()), (11, 5, old.addr()));

@@ -31,6 +31,17 @@ pub struct Metrics {
     tombstones_collected: AtomicU64,
     keys_purged: AtomicU64,
     tombstones_waiting: AtomicU64,
+    quorum_writes: AtomicU64,
+    quorum_write_micros: AtomicU64,
+    quorum_reads: AtomicU64,
+    unavailable: AtomicU64,
+    read_repairs: AtomicU64,
+    read_repair_bytes: AtomicU64,
+    read_repairs_dropped: AtomicU64,
+    hints_stored: AtomicU64,
+    hints_delivered: AtomicU64,
+    handoffs: AtomicU64,
+    partition_sync_bytes: AtomicU64,
     labelled: Mutex<BTreeMap<(&'static str, String), u64>>,
 }
 
@@ -79,6 +90,46 @@ impl Metrics {
         self.tombstones_collected.fetch_add(r.collected, Relaxed);
         self.keys_purged.fetch_add(r.purged, Relaxed);
         self.tombstones_waiting.store(r.waiting, Relaxed);
+    }
+    /// A quorum write acknowledged (counted by its coordinator).
+    pub fn quorum_write(&self, ops: u64, took: Duration) {
+        self.quorum_writes.fetch_add(1, Relaxed);
+        self.write_ops.fetch_add(ops, Relaxed);
+        self.quorum_write_micros
+            .fetch_add(took.as_micros() as u64, Relaxed);
+    }
+    /// A quorum read answered.
+    pub fn quorum_read(&self) {
+        self.quorum_reads.fetch_add(1, Relaxed);
+    }
+    /// A quorum request refused: too few replicas reachable or answering.
+    pub fn unavailable(&self) {
+        self.unavailable.fetch_add(1, Relaxed);
+    }
+    /// A read repair delivered (its bytes).
+    pub fn repaired(&self, bytes: u64) {
+        self.read_repairs.fetch_add(1, Relaxed);
+        self.read_repair_bytes.fetch_add(bytes, Relaxed);
+    }
+    /// A read repair dropped: the queue was full.
+    pub fn repair_dropped(&self) {
+        self.read_repairs_dropped.fetch_add(1, Relaxed);
+    }
+    /// Hints kept for other nodes.
+    pub fn hints_stored(&self, n: u64) {
+        self.hints_stored.fetch_add(n, Relaxed);
+    }
+    /// A hint delivered to its node.
+    pub fn hint_delivered(&self) {
+        self.hints_delivered.fetch_add(1, Relaxed);
+    }
+    /// A partition handed off and dropped.
+    pub fn handoff(&self) {
+        self.handoffs.fetch_add(1, Relaxed);
+    }
+    /// Bytes of a partition's anti-entropy session (both directions).
+    pub fn partition_sync(&self, bytes: u64) {
+        self.partition_sync_bytes.fetch_add(bytes, Relaxed);
     }
     fn bump(&self, name: &'static str, label: String) {
         let mut m = self.labelled.lock().unwrap_or_else(|p| p.into_inner());
@@ -180,6 +231,65 @@ pub fn render(shared: &Shared) -> String {
         "Deleted keys removed entirely by collection.",
         &one(&m.keys_purged),
     );
+    for (name, help, v) in [
+        (
+            "converge_quorum_writes_total",
+            "Quorum writes acknowledged (as coordinator).",
+            &m.quorum_writes,
+        ),
+        (
+            "converge_quorum_write_micros_total",
+            "Microseconds spent in acknowledged quorum writes.",
+            &m.quorum_write_micros,
+        ),
+        (
+            "converge_quorum_reads_total",
+            "Quorum reads answered (as coordinator).",
+            &m.quorum_reads,
+        ),
+        (
+            "converge_unavailable_total",
+            "Quorum requests refused: fewer than W or R replicas reachable or answering.",
+            &m.unavailable,
+        ),
+        (
+            "converge_read_repairs_total",
+            "Read repairs delivered.",
+            &m.read_repairs,
+        ),
+        (
+            "converge_read_repair_bytes_total",
+            "Bytes of states sent by read repair.",
+            &m.read_repair_bytes,
+        ),
+        (
+            "converge_read_repairs_dropped_total",
+            "Read repairs dropped because the queue was full.",
+            &m.read_repairs_dropped,
+        ),
+        (
+            "converge_hints_stored_total",
+            "Hints kept for nodes that were down (sloppy quorum).",
+            &m.hints_stored,
+        ),
+        (
+            "converge_hints_delivered_total",
+            "Hints delivered to their node.",
+            &m.hints_delivered,
+        ),
+        (
+            "converge_handoffs_total",
+            "Partitions handed off to their new replicas and dropped.",
+            &m.handoffs,
+        ),
+        (
+            "converge_partition_sync_bytes_total",
+            "Bytes of per-partition anti-entropy sessions this node initiated (both directions).",
+            &m.partition_sync_bytes,
+        ),
+    ] {
+        counter(name, help, &one(v));
+    }
     let labelled = m.labelled.lock().unwrap_or_else(|p| p.into_inner()).clone();
     for (name, help) in [
         (
@@ -203,6 +313,15 @@ pub fn render(shared: &Shared) -> String {
         "# HELP converge_tombstones_waiting Tombstones waiting for acknowledgements (at the last collection).\n\
          # TYPE converge_tombstones_waiting gauge\nconverge_tombstones_waiting {}",
         m.tombstones_waiting.load(Relaxed)
+    );
+    let held = shared.parts.held().len();
+    let hints: u64 = shared.hints.pending().values().map(|(n, _)| n).sum();
+    let _ = writeln!(
+        out,
+        "# HELP converge_partitions_held Partitions this node holds an engine for.\n\
+         # TYPE converge_partitions_held gauge\nconverge_partitions_held {held}\n\
+         # HELP converge_hints_pending Hints kept for other nodes, not delivered yet.\n\
+         # TYPE converge_hints_pending gauge\nconverge_hints_pending {hints}"
     );
     let last = shared.engine.context().vv().get(shared.me);
     let pending = shared.engine.pending();

@@ -8,19 +8,34 @@
 //!   anti-entropy session with a random live peer.
 //! - [`metrics`]: counters and the Prometheus `/metrics` endpoint.
 //! - [`status`]: engine errors as gRPC statuses.
+//! - [`placement`]: key → partition, partition → replicas (rendezvous).
+//! - [`parts`]: the engines of the partitions a node holds.
+//! - [`quorum`]: quorum writes (N/W), both sides; [`quorum_read`]: quorum
+//!   reads (R), both sides.
+//! - [`repair`]: rate-limited read repair.
+//! - [`hints`]: persisted hints of the sloppy quorum.
+//! - [`handoff`]: rebalancing, per-partition anti-entropy, hint delivery.
 //!
 //! The engine's calls block (RocksDB): they run on tokio's blocking pool
 //! (`spawn_blocking`), never on the async workers.
 
 pub mod api;
+pub mod handoff;
+pub mod hints;
 pub mod members;
 pub mod metrics;
+pub mod parts;
 pub mod peer;
+pub mod placement;
 pub mod push;
+pub mod quorum;
+pub mod quorum_read;
+pub mod repair;
 pub mod status;
 
+use crate::proto::quorum_client::QuorumClient;
 use converge::{CausalContext, Engine, Options, ReplicaId};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -61,6 +76,26 @@ pub struct NodeConfig {
     pub max_request_bytes: usize,
     /// The engine's options (durability, feed retention, ...).
     pub engine: Options,
+    /// Partitions of the cluster (`--partitions`; 1: the single layout).
+    pub partitions: u32,
+    /// Replicas of each key (`--replicas`; 0: every member).
+    pub replicas: usize,
+    /// Default W of a quorum write (0: a majority of N).
+    pub write_quorum: usize,
+    /// Default R of a quorum read (0: a majority of N).
+    pub read_quorum: usize,
+    /// Stand-ins keep hints for replicas that are down.
+    pub sloppy_quorum: bool,
+    /// Hints kept at most (count).
+    pub max_hints: u64,
+    /// Hints kept at most (bytes).
+    pub max_hint_bytes: u64,
+    /// Read repairs queued at most.
+    pub repair_queue: usize,
+    /// Read repairs sent per second at most.
+    pub repair_rate: u32,
+    /// Interval of the rebalancing checks (partitioned layout).
+    pub rebalance_interval: Duration,
 }
 
 impl NodeConfig {
@@ -81,6 +116,16 @@ impl NodeConfig {
             max_read_wait: Duration::from_secs(30),
             max_request_bytes: 20 << 20,
             engine: Options::default(),
+            partitions: 1,
+            replicas: 0,
+            write_quorum: 0,
+            read_quorum: 0,
+            sloppy_quorum: false,
+            max_hints: 100_000,
+            max_hint_bytes: 256 << 20,
+            repair_queue: 1024,
+            repair_rate: 1000,
+            rebalance_interval: Duration::from_secs(2),
         }
     }
 
@@ -100,6 +145,9 @@ pub enum NodeError {
     /// A socket could not be bound or used.
     #[error("network: {0}")]
     Io(#[from] std::io::Error),
+    /// The store's layout does not match the configuration.
+    #[error("{0}")]
+    Layout(String),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -153,8 +201,20 @@ pub struct Peer {
 
 /// State shared by the services and tasks of a node.
 pub struct Shared {
-    /// The engine.
+    /// The engine in the data directory: the store of the single layout;
+    /// in the partitioned layout the node's identity only (no data).
     pub engine: Arc<Engine>,
+    /// The engines of the partitions held.
+    pub parts: parts::Parts,
+    /// Hints kept for other nodes.
+    pub hints: Arc<hints::Hints>,
+    /// Read repairs waiting for the worker.
+    pub repairs: tokio::sync::mpsc::Sender<repair::Repair>,
+    /// When a member last joined the peers table (or the node started):
+    /// partitions are handed off only once membership has been stable.
+    changed_at: Mutex<Instant>,
+    /// Connections to peers' replication services, by address.
+    conns: Mutex<HashMap<SocketAddr, QuorumClient<tonic::transport::Channel>>>,
     /// This replica.
     pub me: ReplicaId,
     /// The configuration.
@@ -240,6 +300,65 @@ impl Shared {
         }
     }
 
+    /// The members placement is computed over: this node and every peer
+    /// not forgotten (alive, suspect or down).
+    pub fn members(&self) -> Vec<ReplicaId> {
+        let mut m: Vec<ReplicaId> = self.peers().keys().copied().collect();
+        m.push(self.me);
+        m
+    }
+
+    /// A member's health (this node: alive).
+    pub fn health(&self, r: ReplicaId) -> Option<PeerHealth> {
+        if r == self.me {
+            return Some(PeerHealth::Alive);
+        }
+        self.peers().get(&r).map(|p| p.health)
+    }
+
+    /// A member joined the peers table.
+    pub fn membership_changed(&self) {
+        *self.changed_at.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// How long membership has been stable.
+    pub fn membership_stable_for(&self) -> Duration {
+        self.changed_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
+    }
+
+    /// A peer's address.
+    pub fn addr_of(&self, r: ReplicaId) -> Option<SocketAddr> {
+        if r == self.me {
+            return Some(self.config.advertised());
+        }
+        self.peers().get(&r).map(|p| p.addr)
+    }
+
+    /// A (shared, reconnecting) client of the quorum service at `addr`.
+    pub fn peer_client(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<QuorumClient<tonic::transport::Channel>, tonic::Status> {
+        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = conns.get(&addr) {
+            return Ok(c.clone());
+        }
+        let c = peer::quorum_client(self, addr)?;
+        conns.insert(addr, c.clone());
+        Ok(c)
+    }
+
+    /// How long a write waits for its acknowledgements.
+    pub fn ack_wait(&self, ms: u32) -> Duration {
+        match ms {
+            0 => self.config.ack_timeout,
+            ms => Duration::from_millis(u64::from(ms)),
+        }
+    }
+
     /// Whether the node is shutting down.
     pub fn is_stopping(&self) -> bool {
         *self.stopping.borrow()
@@ -262,12 +381,38 @@ pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
     let term = signal(SignalKind::terminate())?;
     let int = signal(SignalKind::interrupt())?;
     let data = config.data.clone();
-    let options = config.engine.clone();
-    let engine = tokio::task::spawn_blocking(move || Engine::open(&data, options)).await??;
-    let engine = Arc::new(engine);
+    let q = config.partitions.max(1);
+    parts::check_layout(&data, q).map_err(NodeError::Layout)?;
+    let node_options = if q > 1 {
+        // The node engine holds no data in the partitioned layout.
+        parts::partition_options(&config.engine)
+    } else {
+        config.engine.clone()
+    };
+    let node_options = Options {
+        changes_feed: config.engine.changes_feed,
+        ..node_options
+    };
+    let (engine, parts) = tokio::task::spawn_blocking(move || {
+        let engine = Arc::new(Engine::open(&data, node_options.clone())?);
+        let parts = parts::Parts::open(&data, q, &node_options, engine.clone())?;
+        Ok::<_, converge::Error>((engine, parts))
+    })
+    .await??;
     let me = engine.replica_id();
+    let hints = Arc::new(hints::Hints::open(
+        &config.data,
+        config.max_hints,
+        config.max_hint_bytes,
+    )?);
+    let (repair_tx, repair_rx) = tokio::sync::mpsc::channel(config.repair_queue.max(1));
     let shared = Arc::new(Shared {
         engine: engine.clone(),
+        parts,
+        hints,
+        repairs: repair_tx,
+        conns: Mutex::new(HashMap::new()),
+        changed_at: Mutex::new(Instant::now()),
         me,
         config: config.clone(),
         peers: Mutex::new(BTreeMap::new()),
@@ -278,7 +423,8 @@ pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
         write_times: Mutex::new(VecDeque::new()),
     });
     tracing::info!(replica = %me, listen = %config.listen, advertise = %config.advertised(),
-        data = %config.data.display(), "node starting");
+        data = %config.data.display(), partitions = q, replicas = config.replicas,
+        sloppy_quorum = config.sloppy_quorum, "node starting");
 
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let membership = members::start(shared.clone()).await?;
@@ -286,16 +432,40 @@ pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
         Some(addr) => Some(metrics::serve(shared.clone(), addr).await?),
         None => None,
     };
-    let ae_task = tokio::spawn(push::anti_entropy_loop(shared.clone()));
-    let collect_task = tokio::spawn(push::collect_loop(shared.clone()));
+    let mut tasks = vec![
+        tokio::spawn(push::collect_loop(shared.clone())),
+        tokio::spawn(handoff::hints_loop(shared.clone())),
+        tokio::spawn(repair::worker(
+            shared.clone(),
+            repair_rx,
+            config.repair_rate,
+        )),
+    ];
+    if shared.parts.partitioned() {
+        tasks.push(tokio::spawn(handoff::rebalance_loop(shared.clone())));
+        tasks.push(tokio::spawn(handoff::anti_entropy_loop(shared.clone())));
+    } else {
+        tasks.push(tokio::spawn(push::anti_entropy_loop(shared.clone())));
+    }
 
     let mut stop_rx = shared.stopping.subscribe();
     let signals = tokio::spawn(stop_on_signal(shared.clone(), term, int));
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // No Nagle on accepted connections either (the peer clients set it on
+    // theirs): a small reply held back for a delayed ACK costs ~40 ms.
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |s| {
+            if let Ok(s) = &s {
+                let _ = s.set_nodelay(true);
+            }
+            s
+        },
+    );
     let server = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(256)
         .add_service(api::service(shared.clone()))
         .add_service(peer::service(shared.clone()))
+        .add_service(peer::quorum_service(shared.clone()))
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = stop_rx.wait_for(|s| *s).await;
         });
@@ -306,12 +476,17 @@ pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
     shared.stopping.send_replace(true);
     engine.interrupt_waits();
     let _ = membership.await;
-    ae_task.abort();
-    collect_task.abort();
+    for t in &tasks {
+        t.abort();
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
     if let Some(t) = metrics_task {
         t.abort();
     }
     push::wait_stopped(&shared).await;
+    shared.parts.close_all().await;
     drop(shared);
     close_engine(engine).await?;
     served?;

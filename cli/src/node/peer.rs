@@ -7,6 +7,8 @@
 //! in flight whatever the peer sends.
 
 use super::{status, Shared};
+use crate::proto::quorum_client::QuorumClient;
+use crate::proto::quorum_server::{Quorum, QuorumServer};
 use crate::proto::replication_client::ReplicationClient;
 use crate::proto::replication_server::{Replication, ReplicationServer};
 use crate::proto::{self, SyncFrame};
@@ -51,6 +53,21 @@ pub fn client(shared: &Shared, addr: SocketAddr) -> Result<ReplicationClient<Cha
         .tcp_nodelay(true)
         .local_address(shared.local_ip());
     Ok(ReplicationClient::new(endpoint.connect_lazy())
+        .max_decoding_message_size(MAX_PEER_MESSAGE)
+        .max_encoding_message_size(MAX_PEER_MESSAGE))
+}
+
+/// A client for a peer's quorum service, connecting from this node's IP.
+pub fn quorum_client(shared: &Shared, addr: SocketAddr) -> Result<QuorumClient<Channel>, Status> {
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| Status::invalid_argument(format!("peer address {addr}: {e}")))?
+        .connect_timeout(shared.config.rpc_timeout)
+        .http2_keep_alive_interval(shared.config.rpc_timeout)
+        .keep_alive_timeout(shared.config.rpc_timeout)
+        .keep_alive_while_idle(true)
+        .tcp_nodelay(true)
+        .local_address(shared.local_ip());
+    Ok(QuorumClient::new(endpoint.connect_lazy())
         .max_decoding_message_size(MAX_PEER_MESSAGE)
         .max_encoding_message_size(MAX_PEER_MESSAGE))
 }
@@ -118,15 +135,35 @@ impl Replication for Peers {
         &self,
         request: Request<Streaming<SyncFrame>>,
     ) -> Result<Response<FrameStream>, Status> {
+        let partition = metadata_u32(&request, "converge-partition")?.unwrap_or(0);
+        let partitions = metadata_u32(&request, "converge-partitions")?.unwrap_or(1);
         let mut inbound = request.into_inner();
         let first = inbound
             .message()
             .await?
             .ok_or_else(|| Status::invalid_argument("the session sent no message"))?;
         check_version(first.protocol_version)?;
+        super::quorum::check_partitions(&self.shared, partitions)?;
+        let engine = if self.shared.parts.partitioned() {
+            // A partition is created here only on a replica of it (a
+            // hand-off to it, or its fill): a session from a new replica
+            // must not resurrect one this node already handed off.
+            self.shared.parts.check(partition)?;
+            let me = self.shared.me;
+            if self.shared.parts.get(partition).is_none()
+                && !super::handoff::replicas_of(&self.shared, partition).contains(&me)
+            {
+                return Err(Status::failed_precondition(format!(
+                    "this node neither holds nor replicates partition {partition}"
+                )));
+            }
+            self.shared.parts.open_or_create(partition).await?
+        } else {
+            self.shared.parts.check(partition)?;
+            self.shared.engine.clone()
+        };
         let (out_tx, out_rx) = mpsc::channel::<Result<SyncFrame, Status>>(2);
         let (in_tx, in_rx) = mpsc::channel::<Vec<u8>>(2);
-        let engine = self.shared.engine.clone();
         let shared = self.shared.clone();
         let err_tx = out_tx.clone();
         tokio::spawn(async move {
@@ -158,10 +195,101 @@ impl Replication for Peers {
     }
 }
 
+/// The quorum service of a node (node to node).
+pub struct QuorumPeers {
+    shared: Arc<Shared>,
+}
+
+/// The quorum service, with the replication message size limit.
+pub fn quorum_service(shared: Arc<Shared>) -> QuorumServer<QuorumPeers> {
+    QuorumServer::new(QuorumPeers { shared })
+        .max_decoding_message_size(MAX_PEER_MESSAGE)
+        .max_encoding_message_size(MAX_PEER_MESSAGE)
+}
+
+#[tonic::async_trait]
+impl Quorum for QuorumPeers {
+    async fn apply(
+        &self,
+        request: Request<proto::ApplyRequest>,
+    ) -> Result<Response<proto::WriteReply>, Status> {
+        let req = request.into_inner();
+        check_version(req.protocol_version)?;
+        super::quorum::check_partitions(&self.shared, req.partitions)?;
+        super::quorum::apply(
+            &self.shared,
+            req.partition,
+            req.ops,
+            req.n,
+            req.w,
+            req.ack_timeout_ms,
+        )
+        .await
+        .map(Response::new)
+    }
+
+    async fn deliver(
+        &self,
+        request: Request<proto::DeliverRequest>,
+    ) -> Result<Response<proto::DeliverReply>, Status> {
+        let req = request.into_inner();
+        check_version(req.protocol_version)?;
+        super::quorum::check_partitions(&self.shared, req.partitions)?;
+        let hint_for = match req.hint_for.len() {
+            0 => None,
+            16 => {
+                let mut b = [0u8; 16];
+                b.copy_from_slice(&req.hint_for);
+                Some(ReplicaId::from_bytes(b))
+            }
+            _ => {
+                return Err(Status::invalid_argument(
+                    "hint_for must be a 16-byte replica id",
+                ))
+            }
+        };
+        let visible =
+            super::quorum::receive(&self.shared, req.partition, req.entries, hint_for).await?;
+        Ok(Response::new(proto::DeliverReply { visible }))
+    }
+
+    async fn fetch(
+        &self,
+        request: Request<proto::FetchRequest>,
+    ) -> Result<Response<proto::FetchReply>, Status> {
+        let req = request.into_inner();
+        check_version(req.protocol_version)?;
+        super::quorum::check_partitions(&self.shared, req.partitions)?;
+        let got = super::quorum_read::local_fetch(&self.shared, req.partition, req.key).await?;
+        self.shared.metrics.read();
+        Ok(Response::new(match got {
+            Some((state, context)) => proto::FetchReply {
+                held: true,
+                state,
+                context,
+            },
+            None => proto::FetchReply::default(),
+        }))
+    }
+}
+
 fn frame(message: Vec<u8>, first: bool) -> SyncFrame {
     SyncFrame {
         protocol_version: if first { PROTOCOL_VERSION } else { 0 },
         message,
+    }
+}
+
+/// A decimal number from the request's metadata (`None`: absent).
+fn metadata_u32<T>(request: &Request<T>, name: &str) -> Result<Option<u32>, Status> {
+    match request.metadata().get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map(Some)
+            .ok_or_else(|| Status::invalid_argument(format!("metadata {name} is not a number"))),
     }
 }
 
@@ -234,15 +362,25 @@ fn drive(
 }
 
 /// Run an anti-entropy session with the node at `addr`, this node
-/// initiating.
+/// initiating (the single layout's engine).
 pub async fn initiate(
     shared: &Arc<Shared>,
     addr: SocketAddr,
 ) -> Result<(Outcome, Stats), super::NodeError> {
+    initiate_part(shared, addr, 0, shared.engine.clone()).await
+}
+
+/// Run an anti-entropy session on partition `partition` (its engine
+/// `engine`) with the node at `addr`, this node initiating.
+pub async fn initiate_part(
+    shared: &Arc<Shared>,
+    addr: SocketAddr,
+    partition: u32,
+    engine: Arc<Engine>,
+) -> Result<(Outcome, Stats), super::NodeError> {
     let mut client = client(shared, addr)?;
     let (out_tx, out_rx) = mpsc::channel::<SyncFrame>(2);
     let (in_tx, in_rx) = mpsc::channel::<Vec<u8>>(2);
-    let engine = shared.engine.clone();
     let session = tokio::task::spawn_blocking(move || {
         let (session, first) = Session::initiate(engine, Config::default())?;
         let send = move |m: Vec<u8>, first: bool| {
@@ -254,7 +392,11 @@ pub async fn initiate(
     });
     let idle = idle_timeout(shared);
     let result = async {
-        let response = tokio::time::timeout(idle, client.anti_entropy(ReceiverStream::new(out_rx)))
+        let mut request = Request::new(ReceiverStream::new(out_rx));
+        let md = request.metadata_mut();
+        md.insert("converge-partition", partition.into());
+        md.insert("converge-partitions", shared.parts.q.into());
+        let response = tokio::time::timeout(idle, client.anti_entropy(request))
             .await
             .map_err(|_| Status::deadline_exceeded("the peer did not answer the session"))??;
         let mut inbound = response.into_inner();

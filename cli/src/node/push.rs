@@ -28,6 +28,11 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Start a push task for `peer` unless one runs.
 pub fn ensure_pushing(shared: &Arc<Shared>, peer: ReplicaId) {
+    // The partitioned layout has no changes feed: quorum writes ship
+    // their deltas, anti-entropy per partition repairs the rest.
+    if shared.parts.partitioned() {
+        return;
+    }
     {
         let mut peers = shared.peers();
         match peers.get_mut(&peer) {
