@@ -140,7 +140,7 @@ enum RegisterKind {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a node: serve the store in DIR over gRPC and replicate it.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Add N (default 1) to a counter (G-Counter; --pn: PN-Counter, N may
     /// be negative).
     Incr {
@@ -358,6 +358,10 @@ struct ServeArgs {
     /// Read repairs waiting at most (more are dropped and counted).
     #[arg(long, default_value_t = 1024)]
     repair_queue: usize,
+    /// Bytes of states the waiting read repairs hold at most (more are
+    /// dropped and counted).
+    #[arg(long, default_value_t = 64 << 20)]
+    repair_queue_bytes: u64,
     /// Read repairs sent per second at most.
     #[arg(long, default_value_t = 1000)]
     repair_rate: u32,
@@ -412,6 +416,7 @@ fn serve(a: ServeArgs) -> Result<(), CliError> {
     c.max_hints = a.max_hints;
     c.max_hint_bytes = a.max_hint_bytes;
     c.repair_queue = a.repair_queue;
+    c.repair_queue_bytes = a.repair_queue_bytes;
     c.repair_rate = a.repair_rate;
     c.rebalance_interval = Duration::from_millis(a.rebalance_ms);
     c.advertise = a.advertise;
@@ -680,7 +685,7 @@ async fn mv_context(
 
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.cmd {
-        Cmd::Serve(a) => serve(a),
+        Cmd::Serve(a) => serve(*a),
         Cmd::Demo { local: true } => demo::run().map_err(CliError::from),
         Cmd::Demo { local: false } => runtime()?.block_on(demo_cluster::run()),
         Cmd::Bench(args) => runtime()?.block_on(bench::run(args, cli.json)),

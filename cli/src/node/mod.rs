@@ -92,6 +92,8 @@ pub struct NodeConfig {
     pub max_hint_bytes: u64,
     /// Read repairs queued at most.
     pub repair_queue: usize,
+    /// Bytes of states queued for read repair at most.
+    pub repair_queue_bytes: u64,
     /// Read repairs sent per second at most.
     pub repair_rate: u32,
     /// Interval of the rebalancing checks (partitioned layout).
@@ -124,6 +126,7 @@ impl NodeConfig {
             max_hints: 100_000,
             max_hint_bytes: 256 << 20,
             repair_queue: 1024,
+            repair_queue_bytes: 64 << 20,
             repair_rate: 1000,
             rebalance_interval: Duration::from_secs(2),
         }
@@ -210,6 +213,8 @@ pub struct Shared {
     pub hints: Arc<hints::Hints>,
     /// Read repairs waiting for the worker.
     pub repairs: tokio::sync::mpsc::Sender<repair::Repair>,
+    /// Bytes of states the queued read repairs hold.
+    pub repair_bytes: std::sync::atomic::AtomicU64,
     /// When a member last joined the peers table (or the node started):
     /// partitions are handed off only once membership has been stable.
     changed_at: Mutex<Instant>,
@@ -411,6 +416,7 @@ pub async fn serve(config: NodeConfig) -> Result<(), NodeError> {
         parts,
         hints,
         repairs: repair_tx,
+        repair_bytes: std::sync::atomic::AtomicU64::new(0),
         conns: Mutex::new(HashMap::new()),
         changed_at: Mutex::new(Instant::now()),
         me,

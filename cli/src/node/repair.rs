@@ -3,7 +3,8 @@
 //!
 //! Bounded on both sides, so that reads of a cluster full of stale
 //! replicas cannot overload it (Riak's complaint): repairs wait in a
-//! queue of `--repair-queue` entries (a full queue drops the repair and
+//! queue of at most `--repair-queue` entries holding at most
+//! `--repair-queue-bytes` of states (a full queue drops the repair and
 //! counts it, `converge_read_repairs_dropped_total`; the next read or
 //! anti-entropy repairs that replica), and one worker sends them at most
 //! `--repair-rate` per second (a token bucket with one second of burst).
@@ -13,6 +14,7 @@ use super::Shared;
 use crate::proto::Entry;
 use converge::codec::encode_state;
 use converge::{ReplicaId, State};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -43,6 +45,12 @@ pub fn schedule(
         }
         stale += 1;
         let state = bytes.get_or_insert_with(|| encode_state(j)).clone();
+        let n = state.len() as u64;
+        // Reserve the bytes first: the worker releases them once taken.
+        if !reserve(&shared.repair_bytes, n, shared.config.repair_queue_bytes) {
+            shared.metrics.repair_dropped();
+            continue;
+        }
         let repair = Repair {
             to: *r,
             partition,
@@ -50,10 +58,20 @@ pub fn schedule(
             state,
         };
         if shared.repairs.try_send(repair).is_err() {
+            shared.repair_bytes.fetch_sub(n, Relaxed);
             shared.metrics.repair_dropped();
         }
     }
     stale
+}
+
+/// Add `n` bytes to what `held` counts if that stays within `max`;
+/// whether it did (concurrent callers never pass `max` together).
+fn reserve(held: &AtomicU64, n: u64, max: u64) -> bool {
+    held.fetch_update(Relaxed, Relaxed, |h| {
+        h.checked_add(n).filter(|total| *total <= max)
+    })
+    .is_ok()
 }
 
 /// Send the queued repairs, at most `rate` per second.
@@ -67,6 +85,7 @@ pub async fn worker(shared: Arc<Shared>, mut queue: mpsc::Receiver<Repair>, rate
             r = queue.recv() => match r { Some(r) => r, None => return },
             _ = stopping.changed() => return,
         };
+        shared.repair_bytes.fetch_sub(r.state.len() as u64, Relaxed);
         tokens = (tokens + last.elapsed().as_secs_f64() * rate).min(rate);
         last = Instant::now();
         if tokens < 1.0 {
@@ -84,5 +103,27 @@ pub async fn worker(shared: Arc<Shared>, mut queue: mpsc::Receiver<Repair>, rate
             Ok(_) => shared.metrics.repaired(n),
             Err(e) => tracing::debug!(replica = %r.to, error = %e, "read repair failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reserve;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+    #[test]
+    fn the_queue_holds_at_most_its_bytes() {
+        let held = AtomicU64::new(0);
+        assert!(reserve(&held, 600, 1000));
+        assert!(!reserve(&held, 401, 1000), "past the bound");
+        assert_eq!(
+            held.load(Relaxed),
+            600,
+            "a refused reservation holds nothing"
+        );
+        assert!(reserve(&held, 400, 1000), "up to the bound");
+        held.fetch_sub(600, Relaxed);
+        assert!(reserve(&held, 600, 1000), "room again once sent");
+        assert!(!reserve(&held, u64::MAX, u64::MAX), "no overflow");
     }
 }
