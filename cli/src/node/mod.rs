@@ -347,13 +347,23 @@ impl Shared {
         &self,
         addr: SocketAddr,
     ) -> Result<QuorumClient<tonic::transport::Channel>, tonic::Status> {
-        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = conns.get(&addr) {
+        if let Some(c) = self
+            .conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&addr)
+        {
             return Ok(c.clone());
         }
+        // A new connection: first forget those of addresses no member has
+        // any more (forgotten nodes, nodes that came back elsewhere), so
+        // the table stays as large as the membership.
+        let known: std::collections::HashSet<SocketAddr> =
+            self.peers().values().map(|p| p.addr).collect();
         let c = peer::quorum_client(self, addr)?;
-        conns.insert(addr, c.clone());
-        Ok(c)
+        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        conns.retain(|a, _| known.contains(a));
+        Ok(conns.entry(addr).or_insert(c).clone())
     }
 
     /// How long a write waits for its acknowledgements.
