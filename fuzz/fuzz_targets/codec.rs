@@ -8,12 +8,14 @@
 //! and survives a round trip (encode, decode: the same value); a full state
 //! accepted by `decode_item` is byte for byte the encoding of its value
 //! (the write path stores such bytes as they came, and the anti-entropy
-//! hashes are over stored bytes, so equal states must be equal bytes).
+//! hashes are over stored bytes, so equal states must be equal bytes);
+//! what the write path's skimmer (`skim_state`) certifies without
+//! decoding, `decode_item` accepts as a full state of the same type.
 #![no_main]
 
 use converge::codec::{
     decode_context, decode_iblt, decode_item, decode_state, decode_vv, encode_context, encode_iblt,
-    encode_state, encode_vv,
+    encode_state, encode_vv, skim_state,
 };
 use converge::{Changes, Item};
 use converge_fuzz::{framed, Input};
@@ -38,6 +40,12 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(decode_item(&d.encode()), Ok(Item::Delta(d)));
         }
         Err(_) => {}
+    }
+    if let Some(ty) = skim_state(&bytes) {
+        match decode_item(&bytes) {
+            Ok(Item::State(s)) => assert_eq!(s.crdt_type(), ty),
+            other => panic!("skimmed as {ty:?} but decodes as {other:?}"),
+        }
     }
     if let Ok(s) = decode_state(&bytes) {
         assert!(s.is_canonical());

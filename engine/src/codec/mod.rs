@@ -246,7 +246,8 @@ macro_rules! scaled_claims {
 use scaled_claims;
 
 mod skim;
-pub(crate) use skim::skim_state;
+#[doc(hidden)]
+pub use skim::skim_state;
 
 /// [`decode_body`] claiming at most `LIMIT` bytes (see [`CLAIM_FACTOR`]).
 pub(crate) fn decode_body_max<T: Decode<()>, const LIMIT: usize>(

@@ -22,8 +22,10 @@ use std::cmp::Ordering;
 
 /// The type of a sealed full-state encoding (`bytes`, as
 /// [`super::encode_state`] makes it) that is certainly canonical and
-/// would decode; `None` if not certified (decode it to know).
-pub(crate) fn skim_state(bytes: &[u8]) -> Option<CrdtType> {
+/// would decode; `None` if not certified (decode it to know). Public for
+/// the fuzz harness only (`fuzz/fuzz_targets/codec.rs` holds it to the
+/// decoder).
+pub fn skim_state(bytes: &[u8]) -> Option<CrdtType> {
     let (_, body) = split_header(bytes, &[KIND_STATE]).ok()?;
     let mut r = Reader { b: body };
     let ty = match r.varint()? {
