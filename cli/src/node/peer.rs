@@ -41,33 +41,31 @@ pub fn service(shared: Arc<Shared>) -> ReplicationServer<Peers> {
         .max_encoding_message_size(MAX_PEER_MESSAGE)
 }
 
-/// A client for a peer's replication service, connecting from this node's
-/// IP.
-pub fn client(shared: &Shared, addr: SocketAddr) -> Result<ReplicationClient<Channel>, Status> {
-    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+/// A lazily connecting channel to a peer, from this node's IP, with the
+/// node's RPC timeout for connecting and keep-alives.
+fn channel(shared: &Shared, addr: SocketAddr) -> Result<Channel, Status> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| Status::invalid_argument(format!("peer address {addr}: {e}")))?
         .connect_timeout(shared.config.rpc_timeout)
         .http2_keep_alive_interval(shared.config.rpc_timeout)
         .keep_alive_timeout(shared.config.rpc_timeout)
         .keep_alive_while_idle(true)
         .tcp_nodelay(true)
-        .local_address(shared.local_ip());
-    Ok(ReplicationClient::new(endpoint.connect_lazy())
+        .local_address(shared.local_ip())
+        .connect_lazy())
+}
+
+/// A client for a peer's replication service, connecting from this node's
+/// IP.
+pub fn client(shared: &Shared, addr: SocketAddr) -> Result<ReplicationClient<Channel>, Status> {
+    Ok(ReplicationClient::new(channel(shared, addr)?)
         .max_decoding_message_size(MAX_PEER_MESSAGE)
         .max_encoding_message_size(MAX_PEER_MESSAGE))
 }
 
 /// A client for a peer's quorum service, connecting from this node's IP.
 pub fn quorum_client(shared: &Shared, addr: SocketAddr) -> Result<QuorumClient<Channel>, Status> {
-    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| Status::invalid_argument(format!("peer address {addr}: {e}")))?
-        .connect_timeout(shared.config.rpc_timeout)
-        .http2_keep_alive_interval(shared.config.rpc_timeout)
-        .keep_alive_timeout(shared.config.rpc_timeout)
-        .keep_alive_while_idle(true)
-        .tcp_nodelay(true)
-        .local_address(shared.local_ip());
-    Ok(QuorumClient::new(endpoint.connect_lazy())
+    Ok(QuorumClient::new(channel(shared, addr)?)
         .max_decoding_message_size(MAX_PEER_MESSAGE)
         .max_encoding_message_size(MAX_PEER_MESSAGE))
 }
