@@ -161,7 +161,7 @@ async fn textbook_configurations_on_five_nodes() {
         proxied: true,
         probe_ms: 200,
         anti_entropy_ms: 1000,
-        extra: [
+        extra: qc::args(&[
             "--partitions",
             "4",
             "--replicas",
@@ -172,19 +172,13 @@ async fn textbook_configurations_on_five_nodes() {
             "300",
             "--rpc-timeout-ms",
             "2000",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
+        ]),
         ..ClusterOptions::default()
     };
     let mut cl = Cluster::start(&qc::bin(), dir.path(), opts, 1)
         .await
         .expect("start");
     if let Err(e) = scenario(&mut cl).await {
-        for i in 0..5 {
-            eprintln!("--- node {i} ---\n{}", cl.log_tail(i, 25));
-        }
-        panic!("{e}");
+        qc::fail(&cl, 5, &e);
     }
 }

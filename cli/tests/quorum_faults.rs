@@ -304,7 +304,7 @@ async fn a_replica_killed_mid_write_loses_nothing_and_is_repaired() {
         proxied: false,
         probe_ms: 200,
         anti_entropy_ms: 60_000,
-        extra: [
+        extra: qc::args(&[
             "--partitions",
             "8",
             "--replicas",
@@ -322,20 +322,14 @@ async fn a_replica_killed_mid_write_loses_nothing_and_is_repaired() {
             "300",
             "--rpc-timeout-ms",
             "2000",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
+        ]),
         ..ClusterOptions::default()
     };
     let mut cl = Cluster::start(&qc::bin(), dir.path(), opts, 2)
         .await
         .expect("start");
     if let Err(e) = scenario(&mut cl).await {
-        for i in 0..5 {
-            eprintln!("--- node {i} ---\n{}", cl.log_tail(i, 25));
-        }
-        panic!("{e}");
+        qc::fail(&cl, 5, &e);
     }
 }
 
@@ -434,7 +428,7 @@ async fn a_quorum_delete_removes_what_a_read_quorum_holds() {
         proxied: false,
         probe_ms: 200,
         anti_entropy_ms: 60_000,
-        extra: [
+        extra: qc::args(&[
             "--partitions",
             "2",
             "--replicas",
@@ -445,19 +439,13 @@ async fn a_quorum_delete_removes_what_a_read_quorum_holds() {
             "300",
             "--rpc-timeout-ms",
             "2000",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
+        ]),
         ..ClusterOptions::default()
     };
     let mut cl = Cluster::start(&qc::bin(), dir.path(), opts, 6)
         .await
         .expect("start");
     if let Err(e) = delete_scenario(&mut cl).await {
-        for i in 0..3 {
-            eprintln!("--- node {i} ---\n{}", cl.log_tail(i, 25));
-        }
-        panic!("{e}");
+        qc::fail(&cl, 3, &e);
     }
 }

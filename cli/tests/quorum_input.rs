@@ -374,16 +374,13 @@ async fn single_layout_quorums_and_bad_input() {
         nodes: 3,
         proxied: false,
         probe_ms: 200,
-        extra: vec!["--collect-ms".into(), "0".into()],
+        extra: qc::args(&["--collect-ms", "0"]),
         ..ClusterOptions::default()
     };
     let mut cl = Cluster::start(&qc::bin(), dir.path(), opts, 3)
         .await
         .expect("start");
     if let Err(e) = scenario(&mut cl).await {
-        for i in 0..3 {
-            eprintln!("--- node {i} ---\n{}", cl.log_tail(i, 25));
-        }
-        panic!("{e}");
+        qc::fail(&cl, 3, &e);
     }
 }

@@ -14,10 +14,6 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
-
 async fn pairs(cl: &mut Cluster) -> Result<(), String> {
     for i in 0..5 {
         cl.wait_alive(i, 4, WAIT).await?;
@@ -61,7 +57,7 @@ async fn n5_w3_r3_with_every_pair_of_nodes_down() {
         nodes: 5,
         proxied: false,
         probe_ms: 200,
-        extra: args(&[
+        extra: qc::args(&[
             "--partitions",
             "4",
             "--replicas",
@@ -77,10 +73,7 @@ async fn n5_w3_r3_with_every_pair_of_nodes_down() {
         .await
         .expect("start");
     if let Err(e) = pairs(&mut cl).await {
-        for i in 0..5 {
-            eprintln!("--- node {i} ---\n{}", cl.log_tail(i, 25));
-        }
-        panic!("{e}");
+        qc::fail(&cl, 5, &e);
     }
 }
 
@@ -234,7 +227,7 @@ async fn a_joining_node_takes_its_partitions_and_the_others_hand_them_off() {
         proxied: false,
         probe_ms: 200,
         anti_entropy_ms: 60_000,
-        extra: args(&[
+        extra: qc::args(&[
             "--partitions",
             "32",
             "--replicas",
@@ -250,9 +243,6 @@ async fn a_joining_node_takes_its_partitions_and_the_others_hand_them_off() {
         .await
         .expect("start");
     if let Err(e) = join(&mut cl).await {
-        for i in 0..5 {
-            eprintln!("--- node {i} ---\n{}", cl.log_tail(i, 25));
-        }
-        panic!("{e}");
+        qc::fail(&cl, 5, &e);
     }
 }

@@ -160,3 +160,17 @@ pub async fn ids(cl: &Cluster, nodes: usize) -> Result<Vec<String>, String> {
     }
     Ok(out)
 }
+
+/// Command-line arguments from literals (`ClusterOptions::extra`).
+pub fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// Fail the test with a scenario's error, after printing the tail of the
+/// log of each of the first `nodes` nodes.
+pub fn fail(cl: &Cluster, nodes: usize, e: &str) -> ! {
+    for i in 0..nodes {
+        eprintln!("--- node {i} ---\n{}", cl.log_tail(i, 25));
+    }
+    panic!("{e}");
+}
