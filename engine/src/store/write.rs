@@ -599,18 +599,19 @@ impl Engine {
                 .as_ref()
                 .or(slot.operand.as_ref())
                 .is_some_and(State::has_tomb);
-        let used = match (&slot.state, &slot.operand, slot.raw) {
-            (Some(st), _, _) => put_checked(wb, state_cf, slot.key, st)?,
-            (None, None, None) => return Ok(None),
-            (None, operand, raw) => {
+        let used = match &slot.state {
+            Some(st) => put_checked(wb, state_cf, slot.key, st)?,
+            None => {
+                // A key's only full-state merge is written as its
+                // validated bytes; anything else as the joined operand.
                 let encoded;
-                let bytes = match (raw, operand) {
+                let bytes = match (slot.raw, &slot.operand) {
                     (Some(raw), _) => raw,
                     (None, Some(operand)) => {
                         encoded = encode_state(operand);
                         &encoded
                     }
-                    (None, None) => unreachable!("matched above"),
+                    (None, None) => return Ok(None),
                 };
                 let bound = slot
                     .used
@@ -625,7 +626,7 @@ impl Engine {
                         Some(b) => decode_stored(slot.key, &b)?,
                         None => State::empty(ty),
                     };
-                    match operand {
+                    match &slot.operand {
                         Some(operand) => st.try_join(operand),
                         None => st.try_join(&crate::codec::decode_state(bytes)?),
                     }
