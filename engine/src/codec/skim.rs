@@ -120,16 +120,23 @@ impl<'a> Reader<'a> {
         Some(out)
     }
 
+    /// A byte string greater than `last` (the previous one of a set or
+    /// map), which it becomes.
+    fn next_bytes(&mut self, last: &mut Option<&'a [u8]>) -> Option<()> {
+        let e = self.bytes()?;
+        if last.is_some_and(|p| p.cmp(e) != Ordering::Less) {
+            return None;
+        }
+        *last = Some(e);
+        Some(())
+    }
+
     /// A set of byte strings, strictly increasing.
     fn byte_set(&mut self) -> Option<()> {
         let n = self.len(1)?;
-        let mut last: Option<&[u8]> = None;
+        let mut last = None;
         for _ in 0..n {
-            let e = self.bytes()?;
-            if last.is_some_and(|p| p.cmp(e) != Ordering::Less) {
-                return None;
-            }
-            last = Some(e);
+            self.next_bytes(&mut last)?;
         }
         Some(())
     }
@@ -158,13 +165,9 @@ impl<'a> Reader<'a> {
     fn orset(&mut self) -> Option<()> {
         let n = self.len(3)?;
         let mut dots = Vec::with_capacity(n);
-        let mut last: Option<&[u8]> = None;
+        let mut last = None;
         for _ in 0..n {
-            let e = self.bytes()?;
-            if last.is_some_and(|p| p.cmp(e) != Ordering::Less) {
-                return None;
-            }
-            last = Some(e);
+            self.next_bytes(&mut last)?;
             self.dot_set(true, &mut dots)?;
         }
         let vv = self.version_vector()?;
