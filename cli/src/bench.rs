@@ -58,6 +58,28 @@ pub struct Sample {
 }
 
 impl Sample {
+    /// The latencies the client `tasks` (started at `start`) measured,
+    /// once they all finished.
+    pub async fn gather(
+        name: String,
+        tasks: Vec<tokio::task::JoinHandle<Result<Vec<Duration>, tonic::Status>>>,
+        start: Instant,
+        pb: ProgressBar,
+    ) -> Result<Sample, CliError> {
+        let mut lat = Vec::new();
+        for t in tasks {
+            lat.extend(t.await.map_err(fail)?.map_err(fail)?);
+        }
+        let took = start.elapsed();
+        pb.finish_and_clear();
+        Ok(Sample {
+            name,
+            ops: lat.len(),
+            took,
+            lat,
+        })
+    }
+
     pub fn pct(&self, p: f64) -> f64 {
         if self.lat.is_empty() {
             return 0.0;
@@ -165,18 +187,7 @@ async fn grpc(
             Ok::<_, tonic::Status>(lat)
         }));
     }
-    let mut lat = Vec::new();
-    for t in tasks {
-        lat.extend(t.await.map_err(fail)?.map_err(fail)?);
-    }
-    let took = start.elapsed();
-    pb.finish_and_clear();
-    Ok(Sample {
-        name: name.into(),
-        ops: lat.len(),
-        took,
-        lat,
-    })
+    Sample::gather(name.into(), tasks, start, pb).await
 }
 
 /// Writes at `rate` per second on node 0 for `secs`; for each, the time

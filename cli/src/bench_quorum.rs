@@ -124,18 +124,7 @@ async fn run_ops(
             Ok::<_, tonic::Status>(lat)
         }));
     }
-    let mut lat = Vec::new();
-    for t in tasks {
-        lat.extend(t.await.map_err(fail)?.map_err(fail)?);
-    }
-    let took = start.elapsed();
-    pb.finish_and_clear();
-    Ok(Sample {
-        name,
-        ops: lat.len(),
-        took,
-        lat,
-    })
+    Sample::gather(name, tasks, start, pb).await
 }
 
 /// Resident memory of the running nodes, in MiB (from /proc).
