@@ -1,8 +1,9 @@
 //! Run one workload of the report in a loop on fresh engines, for
 //! profiling (`perf record`), and print the median throughput:
-//! `hot KIND SECONDS [BATCH] [FEED 0|1] [AAE 0|1]` with KIND one of the
+//! `hot KIND SECONDS [BATCH] [FEED 0|1] [AAE 0|1] [DURABILITY buffered|sync]` with KIND one of the
 //! local kinds (counter, orset-add, orset-remove, lww, mvreg) or a remote
 //! merge (r-counter-delta, r-counter-state, r-orset-delta, r-orset-state).
+//! `HOT_RUNS=N` runs exactly N engines instead of SECONDS (for `perf stat`).
 use converge::{Durability, Engine, Options};
 use converge_benches::fixtures::{
     counter_deltas, counter_states, local_replica, orset_deltas, orset_states,
@@ -19,6 +20,11 @@ fn main() -> converge_benches::BenchResult<()> {
     let batch: usize = arg(3, "100").parse()?;
     let feed = arg(4, "1") == "1";
     let aae = arg(5, "1") == "1";
+    let durability = match arg(6, "buffered").as_str() {
+        "buffered" => Durability::Buffered,
+        "sync" => Durability::Sync,
+        other => return Err(format!("unknown durability {other}").into()),
+    };
     let payloads: Option<(Vec<Vec<u8>>, u64)> = match what.as_str() {
         "r-counter-delta" => Some((counter_deltas(64, 100_000)?, 10_000)),
         "r-counter-state" => Some((counter_states(64, 16)?, 10_000)),
@@ -32,9 +38,14 @@ fn main() -> converge_benches::BenchResult<()> {
     }
     let t = std::time::Instant::now();
     let mut rs = Vec::new();
-    while t.elapsed().as_secs() < secs {
+    // `HOT_RUNS=N` runs exactly N engines instead (for `perf stat`).
+    let runs: Option<usize> = std::env::var("HOT_RUNS").ok().and_then(|v| v.parse().ok());
+    while match runs {
+        Some(n) => rs.len() < n,
+        None => t.elapsed().as_secs() < secs,
+    } {
         let dir = tempfile::tempdir()?;
-        let mut o = Options::with_replica(local_replica()).durability(Durability::Buffered);
+        let mut o = Options::with_replica(local_replica()).durability(durability);
         o.changes_feed = feed;
         o.anti_entropy = aae;
         let engine = Engine::open(dir.path(), o)?;
@@ -43,7 +54,15 @@ fn main() -> converge_benches::BenchResult<()> {
                 let ops = if *keys == 1_000 { 2_000 } else { 100_000 };
                 remote::engine_rate(&engine, &Load::new(ops, *keys, batch), p)?
             }
-            (None, Some(k)) => engine_rate(&engine, k, &Load::new(100_000, 10_000, batch))?,
+            (None, Some(k)) => {
+                // fsync-bound: fewer operations per run.
+                let ops = if durability == Durability::Sync {
+                    2_000
+                } else {
+                    100_000
+                };
+                engine_rate(&engine, k, &Load::new(ops, 10_000, batch))?
+            }
             (None, None) => unreachable!(),
         });
     }

@@ -1,15 +1,23 @@
 //! The background settler: folds dirty keys into the tree off the writers.
 //!
 //! One thread per engine (with anti-entropy on) looks every [`INTERVAL`]
-//! and settles when writing has paused (no key marked dirty during the
-//! last interval) or when [`WAKE_AT`] keys are dirty (a writer also wakes
-//! it then). Settling while writes continue below that would fold hot keys
-//! again and again for nothing (measured: folding every 20 ms during
-//! continuous writes cost 20–30 % of write throughput on 2 cores); waiting
-//! for a pause folds each key once per burst. Writers only mark keys
-//! dirty; reading the root (or running a sync session) settles what is
-//! left. If the settler falls behind (more than the tree's in-memory bound
-//! of dirty keys), writers settle themselves: that is the back-pressure.
+//! and settles when
+//! - writing has paused (no key marked dirty during the last interval), or
+//! - [`WAKE_AT`] keys are dirty (a writer also wakes it then), or
+//! - at least [`EAGER_AT`] keys are dirty and nearly every mark since the
+//!   last settle went to a distinct key (at least [`EAGER_DISTINCT`]
+//!   of them): writes spread over many keys, as in an ingest, where each
+//!   key needs its fold anyway and folding it now, on the other core,
+//!   leaves less for the settle a root read waits for.
+//!
+//! Settling during continuous writes to a set of hot keys would fold
+//! them again and again for nothing (measured: folding every 20 ms cost
+//! 20–30 % of write throughput on 2 cores); such writes repeat keys, so
+//! they fail the distinct-key test and are folded once per burst (or per
+//! [`WAKE_AT`] distinct keys). Writers only mark keys dirty; reading the
+//! root (or running a sync session) settles what is left. If the settler
+//! falls behind (more than the tree's in-memory bound of dirty keys),
+//! writers settle themselves: that is the back-pressure.
 
 use super::Tree;
 use parking_lot::{Condvar, Mutex};
@@ -22,6 +30,20 @@ use std::time::Duration;
 pub const INTERVAL: Duration = Duration::from_millis(20);
 /// Dirty keys at which a writer wakes the settler early.
 pub const WAKE_AT: usize = 1 << 16;
+/// Dirty keys from which the settler folds during continuous writes when
+/// they went to distinct keys.
+pub const EAGER_AT: usize = 1 << 12;
+/// The share of the marks since the last settle that must have gone to
+/// distinct keys for an eager settle (in tenths).
+pub const EAGER_DISTINCT: usize = 9;
+
+/// Whether the settler folds now, with `dirty` distinct keys dirty,
+/// `marked` key marks (counting repeats) since the last settle, and
+/// `paused` when nothing was marked during the last interval.
+fn due(dirty: usize, marked: usize, paused: bool) -> bool {
+    let spread = dirty >= EAGER_AT && dirty * 10 >= marked * EAGER_DISTINCT;
+    dirty > 0 && (paused || dirty >= WAKE_AT || spread)
+}
 
 struct Signal {
     stop: Mutex<bool>,
@@ -59,8 +81,7 @@ impl Settler {
                     let marks = tree.marks();
                     let paused = marks == seen;
                     seen = marks;
-                    let dirty = tree.dirty_keys();
-                    if dirty > 0 && (paused || dirty >= WAKE_AT) {
+                    if due(tree.dirty_keys(), tree.marked_keys(), paused) {
                         // A failed fold keeps its keys dirty for the next
                         // try (or for a root read's settle, which reports
                         // it).
@@ -92,5 +113,28 @@ impl Settler {
 impl Drop for Settler {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settles_on_a_pause_at_the_bound_or_for_spread_writes() {
+        // Nothing dirty: never.
+        assert!(!due(0, 0, true));
+        // A pause folds whatever is dirty.
+        assert!(due(1, 50, true));
+        // Continuous writes to a few hot keys wait for the pause...
+        assert!(!due(EAGER_AT - 1, EAGER_AT - 1, false));
+        assert!(!due(5_000, 100_000, false));
+        // ...or for the bound.
+        assert!(due(WAKE_AT, 10 * WAKE_AT, false));
+        // An ingest (every mark a new key) folds from EAGER_AT keys on.
+        assert!(due(EAGER_AT, EAGER_AT, false));
+        // 90 % distinct is spread; 89 % is not.
+        assert!(due(9_000, 10_000, false));
+        assert!(!due(8_900, 10_000, false));
     }
 }

@@ -6,7 +6,7 @@ use super::iblt::{Entry, Iblt, MAX_CELLS};
 use crate::error::{Error, Result};
 use crate::store::{cf, CF_AAE_KEYS, CF_AAE_LEAVES, CF_META, CF_STATE};
 use foldhash::{HashSet, HashSetExt};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use rocksdb::DB;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -91,13 +91,25 @@ impl Levels {
 }
 
 /// The anti-entropy tree of one engine. Thread-safe.
+///
+/// Two locks: `settling` serializes the folds (a fold reads a key's old
+/// entry hash from `aae_keys` and writes the new one, so two folds of one
+/// key must not interleave) and is held across their I/O; `levels` guards
+/// the in-memory levels and is held only to read them or to apply a
+/// chunk's computed changes, never across I/O. Writers take neither: they
+/// only mark keys dirty (unless the dirty set passes its bound, when a
+/// writer settles itself: the back-pressure).
 pub struct Tree {
+    settling: Mutex<()>,
     levels: Mutex<Levels>,
     dirty: Vec<Mutex<HashSet<Vec<u8>>>>,
     dirty_len: AtomicUsize,
     /// Bumped by every call that marks keys dirty (a write), so the
     /// background settler can tell when writing pauses.
     marks: AtomicUsize,
+    /// Keys marked (counting repeats) since the dirty set was last taken:
+    /// with `dirty_len`, how many of the marks went to distinct keys.
+    marked: AtomicUsize,
 }
 
 /// Result of [`Tree::verify`].
@@ -156,29 +168,35 @@ impl Tree {
 
     fn with(levels: Levels) -> Tree {
         Tree {
+            settling: Mutex::new(()),
             levels: Mutex::new(levels),
             dirty: (0..DIRTY_SHARDS)
                 .map(|_| Mutex::new(HashSet::new()))
                 .collect(),
             dirty_len: AtomicUsize::new(0),
             marks: AtomicUsize::new(0),
+            marked: AtomicUsize::new(0),
         }
     }
 
     /// Record that these keys were written (after the write is durable).
     pub(crate) fn mark_dirty<'a>(&self, keys: impl Iterator<Item = &'a [u8]>) {
         self.marks.fetch_add(1, Ordering::Relaxed);
+        let mut n = 0;
         for k in keys {
             let shard = (key_hash(k) as usize) % DIRTY_SHARDS;
             if self.dirty[shard].lock().insert(k.to_vec()) {
                 self.dirty_len.fetch_add(1, Ordering::Relaxed);
             }
+            n += 1;
         }
+        self.marked.fetch_add(n, Ordering::Relaxed);
     }
 
     /// [`Tree::mark_dirty`] for owned keys (moved in, not copied).
     pub(crate) fn mark_dirty_owned(&self, keys: Vec<Vec<u8>>) {
         self.marks.fetch_add(1, Ordering::Relaxed);
+        self.marked.fetch_add(keys.len(), Ordering::Relaxed);
         for k in keys {
             let shard = (key_hash(&k) as usize) % DIRTY_SHARDS;
             if self.dirty[shard].lock().insert(k) {
@@ -202,11 +220,23 @@ impl Tree {
         self.dirty_len.load(Ordering::Relaxed)
     }
 
+    /// Keys marked dirty, counting repeats, since the dirty set was last
+    /// taken (at least [`Tree::dirty_keys`]).
+    pub(crate) fn marked_keys(&self) -> usize {
+        self.marked.load(Ordering::Relaxed)
+    }
+
     /// Fold every dirty key into the tree once: read its merged state, hash
     /// it, replace its old entry hash. Returns how many keys were folded.
     pub(crate) fn settle(&self, db: &DB) -> Result<usize> {
-        let mut levels = self.levels.lock();
+        let guard = self.settling.lock();
+        self.settle_locked(db, &guard)
+    }
+
+    /// [`Tree::settle`] with the settling lock held by the caller.
+    fn settle_locked(&self, db: &DB, _settling: &MutexGuard<'_, ()>) -> Result<usize> {
         let mut keys = Vec::with_capacity(self.dirty_keys());
+        self.marked.store(0, Ordering::Relaxed);
         for shard in &self.dirty {
             keys.extend(std::mem::take(&mut *shard.lock()));
         }
@@ -216,10 +246,20 @@ impl Tree {
         keys.sort_unstable();
         let n = keys.len();
         for (i, chunk) in keys.chunks(4096).enumerate() {
-            if let Err(e) = fold_chunk(db, &mut levels, chunk) {
-                // Nothing folded from here on: keep those keys dirty.
-                self.mark_dirty(keys[i * 4096..].iter().map(|k| k.as_slice()));
-                return Err(e);
+            // The chunk's I/O runs without the levels' lock; its changes
+            // are applied under it in one short step.
+            match fold_chunk(db, chunk) {
+                Ok(changes) => {
+                    let mut levels = self.levels.lock();
+                    for (kh, old, new) in changes {
+                        levels.replace(kh, old, new);
+                    }
+                }
+                Err(e) => {
+                    // Nothing folded from here on: keep those keys dirty.
+                    self.mark_dirty(keys[i * 4096..].iter().map(|k| k.as_slice()));
+                    return Err(e);
+                }
             }
         }
         Ok(n)
@@ -242,7 +282,8 @@ impl Tree {
 
     /// Persist changed leaves and mark the tree clean (at close).
     pub(crate) fn persist_clean(&self, db: &DB) -> Result<()> {
-        self.settle(db)?;
+        let settling = self.settling.lock();
+        self.settle_locked(db, &settling)?;
         let mut levels = self.levels.lock();
         // `aae_keys` is written without the WAL (a crash rebuilds it): make
         // it durable before the tree is declared clean.
@@ -273,28 +314,35 @@ impl Tree {
     }
 
     /// Recompute the tree from the data and compare it with the maintained
-    /// one (after settling).
+    /// one (after settling). Holds the settling lock (no fold runs
+    /// meanwhile), not the levels' lock: writers go on marking keys dirty,
+    /// and only past the dirty set's bound would a writer wait for it.
+    /// The data is read at a snapshot taken after the settle; a write
+    /// landing between the two shows as a difference (verify a quiet
+    /// replica).
     pub(crate) fn verify(&self, db: &DB) -> Result<VerifyReport> {
-        self.settle(db)?;
-        let levels = self.levels.lock();
+        let settling = self.settling.lock();
+        self.settle_locked(db, &settling)?;
+        let snap = db.snapshot();
         let mut fresh = Levels::empty();
         let mut keys = 0u64;
         let mut bad_keys = Vec::new();
         let aae_keys = cf(db, CF_AAE_KEYS)?;
-        let mut it = db.raw_iterator_cf(cf(db, CF_STATE)?);
+        let mut it = snap.raw_iterator_cf(cf(db, CF_STATE)?);
         it.seek_to_first();
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             let kh = key_hash(k);
             let eh = entry_hash(k, v);
             fresh.replace(kh, 0, eh);
             keys += 1;
-            let stored = db.get_pinned_cf(aae_keys, aae_key(kh, k))?;
+            let stored = snap.get_pinned_cf(aae_keys, aae_key(kh, k))?;
             if stored.as_deref() != Some(&eh.to_be_bytes()[..]) && bad_keys.len() < 100 {
                 bad_keys.push(k.to_vec());
             }
             it.next();
         }
         it.status()?;
+        let levels = self.levels.lock();
         let mut bad_segments = Vec::new();
         let mut consistent = bad_keys.is_empty() && levels.iblt == fresh.iblt;
         for l in 0..LEVELS {
@@ -361,7 +409,10 @@ impl Tree {
     }
 }
 
-fn fold_chunk(db: &DB, levels: &mut Levels, chunk: &[Vec<u8>]) -> Result<()> {
+/// Fold a chunk of keys (in key order): read their states and old entry
+/// hashes, write the new ones to `aae_keys`, and return the changes
+/// `(key hash, old, new)` for the levels.
+fn fold_chunk(db: &DB, chunk: &[Vec<u8>]) -> Result<Vec<(u64, u128, u128)>> {
     let state = cf(db, CF_STATE)?;
     let aae_keys = cf(db, CF_AAE_KEYS)?;
     // `chunk` is in key order (for the state lookups); the index is read
@@ -401,10 +452,7 @@ fn fold_chunk(db: &DB, levels: &mut Levels, chunk: &[Vec<u8>]) -> Result<()> {
         }
     }
     db.write_opt(wb, &no_wal())?;
-    for (kh, old, new) in changes {
-        levels.replace(kh, old, new);
-    }
-    Ok(())
+    Ok(changes)
 }
 
 /// Writes to `aae_keys` skip the WAL: after a crash the whole index is
