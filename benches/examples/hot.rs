@@ -2,14 +2,19 @@
 //! profiling (`perf record`), and print the median throughput:
 //! `hot KIND SECONDS [BATCH] [FEED 0|1] [AAE 0|1] [DURABILITY buffered|sync]` with KIND one of the
 //! local kinds (counter, orset-add, orset-remove, lww, mvreg) or a remote
-//! merge (r-counter-delta, r-counter-state, r-orset-delta, r-orset-state).
-//! `HOT_RUNS=N` runs exactly N engines instead of SECONDS (for `perf stat`).
+//! merge (r-counter-delta, r-counter-state, r-orset-delta, r-orset-state),
+//! or `put`: the raw RocksDB peer of the local rows.
+//! `HOT_RUNS=N` runs exactly N engines instead of SECONDS (for `perf stat`);
+//! `HOT_OPS` and `HOT_KEYS` set the local kinds' (and `put`'s) operations
+//! per run and keyspace (default 100,000 over 10,000 keys; with both equal,
+//! an ingest: every key written once).
 use converge::{Durability, Engine, Options};
 use converge_benches::fixtures::{
     counter_deltas, counter_states, local_replica, orset_deltas, orset_states,
 };
 use converge_benches::local::{engine_rate, Kind};
-use converge_benches::measure::Load;
+use converge_benches::measure::{rate, Load};
+use converge_benches::peers::RawDb;
 use converge_benches::remote;
 
 fn main() -> converge_benches::BenchResult<()> {
@@ -33,17 +38,34 @@ fn main() -> converge_benches::BenchResult<()> {
         _ => None,
     };
     let kind = Kind::ALL.into_iter().find(|k| k.name() == what);
-    if payloads.is_none() && kind.is_none() {
+    let raw_put = what == "put";
+    if payloads.is_none() && kind.is_none() && !raw_put {
         return Err(format!("unknown workload {what}").into());
     }
     let t = std::time::Instant::now();
     let mut rs = Vec::new();
     // `HOT_RUNS=N` runs exactly N engines instead (for `perf stat`).
-    let runs: Option<usize> = std::env::var("HOT_RUNS").ok().and_then(|v| v.parse().ok());
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let runs = env("HOT_RUNS").map(|n| n as usize);
     while match runs {
         Some(n) => rs.len() < n,
         None => t.elapsed().as_secs() < secs,
     } {
+        // fsync-bound: fewer operations per run.
+        let local_ops = env("HOT_OPS").unwrap_or(if durability == Durability::Sync {
+            2_000
+        } else {
+            100_000
+        });
+        let local_keys = env("HOT_KEYS").unwrap_or(10_000);
+        if raw_put {
+            // The raw RocksDB peer of the local rows (counter-sized values).
+            let raw = RawDb::open(durability)?;
+            let value = vec![0x5a; Kind::Counter.value_len()?];
+            let load = Load::new(local_ops, local_keys, batch);
+            rs.push(rate(load.ops, raw.put_load(&load, &value)?));
+            continue;
+        }
         let dir = tempfile::tempdir()?;
         let mut o = Options::with_replica(local_replica()).durability(durability);
         o.changes_feed = feed;
@@ -54,15 +76,7 @@ fn main() -> converge_benches::BenchResult<()> {
                 let ops = if *keys == 1_000 { 2_000 } else { 100_000 };
                 remote::engine_rate(&engine, &Load::new(ops, *keys, batch), p)?
             }
-            (None, Some(k)) => {
-                // fsync-bound: fewer operations per run.
-                let ops = if durability == Durability::Sync {
-                    2_000
-                } else {
-                    100_000
-                };
-                engine_rate(&engine, k, &Load::new(ops, 10_000, batch))?
-            }
+            (None, Some(k)) => engine_rate(&engine, k, &Load::new(local_ops, local_keys, batch))?,
             (None, None) => unreachable!(),
         });
     }
