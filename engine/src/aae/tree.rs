@@ -2,7 +2,7 @@
 //! persistence (leaves at clean close), rebuild and verification.
 
 use super::hash::{entry_hash, key_hash, segment_of};
-use super::iblt::{Entry, Iblt, MAX_CELLS};
+use super::iblt::{CellUpdate, Entry, Iblt, MAX_CELLS};
 use crate::error::{Error, Result};
 use crate::store::{cf, CF_AAE_KEYS, CF_AAE_LEAVES, CF_META, CF_STATE};
 use foldhash::{HashSet, HashSetExt};
@@ -53,6 +53,16 @@ impl Levels {
             counts: sizes.iter().map(|n| vec![0u64; *n]).collect(),
             changed: vec![0u64; (1usize << SEGMENT_BITS) / 64],
             iblt: Iblt::new(MAX_CELLS),
+        }
+    }
+
+    /// Replace each key's entry hash `old` by `new` (0 = absent), with the
+    /// IBLT's share precomputed by [`iblt_updates`].
+    fn replace_all(&mut self, changes: &[(u64, u128, u128)], iblt: Vec<CellUpdate>) {
+        self.iblt.apply_updates(iblt);
+        for (kh, old, new) in changes {
+            let dc = (*new != 0) as i64 - (*old != 0) as i64;
+            self.apply(segment_of(*kh), old ^ new, dc);
         }
     }
 
@@ -250,10 +260,8 @@ impl Tree {
             // are applied under it in one short step.
             match fold_chunk(db, chunk) {
                 Ok(changes) => {
-                    let mut levels = self.levels.lock();
-                    for (kh, old, new) in changes {
-                        levels.replace(kh, old, new);
-                    }
+                    let iblt = iblt_updates(&changes);
+                    self.levels.lock().replace_all(&changes, iblt);
                 }
                 Err(e) => {
                     // Nothing folded from here on: keep those keys dirty.
@@ -453,6 +461,24 @@ fn fold_chunk(db: &DB, chunk: &[Vec<u8>]) -> Result<Vec<(u64, u128, u128)>> {
     }
     db.write_opt(wb, &no_wal())?;
     Ok(changes)
+}
+
+/// The IBLT cell updates of a chunk's changes (`fold_chunk`): hashed
+/// without the levels' lock, applied under it in cell order.
+fn iblt_updates(changes: &[(u64, u128, u128)]) -> Vec<CellUpdate> {
+    let elements = changes.iter().flat_map(|(kh, old, new)| {
+        let out = |eh: u128, sign: i32| {
+            (eh != 0).then_some((
+                Entry {
+                    kh: *kh,
+                    eh: eh as u32,
+                },
+                sign,
+            ))
+        };
+        [out(*old, -1), out(*new, 1)].into_iter().flatten()
+    });
+    Iblt::updates_for(MAX_CELLS, elements)
 }
 
 /// Writes to `aae_keys` skip the WAL: after a crash the whole index is
