@@ -38,7 +38,7 @@ pub struct cvg_options_t {
 /// New options with the engine's defaults: a replica id generated at first
 /// open (or the stored one), `CVG_DURABILITY_BUFFERED`, create if missing,
 /// 64 MiB block cache, 64 MiB write buffer per column family, 2 background
-/// jobs, LZ4 compression, 10 bloom bits per key, 1024 lock stripes,
+/// jobs, LZ4 compression, 10 bloom bits per key, 65,536 lock stripes,
 /// anti-entropy on, the changes feed on with 64 MiB of log retained, a
 /// pending area of at most 100,000 entries and 256 MiB. Never returns
 /// NULL.

@@ -461,6 +461,9 @@ impl Engine {
                     if let State::LwwRegister(_) | State::FwwRegister(_) = d {
                         max_ts = max_ts.max(d.max_timestamp());
                     }
+                    // A key whose state was read takes the operation
+                    // into it (above): the delta is needed only once.
+                    let operand = slot.state.is_none().then(|| d.clone());
                     // The sequence number and dependencies are set at
                     // commit.
                     deltas.push(KeyedDelta {
@@ -469,10 +472,13 @@ impl Engine {
                             origin: self.replica,
                             seq: 0,
                             deps: Some(CausalContext::new()),
-                            state: d.clone(),
+                            state: d,
                         },
                     });
-                    d
+                    match operand {
+                        Some(d) => d,
+                        None => continue,
+                    }
                 }
                 (None, None) => continue,
             };
