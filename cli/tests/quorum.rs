@@ -155,7 +155,6 @@ async fn scenario(cl: &mut Cluster) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn textbook_configurations_on_five_nodes() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let opts = ClusterOptions {
         nodes: 5,
         proxied: true,
@@ -175,10 +174,5 @@ async fn textbook_configurations_on_five_nodes() {
         ]),
         ..ClusterOptions::default()
     };
-    let mut cl = Cluster::start(&qc::bin(), dir.path(), opts, 1)
-        .await
-        .expect("start");
-    if let Err(e) = scenario(&mut cl).await {
-        qc::fail(&cl, 5, &e);
-    }
+    qc::run(opts, 1, scenario).await;
 }

@@ -298,7 +298,6 @@ async fn scenario(cl: &mut Cluster) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_mid_write_loses_nothing_and_is_repaired() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let opts = ClusterOptions {
         nodes: 5,
         proxied: false,
@@ -325,12 +324,7 @@ async fn a_replica_killed_mid_write_loses_nothing_and_is_repaired() {
         ]),
         ..ClusterOptions::default()
     };
-    let mut cl = Cluster::start(&qc::bin(), dir.path(), opts, 2)
-        .await
-        .expect("start");
-    if let Err(e) = scenario(&mut cl).await {
-        qc::fail(&cl, 5, &e);
-    }
+    qc::run(opts, 2, scenario).await;
 }
 
 /// A quorum delete removes what a read quorum holds, not only what its
@@ -422,7 +416,6 @@ async fn local_set(cl: &Cluster, i: usize, key: &str) -> Result<Option<Vec<Vec<u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quorum_delete_removes_what_a_read_quorum_holds() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let opts = ClusterOptions {
         nodes: 3,
         proxied: false,
@@ -442,10 +435,5 @@ async fn a_quorum_delete_removes_what_a_read_quorum_holds() {
         ]),
         ..ClusterOptions::default()
     };
-    let mut cl = Cluster::start(&qc::bin(), dir.path(), opts, 6)
-        .await
-        .expect("start");
-    if let Err(e) = delete_scenario(&mut cl).await {
-        qc::fail(&cl, 3, &e);
-    }
+    qc::run(opts, 6, delete_scenario).await;
 }

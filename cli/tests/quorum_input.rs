@@ -369,7 +369,6 @@ async fn scenario(cl: &mut Cluster) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_layout_quorums_and_bad_input() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let opts = ClusterOptions {
         nodes: 3,
         proxied: false,
@@ -377,10 +376,5 @@ async fn single_layout_quorums_and_bad_input() {
         extra: qc::args(&["--collect-ms", "0"]),
         ..ClusterOptions::default()
     };
-    let mut cl = Cluster::start(&qc::bin(), dir.path(), opts, 3)
-        .await
-        .expect("start");
-    if let Err(e) = scenario(&mut cl).await {
-        qc::fail(&cl, 3, &e);
-    }
+    qc::run(opts, 3, scenario).await;
 }

@@ -52,7 +52,6 @@ async fn pairs(cl: &mut Cluster) -> Result<(), String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long: make quorum-test"]
 async fn n5_w3_r3_with_every_pair_of_nodes_down() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let opts = ClusterOptions {
         nodes: 5,
         proxied: false,
@@ -69,12 +68,7 @@ async fn n5_w3_r3_with_every_pair_of_nodes_down() {
         ]),
         ..ClusterOptions::default()
     };
-    let mut cl = Cluster::start(&qc::bin(), dir.path(), opts, 4)
-        .await
-        .expect("start");
-    if let Err(e) = pairs(&mut cl).await {
-        qc::fail(&cl, 5, &e);
-    }
+    qc::run(opts, 4, pairs).await;
 }
 
 const KEYS: u64 = 300;
@@ -220,7 +214,6 @@ async fn check_keys(cl: &Cluster, nodes: &[usize]) -> Result<(), String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long: make quorum-test"]
 async fn a_joining_node_takes_its_partitions_and_the_others_hand_them_off() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let opts = ClusterOptions {
         nodes: 5,
         start: Some(4),
@@ -239,10 +232,5 @@ async fn a_joining_node_takes_its_partitions_and_the_others_hand_them_off() {
         ]),
         ..ClusterOptions::default()
     };
-    let mut cl = Cluster::start(&qc::bin(), dir.path(), opts, 5)
-        .await
-        .expect("start");
-    if let Err(e) = join(&mut cl).await {
-        qc::fail(&cl, 5, &e);
-    }
+    qc::run(opts, 5, join).await;
 }

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use converge_cli::cluster::Cluster;
+use converge_cli::cluster::{Cluster, ClusterOptions};
 use converge_cli::proto::converge_client::ConvergeClient;
 use converge_cli::proto::{self, op::Kind, read_reply::Value as V};
 use std::time::{Duration, Instant};
@@ -173,4 +173,21 @@ pub fn fail(cl: &Cluster, nodes: usize, e: &str) -> ! {
         eprintln!("--- node {i} ---\n{}", cl.log_tail(i, 25));
     }
     panic!("{e}");
+}
+
+/// Start a cluster with `opts` (fault seed `seed`) in a fresh directory and
+/// run `scenario` on it; on its error, fail with every node's log tail.
+pub async fn run(
+    opts: ClusterOptions,
+    seed: u64,
+    scenario: impl AsyncFnOnce(&mut Cluster) -> Result<(), String>,
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nodes = opts.nodes;
+    let mut cl = Cluster::start(&bin(), dir.path(), opts, seed)
+        .await
+        .expect("start");
+    if let Err(e) = scenario(&mut cl).await {
+        fail(&cl, nodes, &e);
+    }
 }
