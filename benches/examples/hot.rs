@@ -44,20 +44,19 @@ fn main() -> converge_benches::BenchResult<()> {
     }
     let t = std::time::Instant::now();
     let mut rs = Vec::new();
-    // `HOT_RUNS=N` runs exactly N engines instead (for `perf stat`).
     let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
     let runs = env("HOT_RUNS").map(|n| n as usize);
+    // fsync-bound: fewer operations per run.
+    let local_ops = env("HOT_OPS").unwrap_or(if durability == Durability::Sync {
+        2_000
+    } else {
+        100_000
+    });
+    let local_keys = env("HOT_KEYS").unwrap_or(10_000);
     while match runs {
         Some(n) => rs.len() < n,
         None => t.elapsed().as_secs() < secs,
     } {
-        // fsync-bound: fewer operations per run.
-        let local_ops = env("HOT_OPS").unwrap_or(if durability == Durability::Sync {
-            2_000
-        } else {
-            100_000
-        });
-        let local_keys = env("HOT_KEYS").unwrap_or(10_000);
         if raw_put {
             // The raw RocksDB peer of the local rows (counter-sized values).
             let raw = RawDb::open(durability)?;

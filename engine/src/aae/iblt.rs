@@ -292,6 +292,8 @@ impl Iblt {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn batched_updates_equal_one_by_one() {
         for size in [MIN_CELLS, 15 << 4, MAX_CELLS] {
@@ -314,8 +316,6 @@ mod tests {
             assert_ne!(batched, Iblt::new(size));
         }
     }
-
-    use super::*;
 
     fn e(i: u64, v: u64) -> Entry {
         Entry {

@@ -61,8 +61,7 @@ impl Levels {
     fn replace_all(&mut self, changes: &[(u64, u128, u128)], iblt: Vec<CellUpdate>) {
         self.iblt.apply_updates(iblt);
         for (kh, old, new) in changes {
-            let dc = (*new != 0) as i64 - (*old != 0) as i64;
-            self.apply(segment_of(*kh), old ^ new, dc);
+            self.replace_in_levels(*kh, *old, *new);
         }
     }
 
@@ -77,6 +76,12 @@ impl Levels {
         if new != 0 {
             self.iblt.update(Entry { kh, eh: new as u32 }, 1);
         }
+        self.replace_in_levels(kh, old, new);
+    }
+
+    /// The levels' share of [`Levels::replace`]: the leaf and its
+    /// ancestors (the IBLT is updated by the caller).
+    fn replace_in_levels(&mut self, kh: u64, old: u128, new: u128) {
         let dc = (new != 0) as i64 - (old != 0) as i64;
         self.apply(segment_of(kh), old ^ new, dc);
     }
