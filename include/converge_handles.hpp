@@ -231,6 +231,10 @@ public:
     detail::check(cvg_options_set_type_cache_entries(h_, n));
     return *this;
   }
+  options &state_cache_bytes(size_t n) {
+    detail::check(cvg_options_set_state_cache_bytes(h_, n));
+    return *this;
+  }
   options &changes_feed(bool v) {
     detail::check(cvg_options_set_changes_feed(h_, v));
     return *this;

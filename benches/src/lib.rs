@@ -12,6 +12,7 @@
 //! - [`remote`]: peers' deltas and full states applied by merge,
 //! - [`reads`]: point-read latency,
 //! - [`aae`]: anti-entropy tree maintenance and root latency,
+//! - [`bigset`]: adds and removes on an OR-Set of many elements,
 //! - [`joins`]: in-memory joins against the `crdts` crate.
 //!
 //! See BENCHMARKS.md at the repository root.
@@ -19,6 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod aae;
+pub mod bigset;
 pub mod fixtures;
 pub mod joins;
 pub mod local;

@@ -3,10 +3,10 @@
 
 use crate::record::Record;
 use crate::suite::Suite;
-use crate::{aae, joins, local, reads, remote, BenchResult};
+use crate::{aae, bigset, joins, local, reads, remote, BenchResult};
 
 /// The workload areas, in the order they run.
-pub const AREAS: [&str; 6] = ["join", "local", "scale", "remote", "read", "aae"];
+pub const AREAS: [&str; 7] = ["join", "local", "scale", "remote", "read", "aae", "bigset"];
 
 /// Run every workload of `suite`; `progress` sees each record as soon as it
 /// is measured.
@@ -30,6 +30,7 @@ pub fn run_areas(
             "remote" => remote::records(&sizes, progress)?,
             "read" => reads::records(&sizes, progress)?,
             "aae" => aae::records(&sizes, progress)?,
+            "bigset" => bigset::records(&sizes, progress)?,
             other => return Err(format!("unknown area {other:?} (one of {AREAS:?})").into()),
         };
         out.append(&mut records);

@@ -43,6 +43,7 @@ impl Suite {
                 read_keys: 500,
                 reads: 500,
                 aae_keys: 500,
+                bigset: (1_000, 400),
                 join_reps: 20,
             },
             Suite::Quick => Sizes {
@@ -59,6 +60,7 @@ impl Suite {
                 read_keys: 100_000,
                 reads: 50_000,
                 aae_keys: 100_000,
+                bigset: (100_000, 20_000),
                 join_reps: 2_000,
             },
             Suite::Full => Sizes {
@@ -75,6 +77,7 @@ impl Suite {
                 read_keys: 1_000_000,
                 reads: 200_000,
                 aae_keys: 1_000_000,
+                bigset: (100_000, 100_000),
                 join_reps: 10_000,
             },
         }
@@ -132,6 +135,9 @@ pub struct Sizes {
     pub reads: u64,
     /// Keys ingested by the anti-entropy workload.
     pub aae_keys: u64,
+    /// The big-set workload: elements of the big OR-Set, and operations
+    /// per run (adds and removes in turn).
+    pub bigset: (u64, u64),
     /// Joins per run of the in-memory join workloads.
     pub join_reps: usize,
 }

@@ -326,6 +326,30 @@ pub unsafe extern "C" fn cvg_options_set_type_cache_entries(
     }
 }
 
+/// Encoded bytes of OR-Set and MV-register states the write path keeps
+/// decoded in memory (default 8 MiB; 0 disables): a write of such a key
+/// takes the state the previous write left instead of reading and
+/// decoding it, and a state over 64 KiB is then written as the join of the
+/// batch's changes, so an add or remove on a set of 100,000 elements costs
+/// about what it costs on a small set. Decoded, a state takes several
+/// times its encoded size (an OR-Set of short elements about 13×).
+///
+/// # Safety
+/// `options` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn cvg_options_set_state_cache_bytes(
+    options: *mut cvg_options_t,
+    bytes: usize,
+) -> cvg_status_t {
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        with_options(options, |o| {
+            o.state_cache_bytes = bytes;
+            Ok(())
+        })
+    }
+}
+
 /// Keep the changes feed's log of local operations (default true). When
 /// false, local writes skip the log and `cvg_engine_changes_since`,
 /// `cvg_engine_feed_info` and the peer calls fail with

@@ -19,7 +19,8 @@ struct Args {
     /// Directory for <suite>.json and <suite>.svg.
     #[arg(long, default_value = "bench-results")]
     out: PathBuf,
-    /// Run only these areas (join, local, remote, read, aae); all if empty.
+    /// Run only these areas (join, local, scale, remote, read, aae,
+    /// bigset); all if empty.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }

@@ -276,6 +276,7 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "cvg_options_set_anti_entropy": (_S, [_H, c_bool]),
     "cvg_options_set_max_successive_merges": (_S, [_H, c_size_t]),
     "cvg_options_set_type_cache_entries": (_S, [_H, c_size_t]),
+    "cvg_options_set_state_cache_bytes": (_S, [_H, c_size_t]),
     "cvg_options_set_changes_feed": (_S, [_H, c_bool]),
     "cvg_options_set_feed_retain_bytes": (_S, [_H, c_uint64]),
     "cvg_options_set_max_pending": (_S, [_H, c_size_t]),

@@ -125,7 +125,9 @@ class Engine(FeedMethods, DeleteMethods, ManagedHandle):
     ``lock_stripes``, ``anti_entropy`` (maintain the anti-entropy tree;
     without it ``root``, ``verify`` and ``settle`` raise
     ``InvalidArgumentError``), ``max_successive_merges``,
-    ``type_cache_entries``; for causal delivery and the changes feed (see
+    ``type_cache_entries``, ``state_cache_bytes`` (OR-Set and MV-register
+    states the write path keeps decoded, default 8 MiB encoded; 0
+    disables); for causal delivery and the changes feed (see
     ``converge.feed``): ``changes_feed`` (keep the log of local operations,
     default true; without it ``changes_since`` and ``feed_info`` raise
     ``InvalidArgumentError``, while the peer calls still keep the
@@ -152,6 +154,7 @@ class Engine(FeedMethods, DeleteMethods, ManagedHandle):
         anti_entropy: Optional[bool] = None,
         max_successive_merges: Optional[int] = None,
         type_cache_entries: Optional[int] = None,
+        state_cache_bytes: Optional[int] = None,
         changes_feed: Optional[bool] = None,
         feed_retain_bytes: Optional[int] = None,
         max_pending: Optional[int] = None,
@@ -176,6 +179,7 @@ class Engine(FeedMethods, DeleteMethods, ManagedHandle):
             "anti_entropy": anti_entropy,
             "max_successive_merges": max_successive_merges,
             "type_cache_entries": type_cache_entries,
+            "state_cache_bytes": state_cache_bytes,
             "changes_feed": changes_feed,
         }
         # ctypes would wrap a negative number around: checked here.

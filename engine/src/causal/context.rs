@@ -60,10 +60,22 @@ impl CausalContext {
 
     /// Add one dot. O(log n): only that replica's dots are settled.
     pub fn insert(&mut self, dot: Dot) {
-        if dot.counter <= self.vv.get(dot.replica) || !self.cloud.insert(dot) {
+        let have = self.vv.get(dot.replica);
+        if dot.counter <= have {
             return;
         }
-        self.settle(dot.replica);
+        if dot.counter == have + 1 {
+            // The next dot (a replica's new event): straight into the
+            // vector, then absorb what the cloud held next.
+            self.vv.observe(dot.replica, dot.counter);
+            if !self.cloud.is_empty() {
+                self.settle(dot.replica);
+            }
+            return;
+        }
+        if self.cloud.insert(dot) {
+            self.settle(dot.replica);
+        }
     }
 
     /// Add the dots `(replica, lo..=hi)` (nothing if `hi < lo` or `lo` is

@@ -186,6 +186,16 @@ pub struct TypeMismatch {
 }
 
 impl State {
+    /// About how much a join with this state costs: the elements of a set,
+    /// 0 for the other types.
+    pub(crate) fn weight(&self) -> usize {
+        match self {
+            State::ORSet(s) => s.len(),
+            State::GSet(s) => s.len(),
+            _ => 0,
+        }
+    }
+
     /// The bottom (empty) state of a type.
     pub fn empty(t: CrdtType) -> State {
         match t {

@@ -311,7 +311,7 @@ impl Engine {
         *self.gc.horizon.lock() = horizon;
         self.gc.floor.store(floor, Ordering::Release);
         match kept {
-            Some(m) => self.types.insert(key, m),
+            Some(m) => self.types.insert(key, m, None),
             None => self.types.remove(key),
         }
         if self.options.anti_entropy {

@@ -245,7 +245,10 @@ impl Engine {
             waits_interrupted: AtomicBool::new(false),
             clock: HybridClock::new(floor),
             locks: StripedLocks::new(options.lock_stripes),
-            types: types::TypeCache::new(options.type_cache_entries),
+            types: types::TypeCache::new(
+                options.type_cache_entries,
+                options.state_cache_bytes as u64,
+            ),
             write_opts: options.write_options(),
             poisoned: AtomicBool::new(false),
             tree,

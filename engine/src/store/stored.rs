@@ -110,24 +110,42 @@ fn push_part(out: &mut Vec<u8>, part: &[u8]) {
 
 /// The join of states, encoded, if every value decodes, the types agree
 /// and the result is within the limit.
+///
+/// The values are joined pairwise, as a balanced tree: a join costs about
+/// the size of its two sides, so joining many operands (some large, some
+/// small) into a large stored state costs their total size times the
+/// tree's depth, not the accumulated size once per operand. The join is
+/// associative and commutative: the order does not change the result.
 pub(crate) fn try_join_all<'a>(values: impl Iterator<Item = &'a [u8]>) -> Option<Vec<u8>> {
-    let mut acc: Option<State> = None;
-    let mut last: Option<&[u8]> = None;
-    let mut count = 0;
-    for v in values {
-        let s = decode_state(v).ok()?;
-        match acc.as_mut() {
-            None => acc = Some(s),
-            Some(a) => a.try_join(&s).ok()?,
+    let mut values = values.peekable();
+    let first = values.next()?;
+    if values.peek().is_none() {
+        // One value: already canonical and within the limit.
+        return decode_state(first).ok().map(|_| first.to_vec());
+    }
+    let mut level: Vec<State> = std::iter::once(first)
+        .chain(values)
+        .map(|v| decode_state(v).ok())
+        .collect::<Option<_>>()?;
+    while level.len() > 1 {
+        let mut next = Vec::with_capacity(level.len().div_ceil(2));
+        let mut it = level.into_iter();
+        while let Some(mut a) = it.next() {
+            if let Some(b) = it.next() {
+                // The larger side takes the smaller one in.
+                if b.weight() > a.weight() {
+                    let mut b = b;
+                    b.try_join(&a).ok()?;
+                    a = b;
+                } else {
+                    a.try_join(&b).ok()?;
+                }
+            }
+            next.push(a);
         }
-        last = Some(v);
-        count += 1;
+        level = next;
     }
-    // One value: already canonical and within the limit.
-    if count == 1 {
-        return last.map(<[u8]>::to_vec);
-    }
-    let out = encode_state(&acc?);
+    let out = encode_state(&level.pop()?);
     (out.len() <= MAX_STATE_LEN).then_some(out)
 }
 
@@ -136,6 +154,41 @@ mod tests {
     use super::*;
     use crate::causal::ReplicaId;
     use crate::crdt::{GCounter, GSet};
+
+    /// Joining a big stored set with many operands (adds, removes, a
+    /// peer's adds) as a balanced tree gives the sequential join.
+    #[test]
+    fn tree_join_equals_sequential_join() {
+        use crate::crdt::{Lattice, ORSet};
+        let (me, peer) = (ReplicaId(1), ReplicaId(2));
+        let mut base = ORSet::default();
+        for i in 0..500u32 {
+            base.add(me, &i.to_be_bytes());
+        }
+        let mut live = base.clone();
+        let mut other = ORSet::default();
+        let mut operands = Vec::new();
+        for i in 0..37u32 {
+            operands.push(match i % 3 {
+                0 => live.add(me, &(1_000 + i).to_be_bytes()),
+                1 => live.remove(&(i * 7).to_be_bytes(), None),
+                _ => other.add(peer, &i.to_be_bytes()),
+            });
+        }
+        let mut expected = State::ORSet(base.clone());
+        for o in &operands {
+            expected.try_join(&State::ORSet(o.clone())).unwrap();
+        }
+        let values: Vec<Vec<u8>> = std::iter::once(&base)
+            .chain(&operands)
+            .map(|s| encode_state(&State::ORSet(s.clone())))
+            .collect();
+        let joined = try_join_all(values.iter().map(Vec::as_slice)).unwrap();
+        assert_eq!(joined, encode_state(&expected));
+        let mut check = live;
+        check.join(&other);
+        assert_eq!(decode_state(&joined).unwrap(), State::ORSet(check));
+    }
 
     fn gset(elems: &[&[u8]]) -> Vec<u8> {
         let mut s = GSet::default();

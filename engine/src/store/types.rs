@@ -20,13 +20,18 @@
 //! only (see `read.rs`).
 //!
 //! A full cache shard is simply emptied (crude, but bounded and cheap).
+//!
+//! The cache also keeps the decoded states of OR-Set and MV-register keys
+//! (the types whose writes need the state) that writes left behind, within
+//! `Options::state_cache_bytes`: the next write of such a key takes the
+//! state from memory instead of reading and decoding it.
 
 use crate::codec::MAX_STATE_LEN;
-use crate::crdt::CrdtType;
+use crate::crdt::{CrdtType, State};
 use crate::error::{Error, Result};
 use foldhash::HashMap;
-use foldhash::HashMapExt;
 use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 const SHARDS: usize = 16;
 
@@ -109,22 +114,70 @@ pub(crate) fn encode_entry(ty: CrdtType, reserved: u64, tomb: bool) -> Vec<u8> {
     v
 }
 
-/// Sharded map with a total capacity.
+/// What the cache holds of one key.
+struct Cached {
+    meta: KeyMeta,
+    /// The key's exact stored state, for types whose writes read it
+    /// (OR-Set, MV register): a later write of the key takes it instead of
+    /// reading and decoding the state again. Counted by `meta.used`.
+    state: Option<State>,
+}
+
+/// One shard: its keys, and the encoded size bounds of the states it holds.
+#[derive(Default)]
+struct Shard {
+    map: HashMap<Vec<u8>, Cached>,
+    state_bytes: u64,
+}
+
+impl Shard {
+    /// Drop every state the shard holds (the keys' metadata stays).
+    fn drop_states(&mut self, total: &AtomicU64) {
+        for c in self.map.values_mut() {
+            c.state = None;
+        }
+        total.fetch_sub(std::mem::take(&mut self.state_bytes), Ordering::Relaxed);
+    }
+
+    /// Forget `key`'s state, if it holds one.
+    fn forget_state(&mut self, key: &[u8], total: &AtomicU64) {
+        if let Some(c) = self.map.get_mut(key) {
+            if c.state.take().is_some() {
+                self.state_bytes -= c.meta.used;
+                total.fetch_sub(c.meta.used, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Sharded map with a total capacity of keys, and a budget for the states
+/// it holds.
+///
+/// Every key's entry (and its state) changes under the key's stripe lock
+/// only: a write takes the state out ([`TypeCache::take_state`]), applies
+/// its operations to it, and puts back what it wrote once it is committed;
+/// a write that does not hold the whole state forgets it.
 pub(crate) struct TypeCache {
-    shards: Vec<Mutex<HashMap<Vec<u8>, KeyMeta>>>,
+    shards: Vec<Mutex<Shard>>,
     per_shard: usize,
+    /// Encoded size bound of all cached states at most.
+    state_budget: u64,
+    state_bytes: AtomicU64,
 }
 
 impl TypeCache {
-    /// A cache of about `capacity` keys (0: caches nothing).
-    pub(crate) fn new(capacity: usize) -> TypeCache {
+    /// A cache of about `capacity` keys (0: caches nothing), holding
+    /// states of at most `state_budget` encoded bytes in all.
+    pub(crate) fn new(capacity: usize, state_budget: u64) -> TypeCache {
         TypeCache {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             per_shard: capacity.div_ceil(SHARDS),
+            state_budget,
+            state_bytes: AtomicU64::new(0),
         }
     }
 
-    fn shard(&self, key: &[u8]) -> &Mutex<HashMap<Vec<u8>, KeyMeta>> {
+    fn shard(&self, key: &[u8]) -> &Mutex<Shard> {
         &self.shards[(xxhash_rust::xxh3::xxh3_64(key) >> 60) as usize % SHARDS]
     }
 
@@ -133,7 +186,28 @@ impl TypeCache {
         if self.per_shard == 0 {
             return None;
         }
-        self.shard(key).lock().get(key).copied()
+        self.shard(key).lock().map.get(key).map(|c| c.meta)
+    }
+
+    /// Take `key`'s cached state out (holding the key's stripe): the
+    /// caller writes the key and puts back what it wrote, or nothing.
+    pub(crate) fn take_state(&self, key: &[u8]) -> Option<State> {
+        if self.per_shard == 0 {
+            return None;
+        }
+        let mut shard = self.shard(key).lock();
+        let c = shard.map.get_mut(key)?;
+        let st = c.state.take()?;
+        let used = c.meta.used;
+        shard.state_bytes -= used;
+        self.state_bytes.fetch_sub(used, Ordering::Relaxed);
+        Some(st)
+    }
+
+    /// Encoded bytes of the cached states (their size bounds).
+    #[cfg(test)]
+    pub(crate) fn state_bytes(&self) -> u64 {
+        self.state_bytes.load(Ordering::Relaxed)
     }
 
     /// Forget `key` (purged by a collection, holding its stripe).
@@ -141,22 +215,109 @@ impl TypeCache {
         if self.per_shard == 0 {
             return;
         }
-        self.shard(key).lock().remove(key);
+        let mut shard = self.shard(key).lock();
+        shard.forget_state(key, &self.state_bytes);
+        shard.map.remove(key);
     }
 
-    /// Remember what a write (holding the key's stripe) left of `key`.
-    pub(crate) fn insert(&self, key: &[u8], meta: KeyMeta) {
+    /// Remember what a write (holding the key's stripe) left of `key`:
+    /// its metadata, and its whole state if the write held it (`None`
+    /// forgets a cached one). A state is kept only within the budget:
+    /// past it, the shard's other states are dropped first.
+    pub(crate) fn insert(&self, key: &[u8], meta: KeyMeta, state: Option<State>) {
         if self.per_shard == 0 {
             return;
         }
         let mut shard = self.shard(key).lock();
-        if let Some(m) = shard.get_mut(key) {
-            *m = meta;
-            return;
+        shard.forget_state(key, &self.state_bytes);
+        if !shard.map.contains_key(key) && shard.map.len() >= self.per_shard {
+            shard.drop_states(&self.state_bytes);
+            shard.map.clear();
         }
-        if shard.len() >= self.per_shard {
-            shard.clear();
+        let size = meta.used;
+        let total = &self.state_bytes;
+        let state = state.filter(|_| size <= self.state_budget).filter(|_| {
+            if total.load(Ordering::Relaxed) + size > self.state_budget {
+                shard.drop_states(total);
+            }
+            total.load(Ordering::Relaxed) + size <= self.state_budget
+        });
+        if state.is_some() {
+            shard.state_bytes += size;
+            total.fetch_add(size, Ordering::Relaxed);
         }
-        shard.insert(key.to_vec(), meta);
+        match shard.map.get_mut(key) {
+            Some(c) => *c = Cached { meta, state },
+            None => {
+                shard.map.insert(key.to_vec(), Cached { meta, state });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+    use crate::crdt::ORSet;
+
+    fn meta(used: u64) -> KeyMeta {
+        KeyMeta {
+            ty: CrdtType::ORSet,
+            used,
+            reserved: Some(used),
+            tomb: false,
+            own: None,
+        }
+    }
+
+    fn set() -> Option<State> {
+        Some(State::ORSet(ORSet::default()))
+    }
+
+    /// States stay within the budget; taking, forgetting and removing
+    /// give their bytes back; metadata outlives a dropped state.
+    #[test]
+    fn states_stay_within_the_budget() {
+        let cache = TypeCache::new(1_000, 10_000);
+        for i in 0..100u32 {
+            cache.insert(&i.to_be_bytes(), meta(1_000), set());
+            assert!(cache.state_bytes() <= 10_000);
+        }
+        assert!(cache.state_bytes() > 0);
+        for i in 0..100u32 {
+            assert_eq!(cache.get(&i.to_be_bytes()), Some(meta(1_000)));
+        }
+        // Too big for the budget: kept without its state.
+        cache.insert(b"big", meta(20_000), set());
+        assert!(cache.take_state(b"big").is_none());
+        assert_eq!(cache.get(b"big"), Some(meta(20_000)));
+        // Take, forget, remove: the count follows.
+        let held: Vec<u32> = (0..100u32)
+            .filter(|i| cache.take_state(&i.to_be_bytes()).is_some())
+            .collect();
+        assert!(!held.is_empty());
+        assert_eq!(cache.state_bytes(), 0);
+        cache.insert(b"a", meta(500), set());
+        cache.insert(b"a", meta(600), None);
+        assert_eq!(cache.state_bytes(), 0);
+        cache.insert(b"a", meta(700), set());
+        assert_eq!(cache.state_bytes(), 700);
+        cache.remove(b"a");
+        assert_eq!(cache.state_bytes(), 0);
+        assert!(cache.take_state(b"a").is_none());
+    }
+
+    /// A full shard is emptied, and the states it held are counted out.
+    #[test]
+    fn a_full_shard_counts_its_states_out() {
+        let cache = TypeCache::new(SHARDS, 1 << 20);
+        for i in 0..1_000u32 {
+            cache.insert(&i.to_be_bytes(), meta(100), set());
+        }
+        let held = (0..1_000u32)
+            .filter(|i| cache.take_state(&i.to_be_bytes()).is_some())
+            .count() as u64;
+        assert!(held <= SHARDS as u64);
+        assert_eq!(cache.state_bytes(), 0);
     }
 }

@@ -6,12 +6,16 @@
 //! 3. look up each key's type and size bound (a bounded in-memory cache,
 //!    then one multi-get on `types`; no state read; see `types.rs`);
 //! 4. read the states of keys whose operations need them (counters whose
-//!    own entries the type cache does not know, OR-Set, MV register), apply the operations in order to an in-batch overlay,
+//!    own entries the type cache does not know, OR-Set, MV register; an
+//!    OR-Set or MV-register state the previous write left in the cache is
+//!    taken from it instead), apply the operations in order to an in-batch overlay,
 //!    producing one delta per local operation; a merged delta whose
 //!    dependencies the record (or the batch) does not hold is set aside to
 //!    be parked in the pending area (`pending.rs`) instead;
-//! 5. stage each key: put the new full state of keys that were read, merge
-//!    one joined operand into `state` for the others (blind writes),
+//! 5. stage each key: put the new full state of keys that were read (the
+//!    join of the batch's changes, as an operand, for states over
+//!    [`BIG_STATE`]), merge one joined operand into `state` for the others
+//!    (blind writes),
 //!    checking every key against the state size limit (exactly for read
 //!    keys, by the size bound for blind ones, exactly again when the bound
 //!    says it might not fit); put the `types` entry of new keys and of keys
@@ -21,7 +25,8 @@
 //!    record the first one's dependencies, log them for the changes feed
 //!    (`feed.rs`; with the feed off, put `meta/seq`) — one RocksDB write batch with the
 //!    configured durability;
-//! 7. cache the keys' types and bounds, mark the keys dirty for the
+//! 7. cache the keys' types and bounds (and the OR-Set and MV-register
+//!    states the batch held; a blind write forgets a cached state), mark the keys dirty for the
 //!    anti-entropy tree, publish the new dots, index the parked deltas,
 //!    release the locks, then drain the pending entries the new dots made
 //!    ready.
@@ -45,6 +50,10 @@ use crate::codec::{
 use crate::crdt::{CrdtType, GCounter, PNCounter, State};
 use crate::error::{Error, Result};
 use foldhash::{HashMap, HashMapExt};
+
+/// Encoded size from which a key whose state the batch holds is written as
+/// the join of its changes (a merge operand) rather than put whole.
+const BIG_STATE: u64 = 64 << 10;
 
 /// Per-key working state while a batch is applied.
 struct Slot<'a> {
@@ -73,8 +82,13 @@ struct Slot<'a> {
     /// This replica's counter entries, known without reading the state
     /// (see `KeyMeta::own`).
     own: Option<[u64; 2]>,
-    /// Current state, for keys whose state is read (then replaced by a put).
+    /// Current state, for keys whose state is read or taken from the
+    /// cache (then replaced by a put, or joined with `operand` if `big`).
     state: Option<State>,
+    /// The state is large (over [`BIG_STATE`]): the batch writes the join
+    /// of its changes to it as an operand (`operand`) instead of putting
+    /// the whole state, keeping the write proportional to the change.
+    big: bool,
     /// For counters incremented blind: a counter holding only this
     /// replica's entries, which the increments advance.
     mine: Option<State>,
@@ -190,9 +204,15 @@ impl Engine {
         // Step 5: each key's put or operand, checked against the size limit.
         let mut wb = rocksdb::WriteBatch::default();
         let mut metas = Vec::with_capacity(slots.len());
-        for slot in &slots {
+        for slot in &mut slots {
             if let Some(m) = self.stage(slot, &mut wb)? {
-                metas.push((slot.key, m));
+                // The whole state goes back to the cache with the key's
+                // metadata (OR-Set and MV register: the types whose writes
+                // read it; not after a delete, whose marker is joined at
+                // commit). Any other write forgets a cached one.
+                let keep = !m.tomb && matches!(m.ty, CrdtType::ORSet | CrdtType::MvRegister);
+                let state = slot.state.take().filter(|_| keep);
+                metas.push((slot.key, m, state));
             }
         }
         // Step 6, the part that needs no order: record, clock, applied
@@ -243,8 +263,8 @@ impl Engine {
             }
         };
         // Size bounds change under the keys' stripes only.
-        for (key, m) in metas {
-            self.types.insert(key, m);
+        for (key, m, state) in metas {
+            self.types.insert(key, m, state);
         }
         // The data is written: release the keys before a possible settle.
         drop(guards);
@@ -334,11 +354,21 @@ impl Engine {
         }
         let state_cf = self.cf(CF_STATE)?;
         for s in slots.iter_mut().filter(|s| s.needs_state) {
-            if let Some(b) = self.db.get_pinned_cf(state_cf, s.key)? {
+            // The state a previous write left in the cache is the stored
+            // one (every writer of the key holds its stripe, and one that
+            // does not hold the whole state forgets it).
+            if let Some(st) = self.types.take_state(s.key) {
+                s.state = Some(st);
+            } else if let Some(b) = self.db.get_pinned_cf(state_cf, s.key)? {
                 let st = decode_stored(s.key, &b)?;
+                if super::stored::is_plain_state(&b) {
+                    // The exact size: the bound need not stay loose.
+                    s.used = b.len() as u64;
+                }
                 s.ty = Some(st.crdt_type());
                 s.state = Some(st);
             }
+            s.big = s.state.is_some() && s.used != u64::MAX && s.used > BIG_STATE;
         }
 
         Ok(())
@@ -462,8 +492,14 @@ impl Engine {
                         max_ts = max_ts.max(d.max_timestamp());
                     }
                     // A key whose state was read takes the operation
-                    // into it (above): the delta is needed only once.
-                    let operand = slot.state.is_none().then(|| d.clone());
+                    // into it (above); the others, and big states (written
+                    // as their changes), join the delta into the operand.
+                    if slot.state.is_none() || slot.big {
+                        match slot.operand.as_mut() {
+                            None => slot.operand = Some(d.clone()),
+                            Some(acc) => acc.try_join(&d).map_err(mismatch)?,
+                        }
+                    }
                     // The sequence number and dependencies are set at
                     // commit.
                     deltas.push(KeyedDelta {
@@ -475,14 +511,11 @@ impl Engine {
                             state: d,
                         },
                     });
-                    match operand {
-                        Some(d) => d,
-                        None => continue,
-                    }
+                    continue;
                 }
                 (None, None) => continue,
             };
-            if slot.state.is_none() {
+            if slot.state.is_none() || slot.big {
                 match slot.operand.as_mut() {
                     None => slot.operand = Some(delta),
                     Some(acc) => acc.try_join(&delta).map_err(mismatch)?,
@@ -606,8 +639,11 @@ impl Engine {
                 .or(slot.operand.as_ref())
                 .is_some_and(State::has_tomb);
         let used = match &slot.state {
-            Some(st) => put_checked(wb, state_cf, slot.key, st)?,
-            None => {
+            // A big state's changes, as a blind write's operand would be
+            // (nothing to write if the batch changed nothing).
+            Some(_) if slot.big && !tomb && slot.operand.is_none() => slot.used,
+            Some(st) if !slot.big || tomb => put_checked(wb, state_cf, slot.key, st)?,
+            _ => {
                 // A key's only full-state merge is written as its
                 // validated bytes; anything else as the joined operand.
                 let encoded;
@@ -627,7 +663,12 @@ impl Engine {
                     wb.merge_cf(state_cf, slot.key, bytes);
                     bound
                 } else {
-                    // The bound says it might not fit: join exactly.
+                    // The bound says it might not fit: join exactly (a big
+                    // state the batch holds is that join already).
+                    if let Some(st) = &slot.state {
+                        let used = put_checked(wb, state_cf, slot.key, st)?;
+                        return self.meta_after(slot, wb, ty, tomb, used);
+                    }
                     let mut st = match self.db.get_pinned_cf(state_cf, slot.key)? {
                         Some(b) => decode_stored(slot.key, &b)?,
                         None => State::empty(ty),
@@ -641,6 +682,20 @@ impl Engine {
                 }
             }
         };
+        self.meta_after(slot, wb, ty, tomb, used)
+    }
+
+    /// The rest of [`Engine::stage`] once the state's write is staged
+    /// (`used`: its size bound): the tombstone index and `types` entry,
+    /// and what the key's cache entry becomes.
+    fn meta_after(
+        &self,
+        slot: &Slot,
+        wb: &mut rocksdb::WriteBatch,
+        ty: CrdtType,
+        tomb: bool,
+        used: u64,
+    ) -> Result<Option<KeyMeta>> {
         if tomb && !slot.tomb {
             // Indexed for collection (`gc.rs`).
             wb.put_cf(self.cf(CF_META)?, super::gc::tomb_key(slot.key), []);
@@ -917,6 +972,7 @@ fn slots_of<'a>(items: &[(&'a [u8], Prepared<'a>)]) -> (HashMap<&'a [u8], usize>
                 counts_only: true,
                 own: None,
                 state: None,
+                big: false,
                 mine: None,
                 operand: None,
                 raw: None,

@@ -1,0 +1,83 @@
+//! Big sets: adds and removes on one OR-Set key holding many elements,
+//! against the same operations on a key holding ten. Each batch of 100
+//! operations adds a new element and removes the oldest one, in turn, so
+//! the set keeps its size. The goal (issue #12) is a cost proportional to
+//! the change, not to the set: the big set at least half as fast as the
+//! small one.
+
+use crate::fixtures::{elem, open_engine};
+use crate::local::short;
+use crate::measure::{median, rate};
+use crate::record::{Record, OPS_PER_S};
+use crate::suite::Sizes;
+use crate::BenchResult;
+use converge::{Batch, Durability, Engine};
+use std::time::Instant;
+
+/// Goal: the big set at least this fraction of the small set's throughput.
+pub const GOAL_VS_SMALL: f64 = 0.5;
+/// Elements of the small set compared with.
+pub const SMALL: u64 = 10;
+/// Operations per write.
+const BATCH: u64 = 100;
+/// The key every operation goes to.
+const KEY: &[u8] = b"bigset";
+
+/// Fill the set with `elements` elements (untimed).
+fn fill(engine: &Engine, elements: u64) -> BenchResult<()> {
+    let mut b = Batch::with_capacity(10_000);
+    for i in 0..elements {
+        b.orset_add(KEY, elem(i));
+        if b.len() == 10_000 {
+            engine.write(&b)?;
+            b.clear();
+        }
+    }
+    engine.write(&b)?;
+    Ok(())
+}
+
+/// Throughput of `ops` alternating adds and removes on a set of
+/// `elements` elements (a fresh engine, filled first).
+pub fn run(elements: u64, ops: u64) -> BenchResult<f64> {
+    let (engine, _dir) = open_engine(Durability::Buffered)?;
+    fill(&engine, elements)?;
+    let start = Instant::now();
+    let mut b = Batch::with_capacity(BATCH as usize);
+    for op in 0..ops {
+        // Pair k adds element `elements + k` and removes element k: the
+        // set always holds `elements` elements.
+        let k = op / 2;
+        if op % 2 == 0 {
+            b.orset_add(KEY, elem(elements + k));
+        } else {
+            b.orset_remove(KEY, elem(k));
+        }
+        if b.len() as u64 == BATCH {
+            engine.write(&b)?;
+            b.clear();
+        }
+    }
+    engine.write(&b)?;
+    Ok(rate(ops, start.elapsed()))
+}
+
+/// The big-set records of a suite; `progress` sees each one.
+pub fn records(sizes: &Sizes, progress: &mut dyn FnMut(&Record)) -> BenchResult<Vec<Record>> {
+    let (elements, ops) = sizes.bigset;
+    let (mut big, mut small) = (vec![], vec![]);
+    for _ in 0..sizes.runs.max(1) {
+        big.push(run(elements, ops)?);
+        small.push(run(SMALL, ops)?);
+    }
+    let r = Record::versus(
+        format!("bigset/orset-add+remove/b{BATCH}/e{}", short(elements)),
+        median(&big),
+        OPS_PER_S,
+        format!("same on {SMALL} elements"),
+        median(&small),
+    )
+    .goal(GOAL_VS_SMALL);
+    progress(&r);
+    Ok(vec![r])
+}
