@@ -326,13 +326,14 @@ pub unsafe extern "C" fn cvg_options_set_type_cache_entries(
     }
 }
 
-/// Encoded bytes of OR-Set and MV-register states the write path keeps
-/// decoded in memory (default 8 MiB; 0 disables): a write of such a key
-/// takes the state the previous write left instead of reading and
-/// decoding it, and a state over 64 KiB is then written as the join of the
-/// batch's changes, so an add or remove on a set of 100,000 elements costs
-/// about what it costs on a small set. Decoded, a state takes several
-/// times its encoded size (an OR-Set of short elements about 13×).
+/// Memory for the OR-Set and MV-register states the write path keeps
+/// decoded (default 64 MiB; 0 disables): a write of such a key takes the
+/// state the previous write left instead of reading and decoding it, and a
+/// state over 64 KiB encoded is then written as the join of the batch's
+/// changes, so an add or remove on a set of 100,000 elements costs about
+/// what it costs on a small set. The memory is estimated: an OR-Set's
+/// encoded size plus 480 bytes per element, 8 times the encoded size for an
+/// MV register.
 ///
 /// # Safety
 /// `options` is NULL or live options.

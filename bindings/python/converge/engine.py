@@ -126,8 +126,8 @@ class Engine(FeedMethods, DeleteMethods, ManagedHandle):
     without it ``root``, ``verify`` and ``settle`` raise
     ``InvalidArgumentError``), ``max_successive_merges``,
     ``type_cache_entries``, ``state_cache_bytes`` (OR-Set and MV-register
-    states the write path keeps decoded, default 8 MiB encoded; 0
-    disables); for causal delivery and the changes feed (see
+    states the write path keeps decoded: their estimated memory, default
+    64 MiB; 0 disables); for causal delivery and the changes feed (see
     ``converge.feed``): ``changes_feed`` (keep the log of local operations,
     default true; without it ``changes_since`` and ``feed_info`` raise
     ``InvalidArgumentError``, while the peer calls still keep the

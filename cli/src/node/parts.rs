@@ -31,7 +31,7 @@ pub fn partition_options(node: &Options) -> Options {
         write_buffer_bytes: 2 << 20,
         background_jobs: 1,
         type_cache_entries: 4096,
-        state_cache_bytes: 1 << 20,
+        state_cache_bytes: 2 << 20,
         changes_feed: false,
         ..node.clone()
     }
