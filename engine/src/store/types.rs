@@ -138,6 +138,9 @@ pub(crate) fn heap_estimate(state: &State, encoded: u64) -> u64 {
     }
 }
 
+/// Entries a full state cache looks at for states to drop per insert.
+const SHED_SCAN: usize = 64;
+
 /// One shard: its keys, and the memory of the states it holds.
 #[derive(Default)]
 struct Shard {
@@ -153,6 +156,24 @@ impl Shard {
             c.cost = 0;
         }
         total.fetch_sub(std::mem::take(&mut self.state_bytes), Ordering::Relaxed);
+    }
+
+    /// Drop states of this shard until all caches together hold at most
+    /// `target` bytes, looking at the first [`SHED_SCAN`] entries only (so
+    /// a full cache costs a bounded walk per insert, not one of the shard).
+    fn shed(&mut self, total: &AtomicU64, target: u64) {
+        if self.state_bytes == 0 {
+            return;
+        }
+        for c in self.map.values_mut().take(SHED_SCAN) {
+            if total.load(Ordering::Relaxed) <= target {
+                return;
+            }
+            if c.state.take().is_some() {
+                self.state_bytes -= c.cost;
+                total.fetch_sub(std::mem::take(&mut c.cost), Ordering::Relaxed);
+            }
+        }
     }
 
     /// Forget `key`'s state, if it holds one.
@@ -239,7 +260,9 @@ impl TypeCache {
     /// Remember what a write (holding the key's stripe) left of `key`:
     /// its metadata, and its whole state if the write held it (`None`
     /// forgets a cached one). A state is kept only within the budget:
-    /// past it, the shard's other states are dropped first.
+    /// past it, states among the first entries the shard's map visits are
+    /// dropped to make room (down to seven eighths of the budget), and if
+    /// that is not enough the new state is not kept.
     pub(crate) fn insert(&self, key: &[u8], meta: KeyMeta, state: Option<State>) {
         if self.per_shard == 0 {
             return;
@@ -252,11 +275,14 @@ impl TypeCache {
         }
         let size = state.as_ref().map_or(0, |st| heap_estimate(st, meta.used));
         let total = &self.state_bytes;
-        let state = state.filter(|_| size <= self.state_budget).filter(|_| {
-            if total.load(Ordering::Relaxed) + size > self.state_budget {
-                shard.drop_states(total);
+        let budget = self.state_budget;
+        let state = state.filter(|_| size <= budget).filter(|_| {
+            if total.load(Ordering::Relaxed) + size > budget {
+                // Make room for this state and an eighth of the budget
+                // more, so that shedding is not paid on every insert.
+                shard.shed(total, (budget - size).saturating_sub(budget / 8));
             }
-            total.load(Ordering::Relaxed) + size <= self.state_budget
+            total.load(Ordering::Relaxed) + size <= budget
         });
         if state.is_some() {
             shard.state_bytes += size;
