@@ -247,6 +247,7 @@ def test_open_options_are_passed_through(tmp_path) -> None:
         lock_stripes=16,
         max_successive_merges=4,
         type_cache_entries=0,
+        state_cache_bytes=0,
     ) as db:
         db.counter("c").increment()
         assert db.counter("c").value() == 1

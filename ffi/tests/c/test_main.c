@@ -125,12 +125,14 @@ void test_options_and_open(const char *base) {
   EXPECT_ERR(CVG_STATUS_NULL_POINTER, cvg_options_set_anti_entropy(NULL, true));
   EXPECT_ERR(CVG_STATUS_NULL_POINTER, cvg_options_set_max_successive_merges(NULL, 1));
   EXPECT_ERR(CVG_STATUS_NULL_POINTER, cvg_options_set_type_cache_entries(NULL, 1));
+  EXPECT_ERR(CVG_STATUS_NULL_POINTER, cvg_options_set_state_cache_bytes(NULL, 1));
 
   /* Without anti-entropy: writes work, the tree calls are refused. */
   snprintf(path, sizeof path, "%s/no-aae", base);
   OK(cvg_options_set_anti_entropy(opts, false));
   OK(cvg_options_set_max_successive_merges(opts, 32));
   OK(cvg_options_set_type_cache_entries(opts, 0));
+  OK(cvg_options_set_state_cache_bytes(opts, 0));
   OK(cvg_engine_open(path, opts, &e));
   OK(cvg_engine_increment(e, S("k"), 1, NULL));
   {
@@ -145,6 +147,7 @@ void test_options_and_open(const char *base) {
   OK(cvg_options_set_anti_entropy(opts, true));
   OK(cvg_options_set_max_successive_merges(opts, 0));
   OK(cvg_options_set_type_cache_entries(opts, 1 << 16));
+  OK(cvg_options_set_state_cache_bytes(opts, 64 << 20));
 
   /* Open: bad arguments, then a real open. */
   snprintf(path, sizeof path, "%s/open", base);

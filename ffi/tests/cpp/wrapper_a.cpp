@@ -46,7 +46,8 @@ static converge::options opts(uint8_t id) {
   converge::options o;
   o.replica(r).block_cache_bytes(1 << 20).write_buffer_bytes(1 << 20).background_jobs(1);
   o.compression(true).bloom_bits_per_key(10).lock_stripes(64).anti_entropy(true);
-  o.max_successive_merges(0).type_cache_entries(1024).create_if_missing(true);
+  o.max_successive_merges(0).type_cache_entries(1024).state_cache_bytes(1 << 20);
+  o.create_if_missing(true);
   o.durability(CVG_DURABILITY_BUFFERED);
   return o;
 }
