@@ -130,18 +130,19 @@ pub(crate) fn try_join_all<'a>(values: impl Iterator<Item = &'a [u8]>) -> Option
     while level.len() > 1 {
         let mut next = Vec::with_capacity(level.len().div_ceil(2));
         let mut it = level.into_iter();
-        while let Some(mut a) = it.next() {
-            if let Some(b) = it.next() {
-                // The larger side takes the smaller one in.
-                if b.weight() > a.weight() {
-                    let mut b = b;
-                    b.try_join(&a).ok()?;
-                    a = b;
-                } else {
-                    a.try_join(&b).ok()?;
-                }
-            }
-            next.push(a);
+        while let Some(a) = it.next() {
+            let Some(b) = it.next() else {
+                next.push(a);
+                break;
+            };
+            // The larger side takes the smaller one in.
+            let (mut into, from) = if b.weight() > a.weight() {
+                (b, a)
+            } else {
+                (a, b)
+            };
+            into.try_join(&from).ok()?;
+            next.push(into);
         }
         level = next;
     }

@@ -125,6 +125,20 @@ struct Cached {
     cost: u64,
 }
 
+impl Cached {
+    /// Take the state out, with the memory it was counted for.
+    fn take_state(&mut self) -> Option<(State, u64)> {
+        let st = self.state.take()?;
+        Some((st, std::mem::take(&mut self.cost)))
+    }
+}
+
+/// Whether the cache keeps states of type `ty`: the types whose writes
+/// read the state (counters keep only their own entries, `KeyMeta::own`).
+pub(crate) fn holds_state(ty: CrdtType) -> bool {
+    matches!(ty, CrdtType::ORSet | CrdtType::MvRegister)
+}
+
 /// Heap bytes a decoded state takes, estimated from its elements and (a
 /// bound of) its encoded size. Measured by `benches/examples/state_memory.rs`:
 /// an OR-Set takes about 470 bytes per element of 11 bytes (each element's
@@ -169,21 +183,19 @@ impl Shard {
             if total.load(Ordering::Relaxed) <= target {
                 return;
             }
-            if c.state.take().is_some() {
-                self.state_bytes -= c.cost;
-                total.fetch_sub(std::mem::take(&mut c.cost), Ordering::Relaxed);
+            if let Some((_, cost)) = c.take_state() {
+                self.state_bytes -= cost;
+                total.fetch_sub(cost, Ordering::Relaxed);
             }
         }
     }
 
-    /// Forget `key`'s state, if it holds one.
-    fn forget_state(&mut self, key: &[u8], total: &AtomicU64) {
-        if let Some(c) = self.map.get_mut(key) {
-            if c.state.take().is_some() {
-                self.state_bytes -= c.cost;
-                total.fetch_sub(std::mem::take(&mut c.cost), Ordering::Relaxed);
-            }
-        }
+    /// Take `key`'s state out, if the shard holds one, counting it out.
+    fn take_state(&mut self, key: &[u8], total: &AtomicU64) -> Option<State> {
+        let (st, cost) = self.map.get_mut(key)?.take_state()?;
+        self.state_bytes -= cost;
+        total.fetch_sub(cost, Ordering::Relaxed);
+        Some(st)
     }
 }
 
@@ -232,13 +244,7 @@ impl TypeCache {
         if self.per_shard == 0 {
             return None;
         }
-        let mut shard = self.shard(key).lock();
-        let c = shard.map.get_mut(key)?;
-        let st = c.state.take()?;
-        let cost = std::mem::take(&mut c.cost);
-        shard.state_bytes -= cost;
-        self.state_bytes.fetch_sub(cost, Ordering::Relaxed);
-        Some(st)
+        self.shard(key).lock().take_state(key, &self.state_bytes)
     }
 
     /// Estimated heap bytes of the cached states.
@@ -253,7 +259,7 @@ impl TypeCache {
             return;
         }
         let mut shard = self.shard(key).lock();
-        shard.forget_state(key, &self.state_bytes);
+        shard.take_state(key, &self.state_bytes);
         shard.map.remove(key);
     }
 
@@ -268,11 +274,7 @@ impl TypeCache {
             return;
         }
         let mut shard = self.shard(key).lock();
-        shard.forget_state(key, &self.state_bytes);
-        if !shard.map.contains_key(key) && shard.map.len() >= self.per_shard {
-            shard.drop_states(&self.state_bytes);
-            shard.map.clear();
-        }
+        shard.take_state(key, &self.state_bytes);
         let size = state.as_ref().map_or(0, |st| heap_estimate(st, meta.used));
         let total = &self.state_bytes;
         let budget = self.state_budget;
@@ -284,18 +286,21 @@ impl TypeCache {
             }
             total.load(Ordering::Relaxed) + size <= budget
         });
-        if state.is_some() {
-            shard.state_bytes += size;
-            total.fetch_add(size, Ordering::Relaxed);
-        }
         let cost = if state.is_some() { size } else { 0 };
         let entry = Cached { meta, state, cost };
         match shard.map.get_mut(key) {
             Some(c) => *c = entry,
             None => {
+                if shard.map.len() >= self.per_shard {
+                    shard.drop_states(total);
+                    shard.map.clear();
+                }
                 shard.map.insert(key.to_vec(), entry);
             }
         }
+        // Counted once placed (emptying a full shard counts its states out).
+        shard.state_bytes += cost;
+        total.fetch_add(cost, Ordering::Relaxed);
     }
 }
 

@@ -50,6 +50,7 @@ use crate::codec::{
 use crate::crdt::{CrdtType, GCounter, PNCounter, State};
 use crate::error::{Error, Result};
 use foldhash::{HashMap, HashMapExt};
+use std::borrow::Cow;
 
 /// Encoded size from which a key whose state the batch holds is written as
 /// the join of its changes (a merge operand) rather than put whole.
@@ -210,7 +211,7 @@ impl Engine {
                 // metadata (OR-Set and MV register: the types whose writes
                 // read it; not after a delete, whose marker is joined at
                 // commit). Any other write forgets a cached one.
-                let keep = !m.tomb && matches!(m.ty, CrdtType::ORSet | CrdtType::MvRegister);
+                let keep = !m.tomb && super::types::holds_state(m.ty);
                 let state = slot.state.take().filter(|_| keep);
                 metas.push((slot.key, m, state));
             }
@@ -357,7 +358,10 @@ impl Engine {
             // The state a previous write left in the cache is the stored
             // one (every writer of the key holds its stripe, and one that
             // does not hold the whole state forgets it).
-            if let Some(st) = self.types.take_state(s.key) {
+            let cached =
+                s.ty.filter(|t| super::types::holds_state(*t))
+                    .and_then(|_| self.types.take_state(s.key));
+            if let Some(st) = cached {
                 s.state = Some(st);
             } else if let Some(b) = self.db.get_pinned_cf(state_cf, s.key)? {
                 let st = decode_stored(s.key, &b)?;
@@ -494,11 +498,8 @@ impl Engine {
                     // A key whose state was read takes the operation
                     // into it (above); the others, and big states (written
                     // as their changes), join the delta into the operand.
-                    if slot.state.is_none() || slot.big {
-                        match slot.operand.as_mut() {
-                            None => slot.operand = Some(d.clone()),
-                            Some(acc) => acc.try_join(&d).map_err(mismatch)?,
-                        }
+                    if slot.writes_operand() {
+                        slot.join_operand(Cow::Borrowed(&d))?;
                     }
                     // The sequence number and dependencies are set at
                     // commit.
@@ -515,11 +516,8 @@ impl Engine {
                 }
                 (None, None) => continue,
             };
-            if slot.state.is_none() || slot.big {
-                match slot.operand.as_mut() {
-                    None => slot.operand = Some(delta),
-                    Some(acc) => acc.try_join(&delta).map_err(mismatch)?,
-                }
+            if slot.writes_operand() {
+                slot.join_operand(Cow::Owned(delta))?;
             }
         }
 
@@ -900,6 +898,21 @@ impl Engine {
 }
 
 impl Slot<'_> {
+    /// Whether the batch writes the key as the join of its changes (blind
+    /// writes, and big states), which `operand` accumulates.
+    fn writes_operand(&self) -> bool {
+        self.state.is_none() || self.big
+    }
+
+    /// Join one change into `operand` (taken as is if it is the first).
+    fn join_operand(&mut self, delta: Cow<State>) -> Result<()> {
+        match self.operand.as_mut() {
+            None => self.operand = Some(delta.into_owned()),
+            Some(acc) => acc.try_join(&delta).map_err(mismatch)?,
+        }
+        Ok(())
+    }
+
     /// Take what the cache or `types` knows of the key.
     fn know(&mut self, m: KeyMeta) {
         self.ty = Some(m.ty);
