@@ -1043,6 +1043,8 @@ cvg_status_t cvg_batch_orset_add(struct cvg_batch_t *batch,
 /**
  * Add an OR-Set remove of `elem` from `key` (every add of it observed
  * when the batch is applied, earlier operations of the batch included).
+ * A remove that removes nothing then does nothing and has no delta in the
+ * write's `cvg_deltas_t`.
  *
  * # Safety
  * `batch` is NULL or live; `key` and `elem` point to their lengths in
@@ -1099,7 +1101,7 @@ cvg_status_t cvg_batch_merge(struct cvg_batch_t *batch,
  * Add an OR-Set remove of the adds of `elem` within `context` (encoded,
  * from `cvg_engine_set_members`; `(NULL, 0)` is the empty context). The
  * context is decoded now: `CVG_STATUS_CORRUPT_INPUT` if it does not, and
- * nothing is added.
+ * nothing is added. A remove that removes nothing has no delta.
  *
  * # Safety
  * `batch` is NULL or live; `key`, `elem` and `context` point to their
@@ -1975,7 +1977,9 @@ cvg_status_t cvg_engine_fww_set(const struct cvg_engine_t *engine,
 
 /**
  * OR-Set: remove `elem` from `key`: every add of it this replica has
- * observed now.
+ * observed now. A remove that removes nothing (`elem` is not a member, or
+ * the key does not exist) is no operation: it writes nothing, does not
+ * create the key, and `*delta_out` is `(NULL, 0)`.
  *
  * # Safety
  * `engine` is NULL or a live handle; `key` and `elem` point to their
@@ -1993,7 +1997,8 @@ cvg_status_t cvg_engine_orset_remove(const struct cvg_engine_t *engine,
  * of an earlier `cvg_engine_set_members` read, so adds made after that
  * read (here or on other replicas) survive. `(NULL, 0)` is the empty
  * context (removes nothing). A context that does not decode gives
- * `CVG_STATUS_CORRUPT_INPUT`.
+ * `CVG_STATUS_CORRUPT_INPUT`. As with `cvg_engine_orset_remove`, a remove
+ * that removes nothing writes nothing and `*delta_out` is `(NULL, 0)`.
  *
  * # Safety
  * `engine` is NULL or a live handle; `key`, `elem` and `context` point to

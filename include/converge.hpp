@@ -18,7 +18,8 @@
 //   tokens.
 // - Deletes and the collection of tombstones: engine::del(k) and
 //   del_observed(k, state) return the delta, or std::nullopt when there
-//   was nothing to delete; batch::del / del_observed; engine::collect()
+//   was nothing to delete (so do orset_remove and orset_remove_observed
+//   when the remove removed nothing); batch::del / del_observed; engine::collect()
 //   and tombstones() (a collect_report: what was collected, what waits on
 //   whom); engine::membership() (the registered replicas and what they
 //   acknowledged; not members(k), which reads a set);
@@ -212,12 +213,24 @@ public:
   bytes orset_add(byte_view k, byte_view e) const {
     return op([&](cvg_bytes_t *o) { return cvg_engine_orset_add(h_, k.data(), k.size(), e.data(), e.size(), o); });
   }
-  bytes orset_remove(byte_view k, byte_view e) const {
-    return op([&](cvg_bytes_t *o) { return cvg_engine_orset_remove(h_, k.data(), k.size(), e.data(), e.size(), o); });
+  /// Remove every add of `e` observed now: the delta, or std::nullopt when
+  /// the remove removed nothing (`e` not a member, or no such key); such a
+  /// remove writes nothing and does not create the key.
+  std::optional<bytes> orset_remove(byte_view k, byte_view e) const {
+    bytes d = op([&](cvg_bytes_t *o) { return cvg_engine_orset_remove(h_, k.data(), k.size(), e.data(), e.size(), o); });
+    if (d.empty())
+      return std::nullopt;
+    return d;
   }
-  bytes orset_remove_observed(byte_view k, byte_view e, byte_view ctx) const {
-    return op([&](cvg_bytes_t *o) { return cvg_engine_orset_remove_observed(h_, k.data(), k.size(), e.data(), e.size(),
-                                               ctx.data(), ctx.size(), o); });
+  /// Remove the adds of `e` within `ctx` (an earlier members(k) read's
+  /// context): the delta, or std::nullopt when that removed nothing.
+  std::optional<bytes> orset_remove_observed(byte_view k, byte_view e, byte_view ctx) const {
+    bytes d = op([&](cvg_bytes_t *o) {
+      return cvg_engine_orset_remove_observed(h_, k.data(), k.size(), e.data(), e.size(), ctx.data(), ctx.size(), o);
+    });
+    if (d.empty())
+      return std::nullopt;
+    return d;
   }
   bytes lww_set(byte_view k, byte_view v) const {
     return op([&](cvg_bytes_t *o) { return cvg_engine_lww_set(h_, k.data(), k.size(), v.data(), v.size(), o); });

@@ -113,7 +113,9 @@ fn single(engine: &Engine, kind: Kind, load: &Load, op: u64) -> BenchResult<()> 
     match kind {
         Kind::Counter => engine.increment(&k, 1)?,
         Kind::OrSetAdd => engine.orset_add(&k, &elem_of(kind, load, op))?,
-        Kind::OrSetRemove => engine.orset_remove(&k, &elem_of(kind, load, op), None)?,
+        Kind::OrSetRemove => engine
+            .orset_remove(&k, &elem_of(kind, load, op), None)?
+            .ok_or("the benchmark removes elements it added: this one removed nothing")?,
         Kind::Lww => engine.lww_set(&k, &elem(op))?,
         Kind::MvWrite => {
             let ctx = engine.mv_read(&k)?.context;

@@ -45,9 +45,11 @@ impl Replica {
         })
     }
 
-    fn did(&mut self, what: &str, d: KeyedDelta) {
+    /// Report a local operation and keep its delta (if it made one) to
+    /// ship.
+    fn did(&mut self, what: &str, d: impl Into<Option<KeyedDelta>>) {
         println!("  {:<2} {what}", self.name);
-        self.outbox.push(d);
+        self.outbox.extend(d.into());
     }
 
     fn value(&self, key: &[u8]) -> Result<String> {

@@ -22,7 +22,8 @@ fn eight_threads_on_the_same_keys_lose_nothing() {
                     let elem = format!("t{th}-{i}");
                     e.orset_add(b"set", elem.as_bytes()).unwrap();
                     if i % 3 == 0 {
-                        e.orset_remove(b"set", elem.as_bytes(), None).unwrap();
+                        let d = e.orset_remove(b"set", elem.as_bytes(), None).unwrap();
+                        assert!(d.is_some(), "removes the add above");
                     }
                     if i % 10 == 0 {
                         let mut b = Batch::new();

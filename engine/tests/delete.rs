@@ -238,6 +238,47 @@ fn absent_is_not_empty_and_a_write_recreates() {
     assert_eq!(e.keys(b"").unwrap().count(), 1);
 }
 
+/// A remove that removes nothing is no operation: it does not create a key,
+/// does not bring a deleted one back, and has no delta that could do so on
+/// a replica that collected the tombstone (the shrunk case of
+/// `random_deletes_and_collections_converge` in the regressions file).
+#[test]
+fn a_remove_that_removes_nothing_creates_and_ships_nothing() {
+    let [a, b] = [engine(1), engine(2)];
+    members(&[&a, &b]);
+    // A key never written stays unwritten; so does the sequence.
+    let seq = a.version_vector().get(a.replica_id());
+    assert!(a.orset_remove(b"never", b"x", None).unwrap().is_none());
+    let mut batch = Batch::new();
+    batch.orset_remove(b"never", b"x").orset_add(b"s", b"x");
+    let deltas = a.write(&batch).unwrap();
+    assert_eq!(deltas.len(), 1);
+    assert_eq!(deltas[0].key, b"s".to_vec());
+    assert_eq!(a.key_type(b"never").unwrap(), None);
+    assert_eq!(a.stored_keys(b"never").unwrap().count(), 0);
+    assert_eq!(a.version_vector().get(a.replica_id()), seq + 1);
+    // A member that is not (and an empty observed context) removes nothing.
+    assert!(a.orset_remove(b"s", b"y", None).unwrap().is_none());
+    let none = converge::CausalContext::new();
+    assert!(a.orset_remove(b"s", b"x", Some(none)).unwrap().is_none());
+    assert_eq!(members_of(&a, b"s"), vec![b"x".to_vec()]);
+    // Deleted, synced and collected on both: a's remove of what the
+    // deleted key no longer holds changes nothing, here or on b.
+    a.delete(b"s", None).unwrap().expect("a delete delta");
+    sync_ack(&a, &b).unwrap();
+    sync_ack(&b, &a).unwrap();
+    assert!(a.orset_remove(b"s", b"x", None).unwrap().is_none());
+    assert_eq!(a.read(b"s").unwrap(), None);
+    assert_eq!(b.collect().unwrap().purged, 1);
+    assert_eq!(a.collect().unwrap().purged, 1);
+    sync_ack(&a, &b).unwrap();
+    for e in [&a, &b] {
+        assert_eq!(e.read(b"s").unwrap(), None);
+        assert_eq!(e.stored_keys(b"s").unwrap().count(), 0);
+    }
+    assert_eq!(dump(&a), dump(&b));
+}
+
 #[test]
 fn delete_based_on_an_older_read_removes_only_what_it_read() {
     let e = engine(1);

@@ -38,7 +38,10 @@ fn orset_concurrent_add_survives_remove_and_re_add_works() {
     let add = a.orset_add(b"cart", b"tv").unwrap();
     b.merge(b"cart", &add.delta.encode()).unwrap();
     // Partition: b removes the tv, a adds it again concurrently.
-    let rm = b.orset_remove(b"cart", b"tv", None).unwrap();
+    let rm = b
+        .orset_remove(b"cart", b"tv", None)
+        .unwrap()
+        .expect("removes the tv");
     let re = a.orset_add(b"cart", b"tv").unwrap();
     assert!(b.set_members(b"cart").unwrap().members.is_empty());
     a.merge(b"cart", &rm.delta.encode()).unwrap();
@@ -49,7 +52,10 @@ fn orset_concurrent_add_survives_remove_and_re_add_works() {
     );
     assert_eq!(dump(&a), dump(&b));
     // Removed, then re-added.
-    let rm2 = a.orset_remove(b"cart", b"tv", None).unwrap();
+    let rm2 = a
+        .orset_remove(b"cart", b"tv", None)
+        .unwrap()
+        .expect("removes the tv");
     b.merge(b"cart", &rm2.delta.encode()).unwrap();
     assert!(b.set_members(b"cart").unwrap().members.is_empty());
     b.orset_add(b"cart", b"tv").unwrap();

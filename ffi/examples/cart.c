@@ -67,6 +67,9 @@ static void remove_item(const cvg_engine_t *e, struct outbox *o, const char *ite
 static void ship(struct outbox *o, const cvg_engine_t *to) {
   size_t i;
   for (i = 0; i < o->len; i++) {
+    /* A remove that removed nothing has no delta: (NULL, 0). */
+    if (o->deltas[i].len == 0)
+      continue;
     check(cvg_engine_merge(to, (const uint8_t *)"cart", 4, o->deltas[i].ptr,
                            o->deltas[i].len),
           "merge");

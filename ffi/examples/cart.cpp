@@ -53,9 +53,11 @@ int main(int argc, char **argv) {
     print_cart("before the partition, laptop", laptop);
 
     // Partitioned: both edit the cart.
-    from_phone.push_back(phone.orset_remove("cart", "tea"));
+    // Each remove takes an item in the cart, so each has a delta (a remove
+    // of a non-member gives std::nullopt).
+    from_phone.push_back(phone.orset_remove("cart", "tea").value());
     from_phone.push_back(phone.orset_add("cart", "eggs"));
-    from_laptop.push_back(laptop.orset_remove("cart", "milk"));
+    from_laptop.push_back(laptop.orset_remove("cart", "milk").value());
     from_laptop.push_back(laptop.orset_add("cart", "tea")); // add wins
     from_laptop.push_back(laptop.orset_add("cart", "bread"));
     print_cart("during the partition, phone ", phone);

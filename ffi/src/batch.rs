@@ -244,6 +244,8 @@ pub unsafe extern "C" fn cvg_batch_orset_add(
 
 /// Add an OR-Set remove of `elem` from `key` (every add of it observed
 /// when the batch is applied, earlier operations of the batch included).
+/// A remove that removes nothing then does nothing and has no delta in the
+/// write's `cvg_deltas_t`.
 ///
 /// # Safety
 /// `batch` is NULL or live; `key` and `elem` point to their lengths in
@@ -336,7 +338,7 @@ pub unsafe extern "C" fn cvg_batch_merge(
 /// Add an OR-Set remove of the adds of `elem` within `context` (encoded,
 /// from `cvg_engine_set_members`; `(NULL, 0)` is the empty context). The
 /// context is decoded now: `CVG_STATUS_CORRUPT_INPUT` if it does not, and
-/// nothing is added.
+/// nothing is added. A remove that removes nothing has no delta.
 ///
 /// # Safety
 /// `batch` is NULL or live; `key`, `elem` and `context` point to their

@@ -209,7 +209,9 @@ pub unsafe extern "C" fn cvg_engine_fww_set(
 }
 
 /// OR-Set: remove `elem` from `key`: every add of it this replica has
-/// observed now.
+/// observed now. A remove that removes nothing (`elem` is not a member, or
+/// the key does not exist) is no operation: it writes nothing, does not
+/// create the key, and `*delta_out` is `(NULL, 0)`.
 ///
 /// # Safety
 /// `engine` is NULL or a live handle; `key` and `elem` point to their
@@ -235,7 +237,8 @@ pub unsafe extern "C" fn cvg_engine_orset_remove(
 /// of an earlier `cvg_engine_set_members` read, so adds made after that
 /// read (here or on other replicas) survive. `(NULL, 0)` is the empty
 /// context (removes nothing). A context that does not decode gives
-/// `CVG_STATUS_CORRUPT_INPUT`.
+/// `CVG_STATUS_CORRUPT_INPUT`. As with `cvg_engine_orset_remove`, a remove
+/// that removes nothing writes nothing and `*delta_out` is `(NULL, 0)`.
 ///
 /// # Safety
 /// `engine` is NULL or a live handle; `key`, `elem` and `context` point to

@@ -22,7 +22,8 @@ pub fn populate(e: &Engine) -> Result<Vec<KeyedDelta>> {
         e.twop_remove(b"tp", b"x")?,
         e.orset_add(b"or", b"a")?,
         e.orset_add(b"or", b"b")?,
-        e.orset_remove(b"or", b"a", None)?,
+        e.orset_remove(b"or", b"a", None)?
+            .ok_or_else(|| converge::Error::InvalidArgument("the add of a is removed".into()))?,
         e.lww_set(b"lw", b"v1")?,
         e.fww_set(b"fw", b"v1")?,
         e.mv_write(b"mv", b"v1", &CausalContext::new())?,

@@ -235,15 +235,18 @@ class ORSet(_SetHandle):
         e = as_bytes(elem, "elem")
         return self._op(lib.cvg_engine_orset_add, e, len(e))
 
-    def remove(self, elem: BytesLike, context: Optional[BytesLike] = None) -> bytes:
+    def remove(self, elem: BytesLike, context: Optional[BytesLike] = None) -> Optional[bytes]:
         """Remove ``elem``: every add of it observed now, or, with
         ``context`` (from ``read().context``), only the adds that read saw,
-        so later adds survive. Returns the delta."""
+        so later adds survive. Returns the delta, or ``None`` when the
+        remove removed nothing (``elem`` is not a member, or the key does
+        not exist): such a remove writes nothing and does not create the
+        key."""
         e = as_bytes(elem, "elem")
         if context is None:
-            return self._op(lib.cvg_engine_orset_remove, e, len(e))
+            return self._op(lib.cvg_engine_orset_remove, e, len(e)) or None
         c = as_bytes(context, "context")
-        return self._op(lib.cvg_engine_orset_remove_observed, e, len(e), c, len(c))
+        return self._op(lib.cvg_engine_orset_remove_observed, e, len(e), c, len(c)) or None
 
 
 class LWWRegister(CrdtHandle):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from typing import Optional
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -35,8 +36,9 @@ def replicas(tmp_path_factory):
         e.close()
 
 
-def apply(db: Engine, kind: str, key: str, action: int, elem: str, n: int) -> bytes:
-    """One local operation; returns its delta."""
+def apply(db: Engine, kind: str, key: str, action: int, elem: str, n: int) -> Optional[bytes]:
+    """One local operation; returns its delta (``None`` for an OR-Set
+    remove that removed nothing: no operation)."""
     if kind == "gcounter":
         return db.counter(key).increment(n)
     if kind == "pncounter":
@@ -112,8 +114,13 @@ def run_example(replicas, steps, final, rnd: random.Random) -> None:
             continue
         r, kind, k, action, elem, n = s
         key = f"{ns}:{kind}:{k}"
+        delta = apply(replicas[r], kind, key, action, elem, n)
+        if delta is None:
+            # Removed nothing: wrote nothing, not even the key.
+            assert replicas[r].key_type(key) in (None, "orset")
+            continue
         keys[key] = kind
-        produced.append((r, key, apply(replicas[r], kind, key, action, elem, n)))
+        produced.append((r, key, delta))
     for target in range(3):
         if final in ("deltas", "mixed"):
             pending = [p for p in produced if p[0] != target]
@@ -143,7 +150,8 @@ def test_seeded_workload_converges_to_equal_roots(open_engine) -> None:
         kind = rnd.choice(KINDS)
         key = f"{kind}:{rnd.randrange(5)}"
         delta = apply(dbs[r], kind, key, rnd.randrange(3), rnd.choice("abcd"), rnd.randrange(1, 9))
-        produced.append((r, key, delta))
+        if delta is not None:
+            produced.append((r, key, delta))
     for target in range(3):
         with dbs[target].batch() as b:
             b.merge_many((k, d) for o, k, d in rnd.sample(produced, len(produced)) if o != target)

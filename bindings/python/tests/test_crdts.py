@@ -83,14 +83,20 @@ def test_orset_add_remove_and_observed_remove(open_engine) -> None:
     b.merge(b"cart:alice", add_tv)
     add_again = b.orset(b"cart:alice").add(b"tv")
     remove = cart.remove(b"tv", context=read.context)
+    assert remove is not None
     assert cart.members() == [b"radio"]
     a.merge(b"cart:alice", add_again)
     b.merge(b"cart:alice", remove)
     assert a.orset(b"cart:alice").members() == [b"radio", b"tv"]
     assert b.orset(b"cart:alice").members() == [b"tv"]
-    cart.remove("tv")
+    assert cart.remove("tv") is not None
     assert cart.members() == [b"radio"]
     assert a.key_type(b"cart:alice") == "orset"
+    # A remove that removes nothing is no operation: no delta, no key.
+    assert cart.remove("tv") is None
+    assert cart.remove("radio", context=b"") is None
+    assert a.orset("never").remove("x") is None
+    assert a.key_type("never") is None
 
 
 def test_lww_register(open_engine) -> None:

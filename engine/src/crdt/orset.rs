@@ -129,6 +129,13 @@ impl ORSet {
         delta
     }
 
+    /// Whether this is the bottom of the lattice (joining it changes
+    /// nothing): no element, no context, no delete. The delta of a remove
+    /// that removed nothing.
+    pub fn is_bottom(&self) -> bool {
+        self.entries.is_empty() && self.ctx.is_empty() && !self.tomb.is_some()
+    }
+
     /// Whether the set was deleted and nothing was added or removed since.
     pub fn is_absent(&self) -> bool {
         self.entries.is_empty() && self.tomb.get().covers(&self.ctx)

@@ -412,6 +412,9 @@ impl Engine {
                     (Some(t), _) => t,
                     (None, _) => continue,
                 },
+                // A remove from a key that does not exist removes nothing:
+                // no operation, and the key is not created.
+                Prepared::Local(Op::OrRemove(..)) if slot.ty.is_none() => continue,
                 Prepared::Local(op) => op.crdt_type().unwrap_or(CrdtType::GCounter),
             };
             // Checked before anything else, so a delta that will wait in the
@@ -488,6 +491,13 @@ impl Engine {
                         None => slot.mine.as_mut(),
                     };
                     let mut d = self.apply_local(op, target, ty)?;
+                    if matches!(&d, State::ORSet(s) if s.is_bottom()) {
+                        // A remove that removed nothing (the state is
+                        // unchanged): no delta. Shipped, it would be a
+                        // numbered operation that re-creates a deleted
+                        // key on a replica that collected its tombstone.
+                        continue;
+                    }
                     if slot.seed > 0 {
                         // The first delta says so too (compact contexts).
                         d.seed_floor(self.replica, std::mem::take(&mut slot.seed));
@@ -847,14 +857,20 @@ impl Engine {
     }
 
     /// OR-Set: remove `elem` (the adds of it observed now, or within
-    /// `observed`). Returns the delta.
+    /// `observed`). Returns the delta, or `None` when the remove removed
+    /// nothing (the key holds no add of `elem` it observed, or does not
+    /// exist): such a remove is no operation at all. It writes nothing,
+    /// takes no sequence number, does not create the key and leaves a
+    /// deleted key absent.
     pub fn orset_remove(
         &self,
         key: &[u8],
         elem: &[u8],
         observed: Option<CausalContext>,
-    ) -> Result<KeyedDelta> {
-        self.single(key, Op::OrRemove(elem.to_vec(), observed))
+    ) -> Result<Option<KeyedDelta>> {
+        let mut b = Batch::with_capacity(1);
+        b.push(key, Op::OrRemove(elem.to_vec(), observed));
+        Ok(self.write(&b)?.pop())
     }
 
     /// LWW register: write `value`. Returns the delta.

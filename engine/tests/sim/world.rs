@@ -261,6 +261,9 @@ impl World {
         let mut b = Batch::new();
         let mut intents = Vec::new();
         let mut in_batch: BTreeSet<&str> = BTreeSet::new();
+        // Keys this batch deletes: an OR-Set remove of a member read before
+        // the batch would remove nothing there (no operation, no delta).
+        let mut deleted: BTreeSet<&str> = BTreeSet::new();
         for _ in 0..1 + self.rng.below(3) {
             let key = KEYS[self.rng.below(KEYS.len())];
             // Now and then a delete of a key that reads as present and
@@ -279,6 +282,7 @@ impl World {
                     b.delete(key, None);
                     intents.push(Intent::Delete { observed });
                     in_batch.insert(key);
+                    deleted.insert(key);
                     continue;
                 }
             }
@@ -302,7 +306,8 @@ impl World {
                 }
                 t @ (b't' | b'o') => {
                     let members = e.set_members(key.as_bytes()).expect("read").members;
-                    if !members.is_empty() && self.rng.chance(1, 3) {
+                    let gone = t == b'o' && deleted.contains(key);
+                    if !members.is_empty() && !gone && self.rng.chance(1, 3) {
                         let m = members[self.rng.below(members.len())].clone();
                         if t == b't' {
                             b.twop_remove(key, m.clone());

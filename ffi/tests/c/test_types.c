@@ -135,6 +135,17 @@ void test_sets(const char *base) {
   members(e, "or", buf, sizeof buf);
   CHECK(strcmp(buf, ",eggs") == 0);
   OK(cvg_engine_orset_remove(e, S("or"), NULL, 0, NULL));
+  /* A remove that removes nothing is no operation: no delta, no key. */
+  d.len = 99; /* overwritten on success */
+  OK(cvg_engine_orset_remove(e, S("or"), S("milk"), &d));
+  CHECK(d.ptr == NULL && d.len == 0);
+  OK(cvg_engine_orset_remove(e, S("never"), S("milk"), &d));
+  CHECK(d.ptr == NULL && d.len == 0);
+  {
+    cvg_crdt_type_t none_t;
+    OK(cvg_engine_key_type(e, S("never"), &none_t));
+    CHECK(none_t == CVG_CRDT_NONE);
+  }
 
   /* Observed remove: an add the read did not see survives. */
   OK(cvg_engine_orset_add(e, S("or"), S("tea"), NULL));

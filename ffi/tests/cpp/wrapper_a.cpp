@@ -511,8 +511,12 @@ int main(int argc, char **argv) {
 
   // Observed remove through the read context.
   converge::set_read r = a.members("cart");
-  b.merge("cart", a.orset_remove_observed("cart", "milk", r.context));
-  b.merge("cart", a.orset_remove("cart", "nothing"));
+  std::optional<converge::bytes> milk = a.orset_remove_observed("cart", "milk", r.context);
+  CHECK(milk.has_value());
+  b.merge("cart", *milk);
+  // A remove of a non-member is no operation: no delta to ship.
+  CHECK(!a.orset_remove("cart", "nothing").has_value());
+  CHECK(!a.orset_remove_observed("cart", "bread", converge::bytes()).has_value());
   CHECK(b.members("cart").members.size() == 1);
 
   // MV siblings, resolved by a lambda; an exception from it propagates and
@@ -551,7 +555,8 @@ int main(int argc, char **argv) {
   batch.orset_remove_observed("cart", "zzz", converge::bytes()).orset_remove("cart", "zzz");
   CHECK(batch.size() == 10);
   converge::deltas ds = a.write(batch);
-  CHECK(ds.size() == 10 && ds[0].first == "hits");
+  // The two removes of a non-member removed nothing: no deltas.
+  CHECK(ds.size() == 8 && ds[0].first == "hits");
   converge::batch remote;
   for (size_t i = 0; i < ds.size(); i++)
     remote.merge(converge::byte_view(ds[i].first), converge::byte_view(ds[i].second));
