@@ -2230,7 +2230,7 @@ cvg_status_t cvg_options_set_type_cache_entries(struct cvg_options_t *options, s
  * state over 64 KiB encoded is then written as the join of the batch's
  * changes, so an add or remove on a set of 100,000 elements costs about
  * what it costs on a small set. The memory is estimated: an OR-Set's
- * encoded size plus 480 bytes per element, 8 times the encoded size for an
+ * encoded size plus 160 bytes per element, 8 times the encoded size for an
  * MV register.
  *
  * # Safety

@@ -10,15 +10,16 @@
 //! wins). The delete's context is kept as the key's tombstone so that the
 //! key reads as absent until something new is added or removed.
 
+use super::dots::Dots;
 use super::Lattice;
 use crate::causal::{CausalContext, Dot, ReplicaId};
 use bincode::{Decode, Encode};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// An add-wins observed-remove set.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ORSet {
-    entries: BTreeMap<Vec<u8>, BTreeSet<Dot>>,
+    entries: BTreeMap<Vec<u8>, Dots>,
     ctx: CausalContext,
     tomb: super::Boxed<CtxTomb>,
 }
@@ -84,13 +85,20 @@ impl ORSet {
         // Applied in place, as joining the delta would (a dot belongs to
         // one element only): the element's dots become the new one. The
         // cost is one lookup, whatever the size of the set.
-        let old = self.entries.insert(elem.to_vec(), BTreeSet::from([dot]));
-        for d in old.iter().flatten() {
-            delta.ctx.insert(*d);
+        match self.entries.get_mut(elem) {
+            Some(dots) => {
+                for d in dots.iter() {
+                    delta.ctx.insert(*d);
+                }
+                *dots = Dots::one(dot);
+            }
+            None => {
+                self.entries.insert(elem.to_vec(), Dots::one(dot));
+            }
         }
         delta.ctx.insert(dot);
         self.ctx.insert(dot);
-        delta.entries.insert(elem.to_vec(), BTreeSet::from([dot]));
+        delta.entries.insert(elem.to_vec(), Dots::one(dot));
         delta
     }
 
@@ -168,12 +176,12 @@ impl ORSet {
     }
 
     #[allow(clippy::type_complexity)]
-    pub(crate) fn parts(&self) -> (&BTreeMap<Vec<u8>, BTreeSet<Dot>>, &CausalContext, &CtxTomb) {
+    pub(crate) fn parts(&self) -> (&BTreeMap<Vec<u8>, Dots>, &CausalContext, &CtxTomb) {
         (&self.entries, &self.ctx, self.tomb.get())
     }
 
     pub(crate) fn from_parts(
-        entries: BTreeMap<Vec<u8>, BTreeSet<Dot>>,
+        entries: BTreeMap<Vec<u8>, Dots>,
         ctx: CausalContext,
         tomb: CtxTomb,
     ) -> ORSet {
@@ -281,7 +289,7 @@ impl ORSet {
                     }
                 }
                 None => {
-                    let fresh: BTreeSet<Dot> = b
+                    let fresh: Dots = b
                         .iter()
                         .filter(|d| !self.ctx.contains(d))
                         .copied()
@@ -300,8 +308,7 @@ impl ORSet {
     /// there keep the dots this side has not seen.
     fn join_walk(&mut self, other: &Self) {
         let mine = std::mem::take(&mut self.entries);
-        let mut out: Vec<(Vec<u8>, BTreeSet<Dot>)> =
-            Vec::with_capacity(mine.len().max(other.entries.len()));
+        let mut out: Vec<(Vec<u8>, Dots)> = Vec::with_capacity(mine.len().max(other.entries.len()));
         let mut a = mine.into_iter().peekable();
         let mut b = other.entries.iter().peekable();
         loop {
@@ -324,7 +331,7 @@ impl ORSet {
                 }
                 std::cmp::Ordering::Greater => {
                     if let Some((k, dots)) = b.next() {
-                        let fresh: BTreeSet<Dot> = dots
+                        let fresh: Dots = dots
                             .iter()
                             .filter(|d| !self.ctx.contains(d))
                             .copied()

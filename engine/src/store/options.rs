@@ -66,10 +66,10 @@ pub struct Options {
     /// it again, and a large state (over 64 KiB encoded) is then written as
     /// the join of the batch's changes, so an add or remove on a set of
     /// 100,000 elements costs about what it costs on a small set. The
-    /// memory is estimated: an OR-Set's encoded size plus 480 bytes per
-    /// element (measured: about 470 for elements of 11 bytes), 8 times the
-    /// encoded size for an MV register. So the default holds an OR-Set of
-    /// about 130,000 elements. Only keys cached for their type
+    /// memory is estimated: an OR-Set's encoded size plus 160 bytes per
+    /// element (measured: about 150 in all for elements of 11 bytes), 8
+    /// times the encoded size for an MV register. So the default holds
+    /// about 380,000 OR-Set elements. Only keys cached for their type
     /// (`type_cache_entries`) keep a state.
     pub state_cache_bytes: usize,
     /// Keep the changes feed's log of local operations (default true).

@@ -141,13 +141,13 @@ pub(crate) fn holds_state(ty: CrdtType) -> bool {
 
 /// Heap bytes a decoded state takes, estimated from its elements and (a
 /// bound of) its encoded size. Measured by `benches/examples/state_memory.rs`:
-/// an OR-Set takes about 470 bytes per element of 11 bytes (each element's
-/// dots are a set of their own) — 28 times its encoding with small replica
-/// ids; an MV register of two 100-byte siblings about 4 times its encoding.
-/// Rounded up.
+/// an OR-Set takes about 150 bytes per element of 11 bytes (the map's node
+/// share, the element's bytes, its dot inline) — 9 times its encoding with
+/// small replica ids; an MV register of two 100-byte siblings about 4 times
+/// its encoding. Rounded up.
 pub(crate) fn heap_estimate(state: &State, encoded: u64) -> u64 {
     match state {
-        State::ORSet(s) => encoded.saturating_add(480u64.saturating_mul(s.len() as u64)),
+        State::ORSet(s) => encoded.saturating_add(160u64.saturating_mul(s.len() as u64)),
         _ => encoded.saturating_mul(8),
     }
 }
