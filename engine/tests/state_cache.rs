@@ -57,7 +57,15 @@ fn run(options: Options) {
     for round in 0..12u64 {
         // Local adds and removes (the cached path for a big state).
         let removes: Vec<u64> = (round * 30..round * 30 + 20).collect();
-        step(&e, &mut model, me, &[next, next + 1, 5 + round], &removes);
+        // Adds of new elements, of one removed earlier and of one present
+        // (whose older dot the add retires).
+        step(
+            &e,
+            &mut model,
+            me,
+            &[next, next + 1, 5 + round, 1_000 + round],
+            &removes,
+        );
         next += 2;
         assert_eq!(stored(&e), model, "round {round}: after local operations");
         match round % 4 {

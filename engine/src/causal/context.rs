@@ -32,6 +32,27 @@ impl CausalContext {
         }
     }
 
+    /// The context of exactly `dots` (any order, duplicates allowed), built
+    /// at once: sorted, each replica's run from 1 into the vector, the rest
+    /// into the cloud.
+    pub fn from_dots(mut dots: Vec<Dot>) -> CausalContext {
+        dots.sort_unstable();
+        dots.dedup();
+        let mut vv = VersionVector::new();
+        let mut cloud = Vec::new();
+        for d in dots {
+            if d.counter == vv.get(d.replica) + 1 {
+                vv.observe(d.replica, d.counter);
+            } else {
+                cloud.push(d);
+            }
+        }
+        CausalContext {
+            vv,
+            cloud: cloud.into_iter().collect(),
+        }
+    }
+
     /// The contiguous part.
     pub fn vv(&self) -> &VersionVector {
         &self.vv
@@ -171,37 +192,42 @@ impl CausalContext {
     /// Union with another context (the join): linear in the vectors, and
     /// only the replicas whose cloud dots may change are settled.
     pub fn merge(&mut self, other: &CausalContext) {
-        self.vv.merge(&other.vv);
-        if self.cloud.is_empty() && other.cloud.is_empty() {
-            return;
-        }
-        let mut touched: Vec<ReplicaId> = Vec::new();
-        if !self.cloud.is_empty() {
-            touched.extend(other.vv.iter().map(|(r, _)| r));
+        if self.cloud.is_empty() {
+            self.vv.merge(&other.vv);
+        } else {
+            // A replica whose entry grows may cover or reach cloud dots.
+            for (r, n) in other.vv.iter() {
+                if n > self.vv.get(r) {
+                    self.vv.observe(r, n);
+                    self.settle(r);
+                }
+            }
         }
         for d in &other.cloud {
-            if d.counter > self.vv.get(d.replica) {
+            // Each dot keeps the context compact as it arrives: the next
+            // one of its replica extends the vector (and may reach more of
+            // the cloud); a later one joins the cloud, which stays compact.
+            let have = self.vv.get(d.replica);
+            if d.counter == have + 1 {
+                self.vv.observe(d.replica, d.counter);
+                self.settle(d.replica);
+            } else if d.counter > have {
                 self.cloud.insert(*d);
             }
-            touched.push(d.replica);
-        }
-        touched.sort_unstable();
-        touched.dedup();
-        for r in touched {
-            self.settle(r);
         }
     }
 
     /// Restore the compact form for one replica: drop its cloud dots the
-    /// vector covers, then fold the ones that extend it contiguously.
+    /// vector covers, then fold the ones that extend it contiguously. No
+    /// allocation.
     fn settle(&mut self, r: ReplicaId) {
         let have = self.vv.get(r);
-        let covered: Vec<Dot> = self
+        while let Some(d) = self
             .cloud
             .range(Dot::new(r, 0)..=Dot::new(r, have))
+            .next()
             .copied()
-            .collect();
-        for d in covered {
+        {
             self.cloud.remove(&d);
         }
         let mut next = have + 1;
@@ -347,6 +373,11 @@ mod model_tests {
                 prop_assert_eq!(dots_of(&ctx), model.clone());
             }
             let mut empty = CausalContext::new();
+            // Built at once from the same dots, in any order: the same.
+            let dots = model.iter().map(|(r, n)| Dot::new(ReplicaId(*r as u128), *n));
+            let mut all: Vec<Dot> = dots.clone().rev().collect();
+            all.extend(dots);
+            prop_assert_eq!(&CausalContext::from_dots(all), &ctx);
             prop_assert_eq!(empty.missing(&ctx), model.len() as u64);
             empty.merge(&ctx);
             prop_assert_eq!(&empty, &ctx);

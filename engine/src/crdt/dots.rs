@@ -103,7 +103,16 @@ impl Dots {
 impl FromIterator<Dot> for Dots {
     /// The set of the dots `iter` yields, in any order.
     fn from_iter<I: IntoIterator<Item = Dot>>(iter: I) -> Self {
-        let mut v: Vec<Dot> = iter.into_iter().collect();
+        // No allocation for none or one (the usual case).
+        let mut it = iter.into_iter();
+        let Some(first) = it.next() else {
+            return Dots::default();
+        };
+        let Some(second) = it.next() else {
+            return Dots::One(first);
+        };
+        let mut v = vec![first, second];
+        v.extend(it);
         v.sort_unstable();
         v.dedup();
         match v[..] {

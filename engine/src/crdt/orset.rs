@@ -85,15 +85,17 @@ impl ORSet {
         // Applied in place, as joining the delta would (a dot belongs to
         // one element only): the element's dots become the new one. The
         // cost is one lookup, whatever the size of the set.
-        match self.entries.get_mut(elem) {
-            Some(dots) => {
-                for d in dots.iter() {
+        // One search of the map (an add is usually of a new element, whose
+        // bytes the map needs anyway).
+        match self.entries.entry(elem.to_vec()) {
+            std::collections::btree_map::Entry::Occupied(mut o) => {
+                for d in o.get().iter() {
                     delta.ctx.insert(*d);
                 }
-                *dots = Dots::one(dot);
+                *o.get_mut() = Dots::one(dot);
             }
-            None => {
-                self.entries.insert(elem.to_vec(), Dots::one(dot));
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(Dots::one(dot));
             }
         }
         delta.ctx.insert(dot);
@@ -110,6 +112,13 @@ impl ORSet {
         let mut delta = ORSet::default();
         // In place, as joining the delta would: the observed dots leave the
         // element (the context holds them already).
+        if observed.is_none() {
+            // Every dot goes: one search of the map.
+            for d in self.entries.remove(elem).iter().flatten() {
+                delta.ctx.insert(*d);
+            }
+            return delta;
+        }
         if let Some(dots) = self.entries.get_mut(elem) {
             dots.retain(|d| {
                 let gone = observed.is_none_or(|o| o.contains(d));
@@ -192,6 +201,21 @@ impl ORSet {
         }
     }
 
+    /// The join of local adds' and removes' deltas, built at once from
+    /// what they leave: `adds`, each surviving element with the dot of its
+    /// last add (sorted by element), and `seen`, every dot the deltas'
+    /// contexts hold (see `Slot::record_change` in `store/write.rs`).
+    pub(crate) fn from_changes(
+        adds: impl IntoIterator<Item = (Vec<u8>, Dot)>,
+        seen: Vec<Dot>,
+    ) -> ORSet {
+        ORSet {
+            entries: adds.into_iter().map(|(e, d)| (e, Dots::one(d))).collect(),
+            ctx: CausalContext::from_dots(seen),
+            tomb: Default::default(),
+        }
+    }
+
     /// Whether `elem` is a member.
     pub fn contains(&self, elem: &[u8]) -> bool {
         self.entries.contains_key(elem)
@@ -229,9 +253,11 @@ impl ORSet {
 
 impl Lattice for ORSet {
     fn join(&mut self, other: &Self) {
-        // A small state (a delta) is joined in place; two large states by
-        // one ordered walk. Same result either way.
-        if other.entries.len() * 16 < self.entries.len() {
+        // A small state (a delta: a few elements, or far fewer than here)
+        // is joined in place; two large states by one ordered walk. Same
+        // result either way.
+        let n = other.entries.len();
+        if n <= 4 || n * 16 < self.entries.len() {
             self.join_small(other);
         } else {
             self.join_walk(other);

@@ -51,6 +51,7 @@ use crate::crdt::{CrdtType, GCounter, PNCounter, State};
 use crate::error::{Error, Result};
 use foldhash::{HashMap, HashMapExt};
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 /// Encoded size from which a key whose state the batch holds is written as
 /// the join of its changes (a merge operand) rather than put whole.
@@ -95,9 +96,24 @@ struct Slot<'a> {
     mine: Option<State>,
     /// Join of everything this batch writes to a key that is not read.
     operand: Option<State>,
+    /// A big OR-Set's local adds and removes, recorded as they are applied
+    /// and joined into `operand` once, by [`Slot::join_changes`]: cheaper
+    /// than joining each operation's delta.
+    changes: Option<Box<OrChanges<'a>>>,
     /// The validated bytes of a key's only operation, a full-state merge:
     /// written through as the operand, not re-encoded.
     raw: Option<&'a [u8]>,
+}
+
+/// What a batch's local OR-Set adds and removes (without an observed
+/// context) changed on a big state: their deltas' join is the OR-Set of
+/// the surviving adds with every dot the deltas saw.
+#[derive(Default)]
+struct OrChanges<'a> {
+    /// Each element's last add and its dot; a later remove drops it.
+    adds: BTreeMap<&'a [u8], Dot>,
+    /// Every dot of the deltas' contexts.
+    seen: Vec<Dot>,
 }
 
 /// An operation ready to apply: local, or a merge payload decoded during
@@ -507,8 +523,10 @@ impl Engine {
                     }
                     // A key whose state was read takes the operation
                     // into it (above); the others, and big states (written
-                    // as their changes), join the delta into the operand.
-                    if slot.writes_operand() {
+                    // as their changes), join the delta into the operand
+                    // (a big OR-Set's adds and removes: recorded, joined
+                    // at the end).
+                    if slot.writes_operand() && !slot.record_change(op, &d) {
                         slot.join_operand(Cow::Borrowed(&d))?;
                     }
                     // The sequence number and dependencies are set at
@@ -531,6 +549,9 @@ impl Engine {
             }
         }
 
+        for slot in slots.iter_mut() {
+            slot.join_changes()?;
+        }
         Ok(Applied {
             deltas,
             max_ts,
@@ -913,7 +934,7 @@ impl Engine {
     }
 }
 
-impl Slot<'_> {
+impl<'a> Slot<'a> {
     /// Whether the batch writes the key as the join of its changes (blind
     /// writes, and big states), which `operand` accumulates.
     fn writes_operand(&self) -> bool {
@@ -927,6 +948,60 @@ impl Slot<'_> {
             Some(acc) => acc.try_join(&delta).map_err(mismatch)?,
         }
         Ok(())
+    }
+
+    /// Record a local OR-Set add or remove on a big state for
+    /// [`Slot::join_changes`] instead of joining its delta `d` now; false
+    /// (nothing recorded) for any other operation or key, whose delta the
+    /// caller joins.
+    fn record_change(&mut self, op: &'a Op, d: &State) -> bool {
+        /// Contexts reaching further back than this many dots of a replica
+        /// (a seeded floor) are joined as deltas.
+        const RUN: u64 = 64;
+        let (elem, adds) = match op {
+            Op::OrAdd(e) => (e, true),
+            Op::OrRemove(e, None) => (e, false),
+            _ => return false,
+        };
+        let State::ORSet(s) = d else {
+            return false;
+        };
+        let (entries, ctx, _) = s.parts();
+        if !self.big || self.state.is_none() || s.has_tomb() {
+            return false;
+        }
+        if ctx.vv().iter().any(|(_, n)| n > RUN) {
+            return false;
+        }
+        // An add's delta holds its element alone, with the add's one dot.
+        let added = match (adds, entries.len(), entries.values().next()) {
+            (true, 1, Some(dots)) => match dots.as_slice() {
+                [dot] => Some(*dot),
+                _ => return false,
+            },
+            (false, 0, _) => None,
+            _ => return false,
+        };
+        let c = self.changes.get_or_insert_with(Default::default);
+        for (r, n) in ctx.vv().iter() {
+            c.seen.extend((1..=n).map(|k| Dot::new(r, k)));
+        }
+        c.seen.extend(ctx.cloud().iter().copied());
+        match added {
+            Some(dot) => c.adds.insert(elem.as_slice(), dot),
+            None => c.adds.remove(elem.as_slice()),
+        };
+        true
+    }
+
+    /// Join what [`Slot::record_change`] recorded into the operand.
+    fn join_changes(&mut self) -> Result<()> {
+        let Some(c) = self.changes.take() else {
+            return Ok(());
+        };
+        let adds = c.adds.into_iter().map(|(e, d)| (e.to_vec(), d));
+        let joined = State::ORSet(crate::crdt::ORSet::from_changes(adds, c.seen));
+        self.join_operand(Cow::Owned(joined))
     }
 
     /// Take what the cache or `types` knows of the key.
@@ -1004,6 +1079,7 @@ fn slots_of<'a>(items: &[(&'a [u8], Prepared<'a>)]) -> (HashMap<&'a [u8], usize>
                 big: false,
                 mine: None,
                 operand: None,
+                changes: None,
                 raw: None,
             });
             slots.len() - 1
