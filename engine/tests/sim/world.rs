@@ -261,9 +261,11 @@ impl World {
         let mut b = Batch::new();
         let mut intents = Vec::new();
         let mut in_batch: BTreeSet<&str> = BTreeSet::new();
-        // Keys this batch deletes: an OR-Set remove of a member read before
-        // the batch would remove nothing there (no operation, no delta).
+        // An OR-Set remove of a member read before the batch removes
+        // nothing (no operation, no delta) after the batch deleted the key
+        // or removed that member already: such removes are not generated.
         let mut deleted: BTreeSet<&str> = BTreeSet::new();
+        let mut removed: BTreeSet<(&str, Vec<u8>)> = BTreeSet::new();
         for _ in 0..1 + self.rng.below(3) {
             let key = KEYS[self.rng.below(KEYS.len())];
             // Now and then a delete of a key that reads as present and
@@ -305,14 +307,20 @@ impl World {
                     Intent::Insert(tag)
                 }
                 t @ (b't' | b'o') => {
-                    let members = e.set_members(key.as_bytes()).expect("read").members;
-                    let gone = t == b'o' && deleted.contains(key);
-                    if !members.is_empty() && !gone && self.rng.chance(1, 3) {
+                    let mut members = e.set_members(key.as_bytes()).expect("read").members;
+                    if t == b'o' {
+                        if deleted.contains(key) {
+                            members.clear();
+                        }
+                        members.retain(|m| !removed.contains(&(key, m.clone())));
+                    }
+                    if !members.is_empty() && self.rng.chance(1, 3) {
                         let m = members[self.rng.below(members.len())].clone();
                         if t == b't' {
                             b.twop_remove(key, m.clone());
                         } else {
                             b.orset_remove(key, m.clone());
+                            removed.insert((key, m.clone()));
                         }
                         Intent::Remove(m)
                     } else {
