@@ -94,9 +94,9 @@ impl CausalContext {
             }
             return;
         }
-        if self.cloud.insert(dot) {
-            self.settle(dot.replica);
-        }
+        // A later one: the cloud stays compact (it holds no dot at or
+        // next to the vector's, so this one reaches nothing to fold).
+        self.cloud.insert(dot);
     }
 
     /// Add the dots `(replica, lo..=hi)` (nothing if `hi < lo` or `lo` is
@@ -204,16 +204,7 @@ impl CausalContext {
             }
         }
         for d in &other.cloud {
-            // Each dot keeps the context compact as it arrives: the next
-            // one of its replica extends the vector (and may reach more of
-            // the cloud); a later one joins the cloud, which stays compact.
-            let have = self.vv.get(d.replica);
-            if d.counter == have + 1 {
-                self.vv.observe(d.replica, d.counter);
-                self.settle(d.replica);
-            } else if d.counter > have {
-                self.cloud.insert(*d);
-            }
+            self.insert(*d);
         }
     }
 

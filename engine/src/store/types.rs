@@ -163,12 +163,9 @@ struct Shard {
 }
 
 impl Shard {
-    /// Drop every state the shard holds (the keys' metadata stays).
-    fn drop_states(&mut self, total: &AtomicU64) {
-        for c in self.map.values_mut() {
-            c.state = None;
-            c.cost = 0;
-        }
+    /// Forget every key, counting the states out.
+    fn clear(&mut self, total: &AtomicU64) {
+        self.map.clear();
         total.fetch_sub(std::mem::take(&mut self.state_bytes), Ordering::Relaxed);
     }
 
@@ -292,8 +289,7 @@ impl TypeCache {
             Some(c) => *c = entry,
             None => {
                 if shard.map.len() >= self.per_shard {
-                    shard.drop_states(total);
-                    shard.map.clear();
+                    shard.clear(total);
                 }
                 shard.map.insert(key.to_vec(), entry);
             }

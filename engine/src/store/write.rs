@@ -827,9 +827,7 @@ impl Engine {
     /// to delete (`observed` is `None` and the key does not exist or
     /// already reads as absent).
     pub fn delete(&self, key: &[u8], observed: Option<&State>) -> Result<Option<KeyedDelta>> {
-        let mut b = Batch::with_capacity(1);
-        b.delete(key, observed.cloned());
-        Ok(self.write(&b)?.pop())
+        self.one(key, Op::Delete(observed.cloned()))
     }
 
     /// Join a peer's encoded delta or full state into `key`.
@@ -840,11 +838,16 @@ impl Engine {
     }
 
     fn single(&self, key: &[u8], op: Op) -> Result<KeyedDelta> {
+        self.one(key, op)?
+            .ok_or_else(|| Error::InvalidArgument("operation produced no delta".into()))
+    }
+
+    /// Write one operation; its delta, or `None` when it was no operation
+    /// (a delete with nothing to delete, a remove that removed nothing).
+    fn one(&self, key: &[u8], op: Op) -> Result<Option<KeyedDelta>> {
         let mut b = Batch::with_capacity(1);
         b.push(key, op);
-        self.write(&b)?
-            .pop()
-            .ok_or_else(|| Error::InvalidArgument("operation produced no delta".into()))
+        Ok(self.write(&b)?.pop())
     }
 
     /// G-Counter: add `n`. Returns the delta.
@@ -889,9 +892,7 @@ impl Engine {
         elem: &[u8],
         observed: Option<CausalContext>,
     ) -> Result<Option<KeyedDelta>> {
-        let mut b = Batch::with_capacity(1);
-        b.push(key, Op::OrRemove(elem.to_vec(), observed));
-        Ok(self.write(&b)?.pop())
+        self.one(key, Op::OrRemove(elem.to_vec(), observed))
     }
 
     /// LWW register: write `value`. Returns the delta.
@@ -967,7 +968,8 @@ impl<'a> Slot<'a> {
             return false;
         };
         let (entries, ctx, _) = s.parts();
-        if !self.big || self.state.is_none() || s.has_tomb() {
+        // (`big` implies the batch holds the state.)
+        if !self.big || s.has_tomb() {
             return false;
         }
         if ctx.vv().iter().any(|(_, n)| n > RUN) {
