@@ -12,7 +12,7 @@ use converge::{Durability, Engine, Options};
 use converge_benches::fixtures::{
     counter_deltas, counter_states, local_replica, orset_deltas, orset_states,
 };
-use converge_benches::local::{engine_rate, Kind};
+use converge_benches::local::{engine_rate, prepare, Kind};
 use converge_benches::measure::{rate, Load};
 use converge_benches::peers::RawDb;
 use converge_benches::remote;
@@ -75,7 +75,11 @@ fn main() -> converge_benches::BenchResult<()> {
                 let ops = if *keys == 1_000 { 2_000 } else { 100_000 };
                 remote::engine_rate(&engine, &Load::new(ops, *keys, batch), p)?
             }
-            (None, Some(k)) => engine_rate(&engine, k, &Load::new(local_ops, local_keys, batch))?,
+            (None, Some(k)) => {
+                let load = Load::new(local_ops, local_keys, batch);
+                prepare(&engine, k, &load)?;
+                engine_rate(&engine, k, &load)?
+            }
             (None, None) => unreachable!(),
         });
     }

@@ -91,7 +91,7 @@ fn elem_of(kind: Kind, load: &Load, op: u64) -> Vec<u8> {
 }
 
 /// Untimed set-up: for removes, add every element the load will remove.
-fn prepare(engine: &Engine, kind: Kind, load: &Load) -> BenchResult<()> {
+pub fn prepare(engine: &Engine, kind: Kind, load: &Load) -> BenchResult<()> {
     if kind != Kind::OrSetRemove {
         return Ok(());
     }

@@ -77,6 +77,8 @@ fn run(options: Options) {
                     use converge::crdt::Lattice;
                     model.join(s);
                 }
+                // A read right after sees it (reads copy a cached state).
+                assert_eq!(stored(&e), model, "round {round}: after a peer's delta");
             }
             1 => {
                 // A peer's full state (it has seen none of ours).
@@ -86,6 +88,7 @@ fn run(options: Options) {
                     use converge::crdt::Lattice;
                     model.join(s);
                 }
+                assert_eq!(stored(&e), model, "round {round}: after a peer's state");
             }
             2 => {
                 // Reopen: the cache starts empty.
@@ -151,6 +154,15 @@ fn mv_register_sees_a_peer_write_merged_between_local_writes() {
         .mv_write(b"r", b"two", &converge::CausalContext::new())
         .unwrap();
     a.merge(b"r", &d.delta.encode()).unwrap();
+    let mut merged: Vec<Vec<u8>> = a
+        .mv_read(b"r")
+        .unwrap()
+        .siblings
+        .into_iter()
+        .map(|s| s.value)
+        .collect();
+    merged.sort();
+    assert_eq!(merged, vec![b"one".to_vec(), b"two".to_vec()]);
     a.mv_write(b"r", b"three", &before).unwrap();
     let mut seen: Vec<Vec<u8>> = a
         .mv_read(b"r")
@@ -161,4 +173,46 @@ fn mv_register_sees_a_peer_write_merged_between_local_writes() {
         .collect();
     seen.sort();
     assert_eq!(seen, vec![b"three".to_vec(), b"two".to_vec()]);
+}
+
+/// Reads copy a cached state only while it is the committed one: a reader
+/// racing a writer that alternates cached local adds with a peer's deltas
+/// (blind writes) never reads less through `state` than it read through
+/// `state_bytes` (which reads the store) just before.
+#[test]
+fn reads_never_see_a_cached_state_older_than_the_store() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let e = common::engine(1);
+    let peer = common::engine(2);
+    let deltas: Vec<Vec<u8>> = (0..300u64)
+        .map(|i| {
+            let d = peer.orset_add(KEY, &elem(1_000_000 + i)).unwrap();
+            d.delta.encode()
+        })
+        .collect();
+    let done = AtomicBool::new(false);
+    let len = |s: State| match s {
+        State::ORSet(s) => s.len(),
+        other => panic!("not an OR-Set: {other:?}"),
+    };
+    std::thread::scope(|t| {
+        t.spawn(|| {
+            for (i, d) in deltas.iter().enumerate() {
+                e.orset_add(KEY, &elem(i as u64)).unwrap();
+                e.merge(KEY, d).unwrap();
+            }
+            done.store(true, Ordering::Release);
+        });
+        let mut reads = 0;
+        while !done.load(Ordering::Acquire) || reads == 0 {
+            let Some(bytes) = e.state_bytes(KEY).unwrap() else {
+                continue;
+            };
+            let before = len(converge::codec::decode_state(&bytes).unwrap());
+            let after = len(e.state(KEY).unwrap().unwrap());
+            assert!(after >= before, "read {after} elements after {before}");
+            reads += 1;
+        }
+    });
+    assert_eq!(e.state(KEY).unwrap().map(len), Some(600));
 }

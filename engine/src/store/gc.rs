@@ -273,6 +273,9 @@ impl Engine {
         if !act {
             return Ok(());
         }
+        // A cached state stops being the stored one at this write: out
+        // with it first (see `TypeCache`).
+        self.types.take(key);
         let mut wb = rocksdb::WriteBatch::default();
         wb.delete_cf(meta, tomb_key(key));
         let types_cf = self.cf(CF_TYPES)?;

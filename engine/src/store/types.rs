@@ -187,6 +187,14 @@ impl Shard {
         }
     }
 
+    /// Add a key the shard does not hold (emptied first if full).
+    fn add(&mut self, key: &[u8], entry: Cached, per_shard: usize, total: &AtomicU64) {
+        if self.map.len() >= per_shard {
+            self.clear(total);
+        }
+        self.map.insert(key.to_vec(), entry);
+    }
+
     /// Take `key`'s state out, if the shard holds one, counting it out.
     fn take_state(&mut self, key: &[u8], total: &AtomicU64) -> Option<State> {
         let (st, cost) = self.map.get_mut(key)?.take_state()?;
@@ -200,9 +208,13 @@ impl Shard {
 /// it holds.
 ///
 /// Every key's entry (and its state) changes under the key's stripe lock
-/// only: a write takes the state out ([`TypeCache::take_state`]), applies
-/// its operations to it, and puts back what it wrote once it is committed;
-/// a write that does not hold the whole state forgets it.
+/// only: a write takes the state out before it commits
+/// ([`TypeCache::take`]: every write of the key, blind or not), applies its
+/// operations to it, and puts back what it wrote once it is committed; a
+/// write that does not hold the whole state leaves none. So a state found
+/// in the cache is the key's committed state, and readers take a copy of
+/// it ([`TypeCache::cloned_state`]) instead of reading and decoding it; a
+/// key being written has none, and its readers read the store.
 pub(crate) struct TypeCache {
     shards: Vec<Mutex<Shard>>,
     per_shard: usize,
@@ -227,21 +239,37 @@ impl TypeCache {
         &self.shards[(xxhash_rust::xxh3::xxh3_64(key) >> 60) as usize % SHARDS]
     }
 
-    /// What is cached of `key`.
-    pub(crate) fn get(&self, key: &[u8]) -> Option<KeyMeta> {
+    /// What is cached of `key`, taking its state out (a writer holding the
+    /// key's stripe, before it commits): the caller writes the key and puts
+    /// back what it wrote, or nothing. One lookup.
+    pub(crate) fn take(&self, key: &[u8]) -> Option<(KeyMeta, Option<State>)> {
         if self.per_shard == 0 {
             return None;
         }
-        self.shard(key).lock().map.get(key).map(|c| c.meta)
+        let mut shard = self.shard(key).lock();
+        let c = shard.map.get_mut(key)?;
+        let meta = c.meta;
+        let Some((st, cost)) = c.take_state() else {
+            return Some((meta, None));
+        };
+        shard.state_bytes -= cost;
+        self.state_bytes.fetch_sub(cost, Ordering::Relaxed);
+        Some((meta, Some(st)))
     }
 
-    /// Take `key`'s cached state out (holding the key's stripe): the
-    /// caller writes the key and puts back what it wrote, or nothing.
-    pub(crate) fn take_state(&self, key: &[u8]) -> Option<State> {
-        if self.per_shard == 0 {
+    /// A copy of `key`'s cached state: its committed state (see the type's
+    /// documentation), for a reader; `None` if the cache holds none.
+    pub(crate) fn cloned_state(&self, key: &[u8]) -> Option<State> {
+        if self.per_shard == 0 || self.state_bytes.load(Ordering::Relaxed) == 0 {
             return None;
         }
-        self.shard(key).lock().take_state(key, &self.state_bytes)
+        self.shard(key).lock().map.get(key)?.state.clone()
+    }
+
+    /// What is cached of `key`, leaving its state.
+    #[cfg(test)]
+    pub(crate) fn get(&self, key: &[u8]) -> Option<KeyMeta> {
+        self.shard(key).lock().map.get(key).map(|c| c.meta)
     }
 
     /// Estimated heap bytes of the cached states.
@@ -271,11 +299,29 @@ impl TypeCache {
             return;
         }
         let mut shard = self.shard(key).lock();
+        let Some(state) = state else {
+            // The usual case (no state to keep): one lookup.
+            let entry = Cached {
+                meta,
+                state: None,
+                cost: 0,
+            };
+            match shard.map.get_mut(key) {
+                Some(c) => {
+                    if let Some((_, cost)) = std::mem::replace(c, entry).take_state() {
+                        shard.state_bytes -= cost;
+                        self.state_bytes.fetch_sub(cost, Ordering::Relaxed);
+                    }
+                }
+                None => shard.add(key, entry, self.per_shard, &self.state_bytes),
+            }
+            return;
+        };
         shard.take_state(key, &self.state_bytes);
-        let size = state.as_ref().map_or(0, |st| heap_estimate(st, meta.used));
+        let size = heap_estimate(&state, meta.used);
         let total = &self.state_bytes;
         let budget = self.state_budget;
-        let state = state.filter(|_| size <= budget).filter(|_| {
+        let state = Some(state).filter(|_| size <= budget).filter(|_| {
             if total.load(Ordering::Relaxed) + size > budget {
                 // Make room for this state and an eighth of the budget
                 // more, so that shedding is not paid on every insert.
@@ -287,12 +333,7 @@ impl TypeCache {
         let entry = Cached { meta, state, cost };
         match shard.map.get_mut(key) {
             Some(c) => *c = entry,
-            None => {
-                if shard.map.len() >= self.per_shard {
-                    shard.clear(total);
-                }
-                shard.map.insert(key.to_vec(), entry);
-            }
+            None => shard.add(key, entry, self.per_shard, total),
         }
         // Counted once placed (emptying a full shard counts its states out).
         shard.state_bytes += cost;
@@ -315,6 +356,10 @@ mod cache_tests {
         }
     }
 
+    fn taken(cache: &TypeCache, key: &[u8]) -> Option<State> {
+        cache.take(key).and_then(|(_, st)| st)
+    }
+
     fn set() -> Option<State> {
         Some(State::ORSet(ORSet::default()))
     }
@@ -334,11 +379,11 @@ mod cache_tests {
         }
         // Too big for the budget: kept without its state.
         cache.insert(b"big", meta(80_001), set());
-        assert!(cache.take_state(b"big").is_none());
+        assert!(taken(&cache, b"big").is_none());
         assert_eq!(cache.get(b"big"), Some(meta(80_001)));
         // Take, forget, remove: the count follows.
         let held: Vec<u32> = (0..100u32)
-            .filter(|i| cache.take_state(&i.to_be_bytes()).is_some())
+            .filter(|i| taken(&cache, &i.to_be_bytes()).is_some())
             .collect();
         assert!(!held.is_empty());
         assert_eq!(cache.state_bytes(), 0);
@@ -349,7 +394,7 @@ mod cache_tests {
         assert_eq!(cache.state_bytes(), 700);
         cache.remove(b"a");
         assert_eq!(cache.state_bytes(), 0);
-        assert!(cache.take_state(b"a").is_none());
+        assert!(taken(&cache, b"a").is_none());
     }
 
     /// A full shard is emptied, and the states it held are counted out.
@@ -360,7 +405,7 @@ mod cache_tests {
             cache.insert(&i.to_be_bytes(), meta(100), set());
         }
         let held = (0..1_000u32)
-            .filter(|i| cache.take_state(&i.to_be_bytes()).is_some())
+            .filter(|i| taken(&cache, &i.to_be_bytes()).is_some())
             .count() as u64;
         assert!(held <= SHARDS as u64);
         assert_eq!(cache.state_bytes(), 0);

@@ -3,7 +3,8 @@
 //!    check; full states of the plain counters, G-Set and OR-Set are
 //!    skimmed instead, `codec/skim.rs`, and decoded only if needed);
 //! 2. lock the stripes of the batch's keys (ascending, so no deadlock);
-//! 3. look up each key's type and size bound (a bounded in-memory cache,
+//! 3. look up each key's type and size bound, taking any cached state out
+//!    (a bounded in-memory cache,
 //!    then one multi-get on `types`; no state read; see `types.rs`);
 //! 4. read the states of keys whose operations need them (counters whose
 //!    own entries the type cache does not know, OR-Set, MV register; an
@@ -26,7 +27,8 @@
 //!    (`feed.rs`; with the feed off, put `meta/seq`) — one RocksDB write batch with the
 //!    configured durability;
 //! 7. cache the keys' types and bounds (and the OR-Set and MV-register
-//!    states the batch held; a blind write forgets a cached state), mark the keys dirty for the
+//!    states the batch held; every write took a cached state out in
+//!    step 3, so a blind write leaves none), mark the keys dirty for the
 //!    anti-entropy tree, publish the new dots, index the parked deltas,
 //!    release the locks, then drain the pending entries the new dots made
 //!    ready.
@@ -226,7 +228,7 @@ impl Engine {
                 // The whole state goes back to the cache with the key's
                 // metadata (OR-Set and MV register: the types whose writes
                 // read it; not after a delete, whose marker is joined at
-                // commit). Any other write forgets a cached one.
+                // commit). Any other write leaves none (step 3 took it).
                 let keep = !m.tomb && super::types::holds_state(m.ty);
                 let state = slot.state.take().filter(|_| keep);
                 metas.push((slot.key, m, state));
@@ -330,13 +332,22 @@ impl Engine {
         // Types and size bounds: from the cache, else one multi-get on
         // `types` (keys whose state is read learn their type from it).
         let types_cf = self.cf(CF_TYPES)?;
+        // Every writer takes a cached state out before it commits (see
+        // `TypeCache`); only keys whose state is read use it.
         let mut lookup = Vec::new();
+        let mut taken: Vec<Option<State>> = Vec::with_capacity(slots.len());
         for (i, s) in slots.iter_mut().enumerate() {
-            match self.types.get(s.key) {
-                Some(m) => s.know(m),
-                None if !s.needs_state => lookup.push(i),
-                None => {}
-            }
+            taken.push(match self.types.take(s.key) {
+                Some((m, st)) => {
+                    s.know(m);
+                    st
+                }
+                None if !s.needs_state => {
+                    lookup.push(i);
+                    None
+                }
+                None => None,
+            });
         }
         if !lookup.is_empty() {
             let ks: Vec<&[u8]> = lookup.iter().map(|i| slots[*i].key).collect();
@@ -370,13 +381,10 @@ impl Engine {
             }
         }
         let state_cf = self.cf(CF_STATE)?;
-        for s in slots.iter_mut().filter(|s| s.needs_state) {
+        for (s, cached) in slots.iter_mut().zip(taken).filter(|(s, _)| s.needs_state) {
             // The state a previous write left in the cache is the stored
             // one (every writer of the key holds its stripe, and one that
-            // does not hold the whole state forgets it).
-            let cached =
-                s.ty.filter(|t| super::types::holds_state(*t))
-                    .and_then(|_| self.types.take_state(s.key));
+            // does not hold the whole state leaves none).
             if let Some(st) = cached {
                 s.state = Some(st);
             } else if let Some(b) = self.db.get_pinned_cf(state_cf, s.key)? {
