@@ -17,7 +17,7 @@
 //! table ([`iblt`]) of (key hash, entry hash) pairs, which lets a sync
 //! session find a small number of differing keys in one message.
 
-mod hash;
+pub(crate) mod hash;
 pub mod iblt;
 pub(crate) mod settler;
 mod tree;

@@ -5,7 +5,7 @@ use super::hash::{entry_hash, key_hash, segment_of};
 use super::iblt::{CellUpdate, Entry, Iblt, MAX_CELLS};
 use crate::error::{Error, Result};
 use crate::store::{cf, CF_AAE_KEYS, CF_AAE_LEAVES, CF_META, CF_STATE};
-use foldhash::{HashSet, HashSetExt};
+use foldhash::{HashMap, HashMapExt};
 use parking_lot::{Mutex, MutexGuard};
 use rocksdb::DB;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -117,7 +117,11 @@ impl Levels {
 pub struct Tree {
     settling: Mutex<()>,
     levels: Mutex<Levels>,
-    dirty: Vec<Mutex<HashSet<Vec<u8>>>>,
+    /// Keys written since they were last folded, each with the entry hash
+    /// of the state its last write put whole (see
+    /// [`Tree::mark_dirty_owned`]), or 0 when
+    /// the settle must read the state (a blind write, a collection).
+    dirty: Vec<Mutex<HashMap<Vec<u8>, u128>>>,
     dirty_len: AtomicUsize,
     /// Bumped by every call that marks keys dirty (a write), so the
     /// background settler can tell when writing pauses.
@@ -186,7 +190,7 @@ impl Tree {
             settling: Mutex::new(()),
             levels: Mutex::new(levels),
             dirty: (0..DIRTY_SHARDS)
-                .map(|_| Mutex::new(HashSet::new()))
+                .map(|_| Mutex::new(HashMap::new()))
                 .collect(),
             dirty_len: AtomicUsize::new(0),
             marks: AtomicUsize::new(0),
@@ -194,27 +198,30 @@ impl Tree {
         }
     }
 
-    /// Record that these keys were written (after the write is durable).
-    pub(crate) fn mark_dirty<'a>(&self, keys: impl Iterator<Item = &'a [u8]>) {
-        self.marks.fetch_add(1, Ordering::Relaxed);
-        let mut n = 0;
-        for k in keys {
+    /// Keys to fold again after a failed settle: the state is read (a hint
+    /// they carried may be older than a mark made meanwhile, which wins).
+    fn mark_again(&self, keys: &[(Vec<u8>, u128)]) {
+        for (k, _) in keys {
             let shard = (key_hash(k) as usize) % DIRTY_SHARDS;
-            if self.dirty[shard].lock().insert(k.to_vec()) {
+            let mut d = self.dirty[shard].lock();
+            if !d.contains_key(k) {
+                d.insert(k.clone(), 0);
                 self.dirty_len.fetch_add(1, Ordering::Relaxed);
             }
-            n += 1;
         }
-        self.marked.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// [`Tree::mark_dirty`] for owned keys (moved in, not copied).
-    pub(crate) fn mark_dirty_owned(&self, keys: Vec<Vec<u8>>) {
+    /// Record that these keys were written (after the write is durable,
+    /// under the keys' stripes, so a key's marks come in commit order),
+    /// each with its hint: the entry hash of the state the write put whole
+    /// (what the settle would compute by reading it back), or 0 (the
+    /// settle reads the state). The last mark of a key wins.
+    pub(crate) fn mark_dirty_owned(&self, keys: Vec<(Vec<u8>, u128)>) {
         self.marks.fetch_add(1, Ordering::Relaxed);
         self.marked.fetch_add(keys.len(), Ordering::Relaxed);
-        for k in keys {
+        for (k, hint) in keys {
             let shard = (key_hash(&k) as usize) % DIRTY_SHARDS;
-            if self.dirty[shard].lock().insert(k) {
+            if self.dirty[shard].lock().insert(k, hint).is_none() {
                 self.dirty_len.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -258,7 +265,7 @@ impl Tree {
         self.dirty_len.fetch_sub(keys.len(), Ordering::Relaxed);
         // Key order makes the state lookups walk the memtable and SSTs in
         // order (much better locality than hash order).
-        keys.sort_unstable();
+        keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let n = keys.len();
         for (i, chunk) in keys.chunks(4096).enumerate() {
             // The chunk's I/O runs without the levels' lock; its changes
@@ -270,7 +277,7 @@ impl Tree {
                 }
                 Err(e) => {
                     // Nothing folded from here on: keep those keys dirty.
-                    self.mark_dirty(keys[i * 4096..].iter().map(|k| k.as_slice()));
+                    self.mark_again(&keys[i * 4096..]);
                     return Err(e);
                 }
             }
@@ -425,26 +432,32 @@ impl Tree {
 /// Fold a chunk of keys (in key order): read their states and old entry
 /// hashes, write the new ones to `aae_keys`, and return the changes
 /// `(key hash, old, new)` for the levels.
-fn fold_chunk(db: &DB, chunk: &[Vec<u8>]) -> Result<Vec<(u64, u128, u128)>> {
+fn fold_chunk(db: &DB, chunk: &[(Vec<u8>, u128)]) -> Result<Vec<(u64, u128, u128)>> {
     let state = cf(db, CF_STATE)?;
     let aae_keys = cf(db, CF_AAE_KEYS)?;
     // `chunk` is in key order (for the state lookups); the index is read
-    // and written in key-hash order.
-    let news: Vec<u128> = db
-        .batched_multi_get_cf(state, chunk, true)
-        .into_iter()
-        .zip(chunk)
-        .map(|(st, key)| Ok(st?.map(|b| entry_hash(key, &b)).unwrap_or(0)))
-        .collect::<Result<_>>()?;
+    // and written in key-hash order. A key whose last write put its state
+    // whole comes with that state's entry hash: it is not read back.
+    let mut news: Vec<u128> = chunk.iter().map(|(_, hint)| *hint).collect();
+    let unknown: Vec<usize> = (0..chunk.len()).filter(|i| news[*i] == 0).collect();
+    if !unknown.is_empty() {
+        let ks: Vec<&[u8]> = unknown.iter().map(|i| chunk[*i].0.as_slice()).collect();
+        for (i, st) in unknown
+            .iter()
+            .zip(db.batched_multi_get_cf(state, &ks, true))
+        {
+            news[*i] = st?.map(|b| entry_hash(&chunk[*i].0, &b)).unwrap_or(0);
+        }
+    }
     let mut order: Vec<(u64, usize)> = chunk
         .iter()
         .enumerate()
-        .map(|(i, k)| (key_hash(k), i))
+        .map(|(i, (k, _))| (key_hash(k), i))
         .collect();
     order.sort_unstable();
     let index_keys: Vec<Vec<u8>> = order
         .iter()
-        .map(|(kh, i)| aae_key(*kh, &chunk[*i]))
+        .map(|(kh, i)| aae_key(*kh, &chunk[*i].0))
         .collect();
     let olds = db.batched_multi_get_cf(aae_keys, &index_keys, true);
     let mut wb = rocksdb::WriteBatch::default();

@@ -50,8 +50,9 @@ pub(super) struct Ready {
     pub(super) logged: Option<Vec<u8>>,
     /// Pending rows it applies.
     pub(super) release: Vec<u64>,
-    /// The keys it writes (for the anti-entropy tree).
-    pub(super) keys: Vec<Vec<u8>>,
+    /// The keys it writes, with their hints (for the anti-entropy tree:
+    /// `Tree::mark_dirty_owned`).
+    pub(super) keys: Vec<(Vec<u8>, u128)>,
 }
 
 /// What the commit of one batch did.

@@ -318,7 +318,7 @@ impl Engine {
             None => self.types.remove(key),
         }
         if self.options.anti_entropy {
-            self.tree.mark_dirty_owned(vec![key.to_vec()]);
+            self.tree.mark_dirty_owned(vec![(key.to_vec(), 0)]);
         }
         Ok(())
     }

@@ -105,6 +105,10 @@ struct Slot<'a> {
     /// The validated bytes of a key's only operation, a full-state merge:
     /// written through as the operand, not re-encoded.
     raw: Option<&'a [u8]>,
+    /// The entry hash of the state the batch puts whole (with the tree
+    /// on), so that the settle need not read it back; 0 for a key written
+    /// as an operand.
+    hash: u128,
 }
 
 /// What a batch's local OR-Set adds and removes (without an observed
@@ -242,8 +246,8 @@ impl Engine {
         // under it).
         let logged = (self.options.changes_feed && !deltas.is_empty())
             .then(|| super::feed::encode_log_ops(&deltas));
-        let keys: Vec<Vec<u8>> = if self.options.anti_entropy {
-            slots.iter().map(|s| s.key.to_vec()).collect()
+        let keys: Vec<(Vec<u8>, u128)> = if self.options.anti_entropy {
+            slots.iter().map(|s| (s.key.to_vec(), s.hash)).collect()
         } else {
             Vec::new()
         };
@@ -664,7 +668,7 @@ impl Engine {
     /// reservation must grow. Fails, writing nothing, if the state would
     /// exceed [`MAX_STATE_LEN`]. Returns what the key's cache entry
     /// becomes once the batch is written.
-    fn stage(&self, slot: &Slot, wb: &mut rocksdb::WriteBatch) -> Result<Option<KeyMeta>> {
+    fn stage(&self, slot: &mut Slot, wb: &mut rocksdb::WriteBatch) -> Result<Option<KeyMeta>> {
         let Some(ty) = slot.ty else {
             return Ok(None);
         };
@@ -679,7 +683,7 @@ impl Engine {
             // A big state's changes, as a blind write's operand would be
             // (nothing to write if the batch changed nothing).
             Some(_) if slot.big && !tomb && slot.operand.is_none() => slot.used,
-            Some(st) if !slot.big || tomb => put_checked(wb, state_cf, slot.key, st)?,
+            Some(st) if !slot.big || tomb => self.put_checked(wb, slot.key, st, &mut slot.hash)?,
             _ => {
                 // A key's only full-state merge is written as its
                 // validated bytes; anything else as the joined operand.
@@ -703,7 +707,7 @@ impl Engine {
                     // The bound says it might not fit: join exactly (a big
                     // state the batch holds is that join already).
                     if let Some(st) = &slot.state {
-                        let used = put_checked(wb, state_cf, slot.key, st)?;
+                        let used = self.put_checked(wb, slot.key, st, &mut slot.hash)?;
                         return self.meta_after(slot, wb, ty, tomb, used);
                     }
                     let mut st = match self.db.get_pinned_cf(state_cf, slot.key)? {
@@ -715,10 +719,15 @@ impl Engine {
                         None => st.try_join(&crate::codec::decode_state(bytes)?),
                     }
                     .map_err(mismatch)?;
-                    put_checked(wb, state_cf, slot.key, &st)?
+                    self.put_checked(wb, slot.key, &st, &mut slot.hash)?
                 }
             }
         };
+        if tomb {
+            // A delete's marker is joined at commit (`commit.rs`): what a
+            // key with a tombstone holds is read back by the settle.
+            slot.hash = 0;
+        }
         self.meta_after(slot, wb, ty, tomb, used)
     }
 
@@ -1033,25 +1042,32 @@ fn own_entries(st: &State, me: crate::causal::ReplicaId) -> Option<[u64; 2]> {
     }
 }
 
-/// Put `state` as the key's value if its encoding is within
-/// [`MAX_STATE_LEN`]; returns the encoded size.
-fn put_checked(
-    wb: &mut rocksdb::WriteBatch,
-    cf: &rocksdb::ColumnFamily,
-    key: &[u8],
-    state: &State,
-) -> Result<u64> {
-    let bytes = encode_state(state);
-    let size = bytes.len() as u64;
-    if bytes.len() > MAX_STATE_LEN {
-        return Err(Error::StateTooLarge {
-            key: key.to_vec(),
-            size,
-            max: MAX_STATE_LEN as u64,
-        });
+impl Engine {
+    /// Put `state` as `key`'s value if its encoding is within
+    /// [`MAX_STATE_LEN`]; returns the encoded size. With the tree on,
+    /// `hash` becomes the entry hash of what it put (`Slot::hash`).
+    fn put_checked(
+        &self,
+        wb: &mut rocksdb::WriteBatch,
+        key: &[u8],
+        state: &State,
+        hash: &mut u128,
+    ) -> Result<u64> {
+        let bytes = encode_state(state);
+        let size = bytes.len() as u64;
+        if bytes.len() > MAX_STATE_LEN {
+            return Err(Error::StateTooLarge {
+                key: key.to_vec(),
+                size,
+                max: MAX_STATE_LEN as u64,
+            });
+        }
+        if self.options.anti_entropy {
+            *hash = crate::aae::hash::entry_hash(key, &bytes);
+        }
+        wb.put_cf(self.cf(CF_STATE)?, key, bytes);
+        Ok(size)
     }
-    wb.put_cf(cf, key, bytes);
-    Ok(size)
 }
 
 /// What applying a batch's operations produced (step 4).
@@ -1091,6 +1107,7 @@ fn slots_of<'a>(items: &[(&'a [u8], Prepared<'a>)]) -> (HashMap<&'a [u8], usize>
                 operand: None,
                 changes: None,
                 raw: None,
+                hash: 0,
             });
             slots.len() - 1
         });
