@@ -216,3 +216,46 @@ fn reads_never_see_a_cached_state_older_than_the_store() {
     });
     assert_eq!(e.state(KEY).unwrap().map(len), Some(600));
 }
+
+/// Batches of only removes on a small cached OR-Set are written as the
+/// join of their changes (an operand), at most `PILE` (8) batches in a
+/// row: the state read through the cache, after the cache is gone (a
+/// reopen: the pile is joined on read) and by the tree stays exactly the
+/// model's, across adds in between, a peer's delta, and more than a pile's
+/// worth of remove batches.
+#[test]
+fn remove_batches_on_a_small_cached_set_match_the_model() {
+    let options = small_options(4);
+    let me = options.replica_id.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = Engine::open(dir.path(), options.clone()).unwrap();
+    let peer = common::engine(98);
+    let mut model = ORSet::default();
+    step(&e, &mut model, me, &(0..120).collect::<Vec<_>>(), &[]);
+    let mut next = 120u64;
+    for round in 0..30u64 {
+        // Two removes per batch, twelve batches in a row, then an add.
+        let removes = [round * 4, round * 4 + 1];
+        step(&e, &mut model, me, &[], &removes);
+        assert_eq!(stored(&e), model, "round {round}: after removes");
+        if round % 12 == 11 {
+            step(&e, &mut model, me, &[next], &[]);
+            next += 1;
+        }
+        if round == 17 {
+            let d = peer.orset_add(KEY, &elem(5_000)).unwrap();
+            e.merge(KEY, &d.delta.encode()).unwrap();
+            if let State::ORSet(s) = &d.delta.state {
+                use converge::crdt::Lattice;
+                model.join(s);
+            }
+        }
+        if round % 10 == 9 {
+            drop(e);
+            e = Engine::open(dir.path(), options.clone()).unwrap();
+            assert_eq!(stored(&e), model, "round {round}: after a reopen");
+        }
+    }
+    let report = e.verify().unwrap();
+    assert!(report.consistent, "{report:?}");
+}

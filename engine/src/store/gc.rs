@@ -290,6 +290,7 @@ impl Engine {
                 reserved: Some(reserved),
                 tomb: state.has_tomb(),
                 own: None,
+                piled: 0,
             };
             wb.put_cf(self.cf(CF_STATE)?, key, bytes);
             wb.put_cf(

@@ -61,7 +61,17 @@ pub(crate) struct KeyMeta {
     /// (its delta is this replica's next entry). Any other write to the
     /// key forgets them, unless it read the state.
     pub(crate) own: Option<[u64; 2]>,
+    /// Operands written on top of the key's last whole state by batches of
+    /// OR-Set removes that took the cached state (`write.rs`, [`PILE`]).
+    /// Known only in memory: a write without the cached state reads the
+    /// state and puts it whole.
+    pub(crate) piled: u8,
 }
+
+/// At most this many remove batches in a row are written as operands on a
+/// small cached OR-Set; the next one puts the state whole, so a read that
+/// misses the cache joins a bounded pile.
+pub(crate) const PILE: u8 = 8;
 
 impl KeyMeta {
     /// The reservation to persist for a state of (at most) `size` bytes:
@@ -89,6 +99,7 @@ pub(crate) fn parse_entry(b: &[u8]) -> Result<KeyMeta> {
             reserved: None,
             tomb: false,
             own: None,
+            piled: 0,
         }),
         [t, r0, r1, r2, r3, flags @ ..] if matches!(flags, [] | [1]) => {
             let r = u32::from_le_bytes([*r0, *r1, *r2, *r3]) as u64;
@@ -98,6 +109,7 @@ pub(crate) fn parse_entry(b: &[u8]) -> Result<KeyMeta> {
                 reserved: Some(r),
                 tomb: !flags.is_empty(),
                 own: None,
+                piled: 0,
             })
         }
         _ => Err(Error::Corruption("stored type entry is damaged".into())),
@@ -353,6 +365,7 @@ mod cache_tests {
             reserved: Some(used),
             tomb: false,
             own: None,
+            piled: 0,
         }
     }
 

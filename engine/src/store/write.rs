@@ -15,8 +15,9 @@
 //!    be parked in the pending area (`pending.rs`) instead;
 //! 5. stage each key: put the new full state of keys that were read (the
 //!    join of the batch's changes, as an operand, for states over
-//!    [`BIG_STATE`]), merge one joined operand into `state` for the others
-//!    (blind writes),
+//!    [`BIG_STATE`], and for a batch of only OR-Set removes on a cached
+//!    state, up to `types::PILE` batches in a row), merge one joined
+//!    operand into `state` for the others (blind writes),
 //!    checking every key against the state size limit (exactly for read
 //!    keys, by the size bound for blind ones, exactly again when the bound
 //!    says it might not fit); put the `types` entry of new keys and of keys
@@ -83,6 +84,13 @@ struct Slot<'a> {
     /// Whether every operation of the batch on the key is a local counter
     /// increment (G-Counter or PN-Counter).
     counts_only: bool,
+    /// Whether every operation of the batch on the key is a local OR-Set
+    /// remove without an observed context.
+    removes_only: bool,
+    /// `KeyMeta::piled` of the key, and whether this batch adds to the
+    /// pile (removes on a small cached state, written as an operand).
+    piled: u8,
+    piling: bool,
     /// This replica's counter entries, known without reading the state
     /// (see `KeyMeta::own`).
     own: Option<[u64; 2]>,
@@ -389,8 +397,10 @@ impl Engine {
             // The state a previous write left in the cache is the stored
             // one (every writer of the key holds its stripe, and one that
             // does not hold the whole state leaves none).
+            let mut hit = false;
             if let Some(st) = cached {
                 s.state = Some(st);
+                hit = true;
             } else if let Some(b) = self.db.get_pinned_cf(state_cf, s.key)? {
                 let st = decode_stored(s.key, &b)?;
                 if super::stored::is_plain_state(&b) {
@@ -400,7 +410,18 @@ impl Engine {
                 s.ty = Some(st.crdt_type());
                 s.state = Some(st);
             }
-            s.big = s.state.is_some() && s.used != u64::MAX && s.used > BIG_STATE;
+            // A batch of removes on a small cached set writes them as an
+            // operand too (a remove's delta is a context; the put would
+            // rewrite the set), up to `PILE` batches in a row. Measured:
+            // removes 1.5–1.8× faster; adds written so were slower (more
+            // memtable entries before a flush), so they put the state.
+            let known = s.state.is_some() && s.used != u64::MAX;
+            s.piling = known
+                && hit
+                && s.removes_only
+                && s.piled < super::types::PILE
+                && s.used <= BIG_STATE;
+            s.big = known && (s.used > BIG_STATE || s.piling);
         }
 
         Ok(())
@@ -682,8 +703,13 @@ impl Engine {
         let used = match &slot.state {
             // A big state's changes, as a blind write's operand would be
             // (nothing to write if the batch changed nothing).
-            Some(_) if slot.big && !tomb && slot.operand.is_none() => slot.used,
-            Some(st) if !slot.big || tomb => self.put_checked(wb, slot.key, st, &mut slot.hash)?,
+            Some(_) if slot.big && !tomb && slot.operand.is_none() => {
+                return self.meta_after(slot, wb, ty, tomb, slot.used, slot.piled);
+            }
+            Some(st) if !slot.big || tomb => {
+                let used = self.put_checked(wb, slot.key, st, &mut slot.hash)?;
+                return self.meta_after(slot, wb, ty, tomb, used, 0);
+            }
             _ => {
                 // A key's only full-state merge is written as its
                 // validated bytes; anything else as the joined operand.
@@ -702,13 +728,14 @@ impl Engine {
                     .saturating_add(JOIN_SLACK);
                 if bound <= MAX_STATE_LEN as u64 {
                     wb.merge_cf(state_cf, slot.key, bytes);
-                    bound
+                    let piled = if slot.piling { slot.piled + 1 } else { 0 };
+                    return self.meta_after(slot, wb, ty, tomb, bound, piled);
                 } else {
                     // The bound says it might not fit: join exactly (a big
                     // state the batch holds is that join already).
                     if let Some(st) = &slot.state {
                         let used = self.put_checked(wb, slot.key, st, &mut slot.hash)?;
-                        return self.meta_after(slot, wb, ty, tomb, used);
+                        return self.meta_after(slot, wb, ty, tomb, used, 0);
                     }
                     let mut st = match self.db.get_pinned_cf(state_cf, slot.key)? {
                         Some(b) => decode_stored(slot.key, &b)?,
@@ -723,12 +750,7 @@ impl Engine {
                 }
             }
         };
-        if tomb {
-            // A delete's marker is joined at commit (`commit.rs`): what a
-            // key with a tombstone holds is read back by the settle.
-            slot.hash = 0;
-        }
-        self.meta_after(slot, wb, ty, tomb, used)
+        self.meta_after(slot, wb, ty, tomb, used, 0)
     }
 
     /// The rest of [`Engine::stage`] once the state's write is staged
@@ -736,12 +758,18 @@ impl Engine {
     /// and what the key's cache entry becomes.
     fn meta_after(
         &self,
-        slot: &Slot,
+        slot: &mut Slot,
         wb: &mut rocksdb::WriteBatch,
         ty: CrdtType,
         tomb: bool,
         used: u64,
+        piled: u8,
     ) -> Result<Option<KeyMeta>> {
+        if tomb {
+            // A delete's marker is joined at commit (`commit.rs`): what a
+            // key with a tombstone holds is read back by the settle.
+            slot.hash = 0;
+        }
         if tomb && !slot.tomb {
             // Indexed for collection (`gc.rs`).
             wb.put_cf(self.cf(CF_META)?, super::gc::tomb_key(slot.key), []);
@@ -770,6 +798,7 @@ impl Engine {
                     .or(slot.mine.as_ref())
                     .and_then(|st| own_entries(st, self.replica))
             },
+            piled,
         }))
     }
 
@@ -1025,6 +1054,7 @@ impl<'a> Slot<'a> {
 
     /// Take what the cache or `types` knows of the key.
     fn know(&mut self, m: KeyMeta) {
+        self.piled = m.piled;
         self.ty = Some(m.ty);
         self.used = m.used;
         self.reserved = m.reserved;
@@ -1100,6 +1130,9 @@ fn slots_of<'a>(items: &[(&'a [u8], Prepared<'a>)]) -> (HashMap<&'a [u8], usize>
                 fww: false,
                 seed: 0,
                 counts_only: true,
+                removes_only: true,
+                piled: 0,
+                piling: false,
                 own: None,
                 state: None,
                 big: false,
@@ -1115,6 +1148,7 @@ fn slots_of<'a>(items: &[(&'a [u8], Prepared<'a>)]) -> (HashMap<&'a [u8], usize>
         slot.needs_state |= matches!(prep, Prepared::Local(op) if op.needs_state());
         slot.fww |= matches!(prep, Prepared::Local(Op::FwwSet(_)));
         slot.counts_only &= matches!(prep, Prepared::Local(Op::Increment(_) | Op::PnAdd(_)));
+        slot.removes_only &= matches!(prep, Prepared::Local(Op::OrRemove(_, None)));
         slot.ops += 1;
         slot.raw = match (slot.ops, prep) {
             (1, Prepared::Merge(Item::State(_), Some(bytes)) | Prepared::Raw(_, bytes)) => {
