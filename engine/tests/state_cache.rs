@@ -140,6 +140,19 @@ fn a_cache_smaller_than_the_state_matches_the_model() {
     });
 }
 
+/// The values of the MV register `r`'s siblings, sorted.
+fn values(e: &Engine) -> Vec<Vec<u8>> {
+    let mut v: Vec<Vec<u8>> = e
+        .mv_read(b"r")
+        .unwrap()
+        .siblings
+        .into_iter()
+        .map(|s| s.value)
+        .collect();
+    v.sort();
+    v
+}
+
 /// MV-register writes take the cached state too: a peer's concurrent write
 /// merged in between must survive a local write that did not observe it.
 #[test]
@@ -154,25 +167,9 @@ fn mv_register_sees_a_peer_write_merged_between_local_writes() {
         .mv_write(b"r", b"two", &converge::CausalContext::new())
         .unwrap();
     a.merge(b"r", &d.delta.encode()).unwrap();
-    let mut merged: Vec<Vec<u8>> = a
-        .mv_read(b"r")
-        .unwrap()
-        .siblings
-        .into_iter()
-        .map(|s| s.value)
-        .collect();
-    merged.sort();
-    assert_eq!(merged, vec![b"one".to_vec(), b"two".to_vec()]);
+    assert_eq!(values(&a), vec![b"one".to_vec(), b"two".to_vec()]);
     a.mv_write(b"r", b"three", &before).unwrap();
-    let mut seen: Vec<Vec<u8>> = a
-        .mv_read(b"r")
-        .unwrap()
-        .siblings
-        .into_iter()
-        .map(|s| s.value)
-        .collect();
-    seen.sort();
-    assert_eq!(seen, vec![b"three".to_vec(), b"two".to_vec()]);
+    assert_eq!(values(&a), vec![b"three".to_vec(), b"two".to_vec()]);
 }
 
 /// Reads copy a cached state only while it is the committed one: a reader

@@ -167,6 +167,13 @@ pub(crate) fn heap_estimate(state: &State, encoded: u64) -> u64 {
 /// Entries a full state cache looks at for states to drop per insert.
 const SHED_SCAN: usize = 64;
 
+/// Count out the memory of a state taken from a shard (`shard`: the
+/// shard's count, `total`: all shards').
+fn count_out(shard: &mut u64, cost: u64, total: &AtomicU64) {
+    *shard -= cost;
+    total.fetch_sub(cost, Ordering::Relaxed);
+}
+
 /// One shard: its keys, and the memory of the states it holds.
 #[derive(Default)]
 struct Shard {
@@ -193,8 +200,7 @@ impl Shard {
                 return;
             }
             if let Some((_, cost)) = c.take_state() {
-                self.state_bytes -= cost;
-                total.fetch_sub(cost, Ordering::Relaxed);
+                count_out(&mut self.state_bytes, cost, total);
             }
         }
     }
@@ -210,8 +216,7 @@ impl Shard {
     /// Take `key`'s state out, if the shard holds one, counting it out.
     fn take_state(&mut self, key: &[u8], total: &AtomicU64) -> Option<State> {
         let (st, cost) = self.map.get_mut(key)?.take_state()?;
-        self.state_bytes -= cost;
-        total.fetch_sub(cost, Ordering::Relaxed);
+        count_out(&mut self.state_bytes, cost, total);
         Some(st)
     }
 }
@@ -258,15 +263,15 @@ impl TypeCache {
         if self.per_shard == 0 {
             return None;
         }
-        let mut shard = self.shard(key).lock();
+        let mut guard = self.shard(key).lock();
+        let shard = &mut *guard;
         let c = shard.map.get_mut(key)?;
         let meta = c.meta;
-        let Some((st, cost)) = c.take_state() else {
-            return Some((meta, None));
-        };
-        shard.state_bytes -= cost;
-        self.state_bytes.fetch_sub(cost, Ordering::Relaxed);
-        Some((meta, Some(st)))
+        let taken = c.take_state();
+        if let Some((_, cost)) = taken {
+            count_out(&mut shard.state_bytes, cost, &self.state_bytes);
+        }
+        Some((meta, taken.map(|(st, _)| st)))
     }
 
     /// A copy of `key`'s cached state: its committed state (see the type's
@@ -318,11 +323,11 @@ impl TypeCache {
                 state: None,
                 cost: 0,
             };
-            match shard.map.get_mut(key) {
+            let sh = &mut *shard;
+            match sh.map.get_mut(key) {
                 Some(c) => {
                     if let Some((_, cost)) = std::mem::replace(c, entry).take_state() {
-                        shard.state_bytes -= cost;
-                        self.state_bytes.fetch_sub(cost, Ordering::Relaxed);
+                        count_out(&mut sh.state_bytes, cost, &self.state_bytes);
                     }
                 }
                 None => shard.add(key, entry, self.per_shard, &self.state_bytes),

@@ -397,10 +397,9 @@ impl Engine {
             // The state a previous write left in the cache is the stored
             // one (every writer of the key holds its stripe, and one that
             // does not hold the whole state leaves none).
-            let mut hit = false;
+            let hit = cached.is_some();
             if let Some(st) = cached {
                 s.state = Some(st);
-                hit = true;
             } else if let Some(b) = self.db.get_pinned_cf(state_cf, s.key)? {
                 let st = decode_stored(s.key, &b)?;
                 if super::stored::is_plain_state(&b) {
@@ -700,15 +699,13 @@ impl Engine {
                 .as_ref()
                 .or(slot.operand.as_ref())
                 .is_some_and(State::has_tomb);
-        let used = match &slot.state {
+        // The size bound, and the pile of remove operands (`KeyMeta::piled`).
+        let (used, piled) = match &slot.state {
             // A big state's changes, as a blind write's operand would be
             // (nothing to write if the batch changed nothing).
-            Some(_) if slot.big && !tomb && slot.operand.is_none() => {
-                return self.meta_after(slot, wb, ty, tomb, slot.used, slot.piled);
-            }
+            Some(_) if slot.big && !tomb && slot.operand.is_none() => (slot.used, slot.piled),
             Some(st) if !slot.big || tomb => {
-                let used = self.put_checked(wb, slot.key, st, &mut slot.hash)?;
-                return self.meta_after(slot, wb, ty, tomb, used, 0);
+                (self.put_checked(wb, slot.key, st, &mut slot.hash)?, 0)
             }
             _ => {
                 // A key's only full-state merge is written as its
@@ -728,15 +725,12 @@ impl Engine {
                     .saturating_add(JOIN_SLACK);
                 if bound <= MAX_STATE_LEN as u64 {
                     wb.merge_cf(state_cf, slot.key, bytes);
-                    let piled = if slot.piling { slot.piled + 1 } else { 0 };
-                    return self.meta_after(slot, wb, ty, tomb, bound, piled);
-                } else {
+                    (bound, if slot.piling { slot.piled + 1 } else { 0 })
+                } else if let Some(st) = &slot.state {
                     // The bound says it might not fit: join exactly (a big
                     // state the batch holds is that join already).
-                    if let Some(st) = &slot.state {
-                        let used = self.put_checked(wb, slot.key, st, &mut slot.hash)?;
-                        return self.meta_after(slot, wb, ty, tomb, used, 0);
-                    }
+                    (self.put_checked(wb, slot.key, st, &mut slot.hash)?, 0)
+                } else {
                     let mut st = match self.db.get_pinned_cf(state_cf, slot.key)? {
                         Some(b) => decode_stored(slot.key, &b)?,
                         None => State::empty(ty),
@@ -746,11 +740,11 @@ impl Engine {
                         None => st.try_join(&crate::codec::decode_state(bytes)?),
                     }
                     .map_err(mismatch)?;
-                    self.put_checked(wb, slot.key, &st, &mut slot.hash)?
+                    (self.put_checked(wb, slot.key, &st, &mut slot.hash)?, 0)
                 }
             }
         };
-        self.meta_after(slot, wb, ty, tomb, used, 0)
+        self.meta_after(slot, wb, ty, tomb, used, piled)
     }
 
     /// The rest of [`Engine::stage`] once the state's write is staged
