@@ -5,16 +5,21 @@
 //! - writing has paused (no key marked dirty during the last interval), or
 //! - [`WAKE_AT`] keys are dirty (a writer also wakes it then), or
 //! - at least [`EAGER_AT`] keys are dirty and nearly every mark since the
-//!   last settle went to a distinct key (at least [`EAGER_DISTINCT`]
-//!   of them): writes spread over many keys, as in an ingest, where each
-//!   key needs its fold anyway and folding it now, on the other core,
-//!   leaves less for the settle a root read waits for.
+//!   last settle went to a key the write created (at least
+//!   [`EAGER_FRESH`] tenths of them): an ingest, where each key needs its
+//!   fold anyway and folding it now, on the other core, leaves less for
+//!   the settle a root read waits for.
 //!
-//! Settling during continuous writes to a set of hot keys would fold
-//! them again and again for nothing (measured: folding every 20 ms cost
-//! 20–30 % of write throughput on 2 cores); such writes repeat keys, so
-//! they fail the distinct-key test and are folded once per burst (or per
-//! [`WAKE_AT`] distinct keys). Writers only mark keys dirty; reading the
+//! Settling during continuous writes to keys that exist would fold them
+//! again and again for nothing (measured: folding every 20 ms cost 20–30 %
+//! of write throughput on 2 cores), so they are folded once per burst (or
+//! per [`WAKE_AT`] distinct keys). The rule asks for new keys, not merely
+//! distinct ones: writes that sweep a keyspace of existing keys (10,000
+//! keys, each rewritten every 10,000 operations) mark only distinct keys
+//! between folds, and folding them every 4,096 keys rewrote an `aae_keys`
+//! entry for almost every write (measured, BENCHMARKS.md: the settler's
+//! CPU time about doubled the writer's, and the writer slowed by a third).
+//! Writers only mark keys dirty; reading the
 //! root (or running a sync session) settles what is left. If the settler
 //! falls behind (more than the tree's in-memory bound of dirty keys),
 //! writers settle themselves: that is the back-pressure.
@@ -31,18 +36,19 @@ pub const INTERVAL: Duration = Duration::from_millis(20);
 /// Dirty keys at which a writer wakes the settler early.
 pub const WAKE_AT: usize = 1 << 16;
 /// Dirty keys from which the settler folds during continuous writes when
-/// they went to distinct keys.
+/// they created their keys (an ingest).
 pub const EAGER_AT: usize = 1 << 12;
 /// The share of the marks since the last settle that must have gone to
-/// distinct keys for an eager settle (in tenths).
-pub const EAGER_DISTINCT: usize = 9;
+/// keys the write created for an eager settle (in tenths).
+pub const EAGER_FRESH: usize = 9;
 
 /// Whether the settler folds now, with `dirty` distinct keys dirty,
-/// `marked` key marks (counting repeats) since the last settle, and
-/// `paused` when nothing was marked during the last interval.
-fn due(dirty: usize, marked: usize, paused: bool) -> bool {
-    let spread = dirty >= EAGER_AT && dirty * 10 >= marked * EAGER_DISTINCT;
-    dirty > 0 && (paused || dirty >= WAKE_AT || spread)
+/// `marked` key marks (counting repeats) since the last settle, `fresh`
+/// of them to keys the write created, and `paused` when nothing was
+/// marked during the last interval.
+fn due(dirty: usize, marked: usize, fresh: usize, paused: bool) -> bool {
+    let ingest = dirty >= EAGER_AT && fresh * 10 >= marked * EAGER_FRESH;
+    dirty > 0 && (paused || dirty >= WAKE_AT || ingest)
 }
 
 struct Signal {
@@ -81,7 +87,8 @@ impl Settler {
                     let marks = tree.marks();
                     let paused = marks == seen;
                     seen = marks;
-                    if due(tree.dirty_keys(), tree.marked_keys(), paused) {
+                    let (dirty, marked) = (tree.dirty_keys(), tree.marked_keys());
+                    if due(dirty, marked, tree.fresh_keys(), paused) {
                         // A failed fold keeps its keys dirty for the next
                         // try (or for a root read's settle, which reports
                         // it).
@@ -121,20 +128,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn settles_on_a_pause_at_the_bound_or_for_spread_writes() {
+    fn settles_on_a_pause_at_the_bound_or_for_an_ingest() {
         // Nothing dirty: never.
-        assert!(!due(0, 0, true));
+        assert!(!due(0, 0, 0, true));
         // A pause folds whatever is dirty.
-        assert!(due(1, 50, true));
+        assert!(due(1, 50, 0, true));
         // Continuous writes to a few hot keys wait for the pause...
-        assert!(!due(EAGER_AT - 1, EAGER_AT - 1, false));
-        assert!(!due(5_000, 100_000, false));
-        // ...or for the bound.
-        assert!(due(WAKE_AT, 10 * WAKE_AT, false));
+        assert!(!due(EAGER_AT - 1, EAGER_AT - 1, EAGER_AT - 1, false));
+        assert!(!due(5_000, 100_000, 0, false));
+        // ...and so do writes sweeping existing keys, every mark distinct...
+        assert!(!due(EAGER_AT, EAGER_AT, 0, false));
+        assert!(!due(20_000, 20_000, 0, false));
+        // ...or they reach the bound.
+        assert!(due(WAKE_AT, 10 * WAKE_AT, 0, false));
         // An ingest (every mark a new key) folds from EAGER_AT keys on.
-        assert!(due(EAGER_AT, EAGER_AT, false));
-        // 90 % distinct is spread; 89 % is not.
-        assert!(due(9_000, 10_000, false));
-        assert!(!due(8_900, 10_000, false));
+        assert!(due(EAGER_AT, EAGER_AT, EAGER_AT, false));
+        // 90 % new keys is an ingest; 89 % is not.
+        assert!(due(10_000, 10_000, 9_000, false));
+        assert!(!due(10_000, 10_000, 8_900, false));
     }
 }

@@ -126,9 +126,11 @@ pub struct Tree {
     /// Bumped by every call that marks keys dirty (a write), so the
     /// background settler can tell when writing pauses.
     marks: AtomicUsize,
-    /// Keys marked (counting repeats) since the dirty set was last taken:
-    /// with `dirty_len`, how many of the marks went to distinct keys.
+    /// Keys marked (counting repeats) since the dirty set was last taken.
     marked: AtomicUsize,
+    /// Of those marks, how many went to keys new to the store (the write
+    /// created them): an ingest when nearly all did.
+    fresh: AtomicUsize,
 }
 
 /// Result of [`Tree::verify`].
@@ -195,6 +197,7 @@ impl Tree {
             dirty_len: AtomicUsize::new(0),
             marks: AtomicUsize::new(0),
             marked: AtomicUsize::new(0),
+            fresh: AtomicUsize::new(0),
         }
     }
 
@@ -215,10 +218,12 @@ impl Tree {
     /// under the keys' stripes, so a key's marks come in commit order),
     /// each with its hint: the entry hash of the state the write put whole
     /// (what the settle would compute by reading it back), or 0 (the
-    /// settle reads the state). The last mark of a key wins.
-    pub(crate) fn mark_dirty_owned(&self, keys: Vec<(Vec<u8>, u128)>) {
+    /// settle reads the state). The last mark of a key wins. `fresh` of
+    /// the keys are new to the store (the write created them).
+    pub(crate) fn mark_dirty_owned(&self, keys: Vec<(Vec<u8>, u128)>, fresh: usize) {
         self.marks.fetch_add(1, Ordering::Relaxed);
         self.marked.fetch_add(keys.len(), Ordering::Relaxed);
+        self.fresh.fetch_add(fresh, Ordering::Relaxed);
         for (k, hint) in keys {
             let shard = (key_hash(&k) as usize) % DIRTY_SHARDS;
             if self.dirty[shard].lock().insert(k, hint).is_none() {
@@ -248,6 +253,12 @@ impl Tree {
         self.marked.load(Ordering::Relaxed)
     }
 
+    /// Of [`Tree::marked_keys`], the marks of keys the marking write
+    /// created.
+    pub(crate) fn fresh_keys(&self) -> usize {
+        self.fresh.load(Ordering::Relaxed)
+    }
+
     /// Fold every dirty key into the tree once: read its merged state, hash
     /// it, replace its old entry hash. Returns how many keys were folded.
     pub(crate) fn settle(&self, db: &DB) -> Result<usize> {
@@ -259,6 +270,7 @@ impl Tree {
     fn settle_locked(&self, db: &DB, _settling: &MutexGuard<'_, ()>) -> Result<usize> {
         let mut keys = Vec::with_capacity(self.dirty_keys());
         self.marked.store(0, Ordering::Relaxed);
+        self.fresh.store(0, Ordering::Relaxed);
         for shard in &self.dirty {
             keys.extend(std::mem::take(&mut *shard.lock()));
         }
@@ -574,4 +586,51 @@ fn decode_leaf(k: &[u8], v: &[u8]) -> Result<(u32, Node)> {
     let hash = u128::from_be_bytes(v[..16].try_into().map_err(|_| bad())?);
     let count = u64::from_be_bytes(v[16..].try_into().map_err(|_| bad())?);
     Ok((seg, Node { hash, count }))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::causal::ReplicaId;
+    use crate::{Batch, Engine, Options};
+
+    /// The settler's ingest rule counts marks of keys the write created:
+    /// new keys (local or merged) count, keys that exist do not.
+    #[test]
+    fn marks_count_the_keys_a_write_creates() {
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = Engine::open(da.path(), Options::with_replica(ReplicaId(1))).unwrap();
+        let b = Engine::open(db.path(), Options::with_replica(ReplicaId(2))).unwrap();
+        let peer_new = b.increment(b"r", 1).unwrap().delta.encode();
+        let peer_old = b.increment(b"k0", 1).unwrap().delta.encode();
+        // Held, the settling lock keeps the settler from taking the marks.
+        let settling = a.tree.settling.lock();
+        let counts = || (a.tree.marked_keys(), a.tree.fresh_keys());
+        let mut batch = Batch::new();
+        for i in 0..10 {
+            batch.increment(format!("k{i}"), 1);
+        }
+        a.write(&batch).unwrap();
+        assert_eq!(counts(), (10, 10), "ten new keys");
+        let mut batch = Batch::new();
+        for i in 0..5 {
+            batch.increment(format!("k{i}"), 1);
+        }
+        batch.orset_add("s", "x");
+        a.write(&batch).unwrap();
+        assert_eq!(counts(), (16, 11), "five that exist, one new");
+        a.orset_add(b"s", b"y").unwrap();
+        assert_eq!(counts(), (17, 11), "a set that exists, its state read");
+        a.merge(b"r", &peer_new).unwrap();
+        a.merge(b"k0", &peer_old).unwrap();
+        assert_eq!(
+            counts(),
+            (19, 12),
+            "a peer's delta to a new key, one to a key that exists"
+        );
+        assert_eq!(a.delete(b"nothing", None).unwrap(), None);
+        assert_eq!(counts(), (19, 12), "a delete of nothing marks nothing");
+        drop(settling);
+        a.settle().unwrap();
+        assert_eq!(counts(), (0, 0), "a settle takes the marks");
+    }
 }

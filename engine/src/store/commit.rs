@@ -53,6 +53,8 @@ pub(super) struct Ready {
     /// The keys it writes, with their hints (for the anti-entropy tree:
     /// `Tree::mark_dirty_owned`).
     pub(super) keys: Vec<(Vec<u8>, u128)>,
+    /// How many of `keys` the batch creates (new to the store).
+    pub(super) fresh: usize,
 }
 
 /// What the commit of one batch did.
@@ -213,7 +215,8 @@ impl Engine {
         for (r, n) in readies.iter_mut().zip(&numbered) {
             let Ok(n) = n else { continue };
             if self.options.anti_entropy {
-                self.tree.mark_dirty_owned(std::mem::take(&mut r.keys));
+                self.tree
+                    .mark_dirty_owned(std::mem::take(&mut r.keys), r.fresh);
             }
             if n.last > n.base {
                 // Its peers' dots counted as merged before its operations.

@@ -319,7 +319,7 @@ impl Engine {
             None => self.types.remove(key),
         }
         if self.options.anti_entropy {
-            self.tree.mark_dirty_owned(vec![(key.to_vec(), 0)]);
+            self.tree.mark_dirty_owned(vec![(key.to_vec(), 0)], 0);
         }
         Ok(())
     }

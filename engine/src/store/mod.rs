@@ -364,8 +364,8 @@ impl Engine {
 
     /// Keys written but not yet folded into the anti-entropy tree (the
     /// background settler folds them within about 20 ms of a pause in
-    /// writing, and during writes spread over many distinct keys from
-    /// 4,096 on; reading the root folds the rest).
+    /// writing, during an ingest of new keys from 4,096 on, and at 65,536;
+    /// reading the root folds the rest).
     pub fn unsettled_keys(&self) -> usize {
         self.tree.dirty_keys()
     }

@@ -66,6 +66,8 @@ struct Slot<'a> {
     needs_state: bool,
     ops: usize,
     ty: Option<CrdtType>,
+    /// The store held nothing of the key (no type, no state): the batch
+    /// creates it.
     is_new: bool,
     /// Upper bound of the stored state's encoded size (`u64::MAX`:
     /// unknown; 0 for a new key) and the persisted reservation; see
@@ -235,8 +237,18 @@ impl Engine {
         // Step 5: each key's put or operand, checked against the size limit.
         let mut wb = rocksdb::WriteBatch::default();
         let mut metas = Vec::with_capacity(slots.len());
+        // The keys written, with their hints, for the tree, and how many
+        // of them the batch creates (the settler's ingest rule). A key the
+        // batch leaves as it was (a delete or remove of nothing) is not
+        // marked.
+        let mut keys: Vec<(Vec<u8>, u128)> = Vec::new();
+        let mut fresh = 0;
         for slot in &mut slots {
             if let Some(m) = self.stage(slot, &mut wb)? {
+                if self.options.anti_entropy {
+                    keys.push((slot.key.to_vec(), slot.hash));
+                    fresh += usize::from(slot.is_new);
+                }
                 // The whole state goes back to the cache with the key's
                 // metadata (OR-Set and MV register: the types whose writes
                 // read it; not after a delete, whose marker is joined at
@@ -254,11 +266,6 @@ impl Engine {
         // under it).
         let logged = (self.options.changes_feed && !deltas.is_empty())
             .then(|| super::feed::encode_log_ops(&deltas));
-        let keys: Vec<(Vec<u8>, u128)> = if self.options.anti_entropy {
-            slots.iter().map(|s| (s.key.to_vec(), s.hash)).collect()
-        } else {
-            Vec::new()
-        };
 
         // Commit: the sequence numbers of the local operations are taken
         // in commit order by the group commit (`commit.rs`) and persisted in
@@ -276,12 +283,13 @@ impl Engine {
                 logged,
                 release: std::mem::take(&mut extra.release),
                 keys,
+                fresh,
             })?
         } else {
             self.check_writable()?;
             self.write_or_poison(wb)?;
             if self.options.anti_entropy {
-                self.tree.mark_dirty_owned(keys);
+                self.tree.mark_dirty_owned(keys, fresh);
             }
             if !extra.release.is_empty() {
                 self.pending.index.lock().release(&extra.release);
