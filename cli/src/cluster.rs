@@ -109,23 +109,38 @@ impl Cluster {
         let block = 1 + NEXT_BLOCK.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 250;
         for i in 0..options.nodes {
             let ip = cluster_ip(block, i);
-            // Three distinct ports: a port just released may be handed
-            // out again.
-            let mut ports = Vec::new();
-            while ports.len() < 3 {
-                let p = free_port(ip)?;
-                if !ports.contains(&p) {
-                    ports.push(p);
+            // A port found free is released until it is bound, and may be
+            // taken meanwhile: when the proxy's bind finds it taken, pick
+            // new ports (a start failed twice in busy full test runs; the
+            // error was not kept, this is the likeliest cause).
+            let mut attempts = 0;
+            let (ports, advertise) = loop {
+                // Three distinct ports: a port just released may be handed
+                // out again.
+                let mut ports = Vec::new();
+                while ports.len() < 3 {
+                    let p = free_port(ip)?;
+                    if !ports.contains(&p) {
+                        ports.push(p);
+                    }
                 }
-            }
-            let listen = SocketAddr::new(ip, ports[0]);
-            let advertise = if options.proxied {
+                if !options.proxied {
+                    break (ports.clone(), SocketAddr::new(ip, ports[0]));
+                }
                 let front = SocketAddr::new(ip, ports[1]);
-                proxies.insert(i, Proxy::start(front, listen, faults.clone()).await?);
-                front
-            } else {
-                listen
+                let listen = SocketAddr::new(ip, ports[0]);
+                match Proxy::start(front, listen, faults.clone()).await {
+                    Ok(p) => {
+                        proxies.insert(i, p);
+                        break (ports, front);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempts < 8 => {
+                        attempts += 1;
+                    }
+                    Err(e) => return Err(e),
+                }
             };
+            let listen = SocketAddr::new(ip, ports[0]);
             let metrics = SocketAddr::new(ip, ports[2]);
             nodes.push(NodeProc {
                 ip,
