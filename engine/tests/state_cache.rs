@@ -174,8 +174,8 @@ fn mv_register_sees_a_peer_write_merged_between_local_writes() {
 
 /// Reads copy a cached state only while it is the committed one: a reader
 /// racing a writer that alternates cached local adds with a peer's deltas
-/// (blind writes) never reads less through `state` than it read through
-/// `state_bytes` (which reads the store) just before.
+/// (blind writes) never reads less through `state` (or `set_members`)
+/// than it read through `state_bytes` (which reads the store) just before.
 #[test]
 fn reads_never_see_a_cached_state_older_than_the_store() {
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -208,10 +208,15 @@ fn reads_never_see_a_cached_state_older_than_the_store() {
             let before = len(converge::codec::decode_state(&bytes).unwrap());
             let after = len(e.state(KEY).unwrap().unwrap());
             assert!(after >= before, "read {after} elements after {before}");
+            // The typed read takes its members from the cached state in
+            // place.
+            let members = e.set_members(KEY).unwrap().members.len();
+            assert!(members >= after, "{members} members after {after} elements");
             reads += 1;
         }
     });
     assert_eq!(e.state(KEY).unwrap().map(len), Some(600));
+    assert_eq!(e.set_members(KEY).unwrap().members.len(), 600);
 }
 
 /// Batches of only removes on a small cached OR-Set are written as the

@@ -63,7 +63,7 @@ pub struct Options {
     /// Memory for the OR-Set and MV-register states the write path keeps
     /// decoded (default 64 MiB; 0 disables): a write of such a key takes
     /// the state the previous write left instead of reading and decoding
-    /// it again (so do reads, which copy it), and a large state (over 64
+    /// it again (so do reads, in place), and a large state (over 64
     /// KiB encoded) is then written as the join of the batch's changes,
     /// so an add or remove on a set of 100,000 elements costs about what
     /// it costs on a small set. The

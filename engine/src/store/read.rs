@@ -76,13 +76,21 @@ impl Engine {
     /// store written before the limit was enforced), `Corruption` if its
     /// bytes are damaged: either concerns this key only.
     pub fn state(&self, key: &[u8]) -> Result<Option<State>> {
-        // An OR-Set or MV-register state the last write left in the cache
-        // is the committed one: a copy costs less than a read and decode.
-        if let Some(st) = self.types.cloned_state(key) {
-            return Ok(Some(st));
-        }
+        self.view(key, State::clone)
+    }
+
+    /// `f` of the state of `key`, `None` if it was never written (errors
+    /// as for [`Engine::state`]). An OR-Set or MV-register state the last
+    /// write left in the cache is the committed one: `f` reads it in
+    /// place, which costs less than a read and decode (and than a copy:
+    /// the typed reads take only what they return).
+    fn view<R>(&self, key: &[u8], f: impl FnOnce(&State) -> R) -> Result<Option<R>> {
+        let f = match self.types.view_state(key, f) {
+            Ok(r) => return Ok(Some(r)),
+            Err(f) => f,
+        };
         match self.db.get_pinned_cf(self.cf(CF_STATE)?, key)? {
-            Some(b) => Ok(Some(decode_stored(key, &b)?)),
+            Some(b) => Ok(Some(f(&decode_stored(key, &b)?))),
             None => Ok(None),
         }
     }
@@ -104,7 +112,7 @@ impl Engine {
         match self.db.get_pinned_cf(self.cf(CF_TYPES)?, key)? {
             Some(b) => {
                 let m = parse_entry(&b)?;
-                if m.tomb && self.state(key)?.is_none_or(|s| s.is_absent()) {
+                if m.tomb && self.view(key, State::is_absent)?.unwrap_or(true) {
                     return Ok(None);
                 }
                 Ok(Some(m.ty))
@@ -118,9 +126,8 @@ impl Engine {
     /// or whose counter is zero is present: `Some`.
     pub fn read(&self, key: &[u8]) -> Result<Option<Value>> {
         Ok(self
-            .state(key)?
-            .filter(|s| !s.is_absent())
-            .map(|s| Value::of(&s)))
+            .view(key, |s| (!s.is_absent()).then(|| Value::of(s)))?
+            .flatten())
     }
 
     /// A session read: wait until this replica holds `at_least` (a token:
@@ -141,32 +148,30 @@ impl Engine {
         Ok((self.read(key)?, ctx))
     }
 
-    /// The state of `key` if it has one of `allowed` types; the bottom of
-    /// `allowed[0]` if never written; `WrongReadType` (saying what the read
-    /// reads: `expected`) otherwise.
-    fn typed_state(
+    /// The value of `key` if its state has one of `allowed` types; the
+    /// bottom's of `allowed[0]` if never written; `WrongReadType` (saying
+    /// what the read reads: `expected`) otherwise.
+    fn typed_value(
         &self,
         key: &[u8],
         allowed: &[CrdtType],
         expected: &'static str,
-    ) -> Result<State> {
-        match self.state(key)? {
-            None => Ok(State::empty(allowed[0])),
-            Some(s) if allowed.contains(&s.crdt_type()) => Ok(s),
-            Some(s) => Err(Error::WrongReadType {
-                stored: s.crdt_type(),
-                expected,
-            }),
-        }
+    ) -> Result<Value> {
+        let value = |s: &State| match s.crdt_type() {
+            t if allowed.contains(&t) => Ok(Value::of(s)),
+            stored => Err(Error::WrongReadType { stored, expected }),
+        };
+        self.view(key, value)?
+            .unwrap_or_else(|| Ok(Value::of(&State::empty(allowed[0]))))
     }
 
     /// Value of a G-Counter or PN-Counter (0 if never written).
     pub fn counter_value(&self, key: &[u8]) -> Result<i128> {
-        match Value::of(&self.typed_state(
+        match self.typed_value(
             key,
             &[CrdtType::PNCounter, CrdtType::GCounter],
             "a counter (G-Counter or PN-Counter)",
-        )?) {
+        )? {
             Value::Counter(v) => Ok(v),
             _ => Err(Error::Corruption("counter state expected".into())),
         }
@@ -176,7 +181,7 @@ impl Engine {
     pub fn set_members(&self, key: &[u8]) -> Result<SetRead> {
         let allowed = [CrdtType::ORSet, CrdtType::GSet, CrdtType::TwoPSet];
         let expected = "a set (G-Set, 2P-Set or OR-Set)";
-        match Value::of(&self.typed_state(key, &allowed, expected)?) {
+        match self.typed_value(key, &allowed, expected)? {
             Value::Set(s) => Ok(s),
             _ => Err(Error::Corruption("set state expected".into())),
         }
@@ -186,7 +191,7 @@ impl Engine {
     pub fn register(&self, key: &[u8]) -> Result<Option<Stamped>> {
         let allowed = [CrdtType::LwwRegister, CrdtType::FwwRegister];
         let expected = "a register (LWW or FWW)";
-        match Value::of(&self.typed_state(key, &allowed, expected)?) {
+        match self.typed_value(key, &allowed, expected)? {
             Value::Register(r) => Ok(r),
             _ => Err(Error::Corruption("register state expected".into())),
         }
@@ -194,7 +199,7 @@ impl Engine {
 
     /// Siblings and context of an MV register (none if never written).
     pub fn mv_read(&self, key: &[u8]) -> Result<MvRead> {
-        match Value::of(&self.typed_state(key, &[CrdtType::MvRegister], "an MV register")?) {
+        match self.typed_value(key, &[CrdtType::MvRegister], "an MV register")? {
             Value::Mv(m) => Ok(m),
             _ => Err(Error::Corruption("mv register state expected".into())),
         }

@@ -230,7 +230,7 @@ impl Shard {
 /// operations to it, and puts back what it wrote once it is committed; a
 /// write that does not hold the whole state leaves none. So a state found
 /// in the cache is the key's committed state, and readers take a copy of
-/// it ([`TypeCache::cloned_state`]) instead of reading and decoding it; a
+/// it ([`TypeCache::view_state`]) instead of reading and decoding it; a
 /// key being written has none, and its readers read the store.
 pub(crate) struct TypeCache {
     shards: Vec<Mutex<Shard>>,
@@ -274,13 +274,23 @@ impl TypeCache {
         Some((meta, taken.map(|(st, _)| st)))
     }
 
-    /// A copy of `key`'s cached state: its committed state (see the type's
-    /// documentation), for a reader; `None` if the cache holds none.
-    pub(crate) fn cloned_state(&self, key: &[u8]) -> Option<State> {
+    /// `f` of `key`'s cached state, its committed state (see the type's
+    /// documentation), for a reader, applied in place under the shard's
+    /// lock (no copy of the state); `Err(f)` if the cache holds none.
+    pub(crate) fn view_state<R, F: FnOnce(&State) -> R>(&self, key: &[u8], f: F) -> Result<R, F> {
         if self.per_shard == 0 || self.state_bytes.load(Ordering::Relaxed) == 0 {
-            return None;
+            return Err(f);
         }
-        self.shard(key).lock().map.get(key)?.state.clone()
+        match self
+            .shard(key)
+            .lock()
+            .map
+            .get(key)
+            .and_then(|c| c.state.as_ref())
+        {
+            Some(st) => Ok(f(st)),
+            None => Err(f),
+        }
     }
 
     /// What is cached of `key`, leaving its state.
