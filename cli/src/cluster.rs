@@ -112,14 +112,17 @@ impl Cluster {
             // A port found free is released until it is bound, and may be
             // taken meanwhile: when the proxy's bind finds it taken, pick
             // new ports (a start failed twice in busy full test runs; the
-            // error was not kept, this is the likeliest cause).
+            // error was not kept, this is the likeliest cause; errors now
+            // say which step failed).
             let mut attempts = 0;
             let (ports, advertise) = loop {
                 // Three distinct ports: a port just released may be handed
                 // out again.
                 let mut ports = Vec::new();
                 while ports.len() < 3 {
-                    let p = free_port(ip)?;
+                    let p = free_port(ip).map_err(|e| {
+                        std::io::Error::new(e.kind(), format!("a free port on {ip}: {e}"))
+                    })?;
                     if !ports.contains(&p) {
                         ports.push(p);
                     }
@@ -137,7 +140,10 @@ impl Cluster {
                     Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempts < 8 => {
                         attempts += 1;
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        let m = format!("node {i}'s proxy on {front}: {e}");
+                        return Err(std::io::Error::new(e.kind(), m));
+                    }
                 }
             };
             let listen = SocketAddr::new(ip, ports[0]);
@@ -178,7 +184,8 @@ impl Cluster {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&n.log)?;
+            .open(&n.log)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("log {:?}: {e}", n.log)))?;
         let mut cmd = Command::new(&self.bin);
         cmd.arg("serve")
             .arg("--data")
@@ -202,7 +209,9 @@ impl Cluster {
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
-        n.child = Some(cmd.spawn()?);
+        n.child = Some(cmd.spawn().map_err(|e| {
+            std::io::Error::new(e.kind(), format!("spawning node {i} ({:?}): {e}", self.bin))
+        })?);
         Ok(())
     }
 
