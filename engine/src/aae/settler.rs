@@ -17,8 +17,8 @@
 //! distinct ones: writes that sweep a keyspace of existing keys (10,000
 //! keys, each rewritten every 10,000 operations) mark only distinct keys
 //! between folds, and folding them every 4,096 keys rewrote an `aae_keys`
-//! entry for almost every write (measured, BENCHMARKS.md: the settler's
-//! CPU time about doubled the writer's, and the writer slowed by a third).
+//! entry for almost every write (measured, BENCHMARKS.md: the process used
+//! up to 60 % more CPU time, and the writer ran up to a third slower).
 //! Writers only mark keys dirty; reading the
 //! root (or running a sync session) settles what is left. If the settler
 //! falls behind (more than the tree's in-memory bound of dirty keys),
