@@ -115,7 +115,7 @@ impl Cluster {
             // error was not kept, this is the likeliest cause; errors now
             // say which step failed).
             let mut attempts = 0;
-            let (ports, advertise) = loop {
+            let (listen, advertise, metrics) = loop {
                 // Three distinct ports: a port just released may be handed
                 // out again.
                 let mut ports = Vec::new();
@@ -127,15 +127,16 @@ impl Cluster {
                         ports.push(p);
                     }
                 }
+                let listen = SocketAddr::new(ip, ports[0]);
+                let metrics = SocketAddr::new(ip, ports[2]);
                 if !options.proxied {
-                    break (ports.clone(), SocketAddr::new(ip, ports[0]));
+                    break (listen, listen, metrics);
                 }
                 let front = SocketAddr::new(ip, ports[1]);
-                let listen = SocketAddr::new(ip, ports[0]);
                 match Proxy::start(front, listen, faults.clone()).await {
                     Ok(p) => {
                         proxies.insert(i, p);
-                        break (ports, front);
+                        break (listen, front, metrics);
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempts < 8 => {
                         attempts += 1;
@@ -146,8 +147,6 @@ impl Cluster {
                     }
                 }
             };
-            let listen = SocketAddr::new(ip, ports[0]);
-            let metrics = SocketAddr::new(ip, ports[2]);
             nodes.push(NodeProc {
                 ip,
                 listen,

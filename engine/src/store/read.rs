@@ -149,8 +149,8 @@ impl Engine {
     }
 
     /// The value of `key` if its state has one of `allowed` types; the
-    /// bottom's of `allowed[0]` if never written; `WrongReadType` (saying
-    /// what the read reads: `expected`) otherwise.
+    /// value of the bottom of `allowed[0]` if never written;
+    /// `WrongReadType` (saying what the read reads: `expected`) otherwise.
     fn typed_value(
         &self,
         key: &[u8],

@@ -229,8 +229,8 @@ impl Shard {
 /// ([`TypeCache::take`]: every write of the key, blind or not), applies its
 /// operations to it, and puts back what it wrote once it is committed; a
 /// write that does not hold the whole state leaves none. So a state found
-/// in the cache is the key's committed state, and readers take a copy of
-/// it ([`TypeCache::view_state`]) instead of reading and decoding it; a
+/// in the cache is the key's committed state, and readers read it in place
+/// ([`TypeCache::view_state`]) instead of reading and decoding it; a
 /// key being written has none, and its readers read the store.
 pub(crate) struct TypeCache {
     shards: Vec<Mutex<Shard>>,
@@ -340,7 +340,7 @@ impl TypeCache {
                         count_out(&mut sh.state_bytes, cost, &self.state_bytes);
                     }
                 }
-                None => shard.add(key, entry, self.per_shard, &self.state_bytes),
+                None => sh.add(key, entry, self.per_shard, &self.state_bytes),
             }
             return;
         };

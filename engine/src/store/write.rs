@@ -241,11 +241,12 @@ impl Engine {
         // of them the batch creates (the settler's ingest rule). A key the
         // batch leaves as it was (a delete or remove of nothing) is not
         // marked.
-        let mut keys: Vec<(Vec<u8>, u128)> = Vec::new();
+        let aae = self.options.anti_entropy;
+        let mut keys: Vec<(Vec<u8>, u128)> = Vec::with_capacity(if aae { slots.len() } else { 0 });
         let mut fresh = 0;
         for slot in &mut slots {
             if let Some(m) = self.stage(slot, &mut wb)? {
-                if self.options.anti_entropy {
+                if aae {
                     keys.push((slot.key.to_vec(), slot.hash));
                     fresh += usize::from(slot.is_new);
                 }
