@@ -8,7 +8,7 @@ use crate::store::{cf, CF_AAE_KEYS, CF_AAE_LEAVES, CF_META, CF_STATE};
 use foldhash::{HashMap, HashMapExt};
 use parking_lot::{Mutex, MutexGuard};
 use rocksdb::DB;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Bits of key hash that pick the segment: 2^20 leaves.
 pub const SEGMENT_BITS: u32 = 20;
@@ -24,6 +24,22 @@ const META_AAE_IBLT: &[u8] = b"aae_iblt";
 const DIRTY_SHARDS: usize = 16;
 /// Dirty keys held in memory before a writer settles them itself.
 const MAX_DIRTY: usize = 1 << 20;
+
+/// A key written since it was last folded.
+#[derive(Clone, Copy, Debug)]
+struct Mark {
+    /// The entry hash of the state its last write put whole (what the
+    /// settle would compute by reading it back), or 0: the settle reads
+    /// the state (a blind write, a collection).
+    hint: u128,
+    /// `aae_keys` holds no entry for the key, so its fold reads no old
+    /// entry hash (see [`Tree::mark_dirty_owned`] for when that is known).
+    unindexed: bool,
+}
+
+/// A key a write marks dirty: the key, its hint (see [`Mark`]) and
+/// whether the write created it (the store held nothing of it).
+pub(crate) type Written = (Vec<u8>, u128, bool);
 
 /// One node: XOR of the entry hashes below it, and how many keys.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -117,11 +133,8 @@ impl Levels {
 pub struct Tree {
     settling: Mutex<()>,
     levels: Mutex<Levels>,
-    /// Keys written since they were last folded, each with the entry hash
-    /// of the state its last write put whole (see
-    /// [`Tree::mark_dirty_owned`]), or 0 when
-    /// the settle must read the state (a blind write, a collection).
-    dirty: Vec<Mutex<HashMap<Vec<u8>, u128>>>,
+    /// Keys written since they were last folded, with their marks.
+    dirty: Vec<Mutex<HashMap<Vec<u8>, Mark>>>,
     dirty_len: AtomicUsize,
     /// Bumped by every call that marks keys dirty (a write), so the
     /// background settler can tell when writing pauses.
@@ -131,6 +144,17 @@ pub struct Tree {
     /// Of those marks, how many went to keys new to the store (the write
     /// created them): an ingest when nearly all did.
     fresh: AtomicUsize,
+    /// Bumped when a settle takes the dirty set and again when its last
+    /// fold is written: odd while a settle runs. A writer reads it before
+    /// it looks at its keys and passes it to [`Tree::mark_dirty_owned`],
+    /// which tells from it whether a fold could have indexed a key the
+    /// write created.
+    epoch: AtomicU64,
+    /// Debug builds read the old entry of every key marked unindexed
+    /// anyway, and count here those that had one; [`Tree::verify`]
+    /// reports the tree inconsistent when any did.
+    #[cfg(debug_assertions)]
+    wrongly_unindexed: AtomicUsize,
 }
 
 /// Result of [`Tree::verify`].
@@ -198,38 +222,80 @@ impl Tree {
             marks: AtomicUsize::new(0),
             marked: AtomicUsize::new(0),
             fresh: AtomicUsize::new(0),
+            epoch: AtomicU64::new(0),
+            #[cfg(debug_assertions)]
+            wrongly_unindexed: AtomicUsize::new(0),
         }
     }
 
     /// Keys to fold again after a failed settle: the state is read (a hint
-    /// they carried may be older than a mark made meanwhile, which wins).
-    fn mark_again(&self, keys: &[(Vec<u8>, u128)]) {
+    /// they carried may be older than a mark made meanwhile, which wins),
+    /// and so is their old index entry (nothing is assumed of it).
+    fn mark_again(&self, keys: &[(Vec<u8>, Mark)]) {
         for (k, _) in keys {
             let shard = (key_hash(k) as usize) % DIRTY_SHARDS;
             let mut d = self.dirty[shard].lock();
             if !d.contains_key(k) {
-                d.insert(k.clone(), 0);
+                d.insert(
+                    k.clone(),
+                    Mark {
+                        hint: 0,
+                        unindexed: false,
+                    },
+                );
                 self.dirty_len.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 
+    /// The settle epoch, for [`Tree::mark_dirty_owned`]: a writer reads it
+    /// once it holds its keys' stripes, before it looks at them.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
     /// Record that these keys were written (after the write is durable,
     /// under the keys' stripes, so a key's marks come in commit order),
-    /// each with its hint: the entry hash of the state the write put whole
-    /// (what the settle would compute by reading it back), or 0 (the
-    /// settle reads the state). The last mark of a key wins. `fresh` of
-    /// the keys are new to the store (the write created them).
-    pub(crate) fn mark_dirty_owned(&self, keys: Vec<(Vec<u8>, u128)>, fresh: usize) {
+    /// each with its hint (see [`Mark`]; the last mark of a key wins) and
+    /// whether the write created it. `epoch` is [`Tree::epoch`] as the
+    /// writer read it before it looked at its keys.
+    ///
+    /// A created key needs no old index entry read at its fold when it is
+    /// not dirty already and no settle ran since `epoch` (nor at it): the
+    /// last settle before then took every earlier mark of the key and
+    /// folded it from a state read after those writes, which is the state
+    /// the writer found absent, so `aae_keys` holds no entry for it (a
+    /// collection that removes a key marks it too). A key still dirty
+    /// keeps the flag its first mark since its last fold set: the index
+    /// is what it was then.
+    pub(crate) fn mark_dirty_owned(&self, keys: Vec<Written>, epoch: u64) {
         self.marks.fetch_add(1, Ordering::Relaxed);
         self.marked.fetch_add(keys.len(), Ordering::Relaxed);
+        let fresh = keys.iter().filter(|k| k.2).count();
         self.fresh.fetch_add(fresh, Ordering::Relaxed);
-        for (k, hint) in keys {
+        for (k, hint, created) in keys {
             let shard = (key_hash(&k) as usize) % DIRTY_SHARDS;
-            if self.dirty[shard].lock().insert(k, hint).is_none() {
-                self.dirty_len.fetch_add(1, Ordering::Relaxed);
+            let mut d = self.dirty[shard].lock();
+            match d.entry(k) {
+                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().hint = hint,
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    // Read under the shard's lock: a settle that took this
+                    // shard bumped the epoch before it did.
+                    let unindexed =
+                        created && epoch % 2 == 0 && self.epoch.load(Ordering::SeqCst) == epoch;
+                    e.insert(Mark { hint, unindexed });
+                    self.dirty_len.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
+    }
+
+    /// Whether `key` is dirty, and if so whether its mark says it has no
+    /// index entry.
+    #[cfg(test)]
+    fn unindexed(&self, key: &[u8]) -> Option<bool> {
+        let shard = (key_hash(key) as usize) % DIRTY_SHARDS;
+        self.dirty[shard].lock().get(key).map(|m| m.unindexed)
     }
 
     /// Whether so many keys are dirty that a writer should settle them.
@@ -268,6 +334,18 @@ impl Tree {
 
     /// [`Tree::settle`] with the settling lock held by the caller.
     fn settle_locked(&self, db: &DB, _settling: &MutexGuard<'_, ()>) -> Result<usize> {
+        // Odd from before the dirty set is taken until the last fold is
+        // written (see `mark_dirty_owned`).
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        let keys = self.take_dirty();
+        let folded = self.fold_keys(db, keys);
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        folded
+    }
+
+    /// Take the dirty set, in key order (the state lookups then walk the
+    /// memtable and SSTs in order: much better locality than hash order).
+    fn take_dirty(&self) -> Vec<(Vec<u8>, Mark)> {
         let mut keys = Vec::with_capacity(self.dirty_keys());
         self.marked.store(0, Ordering::Relaxed);
         self.fresh.store(0, Ordering::Relaxed);
@@ -275,14 +353,17 @@ impl Tree {
             keys.extend(std::mem::take(&mut *shard.lock()));
         }
         self.dirty_len.fetch_sub(keys.len(), Ordering::Relaxed);
-        // Key order makes the state lookups walk the memtable and SSTs in
-        // order (much better locality than hash order).
         keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        keys
+    }
+
+    /// Fold taken keys, chunk by chunk.
+    fn fold_keys(&self, db: &DB, keys: Vec<(Vec<u8>, Mark)>) -> Result<usize> {
         let n = keys.len();
         for (i, chunk) in keys.chunks(4096).enumerate() {
             // The chunk's I/O runs without the levels' lock; its changes
             // are applied under it in one short step.
-            match fold_chunk(db, chunk) {
+            match self.fold_chunk(db, chunk) {
                 Ok(changes) => {
                     let iblt = iblt_updates(&changes);
                     self.levels.lock().replace_all(&changes, iblt);
@@ -377,6 +458,10 @@ impl Tree {
         let levels = self.levels.lock();
         let mut bad_segments = Vec::new();
         let mut consistent = bad_keys.is_empty() && levels.iblt == fresh.iblt;
+        #[cfg(debug_assertions)]
+        if self.wrongly_unindexed.load(Ordering::Relaxed) > 0 {
+            consistent = false;
+        }
         for l in 0..LEVELS {
             for i in 0..levels.hashes[l].len() {
                 if levels.node(l, i) != fresh.node(l, i) {
@@ -439,58 +524,77 @@ impl Tree {
         it.status()?;
         Ok(out)
     }
-}
 
-/// Fold a chunk of keys (in key order): read their states and old entry
-/// hashes, write the new ones to `aae_keys`, and return the changes
-/// `(key hash, old, new)` for the levels.
-fn fold_chunk(db: &DB, chunk: &[(Vec<u8>, u128)]) -> Result<Vec<(u64, u128, u128)>> {
-    let state = cf(db, CF_STATE)?;
-    let aae_keys = cf(db, CF_AAE_KEYS)?;
-    // `chunk` is in key order (for the state lookups); the index is read
-    // and written in key-hash order. A key whose last write put its state
-    // whole comes with that state's entry hash: it is not read back.
-    let mut news: Vec<u128> = chunk.iter().map(|(_, hint)| *hint).collect();
-    let unknown: Vec<usize> = (0..chunk.len()).filter(|i| news[*i] == 0).collect();
-    if !unknown.is_empty() {
-        let ks: Vec<&[u8]> = unknown.iter().map(|i| chunk[*i].0.as_slice()).collect();
-        for (i, st) in unknown
-            .iter()
-            .zip(db.batched_multi_get_cf(state, &ks, true))
-        {
-            news[*i] = st?.map(|b| entry_hash(&chunk[*i].0, &b)).unwrap_or(0);
-        }
-    }
-    let mut order: Vec<(u64, usize)> = chunk
-        .iter()
-        .enumerate()
-        .map(|(i, (k, _))| (key_hash(k), i))
-        .collect();
-    order.sort_unstable();
-    let index_keys: Vec<Vec<u8>> = order
-        .iter()
-        .map(|(kh, i)| aae_key(*kh, &chunk[*i].0))
-        .collect();
-    let olds = db.batched_multi_get_cf(aae_keys, &index_keys, true);
-    let mut wb = rocksdb::WriteBatch::default();
-    let mut changes = Vec::with_capacity(chunk.len());
-    for (((kh, i), ak), old) in order.iter().zip(&index_keys).zip(olds) {
-        let new = news[*i];
-        let old = match old? {
-            Some(b) => decode_eh(&b)?,
-            None => 0,
-        };
-        if new != old {
-            if new == 0 {
-                wb.delete_cf(aae_keys, ak);
-            } else {
-                wb.put_cf(aae_keys, ak, new.to_be_bytes());
+    /// Fold a chunk of keys (in key order): read their states and old
+    /// entry hashes, write the new ones to `aae_keys`, and return the
+    /// changes `(key hash, old, new)` for the levels.
+    fn fold_chunk(&self, db: &DB, chunk: &[(Vec<u8>, Mark)]) -> Result<Vec<(u64, u128, u128)>> {
+        let state = cf(db, CF_STATE)?;
+        let aae_keys = cf(db, CF_AAE_KEYS)?;
+        // `chunk` is in key order (for the state lookups); the index is
+        // read and written in key-hash order. A key whose last write put
+        // its state whole comes with that state's entry hash: it is not
+        // read back.
+        let mut news: Vec<u128> = chunk.iter().map(|(_, m)| m.hint).collect();
+        let unknown: Vec<usize> = (0..chunk.len()).filter(|i| news[*i] == 0).collect();
+        if !unknown.is_empty() {
+            let ks: Vec<&[u8]> = unknown.iter().map(|i| chunk[*i].0.as_slice()).collect();
+            for (i, st) in unknown
+                .iter()
+                .zip(db.batched_multi_get_cf(state, &ks, true))
+            {
+                news[*i] = st?.map(|b| entry_hash(&chunk[*i].0, &b)).unwrap_or(0);
             }
-            changes.push((*kh, old, new));
         }
+        let mut order: Vec<(u64, usize)> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (key_hash(k), i))
+            .collect();
+        order.sort_unstable();
+        let index_keys: Vec<Vec<u8>> = order
+            .iter()
+            .map(|(kh, i)| aae_key(*kh, &chunk[*i].0))
+            .collect();
+        // The old entries of keys known to have none are not read (an
+        // ingest: every key is new). Debug builds read them all, to catch
+        // a wrong flag.
+        let read_all = cfg!(debug_assertions);
+        let read: Vec<usize> = (0..order.len())
+            .filter(|j| read_all || !chunk[order[*j].1].1.unindexed)
+            .collect();
+        let ks: Vec<&[u8]> = read.iter().map(|j| index_keys[*j].as_slice()).collect();
+        let mut olds = vec![0u128; order.len()];
+        for (j, old) in read
+            .iter()
+            .zip(db.batched_multi_get_cf(aae_keys, &ks, true))
+        {
+            if let Some(b) = old? {
+                olds[*j] = decode_eh(&b)?;
+            }
+        }
+        let mut wb = rocksdb::WriteBatch::default();
+        let mut changes = Vec::with_capacity(chunk.len());
+        for (((kh, i), ak), old) in order.iter().zip(&index_keys).zip(olds) {
+            let new = news[*i];
+            let unindexed = chunk[*i].1.unindexed;
+            #[cfg(debug_assertions)]
+            if unindexed && old != 0 {
+                self.wrongly_unindexed.fetch_add(1, Ordering::Relaxed);
+            }
+            let old = if unindexed { 0 } else { old };
+            if new != old {
+                if new == 0 {
+                    wb.delete_cf(aae_keys, ak);
+                } else {
+                    wb.put_cf(aae_keys, ak, new.to_be_bytes());
+                }
+                changes.push((*kh, old, new));
+            }
+        }
+        db.write_opt(wb, &no_wal())?;
+        Ok(changes)
     }
-    db.write_opt(wb, &no_wal())?;
-    Ok(changes)
 }
 
 /// The IBLT cell updates of a chunk's changes (`fold_chunk`): hashed
@@ -592,6 +696,7 @@ fn decode_leaf(k: &[u8], v: &[u8]) -> Result<(u32, Node)> {
 mod tests {
     use crate::causal::ReplicaId;
     use crate::{Batch, Engine, Options};
+    use std::sync::atomic::Ordering;
 
     /// The settler's ingest rule counts marks of keys the write created:
     /// new keys (local or merged) count, keys that exist do not.
@@ -632,5 +737,79 @@ mod tests {
         drop(settling);
         a.settle().unwrap();
         assert_eq!(counts(), (0, 0), "a settle takes the marks");
+    }
+
+    /// A key the write creates is folded without reading its old index
+    /// entry, unless the index may hold one: the key was marked since its
+    /// last fold (a collection removed it), or a settle ran between the
+    /// writer's look at its keys and its mark.
+    #[test]
+    fn created_keys_are_folded_without_reading_an_old_index_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Engine::open(dir.path(), Options::with_replica(ReplicaId(1))).unwrap();
+        let tree = &a.tree;
+        // Held, the settling lock keeps the settler out; settles below
+        // run under it.
+        let settling = tree.settling.lock();
+        let mut batch = Batch::new();
+        for i in 0..10 {
+            batch.increment(format!("k{i}"), 1);
+        }
+        a.write(&batch).unwrap();
+        assert_eq!(tree.unindexed(b"k3"), Some(true), "created");
+        a.increment(b"k3", 1).unwrap();
+        assert_eq!(tree.unindexed(b"k3"), Some(true), "kept: not folded since");
+        tree.settle_locked(&a.db, &settling).unwrap();
+        a.increment(b"k3", 1).unwrap();
+        assert_eq!(tree.unindexed(b"k3"), Some(false), "folded since: indexed");
+        // Deleted, folded, then collected: the collection marks the key,
+        // and a write creating it again before the next fold keeps that
+        // mark's flag (the index still holds the key's entry).
+        a.delete(b"k4", None).unwrap();
+        tree.settle_locked(&a.db, &settling).unwrap();
+        assert_eq!(a.collect().unwrap().purged, 1);
+        assert_eq!(tree.unindexed(b"k4"), Some(false), "collected");
+        a.increment(b"k4", 5).unwrap();
+        assert_eq!(
+            tree.unindexed(b"k4"),
+            Some(false),
+            "created again, unfolded"
+        );
+        // The same, with a settle taking the collection's mark before the
+        // key is created again and folding it after: the fold reads the
+        // new state and indexes it, so the writer's mark, made while the
+        // settle runs, must not say unindexed.
+        a.delete(b"k5", None).unwrap();
+        tree.settle_locked(&a.db, &settling).unwrap();
+        assert_eq!(a.collect().unwrap().purged, 1);
+        tree.epoch.fetch_add(1, Ordering::SeqCst);
+        let taken = tree.take_dirty();
+        assert!(taken.iter().any(|(k, _)| k == b"k5"));
+        a.increment(b"k5", 6).unwrap();
+        assert_eq!(
+            tree.unindexed(b"k5"),
+            Some(false),
+            "created during a settle"
+        );
+        tree.fold_keys(&a.db, taken).unwrap();
+        tree.epoch.fetch_add(1, Ordering::SeqCst);
+        tree.settle_locked(&a.db, &settling).unwrap();
+        // A settle between the writer's look (the epoch it read) and its
+        // mark: the fold may have indexed the key.
+        let before = tree.epoch();
+        tree.settle_locked(&a.db, &settling).unwrap();
+        tree.mark_dirty_owned(vec![(b"x".to_vec(), 0, true)], before);
+        assert_eq!(tree.unindexed(b"x"), Some(false), "a settle ran");
+        tree.mark_dirty_owned(vec![(b"y".to_vec(), 0, true)], tree.epoch() + 1);
+        assert_eq!(tree.unindexed(b"y"), Some(false), "a settle was running");
+        tree.mark_dirty_owned(vec![(b"z".to_vec(), 0, true)], tree.epoch());
+        assert_eq!(tree.unindexed(b"z"), Some(true), "none ran");
+        // (x, y and z have no state: read, none is found.)
+        drop(settling);
+        let report = a.verify().unwrap();
+        assert!(report.consistent, "{report:?}");
+        assert_eq!(report.keys, 10);
+        #[cfg(debug_assertions)]
+        assert_eq!(tree.wrongly_unindexed.load(Ordering::Relaxed), 0);
     }
 }

@@ -50,11 +50,11 @@ pub(super) struct Ready {
     pub(super) logged: Option<Vec<u8>>,
     /// Pending rows it applies.
     pub(super) release: Vec<u64>,
-    /// The keys it writes, with their hints (for the anti-entropy tree:
-    /// `Tree::mark_dirty_owned`).
-    pub(super) keys: Vec<(Vec<u8>, u128)>,
-    /// How many of `keys` the batch creates (new to the store).
-    pub(super) fresh: usize,
+    /// The keys it writes, with their hints and whether it creates them
+    /// (for the anti-entropy tree: `Tree::mark_dirty_owned`).
+    pub(super) keys: Vec<crate::aae::Written>,
+    /// `Tree::epoch` when the batch took its keys' stripes.
+    pub(super) epoch: u64,
 }
 
 /// What the commit of one batch did.
@@ -216,7 +216,7 @@ impl Engine {
             let Ok(n) = n else { continue };
             if self.options.anti_entropy {
                 self.tree
-                    .mark_dirty_owned(std::mem::take(&mut r.keys), r.fresh);
+                    .mark_dirty_owned(std::mem::take(&mut r.keys), r.epoch);
             }
             if n.last > n.base {
                 // Its peers' dots counted as merged before its operations.

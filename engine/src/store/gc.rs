@@ -319,7 +319,9 @@ impl Engine {
             None => self.types.remove(key),
         }
         if self.options.anti_entropy {
-            self.tree.mark_dirty_owned(vec![(key.to_vec(), 0)], 0);
+            // Not created: its fold reads the old index entry.
+            self.tree
+                .mark_dirty_owned(vec![(key.to_vec(), 0, false)], 0);
         }
         Ok(())
     }

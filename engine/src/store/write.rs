@@ -228,6 +228,10 @@ impl Engine {
         let guards = self
             .locks
             .lock_all(slots.iter().map(|s| self.locks.stripe(s.key)).collect());
+        // Before the keys are looked at: the tree tells from it whether a
+        // key this batch creates can have an index entry (none can unless
+        // a settle ran meanwhile).
+        let epoch = self.tree.epoch();
         self.know_keys(&mut slots)?;
         let Applied {
             deltas,
@@ -237,18 +241,17 @@ impl Engine {
         // Step 5: each key's put or operand, checked against the size limit.
         let mut wb = rocksdb::WriteBatch::default();
         let mut metas = Vec::with_capacity(slots.len());
-        // The keys written, with their hints, for the tree, and how many
-        // of them the batch creates (the settler's ingest rule). A key the
-        // batch leaves as it was (a delete or remove of nothing) is not
-        // marked.
+        // The keys written, with their hints, for the tree, and whether the
+        // batch creates them (the settler's ingest rule; a created key's
+        // fold reads no old index entry). A key the batch leaves as it was
+        // (a delete or remove of nothing) is not marked.
         let aae = self.options.anti_entropy;
-        let mut keys: Vec<(Vec<u8>, u128)> = Vec::with_capacity(if aae { slots.len() } else { 0 });
-        let mut fresh = 0;
+        let mut keys: Vec<crate::aae::Written> =
+            Vec::with_capacity(if aae { slots.len() } else { 0 });
         for slot in &mut slots {
             if let Some(m) = self.stage(slot, &mut wb)? {
                 if aae {
-                    keys.push((slot.key.to_vec(), slot.hash));
-                    fresh += usize::from(slot.is_new);
+                    keys.push((slot.key.to_vec(), slot.hash, slot.is_new));
                 }
                 // The whole state goes back to the cache with the key's
                 // metadata (OR-Set and MV register: the types whose writes
@@ -284,13 +287,13 @@ impl Engine {
                 logged,
                 release: std::mem::take(&mut extra.release),
                 keys,
-                fresh,
+                epoch,
             })?
         } else {
             self.check_writable()?;
             self.write_or_poison(wb)?;
             if self.options.anti_entropy {
-                self.tree.mark_dirty_owned(keys, fresh);
+                self.tree.mark_dirty_owned(keys, epoch);
             }
             if !extra.release.is_empty() {
                 self.pending.index.lock().release(&extra.release);
