@@ -190,8 +190,13 @@ impl CausalContext {
     }
 
     /// Union with another context (the join): linear in the vectors, and
-    /// only the replicas whose cloud dots may change are settled.
+    /// only the replicas whose cloud dots may change are settled. Into an
+    /// empty context it is a copy (no dot is inserted one by one).
     pub fn merge(&mut self, other: &CausalContext) {
+        if self.is_empty() {
+            self.clone_from(other);
+            return;
+        }
         if self.cloud.is_empty() {
             self.vv.merge(&other.vv);
         } else {
