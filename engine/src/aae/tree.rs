@@ -8,6 +8,7 @@ use crate::store::{cf, CF_AAE_KEYS, CF_AAE_LEAVES, CF_META, CF_STATE};
 use foldhash::{HashMap, HashMapExt};
 use parking_lot::{Mutex, MutexGuard};
 use rocksdb::DB;
+use std::collections::hash_map::Entry as MarkEntry;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Bits of key hash that pick the segment: 2^20 leaves.
@@ -228,13 +229,17 @@ impl Tree {
         }
     }
 
+    /// The dirty-set shard of `key`, locked.
+    fn dirty_shard(&self, key: &[u8]) -> MutexGuard<'_, HashMap<Vec<u8>, Mark>> {
+        self.dirty[(key_hash(key) as usize) % DIRTY_SHARDS].lock()
+    }
+
     /// Keys to fold again after a failed settle: the state is read (a hint
     /// they carried may be older than a mark made meanwhile, which wins),
     /// and so is their old index entry (nothing is assumed of it).
     fn mark_again(&self, keys: &[(Vec<u8>, Mark)]) {
         for (k, _) in keys {
-            let shard = (key_hash(k) as usize) % DIRTY_SHARDS;
-            let mut d = self.dirty[shard].lock();
+            let mut d = self.dirty_shard(k);
             if !d.contains_key(k) {
                 d.insert(
                     k.clone(),
@@ -274,11 +279,10 @@ impl Tree {
         let fresh = keys.iter().filter(|k| k.2).count();
         self.fresh.fetch_add(fresh, Ordering::Relaxed);
         for (k, hint, created) in keys {
-            let shard = (key_hash(&k) as usize) % DIRTY_SHARDS;
-            let mut d = self.dirty[shard].lock();
+            let mut d = self.dirty_shard(&k);
             match d.entry(k) {
-                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().hint = hint,
-                std::collections::hash_map::Entry::Vacant(e) => {
+                MarkEntry::Occupied(mut e) => e.get_mut().hint = hint,
+                MarkEntry::Vacant(e) => {
                     // Read under the shard's lock: a settle that took this
                     // shard bumped the epoch before it did.
                     let unindexed =
@@ -294,8 +298,7 @@ impl Tree {
     /// index entry.
     #[cfg(test)]
     fn unindexed(&self, key: &[u8]) -> Option<bool> {
-        let shard = (key_hash(key) as usize) % DIRTY_SHARDS;
-        self.dirty[shard].lock().get(key).map(|m| m.unindexed)
+        self.dirty_shard(key).get(key).map(|m| m.unindexed)
     }
 
     /// Whether so many keys are dirty that a writer should settle them.
