@@ -112,4 +112,37 @@ fn counter_overflow_is_an_error() {
     let before = dump(&a);
     assert!(matches!(a.increment(b"c", 1), Err(Error::Overflow)));
     assert_eq!(dump(&a), before);
+    // Within a batch (the increments build on this replica's known entry,
+    // without reading the state): the batch changes nothing.
+    let mut batch = Batch::new();
+    batch.increment(b"d", u64::MAX - 1).increment(b"d", 1);
+    a.write(&batch).unwrap();
+    let before = dump(&a);
+    let mut batch = Batch::new();
+    batch
+        .increment(b"e", 1)
+        .increment(b"d", 0)
+        .increment(b"d", 1);
+    assert!(matches!(a.write(&batch), Err(Error::Overflow)));
+    assert_eq!(dump(&a), before);
+}
+
+#[test]
+fn pn_counter_overflow_is_an_error_either_way() {
+    let a = engine(1);
+    a.pn_add(b"p", i64::MAX).unwrap();
+    a.pn_add(b"p", i64::MAX).unwrap();
+    a.pn_add(b"p", i64::MIN).unwrap();
+    let before = dump(&a);
+    // Increments: 2^64 - 2 counted, 2 more overflow; decrements: 2^63
+    // counted, 2^63 more overflow.
+    assert!(matches!(a.pn_add(b"p", 2), Err(Error::Overflow)));
+    assert!(matches!(a.pn_add(b"p", i64::MIN), Err(Error::Overflow)));
+    let mut batch = Batch::new();
+    batch.pn_add(b"p", 1).pn_add(b"p", -5).pn_add(b"p", 1);
+    assert!(matches!(a.write(&batch), Err(Error::Overflow)));
+    assert_eq!(dump(&a), before);
+    // What fits still counts.
+    a.pn_add(b"p", 1).unwrap();
+    assert_eq!(a.counter_value(b"p").unwrap(), i64::MAX as i128);
 }

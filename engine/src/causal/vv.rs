@@ -60,6 +60,18 @@ impl VersionVector {
         }
     }
 
+    /// The vector holding `counter` for `replica` alone (empty if
+    /// `counter` is 0), allocated for that one entry.
+    pub(crate) fn single(replica: ReplicaId, counter: u64) -> VersionVector {
+        VersionVector {
+            entries: if counter == 0 {
+                Vec::new()
+            } else {
+                vec![(replica, counter)]
+            },
+        }
+    }
+
     /// Pointwise maximum with `other` (the join).
     pub fn merge(&mut self, other: &VersionVector) {
         let mut i = 0;

@@ -585,6 +585,12 @@ pub fn encode_state(state: &State) -> Vec<u8> {
     encode_with(KIND_STATE, state)
 }
 
+/// Append the encoding of a full state (as [`encode_state`] returns it)
+/// to `out`: for callers that reuse one buffer.
+pub(crate) fn encode_state_into(state: &State, out: &mut Vec<u8>) {
+    encode_with_into(KIND_STATE, state, out)
+}
+
 /// Append the bincode body of a state's encoding to `out` (no version,
 /// kind or checksum: for containers that check integrity themselves, like
 /// the changes feed's log).

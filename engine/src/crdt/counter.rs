@@ -130,11 +130,10 @@ impl GCounter {
     /// A counter holding only `replica`'s entry `count` (what the write
     /// path knows of a counter it does not read; see `store/types.rs`).
     pub(crate) fn with_entry(replica: ReplicaId, count: u64) -> GCounter {
-        let mut g = GCounter::default();
-        if count > 0 {
-            g.counts.observe(replica, count);
+        GCounter {
+            counts: VersionVector::single(replica, count),
+            tomb: Default::default(),
         }
-        g
     }
 
     /// This replica's entry.
@@ -144,13 +143,12 @@ impl GCounter {
 
     /// Add `n` on behalf of `replica`; returns the delta (the new entry).
     pub fn increment(&mut self, replica: ReplicaId, n: u64) -> Result<GCounter, CounterOverflow> {
-        let mut delta = GCounter::default();
         if n == 0 {
-            return Ok(delta);
+            return Ok(GCounter::default());
         }
         let next = self.entry(replica).checked_add(n).ok_or(CounterOverflow)?;
         self.counts.observe(replica, next);
-        delta.counts.observe(replica, next);
+        let mut delta = GCounter::with_entry(replica, next);
         // After a delete the entry is absolute but only its part beyond
         // what the delete removed counts: the delta says so, so that a
         // replica that collected the delete (and forgot it) counts the

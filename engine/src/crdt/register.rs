@@ -135,6 +135,21 @@ impl<P: WinPolicy> TimestampedRegister<P> {
         delta
     }
 
+    /// The delta [`TimestampedRegister::set`] returns on a register that
+    /// saw no delete (so no epoch), made without a register to write to:
+    /// the write alone. For blind writes, which read no state.
+    pub(crate) fn blind_set(ts: Timestamp, replica: ReplicaId, value: &[u8]) -> Self {
+        TimestampedRegister {
+            current: Some(Stamped {
+                ts,
+                replica,
+                value: value.to_vec(),
+            }),
+            tomb: Default::default(),
+            policy: PhantomData,
+        }
+    }
+
     /// Delete the key at `ts` (a clock tick later than anything this
     /// replica has seen); returns the delta.
     pub fn delete(&mut self, ts: Timestamp, replica: ReplicaId) -> Self {
@@ -408,6 +423,25 @@ mod tests {
             wall_ms: ms,
             logical: 0,
         }
+    }
+
+    #[test]
+    fn blind_set_is_the_delta_of_a_write_on_an_empty_register() {
+        assert_eq!(
+            LwwRegister::blind_set(ts(5), A, b"v"),
+            LwwRegister::default().set(ts(5), A, b"v")
+        );
+        assert_eq!(
+            FwwRegister::blind_set(ts(5), A, b"v"),
+            FwwRegister::default().set(ts(5), A, b"v")
+        );
+        // After a delete, an FWW write carries the epoch: not blind.
+        let mut f = FwwRegister::default();
+        f.delete(ts(6), B);
+        assert_ne!(
+            f.set(ts(7), A, b"v"),
+            FwwRegister::blind_set(ts(7), A, b"v")
+        );
     }
 
     #[test]

@@ -47,10 +47,8 @@ use super::{
     Engine, CF_META, CF_PENDING, CF_STATE, CF_TYPES, MAX_KEY_LEN, MAX_VALUE_LEN, META_CTX, META_HLC,
 };
 use crate::causal::{CausalContext, Dot, Timestamp};
-use crate::codec::{
-    decode_item, encode_context, encode_state, Changes, Delta, Item, MAX_STATE_LEN,
-};
-use crate::crdt::{CrdtType, GCounter, PNCounter, State};
+use crate::codec::{decode_item, encode_context, Changes, Delta, Item, MAX_STATE_LEN};
+use crate::crdt::{CrdtType, FwwRegister, GCounter, LwwRegister, PNCounter, State};
 use crate::error::{Error, Result};
 use foldhash::{HashMap, HashMapExt};
 use std::borrow::Cow;
@@ -103,11 +101,16 @@ struct Slot<'a> {
     /// of its changes to it as an operand (`operand`) instead of putting
     /// the whole state, keeping the write proportional to the change.
     big: bool,
-    /// For counters incremented blind: a counter holding only this
-    /// replica's entries, which the increments advance.
-    mine: Option<State>,
+    /// For counters incremented blind: the increments advance `own`
+    /// (this replica's entries, known without reading the state) and
+    /// their deltas are built from it.
+    counting: bool,
     /// Join of everything this batch writes to a key that is not read.
     operand: Option<State>,
+    /// For a key written blind by one local operation: the index of its
+    /// delta in the batch's deltas, which is the operand (written from
+    /// there, not copied into `operand`).
+    operand_delta: Option<usize>,
     /// A big OR-Set's local adds and removes, recorded as they are applied
     /// and joined into `operand` once, by [`Slot::join_changes`]: cheaper
     /// than joining each operation's delta.
@@ -249,8 +252,11 @@ impl Engine {
         let aae = self.options.anti_entropy;
         let mut keys: Vec<crate::aae::Written> =
             Vec::with_capacity(if aae { slots.len() } else { 0 });
+        // One encoding buffer for the batch's states and operands (each is
+        // copied into `wb`).
+        let mut scratch = Vec::with_capacity(256);
         for slot in &mut slots {
-            if let Some(m) = self.stage(slot, &mut wb)? {
+            if let Some(m) = self.stage(slot, &deltas, &mut wb, &mut scratch)? {
                 if aae {
                     keys.push((slot.key.to_vec(), slot.hash, slot.is_new));
                 }
@@ -390,19 +396,9 @@ impl Engine {
             s.needs_state |= s.fww && s.tomb;
             // Increments of a counter whose own entries are known need no
             // read: their deltas are this replica's next entries.
-            if let (true, false, Some([inc, dec])) = (s.counts_only, s.tomb, s.own) {
-                let me = self.replica;
-                s.mine = match s.ty {
-                    Some(CrdtType::GCounter) => {
-                        Some(State::GCounter(GCounter::with_entry(me, inc)))
-                    }
-                    Some(CrdtType::PNCounter) => Some(State::PNCounter(PNCounter::from_parts(
-                        GCounter::with_entry(me, inc),
-                        GCounter::with_entry(me, dec),
-                    ))),
-                    _ => None,
-                };
-                s.needs_state &= s.mine.is_none();
+            if let (true, false, Some(_)) = (s.counts_only, s.tomb, s.own) {
+                s.counting = matches!(s.ty, Some(CrdtType::GCounter | CrdtType::PNCounter));
+                s.needs_state &= !s.counting;
             }
         }
         let state_cf = self.cf(CF_STATE)?;
@@ -551,11 +547,10 @@ impl Engine {
                     s
                 }
                 (None, Some(op)) => {
-                    let target = match slot.state.as_mut() {
-                        Some(st) => Some(st),
-                        None => slot.mine.as_mut(),
+                    let mut d = match (&mut slot.state, &mut slot.own) {
+                        (None, Some(own)) if slot.counting => self.count(op, ty, own)?,
+                        (st, _) => self.apply_local(op, st.as_mut(), ty)?,
                     };
-                    let mut d = self.apply_local(op, target, ty)?;
                     if matches!(&d, State::ORSet(s) if s.is_bottom()) {
                         // A remove that removed nothing (the state is
                         // unchanged): no delta. Shipped, it would be a
@@ -576,7 +571,13 @@ impl Engine {
                     // (a big OR-Set's adds and removes: recorded, joined
                     // at the end).
                     if slot.writes_operand() && !slot.record_change(op, &d) {
-                        slot.join_operand(Cow::Borrowed(&d))?;
+                        if slot.ops == 1 {
+                            // The key's only change: written from the
+                            // delta itself (`stage`), not from a copy.
+                            slot.operand_delta = Some(deltas.len());
+                        } else {
+                            slot.join_operand(Cow::Borrowed(&d))?;
+                        }
                     }
                     // The sequence number and dependencies are set at
                     // commit.
@@ -705,34 +706,41 @@ impl Engine {
     /// reservation must grow. Fails, writing nothing, if the state would
     /// exceed [`MAX_STATE_LEN`]. Returns what the key's cache entry
     /// becomes once the batch is written.
-    fn stage(&self, slot: &mut Slot, wb: &mut rocksdb::WriteBatch) -> Result<Option<KeyMeta>> {
+    fn stage(
+        &self,
+        slot: &mut Slot,
+        deltas: &[KeyedDelta],
+        wb: &mut rocksdb::WriteBatch,
+        scratch: &mut Vec<u8>,
+    ) -> Result<Option<KeyMeta>> {
         let Some(ty) = slot.ty else {
             return Ok(None);
         };
         let state_cf = self.cf(CF_STATE)?;
-        let tomb = slot.tomb
-            || slot
-                .state
-                .as_ref()
-                .or(slot.operand.as_ref())
-                .is_some_and(State::has_tomb);
+        // What the batch joins into the stored state, if it is not put whole.
+        let operand = slot
+            .operand
+            .as_ref()
+            .or_else(|| slot.operand_delta.map(|i| &deltas[i].delta.state));
+        let tomb = slot.tomb || slot.state.as_ref().or(operand).is_some_and(State::has_tomb);
         // The size bound, and the pile of remove operands (`KeyMeta::piled`).
         let (used, piled) = match &slot.state {
             // A big state's changes, as a blind write's operand would be
             // (nothing to write if the batch changed nothing).
-            Some(_) if slot.big && !tomb && slot.operand.is_none() => (slot.used, slot.piled),
-            Some(st) if !slot.big || tomb => {
-                (self.put_checked(wb, slot.key, st, &mut slot.hash)?, 0)
-            }
+            Some(_) if slot.big && !tomb && operand.is_none() => (slot.used, slot.piled),
+            Some(st) if !slot.big || tomb => (
+                self.put_checked(wb, slot.key, st, &mut slot.hash, scratch)?,
+                0,
+            ),
             _ => {
                 // A key's only full-state merge is written as its
                 // validated bytes; anything else as the joined operand.
-                let encoded;
-                let bytes = match (slot.raw, &slot.operand) {
+                let bytes: &[u8] = match (slot.raw, operand) {
                     (Some(raw), _) => raw,
                     (None, Some(operand)) => {
-                        encoded = encode_state(operand);
-                        &encoded
+                        scratch.clear();
+                        crate::codec::encode_state_into(operand, scratch);
+                        scratch
                     }
                     (None, None) => return Ok(None),
                 };
@@ -746,18 +754,24 @@ impl Engine {
                 } else if let Some(st) = &slot.state {
                     // The bound says it might not fit: join exactly (a big
                     // state the batch holds is that join already).
-                    (self.put_checked(wb, slot.key, st, &mut slot.hash)?, 0)
+                    (
+                        self.put_checked(wb, slot.key, st, &mut slot.hash, scratch)?,
+                        0,
+                    )
                 } else {
                     let mut st = match self.db.get_pinned_cf(state_cf, slot.key)? {
                         Some(b) => decode_stored(slot.key, &b)?,
                         None => State::empty(ty),
                     };
-                    match &slot.operand {
+                    match operand {
                         Some(operand) => st.try_join(operand),
                         None => st.try_join(&crate::codec::decode_state(bytes)?),
                     }
                     .map_err(mismatch)?;
-                    (self.put_checked(wb, slot.key, &st, &mut slot.hash)?, 0)
+                    (
+                        self.put_checked(wb, slot.key, &st, &mut slot.hash, scratch)?,
+                        0,
+                    )
                 }
             }
         };
@@ -804,27 +818,76 @@ impl Engine {
             own: if tomb {
                 None
             } else {
-                slot.state
-                    .as_ref()
-                    .or(slot.mine.as_ref())
-                    .and_then(|st| own_entries(st, self.replica))
+                match &slot.state {
+                    Some(st) => own_entries(st, self.replica),
+                    None if slot.counting => slot.own,
+                    None => None,
+                }
             },
             piled,
         }))
     }
 
+    /// A local increment of a counter incremented blind
+    /// ([`Slot::counting`]): its delta is this replica's next entry, built
+    /// from `own` (this replica's increments and decrements), which it
+    /// advances. The delta [`Engine::apply_local`] makes on the state (the
+    /// key has no tombstone, so the delta carries none).
+    fn count(&self, op: &Op, ty: CrdtType, own: &mut [u64; 2]) -> Result<State> {
+        let me = self.replica;
+        let next = |entry: &mut u64, n: u64| -> Result<GCounter> {
+            if n == 0 {
+                return Ok(GCounter::default());
+            }
+            let Some(sum) = entry.checked_add(n) else {
+                return Err(Error::Overflow);
+            };
+            *entry = sum;
+            Ok(GCounter::with_entry(me, *entry))
+        };
+        Ok(match (op, ty) {
+            (Op::Increment(n), CrdtType::GCounter) => State::GCounter(next(&mut own[0], *n)?),
+            (Op::PnAdd(n), CrdtType::PNCounter) => State::PNCounter(if *n >= 0 {
+                PNCounter::from_parts(next(&mut own[0], *n as u64)?, GCounter::default())
+            } else {
+                PNCounter::from_parts(GCounter::default(), next(&mut own[1], n.unsigned_abs())?)
+            }),
+            (op, stored) => {
+                return Err(Error::WrongType {
+                    stored,
+                    requested: op.crdt_type().unwrap_or(stored),
+                })
+            }
+        })
+    }
+
     /// Apply one local operation to `state` (or, for blind operations, to
     /// the empty state) and return its delta.
     fn apply_local(&self, op: &Op, state: Option<&mut State>, ty: CrdtType) -> Result<State> {
+        let me = self.replica;
         let mut scratch;
-        let st = match state {
-            Some(s) => s,
-            None => {
+        let st = match (state, op, ty) {
+            (Some(s), _, _) => s,
+            // Blind register writes: the delta is the write alone.
+            (None, Op::LwwSet(v), CrdtType::LwwRegister) => {
+                return Ok(State::LwwRegister(LwwRegister::blind_set(
+                    self.clock.tick(),
+                    me,
+                    v,
+                )))
+            }
+            (None, Op::FwwSet(v), CrdtType::FwwRegister) => {
+                return Ok(State::FwwRegister(FwwRegister::blind_set(
+                    self.clock.tick(),
+                    me,
+                    v,
+                )))
+            }
+            (None, _, _) => {
                 scratch = State::empty(ty);
                 &mut scratch
             }
         };
-        let me = self.replica;
         Ok(match (op, st) {
             (Op::Increment(n), State::GCounter(c)) => {
                 State::GCounter(c.increment(me, *n).map_err(|_| Error::Overflow)?)
@@ -1093,8 +1156,11 @@ impl Engine {
         key: &[u8],
         state: &State,
         hash: &mut u128,
+        scratch: &mut Vec<u8>,
     ) -> Result<u64> {
-        let bytes = encode_state(state);
+        scratch.clear();
+        crate::codec::encode_state_into(state, scratch);
+        let bytes = &scratch[..];
         let size = bytes.len() as u64;
         if bytes.len() > MAX_STATE_LEN {
             return Err(Error::StateTooLarge {
@@ -1149,8 +1215,9 @@ fn slots_of<'a>(items: &[(&'a [u8], Prepared<'a>)]) -> (HashMap<&'a [u8], usize>
                 own: None,
                 state: None,
                 big: false,
-                mine: None,
+                counting: false,
                 operand: None,
+                operand_delta: None,
                 changes: None,
                 raw: None,
                 hash: 0,
