@@ -520,3 +520,68 @@ fn a_sessions_states_become_visible_together_at_their_last_part() {
     assert!(sc.staging_overflowed);
     assert_eq!(members(&c, b"zz-post").len(), 1);
 }
+
+/// A peer's delta that is its key's only operation in a batch and
+/// deliverable at once is applied from its bytes (not decoded); with
+/// other operations on its key it is decoded. Both give the same states
+/// and the same causal record; one applied before, or one that must wait,
+/// takes the decoding path whatever the batch.
+#[test]
+fn deltas_applied_from_their_bytes_or_decoded_agree() {
+    let a = engine(1);
+    let mut ds = Vec::new();
+    for i in 0..40u64 {
+        let key = format!("k{}", i % 8).into_bytes();
+        let d = match i % 4 {
+            0 => a.increment(&[b"c", &key[..]].concat(), i + 1).unwrap(),
+            1 => a.pn_add(&[b"p", &key[..]].concat(), 3 - i as i64).unwrap(),
+            2 => a.orset_add(&[b"o", &key[..]].concat(), &key).unwrap(),
+            _ => a
+                .gset_add(&[b"g", &key[..]].concat(), &i.to_be_bytes())
+                .unwrap(),
+        };
+        ds.push((d.key.clone(), d.delta.encode()));
+    }
+    // B: one delta per batch (each its key's only operation).
+    let b = engine(2);
+    for (k, bytes) in &ds {
+        let mut batch = converge::Batch::new();
+        batch.merge(k.clone(), bytes.clone());
+        b.write(&batch).unwrap();
+    }
+    // C: all at once, most keys with several deltas (decoded).
+    let c = engine(3);
+    let mut batch = converge::Batch::new();
+    for (k, bytes) in &ds {
+        batch.merge(k.clone(), bytes.clone());
+    }
+    c.write(&batch).unwrap();
+    assert_eq!(common::dump(&b), common::dump(&a));
+    assert_eq!(common::dump(&c), common::dump(&a));
+    assert_eq!(b.context(), c.context());
+    assert_eq!(b.version_vector().get(ReplicaId(1)), 40);
+    // Applied again, alone in their batches: nothing changes.
+    let before = common::dump(&b);
+    for (k, bytes) in &ds {
+        b.merge(k, bytes).unwrap();
+    }
+    assert_eq!(common::dump(&b), before);
+    assert_eq!(b.pending().entries, 0);
+    // A delete B collected: the adds it removed, arriving again alone in
+    // their batches, stay removed (their dots are in the record).
+    let okeys: Vec<_> = ds.iter().filter(|(k, _)| k.starts_with(b"o")).collect();
+    b.delete(&okeys[0].0, None).unwrap();
+    assert_eq!(b.collect().unwrap().purged, 1);
+    for (k, bytes) in &okeys {
+        b.merge(k, bytes).unwrap();
+    }
+    assert!(b.state(&okeys[0].0).unwrap().is_none(), "brought back");
+    // Out of order, alone in their batches: each waits for the one before.
+    let d = engine(4);
+    for (k, bytes) in ds.iter().rev() {
+        d.merge(k, bytes).unwrap();
+    }
+    assert_eq!(common::dump(&d), common::dump(&a));
+    assert_eq!(d.context(), c.context());
+    assert_eq!(d.pending().entries, 0);
+}

@@ -246,8 +246,9 @@ macro_rules! scaled_claims {
 use scaled_claims;
 
 mod skim;
-#[doc(hidden)]
 pub use skim::skim_state;
+#[doc(hidden)]
+pub(crate) use skim::{skim_delta, SkimmedDelta};
 
 /// [`decode_body`] claiming at most `LIMIT` bytes (see [`CLAIM_FACTOR`]).
 pub(crate) fn decode_body_max<T: Decode<()>, const LIMIT: usize>(
@@ -589,6 +590,18 @@ pub fn encode_state(state: &State) -> Vec<u8> {
 /// to `out`: for callers that reuse one buffer.
 pub(crate) fn encode_state_into(state: &State, out: &mut Vec<u8>) {
     encode_with_into(KIND_STATE, state, out)
+}
+
+/// Append the sealed full-state encoding whose body is `body` (a state's
+/// canonical bincode body, as [`skim::SkimmedDelta::body`] certifies one)
+/// to `out`: the bytes [`encode_state`] makes of that state.
+pub(crate) fn seal_state_body_into(body: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.push(FORMAT_VERSION);
+    out.push(KIND_STATE);
+    out.extend_from_slice(body);
+    let sum = checksum(&out[start..]);
+    out.extend_from_slice(&sum);
 }
 
 /// Append the bincode body of a state's encoding to `out` (no version,

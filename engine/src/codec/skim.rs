@@ -16,7 +16,8 @@
 //! property test below holds it to that against the decoder on valid and
 //! damaged encodings.
 
-use super::{split_header, KIND_STATE};
+use super::{split_header, KIND_DELTA, KIND_DELTA_DEPS, KIND_STATE};
+use crate::causal::{Dot, ReplicaId};
 use crate::crdt::CrdtType;
 use std::cmp::Ordering;
 
@@ -27,6 +28,59 @@ use std::cmp::Ordering;
 /// decoder).
 pub fn skim_state(bytes: &[u8]) -> Option<CrdtType> {
     let (_, body) = split_header(bytes, &[KIND_STATE]).ok()?;
+    skim_state_body(body)
+}
+
+/// A delta envelope certified by [`skim_delta`]: its dot, and its state
+/// as the body of a full-state encoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SkimmedDelta<'a> {
+    /// The operation's dot (origin and sequence number, at least 1).
+    pub(crate) dot: Dot,
+    /// Whether the envelope records dependencies (kind 8); they are empty
+    /// (nothing but the origin's earlier operations, which the sequence
+    /// number implies).
+    pub(crate) deps: bool,
+    /// The state's type.
+    pub(crate) ty: CrdtType,
+    /// The state's canonical encoding (bincode body, as in a full-state
+    /// encoding: sealing it gives the bytes [`super::encode_state`] makes
+    /// of the decoded state).
+    pub(crate) body: &'a [u8],
+}
+
+/// A sealed delta envelope (`bytes`, as `Delta::encode` makes it) that is
+/// certainly well formed and would decode to a canonical delta, with no
+/// recorded dependencies beyond the origin's earlier operations and a
+/// state [`skim_state`] certifies; `None` if not certified (decode it to
+/// know). Refuses more than the decoder does, never less (the property
+/// test below holds it to that).
+pub(crate) fn skim_delta(bytes: &[u8]) -> Option<SkimmedDelta<'_>> {
+    let (kind, body) = split_header(bytes, &[KIND_DELTA, KIND_DELTA_DEPS]).ok()?;
+    let mut r = Reader { b: body };
+    let origin = ReplicaId(r.varint()?);
+    let seq = r.u64()?;
+    if seq == 0 {
+        return None;
+    }
+    let deps = kind == KIND_DELTA_DEPS;
+    // Dependencies: only the empty context (no vector entry, no cloud).
+    if deps && (r.varint()? != 0 || r.varint()? != 0) {
+        return None;
+    }
+    let body = r.b;
+    let ty = skim_state_body(body)?;
+    Some(SkimmedDelta {
+        dot: Dot::new(origin, seq),
+        deps,
+        ty,
+        body,
+    })
+}
+
+/// The type of a full state's body (what follows the version and kind
+/// bytes) if it is certainly canonical and would decode.
+fn skim_state_body(body: &[u8]) -> Option<CrdtType> {
     let mut r = Reader { b: body };
     let ty = match r.varint()? {
         0 => {
@@ -189,9 +243,9 @@ impl<'a> Reader<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::skim_state;
-    use crate::causal::ReplicaId;
-    use crate::codec::{decode_item, encode_state, Item};
+    use super::{skim_delta, skim_state};
+    use crate::causal::{CausalContext, Dot, ReplicaId};
+    use crate::codec::{decode_item, encode_state, seal_state_body_into, Delta, Item};
     use crate::crdt::{GCounter, GSet, ORSet, PNCounter, State};
     use proptest::prelude::*;
 
@@ -245,6 +299,25 @@ mod tests {
         })
     }
 
+    /// A delta of `st`: without recorded dependencies (`deps` 0), with
+    /// empty ones (1), or with a dependency on another replica (2).
+    fn delta(st: State, origin: u128, seq: u64, deps: u8) -> Delta {
+        Delta {
+            origin: ReplicaId(origin),
+            seq,
+            deps: match deps {
+                0 => None,
+                1 => Some(CausalContext::new()),
+                _ => {
+                    let mut c = CausalContext::new();
+                    c.insert(Dot::new(ReplicaId(origin.wrapping_add(1)), 3));
+                    Some(c)
+                }
+            },
+            state: st,
+        }
+    }
+
     fn decodes_canonical(bytes: &[u8]) -> bool {
         matches!(decode_item(bytes), Ok(Item::State(_)))
     }
@@ -258,6 +331,79 @@ mod tests {
             let bytes = encode_state(&st);
             let covered = !matches!(st, State::TwoPSet(_));
             prop_assert_eq!(skim_state(&bytes), covered.then(|| st.crdt_type()));
+        }
+
+        /// Every valid delta of a covered type without dependencies beyond
+        /// its origin's is certified: its dot, its type, and the state's
+        /// body, which sealed is the state's encoding. Deltas with other
+        /// dependencies, or of other types, are not.
+        #[test]
+        fn valid_deltas_are_certified(
+            st in state(),
+            origin in prop_oneof![Just(1u128), Just(u128::MAX), 250u128..70_000],
+            seq in prop_oneof![1u64..300, Just(u64::MAX)],
+            deps in 0u8..3,
+        ) {
+            let bytes = delta(st.clone(), origin, seq, deps).encode();
+            let covered = !matches!(st, State::TwoPSet(_)) && deps < 2;
+            let skimmed = skim_delta(&bytes);
+            prop_assert_eq!(skimmed.is_some(), covered);
+            if let Some(d) = skimmed {
+                prop_assert_eq!(d.dot, Dot::new(ReplicaId(origin), seq));
+                prop_assert_eq!(d.deps, deps == 1);
+                prop_assert_eq!(d.ty, st.crdt_type());
+                let mut sealed = Vec::new();
+                seal_state_body_into(d.body, &mut sealed);
+                prop_assert_eq!(sealed, encode_state(&st));
+            }
+        }
+
+        /// Damaged delta encodings are certified only if the decoder
+        /// accepts them, as a delta with that dot, those (empty)
+        /// dependencies and a state whose encoding is the certified body
+        /// sealed.
+        #[test]
+        fn deltas_never_looser_than_the_decoder(
+            st in state(),
+            seq in 0u64..4,
+            deps in 0u8..3,
+            at in any::<prop::sample::Index>(),
+            byte in prop_oneof![
+                any::<u8>(),
+                prop::sample::select(vec![0u8, 1, 2, 250, 251, 252, 253, 254, 255]),
+            ],
+            how in 0u8..4,
+        ) {
+            let sealed = delta(st, 7, seq.max(1), deps).encode();
+            let mut content = sealed[..sealed.len() - crate::codec::CHECKSUM_LEN].to_vec();
+            if content.len() > 2 && how < 3 {
+                let i = 2 + at.index(content.len() - 2);
+                match how {
+                    0 => content[i] = byte,
+                    1 => content.insert(i, byte),
+                    _ => {
+                        content.remove(i);
+                    }
+                }
+            } else if content.len() > 3 {
+                // The sequence number 0 (origin 7 is one byte).
+                content[3] = 0;
+            }
+            let damaged = crate::codec::seal(content);
+            if let Some(d) = skim_delta(&damaged) {
+                match decode_item(&damaged) {
+                    Ok(Item::Delta(decoded)) => {
+                        prop_assert_eq!(Dot::new(decoded.origin, decoded.seq), d.dot);
+                        prop_assert_eq!(decoded.deps.is_some(), d.deps);
+                        prop_assert!(decoded.deps.is_none_or(|c| c.is_empty()));
+                        prop_assert_eq!(decoded.state.crdt_type(), d.ty);
+                        let mut sealed = Vec::new();
+                        seal_state_body_into(d.body, &mut sealed);
+                        prop_assert_eq!(sealed, encode_state(&decoded.state));
+                    }
+                    other => prop_assert!(false, "certified but decodes to {:?}", other),
+                }
+            }
         }
 
         /// Damaged encodings (a byte changed, inserted or removed, with

@@ -1,6 +1,7 @@
 //! The write path. For a batch:
 //! 1. validate every key, value and merge payload (decode + canonical
-//!    check; full states of the plain counters, G-Set and OR-Set are
+//!    check; full states of the plain counters, G-Set and OR-Set, and
+//!    peers' deltas of them with no dependency beyond their origin's, are
 //!    skimmed instead, `codec/skim.rs`, and decoded only if needed);
 //! 2. lock the stripes of the batch's keys (ascending, so no deadlock);
 //! 3. look up each key's type and size bound, taking any cached state out
@@ -47,7 +48,9 @@ use super::{
     Engine, CF_META, CF_PENDING, CF_STATE, CF_TYPES, MAX_KEY_LEN, MAX_VALUE_LEN, META_CTX, META_HLC,
 };
 use crate::causal::{CausalContext, Dot, Timestamp};
-use crate::codec::{decode_item, encode_context, Changes, Delta, Item, MAX_STATE_LEN};
+use crate::codec::{
+    decode_item, encode_context, skim_delta, Changes, Delta, Item, SkimmedDelta, MAX_STATE_LEN,
+};
 use crate::crdt::{CrdtType, FwwRegister, GCounter, LwwRegister, PNCounter, State};
 use crate::error::{Error, Result};
 use foldhash::{HashMap, HashMapExt};
@@ -118,6 +121,10 @@ struct Slot<'a> {
     /// The validated bytes of a key's only operation, a full-state merge:
     /// written through as the operand, not re-encoded.
     raw: Option<&'a [u8]>,
+    /// The certified state bytes of a key's only operation, a peer's
+    /// delta (`Prepared::RawDelta`): sealed as a full state and written as
+    /// the operand, not decoded and encoded again.
+    raw_body: Option<&'a [u8]>,
     /// The entry hash of the state the batch puts whole (with the tree
     /// on), so that the settle need not read it back; 0 for a key written
     /// as an operand.
@@ -145,6 +152,12 @@ pub(super) enum Prepared<'a> {
     /// decoded only if the batch needs it as a state (other operations on
     /// the key).
     Raw(CrdtType, &'a [u8]),
+    /// A peer's delta certified without decoding it
+    /// (`codec::skim_delta`): applied from its dot and state bytes (the
+    /// state written as the key's operand, sealed around them) when it is
+    /// the key's only operation and deliverable at once; decoded
+    /// otherwise (its bytes).
+    RawDelta(SkimmedDelta<'a>, &'a [u8]),
 }
 
 /// What a commit brings besides its operations.
@@ -460,10 +473,18 @@ impl Engine {
                 Prepared::Raw(_, bytes) if slot.ops > 1 || slot.needs_state => {
                     Prepared::Merge(decode_item(bytes)?, Some(bytes))
                 }
+                Prepared::RawDelta(d, bytes)
+                    if slot.ops > 1
+                        || slot.needs_state
+                        || !self.plainly_deliverable(&d, &remote) =>
+                {
+                    Prepared::Merge(decode_item(bytes)?, Some(bytes))
+                }
                 p => p,
             };
             let ty = match &prep {
                 Prepared::Raw(ty, _) => *ty,
+                Prepared::RawDelta(d, _) => d.ty,
                 Prepared::Merge(item, _) => item.state().crdt_type(),
                 // A delete based on what this replica holds: of the key's
                 // type; nothing to delete if the key does not exist or
@@ -521,6 +542,14 @@ impl Engine {
                 Prepared::Local(op) => (None, Some(op)),
                 // Written through by `stage` (`slot.raw`).
                 Prepared::Raw(..) => (None, None),
+                // Deliverable (checked above), of a state with no
+                // tombstone or timestamp: recorded, and written by
+                // `stage` from its bytes (`slot.raw_body`).
+                Prepared::RawDelta(d, _) => {
+                    remote.insert(d.dot);
+                    slot.raw_body = Some(d.body);
+                    (None, None)
+                }
             };
             if slot.ty.is_none() {
                 slot.ty = Some(ty);
@@ -668,6 +697,18 @@ impl Engine {
         None
     }
 
+    /// Whether a certified delta (`Prepared::RawDelta`) is applied at once
+    /// as [`Engine::deliverable`] would find on its first look: not
+    /// applied before, and no dependency beyond the origin's earlier
+    /// operations, which the record or the batch (`batch`) hold. Anything
+    /// else is decoded and takes the full path.
+    fn plainly_deliverable(&self, d: &SkimmedDelta, batch: &CausalContext) -> bool {
+        let ctx = self.context.lock();
+        let origin = d.dot.replica;
+        !ctx.contains(&d.dot)
+            && (!d.deps || ctx.vv().get(origin).max(batch.vv().get(origin)) + 1 >= d.dot.counter)
+    }
+
     /// Under the commit lock: give the pages to park their pending ids and
     /// put them in `wb`, unless they are pending already; fails with
     /// [`Error::PendingFull`] if they do not fit.
@@ -735,14 +776,19 @@ impl Engine {
             _ => {
                 // A key's only full-state merge is written as its
                 // validated bytes; anything else as the joined operand.
-                let bytes: &[u8] = match (slot.raw, operand) {
-                    (Some(raw), _) => raw,
-                    (None, Some(operand)) => {
+                let bytes: &[u8] = match (slot.raw, operand, slot.raw_body) {
+                    (Some(raw), _, _) => raw,
+                    (None, Some(operand), _) => {
                         scratch.clear();
                         crate::codec::encode_state_into(operand, scratch);
                         scratch
                     }
-                    (None, None) => return Ok(None),
+                    (None, None, Some(body)) => {
+                        scratch.clear();
+                        crate::codec::seal_state_body_into(body, scratch);
+                        scratch
+                    }
+                    (None, None, None) => return Ok(None),
                 };
                 let bound = slot
                     .used
@@ -1170,7 +1216,7 @@ impl Engine {
             });
         }
         if self.options.anti_entropy {
-            *hash = crate::aae::hash::entry_hash(key, &bytes);
+            *hash = crate::aae::hash::entry_hash(key, bytes);
         }
         wb.put_cf(self.cf(CF_STATE)?, key, bytes);
         Ok(size)
@@ -1220,6 +1266,7 @@ fn slots_of<'a>(items: &[(&'a [u8], Prepared<'a>)]) -> (HashMap<&'a [u8], usize>
                 operand_delta: None,
                 changes: None,
                 raw: None,
+                raw_body: None,
                 hash: 0,
             });
             slots.len() - 1
@@ -1253,7 +1300,9 @@ fn write_size_hint(items: &[(&[u8], Prepared)]) -> usize {
                 + 48
                 + match p {
                     Prepared::Local(op) => op.payload_len(),
-                    Prepared::Merge(_, Some(bytes)) | Prepared::Raw(_, bytes) => bytes.len(),
+                    Prepared::Merge(_, Some(bytes))
+                    | Prepared::Raw(_, bytes)
+                    | Prepared::RawDelta(_, bytes) => bytes.len(),
                     Prepared::Merge(_, None) => 64,
                 }
         })
@@ -1282,7 +1331,10 @@ fn validate(batch: &Batch) -> Result<Vec<(&[u8], Prepared<'_>)>> {
             match op {
                 Op::Merge(bytes) => match crate::codec::skim_state(bytes) {
                     Some(ty) => Prepared::Raw(ty, bytes),
-                    None => Prepared::Merge(decode_item(bytes)?, Some(bytes)),
+                    None => match skim_delta(bytes) {
+                        Some(d) => Prepared::RawDelta(d, bytes),
+                        None => Prepared::Merge(decode_item(bytes)?, Some(bytes)),
+                    },
                 },
                 _ => Prepared::Local(op),
             },
