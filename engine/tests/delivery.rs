@@ -576,9 +576,26 @@ fn deltas_applied_from_their_bytes_or_decoded_agree() {
         b.merge(k, bytes).unwrap();
     }
     assert!(b.state(&okeys[0].0).unwrap().is_none(), "brought back");
+    // In batches holding each key once: runs of the origin's operations
+    // that start past the record's, each deliverable.
+    let e = engine(5);
+    for chunk in ds.chunks(8) {
+        let mut batch = converge::Batch::new();
+        for (k, bytes) in chunk {
+            batch.merge(k.clone(), bytes.clone());
+        }
+        e.write(&batch).unwrap();
+        assert_eq!(e.pending().entries, 0);
+    }
+    assert_eq!(common::dump(&e), common::dump(&a));
+    assert_eq!(e.context(), c.context());
     // Out of order, alone in their batches: each waits for the one before.
     let d = engine(4);
-    for (k, bytes) in ds.iter().rev() {
+    let (k, bytes) = &ds[39];
+    d.merge(k, bytes).unwrap();
+    assert_eq!(d.pending().entries, 1);
+    assert!(d.state(k).unwrap().is_none(), "visible before its causes");
+    for (k, bytes) in ds.iter().rev().skip(1) {
         d.merge(k, bytes).unwrap();
     }
     assert_eq!(common::dump(&d), common::dump(&a));

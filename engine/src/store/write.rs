@@ -467,6 +467,8 @@ impl Engine {
         let mut max_ts: Option<Timestamp> = None;
         // Dots of the peers' deltas merged by this batch.
         let mut remote = CausalContext::new();
+        // Per origin, how far its operations are held (`plainly_deliverable`).
+        let mut reach = HashMap::new();
         for (key, prep) in items {
             let slot = &mut slots[index[key]];
             let prep = match prep {
@@ -476,7 +478,7 @@ impl Engine {
                 Prepared::RawDelta(d, bytes)
                     if slot.ops > 1
                         || slot.needs_state
-                        || !self.plainly_deliverable(&d, &remote) =>
+                        || !self.plainly_deliverable(&d, &remote, &mut reach) =>
                 {
                     Prepared::Merge(decode_item(bytes)?, Some(bytes))
                 }
@@ -697,16 +699,41 @@ impl Engine {
         None
     }
 
-    /// Whether a certified delta (`Prepared::RawDelta`) is applied at once
-    /// as [`Engine::deliverable`] would find on its first look: not
-    /// applied before, and no dependency beyond the origin's earlier
-    /// operations, which the record or the batch (`batch`) hold. Anything
-    /// else is decoded and takes the full path.
-    fn plainly_deliverable(&self, d: &SkimmedDelta, batch: &CausalContext) -> bool {
+    /// Whether a certified delta (`Prepared::RawDelta`) is applied at once,
+    /// as [`Engine::deliverable`] would find: not applied before, and its
+    /// only dependencies, the origin's earlier operations, all held by the
+    /// record or by the batch (`batch`). Anything else is decoded and takes
+    /// the full path. `reach` keeps, per origin, how far the record and the
+    /// batch together were found to hold its operations without a gap
+    /// (the batch holds a run that does not start at 1 as isolated dots),
+    /// so each dot is looked at once per batch.
+    fn plainly_deliverable(
+        &self,
+        d: &SkimmedDelta,
+        batch: &CausalContext,
+        reach: &mut HashMap<crate::causal::ReplicaId, u64>,
+    ) -> bool {
         let ctx = self.context.lock();
+        if ctx.contains(&d.dot) {
+            return false;
+        }
+        if !d.deps {
+            return true;
+        }
         let origin = d.dot.replica;
-        !ctx.contains(&d.dot)
-            && (!d.deps || ctx.vv().get(origin).max(batch.vv().get(origin)) + 1 >= d.dot.counter)
+        let held = reach.entry(origin).or_insert(0);
+        let mut have = (*held)
+            .max(ctx.vv().get(origin))
+            .max(batch.vv().get(origin));
+        while have + 1 < d.dot.counter {
+            let next = Dot::new(origin, have + 1);
+            if !(batch.contains(&next) || ctx.contains(&next)) {
+                break;
+            }
+            have += 1;
+        }
+        *held = have;
+        have + 1 >= d.dot.counter
     }
 
     /// Under the commit lock: give the pages to park their pending ids and
