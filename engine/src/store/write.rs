@@ -548,7 +548,17 @@ impl Engine {
                 // tombstone or timestamp: recorded, and written by
                 // `stage` from its bytes (`slot.raw_body`).
                 Prepared::RawDelta(d, _) => {
-                    remote.insert(d.dot);
+                    if d.deps {
+                        // Every earlier operation of its origin is held
+                        // (`plainly_deliverable`): the batch's dots claim
+                        // them too, as a run from 1 in the vector, which
+                        // records, merges and encodes cheaply, rather than
+                        // as isolated dots. The record they join is the
+                        // same.
+                        remote.insert_range(d.dot.replica, 1, d.dot.counter);
+                    } else {
+                        remote.insert(d.dot);
+                    }
                     slot.raw_body = Some(d.body);
                     (None, None)
                 }
