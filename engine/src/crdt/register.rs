@@ -304,13 +304,19 @@ impl MvRegister {
         let dot = self.ctx.next_dot(replica).max(read.next_dot(replica));
         let mut ctx = read.clone();
         ctx.insert(dot);
-        let delta = MvRegister {
+        // Applied in place, as joining the delta would (see `join`): the
+        // siblings the delta's context covers go, its value comes in
+        // unless this state saw its dot already.
+        self.values.retain(|d, _| *d == dot || !ctx.contains(d));
+        if !self.ctx.contains(&dot) && !self.values.contains_key(&dot) {
+            self.values.insert(dot, value.to_vec());
+        }
+        self.ctx.merge(&ctx);
+        MvRegister {
             values: BTreeMap::from([(dot, value.to_vec())]),
             ctx,
             tomb: super::Boxed::default(),
-        };
-        self.join(&delta);
-        delta
+        }
     }
 
     /// The current siblings, ordered by dot.
@@ -422,6 +428,40 @@ mod tests {
         Timestamp {
             wall_ms: ms,
             logical: 0,
+        }
+    }
+
+    /// A write changes the state as joining its delta would.
+    #[test]
+    fn mv_write_in_place_is_the_join_of_its_delta() {
+        let mut a = MvRegister::default();
+        let mut b = MvRegister::default();
+        let da = a.write(A, b"a1", &CausalContext::new());
+        b.write(B, b"b1", &CausalContext::new());
+        // Concurrent siblings, then writes based on partial and full reads,
+        // from either replica, and one based on a read that saw more than
+        // the state (a later write of A's that this state never got).
+        b.join(&da);
+        let mut ahead = a.clone();
+        ahead.write(A, b"a2", &a.context().clone());
+        let reads = [
+            CausalContext::new(),
+            da.context().clone(),
+            b.context().clone(),
+            ahead.context().clone(),
+        ];
+        let mut deleted = b.clone();
+        deleted.delete(&da.context().clone());
+        for state in [a.clone(), b.clone(), deleted, MvRegister::default()] {
+            for read in &reads {
+                for r in [A, B] {
+                    let mut in_place = state.clone();
+                    let delta = in_place.write(r, b"v", read);
+                    let mut joined = state.clone();
+                    joined.join(&delta);
+                    assert_eq!(in_place, joined, "{r:?} on {state:?} read {read:?}");
+                }
+            }
         }
     }
 

@@ -265,11 +265,14 @@ impl Engine {
         let aae = self.options.anti_entropy;
         let mut keys: Vec<crate::aae::Written> =
             Vec::with_capacity(if aae { slots.len() } else { 0 });
-        // One encoding buffer for the batch's states and operands (each is
-        // copied into `wb`).
-        let mut scratch = Vec::with_capacity(256);
+        let mut staging = Staging {
+            state: self.cf(CF_STATE)?,
+            meta: None,
+            types: None,
+            scratch: Vec::with_capacity(256),
+        };
         for slot in &mut slots {
-            if let Some(m) = self.stage(slot, &deltas, &mut wb, &mut scratch)? {
+            if let Some(m) = self.stage(slot, &deltas, &mut wb, &mut staging)? {
                 if aae {
                     keys.push((slot.key.to_vec(), slot.hash, slot.is_new));
                 }
@@ -784,17 +787,17 @@ impl Engine {
     /// reservation must grow. Fails, writing nothing, if the state would
     /// exceed [`MAX_STATE_LEN`]. Returns what the key's cache entry
     /// becomes once the batch is written.
-    fn stage(
-        &self,
+    fn stage<'e>(
+        &'e self,
         slot: &mut Slot,
         deltas: &[KeyedDelta],
         wb: &mut rocksdb::WriteBatch,
-        scratch: &mut Vec<u8>,
+        staging: &mut Staging<'e>,
     ) -> Result<Option<KeyMeta>> {
         let Some(ty) = slot.ty else {
             return Ok(None);
         };
-        let state_cf = self.cf(CF_STATE)?;
+        let state_cf = staging.state;
         // What the batch joins into the stored state, if it is not put whole.
         let operand = slot
             .operand
@@ -807,7 +810,7 @@ impl Engine {
             // (nothing to write if the batch changed nothing).
             Some(_) if slot.big && !tomb && operand.is_none() => (slot.used, slot.piled),
             Some(st) if !slot.big || tomb => (
-                self.put_checked(wb, slot.key, st, &mut slot.hash, scratch)?,
+                self.put_checked(wb, slot.key, st, &mut slot.hash, staging)?,
                 0,
             ),
             _ => {
@@ -816,14 +819,14 @@ impl Engine {
                 let bytes: &[u8] = match (slot.raw, operand, slot.raw_body) {
                     (Some(raw), _, _) => raw,
                     (None, Some(operand), _) => {
-                        scratch.clear();
-                        crate::codec::encode_state_into(operand, scratch);
-                        scratch
+                        staging.scratch.clear();
+                        crate::codec::encode_state_into(operand, &mut staging.scratch);
+                        &staging.scratch
                     }
                     (None, None, Some(body)) => {
-                        scratch.clear();
-                        crate::codec::seal_state_body_into(body, scratch);
-                        scratch
+                        staging.scratch.clear();
+                        crate::codec::seal_state_body_into(body, &mut staging.scratch);
+                        &staging.scratch
                     }
                     (None, None, None) => return Ok(None),
                 };
@@ -838,7 +841,7 @@ impl Engine {
                     // The bound says it might not fit: join exactly (a big
                     // state the batch holds is that join already).
                     (
-                        self.put_checked(wb, slot.key, st, &mut slot.hash, scratch)?,
+                        self.put_checked(wb, slot.key, st, &mut slot.hash, staging)?,
                         0,
                     )
                 } else {
@@ -852,26 +855,26 @@ impl Engine {
                     }
                     .map_err(mismatch)?;
                     (
-                        self.put_checked(wb, slot.key, &st, &mut slot.hash, scratch)?,
+                        self.put_checked(wb, slot.key, &st, &mut slot.hash, staging)?,
                         0,
                     )
                 }
             }
         };
-        self.meta_after(slot, wb, ty, tomb, used, piled)
+        self.meta_after(slot, wb, ty, tomb, (used, piled), staging)
     }
 
     /// The rest of [`Engine::stage`] once the state's write is staged
     /// (`used`: its size bound): the tombstone index and `types` entry,
     /// and what the key's cache entry becomes.
-    fn meta_after(
-        &self,
+    fn meta_after<'e>(
+        &'e self,
         slot: &mut Slot,
         wb: &mut rocksdb::WriteBatch,
         ty: CrdtType,
         tomb: bool,
-        used: u64,
-        piled: u8,
+        (used, piled): (u64, u8),
+        staging: &mut Staging<'e>,
     ) -> Result<Option<KeyMeta>> {
         if tomb {
             // A delete's marker is joined at commit (`commit.rs`): what a
@@ -880,7 +883,8 @@ impl Engine {
         }
         if tomb && !slot.tomb {
             // Indexed for collection (`gc.rs`).
-            wb.put_cf(self.cf(CF_META)?, super::gc::tomb_key(slot.key), []);
+            let meta = Staging::family(&mut staging.meta, self, CF_META)?;
+            wb.put_cf(meta, super::gc::tomb_key(slot.key), []);
         }
         // A new key has no reservation yet; a key a delete reached for
         // the first time gets its flag.
@@ -888,7 +892,7 @@ impl Engine {
         let reserved = kept.unwrap_or_else(|| KeyMeta::reservation_for(used));
         if kept.is_none() || tomb != slot.tomb {
             wb.put_cf(
-                self.cf(CF_TYPES)?,
+                Staging::family(&mut staging.types, self, CF_TYPES)?,
                 slot.key,
                 encode_entry(ty, reserved, tomb),
             );
@@ -1239,11 +1243,11 @@ impl Engine {
         key: &[u8],
         state: &State,
         hash: &mut u128,
-        scratch: &mut Vec<u8>,
+        staging: &mut Staging,
     ) -> Result<u64> {
-        scratch.clear();
-        crate::codec::encode_state_into(state, scratch);
-        let bytes = &scratch[..];
+        staging.scratch.clear();
+        crate::codec::encode_state_into(state, &mut staging.scratch);
+        let bytes = &staging.scratch[..];
         let size = bytes.len() as u64;
         if bytes.len() > MAX_STATE_LEN {
             return Err(Error::StateTooLarge {
@@ -1255,8 +1259,37 @@ impl Engine {
         if self.options.anti_entropy {
             *hash = crate::aae::hash::entry_hash(key, bytes);
         }
-        wb.put_cf(self.cf(CF_STATE)?, key, bytes);
+        wb.put_cf(staging.state, key, bytes);
         Ok(size)
+    }
+}
+
+/// What staging a batch's keys (step 5) writes with: the column families,
+/// looked up at most once per batch (a lookup searches the database's map
+/// of names: measured, about 200 instructions each, one or two per
+/// operation before), `meta` and `types` when first needed; and one
+/// encoding buffer for the batch's states and operands (each is copied
+/// into the RocksDB batch).
+struct Staging<'e> {
+    state: &'e rocksdb::ColumnFamily,
+    meta: Option<&'e rocksdb::ColumnFamily>,
+    types: Option<&'e rocksdb::ColumnFamily>,
+    scratch: Vec<u8>,
+}
+
+impl<'e> Staging<'e> {
+    /// The column family `name` held in `slot`, looked up the first time.
+    fn family(
+        slot: &mut Option<&'e rocksdb::ColumnFamily>,
+        engine: &'e Engine,
+        name: &str,
+    ) -> Result<&'e rocksdb::ColumnFamily> {
+        if let Some(cf) = *slot {
+            return Ok(cf);
+        }
+        let cf = engine.cf(name)?;
+        *slot = Some(cf);
+        Ok(cf)
     }
 }
 
