@@ -1,9 +1,12 @@
-//! Certify that an encoded full state is canonical without decoding it.
+//! Certify that an encoded full state, or a peer's delta of one, is
+//! canonical without decoding it.
 //!
 //! The write path passes a peer's full state to RocksDB's merge operator
-//! as its validated bytes. Validating by decoding builds the whole state
-//! (for an OR-Set of 1,000 elements, a thousand allocations) only to drop
-//! it again. [`skim_state`] walks the bytes once instead, allocating
+//! as its validated bytes (and a delta's state, sealed as a full state:
+//! [`skim_delta`] certifies the envelope too). Validating by decoding
+//! builds the whole state (for an OR-Set of 1,000 elements, a thousand
+//! allocations) only to drop it again, and a delta's state would be
+//! encoded again to be written. [`skim_state`] walks the bytes once instead, allocating
 //! nothing but a list of the dots an OR-Set's entries name, and checks
 //! what the decoder and the canonical checks would: minimal varints,
 //! strictly increasing collections, no zero version-vector entries, a
