@@ -589,6 +589,29 @@ fn deltas_applied_from_their_bytes_or_decoded_agree() {
     }
     assert_eq!(common::dump(&e), common::dump(&a));
     assert_eq!(e.context(), c.context());
+    // With a local operation in each batch: its dependencies are the same
+    // whether the batch's deltas are applied from their bytes (G) or
+    // decoded (H: each delta twice in its batch).
+    let (g, h) = (engine(6), engine(7));
+    for chunk in ds.chunks(8) {
+        let mut deps = Vec::new();
+        for (e, times) in [(&g, 1), (&h, 2)] {
+            let mut batch = converge::Batch::new();
+            for (k, bytes) in chunk {
+                for _ in 0..times {
+                    batch.merge(k.clone(), bytes.clone());
+                }
+            }
+            batch.increment(b"local".to_vec(), 1);
+            let local = e.write(&batch).unwrap();
+            deps.push(local[0].delta.deps.clone());
+        }
+        assert_eq!(deps[0], deps[1]);
+    }
+    for e in [&g, &h] {
+        assert_eq!(e.version_vector().get(ReplicaId(1)), 40);
+        assert_eq!(e.pending().entries, 0);
+    }
     // Out of order, alone in their batches: each waits for the one before.
     let d = engine(4);
     let (k, bytes) = &ds[39];

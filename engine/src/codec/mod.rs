@@ -246,8 +246,8 @@ macro_rules! scaled_claims {
 use scaled_claims;
 
 mod skim;
-pub use skim::skim_state;
 #[doc(hidden)]
+pub use skim::skim_state;
 pub(crate) use skim::{skim_delta, SkimmedDelta};
 
 /// [`decode_body`] claiming at most `LIMIT` bytes (see [`CLAIM_FACTOR`]).

@@ -42,7 +42,8 @@ pub(super) struct Ready {
     /// Its local operations' deltas (numbered and given dependencies by
     /// the commit).
     pub(super) deltas: Vec<KeyedDelta>,
-    /// The peers' dots it adds to the record.
+    /// The peers' dots it adds to the record (a superset: it may repeat
+    /// dots the record holds, see `Applied::remote`).
     pub(super) remote: CausalContext,
     /// Pages to park in the pending area, with their encodings.
     pub(super) park: Vec<(Changes, Vec<u8>)>,
@@ -61,8 +62,9 @@ pub(super) struct Ready {
 pub(super) struct Done {
     /// Its local operations' deltas, numbered.
     pub(super) deltas: Vec<KeyedDelta>,
-    /// The dots it added to the record besides its own operations:
-    /// pending entries waiting for them may be ready.
+    /// The dots it added to the record besides its own operations (a
+    /// superset, as `Ready::remote`): pending entries waiting for them may
+    /// be ready.
     pub(super) remote: CausalContext,
     /// Whether it parked an entry (which may be ready already).
     pub(super) parked: bool,

@@ -108,7 +108,8 @@ struct Slot<'a> {
     /// (this replica's entries, known without reading the state) and
     /// their deltas are built from it.
     counting: bool,
-    /// Join of everything this batch writes to a key that is not read.
+    /// Join of everything this batch writes to a key that is not read
+    /// (`None` when that is one delta, `operand_delta`).
     operand: Option<State>,
     /// For a key written blind by one local operation: the index of its
     /// delta in the batch's deltas, which is the operand (written from
@@ -679,7 +680,8 @@ impl Engine {
                 // held as a prefix of the record's vector or the batch's.
                 Some(deps)
                     if deps.is_empty()
-                        && ctx.vv().get(d.origin).max(batch.vv().get(d.origin)) + 1 >= d.seq =>
+                        && ctx.vv().get(d.origin).max(batch.vv().get(d.origin))
+                            >= d.seq.saturating_sub(1) =>
                 {
                     return Some(d.state)
                 }
@@ -734,11 +736,14 @@ impl Engine {
             return true;
         }
         let origin = d.dot.replica;
+        // The origin's operations before this one (the sequence number is
+        // at least 1: `skim_delta`).
+        let before = d.dot.counter - 1;
         let held = reach.entry(origin).or_insert(0);
         let mut have = (*held)
             .max(ctx.vv().get(origin))
             .max(batch.vv().get(origin));
-        while have + 1 < d.dot.counter {
+        while have < before {
             let next = Dot::new(origin, have + 1);
             if !(batch.contains(&next) || ctx.contains(&next)) {
                 break;
@@ -746,7 +751,7 @@ impl Engine {
             have += 1;
         }
         *held = have;
-        have + 1 >= d.dot.counter
+        have >= before
     }
 
     /// Under the commit lock: give the pages to park their pending ids and
@@ -949,7 +954,8 @@ impl Engine {
     }
 
     /// Apply one local operation to `state` (or, for blind operations, to
-    /// the empty state) and return its delta.
+    /// the empty state; a blind register write is its delta alone) and
+    /// return its delta.
     fn apply_local(&self, op: &Op, state: Option<&mut State>, ty: CrdtType) -> Result<State> {
         let me = self.replica;
         let mut scratch;
@@ -1144,7 +1150,8 @@ impl Engine {
 
 impl<'a> Slot<'a> {
     /// Whether the batch writes the key as the join of its changes (blind
-    /// writes, and big states), which `operand` accumulates.
+    /// writes, and big states), which `operand` accumulates (or
+    /// `operand_delta` names, for a key's only change).
     fn writes_operand(&self) -> bool {
         self.state.is_none() || self.big
     }
@@ -1299,7 +1306,10 @@ struct Applied {
     deltas: Vec<KeyedDelta>,
     /// The latest register timestamp written or merged.
     max_ts: Option<Timestamp>,
-    /// The peers' dots the batch's applied deltas add to the record.
+    /// The peers' dots the batch's applied deltas add to the record. A
+    /// superset: a delta applied from its bytes adds its origin's run
+    /// from 1, whose earlier dots the record (or the batch) holds already,
+    /// so joining it into the record gives the same record.
     remote: CausalContext,
 }
 
