@@ -95,6 +95,16 @@ pub(crate) struct Feed {
 /// a kind-0 encoding, without version, kind and checksum: RocksDB's own
 /// checksums cover the log).
 pub(crate) fn encode_log_ops(deltas: &[crate::KeyedDelta]) -> Vec<u8> {
+    encode_log_ops_into(deltas, None)
+}
+
+/// [`encode_log_ops`], noting in `bodies` (if given) where each delta's
+/// state body lies in the result: the write path seals it as the key's
+/// operand instead of encoding the state again.
+pub(crate) fn encode_log_ops_into(
+    deltas: &[crate::KeyedDelta],
+    mut bodies: Option<&mut Vec<std::ops::Range<usize>>>,
+) -> Vec<u8> {
     let mut v = Vec::with_capacity(deltas.len() * 48);
     for d in deltas {
         v.extend_from_slice(&(d.key.len() as u32).to_be_bytes());
@@ -104,6 +114,9 @@ pub(crate) fn encode_log_ops(deltas: &[crate::KeyedDelta]) -> Vec<u8> {
         crate::codec::encode_state_body_into(&d.delta.state, &mut v);
         let n = (v.len() - at - 4) as u32;
         v[at..at + 4].copy_from_slice(&n.to_be_bytes());
+        if let Some(b) = bodies.as_deref_mut() {
+            b.push(at + 4..v.len());
+        }
     }
     v
 }

@@ -266,11 +266,19 @@ impl Engine {
         let aae = self.options.anti_entropy;
         let mut keys: Vec<crate::aae::Written> =
             Vec::with_capacity(if aae { slots.len() } else { 0 });
+        // The log's operations (with the feed on), encoded outside the
+        // commit lock (only the dependencies are added under it), before
+        // the keys are staged: a key's only operation is written from its
+        // state's body there.
+        let mut bodies = Vec::new();
+        let logged = (self.options.changes_feed && !deltas.is_empty())
+            .then(|| super::feed::encode_log_ops_into(&deltas, Some(&mut bodies)));
         let mut staging = Staging {
             state: self.cf(CF_STATE)?,
             meta: None,
             types: None,
             scratch: Vec::with_capacity(256),
+            log: logged.as_deref().map(|log| (log, &bodies[..])),
         };
         for slot in &mut slots {
             if let Some(m) = self.stage(slot, &deltas, &mut wb, &mut staging)? {
@@ -287,13 +295,9 @@ impl Engine {
             }
         }
         // Step 6, the part that needs no order: record, clock, applied
-        // pending rows, the log's operations.
+        // pending rows.
         remote.merge(&extra.dots);
         self.stage_meta(&mut wb, &remote, max_ts, &extra.release)?;
-        // Encoded outside the commit lock (only the dependencies are added
-        // under it).
-        let logged = (self.options.changes_feed && !deltas.is_empty())
-            .then(|| super::feed::encode_log_ops(&deltas));
 
         // Commit: the sequence numbers of the local operations are taken
         // in commit order by the group commit (`commit.rs`) and persisted in
@@ -821,8 +825,18 @@ impl Engine {
             _ => {
                 // A key's only full-state merge is written as its
                 // validated bytes; anything else as the joined operand.
-                let bytes: &[u8] = match (slot.raw, operand, slot.raw_body) {
+                // A key's only operation: its state's body is in the log
+                // entry (with the feed on).
+                let logged = slot
+                    .operand_delta
+                    .and_then(|i| staging.log.map(|(log, bodies)| &log[bodies[i].clone()]));
+                let bytes: &[u8] = match (slot.raw, operand, slot.raw_body.or(logged)) {
                     (Some(raw), _, _) => raw,
+                    (None, Some(_), Some(body)) => {
+                        staging.scratch.clear();
+                        crate::codec::seal_state_body_into(body, &mut staging.scratch);
+                        &staging.scratch
+                    }
                     (None, Some(operand), _) => {
                         staging.scratch.clear();
                         crate::codec::encode_state_into(operand, &mut staging.scratch);
@@ -1282,6 +1296,9 @@ struct Staging<'e> {
     meta: Option<&'e rocksdb::ColumnFamily>,
     types: Option<&'e rocksdb::ColumnFamily>,
     scratch: Vec<u8>,
+    /// The batch's log operations and where each delta's state body lies
+    /// in them (`feed::encode_log_ops_into`), with the changes feed on.
+    log: Option<(&'e [u8], &'e [std::ops::Range<usize>])>,
 }
 
 impl<'e> Staging<'e> {
