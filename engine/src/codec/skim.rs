@@ -335,6 +335,24 @@ mod tests {
         }
     }
 
+    /// `sealed` with one byte of its body changed to `byte` (`how` 0),
+    /// `byte` inserted (1) or a byte removed (2), at `at`, then sealed
+    /// again: the checksum passes and only the body is wrong.
+    fn damage(sealed: &[u8], at: prop::sample::Index, byte: u8, how: u8) -> Vec<u8> {
+        let mut content = sealed[..sealed.len() - crate::codec::CHECKSUM_LEN].to_vec();
+        if content.len() > 2 {
+            let i = 2 + at.index(content.len() - 2);
+            match how {
+                0 => content[i] = byte,
+                1 => content.insert(i, byte),
+                _ => {
+                    content.remove(i);
+                }
+            }
+        }
+        crate::codec::seal(content)
+    }
+
     fn decodes_canonical(bytes: &[u8]) -> bool {
         matches!(decode_item(bytes), Ok(Item::State(_)))
     }
@@ -392,21 +410,16 @@ mod tests {
             how in 0u8..4,
         ) {
             let sealed = delta(st, 7, seq.max(1), deps).encode();
-            let mut content = sealed[..sealed.len() - crate::codec::CHECKSUM_LEN].to_vec();
-            if content.len() > 2 && how < 3 {
-                let i = 2 + at.index(content.len() - 2);
-                match how {
-                    0 => content[i] = byte,
-                    1 => content.insert(i, byte),
-                    _ => {
-                        content.remove(i);
-                    }
-                }
-            } else if content.len() > 3 {
+            let damaged = if how < 3 {
+                damage(&sealed, at, byte, how)
+            } else {
                 // The sequence number 0 (origin 7 is one byte).
-                content[3] = 0;
-            }
-            let damaged = crate::codec::seal(content);
+                let mut content = sealed[..sealed.len() - crate::codec::CHECKSUM_LEN].to_vec();
+                if content.len() > 3 {
+                    content[3] = 0;
+                }
+                crate::codec::seal(content)
+            };
             if let Some(d) = skim_delta(&damaged) {
                 match decode_item(&damaged) {
                     Ok(Item::Delta(decoded)) => {
@@ -437,19 +450,7 @@ mod tests {
             ],
             how in 0u8..3,
         ) {
-            let sealed = encode_state(&st);
-            let mut content = sealed[..sealed.len() - crate::codec::CHECKSUM_LEN].to_vec();
-            if content.len() > 2 {
-                let i = 2 + at.index(content.len() - 2);
-                match how {
-                    0 => content[i] = byte,
-                    1 => content.insert(i, byte),
-                    _ => {
-                        content.remove(i);
-                    }
-                }
-            }
-            let damaged = crate::codec::seal(content);
+            let damaged = damage(&encode_state(&st), at, byte, how);
             if let Some(ty) = skim_state(&damaged) {
                 prop_assert!(decodes_canonical(&damaged), "certified but not decodable");
                 match decode_item(&damaged) {

@@ -825,26 +825,22 @@ impl Engine {
             _ => {
                 // A key's only full-state merge is written as its
                 // validated bytes; anything else as the joined operand.
-                // A key's only operation: its state's body is in the log
-                // entry (with the feed on).
+                // A state body to seal: a peer's delta's (`raw_body`), or a
+                // key's only local operation's, in the log entry (with the
+                // feed on).
                 let logged = slot
                     .operand_delta
                     .and_then(|i| staging.log.map(|(log, bodies)| &log[bodies[i].clone()]));
-                let bytes: &[u8] = match (slot.raw, operand, slot.raw_body.or(logged)) {
+                let bytes: &[u8] = match (slot.raw, slot.raw_body.or(logged), operand) {
                     (Some(raw), _, _) => raw,
-                    (None, Some(_), Some(body)) => {
+                    (None, Some(body), _) => {
                         staging.scratch.clear();
                         crate::codec::seal_state_body_into(body, &mut staging.scratch);
                         &staging.scratch
                     }
-                    (None, Some(operand), _) => {
+                    (None, None, Some(operand)) => {
                         staging.scratch.clear();
                         crate::codec::encode_state_into(operand, &mut staging.scratch);
-                        &staging.scratch
-                    }
-                    (None, None, Some(body)) => {
-                        staging.scratch.clear();
-                        crate::codec::seal_state_body_into(body, &mut staging.scratch);
                         &staging.scratch
                     }
                     (None, None, None) => return Ok(None),
