@@ -28,6 +28,7 @@ pub mod causal;
 pub mod codec;
 pub mod crdt;
 mod error;
+mod shortkey;
 pub mod store;
 pub mod sync;
 

@@ -408,7 +408,8 @@ fn verify_detects_a_corrupted_tree_on_disk() {
 /// the writer computed (it does not read the state back): after every
 /// kind of write — new counters, cached OR-Set and MV-register writes,
 /// blind ones, a big set written as an operand, a peer's delta and full
-/// state, a delete (whose marker joins at commit) — the maintained tree
+/// state, keys created blind (their operand is what they hold), a delete
+/// (whose marker joins at commit) — the maintained tree
 /// equals the one recomputed from the data, and a replica holding the
 /// same data by anti-entropy has the same root.
 #[test]
@@ -452,6 +453,24 @@ fn the_tree_folded_from_write_hints_equals_the_data() {
         a.merge(b"s1", &d.delta.encode()).unwrap();
         let st = peer.state(b"s1").unwrap().unwrap();
         a.merge(b"s2", &converge::codec::encode_state(&st)).unwrap();
+        // Keys created blind: a peer's delta and full state (written from
+        // their bytes), and a batch's several operations joined.
+        let d = peer
+            .increment(format!("n{round}").as_bytes(), 3 + round)
+            .unwrap();
+        a.merge(&d.key, &d.delta.encode()).unwrap();
+        a.merge(
+            format!("f{round}").as_bytes(),
+            &converge::codec::encode_state(&st),
+        )
+        .unwrap();
+        let mut joined = Batch::new();
+        joined
+            .increment(format!("j{round}").into_bytes(), 2)
+            .increment(format!("j{round}").into_bytes(), 5)
+            .lww_set(format!("l{round}").into_bytes(), b"x".to_vec())
+            .lww_set(format!("l{round}").into_bytes(), b"y".to_vec());
+        a.write(&joined).unwrap();
         if round == 1 {
             let observed = a.state(b"s3").unwrap();
             a.delete(b"s3", observed.as_ref()).unwrap();

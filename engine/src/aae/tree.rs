@@ -4,6 +4,7 @@
 use super::hash::{entry_hash, key_hash, segment_of};
 use super::iblt::{CellUpdate, Entry, Iblt, MAX_CELLS};
 use crate::error::{Error, Result};
+use crate::shortkey::ShortKey;
 use crate::store::{cf, CF_AAE_KEYS, CF_AAE_LEAVES, CF_META, CF_STATE};
 use foldhash::{HashMap, HashMapExt};
 use parking_lot::{Mutex, MutexGuard};
@@ -29,9 +30,10 @@ const MAX_DIRTY: usize = 1 << 20;
 /// A key written since it was last folded.
 #[derive(Clone, Copy, Debug)]
 struct Mark {
-    /// The entry hash of the state its last write put whole (what the
-    /// settle would compute by reading it back), or 0: the settle reads
-    /// the state (a blind write, a collection).
+    /// The entry hash of what its last write left (a state put whole, or
+    /// the operand that created the key: what the settle would compute by
+    /// reading it back), or 0: the settle reads the state (a blind write
+    /// to an existing key, a delete, a collection).
     hint: u128,
     /// `aae_keys` holds no entry for the key, so its fold reads no old
     /// entry hash (see [`Tree::mark_dirty_owned`] for when that is known).
@@ -40,7 +42,7 @@ struct Mark {
 
 /// A key a write marks dirty: the key, its hint (see [`Mark`]) and
 /// whether the write created it (the store held nothing of it).
-pub(crate) type Written = (Vec<u8>, u128, bool);
+pub(crate) type Written = (ShortKey, u128, bool);
 
 /// One node: XOR of the entry hashes below it, and how many keys.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -135,7 +137,7 @@ pub struct Tree {
     settling: Mutex<()>,
     levels: Mutex<Levels>,
     /// Keys written since they were last folded, with their marks.
-    dirty: Vec<Mutex<HashMap<Vec<u8>, Mark>>>,
+    dirty: Vec<Mutex<HashMap<ShortKey, Mark>>>,
     dirty_len: AtomicUsize,
     /// Bumped by every call that marks keys dirty (a write), so the
     /// background settler can tell when writing pauses.
@@ -230,14 +232,14 @@ impl Tree {
     }
 
     /// The dirty-set shard of `key`, locked.
-    fn dirty_shard(&self, key: &[u8]) -> MutexGuard<'_, HashMap<Vec<u8>, Mark>> {
+    fn dirty_shard(&self, key: &[u8]) -> MutexGuard<'_, HashMap<ShortKey, Mark>> {
         self.dirty[(key_hash(key) as usize) % DIRTY_SHARDS].lock()
     }
 
     /// Keys to fold again after a failed settle: the state is read (a hint
     /// they carried may be older than a mark made meanwhile, which wins),
     /// and so is their old index entry (nothing is assumed of it).
-    fn mark_again(&self, keys: &[(Vec<u8>, Mark)]) {
+    fn mark_again(&self, keys: &[(ShortKey, Mark)]) {
         for (k, _) in keys {
             let mut d = self.dirty_shard(k);
             if !d.contains_key(k) {
@@ -348,7 +350,7 @@ impl Tree {
 
     /// Take the dirty set, in key order (the state lookups then walk the
     /// memtable and SSTs in order: much better locality than hash order).
-    fn take_dirty(&self) -> Vec<(Vec<u8>, Mark)> {
+    fn take_dirty(&self) -> Vec<(ShortKey, Mark)> {
         let mut keys = Vec::with_capacity(self.dirty_keys());
         self.marked.store(0, Ordering::Relaxed);
         self.fresh.store(0, Ordering::Relaxed);
@@ -361,7 +363,7 @@ impl Tree {
     }
 
     /// Fold taken keys, chunk by chunk.
-    fn fold_keys(&self, db: &DB, keys: Vec<(Vec<u8>, Mark)>) -> Result<usize> {
+    fn fold_keys(&self, db: &DB, keys: Vec<(ShortKey, Mark)>) -> Result<usize> {
         let n = keys.len();
         for (i, chunk) in keys.chunks(4096).enumerate() {
             // The chunk's I/O runs without the levels' lock; its changes
@@ -531,7 +533,7 @@ impl Tree {
     /// Fold a chunk of keys (in key order): read their states and old
     /// entry hashes, write the new ones to `aae_keys`, and return the
     /// changes `(key hash, old, new)` for the levels.
-    fn fold_chunk(&self, db: &DB, chunk: &[(Vec<u8>, Mark)]) -> Result<Vec<(u64, u128, u128)>> {
+    fn fold_chunk(&self, db: &DB, chunk: &[(ShortKey, Mark)]) -> Result<Vec<(u64, u128, u128)>> {
         let state = cf(db, CF_STATE)?;
         let aae_keys = cf(db, CF_AAE_KEYS)?;
         // `chunk` is in key order (for the state lookups); the index is
@@ -541,7 +543,7 @@ impl Tree {
         let mut news: Vec<u128> = chunk.iter().map(|(_, m)| m.hint).collect();
         let unknown: Vec<usize> = (0..chunk.len()).filter(|i| news[*i] == 0).collect();
         if !unknown.is_empty() {
-            let ks: Vec<&[u8]> = unknown.iter().map(|i| chunk[*i].0.as_slice()).collect();
+            let ks: Vec<&[u8]> = unknown.iter().map(|i| chunk[*i].0.bytes()).collect();
             for (i, st) in unknown
                 .iter()
                 .zip(db.batched_multi_get_cf(state, &ks, true))
@@ -698,6 +700,7 @@ fn decode_leaf(k: &[u8], v: &[u8]) -> Result<(u32, Node)> {
 #[cfg(test)]
 mod tests {
     use crate::causal::ReplicaId;
+    use crate::shortkey::ShortKey;
     use crate::{Batch, Engine, Options};
     use std::sync::atomic::Ordering;
 
@@ -787,7 +790,7 @@ mod tests {
         assert_eq!(a.collect().unwrap().purged, 1);
         tree.epoch.fetch_add(1, Ordering::SeqCst);
         let taken = tree.take_dirty();
-        assert!(taken.iter().any(|(k, _)| k == b"k5"));
+        assert!(taken.iter().any(|(k, _)| k.bytes() == b"k5"));
         a.increment(b"k5", 6).unwrap();
         assert_eq!(
             tree.unindexed(b"k5"),
@@ -801,11 +804,11 @@ mod tests {
         // mark: the fold may have indexed the key.
         let before = tree.epoch();
         tree.settle_locked(&a.db, &settling).unwrap();
-        tree.mark_dirty_owned(vec![(b"x".to_vec(), 0, true)], before);
+        tree.mark_dirty_owned(vec![(ShortKey::new(b"x"), 0, true)], before);
         assert_eq!(tree.unindexed(b"x"), Some(false), "a settle ran");
-        tree.mark_dirty_owned(vec![(b"y".to_vec(), 0, true)], tree.epoch() + 1);
+        tree.mark_dirty_owned(vec![(ShortKey::new(b"y"), 0, true)], tree.epoch() + 1);
         assert_eq!(tree.unindexed(b"y"), Some(false), "a settle was running");
-        tree.mark_dirty_owned(vec![(b"z".to_vec(), 0, true)], tree.epoch());
+        tree.mark_dirty_owned(vec![(ShortKey::new(b"z"), 0, true)], tree.epoch());
         assert_eq!(tree.unindexed(b"z"), Some(true), "none ran");
         // (x, y and z have no state: read, none is found.)
         drop(settling);

@@ -321,7 +321,7 @@ impl Engine {
         if self.options.anti_entropy {
             // Not created: its fold reads the old index entry.
             self.tree
-                .mark_dirty_owned(vec![(key.to_vec(), 0, false)], 0);
+                .mark_dirty_owned(vec![(crate::shortkey::ShortKey::new(key), 0, false)], 0);
         }
         Ok(())
     }

@@ -29,6 +29,7 @@
 use crate::codec::MAX_STATE_LEN;
 use crate::crdt::{CrdtType, State};
 use crate::error::{Error, Result};
+use crate::shortkey::ShortKey;
 use foldhash::HashMap;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -126,22 +127,92 @@ pub(crate) fn encode_entry(ty: CrdtType, reserved: u64, tomb: bool) -> Vec<u8> {
     v
 }
 
-/// What the cache holds of one key.
+/// What the cache holds of one key besides its metadata: a counter's own
+/// entries (`KeyMeta::own`) or an OR-Set's or MV register's state (the
+/// types whose writes read it; never both).
+enum Held {
+    Nothing,
+    Own([u64; 2]),
+    /// The key's exact stored state: a later write of the key takes it
+    /// instead of reading and decoding the state again; with the memory
+    /// it is counted for ([`heap_estimate`]).
+    State(Box<(State, u64)>),
+}
+
+/// What the cache holds of one key: its [`KeyMeta`], packed (sizes fit
+/// in 32 bits: a state is at most [`MAX_STATE_LEN`] bytes).
 struct Cached {
-    meta: KeyMeta,
-    /// The key's exact stored state, for types whose writes read it
-    /// (OR-Set, MV register): a later write of the key takes it instead of
-    /// reading and decoding the state again.
-    state: Option<State>,
-    /// The memory `state` is counted for ([`heap_estimate`]; 0 without).
-    cost: u64,
+    /// `KeyMeta::used`; `u32::MAX`: unknown (a bound that does not fit is
+    /// kept as unknown, which the write path treats as such: it checks
+    /// the exact size).
+    used: u32,
+    /// `KeyMeta::reserved` when `reserved_known` (clamped to `u32::MAX`:
+    /// a lower reservation only makes the write path persist a new one
+    /// sooner).
+    reserved: u32,
+    held: Held,
+    ty: CrdtType,
+    reserved_known: bool,
+    tomb: bool,
+    piled: u8,
 }
 
 impl Cached {
+    /// Pack `meta`, with `state` (whose memory is counted as `cost`) if
+    /// one is kept.
+    fn pack(meta: KeyMeta, state: Option<(State, u64)>) -> Cached {
+        debug_assert!(state.is_none() || meta.own.is_none());
+        let held = match (state, meta.own) {
+            (Some(st), _) => Held::State(Box::new(st)),
+            (None, Some(own)) => Held::Own(own),
+            (None, None) => Held::Nothing,
+        };
+        Cached {
+            used: u32::try_from(meta.used).unwrap_or(u32::MAX),
+            reserved: meta
+                .reserved
+                .map_or(0, |r| u32::try_from(r).unwrap_or(u32::MAX)),
+            held,
+            ty: meta.ty,
+            reserved_known: meta.reserved.is_some(),
+            tomb: meta.tomb,
+            piled: meta.piled,
+        }
+    }
+
+    fn meta(&self) -> KeyMeta {
+        KeyMeta {
+            ty: self.ty,
+            used: match self.used {
+                u32::MAX => u64::MAX,
+                u => u as u64,
+            },
+            reserved: self.reserved_known.then_some(self.reserved as u64),
+            tomb: self.tomb,
+            own: match self.held {
+                Held::Own(own) => Some(own),
+                _ => None,
+            },
+            piled: self.piled,
+        }
+    }
+
+    fn state(&self) -> Option<&State> {
+        match &self.held {
+            Held::State(b) => Some(&b.0),
+            _ => None,
+        }
+    }
+
     /// Take the state out, with the memory it was counted for.
     fn take_state(&mut self) -> Option<(State, u64)> {
-        let st = self.state.take()?;
-        Some((st, std::mem::take(&mut self.cost)))
+        if !matches!(self.held, Held::State(_)) {
+            return None;
+        }
+        match std::mem::replace(&mut self.held, Held::Nothing) {
+            Held::State(b) => Some(*b),
+            _ => None,
+        }
     }
 }
 
@@ -177,7 +248,7 @@ fn count_out(shard: &mut u64, cost: u64, total: &AtomicU64) {
 /// One shard: its keys, and the memory of the states it holds.
 #[derive(Default)]
 struct Shard {
-    map: HashMap<Vec<u8>, Cached>,
+    map: HashMap<ShortKey, Cached>,
     state_bytes: u64,
 }
 
@@ -210,7 +281,7 @@ impl Shard {
         if self.map.len() >= per_shard {
             self.clear(total);
         }
-        self.map.insert(key.to_vec(), entry);
+        self.map.insert(ShortKey::new(key), entry);
     }
 
     /// Take `key`'s state out, if the shard holds one, counting it out.
@@ -266,7 +337,7 @@ impl TypeCache {
         let mut guard = self.shard(key).lock();
         let shard = &mut *guard;
         let c = shard.map.get_mut(key)?;
-        let meta = c.meta;
+        let meta = c.meta();
         let taken = c.take_state();
         if let Some((_, cost)) = taken {
             count_out(&mut shard.state_bytes, cost, &self.state_bytes);
@@ -281,13 +352,7 @@ impl TypeCache {
         if self.per_shard == 0 || self.state_bytes.load(Ordering::Relaxed) == 0 {
             return Err(f);
         }
-        match self
-            .shard(key)
-            .lock()
-            .map
-            .get(key)
-            .and_then(|c| c.state.as_ref())
-        {
+        match self.shard(key).lock().map.get(key).and_then(Cached::state) {
             Some(st) => Ok(f(st)),
             None => Err(f),
         }
@@ -296,7 +361,7 @@ impl TypeCache {
     /// What is cached of `key`, leaving its state.
     #[cfg(test)]
     pub(crate) fn get(&self, key: &[u8]) -> Option<KeyMeta> {
-        self.shard(key).lock().map.get(key).map(|c| c.meta)
+        self.shard(key).lock().map.get(key).map(Cached::meta)
     }
 
     /// Estimated heap bytes of the cached states.
@@ -328,11 +393,7 @@ impl TypeCache {
         let mut shard = self.shard(key).lock();
         let Some(state) = state else {
             // The usual case (no state to keep): one lookup.
-            let entry = Cached {
-                meta,
-                state: None,
-                cost: 0,
-            };
+            let entry = Cached::pack(meta, None);
             let sh = &mut *shard;
             match sh.map.get_mut(key) {
                 Some(c) => {
@@ -357,7 +418,7 @@ impl TypeCache {
             total.load(Ordering::Relaxed) + size <= budget
         });
         let cost = if state.is_some() { size } else { 0 };
-        let entry = Cached { meta, state, cost };
+        let entry = Cached::pack(meta, state.map(|st| (st, size)));
         match shard.map.get_mut(key) {
             Some(c) => *c = entry,
             None => shard.add(key, entry, self.per_shard, total),
@@ -423,6 +484,53 @@ mod cache_tests {
         cache.remove(b"a");
         assert_eq!(cache.state_bytes(), 0);
         assert!(taken(&cache, b"a").is_none());
+    }
+
+    /// What is cached of a key comes back as it was put: the packed
+    /// metadata (unknown bound, no reservation, own entries, flags) and
+    /// the state, for short and long keys.
+    #[test]
+    fn metadata_and_states_come_back_as_put() {
+        let cache = TypeCache::new(1_000, 1 << 30);
+        let metas = [
+            KeyMeta {
+                ty: CrdtType::GCounter,
+                used: u64::MAX,
+                reserved: None,
+                tomb: false,
+                own: Some([7, 0]),
+                piled: 0,
+            },
+            KeyMeta {
+                ty: CrdtType::PNCounter,
+                used: 12,
+                reserved: Some(MAX_STATE_LEN as u64),
+                tomb: true,
+                own: Some([u64::MAX, 3]),
+                piled: 0,
+            },
+            KeyMeta {
+                piled: PILE - 1,
+                ..meta(MAX_STATE_LEN as u64)
+            },
+        ];
+        let long = [b'k'; 100];
+        let keys: [&[u8]; 3] = [b"a", b"a-key-of-22-bytes-long", &long];
+        for (k, m) in keys.iter().zip(metas) {
+            cache.insert(k, m, None);
+        }
+        for (k, m) in keys.iter().zip(metas) {
+            assert_eq!(cache.get(k), Some(m));
+        }
+        cache.insert(&long, meta(100), set());
+        assert_eq!(cache.take(&long), Some((meta(100), set())));
+        assert_eq!(cache.take(&long), Some((meta(100), None)));
+        // A bound that does not fit in 32 bits comes back unknown (the
+        // write path then checks the exact size).
+        cache.insert(b"huge", meta(1 << 40), None);
+        assert_eq!(cache.get(b"huge").map(|m| m.used), Some(u64::MAX));
+        // A key's entry, state apart, fits in 64 bytes (`shortkey.rs`).
+        assert!(std::mem::size_of::<(ShortKey, Cached)>() <= 64);
     }
 
     /// A full shard is emptied, and the states it held are counted out.

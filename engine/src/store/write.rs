@@ -126,9 +126,10 @@ struct Slot<'a> {
     /// delta (`Prepared::RawDelta`): sealed as a full state and written as
     /// the operand, not decoded and encoded again.
     raw_body: Option<&'a [u8]>,
-    /// The entry hash of the state the batch puts whole (with the tree
-    /// on), so that the settle need not read it back; 0 for a key written
-    /// as an operand.
+    /// The entry hash of what the key holds once the batch is written
+    /// (with the tree on), so that the settle need not read it back: of
+    /// the state the batch puts whole, or of the operand that creates the
+    /// key; 0 for any other operand.
     hash: u128,
 }
 
@@ -283,7 +284,11 @@ impl Engine {
         for slot in &mut slots {
             if let Some(m) = self.stage(slot, &deltas, &mut wb, &mut staging)? {
                 if aae {
-                    keys.push((slot.key.to_vec(), slot.hash, slot.is_new));
+                    keys.push((
+                        crate::shortkey::ShortKey::new(slot.key),
+                        slot.hash,
+                        slot.is_new,
+                    ));
                 }
                 // The whole state goes back to the cache with the key's
                 // metadata (OR-Set and MV register: the types whose writes
@@ -851,6 +856,14 @@ impl Engine {
                     .saturating_add(JOIN_SLACK);
                 if bound <= MAX_STATE_LEN as u64 {
                     wb.merge_cf(state_cf, slot.key, bytes);
+                    if slot.is_new && self.options.anti_entropy {
+                        // The store held nothing of the key: it now holds
+                        // this operand as it is (one value merges to itself,
+                        // `stored::try_join_all`), so the settle need not
+                        // read it back (a delete's marker, joined at
+                        // commit, clears the hint: `meta_after`).
+                        slot.hash = crate::aae::hash::entry_hash(slot.key, bytes);
+                    }
                     (bound, if slot.piling { slot.piled + 1 } else { 0 })
                 } else if let Some(st) = &slot.state {
                     // The bound says it might not fit: join exactly (a big
