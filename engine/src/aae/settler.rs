@@ -19,7 +19,8 @@
 //! between folds, and folding them every 4,096 keys rewrote an `aae_keys`
 //! entry for almost every write (measured, BENCHMARKS.md: the process used
 //! up to 60 % more CPU time, and the writer ran up to a third slower).
-//! Writers only mark keys dirty; reading the
+//! Writers only queue their marks (a push per batch); the settler absorbs
+//! them into the dirty set each time it looks. Reading the
 //! root (or running a sync session) settles what is left. If the settler
 //! falls behind (more than the tree's in-memory bound of dirty keys),
 //! writers settle themselves: that is the back-pressure.
@@ -87,6 +88,9 @@ impl Settler {
                     let marks = tree.marks();
                     let paused = marks == seen;
                     seen = marks;
+                    // The writers' queued marks, hashed here (off their
+                    // core): the dirty set then counts distinct keys.
+                    tree.absorb();
                     let (dirty, marked) = (tree.dirty_keys(), tree.marked_keys());
                     if due(dirty, marked, tree.fresh_keys(), paused) {
                         // A failed fold keeps its keys dirty for the next
