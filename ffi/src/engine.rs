@@ -367,7 +367,8 @@ pub unsafe extern "C" fn cvg_engine_settle(
 /// How many written keys the anti-entropy tree has not folded in yet, into
 /// `*keys_out`. A background thread folds them within about 20 ms of a
 /// pause in writing; `cvg_engine_settle` and reading the root fold the
-/// rest.
+/// rest. A key written again before the thread last looked (every 20 ms)
+/// counts once per write until then.
 ///
 /// # Safety
 /// `engine` is NULL or a live handle; `keys_out` is writable.

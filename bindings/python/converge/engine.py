@@ -370,7 +370,9 @@ class Engine(FeedMethods, DeleteMethods, ManagedHandle):
     def unsettled_keys(self) -> int:
         """Keys written but not yet folded into the anti-entropy tree (a
         background thread folds them within about 20 ms of a pause in
-        writing; ``settle()`` and ``root()`` fold the rest)."""
+        writing; ``settle()`` and ``root()`` fold the rest). A key written
+        again before that thread last looked (every 20 ms) counts once per
+        write until then."""
         out = c_size_t()
         self._call(lib.cvg_engine_unsettled_keys, byref(out))
         return out.value
