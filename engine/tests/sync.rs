@@ -466,8 +466,8 @@ fn the_tree_folded_from_write_hints_equals_the_data() {
         .unwrap();
         let mut joined = Batch::new();
         joined
-            .increment(format!("j{round}").into_bytes(), 2)
-            .increment(format!("j{round}").into_bytes(), 5)
+            .gset_add(format!("j{round}").into_bytes(), b"x".to_vec())
+            .gset_add(format!("j{round}").into_bytes(), b"y".to_vec())
             .lww_set(format!("l{round}").into_bytes(), b"x".to_vec())
             .lww_set(format!("l{round}").into_bytes(), b"y".to_vec());
         a.write(&joined).unwrap();

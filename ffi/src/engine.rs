@@ -367,8 +367,8 @@ pub unsafe extern "C" fn cvg_engine_settle(
 /// How many written keys the anti-entropy tree has not folded in yet, into
 /// `*keys_out`. A background thread folds them within about 20 ms of a
 /// pause in writing; `cvg_engine_settle` and reading the root fold the
-/// rest. A key written again before the thread last looked (every 20 ms)
-/// counts once per write until then.
+/// rest. A key written more than once since the thread last looked (it
+/// looks every 20 ms) counts once per write until it next looks.
 ///
 /// # Safety
 /// `engine` is NULL or a live handle; `keys_out` is writable.

@@ -371,8 +371,8 @@ class Engine(FeedMethods, DeleteMethods, ManagedHandle):
         """Keys written but not yet folded into the anti-entropy tree (a
         background thread folds them within about 20 ms of a pause in
         writing; ``settle()`` and ``root()`` fold the rest). A key written
-        again before that thread last looked (every 20 ms) counts once per
-        write until then."""
+        more than once since that thread last looked (it looks every 20 ms)
+        counts once per write until it next looks."""
         out = c_size_t()
         self._call(lib.cvg_engine_unsettled_keys, byref(out))
         return out.value

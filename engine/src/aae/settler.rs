@@ -3,7 +3,9 @@
 //! One thread per engine (with anti-entropy on) looks every [`INTERVAL`]
 //! and settles when
 //! - writing has paused (no key marked dirty during the last interval), or
-//! - [`WAKE_AT`] keys are dirty (a writer also wakes it then), or
+//! - [`WAKE_AT`] keys are dirty (a writer also wakes it then, counting
+//!   the marks not absorbed yet, one per write: the settler then absorbs
+//!   them and may find fewer distinct keys), or
 //! - at least [`EAGER_AT`] keys are dirty and nearly every mark since the
 //!   last settle went to a key the write created (at least
 //!   [`EAGER_FRESH`] tenths of them): an ingest, where each key needs its

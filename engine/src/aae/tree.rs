@@ -349,7 +349,7 @@ impl Tree {
 
     /// Number of keys written since the last settle: the distinct keys of
     /// the dirty set, plus the marks queued since it last absorbed them
-    /// (each a key; a key marked again counts again until absorbed).
+    /// (one per write of a key, until absorbed).
     pub fn dirty_keys(&self) -> usize {
         self.dirty_len.load(Ordering::Relaxed) + self.queued.load(Ordering::Relaxed)
     }
@@ -571,9 +571,9 @@ impl Tree {
         let state = cf(db, CF_STATE)?;
         let aae_keys = cf(db, CF_AAE_KEYS)?;
         // `chunk` is in key order (for the state lookups); the index is
-        // read and written in key-hash order. A key whose last write put
-        // its state whole comes with that state's entry hash: it is not
-        // read back.
+        // read and written in key-hash order. A key whose last write left
+        // a hint (its state put whole, or the operand that created it)
+        // comes with that entry hash: it is not read back.
         let mut news: Vec<u128> = chunk.iter().map(|(_, m)| m.hint).collect();
         let unknown: Vec<usize> = (0..chunk.len()).filter(|i| news[*i] == 0).collect();
         if !unknown.is_empty() {
@@ -815,6 +815,15 @@ mod tests {
             Some(false),
             "created again, unfolded"
         );
+        // The same for a key created again blind: its operand's hint
+        // replaces the collection's, and its old entry is read (`verify`
+        // below holds the fold to the data).
+        a.lww_set(b"w6", b"first").unwrap();
+        a.delete(b"w6", None).unwrap();
+        tree.settle_locked(&a.db, &settling).unwrap();
+        assert_eq!(a.collect().unwrap().purged, 1);
+        a.lww_set(b"w6", b"again").unwrap();
+        assert_eq!(tree.unindexed(b"w6"), Some(false), "created again blind");
         // The same, with a settle taking the collection's mark before the
         // key is created again and folding it after: the fold reads the
         // new state and indexes it, so the writer's mark, made while the
@@ -848,9 +857,32 @@ mod tests {
         drop(settling);
         let report = a.verify().unwrap();
         assert!(report.consistent, "{report:?}");
-        assert_eq!(report.keys, 10);
+        assert_eq!(report.keys, 11);
         #[cfg(debug_assertions)]
         assert_eq!(tree.wrongly_unindexed.load(Ordering::Relaxed), 0);
+    }
+
+    /// A blind write that creates a key leaves its operand's entry hash
+    /// as the hint and the key unindexed; without a WAL (where a crash can
+    /// leave a state without its `types` entry, so "created" is not
+    /// trusted) it leaves neither.
+    #[test]
+    fn created_blind_keys_are_hinted_unless_without_a_wal() {
+        for (durability, trusted) in [
+            (crate::Durability::Buffered, true),
+            (crate::Durability::None, false),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let options = Options::with_replica(ReplicaId(1)).durability(durability);
+            let a = Engine::open(dir.path(), options).unwrap();
+            let settling = a.tree.settling.lock();
+            a.lww_set(b"k", b"v").unwrap();
+            let mark = a.tree.absorbed().get(&b"k"[..]).copied().unwrap();
+            assert_eq!(mark.hint != 0, trusted, "{durability:?}");
+            assert_eq!(mark.unindexed, trusted, "{durability:?}");
+            drop(settling);
+            assert!(a.verify().unwrap().consistent);
+        }
     }
 
     /// Writers' marks queue until absorbed, then count as distinct keys;

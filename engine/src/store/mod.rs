@@ -365,8 +365,9 @@ impl Engine {
     /// Keys written but not yet folded into the anti-entropy tree (the
     /// background settler folds them within about 20 ms of a pause in
     /// writing, during an ingest of new keys from 4,096 on, and at 65,536;
-    /// reading the root folds the rest). A key written again before the
-    /// settler last looked (every 20 ms) counts once per write until then.
+    /// reading the root folds the rest). A key written more than once
+    /// since the settler last looked (it looks every 20 ms) counts once
+    /// per write until it next looks.
     pub fn unsettled_keys(&self) -> usize {
         self.tree.dirty_keys()
     }

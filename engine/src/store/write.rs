@@ -45,7 +45,8 @@ use super::merge::encode_ts;
 use super::stored::decode_stored;
 use super::types::{encode_entry, parse_entry, KeyMeta, JOIN_SLACK};
 use super::{
-    Engine, CF_META, CF_PENDING, CF_STATE, CF_TYPES, MAX_KEY_LEN, MAX_VALUE_LEN, META_CTX, META_HLC,
+    Durability, Engine, CF_META, CF_PENDING, CF_STATE, CF_TYPES, MAX_KEY_LEN, MAX_VALUE_LEN,
+    META_CTX, META_HLC,
 };
 use crate::causal::{CausalContext, Dot, Timestamp};
 use crate::codec::{
@@ -265,6 +266,13 @@ impl Engine {
         // fold reads no old index entry). A key the batch leaves as it was
         // (a delete or remove of nothing) is not marked.
         let aae = self.options.anti_entropy;
+        // Without a WAL (`Durability::None`) the column families' memtables
+        // are flushed independently, so a crash can leave a key's state
+        // without its `types` entry: a write then finds the key new
+        // although the store holds its state. The tree does not rely on
+        // "created" there (no hint from the operand, the old index entry
+        // read).
+        let created = |slot: &Slot| slot.is_new && self.options.durability != Durability::None;
         let mut keys: Vec<crate::aae::Written> =
             Vec::with_capacity(if aae { slots.len() } else { 0 });
         // The log's operations (with the feed on), encoded outside the
@@ -287,7 +295,7 @@ impl Engine {
                     keys.push((
                         crate::shortkey::ShortKey::new(slot.key),
                         slot.hash,
-                        slot.is_new,
+                        created(slot),
                     ));
                 }
                 // The whole state goes back to the cache with the key's
@@ -856,12 +864,16 @@ impl Engine {
                     .saturating_add(JOIN_SLACK);
                 if bound <= MAX_STATE_LEN as u64 {
                     wb.merge_cf(state_cf, slot.key, bytes);
-                    if slot.is_new && self.options.anti_entropy {
+                    if slot.is_new
+                        && self.options.anti_entropy
+                        && self.options.durability != Durability::None
+                    {
                         // The store held nothing of the key: it now holds
                         // this operand as it is (one value merges to itself,
                         // `stored::try_join_all`), so the settle need not
                         // read it back (a delete's marker, joined at
-                        // commit, clears the hint: `meta_after`).
+                        // commit, clears the hint: `meta_after`). Not
+                        // without a WAL: see `commit_items`.
                         slot.hash = crate::aae::hash::entry_hash(slot.key, bytes);
                     }
                     (bound, if slot.piling { slot.piled + 1 } else { 0 })
