@@ -53,6 +53,41 @@ fn deltas_of_one_origin_apply_in_order_and_duplicates_are_kept_once() {
     assert_eq!(c.pending().entries, 0);
 }
 
+/// A replica's own deltas coming back (a peer forwarding them) are applied
+/// already: alone or in a batch, certified from their bytes or decoded,
+/// they change nothing — not even after a delete of their key was
+/// collected, where applying an add again would bring the key back.
+#[test]
+fn a_replicas_own_deltas_coming_back_change_nothing() {
+    let a = engine(1);
+    let add = a.orset_add(b"s", b"e").unwrap();
+    let inc = a.increment(b"n", 4).unwrap();
+    a.delete(b"s", None).unwrap();
+    let report = a.collect().unwrap();
+    assert_eq!(report.purged, 1);
+    let vv = a.version_vector();
+    let echo = |b: &mut converge::Batch| {
+        b.merge(&b"s"[..], add.delta.encode())
+            .merge(&b"n"[..], inc.delta.encode());
+    };
+    let mut alone = converge::Batch::new();
+    echo(&mut alone);
+    a.write(&alone).unwrap();
+    // With a local operation on each key: the deltas are decoded.
+    let mut mixed = converge::Batch::new();
+    echo(&mut mixed);
+    mixed.increment(&b"n"[..], 1).gset_add(&b"g"[..], &b"x"[..]);
+    a.write(&mixed).unwrap();
+    assert_eq!(a.read(b"s").unwrap(), None, "the collected key stays gone");
+    assert_eq!(a.counter_value(b"n").unwrap(), 5);
+    assert_eq!(a.pending().entries, 0);
+    // The two local operations of `mixed`, and nothing else.
+    assert_eq!(
+        a.version_vector().get(ReplicaId(1)),
+        vv.get(ReplicaId(1)) + 2
+    );
+}
+
 #[test]
 fn pending_entries_survive_a_restart_and_apply_after_it() {
     let (a, b) = (engine(1), engine(2));
