@@ -124,13 +124,21 @@ pub(crate) fn encode_with<T: Encode>(kind: u8, body: &T) -> Vec<u8> {
 
 /// Append the encoding of `body` to `out`.
 pub(crate) fn encode_with_into<T: Encode>(kind: u8, body: &T, out: &mut Vec<u8>) {
+    framed_into(kind, out, |out| {
+        // Writing into a Vec cannot fail, and every type here encodes.
+        if let Err(e) = bincode::encode_into_std_write(body, out, config()) {
+            unreachable!("encoding into a Vec failed: {e}");
+        }
+    });
+}
+
+/// Append an encoding to `out`: the format version, `kind`, the body
+/// `body` appends, and the checksum of all three.
+fn framed_into(kind: u8, out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
     let start = out.len();
     out.push(FORMAT_VERSION);
     out.push(kind);
-    // Writing into a Vec cannot fail, and every type here encodes.
-    if let Err(e) = bincode::encode_into_std_write(body, out, config()) {
-        unreachable!("encoding into a Vec failed: {e}");
-    }
+    body(out);
     let sum = checksum(&out[start..]);
     out.extend_from_slice(&sum);
 }
@@ -596,12 +604,7 @@ pub(crate) fn encode_state_into(state: &State, out: &mut Vec<u8>) {
 /// canonical bincode body, as [`skim::SkimmedDelta::body`] certifies one)
 /// to `out`: the bytes [`encode_state`] makes of that state.
 pub(crate) fn seal_state_body_into(body: &[u8], out: &mut Vec<u8>) {
-    let start = out.len();
-    out.push(FORMAT_VERSION);
-    out.push(KIND_STATE);
-    out.extend_from_slice(body);
-    let sum = checksum(&out[start..]);
-    out.extend_from_slice(&sum);
+    framed_into(KIND_STATE, out, |out| out.extend_from_slice(body));
 }
 
 /// Append the bincode body of a state's encoding to `out` (no version,

@@ -163,8 +163,9 @@ impl<'a> Reader<'a> {
     }
 
     /// A version vector: replicas strictly increasing, no zero entry;
-    /// checked without keeping its entries.
-    fn skip_version_vector(&mut self) -> Option<()> {
+    /// `each` sees its entries in order.
+    #[inline]
+    fn version_vector_each(&mut self, mut each: impl FnMut(RawDot)) -> Option<()> {
         let n = self.len(2)?;
         let mut last = None;
         for _ in 0..n {
@@ -173,21 +174,20 @@ impl<'a> Reader<'a> {
                 return None;
             }
             last = Some(r);
+            each((r, c));
         }
         Some(())
     }
 
-    /// A version vector: replicas strictly increasing, no zero entry.
+    /// A version vector, checked without keeping its entries.
+    fn skip_version_vector(&mut self) -> Option<()> {
+        self.version_vector_each(|_| ())
+    }
+
+    /// A version vector, checked, with its entries.
     fn version_vector(&mut self) -> Option<Vec<RawDot>> {
-        let n = self.len(2)?;
-        let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            let (r, c) = self.dot()?;
-            if c == 0 || out.last().is_some_and(|(p, _)| *p >= r) {
-                return None;
-            }
-            out.push((r, c));
-        }
+        let mut out = Vec::new();
+        self.version_vector_each(|d| out.push(d))?;
         Some(out)
     }
 

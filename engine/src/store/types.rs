@@ -206,12 +206,12 @@ impl Cached {
 
     /// Take the state out, with the memory it was counted for.
     fn take_state(&mut self) -> Option<(State, u64)> {
-        if !matches!(self.held, Held::State(_)) {
-            return None;
-        }
         match std::mem::replace(&mut self.held, Held::Nothing) {
             Held::State(b) => Some(*b),
-            _ => None,
+            other => {
+                self.held = other;
+                None
+            }
         }
     }
 }

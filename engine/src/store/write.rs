@@ -266,13 +266,6 @@ impl Engine {
         // fold reads no old index entry). A key the batch leaves as it was
         // (a delete or remove of nothing) is not marked.
         let aae = self.options.anti_entropy;
-        // Without a WAL (`Durability::None`) the column families' memtables
-        // are flushed independently, so a crash can leave a key's state
-        // without its `types` entry: a write then finds the key new
-        // although the store holds its state. The tree does not rely on
-        // "created" there (no hint from the operand, the old index entry
-        // read).
-        let created = |slot: &Slot| slot.is_new && self.options.durability != Durability::None;
         let mut keys: Vec<crate::aae::Written> =
             Vec::with_capacity(if aae { slots.len() } else { 0 });
         // The log's operations (with the feed on), encoded outside the
@@ -295,7 +288,7 @@ impl Engine {
                     keys.push((
                         crate::shortkey::ShortKey::new(slot.key),
                         slot.hash,
-                        created(slot),
+                        self.created(slot),
                     ));
                 }
                 // The whole state goes back to the cache with the key's
@@ -864,16 +857,12 @@ impl Engine {
                     .saturating_add(JOIN_SLACK);
                 if bound <= MAX_STATE_LEN as u64 {
                     wb.merge_cf(state_cf, slot.key, bytes);
-                    if slot.is_new
-                        && self.options.anti_entropy
-                        && self.options.durability != Durability::None
-                    {
+                    if self.options.anti_entropy && self.created(slot) {
                         // The store held nothing of the key: it now holds
                         // this operand as it is (one value merges to itself,
                         // `stored::try_join_all`), so the settle need not
                         // read it back (a delete's marker, joined at
-                        // commit, clears the hint: `meta_after`). Not
-                        // without a WAL: see `commit_items`.
+                        // commit, clears the hint: `meta_after`).
                         slot.hash = crate::aae::hash::entry_hash(slot.key, bytes);
                     }
                     (bound, if slot.piling { slot.piled + 1 } else { 0 })
@@ -902,6 +891,16 @@ impl Engine {
             }
         };
         self.meta_after(slot, wb, ty, tomb, (used, piled), staging)
+    }
+
+    /// Whether the tree may take `slot`'s key as created by this batch
+    /// (the store held nothing of it: `Slot::is_new`). Not without a WAL
+    /// (`Durability::None`): the column families' memtables are flushed
+    /// independently, so a crash can leave a key's state without its
+    /// `types` entry, and a write then finds the key new although the
+    /// store holds its state.
+    fn created(&self, slot: &Slot) -> bool {
+        slot.is_new && self.options.durability != Durability::None
     }
 
     /// The rest of [`Engine::stage`] once the state's write is staged
