@@ -11,6 +11,8 @@
 //!   handling of a message, including the atomic join of received
 //!   states): each replica keeps its own acknowledged writes and those a
 //!   converged session brought it, and the two converge afterwards.
+//! - A loader without a WAL (`Durability::None`): every key that survives
+//!   the kill survives with its type.
 //!
 //! `cargo test` runs a short slice with a fixed seed; `make soak`
 //! (`CONVERGE_KILLS=N`, `CONVERGE_CRASH_KEYS=K` keys loaded first, to
@@ -425,4 +427,82 @@ fn sigkill_during_collection_keeps_the_store_consistent() {
         assert!(e.verify().unwrap().consistent, "round {round}");
     }
     assert!(acked > 0, "the child never acknowledged a delete");
+}
+
+/// Keys the no-WAL child writes (see [`nowal_child`]).
+const NOWAL_KEYS: u64 = 40_000;
+
+/// `Durability::None` with the smallest memtables, so that the column
+/// families fill (and, without atomic flushes, flush) at different points
+/// of the load. No anti-entropy tree: its settles write after the load and
+/// would trigger a last flush of everything (the tree is rebuilt after a
+/// crash anyway).
+fn nowal_options() -> converge::Options {
+    converge::Options {
+        write_buffer_bytes: 1 << 20,
+        anti_entropy: false,
+        ..small_options(44).durability(Durability::None)
+    }
+}
+
+/// Child: create `NOWAL_KEYS` OR-Sets of one 64-byte element without a WAL
+/// (their states' memtable fills several times faster than their types'),
+/// let the background flushes finish, print `flushed` and wait to be
+/// killed.
+#[test]
+#[ignore = "child process of sigkill_without_a_wal_keeps_each_key_with_its_type"]
+fn nowal_child() {
+    let Ok(dir) = std::env::var(DIR_ENV) else {
+        panic!("run by the crash test only");
+    };
+    let e = Engine::open(dir, nowal_options()).unwrap();
+    let mut b = Batch::new();
+    for i in 0..NOWAL_KEYS {
+        b.orset_add(format!("n{i:06}"), vec![i as u8; 64]);
+        if b.len() == 100 {
+            e.write(&b).unwrap();
+            b.clear();
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "flushed").unwrap();
+    out.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(120));
+    panic!("not killed");
+}
+
+/// Without a WAL, what survives a crash is what the memtable flushes
+/// wrote. They must flush the column families together: a key whose state
+/// survived without its `types` entry would take any operation as its
+/// first (fails without atomic flushes: the states' memtable fills before
+/// the types', so a kill after its flush leaves sets with no type, and an
+/// LWW write to one of them is accepted).
+#[test]
+fn sigkill_without_a_wal_keeps_each_key_with_its_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = soak::kill_child_on(
+        "nowal_child",
+        &[(DIR_ENV, dir.path().display().to_string())],
+        "flushed",
+    );
+    let e = Engine::open(dir.path(), nowal_options()).unwrap();
+    let mut survived = 0;
+    for i in 0..NOWAL_KEYS {
+        let key = format!("n{i:06}");
+        if e.read(key.as_bytes()).unwrap().is_none() {
+            continue;
+        }
+        survived += 1;
+        match e.lww_set(key.as_bytes(), b"x") {
+            Err(converge::Error::WrongType { .. }) => {}
+            other => panic!("{key}: an OR-Set took an LWW write: {other:?}"),
+        }
+    }
+    // The load filled every memtable at least once, and the kill lost
+    // what the last flush did not write.
+    println!("{survived} of {NOWAL_KEYS} keys survived");
+    assert!(survived > 0, "nothing was flushed");
+    assert!(survived < NOWAL_KEYS, "nothing was lost: {lines:?}");
 }

@@ -306,10 +306,15 @@ impl Engine {
 
     /// Flush memtables to SST files (a checkpoint; not needed for
     /// durability, which the WAL gives).
+    /// All column families are flushed in one call: with
+    /// `Durability::None` (atomic flushes) that writes them together.
     pub fn flush(&self) -> Result<()> {
-        for name in ALL_CFS {
-            self.db.flush_cf(cf(&self.db, name)?)?;
-        }
+        let cfs = ALL_CFS
+            .iter()
+            .map(|name| cf(&self.db, name))
+            .collect::<Result<Vec<_>>>()?;
+        self.db
+            .flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())?;
         Ok(())
     }
 

@@ -14,7 +14,9 @@ pub enum Durability {
     #[default]
     Buffered,
     /// No WAL: writes live in the memtable until flushed. A crash loses
-    /// what was not flushed. For bulk loads that can be redone.
+    /// what was not flushed; what survives is the store as it was at one
+    /// moment (the column families are flushed together, atomically). For
+    /// bulk loads that can be redone.
     None,
 }
 
@@ -167,6 +169,12 @@ impl Options {
         o.set_max_background_jobs(self.background_jobs);
         o.set_write_buffer_size(self.write_buffer_bytes);
         o.set_level_compaction_dynamic_level_bytes(true);
+        // Without a WAL, what survives a crash is what the memtable
+        // flushes wrote: they must write the column families together, or
+        // a key's state could survive without its `types` entry (and its
+        // record, clock and log entry), and a write would then take the key
+        // for new. With a WAL, recovery replays the batches whole.
+        o.set_atomic_flush(self.durability == Durability::None);
         o.set_compression_type(if self.compression {
             rocksdb::DBCompressionType::Lz4
         } else {

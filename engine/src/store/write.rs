@@ -45,8 +45,7 @@ use super::merge::encode_ts;
 use super::stored::decode_stored;
 use super::types::{encode_entry, parse_entry, KeyMeta, JOIN_SLACK};
 use super::{
-    Durability, Engine, CF_META, CF_PENDING, CF_STATE, CF_TYPES, MAX_KEY_LEN, MAX_VALUE_LEN,
-    META_CTX, META_HLC,
+    Engine, CF_META, CF_PENDING, CF_STATE, CF_TYPES, MAX_KEY_LEN, MAX_VALUE_LEN, META_CTX, META_HLC,
 };
 use crate::causal::{CausalContext, Dot, Timestamp};
 use crate::codec::{
@@ -288,7 +287,7 @@ impl Engine {
                     keys.push((
                         crate::shortkey::ShortKey::new(slot.key),
                         slot.hash,
-                        self.created(slot),
+                        slot.is_new,
                     ));
                 }
                 // The whole state goes back to the cache with the key's
@@ -857,7 +856,7 @@ impl Engine {
                     .saturating_add(JOIN_SLACK);
                 if bound <= MAX_STATE_LEN as u64 {
                     wb.merge_cf(state_cf, slot.key, bytes);
-                    if self.options.anti_entropy && self.created(slot) {
+                    if self.options.anti_entropy && slot.is_new {
                         // The store held nothing of the key: it now holds
                         // this operand as it is (one value merges to itself,
                         // `stored::try_join_all`), so the settle need not
@@ -891,16 +890,6 @@ impl Engine {
             }
         };
         self.meta_after(slot, wb, ty, tomb, (used, piled), staging)
-    }
-
-    /// Whether the tree may take `slot`'s key as created by this batch
-    /// (the store held nothing of it: `Slot::is_new`). Not without a WAL
-    /// (`Durability::None`): the column families' memtables are flushed
-    /// independently, so a crash can leave a key's state without its
-    /// `types` entry, and a write then finds the key new although the
-    /// store holds its state.
-    fn created(&self, slot: &Slot) -> bool {
-        slot.is_new && self.options.durability != Durability::None
     }
 
     /// The rest of [`Engine::stage`] once the state's write is staged

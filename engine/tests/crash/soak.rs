@@ -81,6 +81,39 @@ pub fn kill_child_after(
     reader.join().expect("reader")
 }
 
+/// Run the ignored test `child` of this binary as a process with the given
+/// environment, SIGKILL it as soon as it prints a line ending in `cue`
+/// (the test harness may print the test's name before the child's first
+/// line), and return the lines it printed before.
+pub fn kill_child_on(child: &str, env: &[(&str, String)], cue: &str) -> Vec<String> {
+    let exe = std::env::current_exe().expect("test binary");
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        child,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut proc = cmd.spawn().expect("spawn child");
+    let mut lines = Vec::new();
+    for line in BufReader::new(proc.stdout.take().expect("stdout")).lines() {
+        let line = line.expect("child output");
+        if line.trim().ends_with(cue) {
+            break;
+        }
+        lines.push(line.trim().to_string());
+    }
+    proc.kill().expect("SIGKILL"); // SIGKILL
+    proc.wait().expect("wait");
+    lines
+}
+
 /// Load `CONVERGE_CRASH_KEYS` keys (default none) into the store first, so
 /// each reopen after a kill rebuilds the tree over that many keys. Returns
 /// how many (each was one local operation of `options`' replica).
