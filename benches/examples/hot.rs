@@ -7,7 +7,8 @@
 //! `HOT_RUNS=N` runs exactly N engines instead of SECONDS (for `perf stat`);
 //! `HOT_OPS` and `HOT_KEYS` set the local kinds' (and `put`'s) operations
 //! per run and keyspace (default 100,000 over 10,000 keys; with both equal,
-//! an ingest: every key written once).
+//! an ingest: every key written once); `HOT_THREADS` their writer threads
+//! (default 1).
 use converge::{Durability, Engine, Options};
 use converge_benches::fixtures::{
     counter_deltas, counter_states, local_replica, orset_deltas, orset_states,
@@ -53,6 +54,7 @@ fn main() -> converge_benches::BenchResult<()> {
         100_000
     });
     let local_keys = env("HOT_KEYS").unwrap_or(10_000);
+    let threads = env("HOT_THREADS").unwrap_or(1) as usize;
     while match runs {
         Some(n) => rs.len() < n,
         None => t.elapsed().as_secs() < secs,
@@ -61,7 +63,7 @@ fn main() -> converge_benches::BenchResult<()> {
             // The raw RocksDB peer of the local rows (counter-sized values).
             let raw = RawDb::open(durability)?;
             let value = vec![0x5a; Kind::Counter.value_len()?];
-            let load = Load::new(local_ops, local_keys, batch);
+            let load = Load::new(local_ops, local_keys, batch).threads(threads);
             rs.push(rate(load.ops, raw.put_load(&load, &value)?));
             continue;
         }
@@ -76,7 +78,7 @@ fn main() -> converge_benches::BenchResult<()> {
                 remote::engine_rate(&engine, &Load::new(ops, *keys, batch), p)?
             }
             (None, Some(k)) => {
-                let load = Load::new(local_ops, local_keys, batch);
+                let load = Load::new(local_ops, local_keys, batch).threads(threads);
                 prepare(&engine, k, &load)?;
                 engine_rate(&engine, k, &load)?
             }

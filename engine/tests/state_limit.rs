@@ -236,7 +236,7 @@ fn a_store_that_already_holds_over_limit_states_opens() {
         let mut state = rocksdb::Options::default();
         state.set_merge_operator("converge.crdt_join.v1", |_, _, _| None, |_, _, _| None);
         opts.create_if_missing(false);
-        let cfs = ["types", "meta", "aae_keys", "aae_leaves", "pending", "log"]
+        let cfs = ["types", "meta", "pending", "log"]
             .map(|n| rocksdb::ColumnFamilyDescriptor::new(n, rocksdb::Options::default()));
         let cfs = std::iter::once(rocksdb::ColumnFamilyDescriptor::new("state", state)).chain(cfs);
         let db = rocksdb::DB::open_cf_descriptors(&opts, &dir, cfs).unwrap();

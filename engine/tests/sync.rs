@@ -372,22 +372,12 @@ fn verify_detects_a_corrupted_tree_on_disk() {
         e.close().unwrap();
     }
     {
-        // Damage one persisted leaf behind the engine's back. Replaying the
-        // WAL needs merge operators on the merge column families; these are
-        // never asked to merge here.
-        let keep_last = |_: &[u8], _: Option<&[u8]>, ops: &rocksdb::MergeOperands| {
-            ops.iter().last().map(|v| v.to_vec())
-        };
+        // Damage one persisted leaf behind the engine's back, in the
+        // index's own instance (the `aae` directory of the store).
+        let index = dir.path().join("aae");
         let opts = rocksdb::Options::default();
-        let cfs = rocksdb::DB::list_cf(&opts, dir.path()).unwrap();
-        let descriptors = cfs.iter().map(|name| {
-            let mut o = rocksdb::Options::default();
-            if name == "state" || name == "meta" {
-                o.set_merge_operator_associative("test.keep_last", keep_last);
-            }
-            rocksdb::ColumnFamilyDescriptor::new(name, o)
-        });
-        let db = rocksdb::DB::open_cf_descriptors(&opts, dir.path(), descriptors).unwrap();
+        let cfs = rocksdb::DB::list_cf(&opts, &index).unwrap();
+        let db = rocksdb::DB::open_cf(&opts, &index, cfs).unwrap();
         let leaves = db.cf_handle("aae_leaves").unwrap();
         let (k, mut v) = db
             .iterator_cf(leaves, rocksdb::IteratorMode::Start)
@@ -402,6 +392,82 @@ fn verify_detects_a_corrupted_tree_on_disk() {
     let report = e.verify().unwrap();
     assert!(!report.consistent);
     assert_eq!(report.bad_segments.len(), 1);
+}
+
+/// The data's RocksDB instance opened with plain RocksDB (merge
+/// operators that keep the last operand: replaying the WAL needs them on
+/// the merge column families; nothing here merges).
+fn open_raw(dir: &std::path::Path, extra: &[&str]) -> rocksdb::DB {
+    let keep_last = |_: &[u8], _: Option<&[u8]>, ops: &rocksdb::MergeOperands| {
+        ops.iter().last().map(|v| v.to_vec())
+    };
+    let mut opts = rocksdb::Options::default();
+    opts.create_missing_column_families(true);
+    let mut cfs = rocksdb::DB::list_cf(&opts, dir).unwrap();
+    cfs.extend(extra.iter().map(|s| s.to_string()));
+    let descriptors = cfs.iter().map(|name| {
+        let mut o = rocksdb::Options::default();
+        if name == "state" || name == "meta" {
+            o.set_merge_operator_associative("test.keep_last", keep_last);
+        }
+        rocksdb::ColumnFamilyDescriptor::new(name, o)
+    });
+    rocksdb::DB::open_cf_descriptors(&opts, dir, descriptors).unwrap()
+}
+
+/// The index lives in its own instance (`aae` in the store's directory);
+/// the data's `meta/aae_clean` holds the token of the close that persisted
+/// it. An index directory lost or replaced after a clean close, or a store
+/// written when the index shared the data's instance (its `aae_keys` and
+/// `aae_leaves` families there are dropped), opens with the tree rebuilt
+/// from the data, equal to it.
+#[test]
+fn a_lost_replaced_or_legacy_index_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let fill = |from: u64| {
+        let e = Engine::open(dir.path(), small_options(1)).unwrap();
+        for i in from..from + 100 {
+            e.increment(format!("k{i}").as_bytes(), i + 1).unwrap();
+        }
+        let root = e.root().unwrap();
+        e.close().unwrap();
+        root
+    };
+    let check = |root: converge::Node| {
+        let e = Engine::open(dir.path(), small_options(1)).unwrap();
+        assert_eq!(e.root().unwrap(), root);
+        let report = e.verify().unwrap();
+        assert!(report.consistent, "{report:?}");
+        e.close().unwrap();
+    };
+    // Lost: nothing left of the index but the data's clean mark.
+    let root = fill(0);
+    let saved = tempfile::tempdir().unwrap();
+    std::fs::rename(dir.path().join("aae"), saved.path().join("aae")).unwrap();
+    check(root);
+    // Replaced by an older one (clean, of fewer keys): its token is not
+    // the mark's.
+    let root = fill(100);
+    std::fs::remove_dir_all(dir.path().join("aae")).unwrap();
+    std::fs::rename(saved.path().join("aae"), dir.path().join("aae")).unwrap();
+    check(root);
+    // Legacy: the families in the data's instance, holding a stale index;
+    // the mark as such stores wrote it.
+    {
+        let db = open_raw(dir.path(), &["aae_keys", "aae_leaves"]);
+        let meta = db.cf_handle("meta").unwrap();
+        db.put_cf(meta, b"aae_clean", [1u8]).unwrap();
+        db.put_cf(meta, b"format_version", [3u8]).unwrap();
+        let leaves = db.cf_handle("aae_leaves").unwrap();
+        db.put_cf(leaves, 7u32.to_be_bytes(), [0xaau8; 24]).unwrap();
+    }
+    check(root);
+    let opts = rocksdb::Options::default();
+    let cfs = rocksdb::DB::list_cf(&opts, dir.path()).unwrap();
+    assert!(!cfs.iter().any(|c| c.starts_with("aae")), "{cfs:?}");
+    let db = open_raw(dir.path(), &[]);
+    let format = db.get_cf(db.cf_handle("meta").unwrap(), b"format_version");
+    assert_eq!(format.unwrap(), Some(vec![converge::store::STORE_FORMAT]));
 }
 
 /// The settle folds a key whose write put its state whole from the hash

@@ -9,9 +9,11 @@
 //! Writes never read state to maintain the tree: the write path marks keys
 //! dirty (in memory), and [`Tree::settle`] folds each dirty key once before
 //! the tree is read. The per-key entry hashes live in the `aae_keys` column
-//! family (ordered by key hash, so a segment's keys are one range scan); the
-//! leaves are persisted at clean close. An unclean shutdown is detected at
-//! open and the tree is rebuilt from the data. See ARCHITECTURE.md.
+//! family (ordered by key hash, so a segment's keys are one range scan) of
+//! the index's own RocksDB instance (`aae/` in the store's directory); the
+//! leaves are persisted there at clean close. An unclean shutdown is
+//! detected at open and the tree is rebuilt from the data. See
+//! ARCHITECTURE.md.
 //!
 //! Beside the tree, the same maintenance keeps an invertible Bloom lookup
 //! table ([`iblt`]) of (key hash, entry hash) pairs, which lets a sync

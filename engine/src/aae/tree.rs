@@ -22,6 +22,11 @@ pub const FANOUT: usize = 1 << FANOUT_BITS;
 pub const LEVELS: usize = (SEGMENT_BITS / FANOUT_BITS) as usize + 1;
 
 const META_AAE_CLEAN: &[u8] = b"aae_clean";
+/// The index's own RocksDB instance: this directory inside the store's.
+pub(crate) const INDEX_DIR: &str = "aae";
+/// In the index's default column family: the token of the clean close
+/// that last persisted it (also in `meta/aae_clean`).
+const INDEX_CLEAN: &[u8] = b"clean";
 const META_AAE_IBLT: &[u8] = b"aae_iblt";
 /// Dirty keys (and queued marks) held in memory before a writer settles
 /// them itself.
@@ -126,6 +131,14 @@ impl Levels {
 
 /// The anti-entropy tree of one engine. Thread-safe.
 ///
+/// Its key index (`aae_keys`) and persisted leaves (`aae_leaves`) live in a
+/// RocksDB instance of their own ([`INDEX_DIR`] inside the store's
+/// directory), not in the data's: the settler's index writes then never
+/// queue in the data's write path with the writers' batches (measured,
+/// 2026-11-27: a counter ingest with the tree on went from 0.81–0.91× to
+/// 0.86–0.95× of one with the tree off). The index is derived data, written
+/// without a WAL: rebuilt from the data after a crash.
+///
 /// Two locks: `settling` serializes the folds (a fold reads a key's old
 /// entry hash from `aae_keys` and writes the new one, so two folds of one
 /// key must not interleave) and is held across their I/O; `levels` guards
@@ -134,6 +147,9 @@ impl Levels {
 /// only mark keys dirty (unless the dirty set passes its bound, when a
 /// writer settles itself: the back-pressure).
 pub struct Tree {
+    /// The index's RocksDB instance (`None` with the tree off, and in
+    /// unit tests of the marking).
+    index: Option<DB>,
     settling: Mutex<()>,
     levels: Mutex<Levels>,
     /// Keys written since they were last folded, with their marks: the
@@ -191,24 +207,40 @@ impl Tree {
     /// crash before the next clean close forces a rebuild.
     /// With `enabled` false nothing is loaded and the clean mark is removed,
     /// so the next open with the tree enabled rebuilds it.
-    pub(crate) fn load(db: &DB, enabled: bool) -> Result<Tree> {
+    /// The index's instance is opened (created if missing) in
+    /// `store/`[`INDEX_DIR`] with `options`; it counts as clean only if it
+    /// holds the token of `meta/aae_clean` (an index directory lost,
+    /// replaced, or older than the mark is rebuilt).
+    pub(crate) fn load(
+        db: &DB,
+        store: &std::path::Path,
+        options: &rocksdb::Options,
+        enabled: bool,
+    ) -> Result<Tree> {
         let meta = cf(db, CF_META)?;
         let mut levels = Levels::empty();
+        let mut sync = rocksdb::WriteOptions::default();
+        sync.set_sync(true);
         if !enabled {
-            let mut w = rocksdb::WriteOptions::default();
-            w.set_sync(true);
-            db.delete_cf_opt(meta, META_AAE_CLEAN, &w)?;
-            return Ok(Tree::with(levels));
+            db.delete_cf_opt(meta, META_AAE_CLEAN, &sync)?;
+            return Ok(Tree::with(levels, None));
         }
+        let mut o = options.clone();
+        o.create_if_missing(true);
+        o.create_missing_column_families(true);
+        o.set_atomic_flush(false);
+        let index = DB::open_cf(&o, store.join(INDEX_DIR), [CF_AAE_KEYS, CF_AAE_LEAVES])?;
         let persisted_iblt = match db.get_cf(meta, META_AAE_IBLT)? {
             Some(b) => crate::codec::decode_iblt(&b)
                 .ok()
                 .filter(|t| t.size() == MAX_CELLS),
             None => None,
         };
-        if let (Some(_), Some(iblt)) = (db.get_cf(meta, META_AAE_CLEAN)?, persisted_iblt) {
+        let mark = db.get_cf(meta, META_AAE_CLEAN)?;
+        let clean = mark.is_some() && mark == index.get(INDEX_CLEAN)?;
+        if let (true, Some(iblt)) = (clean, persisted_iblt) {
             levels.iblt = iblt;
-            let mut it = db.raw_iterator_cf(cf(db, CF_AAE_LEAVES)?);
+            let mut it = index.raw_iterator_cf(cf(&index, CF_AAE_LEAVES)?);
             it.seek_to_first();
             while let (Some(k), Some(v)) = (it.key(), it.value()) {
                 let (seg, node) = decode_leaf(k, v)?;
@@ -217,17 +249,35 @@ impl Tree {
             }
             it.status()?;
             levels.changed.fill(0);
-            let mut w = rocksdb::WriteOptions::default();
-            w.set_sync(true);
-            db.delete_cf_opt(meta, META_AAE_CLEAN, &w)?;
         } else {
-            levels = rebuild(db)?;
+            levels = rebuild(db, &index)?;
         }
-        Ok(Tree::with(levels))
+        db.delete_cf_opt(meta, META_AAE_CLEAN, &sync)?;
+        Ok(Tree::with(levels, Some(index)))
     }
 
-    fn with(levels: Levels) -> Tree {
+    /// The index's instance.
+    fn index(&self) -> Result<&DB> {
+        self.index.as_ref().ok_or_else(|| {
+            Error::InvalidArgument("anti-entropy is disabled in this engine's options".into())
+        })
+    }
+
+    /// Compact the index (after [`Engine::compact`](crate::Engine::compact)
+    /// compacted the data): reclaims the space of deleted entries.
+    pub(crate) fn compact(&self) {
+        if let Some(index) = &self.index {
+            for name in [CF_AAE_KEYS, CF_AAE_LEAVES] {
+                if let Ok(c) = cf(index, name) {
+                    index.compact_range_cf(c, None::<&[u8]>, None::<&[u8]>);
+                }
+            }
+        }
+    }
+
+    fn with(levels: Levels, index: Option<DB>) -> Tree {
         Tree {
+            index,
             settling: Mutex::new(()),
             levels: Mutex::new(levels),
             dirty: Mutex::new(HashMap::new()),
@@ -432,15 +482,15 @@ impl Tree {
         self.levels.lock().iblt.fold(size)
     }
 
-    /// Persist changed leaves and mark the tree clean (at close).
+    /// Persist changed leaves and mark the tree clean (at close): the
+    /// index's instance is flushed with the leaves and a fresh token, then
+    /// the data's `meta` gets the IBLT and the same token (synced).
     pub(crate) fn persist_clean(&self, db: &DB) -> Result<()> {
         let settling = self.settling.lock();
         self.settle_locked(db, &settling)?;
+        let index = self.index()?;
         let mut levels = self.levels.lock();
-        // `aae_keys` is written without the WAL (a crash rebuilds it): make
-        // it durable before the tree is declared clean.
-        db.flush_cf(cf(db, CF_AAE_KEYS)?)?;
-        let leaves = cf(db, CF_AAE_LEAVES)?;
+        let leaves = cf(index, CF_AAE_LEAVES)?;
         let mut wb = rocksdb::WriteBatch::default();
         for (w, bits) in levels.changed.iter().enumerate() {
             let mut b = *bits;
@@ -455,9 +505,20 @@ impl Tree {
                 }
             }
         }
+        let mut token = [0u8; 16];
+        getrandom::fill(&mut token)
+            .map_err(|e| Error::Io(format!("no random token for the clean mark: {e}")))?;
+        wb.put(INDEX_CLEAN, token);
+        index.write_opt(wb, &no_wal())?;
+        // Written without the WAL: durable once flushed, before the data
+        // says the index is clean.
+        let keys = cf(index, CF_AAE_KEYS)?;
+        let default = cf(index, rocksdb::DEFAULT_COLUMN_FAMILY_NAME)?;
+        index.flush_cfs_opt(&[keys, leaves, default], &rocksdb::FlushOptions::default())?;
         let meta = cf(db, CF_META)?;
+        let mut wb = rocksdb::WriteBatch::default();
         wb.put_cf(meta, META_AAE_IBLT, crate::codec::encode_iblt(&levels.iblt));
-        wb.put_cf(meta, META_AAE_CLEAN, [1u8]);
+        wb.put_cf(meta, META_AAE_CLEAN, token);
         let mut w = rocksdb::WriteOptions::default();
         w.set_sync(true);
         db.write_opt(wb, &w)?;
@@ -479,7 +540,9 @@ impl Tree {
         let mut fresh = Levels::empty();
         let mut keys = 0u64;
         let mut bad_keys = Vec::new();
-        let aae_keys = cf(db, CF_AAE_KEYS)?;
+        // The index changes only by folds, and none runs meanwhile.
+        let index = self.index()?;
+        let aae_keys = cf(index, CF_AAE_KEYS)?;
         let mut it = snap.raw_iterator_cf(cf(db, CF_STATE)?);
         it.seek_to_first();
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
@@ -487,7 +550,7 @@ impl Tree {
             let eh = entry_hash(k, v);
             fresh.replace(kh, 0, eh);
             keys += 1;
-            let stored = snap.get_pinned_cf(aae_keys, aae_key(kh, k))?;
+            let stored = index.get_pinned_cf(aae_keys, aae_key(kh, k))?;
             if stored.as_deref() != Some(&eh.to_be_bytes()[..]) && bad_keys.len() < 100 {
                 bad_keys.push(k.to_vec());
             }
@@ -521,13 +584,9 @@ impl Tree {
 
     /// Keys whose key hash is in `lo..=hi`, with key and entry hashes,
     /// from `aae_keys`, in key-hash order. Call after settling.
-    pub(crate) fn entries_in(
-        &self,
-        db: &DB,
-        lo: u64,
-        hi: u64,
-    ) -> Result<Vec<(u64, Vec<u8>, u128)>> {
-        let mut it = db.raw_iterator_cf(cf(db, CF_AAE_KEYS)?);
+    pub(crate) fn entries_in(&self, lo: u64, hi: u64) -> Result<Vec<(u64, Vec<u8>, u128)>> {
+        let index = self.index()?;
+        let mut it = index.raw_iterator_cf(cf(index, CF_AAE_KEYS)?);
         it.seek(lo.to_be_bytes());
         let mut out = Vec::new();
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
@@ -546,8 +605,9 @@ impl Tree {
 impl Tree {
     /// Keys with each of the given key hashes (sorted ascending), with key
     /// and entry hashes: one iterator, one seek per hash.
-    pub(crate) fn entries_for(&self, db: &DB, khs: &[u64]) -> Result<Vec<(u64, Vec<u8>, u128)>> {
-        let mut it = db.raw_iterator_cf(cf(db, CF_AAE_KEYS)?);
+    pub(crate) fn entries_for(&self, khs: &[u64]) -> Result<Vec<(u64, Vec<u8>, u128)>> {
+        let index = self.index()?;
+        let mut it = index.raw_iterator_cf(cf(index, CF_AAE_KEYS)?);
         let mut out = Vec::with_capacity(khs.len());
         for kh in khs {
             it.seek(kh.to_be_bytes());
@@ -569,7 +629,8 @@ impl Tree {
     /// changes `(key hash, old, new)` for the levels.
     fn fold_chunk(&self, db: &DB, chunk: &[(ShortKey, Mark)]) -> Result<Vec<(u64, u128, u128)>> {
         let state = cf(db, CF_STATE)?;
-        let aae_keys = cf(db, CF_AAE_KEYS)?;
+        let index = self.index()?;
+        let aae_keys = cf(index, CF_AAE_KEYS)?;
         // `chunk` is in key order (for the state lookups); the index is
         // read and written in key-hash order. A key whose last write left
         // a hint (its state put whole, or the operand that created it)
@@ -606,7 +667,7 @@ impl Tree {
         let mut olds = vec![0u128; order.len()];
         for (j, old) in read
             .iter()
-            .zip(db.batched_multi_get_cf(aae_keys, &ks, true))
+            .zip(index.batched_multi_get_cf(aae_keys, &ks, true))
         {
             if let Some(b) = old? {
                 olds[*j] = decode_eh(&b)?;
@@ -631,7 +692,7 @@ impl Tree {
                 changes.push((*kh, old, new));
             }
         }
-        db.write_opt(wb, &no_wal())?;
+        index.write_opt(wb, &no_wal())?;
         Ok(changes)
     }
 }
@@ -662,14 +723,15 @@ fn no_wal() -> rocksdb::WriteOptions {
     w
 }
 
-/// Rebuild the tree and `aae_keys` from the state column family.
-fn rebuild(db: &DB) -> Result<Levels> {
-    let aae_keys = cf(db, CF_AAE_KEYS)?;
+/// Rebuild the tree and the index's `aae_keys` from the data's state
+/// column family.
+fn rebuild(db: &DB, index: &DB) -> Result<Levels> {
+    let aae_keys = cf(index, CF_AAE_KEYS)?;
     let mut levels = Levels::empty();
     // Past every possible entry: 8 bytes of key hash plus the longest key.
     let end = vec![0xffu8; 8 + crate::MAX_KEY_LEN + 1];
-    db.delete_range_cf(aae_keys, &[][..], &end[..])?;
-    db.delete_range_cf(cf(db, CF_AAE_LEAVES)?, &[][..], &[0xffu8; 5][..])?;
+    index.delete_range_cf(aae_keys, &[][..], &end[..])?;
+    index.delete_range_cf(cf(index, CF_AAE_LEAVES)?, &[][..], &[0xffu8; 5][..])?;
     let mut it = db.raw_iterator_cf(cf(db, CF_STATE)?);
     it.seek_to_first();
     let mut wb = rocksdb::WriteBatch::default();
@@ -679,12 +741,12 @@ fn rebuild(db: &DB) -> Result<Levels> {
         wb.put_cf(aae_keys, aae_key(kh, k), eh.to_be_bytes());
         levels.replace(kh, 0, eh);
         if wb.len() >= 10_000 {
-            db.write_opt(std::mem::take(&mut wb), &no_wal())?;
+            index.write_opt(std::mem::take(&mut wb), &no_wal())?;
         }
         it.next();
     }
     it.status()?;
-    db.write_opt(wb, &no_wal())?;
+    index.write_opt(wb, &no_wal())?;
     // Every non-empty leaf must be persisted at the next clean close.
     Ok(levels)
 }
@@ -887,7 +949,7 @@ mod tests {
     /// since it was last taken and the hint of its last one.
     #[test]
     fn queued_marks_absorb_in_marking_order() {
-        let tree = super::Tree::with(super::Levels::empty());
+        let tree = super::Tree::with(super::Levels::empty(), None);
         let mark = |k: &[u8], hint: u128, created: bool| (ShortKey::new(k), hint, created);
         let e = tree.epoch();
         tree.mark_dirty_owned(vec![mark(b"a", 1, true), mark(b"b", 2, false)], e);

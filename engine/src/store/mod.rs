@@ -49,11 +49,14 @@ use std::sync::Arc;
 /// ([`crate::codec::FORMAT_VERSION`]).
 /// 2: `types` entries carry a size reservation, `meta/seq` and `meta/ctx`
 /// hold the causal record. 3: the `pending` and `log` column families
-/// (causal delivery, changes feed). Stores of layouts 1 and 2 are upgraded
-/// in place at open (1-byte `types` entries and `meta/vv` stay readable;
-/// the log starts after the last operation issued); an older build refuses
-/// a newer layout.
-pub const STORE_FORMAT: u8 = 3;
+/// (causal delivery, changes feed). 4: the anti-entropy index in its own
+/// RocksDB instance (`aae/` in the store's directory) instead of the
+/// `aae_keys` and `aae_leaves` column families. Stores of layouts 1 to 3
+/// are upgraded in place at open (1-byte `types` entries and `meta/vv`
+/// stay readable; the log starts after the last operation issued; the old
+/// index families are dropped and the tree rebuilt); an older build
+/// refuses a newer layout.
+pub const STORE_FORMAT: u8 = 4;
 
 /// Largest key accepted, in bytes.
 pub const MAX_KEY_LEN: usize = 64 << 10;
@@ -63,19 +66,14 @@ pub const MAX_VALUE_LEN: usize = 16 << 20;
 pub(crate) const CF_STATE: &str = "state";
 pub(crate) const CF_TYPES: &str = "types";
 pub(crate) const CF_META: &str = "meta";
+/// The anti-entropy index's column families, in the index's own RocksDB
+/// instance (`aae/tree.rs`). Stores written before it moved there hold
+/// them in the data's instance too: dropped at open.
 pub(crate) const CF_AAE_KEYS: &str = "aae_keys";
 pub(crate) const CF_AAE_LEAVES: &str = "aae_leaves";
 pub(crate) const CF_PENDING: &str = "pending";
 pub(crate) const CF_LOG: &str = "log";
-const ALL_CFS: [&str; 7] = [
-    CF_STATE,
-    CF_TYPES,
-    CF_META,
-    CF_AAE_KEYS,
-    CF_AAE_LEAVES,
-    CF_PENDING,
-    CF_LOG,
-];
+const ALL_CFS: [&str; 5] = [CF_STATE, CF_TYPES, CF_META, CF_PENDING, CF_LOG];
 
 pub(crate) const META_REPLICA: &[u8] = b"replica_id";
 pub(crate) const META_FORMAT: &[u8] = b"format_version";
@@ -159,16 +157,28 @@ impl Engine {
         state_opts.set_max_successive_merges(options.max_successive_merges);
         let mut meta_opts = db_opts.clone();
         meta_opts.set_merge_operator_associative("converge.meta.v1", merge::meta_merge);
-        let cfs = vec![
+        let mut cfs = vec![
             ColumnFamilyDescriptor::new(CF_STATE, state_opts),
             ColumnFamilyDescriptor::new(CF_TYPES, db_opts.clone()),
             ColumnFamilyDescriptor::new(CF_META, meta_opts),
-            ColumnFamilyDescriptor::new(CF_AAE_KEYS, db_opts.clone()),
-            ColumnFamilyDescriptor::new(CF_AAE_LEAVES, db_opts.clone()),
             ColumnFamilyDescriptor::new(CF_PENDING, db_opts.clone()),
             ColumnFamilyDescriptor::new(CF_LOG, db_opts.clone()),
         ];
-        let db = DB::open_cf_descriptors(&db_opts, &path, cfs)?;
+        // A store written before the anti-entropy index had its own
+        // instance holds it here: opened (RocksDB opens every family or
+        // none), then dropped; the tree is rebuilt (its clean mark does
+        // not match the new instance's).
+        let legacy: Vec<&str> = match DB::list_cf(&db_opts, &path) {
+            Ok(names) => [CF_AAE_KEYS, CF_AAE_LEAVES]
+                .into_iter()
+                .filter(|n| names.iter().any(|m| m == n))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        for name in &legacy {
+            cfs.push(ColumnFamilyDescriptor::new(*name, db_opts.clone()));
+        }
+        let mut db = DB::open_cf_descriptors(&db_opts, &path, cfs)?;
         let meta = cf(&db, CF_META)?;
 
         let replica = match db.get_cf(meta, META_REPLICA)? {
@@ -179,7 +189,7 @@ impl Engine {
                 let format = db.get_cf(meta, META_FORMAT)?.unwrap_or_default();
                 match format.as_slice() {
                     [STORE_FORMAT] => {}
-                    [1] | [2] => {
+                    [1] | [2] | [3] => {
                         let mut w = rocksdb::WriteOptions::default();
                         w.set_sync(true);
                         db.put_cf_opt(meta, META_FORMAT, [STORE_FORMAT], &w)?;
@@ -209,6 +219,11 @@ impl Engine {
                 id
             }
         };
+        // Once the layout is known to be one this build reads.
+        for name in legacy {
+            db.drop_cf(name)?;
+        }
+        let meta = cf(&db, CF_META)?;
         let (mut seq, mut context) = record::load(&db, replica)?;
         // Commits with the changes feed on record their last number in
         // the log only.
@@ -222,7 +237,7 @@ impl Engine {
                 .ok_or_else(|| Error::Corruption("stored clock is damaged".into()))?,
             None => Default::default(),
         };
-        let tree = Arc::new(Tree::load(&db, options.anti_entropy)?);
+        let tree = Arc::new(Tree::load(&db, &path, &db_opts, options.anti_entropy)?);
         let pending_index = pending::load(&db, &context)?;
         let feed = feed::Feed::load(&db, seq, options.changes_feed)?;
         let gc = gc::Gc::load(&db)?;
@@ -301,6 +316,7 @@ impl Engine {
             self.db
                 .compact_range_cf(cf(&self.db, name)?, None::<&[u8]>, None::<&[u8]>);
         }
+        self.tree.compact();
         Ok(())
     }
 
@@ -421,14 +437,14 @@ impl Engine {
     /// `lo..=hi`, as of the last settle.
     pub fn aae_entries_in(&self, lo: u64, hi: u64) -> Result<Vec<(u64, Vec<u8>, u128)>> {
         self.check_aae()?;
-        self.tree.entries_in(&self.db, lo, hi)
+        self.tree.entries_in(lo, hi)
     }
 
     /// (key hash, key, entry hash) of every key with one of the given key
     /// hashes (in ascending order), as of the last settle.
     pub fn aae_entries_for(&self, khs: &[u64]) -> Result<Vec<(u64, Vec<u8>, u128)>> {
         self.check_aae()?;
-        self.tree.entries_for(&self.db, khs)
+        self.tree.entries_for(khs)
     }
 
     /// The encoded full states of several keys, read in one batch: `None`
