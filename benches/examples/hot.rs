@@ -3,7 +3,9 @@
 //! `hot KIND SECONDS [BATCH] [FEED 0|1] [AAE 0|1] [DURABILITY buffered|sync]` with KIND one of the
 //! local kinds (counter, orset-add, orset-remove, lww, mvreg) or a remote
 //! merge (r-counter-delta, r-counter-state, r-orset-delta, r-orset-state),
-//! or `put`: the raw RocksDB peer of the local rows.
+//! or `put`: the raw RocksDB peer of the local rows, or `merge-counter-delta`,
+//! `merge-counter-state`, `merge-orset-delta`: the raw peers of the remote
+//! rows (the same payloads as merge operands).
 //! `HOT_RUNS=N` runs exactly N engines instead of SECONDS (for `perf stat`);
 //! `HOT_OPS` and `HOT_KEYS` set the local kinds' (and `put`'s) operations
 //! per run and keyspace (default 100,000 over 10,000 keys; with both equal,
@@ -40,6 +42,17 @@ fn main() -> converge_benches::BenchResult<()> {
     };
     let kind = Kind::ALL.into_iter().find(|k| k.name() == what);
     let raw_put = what == "put";
+    // The raw peer of the remote rows: the payloads as merge operands.
+    let raw_merge = what.strip_prefix("merge-").map(|rest| format!("r-{rest}"));
+    let payloads = match &raw_merge {
+        Some(r) => match r.as_str() {
+            "r-counter-delta" => Some((counter_deltas(64, 100_000)?, 10_000)),
+            "r-counter-state" => Some((counter_states(64, 16)?, 10_000)),
+            "r-orset-delta" => Some((orset_deltas(64, 1_000, 100_000), 10_000)),
+            _ => None,
+        },
+        None => payloads,
+    };
     if payloads.is_none() && kind.is_none() && !raw_put {
         return Err(format!("unknown workload {what}").into());
     }
@@ -65,6 +78,12 @@ fn main() -> converge_benches::BenchResult<()> {
             let value = vec![0x5a; Kind::Counter.value_len()?];
             let load = Load::new(local_ops, local_keys, batch).threads(threads);
             rs.push(rate(load.ops, raw.put_load(&load, &value)?));
+            continue;
+        }
+        if let (true, Some((p, keys))) = (raw_merge.is_some(), &payloads) {
+            let raw = RawDb::open(durability)?;
+            let load = Load::new(100_000, *keys, batch);
+            rs.push(rate(load.ops, raw.merge_load(&load, p)?));
             continue;
         }
         let dir = tempfile::tempdir()?;

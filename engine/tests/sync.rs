@@ -417,12 +417,12 @@ fn open_raw(dir: &std::path::Path, extra: &[&str]) -> rocksdb::DB {
 
 /// The index lives in its own instance (`aae` in the store's directory);
 /// the data's `meta/aae_clean` holds the token of the close that persisted
-/// it. An index directory lost or replaced after a clean close, or a store
-/// written when the index shared the data's instance (its `aae_keys` and
-/// `aae_leaves` families there are dropped), opens with the tree rebuilt
-/// from the data, equal to it.
+/// it. An index directory lost, replaced or damaged after a clean close, or
+/// a store written when the index shared the data's instance (its
+/// `aae_keys` and `aae_leaves` families there are dropped), opens with the
+/// tree rebuilt from the data, equal to it.
 #[test]
-fn a_lost_replaced_or_legacy_index_is_rebuilt() {
+fn a_lost_replaced_damaged_or_legacy_index_is_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let fill = |from: u64| {
         let e = Engine::open(dir.path(), small_options(1)).unwrap();
@@ -465,6 +465,10 @@ fn a_lost_replaced_or_legacy_index_is_rebuilt() {
     let opts = rocksdb::Options::default();
     let cfs = rocksdb::DB::list_cf(&opts, dir.path()).unwrap();
     assert!(!cfs.iter().any(|c| c.starts_with("aae")), "{cfs:?}");
+    // Damaged: the index's instance cannot be opened (its CURRENT file
+    // names no manifest); the store opens all the same.
+    std::fs::write(dir.path().join("aae").join("CURRENT"), b"garbage").unwrap();
+    check(root);
     let db = open_raw(dir.path(), &[]);
     let format = db.get_cf(db.cf_handle("meta").unwrap(), b"format_version");
     assert_eq!(format.unwrap(), Some(vec![converge::store::STORE_FORMAT]));

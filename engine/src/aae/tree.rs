@@ -229,7 +229,19 @@ impl Tree {
         o.create_if_missing(true);
         o.create_missing_column_families(true);
         o.set_atomic_flush(false);
-        let index = DB::open_cf(&o, store.join(INDEX_DIR), [CF_AAE_KEYS, CF_AAE_LEAVES])?;
+        let path = store.join(INDEX_DIR);
+        let families = [CF_AAE_KEYS, CF_AAE_LEAVES];
+        let index = match DB::open_cf(&o, &path, families) {
+            Ok(index) => index,
+            // Derived data: a damaged index is made again, not a reason to
+            // refuse the store (the data's instance is open, so no other
+            // engine holds this one).
+            Err(e) if e.kind() == rocksdb::ErrorKind::Corruption => {
+                DB::destroy(&o, &path)?;
+                DB::open_cf(&o, &path, families)?
+            }
+            Err(e) => return Err(e.into()),
+        };
         let persisted_iblt = match db.get_cf(meta, META_AAE_IBLT)? {
             Some(b) => crate::codec::decode_iblt(&b)
                 .ok()
