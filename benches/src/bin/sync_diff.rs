@@ -37,11 +37,17 @@ fn key(i: u64) -> Vec<u8> {
     format!("key:{i:010}").into_bytes()
 }
 
+/// Copy a closed store, subdirectories included (the anti-entropy index
+/// has its own, `aae/`).
 fn copy_dir(from: &Path, to: &Path) -> Res<()> {
     std::fs::create_dir_all(to)?;
     for e in std::fs::read_dir(from)? {
         let e = e?;
-        std::fs::copy(e.path(), to.join(e.file_name()))?;
+        if e.file_type()?.is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()))?;
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name()))?;
+        }
     }
     Ok(())
 }

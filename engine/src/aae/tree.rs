@@ -218,12 +218,11 @@ impl Tree {
         enabled: bool,
     ) -> Result<Tree> {
         let meta = cf(db, CF_META)?;
-        let mut levels = Levels::empty();
         let mut sync = rocksdb::WriteOptions::default();
         sync.set_sync(true);
         if !enabled {
             db.delete_cf_opt(meta, META_AAE_CLEAN, &sync)?;
-            return Ok(Tree::with(levels, None));
+            return Ok(Tree::with(Levels::empty(), None));
         }
         let mut o = options.clone();
         o.create_if_missing(true);
@@ -231,15 +230,16 @@ impl Tree {
         o.set_atomic_flush(false);
         let path = store.join(INDEX_DIR);
         let families = [CF_AAE_KEYS, CF_AAE_LEAVES];
-        let index = match DB::open_cf(&o, &path, families) {
+        // Derived data: a damaged index is made again, not a reason to
+        // refuse the store (the data's instance is open, so no other
+        // engine holds this one).
+        let remake = || -> Result<DB> {
+            DB::destroy(&o, &path)?;
+            Ok(DB::open_cf(&o, &path, families)?)
+        };
+        let mut index = match DB::open_cf(&o, &path, families) {
             Ok(index) => index,
-            // Derived data: a damaged index is made again, not a reason to
-            // refuse the store (the data's instance is open, so no other
-            // engine holds this one).
-            Err(e) if e.kind() == rocksdb::ErrorKind::Corruption => {
-                DB::destroy(&o, &path)?;
-                DB::open_cf(&o, &path, families)?
-            }
+            Err(e) if e.kind() == rocksdb::ErrorKind::Corruption => remake()?,
             Err(e) => return Err(e.into()),
         };
         let persisted_iblt = match db.get_cf(meta, META_AAE_IBLT)? {
@@ -249,22 +249,32 @@ impl Tree {
             None => None,
         };
         let mark = db.get_cf(meta, META_AAE_CLEAN)?;
-        let clean = mark.is_some() && mark == index.get(INDEX_CLEAN)?;
-        if let (true, Some(iblt)) = (clean, persisted_iblt) {
-            levels.iblt = iblt;
-            let mut it = index.raw_iterator_cf(cf(&index, CF_AAE_LEAVES)?);
-            it.seek_to_first();
-            while let (Some(k), Some(v)) = (it.key(), it.value()) {
-                let (seg, node) = decode_leaf(k, v)?;
-                levels.apply(seg, node.hash, node.count as i64);
-                it.next();
-            }
-            it.status()?;
-            levels.changed.fill(0);
-        } else {
-            levels = rebuild(db, &index)?;
-        }
+        // From here until the next clean close the index is not clean,
+        // whatever happens during the load.
         db.delete_cf_opt(meta, META_AAE_CLEAN, &sync)?;
+        let clean_load = |index: &DB| -> Result<Option<Levels>> {
+            if mark.is_none() || mark != index.get(INDEX_CLEAN)? {
+                return Ok(None);
+            }
+            match persisted_iblt {
+                Some(iblt) => load_leaves(index, iblt).map(Some),
+                None => Ok(None),
+            }
+        };
+        let loaded = match clean_load(&index) {
+            Ok(levels) => levels,
+            Err(Error::Corruption(_)) => {
+                // Damaged tables: start the index again.
+                drop(index);
+                index = remake()?;
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let levels = match loaded {
+            Some(levels) => levels,
+            None => rebuild(db, &index)?,
+        };
         Ok(Tree::with(levels, Some(index)))
     }
 
@@ -733,6 +743,22 @@ fn no_wal() -> rocksdb::WriteOptions {
     let mut w = rocksdb::WriteOptions::default();
     w.disable_wal(true);
     w
+}
+
+/// The levels from the persisted leaves and IBLT (a clean index).
+fn load_leaves(index: &DB, iblt: Iblt) -> Result<Levels> {
+    let mut levels = Levels::empty();
+    levels.iblt = iblt;
+    let mut it = index.raw_iterator_cf(cf(index, CF_AAE_LEAVES)?);
+    it.seek_to_first();
+    while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        let (seg, node) = decode_leaf(k, v)?;
+        levels.apply(seg, node.hash, node.count as i64);
+        it.next();
+    }
+    it.status()?;
+    levels.changed.fill(0);
+    Ok(levels)
 }
 
 /// Rebuild the tree and the index's `aae_keys` from the data's state

@@ -7,11 +7,12 @@
 //!   write; checked by every later write without reading the state.
 //! - `meta`: replica id, format version, the last local sequence number,
 //!   the causal record of peers' dots, clock.
-//! - `aae_keys`, `aae_leaves`: the anti-entropy tree's key index and leaves (see
-//!   [`crate::aae`]).
 //! - `pending`: deltas and pages of changes waiting for their causal
 //!   dependencies (`pending.rs`).
 //! - `log`: this replica's operations for the changes feed (`feed.rs`).
+//!
+//! The anti-entropy tree's key index and leaves are in a RocksDB instance
+//! of their own, `aae/` in the store's directory (see [`crate::aae`]).
 
 mod batch;
 mod commit;
@@ -176,7 +177,10 @@ impl Engine {
         let legacy = [CF_AAE_KEYS, CF_AAE_LEAVES];
         let (mut db, legacy) = match DB::open_cf_descriptors(&db_opts, &path, families()) {
             Ok(db) => (db, &[][..]),
-            Err(e) if legacy.iter().any(|n| e.as_ref().contains(n)) => {
+            Err(e)
+                if e.as_ref().contains("Column families not opened")
+                    && legacy.iter().any(|n| e.as_ref().contains(n)) =>
+            {
                 let mut cfs = families();
                 cfs.extend(
                     legacy
@@ -480,6 +484,17 @@ impl Engine {
         if !self.options.anti_entropy {
             return Ok(());
         }
+        self.persist_tree()
+    }
+
+    /// Persist the tree and mark it clean (at close). Without a WAL the
+    /// data is flushed first: the mark is logged, the data is not, so a
+    /// mark written before the data's close-time flush could survive a
+    /// crash during that flush and vouch for an index of lost writes.
+    fn persist_tree(&self) -> Result<()> {
+        if self.options.durability == Durability::None {
+            self.flush()?;
+        }
         self.tree.persist_clean(&self.db)
     }
 }
@@ -524,7 +539,7 @@ impl Drop for Engine {
             && !self.closed.load(Ordering::Acquire)
             && !self.poisoned.load(Ordering::Acquire)
         {
-            let _ = self.tree.persist_clean(&self.db);
+            let _ = self.persist_tree();
         }
     }
 }
