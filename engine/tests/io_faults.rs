@@ -204,15 +204,8 @@ fn a_failing_write_poisons_the_engine_and_loses_nothing() {
 /// writes were acknowledged (`acked N`) and the error that stopped them
 /// (`error …`). Returns the count; prints which `what` failed after it.
 fn run_child(child: &str, dir: &Path, preload: Option<&Path>, what: &str) -> u64 {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        child,
-        "--exact",
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(DIR_ENV, dir);
+    let mut cmd = common::child_test(child);
+    cmd.env(DIR_ENV, dir);
     if let Some(p) = preload {
         cmd.env("LD_PRELOAD", p);
     }

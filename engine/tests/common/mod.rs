@@ -17,6 +17,21 @@ impl std::ops::Deref for TempEngine {
     }
 }
 
+/// A command that runs the ignored test `child` of the running test binary
+/// alone, its output shown: how a test runs a child process it can kill or
+/// break.
+pub fn child_test(child: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(std::env::current_exe().expect("test binary"));
+    cmd.args([
+        child,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    cmd
+}
+
 /// Open a fresh engine with replica id `id`.
 pub fn engine(id: u128) -> TempEngine {
     let dir = tempfile::tempdir().expect("temp dir");

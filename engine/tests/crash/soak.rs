@@ -5,7 +5,7 @@
 use converge::{Batch, Durability, Engine, Options};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 /// An unsigned number from the environment, if set.
@@ -52,21 +52,7 @@ pub fn kill_child_after(
     more_env: &[(&str, String)],
     lifetime: Duration,
 ) -> Vec<String> {
-    let exe = std::env::current_exe().expect("test binary");
-    let mut cmd = Command::new(exe);
-    cmd.args([
-        child,
-        "--exact",
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
-    for (k, v) in env.iter().chain(more_env) {
-        cmd.env(k, v);
-    }
-    let mut proc = cmd.spawn().expect("spawn child");
+    let mut proc = spawn(child, env.iter().chain(more_env));
     let stdout = proc.stdout.take().expect("stdout");
     let reader = std::thread::spawn(move || {
         BufReader::new(stdout)
@@ -86,21 +72,7 @@ pub fn kill_child_after(
 /// (the test harness may print the test's name before the child's first
 /// line), and return the lines it printed before.
 pub fn kill_child_on(child: &str, env: &[(&str, String)], cue: &str) -> Vec<String> {
-    let exe = std::env::current_exe().expect("test binary");
-    let mut cmd = Command::new(exe);
-    cmd.args([
-        child,
-        "--exact",
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut proc = cmd.spawn().expect("spawn child");
+    let mut proc = spawn(child, env);
     let mut lines = Vec::new();
     for line in BufReader::new(proc.stdout.take().expect("stdout")).lines() {
         let line = line.expect("child output");
@@ -112,6 +84,17 @@ pub fn kill_child_on(child: &str, env: &[(&str, String)], cue: &str) -> Vec<Stri
     proc.kill().expect("SIGKILL"); // SIGKILL
     proc.wait().expect("wait");
     lines
+}
+
+/// Start the ignored test `child` of this binary as a process with the
+/// given environment, its standard output piped.
+fn spawn<'a>(child: &str, env: impl IntoIterator<Item = &'a (&'a str, String)>) -> Child {
+    let mut cmd = crate::common::child_test(child);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn child")
 }
 
 /// Load `CONVERGE_CRASH_KEYS` keys (default none) into the store first, so
