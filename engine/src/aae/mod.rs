@@ -25,5 +25,5 @@ pub(crate) mod settler;
 mod tree;
 
 pub use hash::{entry_hash, key_hash, segment_of};
-pub(crate) use tree::Written;
+pub(crate) use tree::{disabled, Written};
 pub use tree::{Node, Tree, VerifyReport, FANOUT, FANOUT_BITS, LEVELS, SEGMENT_BITS};

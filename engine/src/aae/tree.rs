@@ -135,9 +135,10 @@ impl Levels {
 /// RocksDB instance of their own ([`INDEX_DIR`] inside the store's
 /// directory), not in the data's: the settler's index writes then never
 /// queue in the data's write path with the writers' batches (measured,
-/// 2026-11-27: a counter ingest with the tree on went from 0.81–0.91× to
-/// 0.86–0.95× of one with the tree off). The index is derived data, written
-/// without a WAL: rebuilt from the data after a crash.
+/// 2026-11-27: a 100,000-key counter ingest with the tree on went from
+/// 0.78–0.88× to 0.98–1.05× of one with the tree off; BENCHMARKS.md). The
+/// index is derived data, written without a WAL: rebuilt from the data
+/// after a crash.
 ///
 /// Two locks: `settling` serializes the folds (a fold reads a key's old
 /// entry hash from `aae_keys` and writes the new one, so two folds of one
@@ -218,8 +219,7 @@ impl Tree {
         enabled: bool,
     ) -> Result<Tree> {
         let meta = cf(db, CF_META)?;
-        let mut sync = rocksdb::WriteOptions::default();
-        sync.set_sync(true);
+        let sync = crate::store::Options::synced();
         if !enabled {
             db.delete_cf_opt(meta, META_AAE_CLEAN, &sync)?;
             return Ok(Tree::with(Levels::empty(), None));
@@ -280,21 +280,19 @@ impl Tree {
 
     /// The index's instance.
     fn index(&self) -> Result<&DB> {
-        self.index.as_ref().ok_or_else(|| {
-            Error::InvalidArgument("anti-entropy is disabled in this engine's options".into())
-        })
+        self.index.as_ref().ok_or_else(disabled)
     }
 
     /// Compact the index (after [`Engine::compact`](crate::Engine::compact)
-    /// compacted the data): reclaims the space of deleted entries.
-    pub(crate) fn compact(&self) {
+    /// compacted the data): reclaims the space of deleted entries. Nothing
+    /// to do with the tree off.
+    pub(crate) fn compact(&self) -> Result<()> {
         if let Some(index) = &self.index {
             for name in [CF_AAE_KEYS, CF_AAE_LEAVES] {
-                if let Ok(c) = cf(index, name) {
-                    index.compact_range_cf(c, None::<&[u8]>, None::<&[u8]>);
-                }
+                index.compact_range_cf(cf(index, name)?, None::<&[u8]>, None::<&[u8]>);
             }
         }
+        Ok(())
     }
 
     fn with(levels: Levels, index: Option<DB>) -> Tree {
@@ -541,9 +539,7 @@ impl Tree {
         let mut wb = rocksdb::WriteBatch::default();
         wb.put_cf(meta, META_AAE_IBLT, crate::codec::encode_iblt(&levels.iblt));
         wb.put_cf(meta, META_AAE_CLEAN, token);
-        let mut w = rocksdb::WriteOptions::default();
-        w.set_sync(true);
-        db.write_opt(wb, &w)?;
+        db.write_opt(wb, &crate::store::Options::synced())?;
         levels.changed.fill(0);
         Ok(())
     }
@@ -735,6 +731,11 @@ fn iblt_updates(changes: &[(u64, u128, u128)]) -> Vec<CellUpdate> {
         [out(*old, -1), out(*new, 1)].into_iter().flatten()
     });
     Iblt::updates_for(MAX_CELLS, elements)
+}
+
+/// What asking a disabled tree for anything is.
+pub(crate) fn disabled() -> Error {
+    Error::InvalidArgument("anti-entropy is disabled in this engine's options".into())
 }
 
 /// Writes to `aae_keys` skip the WAL: after a crash the whole index is

@@ -229,8 +229,7 @@ impl Feed {
                 decode_context(&v).map_err(|e| Error::Corruption(format!("peer cursor: {e}")))?;
             peers.insert(ReplicaId::from_bytes(id), ctx);
         }
-        let mut w = rocksdb::WriteOptions::default();
-        w.set_sync(true);
+        let w = super::Options::synced();
         let floor = match (enabled, stored) {
             (false, _) => {
                 if stored != Some(u64::MAX) {

@@ -202,9 +202,7 @@ impl Engine {
                 match format.as_slice() {
                     [STORE_FORMAT] => {}
                     [1] | [2] | [3] => {
-                        let mut w = rocksdb::WriteOptions::default();
-                        w.set_sync(true);
-                        db.put_cf_opt(meta, META_FORMAT, [STORE_FORMAT], &w)?;
+                        db.put_cf_opt(meta, META_FORMAT, [STORE_FORMAT], &Options::synced())?;
                     }
                     other => {
                         return Err(Error::UnsupportedFormat {
@@ -225,9 +223,7 @@ impl Engine {
                 let mut wb = rocksdb::WriteBatch::default();
                 wb.put_cf(meta, META_REPLICA, id.to_bytes());
                 wb.put_cf(meta, META_FORMAT, [STORE_FORMAT]);
-                let mut w = rocksdb::WriteOptions::default();
-                w.set_sync(true);
-                db.write_opt(wb, &w)?;
+                db.write_opt(wb, &Options::synced())?;
                 id
             }
         };
@@ -329,8 +325,7 @@ impl Engine {
             self.db
                 .compact_range_cf(cf(&self.db, name)?, None::<&[u8]>, None::<&[u8]>);
         }
-        self.tree.compact();
-        Ok(())
+        self.tree.compact()
     }
 
     /// Flush memtables to SST files (a checkpoint; not needed for
@@ -390,9 +385,7 @@ impl Engine {
         if self.options.anti_entropy {
             Ok(())
         } else {
-            Err(Error::InvalidArgument(
-                "anti-entropy is disabled in this engine's options".into(),
-            ))
+            Err(crate::aae::disabled())
         }
     }
 

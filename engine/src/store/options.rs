@@ -14,9 +14,10 @@ pub enum Durability {
     #[default]
     Buffered,
     /// No WAL: writes live in the memtable until flushed. A crash loses
-    /// what was not flushed; what survives is the store as it was at one
-    /// moment (the column families are flushed together, atomically). For
-    /// bulk loads that can be redone.
+    /// what was not flushed; what survives of the data is the store as it
+    /// was at one moment (the column families are flushed together,
+    /// atomically; the engine's own bookkeeping at open and close is
+    /// logged). For bulk loads that can be redone.
     None,
 }
 
@@ -192,6 +193,15 @@ impl Options {
         // keys).
         o.set_block_based_table_factory(&t);
         o
+    }
+
+    /// The RocksDB write options of the engine's own bookkeeping at open
+    /// and close (layout, replica id, the tree's clean mark): fsynced,
+    /// whatever the durability of the data's writes.
+    pub(crate) fn synced() -> rocksdb::WriteOptions {
+        let mut w = rocksdb::WriteOptions::default();
+        w.set_sync(true);
+        w
     }
 
     /// The RocksDB write options for the durability mode.

@@ -1,10 +1,12 @@
 //! Memory held per engine: open `N` engines (default 32) with the node's
-//! partition options (4 MiB block cache, 2 MiB memtables, tree on), write
-//! `K` counter increments to each (default 1,000), and print the process's
-//! resident memory (`VmRSS`) before, after the opens and after the writes,
-//! with the growth per engine:
-//! `engines_rss [N] [K] [AAE 0|1]`.
+//! partition options (`converge_cli::node::parts::partition_options`: 4 MiB
+//! block cache, 2 MiB memtables), write `K` counter increments to each
+//! (default 1,000) and read the root, and print the process's resident
+//! memory (`VmRSS`) at start, after the opens and after the writes, with
+//! the growth per engine:
+//! `cargo run --release -p converge-cli --example engines_rss -- [N] [K] [AAE 0|1]`.
 use converge::{Batch, Engine, Options};
+use converge_cli::node::parts::partition_options;
 
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
@@ -16,26 +18,23 @@ fn rss_kib() -> u64 {
         .expect("VmRSS")
 }
 
-fn main() -> converge_benches::BenchResult<()> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a: Vec<String> = std::env::args().collect();
     let n: usize = a.get(1).map_or(Ok(32), |v| v.parse())?;
     let k: u64 = a.get(2).map_or(Ok(1_000), |v| v.parse())?;
     let aae = a.get(3).is_none_or(|v| v == "1");
-    let root = tempfile::tempdir()?;
+    let root = std::env::temp_dir().join(format!("converge-engines-rss-{}", std::process::id()));
+    let node = Options {
+        anti_entropy: aae,
+        ..Options::default()
+    };
     let start = rss_kib();
     let mut engines = Vec::with_capacity(n);
     for i in 0..n {
-        let o = Options {
-            block_cache_bytes: 4 << 20,
-            write_buffer_bytes: 2 << 20,
-            background_jobs: 1,
-            type_cache_entries: 4096,
-            state_cache_bytes: 2 << 20,
-            changes_feed: false,
-            anti_entropy: aae,
-            ..Options::default()
-        };
-        engines.push(Engine::open(root.path().join(format!("p{i}")), o)?);
+        engines.push(Engine::open(
+            root.join(format!("p{i}")),
+            partition_options(&node),
+        )?);
     }
     let opened = rss_kib();
     for e in &engines {
@@ -62,5 +61,7 @@ fn main() -> converge_benches::BenchResult<()> {
         written as f64 / 1024.0,
         per(start, written),
     );
+    drop(engines);
+    std::fs::remove_dir_all(&root)?;
     Ok(())
 }
