@@ -7,10 +7,10 @@ use crate::error::{Error, Result};
 use crate::shortkey::ShortKey;
 use crate::store::{cf, CF_AAE_KEYS, CF_AAE_LEAVES, CF_META, CF_STATE};
 use foldhash::{HashMap, HashMapExt};
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::{MappedRwLockReadGuard, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use rocksdb::DB;
 use std::collections::hash_map::Entry as MarkEntry;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// Bits of key hash that pick the segment: 2^20 leaves.
 pub const SEGMENT_BITS: u32 = 20;
@@ -140,6 +140,13 @@ impl Levels {
 /// index is derived data, written without a WAL: rebuilt from the data
 /// after a crash.
 ///
+/// The index is derived data in a second sense too: damage found in it at
+/// run time (RocksDB reports corruption reading or writing it) does not
+/// make the tree unusable until the next open. The call that found it
+/// remakes the index from the data, live, and tries once more (see
+/// [`Tree::heal`]): writers go on meanwhile, and only calls that need the
+/// index wait for the rebuild.
+///
 /// Two locks: `settling` serializes the folds (a fold reads a key's old
 /// entry hash from `aae_keys` and writes the new one, so two folds of one
 /// key must not interleave) and is held across their I/O; `levels` guards
@@ -149,8 +156,14 @@ impl Levels {
 /// writer settles itself: the back-pressure).
 pub struct Tree {
     /// The index's RocksDB instance (`None` with the tree off, and in
-    /// unit tests of the marking).
-    index: Option<DB>,
+    /// unit tests of the marking). Read-locked by every use; write-locked
+    /// only to remake it ([`Tree::heal`]).
+    index: RwLock<Option<DB>>,
+    /// Where the index lives and how it is opened (to remake it).
+    place: Option<IndexPlace>,
+    /// Set when a read or write of the index reported corruption: the
+    /// next [`Tree::heal`] remakes it.
+    damaged: AtomicBool,
     settling: Mutex<()>,
     levels: Mutex<Levels>,
     /// Keys written since they were last folded, with their marks: the
@@ -182,11 +195,36 @@ pub struct Tree {
     /// which tells from it whether a fold could have indexed a key the
     /// write created.
     epoch: AtomicU64,
+    /// Times the index was remade while running ([`Tree::heal`]).
+    heals: AtomicU64,
     /// Debug builds read the old entry of every key marked unindexed
     /// anyway, and count here those that had one; [`Tree::verify`]
     /// reports the tree inconsistent when any did.
     #[cfg(debug_assertions)]
     wrongly_unindexed: AtomicUsize,
+}
+
+/// Where the index's instance lives, and the options it is opened with.
+struct IndexPlace {
+    path: std::path::PathBuf,
+    options: rocksdb::Options,
+}
+
+impl IndexPlace {
+    /// Open the index, creating it if missing.
+    fn open(&self) -> Result<DB> {
+        Ok(DB::open_cf(
+            &self.options,
+            &self.path,
+            [CF_AAE_KEYS, CF_AAE_LEAVES],
+        )?)
+    }
+
+    /// Destroy the index's files and open it again, empty.
+    fn remake(&self) -> Result<DB> {
+        DB::destroy(&self.options, &self.path)?;
+        self.open()
+    }
 }
 
 /// Result of [`Tree::verify`].
@@ -222,25 +260,23 @@ impl Tree {
         let sync = crate::store::Options::synced();
         if !enabled {
             db.delete_cf_opt(meta, META_AAE_CLEAN, &sync)?;
-            return Ok(Tree::with(Levels::empty(), None));
+            return Ok(Tree::with(Levels::empty(), None, None));
         }
         let mut o = options.clone();
         o.create_if_missing(true);
         o.create_missing_column_families(true);
         o.set_atomic_flush(false);
-        let path = store.join(INDEX_DIR);
-        let families = [CF_AAE_KEYS, CF_AAE_LEAVES];
+        let place = IndexPlace {
+            path: store.join(INDEX_DIR),
+            options: o,
+        };
         // Derived data: a damaged index is made again, not a reason to
         // refuse the store (the data's instance is open, so no other
         // engine holds this one).
-        let remake = || -> Result<DB> {
-            DB::destroy(&o, &path)?;
-            Ok(DB::open_cf(&o, &path, families)?)
-        };
-        let mut index = match DB::open_cf(&o, &path, families) {
+        let mut index = match place.open() {
             Ok(index) => index,
-            Err(e) if e.kind() == rocksdb::ErrorKind::Corruption => remake()?,
-            Err(e) => return Err(e.into()),
+            Err(Error::Corruption(_)) => place.remake()?,
+            Err(e) => return Err(e),
         };
         let persisted_iblt = match db.get_cf(meta, META_AAE_IBLT)? {
             Some(b) => crate::codec::decode_iblt(&b)
@@ -266,7 +302,7 @@ impl Tree {
             Err(Error::Corruption(_)) => {
                 // Damaged tables: start the index again.
                 drop(index);
-                index = remake()?;
+                index = place.remake()?;
                 None
             }
             Err(e) => return Err(e),
@@ -275,19 +311,90 @@ impl Tree {
             Some(levels) => levels,
             None => rebuild(db, &index)?,
         };
-        Ok(Tree::with(levels, Some(index)))
+        Ok(Tree::with(levels, Some(index), Some(place)))
     }
 
-    /// The index's instance.
-    fn index(&self) -> Result<&DB> {
-        self.index.as_ref().ok_or_else(disabled)
+    /// The index's instance, read-locked (it is remade only under the
+    /// write lock).
+    fn index(&self) -> Result<MappedRwLockReadGuard<'_, DB>> {
+        RwLockReadGuard::try_map(self.index.read(), Option::as_ref).map_err(|_| disabled())
+    }
+
+    /// `e`, an error of a read or write of the index: corruption there
+    /// marks the index damaged, for [`Tree::heal`] to remake.
+    fn index_error(&self, e: impl Into<Error>) -> Error {
+        let e = e.into();
+        if matches!(e, Error::Corruption(_)) {
+            self.damaged.store(true, Ordering::SeqCst);
+        }
+        e
+    }
+
+    /// Run `f` (which needs the index), and if it failed because the index
+    /// is damaged, remake the index from the data and run `f` once more.
+    /// The caller holds the settling lock (no fold runs meanwhile).
+    fn healing<T>(
+        &self,
+        db: &DB,
+        settling: &MutexGuard<'_, ()>,
+        f: impl Fn() -> Result<T>,
+    ) -> Result<T> {
+        match f() {
+            Err(e) if self.damaged.load(Ordering::SeqCst) => {
+                self.heal(db, settling)
+                    .map_err(|h| h.shared_copy(&format!("remaking the damaged index ({e})")))?;
+                f()
+            }
+            r => r,
+        }
+    }
+
+    /// Remake a damaged index from the data, live: the index's files are
+    /// destroyed and every key's entry hash is written again from a scan of
+    /// `state`, and the levels are replaced by the ones the scan computes.
+    /// Writers go on marking keys meanwhile; the keys already dirty stay
+    /// dirty (the next settle folds them against the new index), and no
+    /// mark may say a key has no index entry any more: the epoch is bumped
+    /// as a settle's is, and the flags already absorbed are cleared.
+    /// Calls that need the index wait (its write lock is held throughout).
+    fn heal(&self, db: &DB, _settling: &MutexGuard<'_, ()>) -> Result<()> {
+        let place = self.place.as_ref().ok_or_else(disabled)?;
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        for m in self.absorbed().values_mut() {
+            m.unindexed = false;
+        }
+        let mut slot = self.index.write();
+        // Closed before its files are destroyed.
+        drop(slot.take());
+        let remade = place.remake().and_then(|index| {
+            let levels = rebuild(db, &index);
+            *slot = Some(index);
+            levels
+        });
+        let healed = match remade {
+            Ok(levels) => {
+                *self.levels.lock() = levels;
+                self.damaged.store(false, Ordering::SeqCst);
+                self.heals.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            // Still damaged: the next call tries again.
+            Err(e) => Err(e),
+        };
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        healed
+    }
+
+    /// How many times the index was remade while the engine ran.
+    pub(crate) fn heals(&self) -> u64 {
+        self.heals.load(Ordering::Relaxed)
     }
 
     /// Compact the index (after [`Engine::compact`](crate::Engine::compact)
     /// compacted the data): reclaims the space of deleted entries. Nothing
     /// to do with the tree off.
     pub(crate) fn compact(&self) -> Result<()> {
-        if let Some(index) = &self.index {
+        if let Some(index) = &*self.index.read() {
             for name in [CF_AAE_KEYS, CF_AAE_LEAVES] {
                 index.compact_range_cf(cf(index, name)?, None::<&[u8]>, None::<&[u8]>);
             }
@@ -295,9 +402,12 @@ impl Tree {
         Ok(())
     }
 
-    fn with(levels: Levels, index: Option<DB>) -> Tree {
+    fn with(levels: Levels, index: Option<DB>, place: Option<IndexPlace>) -> Tree {
         Tree {
-            index,
+            index: RwLock::new(index),
+            place,
+            damaged: AtomicBool::new(false),
+            heals: AtomicU64::new(0),
             settling: Mutex::new(()),
             levels: Mutex::new(levels),
             dirty: Mutex::new(HashMap::new()),
@@ -438,9 +548,10 @@ impl Tree {
 
     /// Fold every dirty key into the tree once: read its merged state, hash
     /// it, replace its old entry hash. Returns how many keys were folded.
+    /// A damaged index is remade first ([`Tree::heal`]).
     pub(crate) fn settle(&self, db: &DB) -> Result<usize> {
         let guard = self.settling.lock();
-        self.settle_locked(db, &guard)
+        self.healing(db, &guard, || self.settle_locked(db, &guard))
     }
 
     /// [`Tree::settle`] with the settling lock held by the caller.
@@ -507,8 +618,8 @@ impl Tree {
     /// the data's `meta` gets the IBLT and the same token (synced).
     pub(crate) fn persist_clean(&self, db: &DB) -> Result<()> {
         let settling = self.settling.lock();
-        self.settle_locked(db, &settling)?;
-        let index = self.index()?;
+        self.healing(db, &settling, || self.settle_locked(db, &settling))?;
+        let index = &*self.index()?;
         let mut levels = self.levels.lock();
         let leaves = cf(index, CF_AAE_LEAVES)?;
         let mut wb = rocksdb::WriteBatch::default();
@@ -553,13 +664,20 @@ impl Tree {
     /// replica).
     pub(crate) fn verify(&self, db: &DB) -> Result<VerifyReport> {
         let settling = self.settling.lock();
-        self.settle_locked(db, &settling)?;
+        self.healing(db, &settling, || {
+            self.settle_locked(db, &settling)?;
+            self.verify_settled(db)
+        })
+    }
+
+    /// [`Tree::verify`] once settled, with the settling lock held.
+    fn verify_settled(&self, db: &DB) -> Result<VerifyReport> {
         let snap = db.snapshot();
         let mut fresh = Levels::empty();
         let mut keys = 0u64;
         let mut bad_keys = Vec::new();
         // The index changes only by folds, and none runs meanwhile.
-        let index = self.index()?;
+        let index = &*self.index()?;
         let aae_keys = cf(index, CF_AAE_KEYS)?;
         let mut it = snap.raw_iterator_cf(cf(db, CF_STATE)?);
         it.seek_to_first();
@@ -568,7 +686,9 @@ impl Tree {
             let eh = entry_hash(k, v);
             fresh.replace(kh, 0, eh);
             keys += 1;
-            let stored = index.get_pinned_cf(aae_keys, aae_key(kh, k))?;
+            let stored = index
+                .get_pinned_cf(aae_keys, aae_key(kh, k))
+                .map_err(|e| self.index_error(e))?;
             if stored.as_deref() != Some(&eh.to_be_bytes()[..]) && bad_keys.len() < 100 {
                 bad_keys.push(k.to_vec());
             }
@@ -600,10 +720,33 @@ impl Tree {
         })
     }
 
+    /// Run `f`, a read of the index only, without the settling lock; if it
+    /// found the index damaged, take the lock and heal ([`Tree::healing`]).
+    fn reading<T>(&self, db: &DB, f: impl Fn() -> Result<T>) -> Result<T> {
+        let f = || f().map_err(|e| self.index_error(e));
+        match f() {
+            Err(_) if self.damaged.load(Ordering::SeqCst) => {
+                let settling = self.settling.lock();
+                self.healing(db, &settling, f)
+            }
+            r => r,
+        }
+    }
+
     /// Keys whose key hash is in `lo..=hi`, with key and entry hashes,
     /// from `aae_keys`, in key-hash order. Call after settling.
-    pub(crate) fn entries_in(&self, lo: u64, hi: u64) -> Result<Vec<(u64, Vec<u8>, u128)>> {
-        let index = self.index()?;
+    pub(crate) fn entries_in(
+        &self,
+        db: &DB,
+        lo: u64,
+        hi: u64,
+    ) -> Result<Vec<(u64, Vec<u8>, u128)>> {
+        self.reading(db, || self.read_entries_in(lo, hi))
+    }
+
+    /// [`Tree::entries_in`], once.
+    fn read_entries_in(&self, lo: u64, hi: u64) -> Result<Vec<(u64, Vec<u8>, u128)>> {
+        let index = &*self.index()?;
         let mut it = index.raw_iterator_cf(cf(index, CF_AAE_KEYS)?);
         it.seek(lo.to_be_bytes());
         let mut out = Vec::new();
@@ -623,8 +766,13 @@ impl Tree {
 impl Tree {
     /// Keys with each of the given key hashes (sorted ascending), with key
     /// and entry hashes: one iterator, one seek per hash.
-    pub(crate) fn entries_for(&self, khs: &[u64]) -> Result<Vec<(u64, Vec<u8>, u128)>> {
-        let index = self.index()?;
+    pub(crate) fn entries_for(&self, db: &DB, khs: &[u64]) -> Result<Vec<(u64, Vec<u8>, u128)>> {
+        self.reading(db, || self.read_entries_for(khs))
+    }
+
+    /// [`Tree::entries_for`], once.
+    fn read_entries_for(&self, khs: &[u64]) -> Result<Vec<(u64, Vec<u8>, u128)>> {
+        let index = &*self.index()?;
         let mut it = index.raw_iterator_cf(cf(index, CF_AAE_KEYS)?);
         let mut out = Vec::with_capacity(khs.len());
         for kh in khs {
@@ -647,7 +795,7 @@ impl Tree {
     /// changes `(key hash, old, new)` for the levels.
     fn fold_chunk(&self, db: &DB, chunk: &[(ShortKey, Mark)]) -> Result<Vec<(u64, u128, u128)>> {
         let state = cf(db, CF_STATE)?;
-        let index = self.index()?;
+        let index = &*self.index()?;
         let aae_keys = cf(index, CF_AAE_KEYS)?;
         // `chunk` is in key order (for the state lookups); the index is
         // read and written in key-hash order. A key whose last write left
@@ -687,8 +835,8 @@ impl Tree {
             .iter()
             .zip(index.batched_multi_get_cf(aae_keys, &ks, true))
         {
-            if let Some(b) = old? {
-                olds[*j] = decode_eh(&b)?;
+            if let Some(b) = old.map_err(|e| self.index_error(e))? {
+                olds[*j] = decode_eh(&b).map_err(|e| self.index_error(e))?;
             }
         }
         let mut wb = rocksdb::WriteBatch::default();
@@ -710,7 +858,9 @@ impl Tree {
                 changes.push((*kh, old, new));
             }
         }
-        index.write_opt(wb, &no_wal())?;
+        index
+            .write_opt(wb, &no_wal())
+            .map_err(|e| self.index_error(e))?;
         Ok(changes)
     }
 }
@@ -963,6 +1113,43 @@ mod tests {
         assert_eq!(tree.wrongly_unindexed.load(Ordering::Relaxed), 0);
     }
 
+    /// A live rebuild of the index (`Tree::heal`) indexes every key the
+    /// data holds, so the keys dirty at that point, and those a writer
+    /// marks while it runs, must not keep or get the flag that says they
+    /// have no index entry.
+    #[test]
+    fn a_live_rebuild_leaves_no_key_unindexed() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Engine::open(dir.path(), Options::with_replica(ReplicaId(1))).unwrap();
+        let tree = &a.tree;
+        let settling = tree.settling.lock();
+        let mut batch = Batch::new();
+        for i in 0..10 {
+            batch.increment(format!("k{i}"), 1);
+        }
+        a.write(&batch).unwrap();
+        assert_eq!(tree.unindexed(b"k3"), Some(true), "created");
+        // A writer that looked at its keys before the rebuild and marks
+        // them after it.
+        let before = tree.epoch();
+        tree.damaged.store(true, Ordering::SeqCst);
+        tree.heal(&a.db, &settling).unwrap();
+        assert!(!tree.damaged.load(Ordering::SeqCst));
+        assert_eq!(tree.heals(), 1);
+        assert_eq!(tree.unindexed(b"k3"), Some(false), "rebuilt: indexed");
+        tree.mark_dirty_owned(vec![(ShortKey::new(b"k9"), 0, true)], before);
+        assert_eq!(tree.unindexed(b"k9"), Some(false), "a rebuild ran");
+        a.increment(b"k10", 1).unwrap();
+        assert_eq!(tree.unindexed(b"k10"), Some(true), "created after it");
+        tree.settle_locked(&a.db, &settling).unwrap();
+        drop(settling);
+        let report = a.verify().unwrap();
+        assert!(report.consistent, "{report:?}");
+        assert_eq!(report.keys, 11);
+        #[cfg(debug_assertions)]
+        assert_eq!(tree.wrongly_unindexed.load(Ordering::Relaxed), 0);
+    }
+
     /// A blind write that creates a key leaves its operand's entry hash
     /// as the hint and the key unindexed, with a WAL or without (where the
     /// column families are flushed together, so a crash leaves no state
@@ -988,7 +1175,7 @@ mod tests {
     /// since it was last taken and the hint of its last one.
     #[test]
     fn queued_marks_absorb_in_marking_order() {
-        let tree = super::Tree::with(super::Levels::empty(), None);
+        let tree = super::Tree::with(super::Levels::empty(), None, None);
         let mark = |k: &[u8], hint: u128, created: bool| (ShortKey::new(k), hint, created);
         let e = tree.epoch();
         tree.mark_dirty_owned(vec![mark(b"a", 1, true), mark(b"b", 2, false)], e);

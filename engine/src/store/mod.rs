@@ -399,6 +399,17 @@ impl Engine {
         self.tree.dirty_keys()
     }
 
+    /// How many times the anti-entropy index was found damaged while the
+    /// engine ran (RocksDB reported corruption reading or writing it) and
+    /// remade from the data, live: the call that found the damage (a
+    /// settle, a root read, a sync session's reads, a verify) remade it
+    /// and then succeeded. Damage found at open is remade there and not
+    /// counted. A number above zero says the disk under `aae/` lost data:
+    /// the data's own instance may be next.
+    pub fn aae_index_rebuilds(&self) -> u64 {
+        self.tree.heals()
+    }
+
     /// The root of the anti-entropy tree: XOR of every key's entry hash, and
     /// the number of keys. Equal roots mean equal data (with overwhelming
     /// probability: see FORMAT.md).
@@ -443,14 +454,14 @@ impl Engine {
     /// `lo..=hi`, as of the last settle.
     pub fn aae_entries_in(&self, lo: u64, hi: u64) -> Result<Vec<(u64, Vec<u8>, u128)>> {
         self.check_aae()?;
-        self.tree.entries_in(lo, hi)
+        self.tree.entries_in(&self.db, lo, hi)
     }
 
     /// (key hash, key, entry hash) of every key with one of the given key
     /// hashes (in ascending order), as of the last settle.
     pub fn aae_entries_for(&self, khs: &[u64]) -> Result<Vec<(u64, Vec<u8>, u128)>> {
         self.check_aae()?;
-        self.tree.entries_for(khs)
+        self.tree.entries_for(&self.db, khs)
     }
 
     /// The encoded full states of several keys, read in one batch: `None`
