@@ -113,7 +113,8 @@ fn folds_run_beside_writers_roots_and_verifies() {
 /// `verify` reports any key wrongly taken for unindexed. A stress test: the
 /// harmful interleaving (a settle taking the collection's mark and folding
 /// the key after it is created again) is timing-dependent here (with the
-/// epoch rule removed this failed 1 run in 3); the unit test in
+/// epoch rule removed this failed 1 run in 3, with the purge rule of
+/// `Tree::mark_dirty_owned` ignored 1 run in 4); the unit test in
 /// `aae/tree.rs` makes it deterministically.
 #[test]
 fn keys_collected_and_created_again_while_folds_run() {

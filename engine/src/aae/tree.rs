@@ -43,6 +43,21 @@ struct Mark {
     /// `aae_keys` holds no entry for the key, so its fold reads no old
     /// entry hash (see [`Tree::mark_dirty_owned`] for when that is known).
     unindexed: bool,
+    /// A collection removed the key's state (and its fold will remove its
+    /// index entry): until that fold is done, a write that creates the
+    /// key again is not known to leave it unindexed (see
+    /// [`Tree::mark_purged`]).
+    purged: bool,
+}
+
+/// One write's marks, queued until absorbed into the dirty set.
+struct Queued {
+    keys: Vec<Written>,
+    /// No settle ran since the writer's epoch (or no purge is pending and
+    /// none ran since it: see [`Tree::mark_dirty_owned`]).
+    quiet: bool,
+    /// The marks of a collection's purge ([`Tree::mark_purged`]).
+    purge: bool,
 }
 
 /// A key a write marks dirty: the key, its hint (see [`Mark`]) and
@@ -178,7 +193,7 @@ pub struct Tree {
     /// map took about 9 % of a counter-increment writer's time, mostly
     /// cache misses). Each batch's flag says whether no settle ran since
     /// the writer's epoch (see [`Tree::mark_dirty_owned`]).
-    queue: Mutex<Vec<(Vec<Written>, bool)>>,
+    queue: Mutex<Vec<Queued>>,
     /// Marks in `queue`.
     queued: AtomicUsize,
     /// Bumped by every call that marks keys dirty (a write), so the
@@ -197,6 +212,14 @@ pub struct Tree {
     epoch: AtomicU64,
     /// Times the index was remade while running ([`Tree::heal`]).
     heals: AtomicU64,
+    /// Purge marks queued or dirty whose fold is not done yet (one per
+    /// key flagged `purged`, counted from when it is queued).
+    purges: AtomicUsize,
+    /// The settle epoch from which a writer's created keys are known to
+    /// be unindexed while no purge is pending: the epoch at the end of the
+    /// last settle that folded a purge (or of the last live rebuild);
+    /// `u64::MAX` during a live rebuild. See [`Tree::mark_dirty_owned`].
+    trusted_from: AtomicU64,
     /// Debug builds read the old entry of every key marked unindexed
     /// anyway, and count here those that had one; [`Tree::verify`]
     /// reports the tree inconsistent when any did.
@@ -359,6 +382,9 @@ impl Tree {
     /// Calls that need the index wait (its write lock is held throughout).
     fn heal(&self, db: &DB, _settling: &MutexGuard<'_, ()>) -> Result<()> {
         let place = self.place.as_ref().ok_or_else(disabled)?;
+        // The rescan may index a key created while it runs: no created key
+        // is trusted unindexed until it is done.
+        self.trusted_from.store(u64::MAX, Ordering::SeqCst);
         self.epoch.fetch_add(1, Ordering::SeqCst);
         for m in self.absorbed().values_mut() {
             m.unindexed = false;
@@ -381,7 +407,8 @@ impl Tree {
             // Still damaged: the next call tries again.
             Err(e) => Err(e),
         };
-        self.epoch.fetch_add(1, Ordering::SeqCst);
+        let end = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        self.trusted_from.store(end, Ordering::SeqCst);
         healed
     }
 
@@ -408,6 +435,8 @@ impl Tree {
             place,
             damaged: AtomicBool::new(false),
             heals: AtomicU64::new(0),
+            purges: AtomicUsize::new(0),
+            trusted_from: AtomicU64::new(0),
             settling: Mutex::new(()),
             levels: Mutex::new(levels),
             dirty: Mutex::new(HashMap::new()),
@@ -431,22 +460,40 @@ impl Tree {
     fn absorbed(&self) -> MutexGuard<'_, HashMap<ShortKey, Mark>> {
         let mut dirty = self.dirty.lock();
         let queue = std::mem::take(&mut *self.queue.lock());
-        for (keys, quiet) in queue {
+        for Queued { keys, quiet, purge } in queue {
             self.queued.fetch_sub(keys.len(), Ordering::Relaxed);
             for (k, hint, created) in keys {
-                match dirty.entry(k) {
-                    MarkEntry::Occupied(mut e) => e.get_mut().hint = hint,
-                    MarkEntry::Vacant(e) => {
-                        e.insert(Mark {
-                            hint,
-                            unindexed: created && quiet,
-                        });
-                        self.dirty_len.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+                let mark = Mark {
+                    hint,
+                    unindexed: created && quiet,
+                    purged: purge,
+                };
+                self.put_mark(&mut dirty, k, mark);
             }
         }
         dirty
+    }
+
+    /// Add a mark to the dirty set: a key already dirty keeps its
+    /// `unindexed` flag (the index is what it was at its first mark) and
+    /// takes the new hint; a second purge flag of one key is counted out.
+    fn put_mark(&self, dirty: &mut HashMap<ShortKey, Mark>, k: ShortKey, mark: Mark) {
+        match dirty.entry(k) {
+            MarkEntry::Occupied(mut e) => {
+                let m = e.get_mut();
+                m.hint = mark.hint;
+                if mark.purged {
+                    if m.purged {
+                        self.purges.fetch_sub(1, Ordering::SeqCst);
+                    }
+                    m.purged = true;
+                }
+            }
+            MarkEntry::Vacant(e) => {
+                e.insert(mark);
+                self.dirty_len.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Absorb the queued marks into the dirty set (the background
@@ -459,18 +506,19 @@ impl Tree {
     /// Keys to fold again after a failed settle: the state is read (a hint
     /// they carried may be older than a mark made meanwhile, which wins),
     /// and so is their old index entry (nothing is assumed of it).
+    /// A purge flag stays (its fold is still to be done).
     fn mark_again(&self, keys: &[(ShortKey, Mark)]) {
         let mut d = self.absorbed();
-        for (k, _) in keys {
-            if !d.contains_key(k) {
-                d.insert(
-                    k.clone(),
-                    Mark {
-                        hint: 0,
-                        unindexed: false,
-                    },
-                );
-                self.dirty_len.fetch_add(1, Ordering::Relaxed);
+        for (k, m) in keys {
+            let mark = Mark {
+                hint: 0,
+                unindexed: false,
+                purged: m.purged,
+            };
+            match d.get_mut(k) {
+                // A later mark's hint wins; its flag stays as set.
+                Some(_) if !m.purged => {}
+                _ => self.put_mark(&mut d, k.clone(), mark),
             }
         }
     }
@@ -488,13 +536,24 @@ impl Tree {
     /// writer read it before it looked at its keys.
     ///
     /// A created key needs no old index entry read at its fold when it is
-    /// not dirty already and no settle ran since `epoch` (nor at it): the
-    /// last settle before then took every earlier mark of the key and
-    /// folded it from a state read after those writes, which is the state
-    /// the writer found absent, so `aae_keys` holds no entry for it (a
-    /// collection that removes a key marks it too). A key still dirty
-    /// keeps the flag its first mark since its last fold set: the index
-    /// is what it was then.
+    /// not dirty already and either
+    /// - no settle ran since `epoch` (nor at it): the last settle before
+    ///   then took every earlier mark of the key and folded it from a state
+    ///   read after those writes, which is the state the writer found
+    ///   absent, so `aae_keys` holds no entry for it (a collection that
+    ///   removes a key marks it too); or
+    /// - no purge is pending (queued, dirty or being folded) and the last
+    ///   settle that folded one ended at or before `epoch`: an index entry
+    ///   is only ever written by a fold (or a rebuild) from a state the
+    ///   store held, and a key the store holds nothing of either never had
+    ///   one or lost its state by a purge, whose fold — done before the
+    ///   writer looked — removed the entry. So settles that run meanwhile,
+    ///   as they do all through a long ingest, do not cost every created
+    ///   key a read of the index (measured at 10M keys: the settler's
+    ///   reads of old entries were most of its time).
+    ///
+    /// A key still dirty keeps the flag its first mark since its last fold
+    /// set: the index is what it was then.
     pub(crate) fn mark_dirty_owned(&self, keys: Vec<Written>, epoch: u64) {
         self.marks.fetch_add(1, Ordering::Relaxed);
         self.marked.fetch_add(keys.len(), Ordering::Relaxed);
@@ -504,9 +563,36 @@ impl Tree {
         let mut queue = self.queue.lock();
         // Read under the queue's lock: a settle that took the queue bumped
         // the epoch before it did.
-        let quiet = epoch % 2 == 0 && self.epoch.load(Ordering::SeqCst) == epoch;
-        queue.push((keys, quiet));
+        // `purges` is raised under it too; a fold lowers it after it moved
+        // `trusted_from`.
+        let quiet = (epoch % 2 == 0 && self.epoch.load(Ordering::SeqCst) == epoch)
+            || (self.purges.load(Ordering::SeqCst) == 0
+                && epoch >= self.trusted_from.load(Ordering::SeqCst));
+        queue.push(Queued {
+            keys,
+            quiet,
+            purge: false,
+        });
         self.queued.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Record that a collection purged `key` (removed its state and its
+    /// `types` entry; after the write, under the key's stripe). Until the
+    /// fold of this mark is done, created keys are not trusted to be
+    /// unindexed by the second rule of [`Tree::mark_dirty_owned`]: a fold
+    /// of the purge that runs after the key is created again reads the
+    /// new state and indexes it.
+    pub(crate) fn mark_purged(&self, key: ShortKey) {
+        self.marks.fetch_add(1, Ordering::Relaxed);
+        self.marked.fetch_add(1, Ordering::Relaxed);
+        let mut queue = self.queue.lock();
+        self.purges.fetch_add(1, Ordering::SeqCst);
+        queue.push(Queued {
+            keys: vec![(key, 0, false)],
+            quiet: false,
+            purge: true,
+        });
+        self.queued.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether `key` is dirty, and if so whether its mark says it has no
@@ -578,8 +664,13 @@ impl Tree {
     }
 
     /// Fold taken keys, chunk by chunk.
+    /// The purges folded are counted out once they all are, after
+    /// `trusted_from` moved to the epoch this settle ends at (see
+    /// [`Tree::mark_dirty_owned`]).
     fn fold_keys(&self, db: &DB, keys: Vec<(ShortKey, Mark)>) -> Result<usize> {
         let n = keys.len();
+        let mut purged = 0;
+        let mut result = Ok(n);
         for (i, chunk) in keys.chunks(4096).enumerate() {
             // The chunk's I/O runs without the levels' lock; its changes
             // are applied under it in one short step.
@@ -587,15 +678,23 @@ impl Tree {
                 Ok(changes) => {
                     let iblt = iblt_updates(&changes);
                     self.levels.lock().replace_all(&changes, iblt);
+                    purged += chunk.iter().filter(|(_, m)| m.purged).count();
                 }
                 Err(e) => {
                     // Nothing folded from here on: keep those keys dirty.
                     self.mark_again(&keys[i * 4096..]);
-                    return Err(e);
+                    result = Err(e);
+                    break;
                 }
             }
         }
-        Ok(n)
+        if purged > 0 {
+            // The epoch this settle ends at (it is odd while it runs).
+            let end = (self.epoch.load(Ordering::SeqCst) + 1) & !1;
+            self.trusted_from.fetch_max(end, Ordering::SeqCst);
+            self.purges.fetch_sub(purged, Ordering::SeqCst);
+        }
+        result
     }
 
     /// A node (after settling). `level` 0 is the leaves, `LEVELS - 1` the root.
@@ -1095,16 +1194,46 @@ mod tests {
         tree.epoch.fetch_add(1, Ordering::SeqCst);
         tree.settle_locked(&a.db, &settling).unwrap();
         // A settle between the writer's look (the epoch it read) and its
-        // mark: the fold may have indexed the key.
+        // mark, with no purge pending: it folded no mark of the key (the
+        // store held nothing of it, and no purge of it waits), so it
+        // indexed nothing of it.
         let before = tree.epoch();
         tree.settle_locked(&a.db, &settling).unwrap();
         tree.mark_dirty_owned(vec![(ShortKey::new(b"x"), 0, true)], before);
-        assert_eq!(tree.unindexed(b"x"), Some(false), "a settle ran");
+        assert_eq!(tree.unindexed(b"x"), Some(true), "a settle ran, no purge");
         tree.mark_dirty_owned(vec![(ShortKey::new(b"y"), 0, true)], tree.epoch() + 1);
-        assert_eq!(tree.unindexed(b"y"), Some(false), "a settle was running");
+        assert_eq!(
+            tree.unindexed(b"y"),
+            Some(true),
+            "one was running, no purge"
+        );
+        // With a purge pending, only the first rule holds: no settle since
+        // the writer looked.
+        a.lww_set(b"p7", b"first").unwrap();
+        a.delete(b"p7", None).unwrap();
+        tree.settle_locked(&a.db, &settling).unwrap();
+        let before = tree.epoch();
+        assert_eq!(a.collect().unwrap().purged, 1);
+        assert_eq!(tree.purges.load(Ordering::SeqCst), 1);
         tree.mark_dirty_owned(vec![(ShortKey::new(b"z"), 0, true)], tree.epoch());
         assert_eq!(tree.unindexed(b"z"), Some(true), "none ran");
-        // (x, y and z have no state: read, none is found.)
+        let folding = tree.epoch();
+        tree.settle_locked(&a.db, &settling).unwrap();
+        assert_eq!(tree.purges.load(Ordering::SeqCst), 0, "the purge folded");
+        tree.mark_dirty_owned(vec![(ShortKey::new(b"u"), 0, true)], before);
+        assert_eq!(tree.unindexed(b"u"), Some(false), "looked before the purge");
+        tree.mark_dirty_owned(vec![(ShortKey::new(b"v"), 0, true)], folding + 1);
+        assert_eq!(tree.unindexed(b"v"), Some(false), "looked while it folded");
+        tree.mark_dirty_owned(vec![(ShortKey::new(b"w"), 0, true)], tree.epoch());
+        assert_eq!(tree.unindexed(b"w"), Some(true), "looked after it");
+        // A second purge of a key already dirty with one counts once.
+        tree.mark_purged(ShortKey::new(b"q"));
+        tree.mark_purged(ShortKey::new(b"q"));
+        tree.absorb();
+        assert_eq!(tree.purges.load(Ordering::SeqCst), 1);
+        tree.settle_locked(&a.db, &settling).unwrap();
+        assert_eq!(tree.purges.load(Ordering::SeqCst), 0);
+        // (x, y, z, u, v, w and q have no state: read, none is found.)
         drop(settling);
         let report = a.verify().unwrap();
         assert!(report.consistent, "{report:?}");

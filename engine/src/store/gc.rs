@@ -320,8 +320,12 @@ impl Engine {
         }
         if self.options.anti_entropy {
             // Not created: its fold reads the old index entry.
-            self.tree
-                .mark_dirty_owned(vec![(crate::shortkey::ShortKey::new(key), 0, false)], 0);
+            let k = crate::shortkey::ShortKey::new(key);
+            if keeps {
+                self.tree.mark_dirty_owned(vec![(k, 0, false)], 0);
+            } else {
+                self.tree.mark_purged(k);
+            }
         }
         Ok(())
     }
