@@ -10,7 +10,8 @@
 //! `HOT_OPS` and `HOT_KEYS` set the local kinds' (and `put`'s) operations
 //! per run and keyspace (default 100,000 over 10,000 keys; with both equal,
 //! an ingest: every key written once); `HOT_THREADS` their writer threads
-//! (default 1).
+//! (default 1); `HOT_SIZES=1` closes each engine after its run and prints
+//! the store's size on disk and the anti-entropy index's share.
 use converge::{Durability, Engine, Options};
 use converge_benches::fixtures::{
     counter_deltas, counter_states, local_replica, orset_deltas, orset_states,
@@ -103,6 +104,16 @@ fn main() -> converge_benches::BenchResult<()> {
             }
             (None, None) => unreachable!(),
         });
+        if env("HOT_SIZES") == Some(1) {
+            // Closed (the tree settled and its index flushed), then the
+            // files' sizes: the whole store, and the index's share.
+            engine.close()?;
+            println!(
+                "store {} bytes, of which the anti-entropy index (aae/) {} bytes",
+                dir_bytes(dir.path())?,
+                dir_bytes(&dir.path().join("aae"))?
+            );
+        }
     }
     rs.sort_by(|a, b| a.total_cmp(b));
     println!(
@@ -111,4 +122,22 @@ fn main() -> converge_benches::BenchResult<()> {
         rs.len()
     );
     Ok(())
+}
+
+/// Bytes of the files under `dir` (recursively; 0 if it does not exist).
+fn dir_bytes(dir: &std::path::Path) -> std::io::Result<u64> {
+    if !dir.exists() {
+        return Ok(0);
+    }
+    let mut total = 0;
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let meta = e.metadata()?;
+        total += if meta.is_dir() {
+            dir_bytes(&e.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
 }

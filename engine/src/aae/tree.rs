@@ -289,6 +289,12 @@ impl Tree {
         o.create_if_missing(true);
         o.create_missing_column_families(true);
         o.set_atomic_flush(false);
+        // Its values are random entry hashes and its keys start with a
+        // random key hash: LZ4 failed to shrink its blocks (a 1M-key
+        // ingest left 60,614,818 bytes with it, 60,614,733 without) and
+        // cost every flush and compaction the attempt (10M-key ingest:
+        // 115k ops/s without, 104k–108k with; BENCHMARKS.md).
+        o.set_compression_type(rocksdb::DBCompressionType::None);
         let place = IndexPlace {
             path: store.join(INDEX_DIR),
             options: o,
