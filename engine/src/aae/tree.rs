@@ -345,8 +345,17 @@ impl Tree {
 
     /// The index's instance, read-locked (it is remade only under the
     /// write lock).
+    /// With the tree on and no instance, a remake of a damaged index
+    /// failed: the call that finds it so tries again (the index is still
+    /// marked damaged).
     fn index(&self) -> Result<MappedRwLockReadGuard<'_, DB>> {
-        RwLockReadGuard::try_map(self.index.read(), Option::as_ref).map_err(|_| disabled())
+        RwLockReadGuard::try_map(self.index.read(), Option::as_ref).map_err(|_| match self.place {
+            Some(_) => Error::Storage(
+                "the damaged anti-entropy index could not be remade; the next call tries again"
+                    .into(),
+            ),
+            None => disabled(),
+        })
     }
 
     /// `e`, an error of a read or write of the index: corruption there
