@@ -415,6 +415,30 @@ fn open_raw(dir: &std::path::Path, extra: &[&str]) -> rocksdb::DB {
     rocksdb::DB::open_cf_descriptors(&opts, dir, descriptors).unwrap()
 }
 
+/// A store not known to keep `types` exact (created before
+/// `meta/types_exact`) may hold a state without its `types` entry (a crash
+/// under `Durability::None` before the flushes were atomic): a write reads
+/// the state of a key `types` lacks, so an increment adds to what the key
+/// holds. A store created now is marked exact (and its writes read no
+/// state for keys `types` lacks).
+#[test]
+fn a_store_without_exact_types_reads_the_state_of_keys_types_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(dir.path(), small_options(1)).unwrap();
+    e.increment(b"c", 5).unwrap();
+    e.close().unwrap();
+    {
+        let db = open_raw(dir.path(), &[]);
+        let meta = db.cf_handle("meta").unwrap();
+        assert!(db.get_cf(meta, b"types_exact").unwrap().is_some());
+        db.delete_cf(meta, b"types_exact").unwrap();
+        db.delete_cf(db.cf_handle("types").unwrap(), b"c").unwrap();
+    }
+    let e = Engine::open(dir.path(), small_options(1)).unwrap();
+    e.increment(b"c", 1).unwrap();
+    assert_eq!(e.counter_value(b"c").unwrap(), 6);
+}
+
 /// The index lives in its own instance (`aae` in the store's directory);
 /// the data's `meta/aae_clean` holds the token of the close that persisted
 /// it. An index directory lost, replaced or damaged after a clean close, or

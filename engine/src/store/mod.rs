@@ -78,6 +78,10 @@ const ALL_CFS: [&str; 5] = [CF_STATE, CF_TYPES, CF_META, CF_PENDING, CF_LOG];
 
 pub(crate) const META_REPLICA: &[u8] = b"replica_id";
 pub(crate) const META_FORMAT: &[u8] = b"format_version";
+/// Present in stores created by a build that keeps `types` exact: a key
+/// has a `types` entry exactly when it has a state (see
+/// `Engine::types_exact`).
+pub(crate) const META_TYPES_EXACT: &[u8] = b"types_exact";
 /// The high-water version vector of stores written before the exact causal
 /// record (read once at open, to migrate).
 pub(crate) const META_VV: &[u8] = b"vv";
@@ -124,6 +128,17 @@ pub struct Engine {
     pub(crate) waits_interrupted: AtomicBool,
     pub(crate) locks: StripedLocks,
     pub(crate) types: types::TypeCache,
+    /// Whether a key without a `types` entry is known to hold no state:
+    /// true for stores created with `meta/types_exact`, where every write
+    /// that creates a key puts both in one batch, a purge deletes both in
+    /// one, and without a WAL the families are flushed together. Then a
+    /// write looks up `types` for every key no cache knows and reads no
+    /// state for the keys it creates (measured: a 10M-key counter ingest
+    /// 104k–117k → 123k–138k ops/s). Older stores may hold a state
+    /// without its entry (a crash under `Durability::None` before the
+    /// flushes were atomic), so their writes read the state of such keys
+    /// as before.
+    pub(crate) types_exact: bool,
     pub(crate) write_opts: rocksdb::WriteOptions,
     pub(crate) poisoned: AtomicBool,
     pub(crate) tree: Arc<Tree>,
@@ -156,12 +171,20 @@ impl Engine {
             merge::state_partial_merge,
         );
         state_opts.set_max_successive_merges(options.max_successive_merges);
+        // `types` answers "does the store hold this key?" for every key a
+        // write finds in no cache (see `types_exact`): a Bloom filter over
+        // its memtable's keys makes the usual answer for a key being
+        // created ("no") cheap. Only `types` writes (new keys, grown
+        // reservations) pay for the filter.
+        let mut types_opts = db_opts.clone();
+        types_opts.set_memtable_prefix_bloom_ratio(0.02);
+        types_opts.set_memtable_whole_key_filtering(true);
         let mut meta_opts = db_opts.clone();
         meta_opts.set_merge_operator_associative("converge.meta.v1", merge::meta_merge);
         let families = || {
             vec![
                 ColumnFamilyDescriptor::new(CF_STATE, state_opts.clone()),
-                ColumnFamilyDescriptor::new(CF_TYPES, db_opts.clone()),
+                ColumnFamilyDescriptor::new(CF_TYPES, types_opts.clone()),
                 ColumnFamilyDescriptor::new(CF_META, meta_opts.clone()),
                 ColumnFamilyDescriptor::new(CF_PENDING, db_opts.clone()),
                 ColumnFamilyDescriptor::new(CF_LOG, db_opts.clone()),
@@ -223,6 +246,7 @@ impl Engine {
                 let mut wb = rocksdb::WriteBatch::default();
                 wb.put_cf(meta, META_REPLICA, id.to_bytes());
                 wb.put_cf(meta, META_FORMAT, [STORE_FORMAT]);
+                wb.put_cf(meta, META_TYPES_EXACT, [1u8]);
                 db.write_opt(wb, &Options::synced())?;
                 id
             }
@@ -232,6 +256,7 @@ impl Engine {
             db.drop_cf(name)?;
         }
         let meta = cf(&db, CF_META)?;
+        let types_exact = db.get_cf(meta, META_TYPES_EXACT)?.is_some();
         let (mut seq, mut context) = record::load(&db, replica)?;
         // Commits with the changes feed on record their last number in
         // the log only.
@@ -268,6 +293,7 @@ impl Engine {
             waits_interrupted: AtomicBool::new(false),
             clock: HybridClock::new(floor),
             locks: StripedLocks::new(options.lock_stripes),
+            types_exact,
             types: types::TypeCache::new(
                 options.type_cache_entries,
                 options.state_cache_bytes as u64,

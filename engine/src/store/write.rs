@@ -7,6 +7,9 @@
 //! 3. look up each key's type and size bound, taking any cached state out
 //!    (a bounded in-memory cache,
 //!    then one multi-get on `types`; no state read; see `types.rs`);
+//!    in a store whose `types` is exact (`Engine::types_exact`) every key
+//!    the cache lacks is looked up there, and a key without an entry is
+//!    being created: its state is not read;
 //! 4. read the states of keys whose operations need them (counters whose
 //!    own entries the type cache does not know, OR-Set, MV register; an
 //!    OR-Set or MV-register state the previous write left in the cache is
@@ -70,6 +73,9 @@ struct Slot<'a> {
     /// The store held nothing of the key (no type, no state): the batch
     /// creates it.
     is_new: bool,
+    /// `types` holds no entry for the key and is exact
+    /// (`Engine::types_exact`): the store holds no state of it either.
+    absent: bool,
     /// Upper bound of the stored state's encoded size (`u64::MAX`:
     /// unknown; 0 for a new key) and the persisted reservation; see
     /// `types.rs`.
@@ -399,7 +405,10 @@ impl Engine {
                     s.know(m);
                     st
                 }
-                None if !s.needs_state => {
+                // Keys whose state is read learn their type from it, unless
+                // `types` is exact: then a key it lacks is being created,
+                // and its (absent) state is not read.
+                None if !s.needs_state || self.types_exact => {
                     lookup.push(i);
                     None
                 }
@@ -412,8 +421,9 @@ impl Engine {
                 .iter()
                 .zip(self.db.batched_multi_get_cf(types_cf, &ks, false))
             {
-                if let Some(b) = r? {
-                    slots[*i].know(parse_entry(&b)?);
+                match r? {
+                    Some(b) => slots[*i].know(parse_entry(&b)?),
+                    None => slots[*i].absent = self.types_exact,
                 }
             }
         }
@@ -435,6 +445,8 @@ impl Engine {
             let hit = cached.is_some();
             if let Some(st) = cached {
                 s.state = Some(st);
+            } else if s.absent {
+                // No state to read (see `Engine::types_exact`).
             } else if let Some(b) = self.db.get_pinned_cf(state_cf, s.key)? {
                 let st = decode_stored(s.key, &b)?;
                 if super::stored::is_plain_state(&b) {
@@ -1355,6 +1367,7 @@ fn slots_of<'a>(items: &[(&'a [u8], Prepared<'a>)]) -> (HashMap<&'a [u8], usize>
                 ops: 0,
                 ty: None,
                 is_new: false,
+                absent: false,
                 used: u64::MAX,
                 reserved: None,
                 tomb: false,
