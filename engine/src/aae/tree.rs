@@ -1150,111 +1150,126 @@ mod tests {
     /// writer's look at its keys and its mark.
     #[test]
     fn created_keys_are_folded_without_reading_an_old_index_entry() {
+        ten_created(|a, settling| {
+            let tree = &a.tree;
+            a.increment(b"k3", 1).unwrap();
+            assert_eq!(tree.unindexed(b"k3"), Some(true), "kept: not folded since");
+            tree.settle_locked(&a.db, settling).unwrap();
+            a.increment(b"k3", 1).unwrap();
+            assert_eq!(tree.unindexed(b"k3"), Some(false), "folded since: indexed");
+            // Deleted, folded, then collected: the collection marks the key,
+            // and a write creating it again before the next fold keeps that
+            // mark's flag (the index still holds the key's entry).
+            a.delete(b"k4", None).unwrap();
+            tree.settle_locked(&a.db, settling).unwrap();
+            assert_eq!(a.collect().unwrap().purged, 1);
+            assert_eq!(tree.unindexed(b"k4"), Some(false), "collected");
+            a.increment(b"k4", 5).unwrap();
+            assert_eq!(
+                tree.unindexed(b"k4"),
+                Some(false),
+                "created again, unfolded"
+            );
+            // The same for a key created again blind: its operand's hint
+            // replaces the collection's, and its old entry is read (`verify`
+            // below holds the fold to the data).
+            a.lww_set(b"w6", b"first").unwrap();
+            a.delete(b"w6", None).unwrap();
+            tree.settle_locked(&a.db, settling).unwrap();
+            assert_eq!(a.collect().unwrap().purged, 1);
+            a.lww_set(b"w6", b"again").unwrap();
+            assert_eq!(tree.unindexed(b"w6"), Some(false), "created again blind");
+            // The same, with a settle taking the collection's mark before the
+            // key is created again and folding it after: the fold reads the
+            // new state and indexes it, so the writer's mark, made while the
+            // settle runs, must not say unindexed.
+            a.delete(b"k5", None).unwrap();
+            tree.settle_locked(&a.db, settling).unwrap();
+            assert_eq!(a.collect().unwrap().purged, 1);
+            tree.epoch.fetch_add(1, Ordering::SeqCst);
+            let taken = tree.take_dirty();
+            assert!(taken.iter().any(|(k, _)| k.bytes() == b"k5"));
+            a.increment(b"k5", 6).unwrap();
+            assert_eq!(
+                tree.unindexed(b"k5"),
+                Some(false),
+                "created during a settle"
+            );
+            tree.fold_keys(&a.db, taken).unwrap();
+            tree.epoch.fetch_add(1, Ordering::SeqCst);
+            tree.settle_locked(&a.db, settling).unwrap();
+            // A settle between the writer's look (the epoch it read) and its
+            // mark, with no purge pending: it folded no mark of the key (the
+            // store held nothing of it, and no purge of it waits), so it
+            // indexed nothing of it.
+            let before = tree.epoch();
+            tree.settle_locked(&a.db, settling).unwrap();
+            tree.mark_dirty_owned(vec![(ShortKey::new(b"x"), 0, true)], before);
+            assert_eq!(tree.unindexed(b"x"), Some(true), "a settle ran, no purge");
+            tree.mark_dirty_owned(vec![(ShortKey::new(b"y"), 0, true)], tree.epoch() + 1);
+            assert_eq!(
+                tree.unindexed(b"y"),
+                Some(true),
+                "one was running, no purge"
+            );
+            // With a purge pending, only the first rule holds: no settle since
+            // the writer looked.
+            a.lww_set(b"p7", b"first").unwrap();
+            a.delete(b"p7", None).unwrap();
+            tree.settle_locked(&a.db, settling).unwrap();
+            let before = tree.epoch();
+            assert_eq!(a.collect().unwrap().purged, 1);
+            assert_eq!(tree.purges.load(Ordering::SeqCst), 1);
+            tree.mark_dirty_owned(vec![(ShortKey::new(b"z"), 0, true)], tree.epoch());
+            assert_eq!(tree.unindexed(b"z"), Some(true), "none ran");
+            let folding = tree.epoch();
+            tree.settle_locked(&a.db, settling).unwrap();
+            assert_eq!(tree.purges.load(Ordering::SeqCst), 0, "the purge folded");
+            tree.mark_dirty_owned(vec![(ShortKey::new(b"u"), 0, true)], before);
+            assert_eq!(tree.unindexed(b"u"), Some(false), "looked before the purge");
+            tree.mark_dirty_owned(vec![(ShortKey::new(b"v"), 0, true)], folding + 1);
+            assert_eq!(tree.unindexed(b"v"), Some(false), "looked while it folded");
+            tree.mark_dirty_owned(vec![(ShortKey::new(b"w"), 0, true)], tree.epoch());
+            assert_eq!(tree.unindexed(b"w"), Some(true), "looked after it");
+            // A second purge of a key already dirty with one counts once.
+            tree.mark_purged(ShortKey::new(b"q"));
+            tree.mark_purged(ShortKey::new(b"q"));
+            tree.absorb();
+            assert_eq!(tree.purges.load(Ordering::SeqCst), 1);
+            tree.settle_locked(&a.db, settling).unwrap();
+            assert_eq!(tree.purges.load(Ordering::SeqCst), 0);
+            // (x, y, z, u, v, w and q have no state: read, none is found.)
+        });
+    }
+
+    /// Run `f` on an engine holding ten counters `k0`..`k9` just created
+    /// (unindexed), with the settling lock held (it keeps the settler out;
+    /// settles in `f` run under it); then, the lock released, the tree must
+    /// be exact with 11 keys (`f` creates one more).
+    fn ten_created(f: impl FnOnce(&Engine, &parking_lot::MutexGuard<'_, ()>)) {
         let dir = tempfile::tempdir().unwrap();
         let a = Engine::open(dir.path(), Options::with_replica(ReplicaId(1))).unwrap();
-        let tree = &a.tree;
-        // Held, the settling lock keeps the settler out; settles below
-        // run under it.
-        let settling = tree.settling.lock();
-        let mut batch = Batch::new();
-        for i in 0..10 {
-            batch.increment(format!("k{i}"), 1);
+        {
+            let settling = a.tree.settling.lock();
+            let mut batch = Batch::new();
+            for i in 0..10 {
+                batch.increment(format!("k{i}"), 1);
+            }
+            a.write(&batch).unwrap();
+            assert_eq!(a.tree.unindexed(b"k3"), Some(true), "created");
+            f(&a, &settling);
         }
-        a.write(&batch).unwrap();
-        assert_eq!(tree.unindexed(b"k3"), Some(true), "created");
-        a.increment(b"k3", 1).unwrap();
-        assert_eq!(tree.unindexed(b"k3"), Some(true), "kept: not folded since");
-        tree.settle_locked(&a.db, &settling).unwrap();
-        a.increment(b"k3", 1).unwrap();
-        assert_eq!(tree.unindexed(b"k3"), Some(false), "folded since: indexed");
-        // Deleted, folded, then collected: the collection marks the key,
-        // and a write creating it again before the next fold keeps that
-        // mark's flag (the index still holds the key's entry).
-        a.delete(b"k4", None).unwrap();
-        tree.settle_locked(&a.db, &settling).unwrap();
-        assert_eq!(a.collect().unwrap().purged, 1);
-        assert_eq!(tree.unindexed(b"k4"), Some(false), "collected");
-        a.increment(b"k4", 5).unwrap();
-        assert_eq!(
-            tree.unindexed(b"k4"),
-            Some(false),
-            "created again, unfolded"
-        );
-        // The same for a key created again blind: its operand's hint
-        // replaces the collection's, and its old entry is read (`verify`
-        // below holds the fold to the data).
-        a.lww_set(b"w6", b"first").unwrap();
-        a.delete(b"w6", None).unwrap();
-        tree.settle_locked(&a.db, &settling).unwrap();
-        assert_eq!(a.collect().unwrap().purged, 1);
-        a.lww_set(b"w6", b"again").unwrap();
-        assert_eq!(tree.unindexed(b"w6"), Some(false), "created again blind");
-        // The same, with a settle taking the collection's mark before the
-        // key is created again and folding it after: the fold reads the
-        // new state and indexes it, so the writer's mark, made while the
-        // settle runs, must not say unindexed.
-        a.delete(b"k5", None).unwrap();
-        tree.settle_locked(&a.db, &settling).unwrap();
-        assert_eq!(a.collect().unwrap().purged, 1);
-        tree.epoch.fetch_add(1, Ordering::SeqCst);
-        let taken = tree.take_dirty();
-        assert!(taken.iter().any(|(k, _)| k.bytes() == b"k5"));
-        a.increment(b"k5", 6).unwrap();
-        assert_eq!(
-            tree.unindexed(b"k5"),
-            Some(false),
-            "created during a settle"
-        );
-        tree.fold_keys(&a.db, taken).unwrap();
-        tree.epoch.fetch_add(1, Ordering::SeqCst);
-        tree.settle_locked(&a.db, &settling).unwrap();
-        // A settle between the writer's look (the epoch it read) and its
-        // mark, with no purge pending: it folded no mark of the key (the
-        // store held nothing of it, and no purge of it waits), so it
-        // indexed nothing of it.
-        let before = tree.epoch();
-        tree.settle_locked(&a.db, &settling).unwrap();
-        tree.mark_dirty_owned(vec![(ShortKey::new(b"x"), 0, true)], before);
-        assert_eq!(tree.unindexed(b"x"), Some(true), "a settle ran, no purge");
-        tree.mark_dirty_owned(vec![(ShortKey::new(b"y"), 0, true)], tree.epoch() + 1);
-        assert_eq!(
-            tree.unindexed(b"y"),
-            Some(true),
-            "one was running, no purge"
-        );
-        // With a purge pending, only the first rule holds: no settle since
-        // the writer looked.
-        a.lww_set(b"p7", b"first").unwrap();
-        a.delete(b"p7", None).unwrap();
-        tree.settle_locked(&a.db, &settling).unwrap();
-        let before = tree.epoch();
-        assert_eq!(a.collect().unwrap().purged, 1);
-        assert_eq!(tree.purges.load(Ordering::SeqCst), 1);
-        tree.mark_dirty_owned(vec![(ShortKey::new(b"z"), 0, true)], tree.epoch());
-        assert_eq!(tree.unindexed(b"z"), Some(true), "none ran");
-        let folding = tree.epoch();
-        tree.settle_locked(&a.db, &settling).unwrap();
-        assert_eq!(tree.purges.load(Ordering::SeqCst), 0, "the purge folded");
-        tree.mark_dirty_owned(vec![(ShortKey::new(b"u"), 0, true)], before);
-        assert_eq!(tree.unindexed(b"u"), Some(false), "looked before the purge");
-        tree.mark_dirty_owned(vec![(ShortKey::new(b"v"), 0, true)], folding + 1);
-        assert_eq!(tree.unindexed(b"v"), Some(false), "looked while it folded");
-        tree.mark_dirty_owned(vec![(ShortKey::new(b"w"), 0, true)], tree.epoch());
-        assert_eq!(tree.unindexed(b"w"), Some(true), "looked after it");
-        // A second purge of a key already dirty with one counts once.
-        tree.mark_purged(ShortKey::new(b"q"));
-        tree.mark_purged(ShortKey::new(b"q"));
-        tree.absorb();
-        assert_eq!(tree.purges.load(Ordering::SeqCst), 1);
-        tree.settle_locked(&a.db, &settling).unwrap();
-        assert_eq!(tree.purges.load(Ordering::SeqCst), 0);
-        // (x, y, z, u, v, w and q have no state: read, none is found.)
-        drop(settling);
+        assert_exact(&a, 11);
+    }
+
+    /// The maintained tree equals the one recomputed from the data, which
+    /// holds `keys` keys, and no key was wrongly taken for unindexed.
+    fn assert_exact(a: &Engine, keys: u64) {
         let report = a.verify().unwrap();
         assert!(report.consistent, "{report:?}");
-        assert_eq!(report.keys, 11);
+        assert_eq!(report.keys, keys);
         #[cfg(debug_assertions)]
-        assert_eq!(tree.wrongly_unindexed.load(Ordering::Relaxed), 0);
+        assert_eq!(a.tree.wrongly_unindexed.load(Ordering::Relaxed), 0);
     }
 
     /// A live rebuild of the index (`Tree::heal`) indexes every key the
@@ -1263,35 +1278,22 @@ mod tests {
     /// have no index entry.
     #[test]
     fn a_live_rebuild_leaves_no_key_unindexed() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = Engine::open(dir.path(), Options::with_replica(ReplicaId(1))).unwrap();
-        let tree = &a.tree;
-        let settling = tree.settling.lock();
-        let mut batch = Batch::new();
-        for i in 0..10 {
-            batch.increment(format!("k{i}"), 1);
-        }
-        a.write(&batch).unwrap();
-        assert_eq!(tree.unindexed(b"k3"), Some(true), "created");
-        // A writer that looked at its keys before the rebuild and marks
-        // them after it.
-        let before = tree.epoch();
-        tree.damaged.store(true, Ordering::SeqCst);
-        tree.heal(&a.db, &settling).unwrap();
-        assert!(!tree.damaged.load(Ordering::SeqCst));
-        assert_eq!(tree.heals(), 1);
-        assert_eq!(tree.unindexed(b"k3"), Some(false), "rebuilt: indexed");
-        tree.mark_dirty_owned(vec![(ShortKey::new(b"k9"), 0, true)], before);
-        assert_eq!(tree.unindexed(b"k9"), Some(false), "a rebuild ran");
-        a.increment(b"k10", 1).unwrap();
-        assert_eq!(tree.unindexed(b"k10"), Some(true), "created after it");
-        tree.settle_locked(&a.db, &settling).unwrap();
-        drop(settling);
-        let report = a.verify().unwrap();
-        assert!(report.consistent, "{report:?}");
-        assert_eq!(report.keys, 11);
-        #[cfg(debug_assertions)]
-        assert_eq!(tree.wrongly_unindexed.load(Ordering::Relaxed), 0);
+        ten_created(|a, settling| {
+            let tree = &a.tree;
+            // A writer that looked at its keys before the rebuild and marks
+            // them after it.
+            let before = tree.epoch();
+            tree.damaged.store(true, Ordering::SeqCst);
+            tree.heal(&a.db, settling).unwrap();
+            assert!(!tree.damaged.load(Ordering::SeqCst));
+            assert_eq!(tree.heals(), 1);
+            assert_eq!(tree.unindexed(b"k3"), Some(false), "rebuilt: indexed");
+            tree.mark_dirty_owned(vec![(ShortKey::new(b"k9"), 0, true)], before);
+            assert_eq!(tree.unindexed(b"k9"), Some(false), "a rebuild ran");
+            a.increment(b"k10", 1).unwrap();
+            assert_eq!(tree.unindexed(b"k10"), Some(true), "created after it");
+            tree.settle_locked(&a.db, settling).unwrap();
+        });
     }
 
     /// A blind write that creates a key leaves its operand's entry hash
