@@ -345,6 +345,7 @@ impl Tree {
 
     /// The index's instance, read-locked (it is remade only under the
     /// write lock).
+    ///
     /// With the tree on and no instance, a remake of a damaged index
     /// failed: the call that finds it so tries again (the index is still
     /// marked damaged).
@@ -412,16 +413,12 @@ impl Tree {
             *slot = Some(index);
             levels
         });
-        let healed = match remade {
-            Ok(levels) => {
-                *self.levels.lock() = levels;
-                self.damaged.store(false, Ordering::SeqCst);
-                self.heals.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            }
-            // Still damaged: the next call tries again.
-            Err(e) => Err(e),
-        };
+        // On failure it stays marked damaged: the next call tries again.
+        let healed = remade.map(|levels| {
+            *self.levels.lock() = levels;
+            self.damaged.store(false, Ordering::SeqCst);
+            self.heals.fetch_add(1, Ordering::Relaxed);
+        });
         let end = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
         self.trusted_from.store(end, Ordering::SeqCst);
         healed
@@ -530,10 +527,10 @@ impl Tree {
                 unindexed: false,
                 purged: m.purged,
             };
-            match d.get_mut(k) {
-                // A later mark's hint wins; its flag stays as set.
-                Some(_) if !m.purged => {}
-                _ => self.put_mark(&mut d, k.clone(), mark),
+            // A later mark's hint wins; its flag stays as set (a purge flag
+            // is put back on it).
+            if m.purged || !d.contains_key(k) {
+                self.put_mark(&mut d, k.clone(), mark);
             }
         }
     }

@@ -134,7 +134,7 @@ pub struct Engine {
     /// one, and without a WAL the families are flushed together. Then a
     /// write looks up `types` for every key no cache knows and reads no
     /// state for the keys it creates (measured: a 10M-key counter ingest
-    /// 104k–117k → 123k–138k ops/s). Older stores may hold a state
+    /// 104k–120k → 123k–138k ops/s). Older stores may hold a state
     /// without its entry (a crash under `Durability::None` before the
     /// flushes were atomic), so their writes read the state of such keys
     /// as before.
