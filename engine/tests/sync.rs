@@ -5,7 +5,7 @@
 mod common;
 use common::{dump, engine, small_options, TempEngine};
 use converge::sync::{self, Body, Config, Envelope, Outcome, Session, SyncError};
-use converge::{Batch, CausalContext, Engine};
+use converge::{Batch, CausalContext, Durability, Engine, Error};
 use proptest::prelude::*;
 
 /// Apply a pseudo-random operation of any type.
@@ -415,28 +415,105 @@ fn open_raw(dir: &std::path::Path, extra: &[&str]) -> rocksdb::DB {
     rocksdb::DB::open_cf_descriptors(&opts, dir, descriptors).unwrap()
 }
 
-/// A store not known to keep `types` exact (created before
-/// `meta/types_exact`) may hold a state without its `types` entry (a crash
-/// under `Durability::None` before the flushes were atomic): a write reads
-/// the state of a key `types` lacks, so an increment adds to what the key
-/// holds. A store created now is marked exact (and its writes read no
-/// state for keys `types` lacks).
+/// A store created before `meta/types_exact` may hold a state without its
+/// `types` entry (a crash under `Durability::None` before the flushes were
+/// atomic). Its first open gives each such key its entry, from the state
+/// (type, size, tombstone flag), and then marks the store exact: an
+/// increment adds to what the key holds, a write of another type is
+/// refused, and a deleted key stays out of key listings. A state that does
+/// not decode has no type to give: the store stays unmarked, its writes
+/// read the state of keys `types` lacks, and the next open walks it again.
 #[test]
-fn a_store_without_exact_types_reads_the_state_of_keys_types_lacks() {
+fn an_older_store_is_made_exact_at_open() {
     let dir = tempfile::tempdir().unwrap();
-    let e = Engine::open(dir.path(), small_options(1)).unwrap();
+    // Without a WAL a close flushes the data with the engine's merge
+    // operator, so the raw sessions below (whose stand-in operator keeps
+    // the last operand) replay and flush none of the states' operands.
+    let options = || small_options(1).durability(Durability::None);
+    let e = Engine::open(dir.path(), options()).unwrap();
     e.increment(b"c", 5).unwrap();
+    e.lww_set(b"r", b"v").unwrap();
+    e.delete(b"r", None).unwrap();
+    e.orset_add(b"s", b"x").unwrap();
+    let listed =
+        |e: &Engine| -> Vec<Vec<u8>> { e.keys(b"").unwrap().map(|k| k.unwrap().0).collect() };
+    assert_eq!(listed(&e), vec![b"c".to_vec(), b"s".to_vec()]);
     e.close().unwrap();
+    let entry =
+        |db: &rocksdb::DB, key: &[u8]| db.get_cf(db.cf_handle("types").unwrap(), key).unwrap();
+    let mark = |db: &rocksdb::DB| {
+        db.get_cf(db.cf_handle("meta").unwrap(), b"types_exact")
+            .unwrap()
+    };
+    // Made legacy: no mark, two keys without their entries.
+    let (c_was, r_was) = {
+        let db = open_raw(dir.path(), &[]);
+        assert!(mark(&db).is_some());
+        let was = (entry(&db, b"c").unwrap(), entry(&db, b"r").unwrap());
+        assert_eq!(
+            was.1.len(),
+            6,
+            "a deleted key's entry has the tombstone flag"
+        );
+        db.delete_cf(db.cf_handle("meta").unwrap(), b"types_exact")
+            .unwrap();
+        for k in [&b"c"[..], b"r"] {
+            db.delete_cf(db.cf_handle("types").unwrap(), k).unwrap();
+        }
+        was
+    };
+    Engine::open(dir.path(), options())
+        .unwrap()
+        .close()
+        .unwrap();
     {
         let db = open_raw(dir.path(), &[]);
-        let meta = db.cf_handle("meta").unwrap();
-        assert!(db.get_cf(meta, b"types_exact").unwrap().is_some());
-        db.delete_cf(meta, b"types_exact").unwrap();
-        db.delete_cf(db.cf_handle("types").unwrap(), b"c").unwrap();
+        assert!(mark(&db).is_some(), "the walk marks the store exact");
+        let (c, r) = (entry(&db, b"c").unwrap(), entry(&db, b"r").unwrap());
+        assert_eq!((c[0], c.len()), (c_was[0], c_was.len()));
+        assert_eq!((r[0], r.len()), (r_was[0], r_was.len()));
     }
-    let e = Engine::open(dir.path(), small_options(1)).unwrap();
+    let e = Engine::open(dir.path(), options()).unwrap();
     e.increment(b"c", 1).unwrap();
     assert_eq!(e.counter_value(b"c").unwrap(), 6);
+    assert!(matches!(
+        e.lww_set(b"c", b"v"),
+        Err(Error::WrongType { .. })
+    ));
+    assert_eq!(listed(&e), vec![b"c".to_vec(), b"s".to_vec()]);
+    e.close().unwrap();
+    // A state that does not decode, without its entry, and the counter
+    // without its entry again.
+    {
+        let db = open_raw(dir.path(), &[]);
+        db.delete_cf(db.cf_handle("meta").unwrap(), b"types_exact")
+            .unwrap();
+        db.delete_cf(db.cf_handle("types").unwrap(), b"c").unwrap();
+        db.put_cf(db.cf_handle("state").unwrap(), b"d", [0xffu8; 7])
+            .unwrap();
+    }
+    for round in 0..2 {
+        let e = Engine::open(dir.path(), options()).unwrap();
+        e.increment(b"c", 1).unwrap();
+        assert_eq!(e.counter_value(b"c").unwrap(), 7 + round);
+        e.close().unwrap();
+        let db = open_raw(dir.path(), &[]);
+        assert!(
+            mark(&db).is_none(),
+            "an undecodable state leaves the store unmarked"
+        );
+        assert_eq!(
+            entry(&db, b"c").unwrap()[0],
+            c_was[0],
+            "decodable keys get their entries"
+        );
+        assert!(entry(&db, b"d").is_none());
+        if round == 0 {
+            // Again without the counter's entry: the next open puts it
+            // back, and the write still reads the state.
+            db.delete_cf(db.cf_handle("types").unwrap(), b"c").unwrap();
+        }
+    }
 }
 
 /// The index lives in its own instance (`aae` in the store's directory);

@@ -16,6 +16,7 @@
 
 mod batch;
 mod commit;
+mod exact;
 mod feed;
 mod gc;
 mod locks;
@@ -136,8 +137,10 @@ pub struct Engine {
     /// state for the keys it creates (measured: a 10M-key counter ingest
     /// 104k–120k → 123k–138k ops/s). Older stores may hold a state
     /// without its entry (a crash under `Durability::None` before the
-    /// flushes were atomic), so their writes read the state of such keys
-    /// as before.
+    /// flushes were atomic): their first open gives such states their
+    /// entries and marks them (`exact.rs`), unless one of those states does
+    /// not decode; an unmarked store's writes read the state of keys
+    /// `types` lacks.
     pub(crate) types_exact: bool,
     pub(crate) write_opts: rocksdb::WriteOptions,
     pub(crate) poisoned: AtomicBool,
@@ -256,7 +259,15 @@ impl Engine {
             db.drop_cf(name)?;
         }
         let meta = cf(&db, CF_META)?;
-        let types_exact = db.get_cf(meta, META_TYPES_EXACT)?.is_some();
+        // An older store is walked once to give every state its `types`
+        // entry (`exact.rs`). Damage met on the way leaves it unmarked, to
+        // be read as before, not unopenable.
+        let types_exact = db.get_cf(meta, META_TYPES_EXACT)?.is_some()
+            || match exact::make_exact(&db) {
+                Ok(walk) => walk.marked(),
+                Err(Error::Corruption(_)) => false,
+                Err(e) => return Err(e),
+            };
         let (mut seq, mut context) = record::load(&db, replica)?;
         // Commits with the changes feed on record their last number in
         // the log only.
