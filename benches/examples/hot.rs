@@ -7,8 +7,11 @@
 //! `merge-counter-state`, `merge-orset-delta`: the raw peers of the remote
 //! rows (the same payloads as merge operands).
 //! `HOT_RUNS=N` runs exactly N engines instead of SECONDS (for `perf stat`);
-//! `HOT_OPS` and `HOT_KEYS` set the local kinds' (and `put`'s) operations
-//! per run and keyspace (default 100,000 over 10,000 keys; with both equal,
+//! `HOT_OPS` sets the operations per run (remote kinds: merges, default
+//! 2,000 for `r-orset-state`, 100,000 for the others; `HOT_VARIANTS`: how
+//! many distinct states `r-orset-state` sends, default 4); `HOT_OPS` and
+//! `HOT_KEYS` set the local kinds' (and `put`'s) operations per run and
+//! keyspace (default 100,000 over 10,000 keys; with both equal,
 //! an ingest: every key written once); `HOT_THREADS` their writer threads
 //! (default 1); `HOT_SIZES=1` closes each engine after its run and prints
 //! the store's size on disk and the anti-entropy index's share.
@@ -34,11 +37,18 @@ fn main() -> converge_benches::BenchResult<()> {
         "sync" => Durability::Sync,
         other => return Err(format!("unknown durability {other}").into()),
     };
+    // Distinct 1,000-element states of `r-orset-state` (the report's 4
+    // divide its 1,000 keys, so each key is sent one state again and
+    // again; 3 sends each key the states in turn).
+    let variants = std::env::var("HOT_VARIANTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
     let payloads: Option<(Vec<Vec<u8>>, u64)> = match what.as_str() {
         "r-counter-delta" => Some((counter_deltas(64, 100_000)?, 10_000)),
         "r-counter-state" => Some((counter_states(64, 16)?, 10_000)),
         "r-orset-delta" => Some((orset_deltas(64, 1_000, 100_000), 10_000)),
-        "r-orset-state" => Some((orset_states(1_000, 4), 1_000)),
+        "r-orset-state" => Some((orset_states(1_000, variants), 1_000)),
         _ => None,
     };
     let kind = Kind::ALL.into_iter().find(|k| k.name() == what);
@@ -94,7 +104,7 @@ fn main() -> converge_benches::BenchResult<()> {
         let engine = Engine::open(dir.path(), o)?;
         rs.push(match (&payloads, kind) {
             (Some((p, keys)), _) => {
-                let ops = if *keys == 1_000 { 2_000 } else { 100_000 };
+                let ops = env("HOT_OPS").unwrap_or(if *keys == 1_000 { 2_000 } else { 100_000 });
                 remote::engine_rate(&engine, &Load::new(ops, *keys, batch), p)?
             }
             (None, Some(k)) => {

@@ -74,7 +74,12 @@ pub fn records(sizes: &Sizes, progress: &mut dyn FnMut(&Record)) -> BenchResult<
     let counter_deltas = counter_deltas(ACTORS, unique)?;
     let counter_states = counter_states(ACTORS, 16)?;
     let set_deltas = orset_deltas(ACTORS, ORSET_ELEMENTS, unique);
+    // Four states: 4 divides the keyspace (1,000 keys), so each key is
+    // sent one of them again and again (a shipment delivered more than
+    // once). Three: each key is sent the three in turn, so every merge
+    // changes the key's state.
     let set_states = orset_states(ORSET_ELEMENTS, 4);
+    let distinct_states = orset_states(ORSET_ELEMENTS, 3);
     let n = sizes.merge_ops;
     let plan: Vec<(String, Load, &[Vec<u8>], f64)> = vec![
         (
@@ -105,6 +110,12 @@ pub fn records(sizes: &Sizes, progress: &mut dyn FnMut(&Record)) -> BenchResult<
             format!("orset-state{ORSET_ELEMENTS}"),
             Load::new(sizes.orset_state_ops, set_keys, 10),
             &set_states,
+            GOAL_BIG_STATE_VS_MERGE,
+        ),
+        (
+            format!("orset-state{ORSET_ELEMENTS}-distinct"),
+            Load::new(sizes.orset_state_ops, set_keys, 10),
+            &distinct_states,
             GOAL_BIG_STATE_VS_MERGE,
         ),
     ];

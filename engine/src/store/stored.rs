@@ -111,20 +111,33 @@ fn push_part(out: &mut Vec<u8>, part: &[u8]) {
 /// The join of states, encoded, if every value decodes, the types agree
 /// and the result is within the limit.
 ///
+/// Byte-equal values are one state (encodings are canonical) and the join
+/// is idempotent, so each is decoded and joined once: the same full state
+/// delivered again (a retried or fanned-in shipment) costs its bytes
+/// compared, not a decode and a join, wherever its operands are folded
+/// (reads, flushes, compactions).
+///
 /// The values are joined pairwise, as a balanced tree: a join costs about
 /// the size of its two sides, so joining many operands (some large, some
 /// small) into a large stored state costs their total size times the
 /// tree's depth, not the accumulated size once per operand. The join is
 /// associative and commutative: the order does not change the result.
 pub(crate) fn try_join_all<'a>(values: impl Iterator<Item = &'a [u8]>) -> Option<Vec<u8>> {
-    let mut values = values.peekable();
-    let first = values.next()?;
-    if values.peek().is_none() {
-        // One value: already canonical and within the limit.
-        return decode_state(first).ok().map(|_| first.to_vec());
+    let mut values: Vec<&[u8]> = values.collect();
+    if values.len() > 1 {
+        values.sort_unstable();
+        values.dedup();
     }
-    let mut level: Vec<State> = std::iter::once(first)
-        .chain(values)
+    let first = *values.first()?;
+    if values.len() == 1 {
+        // One value: its own join. It is not decoded: a value that does
+        // not decode (damaged on disk, or parts) comes back as it was, and
+        // reads of the key report it as they would have (`decode_stored`);
+        // joined with another value later, it is kept as a part.
+        return Some(first.to_vec());
+    }
+    let mut level: Vec<State> = values
+        .into_iter()
         .map(|v| decode_state(v).ok())
         .collect::<Option<_>>()?;
     while level.len() > 1 {
@@ -197,6 +210,22 @@ mod tests {
             s.add(e);
         }
         encode_state(&State::GSet(s))
+    }
+
+    /// Byte-equal values are joined once: the result is the join of the
+    /// distinct ones, and a lone distinct value comes back as it was, even
+    /// a damaged one (reads report it; joined with another value, it is
+    /// kept as a part).
+    #[test]
+    fn equal_values_are_joined_once() {
+        let (a, b) = (gset(&[b"a"]), gset(&[b"b"]));
+        let joined = |vs: &[&Vec<u8>]| try_join_all(vs.iter().map(|v| v.as_slice()));
+        assert_eq!(joined(&[&a, &a, &a]), Some(a.clone()));
+        assert_eq!(joined(&[&b, &a, &b, &a, &a]), Some(gset(&[b"a", b"b"])));
+        let damaged = vec![1u8, 0, 9, 9];
+        assert_eq!(joined(&[&damaged, &damaged]), Some(damaged.clone()));
+        assert!(decode_stored(b"k", &damaged).is_err());
+        assert!(is_parts(&join_total(Some(&a), &[&damaged[..], &damaged[..]])));
     }
 
     #[test]
