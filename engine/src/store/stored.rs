@@ -225,7 +225,10 @@ mod tests {
         let damaged = vec![1u8, 0, 9, 9];
         assert_eq!(joined(&[&damaged, &damaged]), Some(damaged.clone()));
         assert!(decode_stored(b"k", &damaged).is_err());
-        assert!(is_parts(&join_total(Some(&a), &[&damaged[..], &damaged[..]])));
+        assert!(is_parts(&join_total(
+            Some(&a),
+            &[&damaged[..], &damaged[..]]
+        )));
     }
 
     #[test]
