@@ -563,16 +563,16 @@ impl<C> Decode<C> for State {
                 ))
             }
             CrdtType::GSet => {
-                let elems = Decode::decode(d)?;
+                let elems = decode_collected::<Vec<u8>, _, _, _>(d)?;
                 State::GSet(GSet::from_parts(elems, opt!(set::SetTomb)))
             }
             CrdtType::TwoPSet => {
-                let added = Decode::decode(d)?;
-                let removed = Decode::decode(d)?;
+                let added = decode_collected::<Vec<u8>, _, _, _>(d)?;
+                let removed = decode_collected::<Vec<u8>, _, _, _>(d)?;
                 State::TwoPSet(TwoPSet::from_parts(added, removed, opt!(set::SetTomb)))
             }
             CrdtType::ORSet => {
-                let entries = Decode::decode(d)?;
+                let entries = decode_collected::<(Vec<u8>, dots::Dots), _, _, _>(d)?;
                 let ctx = Decode::decode(d)?;
                 State::ORSet(ORSet::from_parts(entries, ctx, opt!(orset::CtxTomb)))
             }
@@ -594,6 +594,62 @@ impl<C> Decode<C> for State {
 }
 
 bincode::impl_borrow_decode!(State);
+
+/// A set or map decoded as the list of its items (the bytes bincode gives
+/// either: a length, then each item; a map's item is its key, then its
+/// value) and built in one pass. Encodings list items in order, and
+/// `from_iter` builds sorted input without a search per item (measured:
+/// BENCHMARKS.md); input out of order is sorted first, and of equal keys
+/// the last is kept, so the result is the one inserting each item in turn
+/// would give.
+fn decode_collected<T, X, C, D>(d: &mut D) -> Result<X, bincode::error::DecodeError>
+where
+    T: Decode<C>,
+    X: FromIterator<T>,
+    D: bincode::de::Decoder<Context = C>,
+{
+    let items: Vec<T> = Decode::decode(d)?;
+    Ok(items.into_iter().collect())
+}
+
+#[cfg(test)]
+mod collected {
+    use std::collections::BTreeMap;
+
+    /// A map decoded through `decode_collected`.
+    struct Collected(BTreeMap<Vec<u8>, u32>);
+
+    impl<C> bincode::Decode<C> for Collected {
+        fn decode<D: bincode::de::Decoder<Context = C>>(
+            d: &mut D,
+        ) -> Result<Self, bincode::error::DecodeError> {
+            super::decode_collected::<(Vec<u8>, u32), _, _, _>(d).map(Collected)
+        }
+    }
+
+    /// Items in order, out of order and repeated decode to the map that
+    /// bincode's own map decoding (an insert per item) gives.
+    #[test]
+    fn collected_items_give_the_inserted_map() {
+        let cfg = bincode::config::standard();
+        for items in [
+            vec![
+                (b"a".to_vec(), 1u32),
+                (b"b".to_vec(), 2),
+                (b"c".to_vec(), 3),
+            ],
+            vec![(b"c".to_vec(), 1), (b"a".to_vec(), 2), (b"b".to_vec(), 3)],
+            vec![(b"b".to_vec(), 1), (b"a".to_vec(), 2), (b"b".to_vec(), 3)],
+            vec![],
+        ] {
+            let bytes = bincode::encode_to_vec(&items, cfg).unwrap();
+            let (inserted, _): (BTreeMap<Vec<u8>, u32>, usize) =
+                bincode::decode_from_slice(&bytes, cfg).unwrap();
+            let (Collected(collected), _) = bincode::decode_from_slice(&bytes, cfg).unwrap();
+            assert_eq!(collected, inserted, "{items:?}");
+        }
+    }
+}
 
 #[cfg(test)]
 mod size {
