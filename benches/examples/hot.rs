@@ -17,7 +17,7 @@
 //! the store's size on disk and the anti-entropy index's share.
 use converge::{Durability, Engine, Options};
 use converge_benches::fixtures::{
-    counter_deltas, counter_states, local_replica, orset_deltas, orset_states,
+    counter_deltas, counter_states, disk_bytes, local_replica, orset_deltas, orset_states,
 };
 use converge_benches::local::{engine_rate, prepare, Kind};
 use converge_benches::measure::{rate, Load};
@@ -37,13 +37,11 @@ fn main() -> converge_benches::BenchResult<()> {
         "sync" => Durability::Sync,
         other => return Err(format!("unknown durability {other}").into()),
     };
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
     // Distinct 1,000-element states of `r-orset-state` (the report's 4
     // divide its 1,000 keys, so each key is sent one state again and
     // again; 3 sends each key the states in turn).
-    let variants = std::env::var("HOT_VARIANTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4);
+    let variants = env("HOT_VARIANTS").unwrap_or(4);
     let payloads: Option<(Vec<Vec<u8>>, u64)> = match what.as_str() {
         "r-counter-delta" => Some((counter_deltas(64, 100_000)?, 10_000)),
         "r-counter-state" => Some((counter_states(64, 16)?, 10_000)),
@@ -69,7 +67,6 @@ fn main() -> converge_benches::BenchResult<()> {
     }
     let t = std::time::Instant::now();
     let mut rs = Vec::new();
-    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
     let runs = env("HOT_RUNS").map(|n| n as usize);
     // fsync-bound: fewer operations per run.
     let local_ops = env("HOT_OPS").unwrap_or(if durability == Durability::Sync {
@@ -120,8 +117,8 @@ fn main() -> converge_benches::BenchResult<()> {
             engine.close()?;
             println!(
                 "store {} bytes, of which the anti-entropy index (aae/) {} bytes",
-                dir_bytes(dir.path())?,
-                dir_bytes(&dir.path().join("aae"))?
+                disk_bytes(dir.path())?,
+                disk_bytes(&dir.path().join("aae"))?
             );
         }
     }
@@ -132,22 +129,4 @@ fn main() -> converge_benches::BenchResult<()> {
         rs.len()
     );
     Ok(())
-}
-
-/// Bytes of the files under `dir` (recursively; 0 if it does not exist).
-fn dir_bytes(dir: &std::path::Path) -> std::io::Result<u64> {
-    if !dir.exists() {
-        return Ok(0);
-    }
-    let mut total = 0;
-    for e in std::fs::read_dir(dir)? {
-        let e = e?;
-        let meta = e.metadata()?;
-        total += if meta.is_dir() {
-            dir_bytes(&e.path())?
-        } else {
-            meta.len()
-        };
-    }
-    Ok(total)
 }

@@ -44,6 +44,29 @@ pub fn open_engine(durability: Durability) -> BenchResult<(Engine, TempDir)> {
     Ok((engine, dir))
 }
 
+/// Bytes of the files under `dir`, recursively (0 if it does not exist).
+/// Files that vanish while it looks (an open engine's compactions delete
+/// tables) count nothing; any other error is returned.
+pub fn disk_bytes(dir: &std::path::Path) -> std::io::Result<u64> {
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if gone(&e) => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut total = 0;
+    for e in entries {
+        let e = e?;
+        total += match e.metadata() {
+            Ok(md) if md.is_dir() => disk_bytes(&e.path())?,
+            Ok(md) => md.len(),
+            Err(err) if gone(&err) => 0,
+            Err(err) => return Err(err),
+        };
+    }
+    Ok(total)
+}
+
 /// `g.increment(replica, n)`, with overflow as a benchmark error.
 pub fn increment(g: &mut GCounter, replica: ReplicaId, n: u64) -> BenchResult<GCounter> {
     g.increment(replica, n)

@@ -16,7 +16,7 @@
 
 use converge::sync::{Config, Session};
 use converge::{Batch, Durability, Engine, Options, ReplicaId};
-use std::path::Path;
+use converge_benches::fixtures::disk_bytes;
 use std::time::Instant;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -36,22 +36,6 @@ fn options(id: u128) -> Options {
         ..Options::default()
     }
     .durability(Durability::Buffered)
-}
-
-/// Bytes of the files under `dir`.
-fn disk_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let Ok(md) = e.metadata() else { continue };
-            total += if md.is_dir() {
-                disk_bytes(&e.path())
-            } else {
-                md.len()
-            };
-        }
-    }
-    total
 }
 
 /// One anti-entropy session; both sides acknowledge what the other holds.
@@ -123,7 +107,7 @@ fn space(keys: u64) -> Res<()> {
         for (e, d) in reps.iter().zip(&dirs) {
             e.settle()?;
             e.compact()?;
-            out.push(disk_bytes(d.path()));
+            out.push(disk_bytes(d.path())?);
         }
         println!(
             "| {what} | {} |",

@@ -567,25 +567,14 @@ impl Tree {
     /// A key still dirty keeps the flag its first mark since its last fold
     /// set: the index is what it was then.
     pub(crate) fn mark_dirty_owned(&self, keys: Vec<Written>, epoch: u64) {
-        self.marks.fetch_add(1, Ordering::Relaxed);
-        self.marked.fetch_add(keys.len(), Ordering::Relaxed);
-        let fresh = keys.iter().filter(|k| k.2).count();
-        self.fresh.fetch_add(fresh, Ordering::Relaxed);
-        let n = keys.len();
-        let mut queue = self.queue.lock();
-        // Read under the queue's lock: a settle that took the queue bumped
-        // the epoch before it did.
-        // `purges` is raised under it too; a fold lowers it after it moved
-        // `trusted_from`.
-        let quiet = (epoch % 2 == 0 && self.epoch.load(Ordering::SeqCst) == epoch)
-            || (self.purges.load(Ordering::SeqCst) == 0
-                && epoch >= self.trusted_from.load(Ordering::SeqCst));
-        queue.push(Queued {
-            keys,
-            quiet,
-            purge: false,
+        self.enqueue(keys, false, || {
+            // Read under the queue's lock: a settle that took the queue
+            // bumped the epoch before it did. `purges` is raised under it
+            // too; a fold lowers it after it moved `trusted_from`.
+            (epoch % 2 == 0 && self.epoch.load(Ordering::SeqCst) == epoch)
+                || (self.purges.load(Ordering::SeqCst) == 0
+                    && epoch >= self.trusted_from.load(Ordering::SeqCst))
         });
-        self.queued.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Record that a collection purged `key` (removed its state and its
@@ -595,16 +584,24 @@ impl Tree {
     /// of the purge that runs after the key is created again reads the
     /// new state and indexes it.
     pub(crate) fn mark_purged(&self, key: ShortKey) {
+        self.enqueue(vec![(key, 0, false)], true, || false);
+    }
+
+    /// Queue one write's marks (`purge`: a collection's, counted in
+    /// `purges`), with the flag `quiet` computes under the queue's lock.
+    fn enqueue(&self, keys: Vec<Written>, purge: bool, quiet: impl FnOnce() -> bool) {
+        let n = keys.len();
         self.marks.fetch_add(1, Ordering::Relaxed);
-        self.marked.fetch_add(1, Ordering::Relaxed);
+        self.marked.fetch_add(n, Ordering::Relaxed);
+        let fresh = keys.iter().filter(|k| k.2).count();
+        self.fresh.fetch_add(fresh, Ordering::Relaxed);
         let mut queue = self.queue.lock();
-        self.purges.fetch_add(1, Ordering::SeqCst);
-        queue.push(Queued {
-            keys: vec![(key, 0, false)],
-            quiet: false,
-            purge: true,
-        });
-        self.queued.fetch_add(1, Ordering::Relaxed);
+        if purge {
+            self.purges.fetch_add(1, Ordering::SeqCst);
+        }
+        let quiet = quiet();
+        queue.push(Queued { keys, quiet, purge });
+        self.queued.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Whether `key` is dirty, and if so whether its mark says it has no

@@ -20,33 +20,18 @@ use rocksdb::DB;
 /// Entries put per write batch during the walk.
 const REPAIRS_PER_BATCH: usize = 4096;
 
-/// What [`make_exact`] did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Walk {
-    /// Keys with a state that had no `types` entry and got one.
-    pub(crate) repaired: u64,
-    /// Keys with a state that had no `types` entry and whose state does
-    /// not decode (the store stays unmarked).
-    pub(crate) undecodable: u64,
-}
-
-impl Walk {
-    /// Whether the store is now exact (the mark was put).
-    pub(crate) fn marked(&self) -> bool {
-        self.undecodable == 0
-    }
-}
-
 /// Give every key with a state its `types` entry, then mark the store
-/// exact, unless some state lacking its entry does not decode. Runs at
-/// open, before any write. Entries and the mark are written synced (the
-/// mark after the entries it vouches for); a crash part-way leaves the
-/// store unmarked, and the next open walks it again.
-pub(crate) fn make_exact(db: &DB) -> Result<Walk> {
+/// exact, unless some state lacking its entry does not decode; returns
+/// whether it marked the store. Runs at open, before any write. Entries
+/// and the mark are written synced (the mark after the entries it vouches
+/// for); a crash part-way leaves the store unmarked, and the next open
+/// walks it again.
+pub(crate) fn make_exact(db: &DB) -> Result<bool> {
     let state = super::cf(db, CF_STATE)?;
     let types = super::cf(db, CF_TYPES)?;
     let meta = super::cf(db, CF_META)?;
-    let mut walk = Walk::default();
+    // A state lacking its entry that does not decode has no type to give.
+    let mut undecodable = false;
     let mut wb = rocksdb::WriteBatch::default();
     // One pass over each family: read ahead, and leave the block cache
     // to the writes that follow.
@@ -76,9 +61,8 @@ pub(crate) fn make_exact(db: &DB) -> Result<Walk> {
                         key,
                         encode_entry(st.crdt_type(), reserved, st.has_tomb()),
                     );
-                    walk.repaired += 1;
                 }
-                Err(_) => walk.undecodable += 1,
+                Err(_) => undecodable = true,
             }
             if wb.len() >= REPAIRS_PER_BATCH {
                 db.write_opt(std::mem::take(&mut wb), &Options::synced())?;
@@ -87,11 +71,11 @@ pub(crate) fn make_exact(db: &DB) -> Result<Walk> {
         states.next();
     }
     states.status()?;
-    if walk.marked() {
+    if !undecodable {
         wb.put_cf(meta, META_TYPES_EXACT, [1u8]);
     }
     if !wb.is_empty() {
         db.write_opt(wb, &Options::synced())?;
     }
-    Ok(walk)
+    Ok(!undecodable)
 }

@@ -264,7 +264,7 @@ impl Engine {
         // be read as before, not unopenable.
         let types_exact = db.get_cf(meta, META_TYPES_EXACT)?.is_some()
             || match exact::make_exact(&db) {
-                Ok(walk) => walk.marked(),
+                Ok(marked) => marked,
                 Err(Error::Corruption(_)) => false,
                 Err(e) => return Err(e),
             };
