@@ -204,7 +204,7 @@ impl ORSet {
     /// The join of local adds' and removes' deltas, built at once from
     /// what they leave: `adds`, each surviving element with the dot of its
     /// last add (sorted by element), and `seen`, every dot the deltas'
-    /// contexts hold (see `Slot::record_change` in `store/write.rs`).
+    /// contexts hold (see `Slot::record_change` in `store/write/slot.rs`).
     pub(crate) fn from_changes(
         adds: impl IntoIterator<Item = (Vec<u8>, Dot)>,
         seen: Vec<Dot>,

@@ -1,5 +1,5 @@
 //! The RocksDB-backed store: column families, open/recovery, the write path
-//! (`write.rs`), typed reads and iteration (`read.rs`).
+//! (`write/`), typed reads and iteration (`read.rs`).
 //!
 //! Column families:
 //! - `state`: user key → encoded CRDT state; merge operator = CRDT join.

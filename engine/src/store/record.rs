@@ -4,7 +4,7 @@
 //! What it holds after each kind of input:
 //! - a **local operation** committed with sequence number `n`: the dot
 //!   `(this replica, n)`. Local numbers are consecutive and in commit order
-//!   (`write.rs` allocates them under the commit lock and persists the last
+//!   (the write path, `commit.rs`, allocates them under the commit lock and persists the last
 //!   one — in the log entry of the changes feed, or `meta/seq` with the
 //!   feed off — in the same RocksDB batch as the data);
 //! - a **peer's delta** `(origin, seq)` applied: that dot, persisted with the

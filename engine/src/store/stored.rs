@@ -7,7 +7,7 @@
 //! - **parts** (`KIND_PARTS`): values the merge operator could not join into
 //!   one state within the limit (or could not decode), kept side by side,
 //!   unjoined. The write path checks sizes so that it does not create them
-//!   (see `write.rs`); they exist so that the merge operator is total: a
+//!   (see `write/stage.rs`); they exist so that the merge operator is total: a
 //!   failing merge operator makes RocksDB report corruption for the whole
 //!   store (open fails), while parts keep every acknowledged byte and
 //!   confine the problem to one key, which reads as

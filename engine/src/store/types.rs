@@ -63,7 +63,7 @@ pub(crate) struct KeyMeta {
     /// key forgets them, unless it read the state.
     pub(crate) own: Option<[u64; 2]>,
     /// Operands written on top of the key's last whole state by batches of
-    /// OR-Set removes that took the cached state (`write.rs`, [`PILE`]).
+    /// OR-Set removes that took the cached state (`write/slot.rs`, [`PILE`]).
     /// Known only in memory: a write without the cached state reads the
     /// state and puts it whole.
     pub(crate) piled: u8,
