@@ -253,8 +253,10 @@ macro_rules! scaled_claims {
 }
 use scaled_claims;
 
+mod join;
 mod skim;
 #[doc(hidden)]
+pub(crate) use join::join_orset_states;
 pub use skim::skim_state;
 pub(crate) use skim::{skim_delta, SkimmedDelta};
 

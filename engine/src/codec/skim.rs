@@ -111,15 +111,15 @@ fn skim_state_body(body: &[u8]) -> Option<CrdtType> {
 /// A dot as encoded (replica, counter).
 type RawDot = (u128, u64);
 
-struct Reader<'a> {
-    b: &'a [u8],
+pub(super) struct Reader<'a> {
+    pub(super) b: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
     /// A bincode varint in its minimal form (a longer form decodes too,
     /// but is not canonical).
     #[inline]
-    fn varint(&mut self) -> Option<u128> {
+    pub(super) fn varint(&mut self) -> Option<u128> {
         let (&first, rest) = self.b.split_first()?;
         // Each width read at its own size (a copy of a variable length
         // was a call to `memcpy` per varint: replica ids take 16 bytes).
@@ -139,18 +139,18 @@ impl<'a> Reader<'a> {
     }
 
     #[inline]
-    fn u64(&mut self) -> Option<u64> {
+    pub(super) fn u64(&mut self) -> Option<u64> {
         u64::try_from(self.varint()?).ok()
     }
 
     /// A collection length, no larger than what the remaining bytes could
     /// hold at `min_each` bytes per element.
-    fn len(&mut self, min_each: usize) -> Option<usize> {
+    pub(super) fn len(&mut self, min_each: usize) -> Option<usize> {
         let n = usize::try_from(self.u64()?).ok()?;
         (n.checked_mul(min_each)? <= self.b.len()).then_some(n)
     }
 
-    fn bytes(&mut self) -> Option<&'a [u8]> {
+    pub(super) fn bytes(&mut self) -> Option<&'a [u8]> {
         let n = self.len(1)?;
         let (v, rest) = self.b.split_at(n);
         self.b = rest;

@@ -136,6 +136,11 @@ pub(crate) fn try_join_all<'a>(values: impl Iterator<Item = &'a [u8]>) -> Option
         // joined with another value later, it is kept as a part.
         return Some(first.to_vec());
     }
+    // Plain OR-Set states (full states from peers, the big values) are
+    // joined from their encodings (`codec/join.rs`): no decode.
+    if let Some(out) = crate::codec::join_orset_states(&values) {
+        return (out.len() <= MAX_STATE_LEN).then_some(out);
+    }
     let mut level: Vec<State> = values
         .into_iter()
         .map(|v| decode_state(v).ok())
