@@ -256,7 +256,8 @@ use scaled_claims;
 mod join;
 mod skim;
 #[doc(hidden)]
-pub(crate) use join::join_orset_states;
+#[doc(hidden)]
+pub use join::join_orset_states;
 pub use skim::skim_state;
 pub(crate) use skim::{skim_delta, SkimmedDelta};
 
