@@ -10,14 +10,19 @@
 //! (the write path stores such bytes as they came, and the anti-entropy
 //! hashes are over stored bytes, so equal states must be equal bytes);
 //! what the write path's skimmer (`skim_state`) certifies without
-//! decoding, `decode_item` accepts as a full state of the same type.
+//! decoding, `decode_item` accepts as a full state of the same type; an
+//! OR-Set state joined from its encoding (`join_orset_states`, what the
+//! merge operator does) with itself, and with a copy changed by an add
+//! and a remove, gives byte for byte the encoding of the decoded join,
+//! for every plain (never deleted) set.
 #![no_main]
 
 use converge::codec::{
     decode_context, decode_iblt, decode_item, decode_state, decode_vv, encode_context, encode_iblt,
-    encode_state, encode_vv, skim_state,
+    encode_state, encode_vv, join_orset_states, skim_state,
 };
-use converge::{Changes, Item};
+use converge::crdt::{Lattice, ORSet};
+use converge::{Changes, Item, ReplicaId, State};
 use converge_fuzz::{framed, Input};
 use libfuzzer_sys::fuzz_target;
 
@@ -49,6 +54,9 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(s) = decode_state(&bytes) {
         assert!(s.is_canonical());
+        if let State::ORSet(set) = &s {
+            check_byte_join(set, &bytes);
+        }
         assert_eq!(decode_state(&encode_state(&s)), Ok(s));
     }
     if let Ok(c) = decode_context(&bytes) {
@@ -67,3 +75,30 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(Changes::decode(&page.encode()), Ok(page));
     }
 });
+
+/// The merge operator's join of OR-Set encodings against the decoded
+/// join: `set` (encoded as `bytes`) with itself, and with a copy that
+/// another replica added to and removed the first element from.
+fn check_byte_join(set: &ORSet, bytes: &[u8]) {
+    let mut other = set.clone();
+    other.add(ReplicaId(u128::MAX - 3), b"fuzz");
+    if let Some(first) = set.members().next().map(<[u8]>::to_vec) {
+        other.remove(&first, None);
+    }
+    let other_bytes = encode_state(&State::ORSet(other.clone()));
+    let mut joined = set.clone();
+    joined.join(&other);
+    let plain = !State::ORSet(set.clone()).has_tomb();
+    for (values, expected) in [
+        ([bytes, bytes], bytes.to_vec()),
+        (
+            [bytes, &other_bytes[..]],
+            encode_state(&State::ORSet(joined)),
+        ),
+    ] {
+        match join_orset_states(&values) {
+            Some(j) => assert_eq!(j, expected, "the byte join differs from the decoded join"),
+            None => assert!(!plain, "a plain OR-Set was not joined from its encoding"),
+        }
+    }
+}
