@@ -117,18 +117,12 @@ fn join_bodies(a: &[u8], b: &[u8]) -> Option<Vec<u8>> {
         kept.clear();
         let (elem, raw) = match order {
             Ordering::Less => {
-                let e = &pa.entries[i];
                 i += 1;
-                let ds = pa.dots_of(i - 1);
-                kept.extend(ds.iter().filter(|d| !pb.ctx.contains(d)));
-                (e.0, (kept.len() == ds.len()).then_some(e.1))
+                one_side(&pa, i - 1, &pb.ctx, &mut kept)
             }
             Ordering::Greater => {
-                let e = &pb.entries[j];
                 j += 1;
-                let ds = pb.dots_of(j - 1);
-                kept.extend(ds.iter().filter(|d| !pa.ctx.contains(d)));
-                (e.0, (kept.len() == ds.len()).then_some(e.1))
+                one_side(&pb, j - 1, &pa.ctx, &mut kept)
             }
             Ordering::Equal => {
                 let (ea, eb) = (&pa.entries[i], &pb.entries[j]);
@@ -176,6 +170,21 @@ fn join_bodies(a: &[u8], b: &[u8]) -> Option<Vec<u8>> {
     out.extend_from_slice(&entries);
     bincode::encode_into_std_write(&ctx, &mut out, config()).ok()?;
     Some(out)
+}
+
+/// An element only one side holds (`p`'s entry `i`): the dots the other
+/// side (its context `other`) has not seen, into `kept`; the element, and
+/// the entry's bytes when it keeps them all.
+fn one_side<'a>(
+    p: &Parsed<'a>,
+    i: usize,
+    other: &CausalContext,
+    kept: &mut Vec<Dot>,
+) -> (&'a [u8], Option<&'a [u8]>) {
+    let e = &p.entries[i];
+    let ds = p.dots_of(i);
+    kept.extend(ds.iter().filter(|d| !other.contains(d)));
+    (e.0, (kept.len() == ds.len()).then_some(e.1))
 }
 
 /// The dots an element both sides hold keeps, in order, into `kept`:

@@ -252,8 +252,11 @@ impl<'a> Reader<'a> {
         if cloud.iter().any(|&(r, c)| c <= seen(r).saturating_add(1)) {
             return None;
         }
+        // Every entry's dot names an event (counters start at 1; a dot
+        // with counter 0 would be "seen" by every context) that the
+        // context holds.
         dots.iter()
-            .all(|&(r, c)| c <= seen(r) || cloud.binary_search(&(r, c)).is_ok())
+            .all(|&(r, c)| c > 0 && (c <= seen(r) || cloud.binary_search(&(r, c)).is_ok()))
             .then_some(())
     }
 }

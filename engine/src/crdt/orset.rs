@@ -244,10 +244,9 @@ impl ORSet {
     pub(crate) fn is_canonical(&self) -> bool {
         self.ctx.is_canonical()
             && self.tomb.get().is_canonical(&self.ctx)
-            && self
-                .entries
-                .values()
-                .all(|dots| !dots.is_empty() && dots.iter().all(|d| self.ctx.contains(d)))
+            && self.entries.values().all(|dots| {
+                !dots.is_empty() && dots.iter().all(|d| d.counter > 0 && self.ctx.contains(d))
+            })
     }
 }
 
@@ -392,6 +391,24 @@ mod tests {
 
     const A: ReplicaId = ReplicaId(1);
     const B: ReplicaId = ReplicaId(2);
+
+    /// A dot with counter 0 names no event, yet every context "holds" it
+    /// (0 is below every vector entry): joins that look for the dots a
+    /// context retires and joins that test each dot against the context
+    /// would treat it differently. Such a state is refused, decoded or
+    /// skimmed.
+    #[test]
+    fn a_dot_with_counter_zero_is_refused() {
+        let mut s = ORSet::default();
+        s.entries.insert(b"x".to_vec(), Dots::one(Dot::new(A, 0)));
+        assert!(!s.is_canonical());
+        let bytes = crate::codec::encode_state(&crate::State::ORSet(s));
+        assert_eq!(
+            crate::codec::decode_state(&bytes),
+            Err(crate::CodecError::NotCanonical)
+        );
+        assert_eq!(crate::codec::skim_state(&bytes), None);
+    }
 
     #[test]
     fn concurrent_add_wins_over_remove() {

@@ -396,7 +396,10 @@ impl MvRegister {
     pub(crate) fn is_canonical(&self) -> bool {
         self.ctx.is_canonical()
             && self.tomb.get().is_canonical(&self.ctx)
-            && self.values.keys().all(|d| self.ctx.contains(d))
+            && self
+                .values
+                .keys()
+                .all(|d| d.counter > 0 && self.ctx.contains(d))
     }
 }
 
