@@ -1,11 +1,13 @@
 //! Time to decode a 1,000-element OR-Set and G-Set state
 //! (`converge::codec::decode_state`, with its canonical check): what every
-//! read of such a key, and every merge of its operands, pays.
+//! read of such a key, and every merge of its operands, pays; and to
+//! certify it without decoding (`converge::codec::skim_state`): what the
+//! write path pays for a peer's full state.
 //!
 //! `target/release/examples/decode_time` after `make bench-build`; prints
 //! microseconds per decode, three rounds of 20,000 each.
 
-use converge::codec::{decode_state, encode_state};
+use converge::codec::{decode_state, encode_state, skim_state};
 use converge::crdt::{GSet, ORSet};
 use converge::{ReplicaId, State};
 use std::time::Instant;
@@ -30,10 +32,15 @@ fn main() {
                 let decoded = decode_state(std::hint::black_box(&bytes));
                 std::hint::black_box(decoded.is_ok());
             }
+            let decode = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+            let t = Instant::now();
+            for _ in 0..n {
+                std::hint::black_box(skim_state(std::hint::black_box(&bytes)));
+            }
+            let skim = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
             println!(
-                "{name} ({} bytes): {:.1} us per decode",
-                bytes.len(),
-                t.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+                "{name} ({} bytes): {decode:.1} us per decode, {skim:.1} us per skim",
+                bytes.len()
             );
         }
     }
