@@ -254,10 +254,11 @@ impl<'a> Reader<'a> {
         }
         // Every entry's dot names an event (counters start at 1; a dot
         // with counter 0 would be "seen" by every context) that the
-        // context holds.
-        dots.iter()
-            .all(|&(r, c)| c > 0 && (c <= seen(r) || cloud.binary_search(&(r, c)).is_ok()))
-            .then_some(())
+        // context holds, and belongs to one element only.
+        let held = dots
+            .iter()
+            .all(|&(r, c)| c > 0 && (c <= seen(r) || cloud.binary_search(&(r, c)).is_ok()));
+        (held && crate::crdt::dots::all_distinct(&dots, &vv, &cloud)).then_some(())
     }
 }
 

@@ -244,3 +244,72 @@ mod tests {
         assert_eq!(d, Dots::One(dot(1, 2)));
     }
 }
+
+/// Whether `dots` (replica, counter) holds no dot twice, where every dot
+/// is expected within a context given as its vector `vv` (replica and
+/// entry, sorted by replica) and its `cloud` (sorted): each dot is a bit
+/// in a bitmap over the context's dots (a vector entry `n` covers `n`
+/// bits), one pass. A context much larger than the dots (more than 64
+/// bits per dot), or a dot outside it, makes it sort the dots instead.
+pub(crate) fn all_distinct(
+    dots: &[(u128, u64)],
+    vv: &[(u128, u64)],
+    cloud: &[(u128, u64)],
+) -> bool {
+    let sorted = || {
+        let mut all = dots.to_vec();
+        all.sort_unstable();
+        all.windows(2).all(|w| w[0] != w[1])
+    };
+    let mut base = Vec::with_capacity(vv.len());
+    let mut total: u64 = 0;
+    for &(_, n) in vv {
+        base.push(total);
+        total = total.saturating_add(n);
+    }
+    let bound = 64u64.saturating_mul(dots.len() as u64).saturating_add(4096);
+    if total > bound {
+        return sorted();
+    }
+    let bits = total + cloud.len() as u64;
+    let mut seen = vec![0u64; bits.div_ceil(64) as usize];
+    for &(r, c) in dots {
+        let bit = match vv.binary_search_by(|e| e.0.cmp(&r)) {
+            Ok(i) if c >= 1 && c <= vv[i].1 => base[i] + c - 1,
+            _ => match cloud.binary_search(&(r, c)) {
+                Ok(j) => total + j as u64,
+                Err(_) => return sorted(),
+            },
+        };
+        let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
+        if seen[word] & mask != 0 {
+            return false;
+        }
+        seen[word] |= mask;
+    }
+    true
+}
+
+#[cfg(test)]
+mod distinct_tests {
+    use super::all_distinct;
+
+    #[test]
+    fn repeats_are_found_by_bitmap_and_by_fallback() {
+        let vv = [(1u128, 3u64), (7, 2), (u128::MAX, 5)];
+        let cloud = [(7u128, 9u64), (8, 4)];
+        assert!(all_distinct(
+            &[(7, 2), (1, 2), (7, 1), (u128::MAX, 5), (7, 9), (8, 4)],
+            &vv,
+            &cloud
+        ));
+        assert!(!all_distinct(&[(7, 2), (1, 2), (7, 2)], &vv, &cloud));
+        assert!(!all_distinct(&[(8, 4), (1, 1), (8, 4)], &vv, &cloud));
+        // A dot outside the context, and a context too large for a bitmap.
+        assert!(all_distinct(&[(9, 1), (7, 1)], &vv, &cloud));
+        assert!(!all_distinct(&[(9, 1), (7, 1), (9, 1)], &vv, &cloud));
+        let huge = [(1u128, u64::MAX)];
+        assert!(all_distinct(&[(1, 5), (1, 6)], &huge, &[]));
+        assert!(!all_distinct(&[(1, 5), (1, 5)], &huge, &[]));
+    }
+}

@@ -4,7 +4,7 @@
 //! compact contexts), so equal states have equal encodings. No I/O here.
 
 mod counter;
-mod dots;
+pub(crate) mod dots;
 mod orset;
 mod register;
 mod set;

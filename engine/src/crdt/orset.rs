@@ -242,11 +242,33 @@ impl ORSet {
     }
 
     pub(crate) fn is_canonical(&self) -> bool {
-        self.ctx.is_canonical()
-            && self.tomb.get().is_canonical(&self.ctx)
-            && self.entries.values().all(|dots| {
-                !dots.is_empty() && dots.iter().all(|d| d.counter > 0 && self.ctx.contains(d))
-            })
+        if !self.ctx.is_canonical() || !self.tomb.get().is_canonical(&self.ctx) {
+            return false;
+        }
+        // No element without dots; every dot names an event (counters
+        // start at 1: every context "holds" a dot with counter 0) that the
+        // context holds, and belongs to one element only (a dot names one
+        // add: the in-place and walking joins agree only on such sets).
+        let mut dots = Vec::with_capacity(self.entries.len());
+        for ds in self.entries.values() {
+            if ds.is_empty() {
+                return false;
+            }
+            for d in ds {
+                if d.counter == 0 || !self.ctx.contains(d) {
+                    return false;
+                }
+                dots.push((d.replica.0, d.counter));
+            }
+        }
+        let vv: Vec<(u128, u64)> = self.ctx.vv().iter().map(|(r, n)| (r.0, n)).collect();
+        let cloud: Vec<(u128, u64)> = self
+            .ctx
+            .cloud()
+            .iter()
+            .map(|d| (d.replica.0, d.counter))
+            .collect();
+        super::dots::all_distinct(&dots, &vv, &cloud)
     }
 }
 
@@ -401,6 +423,23 @@ mod tests {
     fn a_dot_with_counter_zero_is_refused() {
         let mut s = ORSet::default();
         s.entries.insert(b"x".to_vec(), Dots::one(Dot::new(A, 0)));
+        assert!(!s.is_canonical());
+        let bytes = crate::codec::encode_state(&crate::State::ORSet(s));
+        assert_eq!(
+            crate::codec::decode_state(&bytes),
+            Err(crate::CodecError::NotCanonical)
+        );
+        assert_eq!(crate::codec::skim_state(&bytes), None);
+    }
+
+    /// One dot under two elements: no replica makes it (a dot names one
+    /// add), and `ORSet::join` in place and by its walk disagreed on it.
+    /// Refused, decoded or skimmed.
+    #[test]
+    fn a_dot_under_two_elements_is_refused() {
+        let mut s = ORSet::default();
+        s.add(A, b"x");
+        s.entries.insert(b"y".to_vec(), Dots::one(Dot::new(A, 1)));
         assert!(!s.is_canonical());
         let bytes = crate::codec::encode_state(&crate::State::ORSet(s));
         assert_eq!(
