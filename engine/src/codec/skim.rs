@@ -252,13 +252,9 @@ impl<'a> Reader<'a> {
         if cloud.iter().any(|&(r, c)| c <= seen(r).saturating_add(1)) {
             return None;
         }
-        // Every entry's dot names an event (counters start at 1; a dot
-        // with counter 0 would be "seen" by every context) that the
-        // context holds, and belongs to one element only.
-        let held = dots
-            .iter()
-            .all(|&(r, c)| c > 0 && (c <= seen(r) || cloud.binary_search(&(r, c)).is_ok()));
-        (held && crate::crdt::dots::all_distinct(&dots, &vv, &cloud)).then_some(())
+        // Every entry's dot names an event the context holds, and belongs
+        // to one element only.
+        crate::crdt::dots::held_once(&dots, &vv, &cloud).then_some(())
     }
 }
 

@@ -245,22 +245,23 @@ mod tests {
     }
 }
 
-/// Whether `dots` (replica, counter) holds no dot twice, where every dot
-/// is expected within a context given as its vector `vv` (replica and
-/// entry, sorted by replica) and its `cloud` (sorted): each dot is a bit
-/// in a bitmap over the context's dots (a vector entry `n` covers `n`
-/// bits), one pass. A context much larger than the dots (more than 64
-/// bits per dot), or a dot outside it, makes it sort the dots instead.
-pub(crate) fn all_distinct(
-    dots: &[(u128, u64)],
-    vv: &[(u128, u64)],
-    cloud: &[(u128, u64)],
-) -> bool {
-    let sorted = || {
-        let mut all = dots.to_vec();
-        all.sort_unstable();
-        all.windows(2).all(|w| w[0] != w[1])
+/// Whether every dot of `dots` (replica, counter) is one a context holds,
+/// each once: its counter is at least 1 (every context "holds" a dot with
+/// counter 0, which names no event), it lies within the context's vector
+/// `vv` (replica and entry, sorted by replica) or in its `cloud` (sorted),
+/// and no dot appears twice. One pass: each dot is a bit in a bitmap over
+/// the context's dots (a vector entry `n` covers `n` bits), found by the
+/// same lookup that tells whether the context holds it. A context much
+/// larger than the dots (more than 64 bits per dot) is checked dot by dot
+/// and its repeats found by a sort instead.
+pub(crate) fn held_once(dots: &[(u128, u64)], vv: &[(u128, u64)], cloud: &[(u128, u64)]) -> bool {
+    let in_vv = |r: u128, c: u64| match vv.binary_search_by(|e| e.0.cmp(&r)) {
+        Ok(i) if c <= vv[i].1 => Some(i),
+        _ => None,
     };
+    if dots.iter().any(|d| d.1 == 0) {
+        return false;
+    }
     let mut base = Vec::with_capacity(vv.len());
     let mut total: u64 = 0;
     for &(_, n) in vv {
@@ -269,16 +270,20 @@ pub(crate) fn all_distinct(
     }
     let bound = 64u64.saturating_mul(dots.len() as u64).saturating_add(4096);
     if total > bound {
-        return sorted();
+        let held =
+            |&(r, c): &(u128, u64)| in_vv(r, c).is_some() || cloud.binary_search(&(r, c)).is_ok();
+        let mut all = dots.to_vec();
+        all.sort_unstable();
+        return all.iter().all(held) && all.windows(2).all(|w| w[0] != w[1]);
     }
     let bits = total + cloud.len() as u64;
     let mut seen = vec![0u64; bits.div_ceil(64) as usize];
     for &(r, c) in dots {
-        let bit = match vv.binary_search_by(|e| e.0.cmp(&r)) {
-            Ok(i) if c >= 1 && c <= vv[i].1 => base[i] + c - 1,
-            _ => match cloud.binary_search(&(r, c)) {
+        let bit = match in_vv(r, c) {
+            Some(i) => base[i] + c - 1,
+            None => match cloud.binary_search(&(r, c)) {
                 Ok(j) => total + j as u64,
-                Err(_) => return sorted(),
+                Err(_) => return false,
             },
         };
         let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
@@ -292,24 +297,29 @@ pub(crate) fn all_distinct(
 
 #[cfg(test)]
 mod distinct_tests {
-    use super::all_distinct;
+    use super::held_once;
 
     #[test]
-    fn repeats_are_found_by_bitmap_and_by_fallback() {
+    fn dots_held_once_by_bitmap_and_by_sort() {
         let vv = [(1u128, 3u64), (7, 2), (u128::MAX, 5)];
         let cloud = [(7u128, 9u64), (8, 4)];
-        assert!(all_distinct(
+        assert!(held_once(
             &[(7, 2), (1, 2), (7, 1), (u128::MAX, 5), (7, 9), (8, 4)],
             &vv,
             &cloud
         ));
-        assert!(!all_distinct(&[(7, 2), (1, 2), (7, 2)], &vv, &cloud));
-        assert!(!all_distinct(&[(8, 4), (1, 1), (8, 4)], &vv, &cloud));
-        // A dot outside the context, and a context too large for a bitmap.
-        assert!(all_distinct(&[(9, 1), (7, 1)], &vv, &cloud));
-        assert!(!all_distinct(&[(9, 1), (7, 1), (9, 1)], &vv, &cloud));
+        assert!(!held_once(&[(7, 2), (1, 2), (7, 2)], &vv, &cloud));
+        assert!(!held_once(&[(8, 4), (1, 1), (8, 4)], &vv, &cloud));
+        // Counter 0; a dot the context does not hold (another replica,
+        // past the vector, not in the cloud).
+        assert!(!held_once(&[(1, 0)], &vv, &cloud));
+        assert!(!held_once(&[(9, 1), (7, 1)], &vv, &cloud));
+        assert!(!held_once(&[(7, 3)], &vv, &cloud));
+        // A context too large for a bitmap.
         let huge = [(1u128, u64::MAX)];
-        assert!(all_distinct(&[(1, 5), (1, 6)], &huge, &[]));
-        assert!(!all_distinct(&[(1, 5), (1, 5)], &huge, &[]));
+        assert!(held_once(&[(1, 6), (1, 5)], &huge, &[]));
+        assert!(!held_once(&[(1, 5), (1, 5)], &huge, &[]));
+        assert!(!held_once(&[(1, 5), (2, 1)], &huge, &[]));
+        assert!(!held_once(&[(1, 0)], &huge, &[]));
     }
 }
