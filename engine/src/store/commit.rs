@@ -18,7 +18,11 @@
 //!
 //! The queue's head is always the leader; a writer waits on its own
 //! condition variable until its batch is done or it reaches the head
-//! (LevelDB's writer queue works the same way).
+//! (LevelDB's writer queue works the same way). The writers nearest the
+//! head (one fewer than the machine's cores) first yield for up to
+//! [`SPIN`], watching their ticket's flag, as RocksDB's writer queue does:
+//! a blocked writer's wake-up cost about as much as the group's write
+//! (two writer threads, 2026-11-28: 0.54M -> 0.76M increments/s).
 
 use super::batch::KeyedDelta;
 use super::{CommitState, Engine, CF_LOG, CF_META, META_SEQ};
@@ -27,9 +31,12 @@ use crate::codec::Changes;
 use crate::error::Result;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// How long a queued writer yields, waiting for its batch to be done or
+/// to lead, before it blocks.
+const SPIN: std::time::Duration = std::time::Duration::from_micros(200);
 /// Batches a leader commits at most in one group.
 const MAX_GROUP: usize = 64;
 /// Bytes of RocksDB write batch a group gathers at most (the leader's own
@@ -77,14 +84,32 @@ struct Ticket {
     ready: Mutex<Option<Ready>>,
     done: Mutex<Option<Result<Done>>>,
     wake: Condvar,
+    /// Set (before `wake` is notified) when the batch is done or has
+    /// reached the head of the queue: what a waiter spins on before it
+    /// blocks.
+    signalled: AtomicBool,
 }
 
 /// The queue of batches waiting to commit.
-#[derive(Default)]
 pub(crate) struct CommitQueue {
     queue: Mutex<VecDeque<Arc<Ticket>>>,
     groups: AtomicU64,
     batches: AtomicU64,
+    /// Waiters that yield before blocking: those within this many places
+    /// of the head (one core fewer than the machine has, at least one).
+    spinners: usize,
+}
+
+impl Default for CommitQueue {
+    fn default() -> CommitQueue {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        CommitQueue {
+            queue: Mutex::default(),
+            groups: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            spinners: cores.saturating_sub(1).max(1),
+        }
+    }
 }
 
 /// A batch numbered by the leader, before the group write.
@@ -112,6 +137,7 @@ impl Engine {
             ready: Mutex::new(Some(ready)),
             done: Mutex::new(None),
             wake: Condvar::new(),
+            signalled: AtomicBool::new(false),
         });
         let mut q = self.group.queue.lock();
         q.push_back(ticket.clone());
@@ -121,6 +147,21 @@ impl Engine {
             }
             if q.front().is_some_and(|f| Arc::ptr_eq(f, &ticket)) {
                 break;
+            }
+            // A group's write takes about a hundred microseconds: the
+            // writers nearest the head wait for it by yielding before they
+            // block, which saves a blocked thread's wake-up (the others
+            // block at once, leaving the cores to the leader).
+            if q.iter().position(|t| Arc::ptr_eq(t, &ticket)) <= Some(self.group.spinners) {
+                drop(q);
+                let spin = std::time::Instant::now();
+                while !ticket.signalled.load(Ordering::Acquire) && spin.elapsed() < SPIN {
+                    std::thread::yield_now();
+                }
+                q = self.group.queue.lock();
+                if ticket.signalled.load(Ordering::Acquire) {
+                    continue;
+                }
             }
             ticket.wake.wait(&mut q);
         }
@@ -154,9 +195,11 @@ impl Engine {
         for (t, r) in group.iter().zip(results) {
             q.pop_front();
             *t.done.lock() = Some(r);
+            t.signalled.store(true, Ordering::Release);
             t.wake.notify_one();
         }
         if let Some(next) = q.front() {
+            next.signalled.store(true, Ordering::Release);
             next.wake.notify_one();
         }
         drop(q);
