@@ -64,7 +64,7 @@ impl Engine {
     pub(super) fn apply_all<'a>(
         &self,
         items: Vec<(&'a [u8], Prepared<'a>)>,
-        index: &HashMap<&'a [u8], usize>,
+        of_item: &[usize],
         slots: &mut [Slot<'a>],
         extra: &mut Extra,
     ) -> Result<Applied> {
@@ -80,8 +80,8 @@ impl Engine {
         };
         // Per origin, how far its operations are held (`plainly_deliverable`).
         let mut reach = HashMap::new();
-        for (key, prep) in items {
-            let slot = &mut slots[index[key]];
+        for ((key, prep), &i) in items.into_iter().zip(of_item) {
+            let slot = &mut slots[i];
             let prep = self.through_or_decoded(prep, slot, &out.remote, &mut reach)?;
             let Some(ty) = operation_type(&prep, slot) else {
                 continue;

@@ -153,7 +153,7 @@ impl Engine {
         items: Vec<(&[u8], Prepared)>,
         mut extra: Extra,
     ) -> Result<Done> {
-        let (index, mut slots) = slots_of(&items);
+        let (of_item, mut slots) = slots_of(&items);
         let size_hint = write_size_hint(&items);
         // Every writer of a key holds the key's stripe, so a
         // read-modify-write can replace the state with a put, and a key's
@@ -167,7 +167,7 @@ impl Engine {
         // a settle ran meanwhile).
         let epoch = self.tree.epoch();
         self.know_keys(&mut slots)?;
-        let mut applied = self.apply_all(items, &index, &mut slots, &mut extra)?;
+        let mut applied = self.apply_all(items, &of_item, &mut slots, &mut extra)?;
         let Staged {
             mut wb,
             metas,

@@ -199,13 +199,12 @@ pub(super) fn own_entries(st: &State, me: crate::causal::ReplicaId) -> Option<[u
     }
 }
 
-/// Step 1½: the batch's distinct keys, in first-seen order, and where each
-/// key's slot is.
-pub(super) fn slots_of<'a>(
-    items: &[(&'a [u8], Prepared<'a>)],
-) -> (HashMap<&'a [u8], usize>, Vec<Slot<'a>>) {
+/// Step 1½: the batch's distinct keys, in first-seen order, and the slot
+/// of each item (so later steps find it without hashing its key again).
+pub(super) fn slots_of<'a>(items: &[(&'a [u8], Prepared<'a>)]) -> (Vec<usize>, Vec<Slot<'a>>) {
     // Distinct keys, in first-seen order.
     let mut index: HashMap<&[u8], usize> = HashMap::with_capacity(items.len());
+    let mut of_item = Vec::with_capacity(items.len());
     // At most one slot per item (a `Slot` is large: growing the vector by
     // doubling copied it about 7 times per batch of 100).
     let mut slots: Vec<Slot> = Vec::with_capacity(items.len());
@@ -240,6 +239,7 @@ pub(super) fn slots_of<'a>(
             });
             slots.len() - 1
         });
+        of_item.push(i);
         let slot = &mut slots[i];
         slot.needs_state |= matches!(prep, Prepared::Local(op) if op.needs_state());
         slot.fww |= matches!(prep, Prepared::Local(Op::FwwSet(_)));
@@ -254,7 +254,7 @@ pub(super) fn slots_of<'a>(
         };
     }
 
-    (index, slots)
+    (of_item, slots)
 }
 
 impl Engine {
