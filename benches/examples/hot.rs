@@ -10,6 +10,11 @@
 //! `HOT_OPS` sets the operations per run (remote kinds: merges, default
 //! 2,000 for `r-orset-state`, 100,000 for the others; `HOT_VARIANTS`: how
 //! many distinct states `r-orset-state` sends, default 4); `HOT_OPS` and
+//! `put-log` is `put` plus, per batch, one put into a second column family
+//! of `HOT_LOG_BYTES` (default 40) bytes per operation: a raw write of what
+//! the engine's blind local batch persists (the key's operand and the
+//! changes feed's log entry); `HOT_SIZES=1` also prints the log bytes per
+//! operation an engine run wrote.
 //! `HOT_KEYS` set the local kinds' (and `put`'s) operations per run and
 //! keyspace (default 100,000 over 10,000 keys; with both equal,
 //! an ingest: every key written once); `HOT_THREADS` their writer threads
@@ -50,7 +55,7 @@ fn main() -> converge_benches::BenchResult<()> {
         _ => None,
     };
     let kind = Kind::ALL.into_iter().find(|k| k.name() == what);
-    let raw_put = what == "put";
+    let raw_put = what == "put" || what == "put-log";
     // The raw peer of the remote rows: the payloads as merge operands.
     let raw_merge = what.strip_prefix("merge-").map(|rest| format!("r-{rest}"));
     let payloads = match &raw_merge {
@@ -82,9 +87,14 @@ fn main() -> converge_benches::BenchResult<()> {
     } {
         if raw_put {
             // The raw RocksDB peer of the local rows (counter-sized values).
-            let raw = RawDb::open(durability)?;
             let value = vec![0x5a; Kind::Counter.value_len()?];
             let load = Load::new(local_ops, local_keys, batch).threads(threads);
+            if what == "put-log" {
+                let per_op = env("HOT_LOG_BYTES").unwrap_or(40) as usize;
+                rs.push(put_with_log(durability, &load, &value, per_op)?);
+                continue;
+            }
+            let raw = RawDb::open(durability)?;
             rs.push(rate(load.ops, raw.put_load(&load, &value)?));
             continue;
         }
@@ -112,6 +122,13 @@ fn main() -> converge_benches::BenchResult<()> {
             (None, None) => unreachable!(),
         });
         if env("HOT_SIZES") == Some(1) {
+            if feed {
+                let ops = engine.feed_info()?.last.max(1);
+                println!(
+                    "log {} bytes per operation",
+                    engine.feed_info()?.bytes / ops
+                );
+            }
             // Closed (the tree settled and its index flushed), then the
             // files' sizes: the whole store, and the index's share.
             engine.close()?;
@@ -129,4 +146,33 @@ fn main() -> converge_benches::BenchResult<()> {
         rs.len()
     );
     Ok(())
+}
+
+/// The `put-log` peer: raw puts, and one put per batch of `per_op` bytes
+/// per operation into a second column family (keyed by the batch's
+/// number, as the engine's log is), with the engine's RocksDB options.
+fn put_with_log(
+    durability: Durability,
+    load: &Load,
+    value: &[u8],
+    per_op: usize,
+) -> converge_benches::BenchResult<f64> {
+    let dir = tempfile::tempdir()?;
+    let options = Options::default().durability(durability);
+    let opts = options.rocksdb_options();
+    let db = rocksdb::DB::open_cf(&opts, dir.path(), ["log"])?;
+    let log = db.cf_handle("log").ok_or("no log column family")?;
+    let write = options.write_options();
+    let next = std::sync::atomic::AtomicU64::new(0);
+    let elapsed = converge_benches::measure::drive(load, |ops| {
+        let mut wb = rocksdb::WriteBatch::default();
+        for op in ops {
+            wb.put(converge_benches::measure::key(load.key_of(*op)), value);
+        }
+        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        wb.put_cf(&log, n.to_be_bytes(), vec![0x5a; per_op * ops.len()]);
+        db.write_opt(wb, &write)?;
+        Ok(())
+    })?;
+    Ok(rate(load.ops, elapsed))
 }
