@@ -15,6 +15,7 @@
 //! the engine's blind local batch persists (the key's operand and the
 //! changes feed's log entry); `HOT_SIZES=1` also prints the log bytes per
 //! operation an engine run wrote.
+//! `HOT_WRITE_BUFFER_MB` sets the engine's `write_buffer_bytes`.
 //! `HOT_KEYS` set the local kinds' (and `put`'s) operations per run and
 //! keyspace (default 100,000 over 10,000 keys; with both equal,
 //! an ingest: every key written once); `HOT_THREADS` their writer threads
@@ -108,6 +109,9 @@ fn main() -> converge_benches::BenchResult<()> {
         let mut o = Options::with_replica(local_replica()).durability(durability);
         o.changes_feed = feed;
         o.anti_entropy = aae;
+        if let Some(mib) = env("HOT_WRITE_BUFFER_MB") {
+            o.write_buffer_bytes = (mib as usize) << 20;
+        }
         let engine = Engine::open(dir.path(), o)?;
         rs.push(match (&payloads, kind) {
             (Some((p, keys)), _) => {

@@ -680,6 +680,77 @@ fn an_index_damaged_while_running_is_remade_live() {
     assert!(e.verify().unwrap().consistent);
 }
 
+/// A live remake of a damaged index that fails (here: its directory
+/// cannot be cleared, a directory stands where its `CURRENT` file was)
+/// fails the call that found the damage and loses nothing: writes and
+/// reads of the data go on, calls that need the index report a storage
+/// error, and once the obstacle is gone the next such call remakes the
+/// index and succeeds, with the tree equal to the one recomputed from the
+/// data.
+#[test]
+fn a_failed_live_remake_of_the_index_is_retried_by_the_next_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(dir.path(), small_options(1)).unwrap();
+    let mut b = Batch::new();
+    for i in 0..2_000u64 {
+        b.increment(format!("k{i:05}").into_bytes(), 1);
+    }
+    e.write(&b).unwrap();
+    e.settle().unwrap();
+    e.compact().unwrap();
+    // The obstacle first, so that no remake (the background settler's
+    // included) can succeed before the test lifts it.
+    let current = dir.path().join("aae").join("CURRENT");
+    std::fs::remove_file(&current).unwrap();
+    std::fs::create_dir(&current).unwrap();
+    std::fs::write(current.join("keep"), b"x").unwrap();
+    assert!(damage_index_tables(dir.path()) > 0);
+
+    let mut b = Batch::new();
+    for i in 0..2_000u64 {
+        b.increment(format!("k{i:05}").into_bytes(), 1);
+    }
+    e.write(&b).unwrap();
+    // The call that found the damage reports the remake's own failure.
+    let err = e.settle().unwrap_err();
+    assert!(matches!(err, Error::Io(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("remaking the damaged index"),
+        "{err}"
+    );
+    assert_eq!(e.aae_index_rebuilds(), 0);
+    // The data is untouched by the failure, and writes go on.
+    let mut b = Batch::new();
+    for i in 0..100u64 {
+        b.increment(format!("n{i:03}").into_bytes(), 5);
+    }
+    e.write(&b).unwrap();
+    assert_eq!(e.counter_value(b"k00007").unwrap(), 2);
+    assert_eq!(e.counter_value(b"n042").unwrap(), 5);
+    // Later calls that need the index try the remake again, and fail
+    // again while the obstacle stands.
+    let again = e.verify().unwrap_err();
+    assert!(
+        matches!(again, Error::Io(_) | Error::Storage(_)),
+        "{again:?}"
+    );
+    assert_eq!(e.aae_index_rebuilds(), 0);
+
+    std::fs::remove_dir_all(&current).unwrap();
+    e.settle().unwrap();
+    assert_eq!(e.aae_index_rebuilds(), 1);
+    let report = e.verify().unwrap();
+    assert!(report.consistent, "{report:?}");
+    assert_eq!(report.keys, 2_100);
+    assert_eq!(e.root().unwrap().count, 2_100);
+    // The remade index survives a clean close.
+    let root = e.root().unwrap();
+    e.close().unwrap();
+    let e = Engine::open(dir.path(), small_options(1)).unwrap();
+    assert_eq!(e.root().unwrap(), root);
+    assert!(e.verify().unwrap().consistent);
+}
+
 /// The settle folds a key whose write put its state whole from the hash
 /// the writer computed (it does not read the state back): after every
 /// kind of write — new counters, cached OR-Set and MV-register writes,

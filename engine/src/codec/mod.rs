@@ -682,7 +682,12 @@ fn decode_canonical_body(body: &[u8]) -> Result<State, CodecError> {
     Ok(s)
 }
 
-/// Decode a full state (persisted value or merge operand).
+/// Decode a full state (persisted value or merge operand). The value must
+/// be canonical, but its bytes are not checked to be that value's own
+/// encoding (a set written in another order, a varint in a longer form, a
+/// plain set under the tombstone variant all decode): the store's bytes
+/// were certified when they were taken in. Bytes from a peer go through
+/// [`decode_item`], which refuses such encodings.
 pub fn decode_state(bytes: &[u8]) -> Result<State, CodecError> {
     let (_, body) = split_header(bytes, &[KIND_STATE])?;
     let s: State = decode_body(body)?;
