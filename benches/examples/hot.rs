@@ -10,17 +10,17 @@
 //! `HOT_OPS` sets the operations per run (remote kinds: merges, default
 //! 2,000 for `r-orset-state`, 100,000 for the others; `HOT_VARIANTS`: how
 //! many distinct states `r-orset-state` sends, default 4); `HOT_OPS` and
-//! `put-log` is `put` plus, per batch, one put into a second column family
-//! of `HOT_LOG_BYTES` (default 40) bytes per operation: a raw write of what
-//! the engine's blind local batch persists (the key's operand and the
-//! changes feed's log entry); `HOT_SIZES=1` also prints the log bytes per
-//! operation an engine run wrote.
-//! `HOT_WRITE_BUFFER_MB` sets the engine's `write_buffer_bytes`.
 //! `HOT_KEYS` set the local kinds' (and `put`'s) operations per run and
 //! keyspace (default 100,000 over 10,000 keys; with both equal,
 //! an ingest: every key written once); `HOT_THREADS` their writer threads
 //! (default 1); `HOT_SIZES=1` closes each engine after its run and prints
-//! the store's size on disk and the anti-entropy index's share.
+//! the store's size on disk and the anti-entropy index's share (and, with
+//! the changes feed on, the log bytes per operation the run wrote);
+//! `HOT_WRITE_BUFFER_MB` sets the engine's `write_buffer_bytes`.
+//! KIND `put-log` is `put` plus, per batch, one put into a second column
+//! family of `HOT_LOG_BYTES` (default 40) bytes per operation: a raw write
+//! of what the engine's blind local batch persists (the key's operand and
+//! the changes feed's log entry).
 use converge::{Durability, Engine, Options};
 use converge_benches::fixtures::{
     counter_deltas, counter_states, disk_bytes, local_replica, orset_deltas, orset_states,
