@@ -103,6 +103,48 @@ fn equal_replicas_are_detected_in_one_small_message() {
     assert_eq!(sa.outcome(), Some(Outcome::Equal));
 }
 
+/// A message given to a side that has already ended is refused
+/// (`SyncError::Ended`) and changes nothing, its outcome included: a
+/// converged side stays converged however many stray messages follow (a
+/// duplicated last message, a replay of the first). Found by the `ffi`
+/// fuzz target, whose check took any refusal for a failure.
+#[test]
+fn a_message_after_the_end_leaves_the_outcome() {
+    let a = engine(1);
+    let b = engine(2);
+    for i in 0..20u64 {
+        a.increment(format!("a{i}").as_bytes(), 1).unwrap();
+        b.orset_add(format!("b{i}").as_bytes(), b"x").unwrap();
+    }
+    let (mut sa, first) = Session::initiate(&*a, Config::default()).unwrap();
+    let mut sb = Session::respond(&*b, Config::default());
+    let mut to_b = vec![first.clone()];
+    let mut last_to_a = Vec::new();
+    while !to_b.is_empty() {
+        let mut to_a = Vec::new();
+        for m in to_b.drain(..) {
+            to_a.extend(sb.handle(&m).unwrap());
+        }
+        for m in to_a {
+            last_to_a = m.clone();
+            to_b.extend(sa.handle(&m).unwrap());
+        }
+    }
+    assert_eq!(sa.outcome(), Some(Outcome::Converged));
+    assert_eq!(sb.outcome(), Some(Outcome::Converged));
+    let (da, db) = (dump(&a), dump(&b));
+    assert_eq!(da, db);
+    for (side, msg) in [(&mut sa, &last_to_a), (&mut sb, &first)] {
+        assert!(matches!(side.handle(msg), Err(SyncError::Ended)));
+        assert!(matches!(side.receive(msg), Err(SyncError::Ended)));
+        assert_eq!(side.outcome(), Some(Outcome::Converged));
+        assert!(side.is_finished());
+        assert!(!side.has_output());
+    }
+    assert_eq!(dump(&a), da);
+    assert_eq!(dump(&b), db);
+}
+
 #[test]
 fn only_differing_keys_travel() {
     let a = engine(1);

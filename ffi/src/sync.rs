@@ -51,7 +51,8 @@ pub struct cvg_sync_config_t {
 ///   roots still differ (a write landed on either engine during the
 ///   session, or a hash collision): run another session.
 /// - `CVG_SYNC_FAILED` on the side whose `cvg_sync_handle` returned an
-///   error, `CVG_SYNC_RUNNING` on the other: there is no abort message,
+///   error while it ran (a message refused because the side had already
+///   ended leaves its outcome), `CVG_SYNC_RUNNING` on the other: there is no abort message,
 ///   so the peer waits for a message that never comes. Free both sides and
 ///   start a new session.
 ///
@@ -297,9 +298,12 @@ pub unsafe extern "C" fn cvg_sync_respond(
 /// `cvg_list_free`. Send them even if this call ended the session (see
 /// `cvg_sync_t` for when a message loop stops). An error ends this side
 /// (`CVG_SYNC_FAILED`; the peer is not told and stays RUNNING): bad bytes
-/// give `CVG_STATUS_CORRUPT_INPUT`, a message out of sequence, of another
-/// session or after the end `CVG_STATUS_SYNC_PROTOCOL`, an invalid state
-/// inside the engine's status; the failing message changed nothing.
+/// give `CVG_STATUS_CORRUPT_INPUT`, a message out of sequence or of another
+/// session `CVG_STATUS_SYNC_PROTOCOL`, an invalid state inside the engine's
+/// status; the failing message changed nothing. A message given to a side
+/// that has already ended is refused with `CVG_STATUS_SYNC_PROTOCOL` and
+/// changes nothing, its outcome included (a CONVERGED side stays
+/// CONVERGED).
 ///
 /// # Safety
 /// `session` is NULL or a live session used by no other thread; `msg`

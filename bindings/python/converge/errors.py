@@ -170,7 +170,9 @@ class OtherError(ConvergeError):
 
 class SyncProtocolError(ConvergeError):
     """A sync message out of sequence, of another session, or sent after the
-    session ended; the session has ended (start a new one)."""
+    session ended; the session has ended (start a new one). A message
+    refused because the session had already ended leaves its outcome as it
+    was."""
 
     c_name = "CVG_STATUS_SYNC_PROTOCOL"
 

@@ -16,7 +16,9 @@ record now also covers the other's, so a token from either is visible on
 both); ``DIVERGED`` and ``DIVERGED`` (a write landed meanwhile: sync
 again). ``REPAIRED`` is no longer produced (sync protocol 2 tells both
 sides the verdict). A failed ``handle()`` leaves its side ``FAILED`` and the peer
-``RUNNING`` (there is no abort message). ``Engine.sync_with(other)`` runs
+``RUNNING`` (there is no abort message); a message handed to a side that
+has already ended raises ``SyncProtocolError`` and leaves its outcome as it
+was. ``Engine.sync_with(other)`` runs
 a whole session between two engines of this process in one call.
 """
 

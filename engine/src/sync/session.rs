@@ -265,7 +265,10 @@ impl<S: SyncStore> Session<S> {
     /// Take one message from the peer. Pull this side's replies with
     /// [`Session::next_message`] (until it returns `None`) before passing
     /// the next one: a message that arrives while this side still has
-    /// messages to send is out of turn. An error ends the session.
+    /// messages to send is out of turn. An error ends the session (it is
+    /// finished, with no outcome), except [`SyncError::Ended`]: a message
+    /// given to a session that has already ended is refused and leaves its
+    /// outcome as it was (a converged session stays converged).
     pub fn receive(&mut self, bytes: &[u8]) -> Result<(), SyncError> {
         if self.is_finished() {
             return Err(SyncError::Ended);
@@ -307,7 +310,8 @@ impl<S: SyncStore> Session<S> {
     /// Handle one message from the peer; returns every message to send
     /// back (possibly none). Holds the whole reply at once: callers that
     /// bound memory use [`Session::receive`] and
-    /// [`Session::next_message`]. An error ends the session.
+    /// [`Session::next_message`]. An error ends the session, as for
+    /// [`Session::receive`].
     pub fn handle(&mut self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, SyncError> {
         self.receive(bytes)?;
         let mut out = Vec::new();
