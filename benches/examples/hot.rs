@@ -127,11 +127,8 @@ fn main() -> converge_benches::BenchResult<()> {
         });
         if env("HOT_SIZES") == Some(1) {
             if feed {
-                let ops = engine.feed_info()?.last.max(1);
-                println!(
-                    "log {} bytes per operation",
-                    engine.feed_info()?.bytes / ops
-                );
+                let info = engine.feed_info()?;
+                println!("log {} bytes per operation", info.bytes / info.last.max(1));
             }
             // Closed (the tree settled and its index flushed), then the
             // files' sizes: the whole store, and the index's share.

@@ -631,6 +631,16 @@ fn a_lost_replaced_damaged_or_legacy_index_is_rebuilt() {
     assert_eq!(format.unwrap(), Some(vec![converge::store::STORE_FORMAT]));
 }
 
+/// Increment counters `k00000`, `k00001`, … (`n` of them) by 1, in one
+/// batch.
+fn increment_keys(e: &Engine, n: u64) {
+    let mut b = Batch::new();
+    for i in 0..n {
+        b.increment(format!("k{i:05}").into_bytes(), 1);
+    }
+    e.write(&b).unwrap();
+}
+
 /// Damage each of the index's tables in place (the engine holds them
 /// open): every byte of its first half, where the data blocks lie, is
 /// flipped. Returns how many tables were damaged.
@@ -665,11 +675,7 @@ fn damage_index_tables(store: &std::path::Path) -> usize {
 fn an_index_damaged_while_running_is_remade_live() {
     let dir = tempfile::tempdir().unwrap();
     let e = std::sync::Arc::new(Engine::open(dir.path(), small_options(1)).unwrap());
-    let mut b = Batch::new();
-    for i in 0..5_000u64 {
-        b.increment(format!("k{i:05}").into_bytes(), 1);
-    }
-    e.write(&b).unwrap();
+    increment_keys(&e, 5_000);
     e.settle().unwrap();
     // The index in tables whose blocks nothing has read yet.
     e.compact().unwrap();
@@ -678,11 +684,7 @@ fn an_index_damaged_while_running_is_remade_live() {
     assert!(damage_index_tables(dir.path()) > 0);
 
     // A settle of keys that have index entries reads the damaged blocks.
-    let mut b = Batch::new();
-    for i in 0..5_000u64 {
-        b.increment(format!("k{i:05}").into_bytes(), 1);
-    }
-    e.write(&b).unwrap();
+    increment_keys(&e, 5_000);
     let writer = {
         let e = e.clone();
         std::thread::spawn(move || {
@@ -733,11 +735,7 @@ fn an_index_damaged_while_running_is_remade_live() {
 fn a_failed_live_remake_of_the_index_is_retried_by_the_next_call() {
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::open(dir.path(), small_options(1)).unwrap();
-    let mut b = Batch::new();
-    for i in 0..2_000u64 {
-        b.increment(format!("k{i:05}").into_bytes(), 1);
-    }
-    e.write(&b).unwrap();
+    increment_keys(&e, 2_000);
     e.settle().unwrap();
     e.compact().unwrap();
     // The obstacle first, so that no remake (the background settler's
@@ -748,11 +746,7 @@ fn a_failed_live_remake_of_the_index_is_retried_by_the_next_call() {
     std::fs::write(current.join("keep"), b"x").unwrap();
     assert!(damage_index_tables(dir.path()) > 0);
 
-    let mut b = Batch::new();
-    for i in 0..2_000u64 {
-        b.increment(format!("k{i:05}").into_bytes(), 1);
-    }
-    e.write(&b).unwrap();
+    increment_keys(&e, 2_000);
     // The call that found the damage reports the remake's own failure.
     let err = e.settle().unwrap_err();
     assert!(matches!(err, Error::Io(_)), "{err:?}");

@@ -105,4 +105,3 @@ fn check_byte_join(set: &ORSet, bytes: &[u8]) {
         }
     }
 }
-
