@@ -21,6 +21,9 @@
 //! family of `HOT_LOG_BYTES` (default 40) bytes per operation: a raw write
 //! of what the engine's blind local batch persists (the key's operand and
 //! the changes feed's log entry).
+//! KIND `bigset` is the report's big-set row (`bigset::run`): alternating
+//! adds and removes on one OR-Set key of `HOT_ELEMENTS` elements (default
+//! 100,000; 10 is the row's small set), `HOT_OPS` timed (default 100,000).
 use converge::{Durability, Engine, Options};
 use converge_benches::fixtures::{
     counter_deltas, counter_states, disk_bytes, local_replica, orset_deltas, orset_states,
@@ -68,6 +71,25 @@ fn main() -> converge_benches::BenchResult<()> {
         },
         None => payloads,
     };
+    if what == "bigset" {
+        let elements = env("HOT_ELEMENTS").unwrap_or(100_000);
+        let ops = env("HOT_OPS").unwrap_or(100_000);
+        let t = std::time::Instant::now();
+        let mut rs = Vec::new();
+        while match env("HOT_RUNS") {
+            Some(n) => (rs.len() as u64) < n,
+            None => t.elapsed().as_secs() < secs,
+        } {
+            rs.push(converge_benches::bigset::run(elements, ops)?);
+        }
+        rs.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "bigset elements={elements}: median {:.0} ops/s over {} runs",
+            rs[rs.len() / 2],
+            rs.len()
+        );
+        return Ok(());
+    }
     if payloads.is_none() && kind.is_none() && !raw_put {
         return Err(format!("unknown workload {what}").into());
     }

@@ -43,7 +43,11 @@ fn fill(engine: &Engine, elements: u64) -> BenchResult<()> {
 /// the memtable is flushed), then `ops` operations run untimed (warm-up)
 /// and `ops` more are timed. The warm-up matters for the big set: right
 /// after a fill, the first tens of thousands of operations run about a
-/// quarter slower than later ones (BENCHMARKS.md, "big OR-Sets").
+/// quarter slower than later ones (BENCHMARKS.md, "big OR-Sets"). So does
+/// the length of the timed run: the write path puts a big set whole again
+/// once the operands written on top of it add up to three times its size
+/// (about 260,000 operations here), and the suites time enough operations
+/// to include that cost more than once.
 pub fn run(elements: u64, ops: u64) -> BenchResult<f64> {
     let (engine, _dir) = open_engine(Durability::Buffered)?;
     fill(&engine, elements)?;

@@ -60,7 +60,7 @@ impl Suite {
                 read_keys: 100_000,
                 reads: 50_000,
                 aae_keys: 100_000,
-                bigset: (100_000, 100_000),
+                bigset: (100_000, 600_000),
                 join_reps: 2_000,
             },
             Suite::Full => Sizes {
@@ -77,7 +77,7 @@ impl Suite {
                 read_keys: 1_000_000,
                 reads: 200_000,
                 aae_keys: 1_000_000,
-                bigset: (100_000, 300_000),
+                bigset: (100_000, 1_000_000),
                 join_reps: 10_000,
             },
         }

@@ -330,7 +330,8 @@ pub unsafe extern "C" fn cvg_options_set_type_cache_entries(
 /// decoded (default 64 MiB; 0 disables): a write of such a key takes the
 /// state the previous write left instead of reading and decoding it (so do
 /// reads, in place), and a state over 64 KiB encoded is then written as
-/// the join of the batch's changes, so an add or remove on a set of
+/// the join of the batch's changes (and put whole again once those add up
+/// to three times its size), so an add or remove on a set of
 /// 100,000 elements costs about what it costs on a small set. The memory is estimated: an OR-Set's
 /// encoded size plus 160 bytes per element, 8 times the encoded size for an
 /// MV register.

@@ -41,19 +41,42 @@ const ORSET_VARIANT: u128 = 4;
 /// least two), sealed; `None` if one is not, or does not walk (join them
 /// by decoding). The caller bounds the result's size.
 ///
+/// A join of two bodies costs about the size of both, so the two smallest
+/// bodies are joined first, again and again (as a Huffman code is built):
+/// a large stored state under a pile of small operands is walked once, at
+/// the end, not once per operand. (Folded left to right, a 3.5 MB set
+/// under 2,600 operands of 4 KB took minutes to read.)
+///
 /// Not for applications (the store's merge operator calls it): public for
 /// the benches' `join_time` example.
 pub fn join_orset_states(values: &[&[u8]]) -> Option<Vec<u8>> {
+    use std::borrow::Cow;
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
     if values.len() < 2 {
         return None;
     }
-    let mut acc = join_bodies(body(values[0])?, body(values[1])?)?;
-    for v in &values[2..] {
-        acc = join_bodies(&acc, body(v)?)?;
+    let mut bodies: Vec<Option<Cow<[u8]>>> = Vec::with_capacity(2 * values.len());
+    let mut heap = BinaryHeap::with_capacity(values.len());
+    for v in values {
+        let b = body(v)?;
+        heap.push(Reverse((b.len(), bodies.len())));
+        bodies.push(Some(Cow::Borrowed(b)));
     }
-    let mut out = Vec::with_capacity(acc.len() + 8);
-    seal_state_body_into(&acc, &mut out);
-    Some(out)
+    // Each step takes the two smallest bodies out and puts their join in.
+    loop {
+        let Reverse((_, i)) = heap.pop()?;
+        let a = bodies[i].take()?;
+        let Some(Reverse((_, j))) = heap.pop() else {
+            let mut out = Vec::with_capacity(a.len() + 8);
+            seal_state_body_into(&a, &mut out);
+            return Some(out);
+        };
+        let b = bodies[j].take()?;
+        let joined = join_bodies(&a, &b)?;
+        heap.push(Reverse((joined.len(), bodies.len())));
+        bodies.push(Some(Cow::Owned(joined)));
+    }
 }
 
 /// An OR-Set body's entries as they lie in its bytes, and its context.
@@ -282,6 +305,30 @@ mod tests {
         })
     }
 
+    /// The three replicas' OR-Sets of a random history like
+    /// [`replicas`]', then the delta of each of its adds and removes.
+    fn pile() -> impl Strategy<Value = Vec<ORSet>> {
+        let op = (0usize..3, 0u8..3, 0u8..40);
+        (0usize..4, prop::collection::vec(op, 0..80)).prop_map(|(shift, ops)| {
+            let mut sets = vec![ORSet::default(), ORSet::default(), ORSet::default()];
+            let mut deltas = Vec::new();
+            for (at, kind, elem) in ops {
+                let e = vec![elem; 1 + (elem % 10) as usize * 30];
+                let r = ReplicaId(IDS[(at + shift) % IDS.len()]);
+                match kind {
+                    0 => deltas.push(sets[at].add(r, &e)),
+                    1 => deltas.push(sets[at].remove(&e, None)),
+                    _ => {
+                        let from = sets[at].clone();
+                        sets[(at + 1) % 3].join(&from);
+                    }
+                }
+            }
+            sets.extend(deltas);
+            sets
+        })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -302,6 +349,25 @@ mod tests {
             let perms = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
             let p = perms[order];
             let vals = [&enc[p[0]][..], &enc[p[1]][..], &enc[p[2]][..]];
+            prop_assert_eq!(
+                join_orset_states(&vals),
+                Some(encode_state(&State::ORSet(all)))
+            );
+        }
+
+        /// The same for many states of different sizes (joined smallest
+        /// first, whatever their order): a history's replica states with
+        /// every delta it made, as a stored state lies under a pile of
+        /// operands.
+        #[test]
+        fn many_join_as_the_decoded_join(sets in pile()) {
+            let enc: Vec<Vec<u8>> =
+                sets.iter().map(|s| encode_state(&State::ORSet(s.clone()))).collect();
+            let mut all = ORSet::default();
+            for s in &sets {
+                all.join(s);
+            }
+            let vals: Vec<&[u8]> = enc.iter().map(Vec::as_slice).collect();
             prop_assert_eq!(
                 join_orset_states(&vals),
                 Some(encode_state(&State::ORSet(all)))

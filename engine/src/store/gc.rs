@@ -291,6 +291,7 @@ impl Engine {
                 tomb: state.has_tomb(),
                 own: None,
                 piled: 0,
+                whole: used,
             };
             wb.put_cf(self.cf(CF_STATE)?, key, bytes);
             wb.put_cf(

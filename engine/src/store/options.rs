@@ -67,7 +67,8 @@ pub struct Options {
     /// decoded (default 64 MiB; 0 disables): a write of such a key takes
     /// the state the previous write left instead of reading and decoding
     /// it again (so do reads, in place), and a large state (over 64
-    /// KiB encoded) is then written as the join of the batch's changes,
+    /// KiB encoded) is then written as the join of the batch's changes
+    /// (and put whole again once those add up to three times its size),
     /// so an add or remove on a set of 100,000 elements costs about what
     /// it costs on a small set. The
     /// memory is estimated: an OR-Set's encoded size plus 160 bytes per

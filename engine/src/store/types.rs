@@ -67,6 +67,12 @@ pub(crate) struct KeyMeta {
     /// Known only in memory: a write without the cached state reads the
     /// state and puts it whole.
     pub(crate) piled: u8,
+    /// The exact encoded size of the state as the write path last put it
+    /// whole (or read it), known only in memory and only while the cache
+    /// holds the state (`u64::MAX` otherwise). A big state's changes are
+    /// written as operands on top of that state until they add up to its
+    /// size; then it is put whole again (`write/stage.rs`).
+    pub(crate) whole: u64,
 }
 
 /// At most this many remove batches in a row are written as operands on a
@@ -101,6 +107,7 @@ pub(crate) fn parse_entry(b: &[u8]) -> Result<KeyMeta> {
             tomb: false,
             own: None,
             piled: 0,
+            whole: u64::MAX,
         }),
         [t, r0, r1, r2, r3, flags @ ..] if matches!(flags, [] | [1]) => {
             let r = u32::from_le_bytes([*r0, *r1, *r2, *r3]) as u64;
@@ -111,6 +118,7 @@ pub(crate) fn parse_entry(b: &[u8]) -> Result<KeyMeta> {
                 tomb: !flags.is_empty(),
                 own: None,
                 piled: 0,
+                whole: u64::MAX,
             })
         }
         _ => Err(Error::Corruption("stored type entry is damaged".into())),
@@ -134,9 +142,16 @@ enum Held {
     Nothing,
     Own([u64; 2]),
     /// The key's exact stored state: a later write of the key takes it
-    /// instead of reading and decoding the state again; with the memory
-    /// it is counted for ([`heap_estimate`]).
-    State(Box<(State, u64)>),
+    /// instead of reading and decoding the state again.
+    State(Box<Kept>),
+}
+
+/// A state the cache holds, with the memory it is counted for
+/// ([`heap_estimate`]) and `KeyMeta::whole`, which is known only with it.
+struct Kept {
+    state: State,
+    cost: u64,
+    whole: u64,
 }
 
 /// What the cache holds of one key: its [`KeyMeta`], packed (sizes fit
@@ -163,7 +178,11 @@ impl Cached {
     fn pack(meta: KeyMeta, state: Option<(State, u64)>) -> Cached {
         debug_assert!(state.is_none() || meta.own.is_none());
         let held = match (state, meta.own) {
-            (Some(st), _) => Held::State(Box::new(st)),
+            (Some((state, cost)), _) => Held::State(Box::new(Kept {
+                state,
+                cost,
+                whole: meta.whole,
+            })),
             (None, Some(own)) => Held::Own(own),
             (None, None) => Held::Nothing,
         };
@@ -194,12 +213,16 @@ impl Cached {
                 _ => None,
             },
             piled: self.piled,
+            whole: match &self.held {
+                Held::State(k) => k.whole,
+                _ => u64::MAX,
+            },
         }
     }
 
     fn state(&self) -> Option<&State> {
         match &self.held {
-            Held::State(b) => Some(&b.0),
+            Held::State(k) => Some(&k.state),
             _ => None,
         }
     }
@@ -207,7 +230,7 @@ impl Cached {
     /// Take the state out, with the memory it was counted for.
     fn take_state(&mut self) -> Option<(State, u64)> {
         match std::mem::replace(&mut self.held, Held::Nothing) {
-            Held::State(b) => Some(*b),
+            Held::State(k) => Some((k.state, k.cost)),
             other => {
                 self.held = other;
                 None
@@ -406,7 +429,7 @@ impl TypeCache {
             return;
         };
         shard.take_state(key, &self.state_bytes);
-        let size = heap_estimate(&state, meta.used);
+        let size = heap_estimate(&state, meta.used.min(meta.whole));
         let total = &self.state_bytes;
         let budget = self.state_budget;
         let state = Some(state).filter(|_| size <= budget).filter(|_| {
@@ -442,6 +465,7 @@ mod cache_tests {
             tomb: false,
             own: None,
             piled: 0,
+            whole: u64::MAX,
         }
     }
 
@@ -500,6 +524,7 @@ mod cache_tests {
                 tomb: false,
                 own: Some([7, 0]),
                 piled: 0,
+                whole: u64::MAX,
             },
             KeyMeta {
                 ty: CrdtType::PNCounter,
@@ -508,6 +533,7 @@ mod cache_tests {
                 tomb: true,
                 own: Some([u64::MAX, 3]),
                 piled: 0,
+                whole: u64::MAX,
             },
             KeyMeta {
                 piled: PILE - 1,
@@ -525,6 +551,17 @@ mod cache_tests {
         cache.insert(&long, meta(100), set());
         assert_eq!(cache.take(&long), Some((meta(100), set())));
         assert_eq!(cache.take(&long), Some((meta(100), None)));
+        // The size of the state last put whole is kept with the state
+        // only.
+        let put_whole = KeyMeta {
+            whole: 90,
+            ..meta(100)
+        };
+        cache.insert(&long, put_whole, set());
+        assert_eq!(cache.take(&long), Some((put_whole, set())));
+        assert_eq!(cache.take(&long), Some((meta(100), None)));
+        cache.insert(&long, put_whole, None);
+        assert_eq!(cache.get(&long), Some(meta(100)));
         // A bound that does not fit in 32 bits comes back unknown (the
         // write path then checks the exact size).
         cache.insert(b"huge", meta(1 << 40), None);

@@ -19,8 +19,9 @@
 //!    dependencies the record (or the batch) does not hold is set aside to
 //!    be parked in the pending area (`pending.rs`) instead;
 //! 5. (`stage.rs`: `stage_all`) stage each key: put the new full state of keys that were read (the
-//!    join of the batch's changes, as an operand, for states over
-//!    `BIG_STATE`, and for a batch of only OR-Set removes on a cached
+//!    join of the batch's changes, as an operand, for cached states over
+//!    `BIG_STATE` until their pile reaches `PILE_OF_WHOLE` times the state,
+//!    and for a batch of only OR-Set removes on a cached
 //!    state, up to `types::PILE` batches in a row), merge one joined
 //!    operand into `state` for the others (blind writes),
 //!    checking every key against the state size limit (exactly for read
@@ -46,6 +47,8 @@
 mod apply;
 mod slot;
 mod stage;
+#[cfg(test)]
+mod tests;
 
 use self::apply::Applied;
 use self::slot::slots_of;

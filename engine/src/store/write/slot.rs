@@ -57,6 +57,9 @@ pub(super) struct Slot<'a> {
     /// pile (removes on a small cached state, written as an operand).
     pub(super) piled: u8,
     pub(super) piling: bool,
+    /// `KeyMeta::whole`: the exact size of the state as last put whole
+    /// (or read), known while the cache holds it; `u64::MAX` otherwise.
+    pub(super) whole: u64,
     /// This replica's counter entries, known without reading the state
     /// (see `KeyMeta::own`).
     pub(super) own: Option<[u64; 2]>,
@@ -182,6 +185,7 @@ impl<'a> Slot<'a> {
     /// Take what the cache or `types` knows of the key.
     pub(super) fn know(&mut self, m: KeyMeta) {
         self.piled = m.piled;
+        self.whole = m.whole;
         self.ty = Some(m.ty);
         self.used = m.used;
         self.reserved = m.reserved;
@@ -226,6 +230,7 @@ pub(super) fn slots_of<'a>(items: &[(&'a [u8], Prepared<'a>)]) -> (Vec<usize>, V
                 removes_only: true,
                 piled: 0,
                 piling: false,
+                whole: u64::MAX,
                 own: None,
                 state: None,
                 big: false,
@@ -331,6 +336,7 @@ impl Engine {
                 if crate::store::stored::is_plain_state(&b) {
                     // The exact size: the bound need not stay loose.
                     s.used = b.len() as u64;
+                    s.whole = s.used;
                 }
                 s.ty = Some(st.crdt_type());
                 s.state = Some(st);
@@ -340,9 +346,12 @@ impl Engine {
             // rewrite the set), up to `PILE` batches in a row. Measured:
             // removes 1.5–1.8× faster; adds written so were slower (more
             // memtable entries before a flush), so they put the state.
-            let known = s.state.is_some() && s.used != u64::MAX;
+            // Only a state the cache held is written as operands: one read
+            // from the store may lie on a pile of operands of unknown size
+            // (the read joined them), and is put whole, which the read's
+            // cost already was.
+            let known = hit && s.state.is_some() && s.used != u64::MAX;
             s.piling = known
-                && hit
                 && s.removes_only
                 && s.piled < crate::store::types::PILE
                 && s.used <= BIG_STATE;
