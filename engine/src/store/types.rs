@@ -70,8 +70,9 @@ pub(crate) struct KeyMeta {
     /// The exact encoded size of the state as the write path last put it
     /// whole (or read it), known only in memory and only while the cache
     /// holds the state (`u64::MAX` otherwise). A big state's changes are
-    /// written as operands on top of that state until they add up to its
-    /// size; then it is put whole again (`write/stage.rs`).
+    /// written as operands on top of that state until they add up to three
+    /// times its size; then it is put whole again (`write/stage.rs`,
+    /// `PILE_OF_WHOLE`).
     pub(crate) whole: u64,
 }
 
