@@ -44,8 +44,8 @@ const ORSET_VARIANT: u128 = 4;
 /// A join of two bodies costs about the size of both, so the two smallest
 /// bodies are joined first, again and again (as a Huffman code is built):
 /// a large stored state under a pile of small operands is walked once, at
-/// the end, not once per operand. (Folded left to right, a 3.5 MB set
-/// under 2,600 operands of 4 KB took minutes to read.)
+/// the end, not once per operand. (Folded left to right, reading a 3.5 MB
+/// set under 2,600 operands of 4 KB took tens of seconds, BENCHMARKS.md.)
 ///
 /// Not for applications (the store's merge operator calls it): public for
 /// the benches' `join_time` example.
@@ -305,8 +305,9 @@ mod tests {
         })
     }
 
-    /// The three replicas' OR-Sets of a random history like
-    /// [`replicas`]', then the delta of each of its adds and removes.
+    /// The three replicas' OR-Sets after a random history of adds,
+    /// removes and full syncs (as in [`replicas`]), then the delta of each
+    /// of its adds and removes.
     fn pile() -> impl Strategy<Value = Vec<ORSet>> {
         let op = (0usize..3, 0u8..3, 0u8..40);
         (0usize..4, prop::collection::vec(op, 0..80)).prop_map(|(shift, ops)| {
