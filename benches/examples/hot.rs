@@ -71,26 +71,8 @@ fn main() -> converge_benches::BenchResult<()> {
         },
         None => payloads,
     };
-    if what == "bigset" {
-        let elements = env("HOT_ELEMENTS").unwrap_or(100_000);
-        let ops = env("HOT_OPS").unwrap_or(100_000);
-        let t = std::time::Instant::now();
-        let mut rs = Vec::new();
-        while match env("HOT_RUNS") {
-            Some(n) => (rs.len() as u64) < n,
-            None => t.elapsed().as_secs() < secs,
-        } {
-            rs.push(converge_benches::bigset::run(elements, ops)?);
-        }
-        rs.sort_by(|a, b| a.total_cmp(b));
-        println!(
-            "bigset elements={elements}: median {:.0} ops/s over {} runs",
-            rs[rs.len() / 2],
-            rs.len()
-        );
-        return Ok(());
-    }
-    if payloads.is_none() && kind.is_none() && !raw_put {
+    let bigset = what == "bigset";
+    if payloads.is_none() && kind.is_none() && !raw_put && !bigset {
         return Err(format!("unknown workload {what}").into());
     }
     let t = std::time::Instant::now();
@@ -108,6 +90,11 @@ fn main() -> converge_benches::BenchResult<()> {
         Some(n) => rs.len() < n,
         None => t.elapsed().as_secs() < secs,
     } {
+        if bigset {
+            let elements = env("HOT_ELEMENTS").unwrap_or(100_000);
+            rs.push(converge_benches::bigset::run(elements, local_ops)?);
+            continue;
+        }
         if raw_put {
             // The raw RocksDB peer of the local rows (counter-sized values).
             let value = vec![0x5a; Kind::Counter.value_len()?];

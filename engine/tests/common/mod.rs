@@ -32,6 +32,15 @@ pub fn child_test(child: &str) -> std::process::Command {
     cmd
 }
 
+/// Check the anti-entropy tree against the data (`verify`) and that both
+/// hold exactly `keys` keys.
+pub fn assert_tree_holds(e: &Engine, keys: u64) {
+    let report = e.verify().expect("verify");
+    assert!(report.consistent, "{report:?}");
+    assert_eq!(report.keys, keys);
+    assert_eq!(e.root().expect("root").count, keys);
+}
+
 /// Open a fresh engine with replica id `id`.
 pub fn engine(id: u128) -> TempEngine {
     let dir = tempfile::tempdir().expect("temp dir");
