@@ -24,6 +24,9 @@
 //! KIND `bigset` is the report's big-set row (`bigset::run`): alternating
 //! adds and removes on one OR-Set key of `HOT_ELEMENTS` elements (default
 //! 100,000; 10 is the row's small set), `HOT_OPS` timed (default 100,000).
+//! KIND `manysets` is `bigset::many`: `HOT_OPS` adds of new elements over
+//! `HOT_KEYS` OR-Set keys (default 10,000) filled with `HOT_ELEMENTS`
+//! elements each (default 300).
 use converge::{Durability, Engine, Options};
 use converge_benches::fixtures::{
     counter_deltas, counter_states, disk_bytes, local_replica, orset_deltas, orset_states,
@@ -72,7 +75,8 @@ fn main() -> converge_benches::BenchResult<()> {
         None => payloads,
     };
     let bigset = what == "bigset";
-    if payloads.is_none() && kind.is_none() && !raw_put && !bigset {
+    let manysets = what == "manysets";
+    if payloads.is_none() && kind.is_none() && !raw_put && !bigset && !manysets {
         return Err(format!("unknown workload {what}").into());
     }
     let t = std::time::Instant::now();
@@ -90,6 +94,13 @@ fn main() -> converge_benches::BenchResult<()> {
         Some(n) => rs.len() < n,
         None => t.elapsed().as_secs() < secs,
     } {
+        if manysets {
+            let elements = env("HOT_ELEMENTS").unwrap_or(300);
+            rs.push(converge_benches::bigset::many(
+                local_keys, elements, local_ops,
+            )?);
+            continue;
+        }
         if bigset {
             let elements = env("HOT_ELEMENTS").unwrap_or(100_000);
             rs.push(converge_benches::bigset::run(elements, local_ops)?);

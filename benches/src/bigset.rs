@@ -78,6 +78,46 @@ pub fn run(elements: u64, ops: u64) -> BenchResult<f64> {
     Ok(rate(ops, start.elapsed()))
 }
 
+/// Throughput of `ops` adds of new elements spread over `keys` OR-Set
+/// keys that hold `elements` elements each (batches of 100 operations,
+/// each to a different key): many mid-size sets, whose states together
+/// may exceed the engine's state cache. The sets are filled untimed, as
+/// full states merged from a peer (so the fill is fast whatever the write
+/// path does with adds), then settled and flushed.
+pub fn many(keys: u64, elements: u64, ops: u64) -> BenchResult<f64> {
+    use crate::measure::{drive, key, Load};
+    let (engine, _dir) = open_engine(Durability::Buffered)?;
+    let peer = converge::ReplicaId(0x5eed);
+    let mut b = Batch::with_capacity(1_000);
+    for k in 0..keys {
+        let mut set = converge::crdt::ORSet::default();
+        for i in 0..elements {
+            set.add(peer, &elem(k * elements + i));
+        }
+        b.merge(
+            key(k),
+            converge::codec::encode_state(&converge::State::ORSet(set)),
+        );
+        if b.len() == 1_000 {
+            engine.write(&b)?;
+            b.clear();
+        }
+    }
+    engine.write(&b)?;
+    engine.settle()?;
+    engine.flush()?;
+    let load = Load::new(ops, keys, BATCH as usize);
+    let elapsed = drive(&load, |chunk| {
+        let mut b = Batch::with_capacity(chunk.len());
+        for op in chunk {
+            b.orset_add(key(load.key_of(*op)), format!("new-{op}").into_bytes());
+        }
+        engine.write(&b)?;
+        Ok(())
+    })?;
+    Ok(rate(ops, elapsed))
+}
+
 /// The big-set records of a suite; `progress` sees each one.
 pub fn records(sizes: &Sizes, progress: &mut dyn FnMut(&Record)) -> BenchResult<Vec<Record>> {
     let (elements, ops) = sizes.bigset;

@@ -258,6 +258,7 @@ mod skim;
 #[doc(hidden)]
 #[doc(hidden)]
 pub use join::join_orset_states;
+pub(crate) use join::OrSetBytes;
 pub use skim::skim_state;
 pub(crate) use skim::{skim_delta, SkimmedDelta};
 

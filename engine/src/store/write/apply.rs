@@ -219,7 +219,7 @@ impl Engine {
             slot.is_new = true;
             slot.used = 0;
         }
-        if slot.needs_state && slot.state.is_none() {
+        if slot.needs_state && slot.state.is_none() && slot.set.is_none() {
             let mut st = State::empty(ty);
             let floor = self.gc.floor.load(std::sync::atomic::Ordering::Acquire);
             if floor > 0 {
@@ -242,6 +242,11 @@ impl Engine {
     ) -> Result<()> {
         let mut d = match (&mut slot.state, &mut slot.own) {
             (None, Some(own)) if slot.counting => self.count(op, ty, own)?,
+            (None, _) if slot.set.is_some() => slot
+                .set
+                .as_mut()
+                .and_then(|set| set.apply(op, self.replica))
+                .ok_or_else(|| Error::InvalidArgument("not an OR-Set operation".into()))?,
             (st, _) => self.apply_local(op, st.as_mut(), ty)?,
         };
         if matches!(&d, State::ORSet(s) if s.is_bottom()) {
