@@ -329,10 +329,13 @@ pub unsafe extern "C" fn cvg_options_set_type_cache_entries(
 /// Memory for the OR-Set and MV-register states the write path keeps
 /// decoded (default 64 MiB; 0 disables): a write of such a key takes the
 /// state the previous write left instead of reading and decoding it (so do
-/// reads, in place), and a state over 64 KiB encoded is then written as
+/// reads, in place), and a state over 1 KiB encoded is then written as
 /// the join of the batch's changes (and put whole again once those add up
 /// to three times its size), so an add or remove on a set of
-/// 100,000 elements costs about what it costs on a small set. The memory is estimated: an OR-Set's
+/// 100,000 elements costs about what it costs on a small set. Once the
+/// budget is full, a batch of only OR-Set adds and removes on a set the
+/// cache lacks changes the set as its encoded bytes instead of decoding
+/// it. The memory is estimated: an OR-Set's
 /// encoded size plus 160 bytes per element, 8 times the encoded size for an
 /// MV register.
 ///

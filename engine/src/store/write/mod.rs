@@ -14,11 +14,14 @@
 //! 4. (`slot.rs`: `read_states`; `apply.rs`: `apply_all`) read the states of keys whose operations need them (counters whose
 //!    own entries the type cache does not know, OR-Set, MV register; an
 //!    OR-Set or MV-register state the previous write left in the cache is
-//!    taken from it instead), apply the operations in order to an in-batch overlay,
+//!    taken from it instead; with the cache full, an OR-Set changed only by
+//!    adds and removes is read as its bytes, `slot::SetBytes`, not decoded),
+//!    apply the operations in order to an in-batch overlay,
 //!    producing one delta per local operation; a merged delta whose
 //!    dependencies the record (or the batch) does not hold is set aside to
 //!    be parked in the pending area (`pending.rs`) instead;
-//! 5. (`stage.rs`: `stage_all`) stage each key: put the new full state of keys that were read (the
+//! 5. (`stage.rs`: `stage_all`) stage each key: put the new full state of keys that were read (a
+//!    set read as its bytes: the byte-level join of its bytes and changes; the
 //!    join of the batch's changes, as an operand, for cached states over
 //!    `BIG_STATE` until their pile reaches `PILE_OF_WHOLE` times the state,
 //!    and for a batch of only OR-Set removes on a cached
