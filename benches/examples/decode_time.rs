@@ -2,7 +2,8 @@
 //! (`converge::codec::decode_state`, with its canonical check): what every
 //! read of such a key, and every merge of its operands, pays; and to
 //! certify it without decoding (`converge::codec::skim_state`): what the
-//! write path pays for a peer's full state.
+//! write path pays for a peer's full state; and to encode it (what a write
+//! that puts the state whole pays).
 //!
 //! `target/release/examples/decode_time` after `make bench-build`; prints
 //! microseconds per decode, three rounds of 20,000 each.
@@ -38,8 +39,13 @@ fn main() {
                 std::hint::black_box(skim_state(std::hint::black_box(&bytes)));
             }
             let skim = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+            let t = Instant::now();
+            for _ in 0..n {
+                std::hint::black_box(encode_state(std::hint::black_box(&state)));
+            }
+            let encode = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
             println!(
-                "{name} ({} bytes): {decode:.1} us per decode, {skim:.1} us per skim",
+                "{name} ({} bytes): {decode:.1} us per decode, {skim:.1} us per skim, {encode:.1} us per encode",
                 bytes.len()
             );
         }

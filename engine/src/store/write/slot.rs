@@ -125,10 +125,11 @@ pub(super) struct OrChanges<'a> {
 /// An OR-Set the batch changes without decoding it: read from the store
 /// on a state cache miss while the cache is full (so a decoded state would
 /// not be kept for the next write), and written whole as the join of its
-/// bytes and the batch's changes (`stage.rs`). Decoding and encoding a set
-/// cost about 115 and 100 ns per element; this walks its bytes (about 13
-/// ns per element) and joins them (measured: BENCHMARKS.md, "many
-/// mid-size sets").
+/// bytes and the batch's changes (`stage.rs`). Decoding a set costs about
+/// 115 ns per element (one allocation each, and their frees when it is
+/// dropped), encoding it about 20; this walks its bytes (about 15 ns per
+/// element) and joins them (`decode_time`; BENCHMARKS.md, "many mid-size
+/// sets").
 pub(super) struct SetBytes<'a> {
     pub(super) stored: OrSetBytes,
     /// The elements the batch added (with the dot of the last add) or
