@@ -334,7 +334,9 @@ fn sets_changed_as_their_bytes_match_decoded_sets() {
                 .collect();
             assert_eq!(written[0], written[1], "round {round}: MV deltas");
             if rng.below(3) == 0 {
-                let d = peer.mv_write(b"mv", &v[..1_200], &Default::default()).unwrap();
+                let d = peer
+                    .mv_write(b"mv", &v[..1_200], &Default::default())
+                    .unwrap();
                 for e in &engines {
                     e.merge(b"mv", &d.delta.encode()).unwrap();
                 }

@@ -84,7 +84,7 @@ pub fn join_orset_states(values: &[&[u8]]) -> Option<Vec<u8>> {
 /// looked up in its bytes, and its changes are joined into those bytes
 /// ([`OrSetBytes::join`]), so the write path changes a set it did not
 /// have decoded without decoding it (`store/write/slot.rs`). Decoding
-/// costs about 115 ns per element, walking the bytes about 13
+/// costs about 115 ns per element, walking the bytes about 15
 /// (`decode_time`).
 pub(crate) struct OrSetBytes {
     /// The sealed value, as stored.

@@ -388,8 +388,9 @@ impl TypeCache {
         self.shard(key).lock().map.get(key).map(Cached::meta)
     }
 
-    /// Whether the cached states fill the budget (to within an eighth):
-    /// a state added now would take another's place, if any.
+    /// Whether the cached states fill the budget (to within an eighth; a
+    /// cache without a budget is always full): a state added now would
+    /// take another's place, if any.
     pub(crate) fn is_full(&self) -> bool {
         self.state_bytes.load(Ordering::Relaxed) >= self.state_budget - self.state_budget / 8
     }
