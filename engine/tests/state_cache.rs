@@ -281,7 +281,8 @@ impl Rng {
 /// states in its cache, the other has no room for them (so every batch of
 /// adds and removes changes a set as its bytes, `SetBytes` in
 /// store/write/slot.rs). Batches over a few keys mix adds of new and
-/// present elements, removes of present and absent ones, several
+/// present elements, removes of present and absent ones (some based on
+/// an older read, removing only the adds it observed), several
 /// operations on one element, and a peer's deltas merged in between
 /// (dots of another replica, some isolated in the context); and an MV
 /// register of values over 1 KiB, written and merged. Every
@@ -302,12 +303,17 @@ fn sets_changed_as_their_bytes_match_decoded_sets() {
     let peer = common::engine(97);
     let keys: Vec<Vec<u8>> = (0..4).map(|k| format!("set-{k}").into_bytes()).collect();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    // A read some rounds old, for removes based on it (they remove only
+    // the adds it observed).
+    let mut read = converge::CausalContext::new();
     for round in 0..300u64 {
         let mut b = Batch::new();
         for _ in 0..1 + rng.below(12) {
             let key = &keys[rng.below(keys.len() as u64) as usize];
             let e = elem(rng.below(40));
-            if rng.below(3) == 0 {
+            if rng.below(6) == 0 {
+                b.orset_remove_observed(key.clone(), e, read.clone());
+            } else if rng.below(3) == 0 {
                 b.orset_remove(key.clone(), e);
             } else {
                 b.orset_add(key.clone(), e);
@@ -321,6 +327,10 @@ fn sets_changed_as_their_bytes_match_decoded_sets() {
             })
             .collect();
         assert_eq!(deltas[0], deltas[1], "round {round}: deltas");
+        if rng.below(8) == 0 {
+            let key = &keys[rng.below(keys.len() as u64) as usize];
+            read = engines[0].set_members(key).unwrap().context;
+        }
         if rng.below(4) == 0 {
             // An MV register of values over 1 KiB (a big state for the
             // cached replica: written as the join of its changes).

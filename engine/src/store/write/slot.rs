@@ -58,8 +58,7 @@ pub(super) struct Slot<'a> {
     /// remove without an observed context.
     pub(super) removes_only: bool,
     /// Whether every operation of the batch on the key is a local OR-Set
-    /// add, or remove without an observed context: the operations
-    /// [`Slot::set`] applies.
+    /// add or remove: the operations [`Slot::set`] applies.
     pub(super) adds_removes: bool,
     /// `KeyMeta::piled` of the key, and whether this batch adds to the
     /// pile (removes on a small cached state, written as an operand).
@@ -132,9 +131,8 @@ pub(super) struct OrChanges<'a> {
 /// sets").
 pub(super) struct SetBytes<'a> {
     pub(super) stored: OrSetBytes,
-    /// The elements the batch added (with the dot of the last add) or
-    /// removed (`None`) so far.
-    now: BTreeMap<&'a [u8], Option<Dot>>,
+    /// The dots the elements the batch added or removed so far hold now.
+    now: BTreeMap<&'a [u8], Vec<Dot>>,
     /// The counter of this replica's next dot.
     next: u64,
 }
@@ -149,27 +147,37 @@ impl<'a> SetBytes<'a> {
         }
     }
 
-    /// Apply a local add or remove (without an observed context) of the
-    /// set: its delta, as `ORSet::add` and `ORSet::remove` make it on the
-    /// decoded set (the element's dots before it in the delta's context;
-    /// an add's one new dot). `None` for any other operation.
+    /// Apply a local add or remove of the set: its delta, as `ORSet::add`
+    /// and `ORSet::remove` make it on the decoded set (an add: the
+    /// element's dots before it and its one new dot in the delta's
+    /// context; a remove: the dots it removes, all of the element's or
+    /// those its observed context holds). `None` for any other operation.
     pub(super) fn apply(&mut self, op: &'a Op, me: crate::causal::ReplicaId) -> Option<State> {
-        let (elem, add) = match op {
-            Op::OrAdd(e) => (e.as_slice(), true),
-            Op::OrRemove(e, None) => (e.as_slice(), false),
+        let (elem, observed) = match op {
+            Op::OrAdd(e) => (e.as_slice(), None),
+            Op::OrRemove(e, observed) => (e.as_slice(), Some(observed.as_ref())),
             _ => return None,
         };
-        let mut seen: Vec<Dot> = match self.now.get(elem) {
-            Some(d) => d.iter().copied().collect(),
+        let mut dots: Vec<Dot> = match self.now.get(elem) {
+            Some(d) => d.clone(),
             None => self.stored.dots(elem).to_vec(),
         };
-        let added = add.then(|| {
-            let dot = Dot::new(me, self.next);
-            self.next += 1;
-            seen.push(dot);
-            (elem.to_vec(), dot)
-        });
-        self.now.insert(elem, added.as_ref().map(|(_, d)| *d));
+        let (added, seen) = match observed {
+            None => {
+                let dot = Dot::new(me, self.next);
+                self.next += 1;
+                dots.push(dot);
+                self.now.insert(elem, vec![dot]);
+                (Some((elem.to_vec(), dot)), dots)
+            }
+            Some(observed) => {
+                let (gone, kept) = dots
+                    .into_iter()
+                    .partition(|d| observed.is_none_or(|o| o.contains(d)));
+                self.now.insert(elem, kept);
+                (None, gone)
+            }
+        };
         Some(State::ORSet(crate::crdt::ORSet::from_changes(added, seen)))
     }
 }
@@ -316,7 +324,7 @@ pub(super) fn slots_of<'a>(items: &[(&'a [u8], Prepared<'a>)]) -> (Vec<usize>, V
         slot.fww |= matches!(prep, Prepared::Local(Op::FwwSet(_)));
         slot.counts_only &= matches!(prep, Prepared::Local(Op::Increment(_) | Op::PnAdd(_)));
         slot.removes_only &= matches!(prep, Prepared::Local(Op::OrRemove(_, None)));
-        slot.adds_removes &= matches!(prep, Prepared::Local(Op::OrAdd(_) | Op::OrRemove(_, None)));
+        slot.adds_removes &= matches!(prep, Prepared::Local(Op::OrAdd(_) | Op::OrRemove(..)));
         slot.ops += 1;
         slot.raw = match (slot.ops, prep) {
             (1, Prepared::Merge(Item::State(_), Some(bytes)) | Prepared::Raw(_, bytes)) => {

@@ -87,16 +87,20 @@ fn a_big_states_pile_of_operands_stays_bounded() {
 }
 
 /// With the state cache full (here: no room at all), a batch of only
-/// OR-Set adds and removes reads a stored set as its bytes instead of
-/// decoding it; a batch with any other operation on the key, or a cache
+/// OR-Set adds and removes (with an observed context or not) reads a
+/// stored set as its bytes instead of decoding it; a batch with any other
+/// operation on the key (a delete), or a cache
 /// with room (which keeps the decoded state for the next write), decodes
 /// it. (That both give the same deltas and bytes is
 /// `tests/state_cache.rs`' `sets_changed_as_their_bytes_match_decoded_sets`.)
 #[test]
 fn a_full_cache_changes_sets_as_their_bytes() {
-    for (budget, remove_observed, as_bytes) in
-        [(0, false, true), (0, true, false), (64 << 20, false, false)]
-    {
+    for (budget, other, as_bytes) in [
+        (0, None, true),
+        (0, Some(false), true),
+        (0, Some(true), false),
+        (64 << 20, None, false),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let options = Options {
             state_cache_bytes: budget,
@@ -110,20 +114,16 @@ fn a_full_cache_changes_sets_as_their_bytes() {
         let e = Engine::open(dir.path(), options).unwrap();
         let mut b = Batch::new();
         b.orset_add(KEY, elem(2));
-        if remove_observed {
-            b.orset_remove_observed(KEY, elem(1), crate::CausalContext::new());
-        } else {
-            b.orset_remove(KEY, elem(1));
-        }
+        match other {
+            None => b.orset_remove(KEY, elem(1)),
+            Some(false) => b.orset_remove_observed(KEY, elem(1), crate::CausalContext::new()),
+            Some(true) => b.delete(KEY, None),
+        };
         let items = super::validate(&b).unwrap();
         let (_, mut slots) = super::slot::slots_of(&items);
         e.know_keys(&mut slots).unwrap();
         let s = &slots[0];
-        assert_eq!(
-            s.set.is_some(),
-            as_bytes,
-            "budget {budget}, observed {remove_observed}"
-        );
+        assert_eq!(s.set.is_some(), as_bytes, "budget {budget}, {other:?}");
         assert_eq!(s.state.is_none(), as_bytes);
     }
 }
