@@ -265,17 +265,20 @@ impl Engine {
         max_ts: Option<Timestamp>,
         release: &[u64],
     ) -> Result<()> {
-        let meta_cf = self.cf(CF_META)?;
+        // Column families are looked up only when needed: a lookup by name
+        // searches the database's map of them.
         if !remote.is_empty() {
-            wb.merge_cf(meta_cf, META_CTX, encode_context(remote));
+            wb.merge_cf(self.cf(CF_META)?, META_CTX, encode_context(remote));
         }
         if let Some(ts) = max_ts {
             self.clock.observe(ts);
-            wb.merge_cf(meta_cf, META_HLC, encode_ts(ts));
+            wb.merge_cf(self.cf(CF_META)?, META_HLC, encode_ts(ts));
         }
-        let pending_cf = self.cf(CF_PENDING)?;
-        for id in release {
-            wb.delete_cf(pending_cf, id.to_be_bytes());
+        if !release.is_empty() {
+            let pending_cf = self.cf(CF_PENDING)?;
+            for id in release {
+                wb.delete_cf(pending_cf, id.to_be_bytes());
+            }
         }
         Ok(())
     }
