@@ -27,7 +27,8 @@
 //! 100,000; 10 is the row's small set), `HOT_OPS` timed (default 100,000).
 //! KIND `manysets` is `bigset::many`: `HOT_OPS` adds of new elements over
 //! `HOT_KEYS` OR-Set keys (default 10,000) filled with `HOT_ELEMENTS`
-//! elements each (default 300).
+//! elements each (default 300); `shiftsets` the same with the adds going
+//! to half the keys first (untimed), then to the other half.
 use converge::{Durability, Engine, Options};
 use converge_benches::fixtures::{
     counter_deltas, counter_states, disk_bytes, local_replica, orset_deltas, orset_states,
@@ -76,7 +77,7 @@ fn main() -> converge_benches::BenchResult<()> {
         None => payloads,
     };
     let bigset = what == "bigset";
-    let manysets = what == "manysets";
+    let manysets = what == "manysets" || what == "shiftsets";
     if payloads.is_none() && kind.is_none() && !raw_put && !bigset && !manysets {
         return Err(format!("unknown workload {what}").into());
     }
@@ -98,7 +99,10 @@ fn main() -> converge_benches::BenchResult<()> {
         if manysets {
             let elements = env("HOT_ELEMENTS").unwrap_or(300);
             rs.push(converge_benches::bigset::many(
-                local_keys, elements, local_ops,
+                local_keys,
+                elements,
+                local_ops,
+                what == "shiftsets",
             )?);
             continue;
         }

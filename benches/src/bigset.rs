@@ -83,8 +83,11 @@ pub fn run(elements: u64, ops: u64) -> BenchResult<f64> {
 /// each to a different key): many mid-size sets, whose states together
 /// may exceed the engine's state cache. The sets are filled untimed, as
 /// full states merged from a peer (so the fill is fast whatever the write
-/// path does with adds), then settled and flushed.
-pub fn many(keys: u64, elements: u64, ops: u64) -> BenchResult<f64> {
+/// path does with adds), then settled and flushed. With `shift`, the adds
+/// go to the first half of the sets first (untimed), then the timed ones
+/// to the other half: a working set that moves on, past a cache the first
+/// half filled.
+pub fn many(keys: u64, elements: u64, ops: u64, shift: bool) -> BenchResult<f64> {
     use crate::measure::{drive, key, Load};
     let (engine, _dir) = open_engine(Durability::Buffered)?;
     let peer = converge::ReplicaId(0x5eed);
@@ -106,15 +109,23 @@ pub fn many(keys: u64, elements: u64, ops: u64) -> BenchResult<f64> {
     engine.write(&b)?;
     engine.settle()?;
     engine.flush()?;
-    let load = Load::new(ops, keys, BATCH as usize);
-    let elapsed = drive(&load, |chunk| {
-        let mut b = Batch::with_capacity(chunk.len());
-        for op in chunk {
-            b.orset_add(key(load.key_of(*op)), format!("new-{op}").into_bytes());
-        }
-        engine.write(&b)?;
-        Ok(())
-    })?;
+    let half = if shift { keys / 2 } else { keys };
+    let adds = |first: u64| {
+        let load = Load::new(ops, half, BATCH as usize);
+        drive(&load, |chunk| {
+            let mut b = Batch::with_capacity(chunk.len());
+            for op in chunk {
+                let k = key(first + load.key_of(*op));
+                b.orset_add(k, format!("new-{first}-{op}").into_bytes());
+            }
+            engine.write(&b)?;
+            Ok(())
+        })
+    };
+    if shift {
+        adds(0)?;
+    }
+    let elapsed = adds(keys - half)?;
     Ok(rate(ops, elapsed))
 }
 
