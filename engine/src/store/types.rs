@@ -62,10 +62,13 @@ pub(crate) struct KeyMeta {
     /// (its delta is this replica's next entry). Any other write to the
     /// key forgets them, unless it read the state.
     pub(crate) own: Option<[u64; 2]>,
-    /// Operands written on top of the key's last whole state by batches of
-    /// OR-Set removes that took the cached state (`write/slot.rs`, [`PILE`]).
-    /// Known only in memory: a write without the cached state reads the
-    /// state and puts it whole.
+    /// Operands written on top of the key's state since the write path
+    /// last put it whole (saturating; blind writes count too). Batches of
+    /// OR-Set removes that took the cached state pile up to [`PILE`] of
+    /// them (`write/slot.rs`), a set changed as its bytes up to
+    /// `stage::SET_PILE`; then the state is put whole. Known only in
+    /// memory: after a cache miss it restarts at 0 (a set read from the
+    /// store is put whole then, unless the cache knew the key).
     pub(crate) piled: u8,
     /// The exact encoded size of the state as the write path last put it
     /// whole (or read it), known only in memory and only while the cache

@@ -64,6 +64,9 @@ pub(super) struct Slot<'a> {
     /// pile (removes on a small cached state, written as an operand).
     pub(super) piled: u8,
     pub(super) piling: bool,
+    /// The type cache knew the key (so `piled` counts the operands the
+    /// write path put on its state since it was last put whole).
+    pub(super) remembered: bool,
     /// `KeyMeta::whole`: the exact size of the state as last put whole
     /// (or read), known while the cache holds it; `u64::MAX` otherwise.
     pub(super) whole: u64,
@@ -303,6 +306,7 @@ pub(super) fn slots_of<'a>(items: &[(&'a [u8], Prepared<'a>)]) -> (Vec<usize>, V
                 adds_removes: true,
                 piled: 0,
                 piling: false,
+                remembered: false,
                 whole: u64::MAX,
                 own: None,
                 state: None,
@@ -354,6 +358,7 @@ impl Engine {
             taken.push(match self.types.take(s.key) {
                 Some((m, st)) => {
                     s.know(m);
+                    s.remembered = true;
                     st
                 }
                 // Keys whose state is read learn their type from it, unless

@@ -127,3 +127,32 @@ fn a_full_cache_changes_sets_as_their_bytes() {
         assert_eq!(s.state.is_none(), as_bytes);
     }
 }
+
+/// A set changed as its bytes takes its changes as operands on its last
+/// whole put, at most `SET_PILE` of them: the next write puts it whole
+/// again (so a read joins a short pile). The store holds what a model
+/// says after each write.
+#[test]
+fn a_set_changed_as_its_bytes_piles_a_few_operands() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        state_cache_bytes: 0,
+        ..Options::with_replica(ReplicaId(1))
+    };
+    let e = Engine::open(dir.path(), options).unwrap();
+    let mut model = BTreeSet::new();
+    for i in 0..20u64 {
+        e.orset_add(KEY, &elem(i)).unwrap();
+        model.insert(elem(i));
+    }
+    let mut piles = Vec::new();
+    for i in 20..30u64 {
+        e.orset_add(KEY, &elem(i)).unwrap();
+        model.insert(elem(i));
+        piles.push(e.types.get(KEY).expect("cached").piled);
+        assert_eq!(members_and_size(&e).0, model);
+    }
+    let max = super::stage::SET_PILE;
+    assert!(piles.iter().all(|p| *p <= max), "{piles:?}");
+    assert!(piles.contains(&max) && piles.contains(&0), "{piles:?}");
+}
