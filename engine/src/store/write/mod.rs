@@ -21,7 +21,8 @@
 //!    dependencies the record (or the batch) does not hold is set aside to
 //!    be parked in the pending area (`pending.rs`) instead;
 //! 5. (`stage.rs`: `stage_all`) stage each key: put the new full state of keys that were read (a
-//!    set read as its bytes: the byte-level join of its bytes and changes; the
+//!    set read as its bytes: its changes as an operand on a short pile, else the
+//!    byte-level join of its bytes and changes; the
 //!    join of the batch's changes, as an operand, for cached states over
 //!    `BIG_STATE` until their pile reaches `PILE_OF_WHOLE` times the state,
 //!    and for a batch of only OR-Set removes on a cached

@@ -126,8 +126,9 @@ pub(super) struct OrChanges<'a> {
 
 /// An OR-Set the batch changes without decoding it: read from the store
 /// on a state cache miss while the cache is full (so a decoded state would
-/// not be kept for the next write), and written whole as the join of its
-/// bytes and the batch's changes (`stage.rs`). Decoding a set costs about
+/// not be kept for the next write); the batch's changes are written as an
+/// operand on a short pile, or the set whole as the join of its bytes and
+/// the changes (`stage.rs`, `SET_PILE`). Decoding a set costs about
 /// 115 ns per element (one allocation each, and their frees when it is
 /// dropped), encoding it about 20; this walks its bytes (about 15 ns per
 /// element) and joins them (`decode_time`; BENCHMARKS.md, "many mid-size
