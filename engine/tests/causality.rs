@@ -10,13 +10,6 @@ use converge::{token_of, Batch, CausalContext, CodecError, Dot, Engine, Error, R
 use std::sync::Arc;
 use std::time::Duration;
 
-fn xorshift(seed: &mut u64) -> u64 {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    *seed
-}
-
 /// The context of `n` local operations of `r`, plus `extra` dots.
 fn expected(r: u128, n: u64, extra: &[Dot]) -> CausalContext {
     let mut c = CausalContext::new();
@@ -31,15 +24,15 @@ fn expected(r: u128, n: u64, extra: &[Dot]) -> CausalContext {
 fn failing_batches_consume_no_sequence_number() {
     let a = engine(1);
     let peer = engine(2);
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rng = common::Xorshift(0x2545_f491_4f6c_dd1d);
     let mut seqs: Vec<u64> = Vec::new();
     let mut remote: Vec<Dot> = Vec::new();
     let mut failures = 0;
     for i in 0..10_000u64 {
         let mut b = Batch::new();
-        for _ in 0..1 + xorshift(&mut seed) % 4 {
-            let k = format!("k{}", xorshift(&mut seed) % 8);
-            match xorshift(&mut seed) % 8 {
+        for _ in 0..1 + rng.next() % 4 {
+            let k = format!("k{}", rng.next() % 8);
+            match rng.next() % 8 {
                 // k0..k3 are counters, k4..k7 sets: some ops hit the wrong
                 // type and fail the whole batch.
                 0 | 1 => b.increment(k.as_str(), 1),

@@ -265,18 +265,6 @@ fn remove_batches_on_a_small_cached_set_match_the_model() {
     assert!(report.consistent, "{report:?}");
 }
 
-/// A small deterministic generator (xorshift).
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 /// The same history on two replicas with the same id: one keeps decoded
 /// states in its cache, the other has no room for them (so every batch of
 /// adds and removes changes a set as its bytes, `SetBytes` in
@@ -302,7 +290,7 @@ fn sets_changed_as_their_bytes_match_decoded_sets() {
     let mut engines = vec![open(0), open(1)];
     let peer = common::engine(97);
     let keys: Vec<Vec<u8>> = (0..4).map(|k| format!("set-{k}").into_bytes()).collect();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = common::Xorshift(0x9e37_79b9_7f4a_7c15);
     // A read some rounds old, for removes based on it (they remove only
     // the adds it observed).
     let mut read = converge::CausalContext::new();

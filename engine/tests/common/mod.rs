@@ -41,6 +41,25 @@ pub fn assert_tree_holds(e: &Engine, keys: u64) {
     assert_eq!(e.root().expect("root").count, keys);
 }
 
+/// Xorshift64: a small deterministic generator for the randomized
+/// histories of the tests; a nonzero seed gives the whole sequence.
+pub struct Xorshift(pub u64);
+
+impl Xorshift {
+    /// The next 64 bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// In `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
 /// Open a fresh engine with replica id `id`.
 pub fn engine(id: u128) -> TempEngine {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -20,26 +20,19 @@ pub fn env_u64(name: &str) -> Option<u64> {
 /// Xorshift64 for the kill times: seeded by `CONVERGE_CRASH_SEED`, or a
 /// fixed seed (the `cargo test` slice is the same every run; the timing of
 /// the processes still varies).
-pub struct Rng(u64);
+pub struct Rng(crate::common::Xorshift);
 
 impl Rng {
     /// The generator for this run (its seed is printed).
     pub fn from_env() -> Rng {
         let seed = env_u64("CONVERGE_CRASH_SEED").unwrap_or(0x9e37_79b9_7f4a_7c15);
         println!("kill times from CONVERGE_CRASH_SEED={seed}");
-        Rng(seed.max(1))
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+        Rng(crate::common::Xorshift(seed.max(1)))
     }
 
     /// How long a child lives: 50 to 450 ms of work.
     pub fn lifetime(&mut self) -> Duration {
-        Duration::from_millis(50 + self.next() % 400)
+        Duration::from_millis(50 + self.0.next() % 400)
     }
 }
 
