@@ -243,11 +243,11 @@ impl Engine {
             }
             (None, None, None) => return Ok(None),
         };
+        let bound = slot
+            .used
+            .saturating_add(bytes.len() as u64)
+            .saturating_add(JOIN_SLACK);
         if let Some(set) = &slot.set {
-            let bound = slot
-                .used
-                .saturating_add(bytes.len() as u64)
-                .saturating_add(JOIN_SLACK);
             // A set changed as its bytes takes its changes as an operand
             // while the pile on its last whole put is short.
             if slot.remembered && slot.piled < SET_PILE && bound <= MAX_STATE_LEN as u64 {
@@ -262,10 +262,6 @@ impl Engine {
             let size = self.put_bytes_checked(wb, slot.key, &joined, &mut slot.hash, staging)?;
             return Ok(Some((size, 0)));
         }
-        let bound = slot
-            .used
-            .saturating_add(bytes.len() as u64)
-            .saturating_add(JOIN_SLACK);
         // A big state's changes pile up as operands on the state last put
         // whole until they add up to `PILE_OF_WHOLE` times its size (the
         // bound's growth past it); then the state is put whole again. The
