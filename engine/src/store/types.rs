@@ -67,8 +67,8 @@ pub(crate) struct KeyMeta {
     /// OR-Set removes that took the cached state pile up to [`PILE`] of
     /// them (`write/slot.rs`), a set changed as its bytes up to
     /// `stage::SET_PILE`; then the state is put whole. Known only in
-    /// memory: after a cache miss it restarts at 0 (a set read from the
-    /// store is put whole then, unless the cache knew the key).
+    /// memory: after a cache miss it is [`PILED_UNKNOWN`] (which blind
+    /// writes keep) until the write path puts the state whole.
     pub(crate) piled: u8,
     /// The exact encoded size of the state as the write path last put it
     /// whole (or read it), known only in memory and only while the cache
@@ -83,6 +83,11 @@ pub(crate) struct KeyMeta {
 /// small cached OR-Set; the next one puts the state whole, so a read that
 /// misses the cache joins a bounded pile.
 pub(crate) const PILE: u8 = 8;
+
+/// [`KeyMeta::piled`] of a key whose state may lie under any number of
+/// operands (its entry came from `types`, not the cache): a pile that
+/// bounds operands is full, so the next such write puts the state whole.
+pub(crate) const PILED_UNKNOWN: u8 = u8::MAX;
 
 impl KeyMeta {
     /// The reservation to persist for a state of (at most) `size` bytes:
@@ -110,7 +115,7 @@ pub(crate) fn parse_entry(b: &[u8]) -> Result<KeyMeta> {
             reserved: None,
             tomb: false,
             own: None,
-            piled: 0,
+            piled: PILED_UNKNOWN,
             whole: u64::MAX,
         }),
         [t, r0, r1, r2, r3, flags @ ..] if matches!(flags, [] | [1]) => {
@@ -121,7 +126,7 @@ pub(crate) fn parse_entry(b: &[u8]) -> Result<KeyMeta> {
                 reserved: Some(r),
                 tomb: !flags.is_empty(),
                 own: None,
-                piled: 0,
+                piled: PILED_UNKNOWN,
                 whole: u64::MAX,
             })
         }

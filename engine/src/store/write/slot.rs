@@ -60,13 +60,12 @@ pub(super) struct Slot<'a> {
     /// Whether every operation of the batch on the key is a local OR-Set
     /// add or remove: the operations [`Slot::set`] applies.
     pub(super) adds_removes: bool,
-    /// `KeyMeta::piled` of the key, and whether this batch adds to the
-    /// pile (removes on a small cached state, written as an operand).
+    /// `KeyMeta::piled` of the key (`PILED_UNKNOWN` until the cache or
+    /// `types` knows it; 0 for a key being created), and whether this
+    /// batch adds to the pile (removes on a small cached state, written
+    /// as an operand).
     pub(super) piled: u8,
     pub(super) piling: bool,
-    /// The type cache knew the key (so `piled` counts the operands the
-    /// write path put on its state since it was last put whole).
-    pub(super) remembered: bool,
     /// `KeyMeta::whole`: the exact size of the state as last put whole
     /// (or read), known while the cache holds it; `u64::MAX` otherwise.
     pub(super) whole: u64,
@@ -305,9 +304,8 @@ pub(super) fn slots_of<'a>(items: &[(&'a [u8], Prepared<'a>)]) -> (Vec<usize>, V
                 counts_only: true,
                 removes_only: true,
                 adds_removes: true,
-                piled: 0,
+                piled: crate::store::types::PILED_UNKNOWN,
                 piling: false,
-                remembered: false,
                 whole: u64::MAX,
                 own: None,
                 state: None,
@@ -359,7 +357,6 @@ impl Engine {
             taken.push(match self.types.take(s.key) {
                 Some((m, st)) => {
                     s.know(m);
-                    s.remembered = true;
                     st
                 }
                 // Keys whose state is read learn their type from it, unless
@@ -380,7 +377,12 @@ impl Engine {
             {
                 match r? {
                     Some(b) => slots[*i].know(parse_entry(&b)?),
-                    None => slots[*i].absent = self.types_exact,
+                    None if self.types_exact => {
+                        // Being created: no operand lies on it.
+                        slots[*i].absent = true;
+                        slots[*i].piled = 0;
+                    }
+                    None => {}
                 }
             }
         }

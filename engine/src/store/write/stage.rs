@@ -250,7 +250,7 @@ impl Engine {
         if let Some(set) = &slot.set {
             // A set changed as its bytes takes its changes as an operand
             // while the pile on its last whole put is short.
-            if slot.remembered && slot.piled < SET_PILE && bound <= MAX_STATE_LEN as u64 {
+            if slot.piled < SET_PILE && bound <= MAX_STATE_LEN as u64 {
                 wb.merge_cf(state_cf, slot.key, bytes);
                 return Ok(Some((bound, slot.piled + 1)));
             }

@@ -156,3 +156,40 @@ fn a_set_changed_as_its_bytes_piles_a_few_operands() {
     assert!(piles.iter().all(|p| *p <= max), "{piles:?}");
     assert!(piles.contains(&max) && piles.contains(&0), "{piles:?}");
 }
+
+/// A set whose pile of operands the cache does not know (after a reopen
+/// its entry comes from `types`) is put whole by the next write that
+/// changes it as its bytes, even when a blind write (a peer's state,
+/// merged) has since given it a cache entry: that write added to a pile of
+/// unknown length, so the pile a read joins stays short.
+#[test]
+fn a_set_whose_pile_is_unknown_is_put_whole_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        state_cache_bytes: 0,
+        ..Options::with_replica(ReplicaId(1))
+    };
+    let e = Engine::open(dir.path(), options.clone()).unwrap();
+    let mut model = BTreeSet::new();
+    for i in 0..3u64 {
+        e.orset_add(KEY, &elem(i)).unwrap();
+        model.insert(elem(i));
+    }
+    // Created whole, then two operands on it.
+    assert_eq!(e.types.get(KEY).expect("cached").piled, 2);
+    drop(e);
+    let e = Engine::open(dir.path(), options).unwrap();
+    let peer_dir = tempfile::tempdir().unwrap();
+    let peer = Engine::open(peer_dir.path(), Options::with_replica(ReplicaId(2))).unwrap();
+    let delta = peer.orset_add(KEY, &elem(100)).unwrap();
+    model.insert(elem(100));
+    let mut b = Batch::new();
+    b.merge(KEY, encode_state(&delta.delta.state));
+    e.write(&b).unwrap();
+    let piled = e.types.get(KEY).expect("cached").piled;
+    assert_eq!(piled, super::super::types::PILED_UNKNOWN);
+    e.orset_add(KEY, &elem(3)).unwrap();
+    model.insert(elem(3));
+    assert_eq!(e.types.get(KEY).expect("cached").piled, 0, "put whole");
+    assert_eq!(members_and_size(&e).0, model);
+}
