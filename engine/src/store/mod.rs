@@ -67,6 +67,8 @@ pub const MAX_VALUE_LEN: usize = 16 << 20;
 
 pub(crate) const CF_STATE: &str = "state";
 pub(crate) const CF_TYPES: &str = "types";
+/// Memtable size of `types` at most (see [`Engine::open`]).
+const TYPES_WRITE_BUFFER: usize = 2 << 20;
 pub(crate) const CF_META: &str = "meta";
 /// The anti-entropy index's column families, in the index's own RocksDB
 /// instance (`aae/tree.rs`). Stores written before it moved there hold
@@ -182,6 +184,15 @@ impl Engine {
         let mut types_opts = db_opts.clone();
         types_opts.set_memtable_prefix_bloom_ratio(0.02);
         types_opts.set_memtable_whole_key_filtering(true);
+        // Every created key inserts its entry at a random place in the
+        // family's memtable; a small one stays in the CPU's caches where a
+        // 64 MiB one misses at every level of the skip list (1M-key
+        // counter ingest: 166k–180k ops/s with 64 MiB, 208k–212k with
+        // 2 MiB; BENCHMARKS.md). Not under atomic flushes (`Durability::
+        // None`): each time it filled, every family would be flushed.
+        if !options.atomic_flush() {
+            types_opts.set_write_buffer_size(options.write_buffer_bytes.min(TYPES_WRITE_BUFFER));
+        }
         let mut meta_opts = db_opts.clone();
         meta_opts.set_merge_operator_associative("converge.meta.v1", merge::meta_merge);
         let families = || {
