@@ -2153,7 +2153,8 @@ cvg_status_t cvg_options_set_block_cache_bytes(struct cvg_options_t *options, si
 
 /**
  * Memtable size per column family in bytes (default 64 MiB; values below
- * 1 MiB are raised to 1 MiB).
+ * 1 MiB are raised to 1 MiB). The small family of key types uses at most
+ * 4 MiB, unless durability is `CVG_DURABILITY_NONE`.
  *
  * # Safety
  * `options` is NULL or live options.

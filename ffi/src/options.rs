@@ -172,7 +172,7 @@ pub unsafe extern "C" fn cvg_options_set_block_cache_bytes(
 
 /// Memtable size per column family in bytes (default 64 MiB; values below
 /// 1 MiB are raised to 1 MiB). The small family of key types uses at most
-/// 2 MiB, unless durability is `CVG_DURABILITY_NONE`.
+/// 4 MiB, unless durability is `CVG_DURABILITY_NONE`.
 ///
 /// # Safety
 /// `options` is NULL or live options.

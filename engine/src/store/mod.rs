@@ -68,7 +68,7 @@ pub const MAX_VALUE_LEN: usize = 16 << 20;
 pub(crate) const CF_STATE: &str = "state";
 pub(crate) const CF_TYPES: &str = "types";
 /// Memtable size of `types` at most (see [`Engine::open`]).
-const TYPES_WRITE_BUFFER: usize = 2 << 20;
+const TYPES_WRITE_BUFFER: usize = 4 << 20;
 pub(crate) const CF_META: &str = "meta";
 /// The anti-entropy index's column families, in the index's own RocksDB
 /// instance (`aae/tree.rs`). Stores written before it moved there hold
@@ -187,9 +187,10 @@ impl Engine {
         // Every created key inserts its entry at a random place in the
         // family's memtable; a small one stays in the CPU's caches where a
         // 64 MiB one misses at every level of the skip list (1M-key
-        // counter ingest: 166k–180k ops/s with 64 MiB, 208k–212k with
-        // 2 MiB; BENCHMARKS.md). Not under atomic flushes (`Durability::
-        // None`): each time it filled, every family would be flushed.
+        // counter ingests 10–25 % faster with 2 or 4 MiB, 10M-key ones
+        // within noise or faster with 4; BENCHMARKS.md). Not under atomic
+        // flushes (`Durability::None`): each time it filled, every family
+        // would be flushed.
         if !options.atomic_flush() {
             types_opts.set_write_buffer_size(options.write_buffer_bytes.min(TYPES_WRITE_BUFFER));
         }

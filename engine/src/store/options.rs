@@ -34,7 +34,7 @@ pub struct Options {
     /// Shared block cache size in bytes (default 64 MiB).
     pub block_cache_bytes: usize,
     /// Memtable size per column family in bytes (default 64 MiB). The
-    /// small family of key types uses at most 2 MiB (unless durability is
+    /// small family of key types uses at most 4 MiB (unless durability is
     /// `None`): its inserts, one per created key, stay in the CPU's caches.
     pub write_buffer_bytes: usize,
     /// Background flush and compaction threads (default 2).
