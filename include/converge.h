@@ -2218,8 +2218,10 @@ cvg_status_t cvg_options_set_anti_entropy(struct cvg_options_t *options, bool an
 cvg_status_t cvg_options_set_max_successive_merges(struct cvg_options_t *options, size_t merges);
 
 /**
- * Number of key types the engine caches in memory to check writes without
- * a read (default 65536; 0 disables the cache).
+ * Number of keys whose type (and size bound, and decoded OR-Set or
+ * MV-register state within the state cache's budget) the engine caches
+ * in memory to check writes without a read (default 458,752, about 34 MB
+ * when full with keys of at most 22 bytes; 0 disables the cache).
  *
  * # Safety
  * `options` is NULL or live options.

@@ -17,7 +17,8 @@
 //! the store's size on disk and the anti-entropy index's share (and, with
 //! the changes feed on, the log bytes per operation the run wrote);
 //! `HOT_WRITE_BUFFER_MB` sets the engine's `write_buffer_bytes`,
-//! `HOT_STATE_CACHE_MB` its `state_cache_bytes`.
+//! `HOT_STATE_CACHE_MB` its `state_cache_bytes`, `HOT_TYPE_CACHE` its
+//! `type_cache_entries`.
 //! KIND `put-log` is `put` plus, per batch, one put into a second column
 //! family of `HOT_LOG_BYTES` (default 40) bytes per operation: a raw write
 //! of what the engine's blind local batch persists (the key's operand and
@@ -139,6 +140,9 @@ fn main() -> converge_benches::BenchResult<()> {
         }
         if let Some(mib) = env("HOT_STATE_CACHE_MB") {
             o.state_cache_bytes = (mib as usize) << 20;
+        }
+        if let Some(n) = env("HOT_TYPE_CACHE") {
+            o.type_cache_entries = n as usize;
         }
         let engine = Engine::open(dir.path(), o)?;
         rs.push(match (&payloads, kind) {

@@ -36,6 +36,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 const SHARDS: usize = 16;
 
+/// The cache's default size (`Options::type_cache_entries`): each shard
+/// fills 28,672 entries, seven eighths of 32,768 buckets, the load at which
+/// its hash table would grow, so the tables are full at their power-of-two
+/// size (16 × 32,768 buckets of 64 bytes and a control byte: about 34 MB).
+pub(crate) const DEFAULT_ENTRIES: usize = SHARDS * 28_672;
+
 /// Bytes added to a size bound per joined operand, on top of the operand's
 /// length: room for collection lengths whose varint grows.
 pub(crate) const JOIN_SLACK: u64 = 64;
@@ -472,6 +478,19 @@ impl TypeCache {
 mod cache_tests {
     use super::*;
     use crate::crdt::ORSet;
+
+    /// A shard at the default size fills its hash table: the table that
+    /// holds that many entries holds no more (no buckets paid for and
+    /// never used, as a power of two of entries would leave about half).
+    #[test]
+    fn the_default_size_fills_each_shards_table() {
+        let per_shard = DEFAULT_ENTRIES.div_ceil(SHARDS);
+        let mut map: HashMap<ShortKey, Cached> = HashMap::default();
+        for i in 0..per_shard as u64 {
+            map.insert(ShortKey::new(&i.to_be_bytes()), Cached::pack(meta(1), None));
+        }
+        assert_eq!(map.capacity(), per_shard);
+    }
 
     fn meta(used: u64) -> KeyMeta {
         KeyMeta {
