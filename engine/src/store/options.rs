@@ -68,7 +68,7 @@ pub struct Options {
     /// read of read-modify-writes (default 458,752, about 34 MB when full
     /// with keys of at most 22 bytes; 0 disables). Past it the cache
     /// forgets keys, so a working set of more keys reads them from the
-    /// store again (an OR-Set remove on 1,000,000 keys: 2.4× faster than
+    /// store again (OR-Set removes over 300,000 keys: 2.4× faster than
     /// with 65,536, BENCHMARKS.md).
     pub type_cache_entries: usize,
     /// Memory for the OR-Set and MV-register states the write path keeps
