@@ -166,35 +166,37 @@ impl Engine {
             }
             ticket.wake.wait(&mut q);
         }
-        // The leader: take the head of the queue.
-        let mut group = Vec::new();
+        // The leader: take the batches at the head of the queue (its own
+        // first). Their tickets stay queued until they are done: only the
+        // leader pops the queue, so they are still its head then.
+        let mut readies: Vec<Ready> = Vec::new();
         let mut bytes = 0;
         for t in q.iter() {
-            let size = t.ready.lock().as_ref().map_or(0, |r| r.wb.size_in_bytes());
-            if !group.is_empty() && (group.len() == MAX_GROUP || bytes + size > MAX_GROUP_BYTES) {
+            let mut ready = t.ready.lock();
+            let size = ready.as_ref().map_or(0, |r| r.wb.size_in_bytes());
+            if !readies.is_empty() && (readies.len() == MAX_GROUP || bytes + size > MAX_GROUP_BYTES)
+            {
                 break;
             }
             bytes += size;
-            group.push(t.clone());
+            readies.push(ready.take().expect("a queued batch is committed once"));
         }
         drop(q);
-        let readies: Vec<Ready> = group
-            .iter()
-            .map(|t| {
-                t.ready
-                    .lock()
-                    .take()
-                    .expect("a queued batch is committed once")
-            })
-            .collect();
         self.group.groups.fetch_add(1, Ordering::Relaxed);
         self.group
             .batches
             .fetch_add(readies.len() as u64, Ordering::Relaxed);
         let results = self.commit_group(readies);
         let mut q = self.group.queue.lock();
-        for (t, r) in group.iter().zip(results) {
-            q.pop_front();
+        let mut own = None;
+        for r in results {
+            let t = q
+                .pop_front()
+                .expect("a group's tickets are queued until done");
+            if Arc::ptr_eq(&t, &ticket) {
+                own = Some(r);
+                continue;
+            }
             *t.done.lock() = Some(r);
             t.signalled.store(true, Ordering::Release);
             t.wake.notify_one();
@@ -204,8 +206,7 @@ impl Engine {
             next.wake.notify_one();
         }
         drop(q);
-        let r = ticket.done.lock().take();
-        r.expect("the leader's own batch is in its group")
+        own.expect("the leader's own batch is in its group")
     }
 
     /// Number, write and publish a group of batches (the leader's work).
@@ -226,25 +227,25 @@ impl Engine {
             numbered.push(n);
         }
         // One RocksDB write for every batch that passed its checks.
-        let included: Vec<usize> = (0..readies.len())
-            .filter(|i| numbered[*i].is_ok())
-            .collect();
-        let written = match included.as_slice() {
-            [] => Ok(()),
-            [one] => {
-                let wb = std::mem::take(&mut readies[*one].wb);
-                self.write_or_poison(wb)
-            }
-            many => {
-                let total: usize = many.iter().map(|i| readies[*i].wb.len()).sum();
-                let mut rep =
-                    Vec::with_capacity(many.iter().map(|i| readies[*i].wb.size_in_bytes()).sum());
+        let mut included = readies
+            .iter_mut()
+            .zip(&numbered)
+            .filter(|(_, n)| n.is_ok())
+            .map(|(r, _)| &mut r.wb);
+        let written = match (included.next(), included.next()) {
+            (None, _) => Ok(()),
+            (Some(one), None) => self.write_or_poison(std::mem::take(one)),
+            (Some(first), Some(second)) => {
+                let many: Vec<&mut rocksdb::WriteBatch> =
+                    [first, second].into_iter().chain(included).collect();
+                let total: usize = many.iter().map(|wb| wb.len()).sum();
+                let mut rep = Vec::with_capacity(many.iter().map(|wb| wb.size_in_bytes()).sum());
                 // The write batch format: sequence (u64 LE, set by RocksDB),
                 // count (u32 LE), then the records.
                 rep.extend_from_slice(&0u64.to_le_bytes());
                 rep.extend_from_slice(&(total as u32).to_le_bytes());
-                for i in many {
-                    rep.extend_from_slice(&readies[*i].wb.data()[12..]);
+                for wb in many {
+                    rep.extend_from_slice(&wb.data()[12..]);
                 }
                 self.write_or_poison(rocksdb::WriteBatch::from_data(&rep))
             }

@@ -131,14 +131,14 @@ impl Engine {
     ) -> Result<Prepared<'a>> {
         Ok(match prep {
             Prepared::Raw(_, bytes) if slot.ops > 1 || slot.needs_state => {
-                Prepared::Merge(decode_item(bytes)?, Some(bytes))
+                Prepared::Merge(Box::new(decode_item(bytes)?), Some(bytes))
             }
             Prepared::RawDelta(d, bytes)
                 if slot.ops > 1
                     || slot.needs_state
                     || !self.plainly_deliverable(&d, remote, reach) =>
             {
-                Prepared::Merge(decode_item(bytes)?, Some(bytes))
+                Prepared::Merge(Box::new(decode_item(bytes)?), Some(bytes))
             }
             p => p,
         })
@@ -159,7 +159,7 @@ impl Engine {
     ) -> Option<Change<'a>> {
         match prep {
             Prepared::Merge(item, _) => {
-                let s = match item {
+                let s = match *item {
                     Item::Delta(mut d) => {
                         let dot = Dot::new(d.origin, d.seq);
                         if d.state.is_delete() {

@@ -70,7 +70,9 @@ use crate::error::{Error, Result};
 /// validation (with its bytes when they came from the caller).
 pub(super) enum Prepared<'a> {
     Local(&'a Op),
-    Merge(Item, Option<&'a [u8]>),
+    /// Boxed: a decoded item is large (176 bytes), and a batch of local
+    /// operations carries none; every item of the batch is this enum.
+    Merge(Box<Item>, Option<&'a [u8]>),
     /// A full state certified canonical without decoding it
     /// (`codec::skim_state`): written through as the key's operand, and
     /// decoded only if the batch needs it as a state (other operations on
@@ -142,7 +144,7 @@ impl Engine {
         self.check_writable()?;
         let items = states
             .into_iter()
-            .map(|(k, st)| (k, Prepared::Merge(Item::State(st), None)))
+            .map(|(k, st)| (k, Prepared::Merge(Box::new(Item::State(st)), None)))
             .collect();
         self.commit_items(
             items,
@@ -434,7 +436,7 @@ fn validate(batch: &Batch) -> Result<Vec<(&[u8], Prepared<'_>)>> {
                     Some(ty) => Prepared::Raw(ty, bytes),
                     None => match skim_delta(bytes) {
                         Some(d) => Prepared::RawDelta(d, bytes),
-                        None => Prepared::Merge(decode_item(bytes)?, Some(bytes)),
+                        None => Prepared::Merge(Box::new(decode_item(bytes)?), Some(bytes)),
                     },
                 },
                 _ => Prepared::Local(op),

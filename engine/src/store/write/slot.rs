@@ -84,8 +84,9 @@ pub(super) struct Slot<'a> {
     /// their deltas are built from it.
     pub(super) counting: bool,
     /// Join of everything this batch writes to a key that is not read
-    /// (`None` when that is one delta, `operand_delta`).
-    pub(super) operand: Option<State>,
+    /// (`None` when that is one delta, `operand_delta`). Boxed: most keys
+    /// have none, and a `Slot` is moved whole.
+    pub(super) operand: Option<Box<State>>,
     /// For a key written blind by one local operation: the index of its
     /// delta in the batch's deltas, which is the operand (written from
     /// there, not copied into `operand`).
@@ -196,7 +197,7 @@ impl<'a> Slot<'a> {
     /// Join one change into `operand` (taken as is if it is the first).
     pub(super) fn join_operand(&mut self, delta: Cow<State>) -> Result<()> {
         match self.operand.as_mut() {
-            None => self.operand = Some(delta.into_owned()),
+            None => self.operand = Some(Box::new(delta.into_owned())),
             Some(acc) => acc.try_join(&delta).map_err(mismatch)?,
         }
         Ok(())
@@ -330,9 +331,10 @@ pub(super) fn slots_of<'a>(items: &[(&'a [u8], Prepared<'a>)]) -> (Vec<usize>, V
         slot.adds_removes &= matches!(prep, Prepared::Local(Op::OrAdd(_) | Op::OrRemove(..)));
         slot.ops += 1;
         slot.raw = match (slot.ops, prep) {
-            (1, Prepared::Merge(Item::State(_), Some(bytes)) | Prepared::Raw(_, bytes)) => {
+            (1, Prepared::Merge(item, Some(bytes))) if matches!(**item, Item::State(_)) => {
                 Some(*bytes)
             }
+            (1, Prepared::Raw(_, bytes)) => Some(*bytes),
             _ => None,
         };
     }
@@ -346,30 +348,27 @@ impl Engine {
     /// multi-get on `types`; keys whose operations need their state read
     /// it (and learn their type from it).
     pub(super) fn know_keys(&self, slots: &mut [Slot]) -> Result<()> {
-        // Types and size bounds: from the cache, else one multi-get on
-        // `types` (keys whose state is read learn their type from it).
-        let types_cf = self.cf(CF_TYPES)?;
         // Every writer takes a cached state out before it commits (see
-        // `TypeCache`); only keys whose state is read use it.
-        let mut lookup = Vec::with_capacity(slots.len());
-        let mut taken: Vec<Option<State>> = Vec::with_capacity(slots.len());
+        // `TypeCache`): into the slot, where only keys whose state is read
+        // keep it (`read_states`).
+        let mut lookup = Vec::new();
         for (i, s) in slots.iter_mut().enumerate() {
-            taken.push(match self.types.take(s.key) {
+            match self.types.take(s.key) {
                 Some((m, st)) => {
                     s.know(m);
-                    st
+                    s.state = st;
                 }
                 // Keys whose state is read learn their type from it, unless
                 // `types` is exact: then a key it lacks is being created,
                 // and its (absent) state is not read.
-                None if !s.needs_state || self.types_exact => {
-                    lookup.push(i);
-                    None
-                }
-                None => None,
-            });
+                None if !s.needs_state || self.types_exact => lookup.push(i),
+                None => {}
+            }
         }
         if !lookup.is_empty() {
+            // Column families are looked up only when needed: a lookup by
+            // name searches the database's map of them.
+            let types_cf = self.cf(CF_TYPES)?;
             let ks: Vec<&[u8]> = lookup.iter().map(|i| slots[*i].key).collect();
             for (i, r) in lookup
                 .iter()
@@ -396,25 +395,37 @@ impl Engine {
                 s.needs_state &= !s.counting;
             }
         }
-        self.read_states(slots, taken)
+        self.read_states(slots)
     }
 
     /// Step 4's reads: the state of each key whose operations need it, from
-    /// the cache (`taken`: what step 3 took out of it) or the store, and
-    /// whether the batch writes it whole or as its changes (`Slot::big`,
-    /// `Slot::piling`).
-    fn read_states(&self, slots: &mut [Slot], taken: Vec<Option<State>>) -> Result<()> {
-        let state_cf = self.cf(CF_STATE)?;
-        for (s, cached) in slots.iter_mut().zip(taken).filter(|(s, _)| s.needs_state) {
+    /// the cache (what step 3 took out of it, in `Slot::state`) or the
+    /// store, and whether the batch writes it whole or as its changes
+    /// (`Slot::big`, `Slot::piling`). Keys whose state is not read drop
+    /// what step 3 took (a blind write leaves none in the cache).
+    fn read_states(&self, slots: &mut [Slot]) -> Result<()> {
+        let mut state_cf = None;
+        for s in slots.iter_mut() {
+            if !s.needs_state {
+                s.state = None;
+                continue;
+            }
             // The state a previous write left in the cache is the stored
             // one (every writer of the key holds its stripe, and one that
             // does not hold the whole state leaves none).
-            let hit = cached.is_some();
-            if let Some(st) = cached {
-                s.state = Some(st);
-            } else if s.absent {
-                // No state to read (see `Engine::types_exact`).
-            } else if let Some(b) = self.db.get_pinned_cf(state_cf, s.key)? {
+            let hit = s.state.is_some();
+            // A key being created has no state to read (see
+            // `Engine::types_exact`).
+            let stored = if hit || s.absent {
+                None
+            } else {
+                let cf = match state_cf {
+                    Some(cf) => cf,
+                    None => *state_cf.insert(self.cf(CF_STATE)?),
+                };
+                self.db.get_pinned_cf(cf, s.key)?
+            };
+            if let Some(b) = stored {
                 // A set the cache would not keep: changed as its bytes.
                 if let Some(set) = (s.adds_removes && self.types.is_full())
                     .then(|| OrSetBytes::of(&b))

@@ -185,7 +185,7 @@ impl Engine {
         // What the batch joins into the stored state, if it is not put whole.
         let operand = slot
             .operand
-            .as_ref()
+            .as_deref()
             .or_else(|| slot.operand_delta.map(|i| &deltas[i].delta.state));
         let tomb = slot.tomb || slot.state.as_ref().or(operand).is_some_and(State::has_tomb);
         // The size bound, and the pile of remove operands (`KeyMeta::piled`).
@@ -224,7 +224,7 @@ impl Engine {
         let state_cf = staging.state;
         let operand = slot
             .operand
-            .as_ref()
+            .as_deref()
             .or_else(|| slot.operand_delta.map(|i| &deltas[i].delta.state));
         let logged = slot
             .operand_delta
