@@ -193,6 +193,9 @@ impl CausalContext {
     /// only the replicas whose cloud dots may change are settled. Into an
     /// empty context it is a copy (no dot is inserted one by one).
     pub fn merge(&mut self, other: &CausalContext) {
+        if other.is_empty() {
+            return;
+        }
         if self.is_empty() {
             self.clone_from(other);
             return;

@@ -336,7 +336,10 @@ impl Engine {
         // (Within a group, the earlier batches' peers count too: a larger
         // set than needed at worst, never a smaller one.)
         group_remote.merge(&r.remote);
-        if let Some(first) = r.deltas.first_mut() {
+        // With nothing merged since then (a lone local writer), the first
+        // operation depends on none but its origin's, as `apply` left it.
+        let merged = !(c.touched.is_empty() && group_remote.is_empty());
+        if let Some(first) = r.deltas.first_mut().filter(|_| merged) {
             let mut touched = c.touched.clone();
             add_replicas(&mut touched, group_remote, self.replica);
             let ctx = self.context.lock();

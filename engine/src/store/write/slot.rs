@@ -187,6 +187,40 @@ impl<'a> SetBytes<'a> {
 }
 
 impl<'a> Slot<'a> {
+    /// The slot of a key the batch has not looked at yet.
+    fn new(key: &'a [u8]) -> Slot<'a> {
+        Slot {
+            key,
+            needs_state: false,
+            ops: 0,
+            ty: None,
+            is_new: false,
+            absent: false,
+            used: u64::MAX,
+            reserved: None,
+            tomb: false,
+            fww: false,
+            seed: 0,
+            counts_only: true,
+            removes_only: true,
+            adds_removes: true,
+            piled: crate::store::types::PILED_UNKNOWN,
+            piling: false,
+            whole: u64::MAX,
+            own: None,
+            state: None,
+            big: false,
+            counting: false,
+            operand: None,
+            operand_delta: None,
+            changes: None,
+            set: None,
+            raw: None,
+            raw_body: None,
+            hash: 0,
+        }
+    }
+
     /// Whether the batch writes the key as the join of its changes (blind
     /// writes, and big states), which `operand` accumulates (or
     /// `operand_delta` names, for a key's only change).
@@ -283,45 +317,24 @@ pub(super) fn own_entries(st: &State, me: crate::causal::ReplicaId) -> Option<[u
 /// of each item (so later steps find it without hashing its key again).
 pub(super) fn slots_of<'a>(items: &[(&'a [u8], Prepared<'a>)]) -> (Vec<usize>, Vec<Slot<'a>>) {
     // Distinct keys, in first-seen order.
-    let mut index: HashMap<&[u8], usize> = HashMap::with_capacity(items.len());
+    let indexed = items.len() > 1;
+    let mut index: HashMap<&[u8], usize> =
+        HashMap::with_capacity(if indexed { items.len() } else { 0 });
     let mut of_item = Vec::with_capacity(items.len());
     // At most one slot per item (a `Slot` is large: growing the vector by
     // doubling copied it about 7 times per batch of 100).
     let mut slots: Vec<Slot> = Vec::with_capacity(items.len());
     for (key, prep) in items {
-        let i = *index.entry(*key).or_insert_with(|| {
-            slots.push(Slot {
-                key,
-                needs_state: false,
-                ops: 0,
-                ty: None,
-                is_new: false,
-                absent: false,
-                used: u64::MAX,
-                reserved: None,
-                tomb: false,
-                fww: false,
-                seed: 0,
-                counts_only: true,
-                removes_only: true,
-                adds_removes: true,
-                piled: crate::store::types::PILED_UNKNOWN,
-                piling: false,
-                whole: u64::MAX,
-                own: None,
-                state: None,
-                big: false,
-                counting: false,
-                operand: None,
-                operand_delta: None,
-                changes: None,
-                set: None,
-                raw: None,
-                raw_body: None,
-                hash: 0,
-            });
-            slots.len() - 1
-        });
+        // A batch of one item needs no index of its keys.
+        let i = if !indexed {
+            slots.push(Slot::new(key));
+            0
+        } else {
+            *index.entry(*key).or_insert_with(|| {
+                slots.push(Slot::new(key));
+                slots.len() - 1
+            })
+        };
         of_item.push(i);
         let slot = &mut slots[i];
         slot.needs_state |= matches!(prep, Prepared::Local(op) if op.needs_state());
