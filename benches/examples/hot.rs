@@ -19,6 +19,11 @@
 //! `HOT_WRITE_BUFFER_MB` sets the engine's `write_buffer_bytes`,
 //! `HOT_STATE_CACHE_MB` its `state_cache_bytes`, `HOT_TYPE_CACHE` its
 //! `type_cache_entries`.
+//! `HOT_STEPS=1`, in a build with the `step-timing` feature
+//! (`cargo build --release -p converge-benches --features step-timing
+//! --example hot`), prints where the timed writes' time went, step by
+//! step of the engine's write path (`converge::store::timing`), per
+//! operation, after the runs.
 //! KIND `put-log` is `put` plus, per batch, one put into a second column
 //! family of `HOT_LOG_BYTES` (default 40) bytes per operation: a raw write
 //! of what the engine's blind local batch persists (the key's operand and
@@ -30,6 +35,7 @@
 //! `HOT_KEYS` OR-Set keys (default 10,000) filled with `HOT_ELEMENTS`
 //! elements each (default 300); `shiftsets` the same with the adds going
 //! to half the keys first (untimed), then to the other half.
+use converge::store::timing;
 use converge::{Durability, Engine, Options};
 use converge_benches::fixtures::{
     counter_deltas, counter_states, disk_bytes, local_replica, orset_deltas, orset_states,
@@ -93,6 +99,14 @@ fn main() -> converge_benches::BenchResult<()> {
     });
     let local_keys = env("HOT_KEYS").unwrap_or(10_000);
     let threads = env("HOT_THREADS").unwrap_or(1) as usize;
+    let steps = env("HOT_STEPS") == Some(1);
+    if steps && !timing::ENABLED {
+        return Err("HOT_STEPS=1 needs a build with the step-timing feature".into());
+    }
+    // Per step of the write path: its time and laps over the timed runs,
+    // and the operations they wrote.
+    let mut step_totals: Vec<timing::StepTime> = Vec::new();
+    let mut timed_ops = 0u64;
     while match runs {
         Some(n) => rs.len() < n,
         None => t.elapsed().as_secs() < secs,
@@ -148,15 +162,23 @@ fn main() -> converge_benches::BenchResult<()> {
         rs.push(match (&payloads, kind) {
             (Some((p, keys)), _) => {
                 let ops = env("HOT_OPS").unwrap_or(if *keys == 1_000 { 2_000 } else { 100_000 });
+                // What earlier runs' engines did after their timed writes
+                // (closing) is not counted.
+                timing::take_write_steps();
+                timed_ops += ops;
                 remote::engine_rate(&engine, &Load::new(ops, *keys, batch), p)?
             }
             (None, Some(k)) => {
                 let load = Load::new(local_ops, local_keys, batch).threads(threads);
                 prepare(&engine, k, &load)?;
+                // The prepare step's writes are not counted.
+                timing::take_write_steps();
+                timed_ops += load.ops;
                 engine_rate(&engine, k, &load)?
             }
             (None, None) => unreachable!(),
         });
+        add_steps(&mut step_totals, timing::take_write_steps());
         if env("HOT_SIZES") == Some(1) {
             if feed {
                 let info = engine.feed_info()?;
@@ -178,7 +200,58 @@ fn main() -> converge_benches::BenchResult<()> {
         rs[rs.len() / 2],
         rs.len()
     );
+    if steps {
+        print_steps(&step_totals, timed_ops);
+    }
     Ok(())
+}
+
+/// Add one run's step times to the totals.
+fn add_steps(totals: &mut Vec<timing::StepTime>, run: Vec<timing::StepTime>) {
+    if totals.is_empty() {
+        *totals = run;
+        return;
+    }
+    for (t, r) in totals.iter_mut().zip(run) {
+        t.total += r.total;
+        t.laps += r.laps;
+        t.bytes += r.bytes;
+        t.records += r.records;
+    }
+}
+
+/// Each step's time per operation (microseconds), and its share of the
+/// writers' time (the steps but `rocksdb-write`, which `commit` includes).
+fn print_steps(totals: &[timing::StepTime], ops: u64) {
+    let per_op = |d: std::time::Duration| d.as_secs_f64() * 1e6 / ops.max(1) as f64;
+    let writer: f64 = totals
+        .iter()
+        .filter(|t| t.step != timing::Step::RocksDbWrite)
+        .map(|t| per_op(t.total))
+        .sum();
+    println!("write path steps over {ops} timed operations (wall time per writer thread):");
+    println!(
+        "  {:<14} {:>10} {:>7} {:>10}",
+        "step", "us/op", "share", "laps"
+    );
+    for t in totals {
+        let us = per_op(t.total);
+        println!(
+            "  {:<14} {:>10.3} {:>6.1}% {:>10}",
+            t.step.name(),
+            us,
+            100.0 * us / writer.max(f64::MIN_POSITIVE),
+            t.laps
+        );
+    }
+    println!("  {:<14} {writer:>10.3}", "all steps");
+    if let Some(w) = totals.iter().find(|t| t.step == timing::Step::RocksDbWrite) {
+        println!(
+            "  RocksDB writes: {:.1} bytes and {:.2} records per operation",
+            w.bytes as f64 / ops.max(1) as f64,
+            w.records as f64 / ops.max(1) as f64
+        );
+    }
 }
 
 /// The `put-log` peer: raw puts, and one put per batch of `per_op` bytes

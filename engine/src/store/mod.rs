@@ -35,6 +35,7 @@ pub use gc::CollectReport;
 pub use options::{Durability, Options};
 pub use pending::PendingInfo;
 pub use read::{KeyIter, MvRead, SetRead, Value};
+pub use write::timing;
 
 use crate::aae::{Node, Tree, VerifyReport, LEVELS};
 use crate::causal::{CausalContext, HybridClock, ReplicaId, VersionVector};
@@ -405,7 +406,11 @@ impl Engine {
     /// reached the WAL, so the engine's state is unknown: it is poisoned
     /// (no more writes until reopened) rather than retried.
     pub(crate) fn write_or_poison(&self, wb: rocksdb::WriteBatch) -> Result<()> {
-        self.db.write_opt(wb, &self.write_opts).map_err(|e| {
+        let mut clock = write::timing::Clock::start();
+        clock.count_batch(&wb);
+        let written = self.db.write_opt(wb, &self.write_opts);
+        clock.lap(write::timing::Step::RocksDbWrite);
+        written.map_err(|e| {
             self.poisoned.store(true, Ordering::Release);
             e.into()
         })

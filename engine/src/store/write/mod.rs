@@ -53,10 +53,12 @@ mod slot;
 mod stage;
 #[cfg(test)]
 mod tests;
+pub mod timing;
 
 use self::apply::Applied;
 use self::slot::slots_of;
 use self::stage::{write_size_hint, Staged};
+use self::timing::{Clock, Step};
 use super::batch::{Batch, KeyedDelta, Op};
 use super::commit::{Done, Ready};
 use super::merge::encode_ts;
@@ -116,9 +118,13 @@ impl Engine {
         if batch.ops.is_empty() {
             return Ok(Vec::new());
         }
+        let mut clock = Clock::start();
         let items = validate(batch)?;
+        clock.lap(Step::Validate);
         let done = self.commit_items(items, Extra::default())?;
+        let mut clock = Clock::start();
         self.after_commit(&done)?;
+        clock.lap(Step::Drain);
         Ok(done.deltas)
     }
 
@@ -162,8 +168,10 @@ impl Engine {
         items: Vec<(&[u8], Prepared)>,
         mut extra: Extra,
     ) -> Result<Done> {
+        let mut clock = Clock::start();
         let (of_item, mut slots) = slots_of(&items);
         let size_hint = write_size_hint(&items);
+        clock.lap(Step::Slots);
         // Every writer of a key holds the key's stripe, so a
         // read-modify-write can replace the state with a put, and a key's
         // size bound (types.rs) is read and updated under the stripe. Blind
@@ -175,26 +183,34 @@ impl Engine {
         // key this batch creates can have an index entry (none can unless
         // a settle ran meanwhile).
         let epoch = self.tree.epoch();
+        clock.lap(Step::Lock);
         self.know_keys(&mut slots)?;
+        clock.lap(Step::Know);
         let mut applied = self.apply_all(items, &of_item, &mut slots, &mut extra)?;
+        clock.lap(Step::Apply);
         let Staged {
             mut wb,
             metas,
             keys,
             logged,
         } = self.stage_all(&mut slots, &applied.deltas, size_hint)?;
+        clock.lap(Step::Stage);
         // Step 6, the part that needs no order: record, clock, applied
         // pending rows.
         applied.remote.merge(&extra.dots);
         self.stage_meta(&mut wb, &applied.remote, applied.max_ts, &extra.release)?;
+        clock.lap(Step::Meta);
         let done = self.commit_staged(wb, logged, keys, epoch, applied, &mut extra)?;
+        clock.lap(Step::Commit);
         // Size bounds change under the keys' stripes only.
         for (key, m, state) in metas {
             self.types.insert(key, m, state);
         }
+        clock.lap(Step::Cache);
         // The data is written: release the keys before a possible settle.
         drop(guards);
         self.after_write(&done);
+        clock.lap(Step::Release);
         Ok(done)
     }
 
