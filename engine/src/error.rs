@@ -211,7 +211,7 @@ pub enum Error {
 }
 
 impl From<rocksdb::Error> for Error {
-    /// Keeps RocksDB's kind: see [`Error::from_rocksdb`].
+    /// Keeps RocksDB's kind: see `Error::from_rocksdb`.
     fn from(e: rocksdb::Error) -> Self {
         let kind = e.kind();
         Error::from_rocksdb(kind, e.into_string())

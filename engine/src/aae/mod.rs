@@ -7,8 +7,9 @@
 //! and the new one in, along the path to the root.
 //!
 //! Writes never read state to maintain the tree: the write path marks keys
-//! dirty (in memory), and [`Tree::settle`] folds each dirty key once before
-//! the tree is read. The per-key entry hashes live in the `aae_keys` column
+//! dirty (in memory), and a settle ([`crate::Engine::settle`], or the
+//! background settler) folds each dirty key once before the tree is read.
+//! The per-key entry hashes live in the `aae_keys` column
 //! family (ordered by key hash, so a segment's keys are one range scan) of
 //! the index's own RocksDB instance (`aae/` in the store's directory); the
 //! leaves are persisted there at clean close. An unclean shutdown is

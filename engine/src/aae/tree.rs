@@ -147,7 +147,7 @@ impl Levels {
 /// The anti-entropy tree of one engine. Thread-safe.
 ///
 /// Its key index (`aae_keys`) and persisted leaves (`aae_leaves`) live in a
-/// RocksDB instance of their own ([`INDEX_DIR`] inside the store's
+/// RocksDB instance of their own (`aae/` inside the store's
 /// directory), not in the data's: the settler's index writes then never
 /// queue in the data's write path with the writers' batches (measured,
 /// 2026-11-27: a 100,000-key counter ingest with the tree on went from
@@ -159,7 +159,7 @@ impl Levels {
 /// run time (RocksDB reports corruption reading or writing it) does not
 /// make the tree unusable until the next open. The call that found it
 /// remakes the index from the data, live, and tries once more (see
-/// [`Tree::heal`]): writers go on meanwhile, and only calls that need the
+/// `Tree::heal`): writers go on meanwhile, and only calls that need the
 /// index wait for the rebuild.
 ///
 /// Two locks: `settling` serializes the folds (a fold reads a key's old
@@ -250,7 +250,7 @@ impl IndexPlace {
     }
 }
 
-/// Result of [`Tree::verify`].
+/// Result of [`crate::Engine::verify`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifyReport {
     /// Keys hashed from the data.
