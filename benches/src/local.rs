@@ -90,7 +90,14 @@ fn elem_of(kind: Kind, load: &Load, op: u64) -> Vec<u8> {
     }
 }
 
-/// Untimed set-up: for removes, add every element the load will remove.
+/// Untimed set-up: for removes, add every element the load will remove,
+/// then flush the memtables. The adds put each key's growing set once per
+/// batch of 10,000, ten times more records than the raw peer's fill of
+/// one put per key (`put_run`, which flushes too); unflushed, the timed
+/// removes inserted into a memtable ten times fuller than the peer's, and
+/// their RocksDB write cost about twice the counter row's for the same
+/// bytes and records (BENCHMARKS.md, 2026-11-28, "where each row's time
+/// goes").
 pub fn prepare(engine: &Engine, kind: Kind, load: &Load) -> BenchResult<()> {
     if kind != Kind::OrSetRemove {
         return Ok(());
@@ -104,6 +111,7 @@ pub fn prepare(engine: &Engine, kind: Kind, load: &Load) -> BenchResult<()> {
         }
     }
     engine.write(&b)?;
+    engine.flush()?;
     Ok(())
 }
 
@@ -158,14 +166,15 @@ pub fn converge_run(kind: Kind, durability: Durability, load: &Load) -> BenchRes
     engine_rate(&engine, kind, load)
 }
 
-/// A fresh raw database (with every key put once first, for the remove
-/// workload whose engine is prepared too), then the timed puts.
+/// A fresh raw database (with every key put once first and flushed, for
+/// the remove workload whose engine is prepared too), then the timed puts.
 pub fn put_run(kind: Kind, durability: Durability, load: &Load) -> BenchResult<f64> {
     let raw = RawDb::open(durability)?;
     let value = vec![0x5a; kind.value_len()?];
     if kind == Kind::OrSetRemove {
         let fill = Load::new(load.keys, load.keys, 10_000);
         raw.put_load(&fill, &value)?;
+        raw.db().flush()?;
     }
     Ok(rate(load.ops, raw.put_load(load, &value)?))
 }
