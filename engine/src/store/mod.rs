@@ -402,6 +402,22 @@ impl Engine {
         cf(&self.db, name)
     }
 
+    /// The column family `name` kept in `slot`, looked up the first time
+    /// (for steps that may not need it: a lookup by name searches the
+    /// database's map of them).
+    pub(crate) fn cf_once<'e>(
+        &'e self,
+        slot: &mut Option<&'e rocksdb::ColumnFamily>,
+        name: &str,
+    ) -> Result<&'e rocksdb::ColumnFamily> {
+        if let Some(cf) = *slot {
+            return Ok(cf);
+        }
+        let cf = self.cf(name)?;
+        *slot = Some(cf);
+        Ok(cf)
+    }
+
     /// Write `wb` with the configured durability. A failed write may have
     /// reached the WAL, so the engine's state is unknown: it is poisoned
     /// (no more writes until reopened) rather than retried.

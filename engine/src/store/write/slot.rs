@@ -432,11 +432,8 @@ impl Engine {
             let stored = if hit || s.absent {
                 None
             } else {
-                let cf = match state_cf {
-                    Some(cf) => cf,
-                    None => *state_cf.insert(self.cf(CF_STATE)?),
-                };
-                self.db.get_pinned_cf(cf, s.key)?
+                self.db
+                    .get_pinned_cf(self.cf_once(&mut state_cf, CF_STATE)?, s.key)?
             };
             if let Some(b) = stored {
                 // A set the cache would not keep: changed as its bytes.

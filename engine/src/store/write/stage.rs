@@ -22,8 +22,8 @@ const PILE_OF_WHOLE: u64 = 3;
 
 /// Operands a set changed as its bytes (`slot::SetBytes`) takes on top of
 /// its last whole put before it is put whole again (`KeyMeta::piled`;
-/// unknown after a cache miss, so such a set is put whole). Measured on 20,000 sets of
-/// 300 elements (`hot manysets`, two rounds): always put whole 16.9k–17.9k
+/// unknown after a cache miss, so such a set is put whole). Measured on
+/// 20,000 sets of 300 elements (`hot manysets`, two rounds): always put whole 16.9k–17.9k
 /// ops/s, 1 operand 27.6k–36.1k, 3 27.0k–38.0k, 8 31.9k–35.2k; on sets of
 /// 30 elements 74k–86k, 108k–121k, 89k–116k, 91k–103k. A long pile (up
 /// to four times the set's size) ran no faster than putting it whole:
@@ -61,22 +61,6 @@ pub(super) struct Staging<'e> {
     /// The batch's log operations and where each delta's state body lies
     /// in them (`feed::encode_log_ops_into`), with the changes feed on.
     pub(super) log: Option<(&'e [u8], &'e [std::ops::Range<usize>])>,
-}
-
-impl<'e> Staging<'e> {
-    /// The column family `name` held in `slot`, looked up the first time.
-    pub(super) fn family(
-        slot: &mut Option<&'e rocksdb::ColumnFamily>,
-        engine: &'e Engine,
-        name: &str,
-    ) -> Result<&'e rocksdb::ColumnFamily> {
-        if let Some(cf) = *slot {
-            return Ok(cf);
-        }
-        let cf = engine.cf(name)?;
-        *slot = Some(cf);
-        Ok(cf)
-    }
 }
 
 impl Engine {
@@ -329,7 +313,7 @@ impl Engine {
         }
         if tomb && !slot.tomb {
             // Indexed for collection (`gc.rs`).
-            let meta = Staging::family(&mut staging.meta, self, CF_META)?;
+            let meta = self.cf_once(&mut staging.meta, CF_META)?;
             wb.put_cf(meta, crate::store::gc::tomb_key(slot.key), []);
         }
         // A new key has no reservation yet; a key a delete reached for
@@ -338,7 +322,7 @@ impl Engine {
         let reserved = kept.unwrap_or_else(|| KeyMeta::reservation_for(used));
         if kept.is_none() || tomb != slot.tomb {
             wb.put_cf(
-                Staging::family(&mut staging.types, self, CF_TYPES)?,
+                self.cf_once(&mut staging.types, CF_TYPES)?,
                 slot.key,
                 encode_entry(ty, reserved, tomb),
             );
