@@ -51,7 +51,9 @@ fuzz-build-plain: fuzz-setup
 # AddressSanitizer (-Zsanitizer=address). The cc crate (1.11) compiles every
 # C and C++ file of the build with -fsanitize=address when the Rust code is
 # (it reads CARGO_CFG_SANITIZE), so RocksDB's C++ is instrumented too;
-# CXXFLAGS adds frame pointers for readable C++ stacks. libFuzzer itself
+# CXXFLAGS adds frame pointers for readable C++ stacks (on top of the main
+# build's CXXFLAGS, which this target-specific variable replaces for the cc
+# crate). libFuzzer itself
 # must not be instrumented: it comes prebuilt from the plain build
 # (CUSTOM_LIBFUZZER_PATH). These flags are part of ccache's key: change
 # them and RocksDB compiles again (about 12 minutes on 2 idle cores).
@@ -59,7 +61,7 @@ fuzz-build-asan: fuzz-build-plain
 	lib=$$(ls -t $(FUZZ_PLAIN_DIR)/$(FUZZ_TRIPLE)/release/build/libfuzzer-sys-*/out/libfuzzer.a | head -1) && \
 	  test -n "$$lib" && \
 	  export CUSTOM_LIBFUZZER_PATH=$$lib \
-	    CXXFLAGS_$(subst -,_,$(FUZZ_TRIPLE))="-fsanitize=address -fno-omit-frame-pointer" && \
+	    CXXFLAGS_$(subst -,_,$(FUZZ_TRIPLE))="$(CXXFLAGS) -fsanitize=address -fno-omit-frame-pointer" && \
 	  $(FUZZ_BUILD) -s address --target-dir $(FUZZ_ASAN_DIR)
 
 fuzz-smoke: fuzz-build-plain
