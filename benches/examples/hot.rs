@@ -124,6 +124,8 @@ fn main() -> converge_benches::BenchResult<()> {
         if bigset {
             let elements = env("HOT_ELEMENTS").unwrap_or(100_000);
             rs.push(converge_benches::bigset::run(elements, local_ops)?);
+            timed_ops += local_ops;
+            add_steps(&mut step_totals, timing::take_write_steps());
             continue;
         }
         if raw_put {

@@ -58,6 +58,9 @@ pub fn run(elements: u64, ops: u64) -> BenchResult<f64> {
     let mut start = Instant::now();
     while op < 2 * ops {
         if op == ops {
+            // The warm-up's write steps are not counted (`hot`'s
+            // `HOT_STEPS=1`, in a build with the step-timing feature).
+            converge::store::timing::take_write_steps();
             start = Instant::now();
         }
         // Pair k adds element `elements + k` and removes element k: the
