@@ -572,7 +572,8 @@ impl<C> Decode<C> for State {
                 State::TwoPSet(TwoPSet::from_parts(added, removed, opt!(set::SetTomb)))
             }
             CrdtType::ORSet => {
-                let entries = decode_collected::<(Vec<u8>, dots::Dots), _, _, _>(d)?;
+                let entries =
+                    decode_collected::<(crate::shortkey::ShortKey, dots::Dots), _, _, _>(d)?;
                 let ctx = Decode::decode(d)?;
                 State::ORSet(ORSet::from_parts(entries, ctx, opt!(orset::CtxTomb)))
             }

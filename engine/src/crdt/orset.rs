@@ -13,13 +13,17 @@
 use super::dots::Dots;
 use super::Lattice;
 use crate::causal::{CausalContext, Dot, ReplicaId};
+use crate::shortkey::ShortKey;
 use bincode::{Decode, Encode};
 use std::collections::BTreeMap;
 
 /// An add-wins observed-remove set.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ORSet {
-    entries: BTreeMap<Vec<u8>, Dots>,
+    /// The elements, each in place when short (a search of a big set
+    /// compares in the map's nodes instead of reaching each element's bytes
+    /// on the heap; `crate::shortkey`).
+    entries: BTreeMap<ShortKey, Dots>,
     ctx: CausalContext,
     tomb: super::Boxed<CtxTomb>,
 }
@@ -87,7 +91,8 @@ impl ORSet {
         // cost is one lookup, whatever the size of the set.
         // One search of the map (an add is usually of a new element, whose
         // bytes the map needs anyway).
-        match self.entries.entry(elem.to_vec()) {
+        let key = ShortKey::new(elem);
+        match self.entries.entry(key.clone()) {
             std::collections::btree_map::Entry::Occupied(mut o) => {
                 for d in o.get().iter() {
                     delta.ctx.insert(*d);
@@ -100,7 +105,7 @@ impl ORSet {
         }
         delta.ctx.insert(dot);
         self.ctx.insert(dot);
-        delta.entries.insert(elem.to_vec(), Dots::one(dot));
+        delta.entries.insert(key, Dots::one(dot));
         delta
     }
 
@@ -185,12 +190,12 @@ impl ORSet {
     }
 
     #[allow(clippy::type_complexity)]
-    pub(crate) fn parts(&self) -> (&BTreeMap<Vec<u8>, Dots>, &CausalContext, &CtxTomb) {
+    pub(crate) fn parts(&self) -> (&BTreeMap<ShortKey, Dots>, &CausalContext, &CtxTomb) {
         (&self.entries, &self.ctx, self.tomb.get())
     }
 
     pub(crate) fn from_parts(
-        entries: BTreeMap<Vec<u8>, Dots>,
+        entries: BTreeMap<ShortKey, Dots>,
         ctx: CausalContext,
         tomb: CtxTomb,
     ) -> ORSet {
@@ -206,7 +211,7 @@ impl ORSet {
     /// last add (sorted by element), and `seen`, every dot the deltas'
     /// contexts hold (see `Slot::record_change` in `store/write/slot.rs`).
     pub(crate) fn from_changes(
-        adds: impl IntoIterator<Item = (Vec<u8>, Dot)>,
+        adds: impl IntoIterator<Item = (ShortKey, Dot)>,
         seen: Vec<Dot>,
     ) -> ORSet {
         ORSet {
@@ -223,7 +228,7 @@ impl ORSet {
 
     /// The members in byte order.
     pub fn members(&self) -> impl Iterator<Item = &[u8]> {
-        self.entries.keys().map(|e| e.as_slice())
+        self.entries.keys().map(|e| e.bytes())
     }
 
     /// Number of members.
@@ -349,12 +354,13 @@ impl ORSet {
     /// there keep the dots this side has not seen.
     fn join_walk(&mut self, other: &Self) {
         let mine = std::mem::take(&mut self.entries);
-        let mut out: Vec<(Vec<u8>, Dots)> = Vec::with_capacity(mine.len().max(other.entries.len()));
+        let mut out: Vec<(ShortKey, Dots)> =
+            Vec::with_capacity(mine.len().max(other.entries.len()));
         let mut a = mine.into_iter().peekable();
         let mut b = other.entries.iter().peekable();
         loop {
             let order = match (a.peek(), b.peek()) {
-                (Some((ka, _)), Some((kb, _))) => ka.as_slice().cmp(kb.as_slice()),
+                (Some((ka, _)), Some((kb, _))) => ka.cmp(kb),
                 (Some(_), None) => std::cmp::Ordering::Less,
                 (None, Some(_)) => std::cmp::Ordering::Greater,
                 (None, None) => break,
@@ -428,7 +434,8 @@ mod tests {
     #[test]
     fn a_dot_with_counter_zero_is_refused() {
         let mut s = ORSet::default();
-        s.entries.insert(b"x".to_vec(), Dots::one(Dot::new(A, 0)));
+        s.entries
+            .insert(ShortKey::new(b"x"), Dots::one(Dot::new(A, 0)));
         assert_refused(s);
     }
 
@@ -439,7 +446,8 @@ mod tests {
     fn a_dot_under_two_elements_is_refused() {
         let mut s = ORSet::default();
         s.add(A, b"x");
-        s.entries.insert(b"y".to_vec(), Dots::one(Dot::new(A, 1)));
+        s.entries
+            .insert(ShortKey::new(b"y"), Dots::one(Dot::new(A, 1)));
         assert_refused(s);
     }
 

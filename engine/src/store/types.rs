@@ -261,14 +261,16 @@ pub(crate) fn holds_state(ty: CrdtType) -> bool {
 }
 
 /// Heap bytes a decoded state takes, estimated from its elements and (a
-/// bound of) its encoded size. Measured by `benches/examples/state_memory.rs`:
-/// an OR-Set takes about 150 bytes per element of 11 bytes (the map's node
-/// share, the element's bytes, its dot inline) — 9 times its encoding with
-/// small replica ids; an MV register of two 100-byte siblings about 4 times
-/// its encoding. Rounded up.
+/// bound of) its encoding size. Measured by `benches/examples/state_memory.rs`
+/// (2026-11-28, elements in place since then): an OR-Set takes about 75
+/// bytes per element of 11 bytes (the map's node share, the element's bytes
+/// and its dot, both in place) — 4.4 to 5.4 times its encoding with small
+/// replica ids (150 bytes, 9 times, with each element's bytes on the heap);
+/// an MV register of two 100-byte siblings about 4 times its encoding.
+/// Rounded up.
 pub(crate) fn heap_estimate(state: &State, encoded: u64) -> u64 {
     match state {
-        State::ORSet(s) => encoded.saturating_add(160u64.saturating_mul(s.len() as u64)),
+        State::ORSet(s) => encoded.saturating_add(80u64.saturating_mul(s.len() as u64)),
         _ => encoded.saturating_mul(8),
     }
 }

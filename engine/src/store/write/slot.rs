@@ -172,7 +172,7 @@ impl<'a> SetBytes<'a> {
                 self.next += 1;
                 dots.push(dot);
                 self.now.insert(elem, vec![dot]);
-                (Some((elem.to_vec(), dot)), dots)
+                (Some((crate::shortkey::ShortKey::new(elem), dot)), dots)
             }
             Some(observed) => {
                 let (gone, kept) = dots
@@ -287,7 +287,10 @@ impl<'a> Slot<'a> {
         let Some(c) = self.changes.take() else {
             return Ok(());
         };
-        let adds = c.adds.into_iter().map(|(e, d)| (e.to_vec(), d));
+        let adds = c
+            .adds
+            .into_iter()
+            .map(|(e, d)| (crate::shortkey::ShortKey::new(e), d));
         let joined = State::ORSet(crate::crdt::ORSet::from_changes(adds, c.seen));
         self.join_operand(Cow::Owned(joined))
     }
