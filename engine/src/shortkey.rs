@@ -122,16 +122,13 @@ impl<C> bincode::Decode<C> for ShortKey {
         d: &mut D,
     ) -> Result<Self, bincode::error::DecodeError> {
         use bincode::de::read::Reader;
-        let len = u64::decode(d)?;
-        let len = usize::try_from(len)
-            .map_err(|_| bincode::error::DecodeError::OutsideUsizeRange(len))?;
+        let len = crate::crdt::decode_len(d)?;
+        d.claim_container_read::<u8>(len)?;
         if len > INLINE_KEY {
-            d.claim_container_read::<u8>(len)?;
             let mut v = vec![0u8; len];
             d.reader().read(&mut v)?;
             return Ok(ShortKey(Repr::Heap(v.into())));
         }
-        d.claim_container_read::<u8>(len)?;
         let mut b = [0u8; INLINE_KEY];
         d.reader().read(&mut b[..len])?;
         Ok(ShortKey(Repr::Inline(len as u8, b)))

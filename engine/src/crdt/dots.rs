@@ -150,9 +150,7 @@ impl<C> Decode<C> for Dots {
     fn decode<D: bincode::de::Decoder<Context = C>>(
         d: &mut D,
     ) -> Result<Self, bincode::error::DecodeError> {
-        let len = u64::decode(d)?;
-        let len = usize::try_from(len)
-            .map_err(|_| bincode::error::DecodeError::OutsideUsizeRange(len))?;
+        let len = super::decode_len(d)?;
         // Each dot claims its encoded size before it is read, as bincode's
         // own collections do: a hostile length cannot reserve memory.
         d.claim_container_read::<Dot>(len)?;

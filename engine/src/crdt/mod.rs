@@ -596,6 +596,14 @@ impl<C> Decode<C> for State {
 
 bincode::impl_borrow_decode!(State);
 
+/// A collection's length as bincode encodes it (a `u64`), as a `usize`.
+pub(crate) fn decode_len<D: bincode::de::Decoder>(
+    d: &mut D,
+) -> Result<usize, bincode::error::DecodeError> {
+    let len = u64::decode(d)?;
+    usize::try_from(len).map_err(|_| bincode::error::DecodeError::OutsideUsizeRange(len))
+}
+
 /// A set or map decoded as the list of its items (the bytes bincode gives
 /// either: a length, then each item; a map's item is its key, then its
 /// value) and built in one pass. Encodings list items in order, and

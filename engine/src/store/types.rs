@@ -261,7 +261,7 @@ pub(crate) fn holds_state(ty: CrdtType) -> bool {
 }
 
 /// Heap bytes a decoded state takes, estimated from its elements and (a
-/// bound of) its encoding size. Measured by `benches/examples/state_memory.rs`
+/// bound of) its encoded size. Measured by `benches/examples/state_memory.rs`
 /// (2026-11-28, elements in place since then): an OR-Set takes about 75
 /// bytes per element of 11 bytes (the map's node share, the element's bytes
 /// and its dot, both in place) — 4.4 to 5.4 times its encoding with small
