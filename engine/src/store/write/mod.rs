@@ -284,14 +284,19 @@ impl Engine {
         max_ts: Option<Timestamp>,
         release: &[u64],
     ) -> Result<()> {
-        // Column families are looked up only when needed: a lookup by name
-        // searches the database's map of them.
+        // Column families are looked up only when needed, and once: a
+        // lookup by name searches the database's map of them.
+        let mut meta = None;
         if !remote.is_empty() {
-            wb.merge_cf(self.cf(CF_META)?, META_CTX, encode_context(remote));
+            wb.merge_cf(
+                self.cf_once(&mut meta, CF_META)?,
+                META_CTX,
+                encode_context(remote),
+            );
         }
         if let Some(ts) = max_ts {
             self.clock.observe(ts);
-            wb.merge_cf(self.cf(CF_META)?, META_HLC, encode_ts(ts));
+            wb.merge_cf(self.cf_once(&mut meta, CF_META)?, META_HLC, encode_ts(ts));
         }
         if !release.is_empty() {
             let pending_cf = self.cf(CF_PENDING)?;

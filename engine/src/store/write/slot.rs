@@ -13,6 +13,7 @@ use crate::causal::Dot;
 use crate::codec::{Item, OrSetBytes};
 use crate::crdt::{CrdtType, State};
 use crate::error::Result;
+use crate::shortkey::ShortKey;
 use foldhash::{HashMap, HashMapExt};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -172,7 +173,7 @@ impl<'a> SetBytes<'a> {
                 self.next += 1;
                 dots.push(dot);
                 self.now.insert(elem, vec![dot]);
-                (Some((crate::shortkey::ShortKey::new(elem), dot)), dots)
+                (Some((ShortKey::new(elem), dot)), dots)
             }
             Some(observed) => {
                 let (gone, kept) = dots
@@ -287,10 +288,7 @@ impl<'a> Slot<'a> {
         let Some(c) = self.changes.take() else {
             return Ok(());
         };
-        let adds = c
-            .adds
-            .into_iter()
-            .map(|(e, d)| (crate::shortkey::ShortKey::new(e), d));
+        let adds = c.adds.into_iter().map(|(e, d)| (ShortKey::new(e), d));
         let joined = State::ORSet(crate::crdt::ORSet::from_changes(adds, c.seen));
         self.join_operand(Cow::Owned(joined))
     }

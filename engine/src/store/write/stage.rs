@@ -23,11 +23,11 @@ const PILE_OF_WHOLE: u64 = 3;
 /// Operands a set changed as its bytes (`slot::SetBytes`) takes on top of
 /// its last whole put before it is put whole again (`KeyMeta::piled`;
 /// unknown after a cache miss, so such a set is put whole). Measured on
-/// 20,000 sets of 300 elements (`hot manysets`, two rounds): always put whole 16.9k–17.9k
-/// ops/s, 1 operand 27.6k–36.1k, 3 27.0k–38.0k, 8 31.9k–35.2k; on sets of
-/// 30 elements 74k–86k, 108k–121k, 89k–116k, 91k–103k. A long pile (up
-/// to four times the set's size) ran no faster than putting it whole:
-/// each write's read joins the pile.
+/// 20,000 sets of 300 elements (`hot manysets`, two rounds): always put
+/// whole 16.9k–17.9k ops/s, 1 operand 27.6k–36.1k, 3 27.0k–38.0k, 8
+/// 31.9k–35.2k; on sets of 30 elements 74k–86k, 108k–121k, 89k–116k,
+/// 91k–103k. A long pile (up to four times the set's size) ran no faster
+/// than putting it whole: each write's read joins the pile.
 pub(super) const SET_PILE: u8 = 3;
 
 /// A batch's keys staged (step 5).
