@@ -28,6 +28,15 @@
 //! family of `HOT_LOG_BYTES` (default 40) bytes per operation: a raw write
 //! of what the engine's blind local batch persists (the key's operand and
 //! the changes feed's log entry).
+//! KIND `put-deferred` models a write path that persists only a log
+//! record per batch (`HOT_LOG_BYTES` per operation, default the key's and
+//! value's lengths and bytes) with the configured durability, and leaves
+//! the per-key puts to a second thread that writes them without the WAL
+//! (RocksDB's memtables only), through a queue of `HOT_DEFER_QUEUE`
+//! batches (default 64): timed until that thread has written every batch.
+//! It is a raw RocksDB model of a design the engine does not have (see
+//! BENCHMARKS.md, "A log-first write path, modelled"); it recovers
+//! nothing after a crash.
 //! KIND `bigset` is the report's big-set row (`bigset::run`): alternating
 //! adds and removes on one OR-Set key of `HOT_ELEMENTS` elements (default
 //! 100,000; 10 is the row's small set), `HOT_OPS` timed (default 100,000).
@@ -41,7 +50,7 @@ use converge_benches::fixtures::{
     counter_deltas, counter_states, disk_bytes, local_replica, orset_deltas, orset_states,
 };
 use converge_benches::local::{engine_rate, prepare, Kind};
-use converge_benches::measure::{rate, Load};
+use converge_benches::measure::{rate, Load, KEY_LEN};
 use converge_benches::peers::RawDb;
 use converge_benches::remote;
 
@@ -71,7 +80,7 @@ fn main() -> converge_benches::BenchResult<()> {
         _ => None,
     };
     let kind = Kind::ALL.into_iter().find(|k| k.name() == what);
-    let raw_put = what == "put" || what == "put-log";
+    let raw_put = what == "put" || what == "put-log" || what == "put-deferred";
     // The raw peer of the remote rows: the payloads as merge operands.
     let raw_merge = what.strip_prefix("merge-").map(|rest| format!("r-{rest}"));
     let payloads = match &raw_merge {
@@ -135,6 +144,13 @@ fn main() -> converge_benches::BenchResult<()> {
             if what == "put-log" {
                 let per_op = env("HOT_LOG_BYTES").unwrap_or(40) as usize;
                 rs.push(put_with_log(durability, &load, &value, per_op)?);
+                continue;
+            }
+            if what == "put-deferred" {
+                // A log record holds each operation's key and value, with
+                // their lengths.
+                let per_op = env("HOT_LOG_BYTES").map_or(KEY_LEN + value.len() + 8, |b| b as usize);
+                rs.push(put_deferred(durability, &load, &value, per_op)?);
                 continue;
             }
             let raw = RawDb::open(durability)?;
@@ -283,4 +299,60 @@ fn put_with_log(
         Ok(())
     })?;
     Ok(rate(load.ops, elapsed))
+}
+
+/// The `put-deferred` model (module documentation): the writers put one
+/// log record per batch with `durability`; a second thread puts the
+/// batch's keys without the WAL. The rate counts until that thread is
+/// done.
+fn put_deferred(
+    durability: Durability,
+    load: &Load,
+    value: &[u8],
+    per_op: usize,
+) -> converge_benches::BenchResult<f64> {
+    let dir = tempfile::tempdir()?;
+    let options = Options::default().durability(durability);
+    let opts = options.rocksdb_options();
+    let db = rocksdb::DB::open_cf(&opts, dir.path(), ["log"])?;
+    let log = db.cf_handle("log").ok_or("no log column family")?;
+    let write = options.write_options();
+    let mut memtable_only = options.write_options();
+    memtable_only.disable_wal(true);
+    memtable_only.set_sync(false);
+    let depth = std::env::var("HOT_DEFER_QUEUE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u64>>(depth);
+    let next = std::sync::atomic::AtomicU64::new(0);
+    let start = std::time::Instant::now();
+    std::thread::scope(|s| -> converge_benches::BenchResult<()> {
+        let db = &db;
+        let memtable_only = &memtable_only;
+        let applier = s.spawn(move || -> Result<(), rocksdb::Error> {
+            for ops in rx {
+                let mut wb = rocksdb::WriteBatch::default();
+                for op in ops {
+                    wb.put(converge_benches::measure::key(load.key_of(op)), value);
+                }
+                db.write_opt(wb, memtable_only)?;
+            }
+            Ok(())
+        });
+        let written = converge_benches::measure::drive(load, |ops| {
+            let mut wb = rocksdb::WriteBatch::default();
+            let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            wb.put_cf(&log, n.to_be_bytes(), vec![0x5a; per_op * ops.len()]);
+            db.write_opt(wb, &write)?;
+            tx.send(ops.to_vec())?;
+            Ok(())
+        });
+        drop(tx);
+        let applied = applier.join().map_err(|_| "the applier panicked")?;
+        written?;
+        applied?;
+        Ok(())
+    })?;
+    Ok(rate(load.ops, start.elapsed()))
 }
