@@ -143,14 +143,14 @@ fn main() -> converge_benches::BenchResult<()> {
             let load = Load::new(local_ops, local_keys, batch).threads(threads);
             if what == "put-log" {
                 let per_op = env("HOT_LOG_BYTES").unwrap_or(40) as usize;
-                rs.push(put_with_log(durability, &load, &value, per_op)?);
+                rs.push(put_log_model(durability, &load, &value, per_op, false)?);
                 continue;
             }
             if what == "put-deferred" {
                 // A log record holds each operation's key and value, with
                 // their lengths.
                 let per_op = env("HOT_LOG_BYTES").map_or(KEY_LEN + value.len() + 8, |b| b as usize);
-                rs.push(put_deferred(durability, &load, &value, per_op)?);
+                rs.push(put_log_model(durability, &load, &value, per_op, true)?);
                 continue;
             }
             let raw = RawDb::open(durability)?;
@@ -272,80 +272,60 @@ fn print_steps(totals: &[timing::StepTime], ops: u64) {
     }
 }
 
-/// The `put-log` peer: raw puts, and one put per batch of `per_op` bytes
-/// per operation into a second column family (keyed by the batch's
-/// number, as the engine's log is), with the engine's RocksDB options.
-fn put_with_log(
+/// The `put-log` peer (`deferred` false): raw puts, and one put per batch
+/// of `per_op` bytes per operation into a second column family (keyed by
+/// the batch's number, as the engine's log is), with the engine's RocksDB
+/// options. The `put-deferred` model (`deferred` true; module
+/// documentation): the writers put only the log record, with
+/// `durability`, and a second thread puts the batch's keys without the
+/// WAL; the rate counts until that thread is done.
+fn put_log_model(
     durability: Durability,
     load: &Load,
     value: &[u8],
     per_op: usize,
+    deferred: bool,
 ) -> converge_benches::BenchResult<f64> {
     let dir = tempfile::tempdir()?;
     let options = Options::default().durability(durability);
-    let opts = options.rocksdb_options();
-    let db = rocksdb::DB::open_cf(&opts, dir.path(), ["log"])?;
+    let db = rocksdb::DB::open_cf(&options.rocksdb_options(), dir.path(), ["log"])?;
     let log = db.cf_handle("log").ok_or("no log column family")?;
     let write = options.write_options();
-    let next = std::sync::atomic::AtomicU64::new(0);
-    let elapsed = converge_benches::measure::drive(load, |ops| {
-        let mut wb = rocksdb::WriteBatch::default();
+    let mut memtable_only = rocksdb::WriteOptions::default();
+    memtable_only.disable_wal(true);
+    let puts = |ops: &[u64], wb: &mut rocksdb::WriteBatch| {
         for op in ops {
             wb.put(converge_benches::measure::key(load.key_of(*op)), value);
         }
-        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        wb.put_cf(&log, n.to_be_bytes(), vec![0x5a; per_op * ops.len()]);
-        db.write_opt(wb, &write)?;
-        Ok(())
-    })?;
-    Ok(rate(load.ops, elapsed))
-}
-
-/// The `put-deferred` model (module documentation): the writers put one
-/// log record per batch with `durability`; a second thread puts the
-/// batch's keys without the WAL. The rate counts until that thread is
-/// done.
-fn put_deferred(
-    durability: Durability,
-    load: &Load,
-    value: &[u8],
-    per_op: usize,
-) -> converge_benches::BenchResult<f64> {
-    let dir = tempfile::tempdir()?;
-    let options = Options::default().durability(durability);
-    let opts = options.rocksdb_options();
-    let db = rocksdb::DB::open_cf(&opts, dir.path(), ["log"])?;
-    let log = db.cf_handle("log").ok_or("no log column family")?;
-    let write = options.write_options();
-    let mut memtable_only = options.write_options();
-    memtable_only.disable_wal(true);
-    memtable_only.set_sync(false);
+    };
+    let next = std::sync::atomic::AtomicU64::new(0);
     let depth = std::env::var("HOT_DEFER_QUEUE")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(64);
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u64>>(depth);
-    let next = std::sync::atomic::AtomicU64::new(0);
     let start = std::time::Instant::now();
     std::thread::scope(|s| -> converge_benches::BenchResult<()> {
-        let db = &db;
-        let memtable_only = &memtable_only;
+        let (db, memtable_only, puts) = (&db, &memtable_only, &puts);
         let applier = s.spawn(move || -> Result<(), rocksdb::Error> {
             for ops in rx {
                 let mut wb = rocksdb::WriteBatch::default();
-                for op in ops {
-                    wb.put(converge_benches::measure::key(load.key_of(op)), value);
-                }
+                puts(&ops, &mut wb);
                 db.write_opt(wb, memtable_only)?;
             }
             Ok(())
         });
         let written = converge_benches::measure::drive(load, |ops| {
             let mut wb = rocksdb::WriteBatch::default();
+            if !deferred {
+                puts(ops, &mut wb);
+            }
             let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             wb.put_cf(&log, n.to_be_bytes(), vec![0x5a; per_op * ops.len()]);
             db.write_opt(wb, &write)?;
-            tx.send(ops.to_vec())?;
+            if deferred {
+                tx.send(ops.to_vec())?;
+            }
             Ok(())
         });
         drop(tx);
