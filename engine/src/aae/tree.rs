@@ -5,7 +5,7 @@ use super::hash::{entry_hash, key_hash, segment_of};
 use super::iblt::{CellUpdate, Entry, Iblt, MAX_CELLS};
 use crate::error::{Error, Result};
 use crate::shortkey::ShortKey;
-use crate::store::{cf, CF_AAE_KEYS, CF_AAE_LEAVES, CF_META, CF_STATE};
+use crate::store::{cf, state_scan, CF_AAE_KEYS, CF_AAE_LEAVES, CF_META, CF_STATE};
 use foldhash::{HashMap, HashMapExt};
 use parking_lot::{MappedRwLockReadGuard, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use rocksdb::DB;
@@ -787,7 +787,7 @@ impl Tree {
         // The index changes only by folds, and none runs meanwhile.
         let index = &*self.index()?;
         let aae_keys = cf(index, CF_AAE_KEYS)?;
-        let mut it = snap.raw_iterator_cf(cf(db, CF_STATE)?);
+        let mut it = snap.raw_iterator_cf_opt(cf(db, CF_STATE)?, state_scan());
         it.seek_to_first();
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             let kh = key_hash(k);
@@ -1029,7 +1029,7 @@ fn rebuild(db: &DB, index: &DB) -> Result<Levels> {
     let end = vec![0xffu8; 8 + crate::MAX_KEY_LEN + 1];
     index.delete_range_cf(aae_keys, &[][..], &end[..])?;
     index.delete_range_cf(cf(index, CF_AAE_LEAVES)?, &[][..], &[0xffu8; 5][..])?;
-    let mut it = db.raw_iterator_cf(cf(db, CF_STATE)?);
+    let mut it = db.raw_iterator_cf_opt(cf(db, CF_STATE)?, state_scan());
     it.seek_to_first();
     let mut wb = rocksdb::WriteBatch::default();
     while let (Some(k), Some(v)) = (it.key(), it.value()) {

@@ -36,7 +36,7 @@ pub(crate) fn make_exact(db: &DB) -> Result<bool> {
     // One pass over each family: read ahead, and leave the block cache
     // to the writes that follow.
     let scan = || {
-        let mut ro = rocksdb::ReadOptions::default();
+        let mut ro = super::state_scan();
         ro.fill_cache(false);
         ro.set_readahead_size(2 << 20);
         ro
