@@ -5,7 +5,9 @@
 //! merge (r-counter-delta, r-counter-state, r-orset-delta, r-orset-state),
 //! or `put`: the raw RocksDB peer of the local rows, or `merge-counter-delta`,
 //! `merge-counter-state`, `merge-orset-delta`: the raw peers of the remote
-//! rows (the same payloads as merge operands).
+//! rows (the same payloads as merge operands). KIND `put-hashed` is `put`
+//! into a database whose memtable is the engine's `state` family's (a hash
+//! table by key, `Options::state_rocksdb_options`).
 //! `HOT_RUNS=N` runs exactly N engines instead of SECONDS (for `perf stat`);
 //! `HOT_OPS` sets the operations per run (remote kinds: merges, default
 //! 2,000 for `r-orset-state`, 100,000 for the others; `HOT_VARIANTS`: how
@@ -80,7 +82,8 @@ fn main() -> converge_benches::BenchResult<()> {
         _ => None,
     };
     let kind = Kind::ALL.into_iter().find(|k| k.name() == what);
-    let raw_put = what == "put" || what == "put-log" || what == "put-deferred";
+    let raw_put =
+        what == "put" || what == "put-hashed" || what == "put-log" || what == "put-deferred";
     // The raw peer of the remote rows: the payloads as merge operands.
     let raw_merge = what.strip_prefix("merge-").map(|rest| format!("r-{rest}"));
     let payloads = match &raw_merge {
@@ -153,7 +156,11 @@ fn main() -> converge_benches::BenchResult<()> {
                 rs.push(put_log_model(durability, &load, &value, per_op, true)?);
                 continue;
             }
-            let raw = RawDb::open(durability)?;
+            let raw = if what == "put-hashed" {
+                RawDb::open_hashed(durability)?
+            } else {
+                RawDb::open(durability)?
+            };
             rs.push(rate(load.ops, raw.put_load(&load, &value)?));
             continue;
         }

@@ -169,7 +169,16 @@ pub fn converge_run(kind: Kind, durability: Durability, load: &Load) -> BenchRes
 /// A fresh raw database (with every key put once first and flushed, for
 /// the remove workload whose engine is prepared too), then the timed puts.
 pub fn put_run(kind: Kind, durability: Durability, load: &Load) -> BenchResult<f64> {
-    let raw = RawDb::open(durability)?;
+    put_run_on(RawDb::open(durability)?, kind, load)
+}
+
+/// [`put_run`] into a database whose memtable is the engine's `state`
+/// family's (hashed by key), not RocksDB's default skip list.
+pub fn put_run_hashed(kind: Kind, durability: Durability, load: &Load) -> BenchResult<f64> {
+    put_run_on(RawDb::open_hashed(durability)?, kind, load)
+}
+
+fn put_run_on(raw: RawDb, kind: Kind, load: &Load) -> BenchResult<f64> {
     let value = vec![0x5a; kind.value_len()?];
     if kind == Kind::OrSetRemove {
         let fill = Load::new(load.keys, load.keys, 10_000);
@@ -267,6 +276,21 @@ pub fn records(sizes: &Sizes, progress: &mut dyn FnMut(&Record)) -> BenchResult<
             );
         }
         if i == 0 {
+            // The same as the first row, against raw puts into the engine's
+            // own kind of memtable (not a goal: the goals are against
+            // RocksDB as a user opens it).
+            let load = Load::new(ops, keys, 100);
+            let (ours, peer) = paired(
+                sizes.runs,
+                || converge_run(Kind::Counter, buffered, &load),
+                || put_run_hashed(Kind::Counter, buffered, &load),
+            )?;
+            let name = format!("local/counter/buffered/b100/k{}/t1/hashed", short(keys));
+            let peer_name = "rocksdb put, hashed memtable";
+            push(
+                Record::versus(name, ours, OPS_PER_S, peer_name, peer),
+                &mut out,
+            );
             // Hot keys: ten times the operations per key. Operations that
             // read the state pay for every merge operand not yet compacted.
             let hot = Load::new(ops, (keys / 10).max(1), 100);

@@ -36,11 +36,26 @@ impl RawDb {
     /// Open an empty database with the engine's options for `durability`
     /// (and the "keep last" merge operator).
     pub fn open(durability: Durability) -> BenchResult<RawDb> {
+        Self::open_with(durability, converge::Options::rocksdb_options)
+    }
+
+    /// [`RawDb::open`] with the memtable of the engine's `state` family
+    /// (a hash table by whole key: `Options::state_rocksdb_options`), where
+    /// [`RawDb::open`] has RocksDB's default skip list: what a user who
+    /// tuned RocksDB for point writes the same way would get.
+    pub fn open_hashed(durability: Durability) -> BenchResult<RawDb> {
+        Self::open_with(durability, converge::Options::state_rocksdb_options)
+    }
+
+    fn open_with(
+        durability: Durability,
+        rocksdb_options: fn(&converge::Options) -> rocksdb::Options,
+    ) -> BenchResult<RawDb> {
         let dir = tempfile::Builder::new()
             .prefix("converge-bench-raw-")
             .tempdir()?;
         let options = converge::Options::default().durability(durability);
-        let mut opts = options.rocksdb_options();
+        let mut opts = rocksdb_options(&options);
         opts.set_merge_operator_associative("bench.keep_last", keep_last);
         let db = DB::open(&opts, dir.path())?;
         Ok(RawDb {

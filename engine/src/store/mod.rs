@@ -170,11 +170,10 @@ impl Engine {
         options.validate()?;
         let path = path.as_ref().to_path_buf();
         let mut db_opts = options.rocksdb_options();
-        // The `state` family's memtable is hashed (below), and RocksDB
-        // inserts into such a memtable from one writer at a time.
+        // The `state` family's memtable is hashed, and RocksDB inserts
+        // into such a memtable from one writer at a time.
         db_opts.set_allow_concurrent_memtable_write(false);
-        let mut state_opts = db_opts.clone();
-        state_memtable(&mut state_opts, options.write_buffer_bytes);
+        let mut state_opts = options.state_rocksdb_options();
         state_opts.set_merge_operator(
             "converge.crdt_join.v1",
             merge::state_full_merge,
@@ -622,56 +621,9 @@ impl Drop for Engine {
     }
 }
 
-/// The `state` family's memtable: a hash table of linked lists keyed by
-/// the whole user key (RocksDB's "hash link list", with the no-op prefix
-/// extractor, so a key's prefix is the key), instead of the default skip
-/// list over all keys.
-///
-/// Every access to `state` but a full scan is a point lookup or a write
-/// to one key. In a skip list, each write walks about log2(n) nodes
-/// scattered in memory (one cache miss each) to find its place among all
-/// the memtable's entries; in the hash table it finds the key's bucket and
-/// puts the newest entry first, and a read finds the key's entries the
-/// same way. Measured (BENCHMARKS.md, 2026-11-28): counter increments at
-/// batch 100 1.2-1.6x faster over 100,000 operations and 2.2-2.6x over 3M;
-/// remote deltas 1.4-1.8x.
-///
-/// What it costs:
-/// - a scan of the family in key order (verify, rebuild of the tree, the
-///   open's exactness pass) must ask for total order ([`state_scan`]), and
-///   RocksDB then first sorts a copy of each memtable; a flush sorts its
-///   memtable the same way, on the flush's thread;
-/// - the bucket array (8 bytes per bucket, one bucket per
-///   [`STATE_BYTES_PER_BUCKET`] bytes of write buffer: 4 MiB of a 64 MiB
-///   memtable) comes out of each memtable's budget;
-/// - memtable inserts are not concurrent (`allow_concurrent_memtable_write`
-///   off); the engine's group commit hands RocksDB one writer's batch at a
-///   time in any case.
-///
-/// The prefix extractor is also recorded in the family's SST files (their
-/// filters hold the whole key, as without it); a store written without it
-/// opens with it and the other way round, RocksDB ignoring prefix filters
-/// written under another extractor.
-fn state_memtable(opts: &mut rocksdb::Options, write_buffer_bytes: usize) {
-    opts.set_prefix_extractor(rocksdb::SliceTransform::create_noop());
-    opts.set_memtable_factory(rocksdb::MemtableFactory::HashLinkList {
-        bucket_count: (write_buffer_bytes / STATE_BYTES_PER_BUCKET).max(1024),
-    });
-}
-
-/// Write buffer bytes per bucket of the `state` memtable's hash table. A
-/// bucket holds every entry of the keys hashed to it, newest first per key,
-/// in one sorted list (a skip list past 256 entries), so a write to a key
-/// that shares its bucket walks the other key's entries: with 10,000 keys,
-/// runs of 3M counter increments went 0.58-0.60M ops/s with 65,536
-/// buckets, 0.70-0.80M with 262,144, 0.87M with 524,288 and 0.86-0.92M
-/// with 1,048,576 (2026-11-28). 128 gives 524,288 buckets (4 MiB) to a
-/// 64 MiB memtable.
-const STATE_BYTES_PER_BUCKET: usize = 128;
-
 /// Read options for a scan of the `state` family in key order: total
-/// order, which its hashed memtable (see [`state_memtable`]) does not give
-/// unless asked.
+/// order, which its hashed memtable (see
+/// [`Options::state_rocksdb_options`]) does not give unless asked.
 pub(crate) fn state_scan() -> rocksdb::ReadOptions {
     let mut ro = rocksdb::ReadOptions::default();
     ro.set_total_order_seek(true);

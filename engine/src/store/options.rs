@@ -2,6 +2,16 @@
 
 use crate::causal::ReplicaId;
 
+/// Write buffer bytes per bucket of the `state` memtable's hash table
+/// ([`Options::state_rocksdb_options`]). A bucket holds every entry of the
+/// keys hashed to it in one sorted list (a skip list past 256 entries), so
+/// a write to a key that shares its bucket walks the other key's entries.
+/// With 10,000 keys, runs of 3M counter increments went 0.58-0.60M ops/s
+/// with 65,536 buckets, 0.70-0.80M with 262,144, 0.87M with 524,288 and
+/// 0.86-0.94M with 1,048,576 (2026-11-28). 128 gives a 64 MiB memtable
+/// 524,288 buckets (4 MiB).
+const STATE_BYTES_PER_BUCKET: usize = 128;
+
 /// When an acknowledged write is safe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Durability {
@@ -209,6 +219,49 @@ impl Options {
         // point lookup (measured: ingest fell from 150k to 9k ops/s past 1M
         // keys).
         o.set_block_based_table_factory(&t);
+        o
+    }
+
+    /// The RocksDB options of the `state` column family, where the
+    /// engine keeps every key's state (without its merge operator): the
+    /// shared ones ([`Options::rocksdb_options`]), with a memtable that is a
+    /// hash table keyed by the whole user key (RocksDB's "hash link list",
+    /// and the no-op prefix extractor, so a key's prefix is the key)
+    /// instead of the default skip list over all keys. Benchmarks open
+    /// their hashed raw-RocksDB peer with the same.
+    ///
+    /// Every access to `state` but a full scan is a point lookup or a
+    /// write to one key. In a skip list, each write walks about log2(n)
+    /// nodes scattered in memory (a cache miss each) to find its place
+    /// among all the memtable's entries; in the hash table it finds its
+    /// key's bucket and puts the newest entry first, and a read finds the
+    /// key's entries the same way. Measured (BENCHMARKS.md, 2026-11-28):
+    /// counter increments at batch 100 1.2-1.6x faster over 100,000
+    /// operations and 2.2-2.6x over 3M; remote deltas 1.4-1.8x.
+    ///
+    /// What it costs:
+    /// - a scan of the family in key order (verify, the tree's rebuild,
+    ///   the exactness pass at open) must ask for total order, and RocksDB
+    ///   then first sorts a copy of each memtable; a flush sorts its
+    ///   memtable the same way, on the flush's thread;
+    /// - the bucket array (8 bytes per bucket, one per 128 bytes of write
+    ///   buffer: 4 MiB of a 64 MiB memtable) comes out of each memtable's
+    ///   budget;
+    /// - RocksDB inserts into such a memtable from one writer at a time:
+    ///   the database's `allow_concurrent_memtable_write` must be off (set
+    ///   here, and by the engine for its whole instance). The engine's
+    ///   group commit hands RocksDB one batch at a time in any case.
+    ///
+    /// RocksDB records the prefix extractor's name in each SST file and
+    /// uses prefix filters only from files written under the same one, so
+    /// a store written before this memtable opens as before.
+    pub fn state_rocksdb_options(&self) -> rocksdb::Options {
+        let mut o = self.rocksdb_options();
+        o.set_allow_concurrent_memtable_write(false);
+        o.set_prefix_extractor(rocksdb::SliceTransform::create_noop());
+        o.set_memtable_factory(rocksdb::MemtableFactory::HashLinkList {
+            bucket_count: (self.write_buffer_bytes / STATE_BYTES_PER_BUCKET).max(1024),
+        });
         o
     }
 
