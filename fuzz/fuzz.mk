@@ -54,8 +54,9 @@ fuzz-build-plain: fuzz-setup
 # CXXFLAGS adds frame pointers for readable C++ stacks (on top of the main
 # build's CXXFLAGS, which this target-specific variable replaces for the cc
 # crate). libFuzzer itself must not be instrumented: it comes prebuilt
-# from the plain build (CUSTOM_LIBFUZZER_PATH). These flags are part of ccache's key: change
-# them and RocksDB compiles again (about 12 minutes on 2 idle cores).
+# from the plain build (CUSTOM_LIBFUZZER_PATH). These flags are part of
+# ccache's key: change them and RocksDB compiles again (about 12 minutes
+# on 2 idle cores).
 fuzz-build-asan: fuzz-build-plain
 	lib=$$(ls -t $(FUZZ_PLAIN_DIR)/$(FUZZ_TRIPLE)/release/build/libfuzzer-sys-*/out/libfuzzer.a | head -1) && \
 	  test -n "$$lib" && \

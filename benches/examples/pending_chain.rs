@@ -9,6 +9,7 @@
 
 use converge::{Engine, Options, ReplicaId};
 use std::time::Instant;
+
 fn main() {
     for n in [2_000u64, 4_000, 8_000] {
         let (da, dc) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
